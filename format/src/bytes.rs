@@ -1,0 +1,76 @@
+//! The one place that maps files: a cheap, cloneable, bounds-checked bytes handle.
+//!
+//! # Safety
+//! `memmap2::Mmap::map` is unsafe because another process could change the file while it
+//! is mapped. Strata maps only files it wrote, fsynced and never modifies again (segments
+//! are immutable), inside a directory guarded by an exclusive lock. A file truncated behind
+//! our back by another program can still raise SIGBUS; that is outside the contract, and
+//! the length is checked against the footer before any access.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// Immutable bytes backed by a shared memory map (or by nothing, when empty).
+#[derive(Clone)]
+pub struct MappedBytes {
+    map: Option<Arc<Mmap>>,
+    range: Range<usize>,
+}
+
+impl std::fmt::Debug for MappedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedBytes").field("len", &self.len()).finish()
+    }
+}
+
+impl MappedBytes {
+    /// Maps the whole of `path` read-only.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len == 0 {
+            return Ok(MappedBytes { map: None, range: 0..0 });
+        }
+        // SAFETY: see the module doc: the file is immutable for as long as it is mapped.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let n = map.len();
+        Ok(MappedBytes { map: Some(Arc::new(map)), range: 0..n })
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.get(self.range.clone()).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// A sub-range, or `None` when it is out of bounds.
+    pub fn slice(&self, range: Range<u64>) -> Option<MappedBytes> {
+        let start = usize::try_from(range.start).ok()?;
+        let end = usize::try_from(range.end).ok()?;
+        if start > end || end > self.len() {
+            return None;
+        }
+        Some(MappedBytes {
+            map: self.map.clone(),
+            range: self.range.start + start..self.range.start + end,
+        })
+    }
+}

@@ -1,0 +1,627 @@
+//! The segment container: an immutable file of rows sorted by id.
+//!
+//! Layout (all integers little-endian; `docs/format.md` is the normative spec):
+//! header (64 B) · sections, each at a 64-byte aligned offset · section table · footer (32 B).
+//! Sections of format version 1: `IDS` (sorted `u64`), `VECTORS` (`f32` rows),
+//! `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and `PAYLOADS`
+//! (zstd frames). `IDS` and `PAYLOAD_DIR` are checksummed at open; the large sections by
+//! [`SegmentReader::verify`].
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::bytes::MappedBytes;
+use crate::codec::{check_crc, expect_magic, expect_version, Reader};
+use crate::error::{CorruptionKind, DecodeError, Error, Result};
+
+/// Magic at offset 0 of a segment.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
+/// Magic in the last 4 bytes of a segment.
+pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
+/// Format version written by this build.
+pub const SEGMENT_VERSION: u32 = 1;
+/// Oldest format version this build reads.
+pub const SEGMENT_MIN_VERSION: u32 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: u64 = 64;
+/// Footer length in bytes.
+pub const FOOTER_LEN: u64 = 32;
+/// Length of one section-table entry.
+pub const TABLE_ENTRY_LEN: u64 = 32;
+/// Alignment of every section.
+pub const SECTION_ALIGN: u64 = 64;
+/// Rows per compressed payload block.
+pub const PAYLOAD_BLOCK_ROWS: usize = 64;
+/// Largest payload of one record, in bytes.
+pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
+/// Largest dimension a segment may declare.
+pub const MAX_DIM: u32 = 65_536;
+/// Marker in a payload block for "this row has no payload".
+const NO_PAYLOAD: u32 = u32::MAX;
+
+/// Section kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SectionKind {
+    /// Sorted, unique `u64` ids.
+    Ids = 1,
+    /// `rows × dim` little-endian `f32`.
+    Vectors = 2,
+    /// Per payload block: offset `u64`, compressed length `u32`, raw length `u32`.
+    PayloadDir = 3,
+    /// Concatenated zstd frames.
+    Payloads = 4,
+}
+
+const SECTION_KINDS: [SectionKind; 4] =
+    [SectionKind::Ids, SectionKind::Vectors, SectionKind::PayloadDir, SectionKind::Payloads];
+
+/// What a flush hands to [`write_segment`]. Rows must already be sorted by id.
+pub struct SegmentWriteInput<'a> {
+    /// Vector dimension.
+    pub dim: u32,
+    /// Metric code (the engine's; opaque to this crate).
+    pub metric: u8,
+    /// Highest sequence number of any row written (informational).
+    pub max_seq: u64,
+    /// Strictly ascending ids.
+    pub ids: &'a [u64],
+    /// `ids.len() × dim` values, row-major.
+    pub vectors: &'a [f32],
+    /// Payload of each row, `None` when absent.
+    pub payloads: &'a [Option<&'a [u8]>],
+}
+
+/// Parsed fixed header of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Format version of the file.
+    pub version: u32,
+    /// Vector dimension.
+    pub dim: u32,
+    /// Metric code.
+    pub metric: u8,
+    /// Number of rows.
+    pub rows: u64,
+    /// Highest sequence number in the segment.
+    pub max_seq: u64,
+}
+
+/// Writes a complete segment to `path` (which must not exist) and fsyncs it.
+/// Returns the file length. The caller fsyncs the directory and publishes the file.
+pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
+    let rows = input.ids.len();
+    let dim = input.dim as usize;
+    let bad = |what| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+    if input.vectors.len() != rows * dim || input.payloads.len() != rows || dim == 0 {
+        return Err(bad("segment input lengths disagree"));
+    }
+    if input.ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad("segment ids are not strictly ascending"));
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut w = SectionWriter { out: BufWriter::with_capacity(1 << 20, file), pos: 0, table: Vec::new() };
+    let io = |e| Error::io(path, e);
+    w.put(&header_bytes(input, rows as u64)).map_err(io)?;
+    w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids)).map_err(io)?;
+    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors)).map_err(io)?;
+    let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
+    w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
+    w.section(SectionKind::Payloads, &blob).map_err(io)?;
+    w.finish().map_err(io)
+}
+
+fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN as usize);
+    h.extend_from_slice(SEGMENT_MAGIC);
+    h.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    h.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    h.extend_from_slice(&input.dim.to_le_bytes());
+    h.extend_from_slice(&[input.metric, 0, 0, 0]);
+    h.extend_from_slice(&rows.to_le_bytes());
+    h.extend_from_slice(&input.max_seq.to_le_bytes());
+    h.extend_from_slice(&(PAYLOAD_BLOCK_ROWS as u32).to_le_bytes());
+    h.resize(60, 0);
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Compresses payloads in blocks; returns (directory, blob).
+fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut dir = Vec::new();
+    let mut blob = Vec::new();
+    let mut raw = Vec::new();
+    for block in payloads.chunks(PAYLOAD_BLOCK_ROWS) {
+        raw.clear();
+        for p in block {
+            let len = match p {
+                Some(p) if p.len() <= MAX_PAYLOAD_LEN => p.len() as u32,
+                Some(_) => return Err(std::io::Error::other("payload too large")),
+                None => NO_PAYLOAD,
+            };
+            raw.extend_from_slice(&len.to_le_bytes());
+        }
+        for p in block.iter().flatten() {
+            raw.extend_from_slice(p);
+        }
+        let mut enc = zstd::bulk::Compressor::new(3)?;
+        enc.include_checksum(true)?;
+        let frame = enc.compress(&raw)?;
+        dir.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+        dir.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        blob.extend_from_slice(&frame);
+    }
+    Ok((dir, blob))
+}
+
+struct SectionWriter {
+    out: BufWriter<std::fs::File>,
+    pos: u64,
+    table: Vec<(SectionKind, u64, u64, u32)>,
+}
+
+impl SectionWriter {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, align: u64) -> std::io::Result<()> {
+        let target = crate::align_up(self.pos, align);
+        let zeros = vec![0u8; (target - self.pos) as usize];
+        self.put(&zeros)
+    }
+
+    fn section(&mut self, kind: SectionKind, data: &[u8]) -> std::io::Result<()> {
+        self.pad_to(SECTION_ALIGN)?;
+        let off = self.pos;
+        self.put(data)?;
+        self.table.push((kind, off, data.len() as u64, crc32fast::hash(data)));
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.pad_to(8)?;
+        let table_off = self.pos;
+        let mut t = Vec::new();
+        for &(kind, off, len, crc) in &self.table {
+            t.extend_from_slice(&(kind as u32).to_le_bytes());
+            t.extend_from_slice(&0u32.to_le_bytes());
+            t.extend_from_slice(&off.to_le_bytes());
+            t.extend_from_slice(&len.to_le_bytes());
+            t.extend_from_slice(&crc.to_le_bytes());
+            t.extend_from_slice(&0u32.to_le_bytes());
+        }
+        self.put(&t)?;
+        let file_len = self.pos + FOOTER_LEN;
+        let mut f = Vec::with_capacity(FOOTER_LEN as usize);
+        f.extend_from_slice(&table_off.to_le_bytes());
+        f.extend_from_slice(&(self.table.len() as u32).to_le_bytes());
+        f.extend_from_slice(&crc32fast::hash(&t).to_le_bytes());
+        f.extend_from_slice(&file_len.to_le_bytes());
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f.extend_from_slice(FOOTER_MAGIC);
+        self.put(&f)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(file_len)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Section {
+    range: Range<u64>,
+    crc: u32,
+}
+
+/// An open segment: zero-copy, bounds-checked views over its mmap.
+#[derive(Debug)]
+pub struct SegmentReader {
+    path: PathBuf,
+    bytes: MappedBytes,
+    header: SegmentHeader,
+    sections: Sections,
+}
+
+#[derive(Debug, Clone)]
+struct Sections {
+    ids: Section,
+    vectors: Section,
+    payload_dir: Section,
+    payloads: Section,
+}
+
+impl Sections {
+    fn get(&self, kind: SectionKind) -> &Section {
+        match kind {
+            SectionKind::Ids => &self.ids,
+            SectionKind::Vectors => &self.vectors,
+            SectionKind::PayloadDir => &self.payload_dir,
+            SectionKind::Payloads => &self.payloads,
+        }
+    }
+
+    #[cfg(test)]
+    fn all(&self) -> [&Section; 4] {
+        [&self.ids, &self.vectors, &self.payload_dir, &self.payloads]
+    }
+}
+
+impl SegmentReader {
+    /// Maps and validates `path`: footer, header, section table, and the checksums of the
+    /// small sections. Large sections are checked by [`SegmentReader::verify`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = MappedBytes::open(path)?;
+        Self::from_bytes(path, bytes).map_err(|e| e.at(path))
+    }
+
+    /// Validates an already mapped (or in-memory, for fuzzing) segment image.
+    pub fn from_bytes(path: &Path, bytes: MappedBytes) -> std::result::Result<Self, DecodeError> {
+        let buf = bytes.as_slice();
+        let len = buf.len() as u64;
+        if len < HEADER_LEN + FOOTER_LEN {
+            return Err(Reader::fault_at(0, CorruptionKind::Truncated { needed: HEADER_LEN + FOOTER_LEN, available: len }));
+        }
+        let header = parse_header(buf)?;
+        let (table_off, count) = parse_footer(buf)?;
+        let sections = parse_table(buf, table_off, count, &header)?;
+        let seg = SegmentReader { path: path.to_path_buf(), bytes, header, sections };
+        seg.check_section(SectionKind::Ids)?;
+        seg.check_section(SectionKind::PayloadDir)?;
+        Ok(seg)
+    }
+
+    fn section(&self, kind: SectionKind) -> &Section {
+        self.sections.get(kind)
+    }
+
+    fn section_bytes(&self, kind: SectionKind) -> &[u8] {
+        let r = &self.section(kind).range;
+        self.bytes.as_slice().get(r.start as usize..r.end as usize).unwrap_or(&[])
+    }
+
+    fn check_section(&self, kind: SectionKind) -> std::result::Result<(), DecodeError> {
+        let s = self.section(kind);
+        check_crc(self.section_bytes(kind), s.crc, s.range.start)
+    }
+
+    /// The file this segment was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.header.rows as usize
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.header.dim as usize
+    }
+
+    /// File length in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// The sorted id column.
+    pub fn ids(&self) -> &[u64] {
+        bytemuck::try_cast_slice(self.section_bytes(SectionKind::Ids)).unwrap_or(&[])
+    }
+
+    /// All vectors, row-major.
+    pub fn vectors(&self) -> &[f32] {
+        bytemuck::try_cast_slice(self.section_bytes(SectionKind::Vectors)).unwrap_or(&[])
+    }
+
+    /// The vector of `row`.
+    pub fn vector(&self, row: usize) -> Option<&[f32]> {
+        let d = self.dim();
+        self.vectors().get(row * d..(row + 1) * d)
+    }
+
+    /// The row holding `id`, by binary search of the id column.
+    pub fn find(&self, id: u64) -> Option<usize> {
+        self.ids().binary_search(&id).ok()
+    }
+
+    /// The payload of `row`, decompressing its block.
+    pub fn payload(&self, row: usize) -> Result<Option<Vec<u8>>> {
+        self.payload_inner(row).map_err(|e| e.at(&self.path))
+    }
+
+    fn payload_inner(&self, row: usize) -> std::result::Result<Option<Vec<u8>>, DecodeError> {
+        let block = row / PAYLOAD_BLOCK_ROWS;
+        let raw = self.block(block)?;
+        let base = self.section(SectionKind::Payloads).range.start;
+        let in_block = row % PAYLOAD_BLOCK_ROWS;
+        let mut lens = Reader::new(&raw, base);
+        let n = self.block_rows(block);
+        let mut skip = 0usize;
+        let mut mine = None;
+        for i in 0..n {
+            let len = lens.u32()?;
+            if i < in_block && len != NO_PAYLOAD {
+                skip += len as usize;
+            } else if i == in_block {
+                mine = Some(len);
+            }
+        }
+        let mut data = Reader::new(raw.get(n * 4..).unwrap_or(&[]), base);
+        data.bytes(skip)?;
+        match mine {
+            Some(NO_PAYLOAD) | None => Ok(None),
+            Some(len) => Ok(Some(data.bytes(len as usize)?.to_vec())),
+        }
+    }
+
+    fn block_rows(&self, block: usize) -> usize {
+        (self.rows() - block * PAYLOAD_BLOCK_ROWS).min(PAYLOAD_BLOCK_ROWS)
+    }
+
+    fn block(&self, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+        let dir_off = self.section(SectionKind::PayloadDir).range.start;
+        let dir = self.section_bytes(SectionKind::PayloadDir);
+        let mut r = Reader::new(dir.get(block * 16..).unwrap_or(&[]), dir_off + block as u64 * 16);
+        let off = r.u64()?;
+        let clen = r.u32()? as u64;
+        let rlen = r.u32()? as usize;
+        let max_raw = self.block_rows(block) * (4 + MAX_PAYLOAD_LEN);
+        if rlen > max_raw {
+            return Err(r.fault(CorruptionKind::Invalid("payload block raw length")));
+        }
+        let sec = &self.section(SectionKind::Payloads).range;
+        let frame = off
+            .checked_add(clen)
+            .filter(|&end| end <= sec.end - sec.start)
+            .and_then(|end| self.section_bytes(SectionKind::Payloads).get(off as usize..end as usize))
+            .ok_or_else(|| r.fault(CorruptionKind::Invalid("payload block range")))?;
+        let raw = zstd::bulk::decompress(frame, rlen)
+            .map_err(|_| Reader::fault_at(sec.start + off, CorruptionKind::Invalid("payload block (zstd)")))?;
+        if raw.len() != rlen {
+            return Err(Reader::fault_at(sec.start + off, CorruptionKind::Invalid("payload block length")));
+        }
+        Ok(raw)
+    }
+
+    /// Full check: every section checksum, id order, and every payload block.
+    pub fn verify(&self) -> Result<()> {
+        self.verify_inner().map_err(|e| e.at(&self.path))
+    }
+
+    fn verify_inner(&self) -> std::result::Result<(), DecodeError> {
+        for kind in SECTION_KINDS {
+            self.check_section(kind)?;
+        }
+        let ids_off = self.section(SectionKind::Ids).range.start;
+        if let Some(i) = self.ids().windows(2).position(|w| w[0] >= w[1]) {
+            return Err(Reader::fault_at(ids_off + 8 * (i as u64 + 1), CorruptionKind::Invalid("id order")));
+        }
+        for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
+            let raw = self.block(block)?;
+            let mut r = Reader::new(&raw, 0);
+            let mut total = 0usize;
+            for _ in 0..self.block_rows(block) {
+                let len = r.u32()?;
+                if len != NO_PAYLOAD {
+                    total += len as usize;
+                }
+            }
+            if r.remaining() != total {
+                let off = self.section(SectionKind::Payloads).range.start;
+                return Err(Reader::fault_at(off, CorruptionKind::Invalid("payload block contents")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_header(buf: &[u8]) -> std::result::Result<SegmentHeader, DecodeError> {
+    let mut r = Reader::new(buf, 0);
+    expect_magic(&mut r, SEGMENT_MAGIC)?;
+    let version = r.u32()?;
+    let head = buf.get(..60).unwrap_or(&[]);
+    let stored = u32::from_le_bytes(buf.get(60..64).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+    check_crc(head, stored, 60)?;
+    expect_version(version, SEGMENT_MIN_VERSION, SEGMENT_VERSION, 8)?;
+    let header_len = r.u32()?;
+    if header_len as u64 != HEADER_LEN {
+        return Err(Reader::fault_at(12, CorruptionKind::Invalid("header length")));
+    }
+    let dim = r.u32()?;
+    let metric = r.u8()?;
+    r.bytes(3)?;
+    let rows = r.u64()?;
+    let max_seq = r.u64()?;
+    let block_rows = r.u32()?;
+    if dim == 0 || dim > MAX_DIM {
+        return Err(Reader::fault_at(16, CorruptionKind::Invalid("dimension")));
+    }
+    if block_rows as usize != PAYLOAD_BLOCK_ROWS {
+        return Err(Reader::fault_at(40, CorruptionKind::Invalid("payload block rows")));
+    }
+    Ok(SegmentHeader { version, dim, metric, rows, max_seq })
+}
+
+fn parse_footer(buf: &[u8]) -> std::result::Result<(u64, u32), DecodeError> {
+    let len = buf.len() as u64;
+    let at = len - FOOTER_LEN;
+    let f = buf.get(at as usize..).unwrap_or(&[]);
+    let mut r = Reader::new(f, at);
+    let table_off = r.u64()?;
+    let count = r.u32()?;
+    let _table_crc = r.u32()?;
+    let file_len = r.u64()?;
+    let stored = r.u32()?;
+    expect_magic(&mut r, FOOTER_MAGIC).map_err(|e| DecodeError { offset: at + 28, ..e })?;
+    check_crc(f.get(..24).unwrap_or(&[]), stored, at + 24)?;
+    if file_len != len {
+        return Err(Reader::fault_at(at + 16, CorruptionKind::Length { expected: file_len, actual: len }));
+    }
+    Ok((table_off, count))
+}
+
+fn parse_table(
+    buf: &[u8],
+    table_off: u64,
+    count: u32,
+    header: &SegmentHeader,
+) -> std::result::Result<Sections, DecodeError> {
+    let len = buf.len() as u64;
+    let footer_at = len - FOOTER_LEN;
+    let table_len = count as u64 * TABLE_ENTRY_LEN;
+    if count as usize != SECTION_KINDS.len() || table_off.checked_add(table_len) != Some(footer_at) {
+        return Err(Reader::fault_at(footer_at, CorruptionKind::Invalid("section table location")));
+    }
+    let table = buf.get(table_off as usize..footer_at as usize).unwrap_or(&[]);
+    let stored = u32::from_le_bytes(buf.get(footer_at as usize + 12..footer_at as usize + 16).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+    check_crc(table, stored, table_off)?;
+    let mut r = Reader::new(table, table_off);
+    let mut out: [Option<Section>; 4] = Default::default();
+    for _ in 0..count {
+        let at = r.offset();
+        let kind = r.u32()?;
+        r.u32()?;
+        let off = r.u64()?;
+        let slen = r.u64()?;
+        let crc = r.u32()?;
+        r.u32()?;
+        let end = off.checked_add(slen).filter(|&e| e <= table_off && off >= HEADER_LEN && off % SECTION_ALIGN == 0);
+        let (Some(end), Some(slot)) = (end, kind.checked_sub(1).and_then(|k| out.get_mut(k as usize))) else {
+            return Err(Reader::fault_at(at, CorruptionKind::Invalid("section entry")));
+        };
+        *slot = Some(Section { range: off..end, crc });
+    }
+    let [Some(ids), Some(vecs), Some(dir), Some(pay)] = out else {
+        return Err(Reader::fault_at(table_off, CorruptionKind::Invalid("missing section")));
+    };
+    let rows = header.rows;
+    let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);
+    let expect = |s: &Section, want: Option<u64>, what| match want {
+        Some(w) if s.range.end - s.range.start == w => Ok(()),
+        _ => Err(Reader::fault_at(s.range.start, CorruptionKind::Invalid(what))),
+    };
+    expect(&ids, rows.checked_mul(8), "ids section length")?;
+    expect(&vecs, rows.checked_mul(header.dim as u64).and_then(|x| x.checked_mul(4)), "vectors section length")?;
+    expect(&dir, blocks.checked_mul(16), "payload directory length")?;
+    Ok(Sections { ids, vectors: vecs, payload_dir: dir, payloads: pay })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
+        let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
+        let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32 * 0.5).collect();
+        let owned: Vec<Vec<u8>> = (0..rows).map(|i| format!("payload {i}").into_bytes()).collect();
+        let payloads: Vec<Option<&[u8]>> =
+            owned.iter().enumerate().map(|(i, p)| (i % 3 != 0).then_some(p.as_slice())).collect();
+        let path = dir.join("000001.seg");
+        let input = SegmentWriteInput { dim: 4, metric: 0, max_seq: 9, ids: &ids, vectors: &vectors, payloads: &payloads };
+        write_segment(&path, &input).unwrap();
+        (path, ids, vectors)
+    }
+
+    #[test]
+    fn round_trip_ids_vectors_payloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ids, vectors) = sample(dir.path(), 200);
+        let seg = SegmentReader::open(&path).unwrap();
+        assert_eq!(seg.ids(), &ids[..]);
+        assert_eq!(seg.vectors(), &vectors[..]);
+        assert_eq!(seg.vector(7).unwrap(), &vectors[28..32]);
+        assert_eq!(seg.find(301), Some(100));
+        assert_eq!(seg.find(302), None);
+        assert_eq!(seg.payload(0).unwrap(), None);
+        assert_eq!(seg.payload(131).unwrap().unwrap(), b"payload 131");
+        seg.verify().unwrap();
+        assert_eq!(seg.vectors().as_ptr() as usize % 64, 0, "vectors are 64-byte aligned");
+    }
+
+    #[test]
+    fn empty_segment_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = sample(dir.path(), 0);
+        let seg = SegmentReader::open(&path).unwrap();
+        assert_eq!(seg.rows(), 0);
+        seg.verify().unwrap();
+    }
+
+    #[test]
+    fn every_byte_flip_is_an_error_or_caught_by_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = sample(dir.path(), 70);
+        let good = std::fs::read(&path).unwrap();
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            let res = SegmentReader::open(&path).and_then(|s| s.verify());
+            match res {
+                Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
+                Err(e) => panic!("flip at {at}: unexpected error {e}"),
+                // Padding bytes between sections carry no data and are not checksummed.
+                Ok(()) => assert!(is_padding(&good, at), "flip at {at} went unnoticed"),
+            }
+        }
+    }
+
+    fn is_padding(good: &[u8], at: usize) -> bool {
+        let seg = SegmentReader::from_bytes(Path::new("x"), {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("s");
+            std::fs::write(&p, good).unwrap();
+            MappedBytes::open(&p).unwrap()
+        })
+        .unwrap();
+        let inside = seg.sections.all().iter().any(|s| (s.range.start..s.range.end).contains(&(at as u64)));
+        let table = good.len() - FOOTER_LEN as usize - 4 * TABLE_ENTRY_LEN as usize;
+        !inside && at >= HEADER_LEN as usize && at < table
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = sample(dir.path(), 3);
+        let mut b = std::fs::read(&path).unwrap();
+        b[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let crc = crc32fast::hash(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &b).unwrap();
+        let err = SegmentReader::open(&path).unwrap_err();
+        assert!(err.to_string().contains("unsupported format version 7"), "{err}");
+    }
+
+    #[test]
+    fn truncation_and_appended_garbage_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = sample(dir.path(), 10);
+        let good = std::fs::read(&path).unwrap();
+        for cut in [0, 10, 64, good.len() / 2, good.len() - 1] {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            assert!(matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })), "cut {cut}");
+        }
+        let mut longer = good.clone();
+        longer.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })));
+    }
+}

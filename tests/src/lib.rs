@@ -1,0 +1,1 @@
+//! Whole-store tests live in `tests/it/`; this crate has no library code.
