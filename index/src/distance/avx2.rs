@@ -1,0 +1,85 @@
+//! AVX2 + FMA kernels.
+//!
+//! # Safety
+//! The `unsafe fn`s require AVX2 and FMA; the safe wrappers are only installed by
+//! [`super::available`] after `is_x86_feature_detected!` confirmed both. Loads are
+//! unaligned (`loadu`) and stay within `min(a.len(), b.len())`.
+
+use std::arch::x86_64::*;
+
+/// Squared L2 (caller guarantees AVX2+FMA were detected).
+pub fn l2(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: installed only after run-time detection of avx2 and fma.
+    unsafe { l2_impl(a, b) }
+}
+
+/// Dot product (caller guarantees AVX2+FMA were detected).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: installed only after run-time detection of avx2 and fma.
+    unsafe { dot_impl(a, b) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps(v, 1);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads below): i + 8 <= n for every load, so reads stay in bounds.
+    while i + 32 <= n {
+        for (j, a) in acc.iter_mut().enumerate() {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8 * j)), _mm256_loadu_ps(pb.add(i + 8 * j)));
+            *a = _mm256_fmadd_ps(d, d, *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+        acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut s = hsum(sum);
+    while i < n {
+        let d = *pa.add(i) - *pb.add(i);
+        s += d * d;
+        i += 1;
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads below): i + 8 <= n for every load, so reads stay in bounds.
+    while i + 32 <= n {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * j)), _mm256_loadu_ps(pb.add(i + 8 * j)), *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut s = hsum(sum);
+    while i < n {
+        s += *pa.add(i) * *pb.add(i);
+        i += 1;
+    }
+    s
+}

@@ -1,0 +1,190 @@
+//! Distance kernels and metrics.
+//!
+//! Each instruction set has its own file; [`kernels`] picks the best the CPU supports at
+//! run time, once. [`scalar`] is the reference every kernel is tested against.
+//!
+//! Distances are "smaller is nearer": squared L2 for [`Metric::L2`], `-dot` for
+//! [`Metric::InnerProduct`], and `1 - dot` of unit vectors for [`Metric::Cosine`]
+//! (vectors are normalised on write and queries on search).
+
+use std::sync::OnceLock;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod scalar;
+
+/// How two vectors are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Squared Euclidean distance.
+    L2,
+    /// Negative inner product (larger dot product = nearer).
+    InnerProduct,
+    /// One minus cosine similarity; vectors are normalised on write.
+    Cosine,
+}
+
+impl Metric {
+    /// Stable one-byte code used in file formats.
+    pub fn code(self) -> u8 {
+        match self {
+            Metric::L2 => 0,
+            Metric::InnerProduct => 1,
+            Metric::Cosine => 2,
+        }
+    }
+
+    /// The metric of a code, if valid.
+    pub fn from_code(code: u8) -> Option<Metric> {
+        match code {
+            0 => Some(Metric::L2),
+            1 => Some(Metric::InnerProduct),
+            2 => Some(Metric::Cosine),
+            _ => None,
+        }
+    }
+
+    /// Short lowercase name (`l2`, `ip`, `cosine`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::L2 => "l2",
+            Metric::InnerProduct => "ip",
+            Metric::Cosine => "cosine",
+        }
+    }
+
+    /// Distance between `a` and `b` (already normalised for cosine).
+    #[inline]
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        let k = kernels();
+        match self {
+            Metric::L2 => (k.l2)(a, b),
+            Metric::InnerProduct => -(k.dot)(a, b),
+            Metric::Cosine => 1.0 - (k.dot)(a, b),
+        }
+    }
+}
+
+/// A distance function over two equal-length slices.
+pub type DistanceFn = fn(&[f32], &[f32]) -> f32;
+
+/// The kernel set chosen for this CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// Name of the instruction set (`avx512f`, `avx2+fma`, `portable`).
+    pub name: &'static str,
+    /// Squared L2.
+    pub l2: DistanceFn,
+    /// Dot product.
+    pub dot: DistanceFn,
+}
+
+/// The portable kernels (always available).
+pub const PORTABLE: Kernels = Kernels { name: "portable", l2: scalar::l2_chunked, dot: scalar::dot_chunked };
+
+/// Every kernel set this CPU can run, best first (for tests and benches).
+pub fn available() -> Vec<Kernels> {
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            out.push(Kernels { name: "avx512f", l2: avx512::l2, dot: avx512::dot });
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            out.push(Kernels { name: "avx2+fma", l2: avx2::l2, dot: avx2::dot });
+        }
+    }
+    out.push(PORTABLE);
+    out
+}
+
+/// The best kernels for this CPU, detected once.
+#[inline]
+pub fn kernels() -> &'static Kernels {
+    static K: OnceLock<Kernels> = OnceLock::new();
+    K.get_or_init(|| available().first().copied().unwrap_or(PORTABLE))
+}
+
+/// Squared L2 distance with the best kernel.
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().l2)(a, b)
+}
+
+/// Dot product with the best kernel.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    (kernels().dot)(a, b)
+}
+
+/// Scales `v` to unit length in place; returns false (leaving it unchanged) for a zero
+/// or non-finite norm.
+pub fn normalize(v: &mut [f32]) -> bool {
+    let norm = dot(v, v).sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return false;
+    }
+    let inv = 1.0 / norm;
+    v.iter_mut().for_each(|x| *x *= inv);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn close(a: f32, b: f32, scale: f32) -> bool {
+        (a - b).abs() <= 1e-4 * scale.max(1.0)
+    }
+
+    #[test]
+    fn every_kernel_matches_the_scalar_reference() {
+        let seed = 0x5eed;
+        println!("seed {seed}; kernels: {:?}", available().iter().map(|k| k.name).collect::<Vec<_>>());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for k in available() {
+            for dim in (0..=70).chain([96, 100, 127, 128, 129, 200, 384, 768, 1000]) {
+                for _ in 0..5 {
+                    let a: Vec<f32> = (0..dim).map(|_| rng.random_range(-10.0..10.0)).collect();
+                    let b: Vec<f32> = (0..dim).map(|_| rng.random_range(-10.0..10.0)).collect();
+                    let (l2, d) = (scalar::l2(&a, &b), scalar::dot(&a, &b));
+                    let scale = a.iter().chain(&b).map(|x| x * x).sum::<f32>();
+                    assert!(close((k.l2)(&a, &b), l2, scale), "{} l2 dim {dim}", k.name);
+                    assert!(close((k.dot)(&a, &b), d, scale), "{} dot dim {dim}", k.name);
+                }
+            }
+            // Edge inputs: zeros, equal vectors, huge and tiny magnitudes.
+            let z = vec![0.0f32; 37];
+            assert_eq!((k.l2)(&z, &z), 0.0);
+            let big = vec![1e18f32; 33];
+            assert!((k.l2)(&big, &z).is_infinite(), "{} overflows like the reference", k.name);
+            let tiny = vec![1e-3f32; 40];
+            let (got, want) = ((k.dot)(&tiny, &tiny), scalar::dot(&tiny, &tiny));
+            assert!((got - want).abs() <= 1e-5 * want, "{} small magnitudes", k.name);
+        }
+    }
+
+    #[test]
+    fn metrics_order_nearer_first() {
+        let q = [1.0, 0.0];
+        assert!(Metric::L2.distance(&q, &[1.0, 0.1]) < Metric::L2.distance(&q, &[0.0, 1.0]));
+        assert!(Metric::InnerProduct.distance(&q, &[2.0, 0.0]) < Metric::InnerProduct.distance(&q, &[1.0, 0.0]));
+        assert!((Metric::Cosine.distance(&q, &q)).abs() < 1e-6);
+        for m in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            assert_eq!(Metric::from_code(m.code()), Some(m));
+        }
+        assert_eq!(Metric::from_code(9), None);
+    }
+
+    #[test]
+    fn normalize_refuses_zero() {
+        let mut z = [0.0f32; 4];
+        assert!(!normalize(&mut z));
+        let mut v = [3.0f32, 4.0];
+        assert!(normalize(&mut v));
+        assert!((v[0] - 0.6).abs() < 1e-6);
+    }
+}
