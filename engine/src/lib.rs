@@ -1,1 +1,67 @@
-//! placeholder
+//! Strata: an embedded, disk-resident vector store.
+//!
+//! Writes go to a CRC-framed write-ahead log and an in-memory memtable; full memtables
+//! are flushed in the background to immutable, memory-mapped segment files; deletes are
+//! soft tombstones kept in per-segment deletion bitmaps. A search takes a snapshot and
+//! never blocks writers. See `ARCHITECTURE.md` for the tour and `docs/durability.md`
+//! for what each [`Sync`] mode survives.
+//!
+//! ```
+//! use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
+//!
+//! # fn main() -> strata::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path(), Options::new(3, Metric::L2))?;
+//! db.upsert(1, &[0.0, 0.0, 1.0])?;
+//! let mut batch = WriteBatch::new();
+//! batch.upsert_with_payload(2, &[0.0, 1.0, 0.0], b"two").delete(1);
+//! db.write(batch)?; // atomic: all or nothing after a crash
+//!
+//! let hits = db.search(&[0.0, 0.9, 0.1], &SearchOptions::new(5))?;
+//! assert_eq!(hits[0].id, 2);
+//! assert_eq!(db.get(2)?.unwrap().payload.as_deref(), Some(&b"two"[..]));
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod db;
+mod error;
+mod files;
+mod flush;
+mod memtable;
+mod options;
+mod recovery;
+mod search;
+mod stats;
+mod verify;
+mod version;
+
+#[cfg(feature = "tokio")]
+mod async_db;
+
+#[cfg(feature = "tokio")]
+pub use async_db::AsyncDb;
+pub use batch::{Op, WriteBatch};
+pub use db::{Db, Hit, Record};
+pub use error::{CorruptionKind, Error, InvalidArgument, Result};
+pub use options::{Metric, Options, SearchOptions, Sync, WriteOptions};
+pub use stats::{SegmentStats, Stats};
+pub use verify::{verify, VerifyReport};
+
+/// The distance kernels chosen for this CPU (`avx512f`, `avx2+fma` or `portable`).
+pub fn kernel_name() -> &'static str {
+    strata_index::distance::kernels().name
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn db_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Db>();
+    }
+}

@@ -27,6 +27,8 @@ pub enum ReplayMode {
 pub struct WalRecord<'a> {
     /// The WAL file it came from.
     pub file_no: u64,
+    /// Offset of the record in that file.
+    pub offset: u64,
     /// The record.
     pub record: RawRecord<'a>,
 }
@@ -97,7 +99,7 @@ pub fn replay<E>(
             }
             report.end_seq = Some(rec.seq + rec.count as u64);
             report.records += 1;
-            apply(WalRecord { file_no: *file_no, record: rec }).map_err(ReplayError::Apply)?;
+            apply(WalRecord { file_no: *file_no, offset: pos as u64, record: rec }).map_err(ReplayError::Apply)?;
             pos = next;
         }
     }

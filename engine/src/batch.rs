@@ -1,0 +1,186 @@
+//! Write batches and their WAL encoding.
+//!
+//! A batch is one WAL record (kind [`BATCH_RECORD`]) holding its operations in order:
+//! `op u8` (1 upsert, 2 delete) · `id u64` · for upserts `dim × f32` · payload flag `u8`
+//! (0 none, 1 present) · if present `len u32` and the bytes. All little-endian.
+
+use crate::error::CorruptionKind;
+
+/// WAL record kind of a write batch.
+pub const BATCH_RECORD: u8 = 1;
+const OP_UPSERT: u8 = 1;
+const OP_DELETE: u8 = 2;
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Insert or replace `id`.
+    Upsert {
+        /// Record id.
+        id: u64,
+        /// The vector.
+        vector: Vec<f32>,
+        /// Optional payload bytes.
+        payload: Option<Vec<u8>>,
+    },
+    /// Remove `id` (a no-op if absent).
+    Delete {
+        /// Record id.
+        id: u64,
+    },
+}
+
+impl Op {
+    /// The id the operation touches.
+    pub fn id(&self) -> u64 {
+        match self {
+            Op::Upsert { id, .. } | Op::Delete { id } => *id,
+        }
+    }
+}
+
+/// Operations applied atomically: after a crash all are present or none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an upsert without payload.
+    pub fn upsert(&mut self, id: u64, vector: &[f32]) -> &mut Self {
+        self.ops.push(Op::Upsert { id, vector: vector.to_vec(), payload: None });
+        self
+    }
+
+    /// Adds an upsert with a payload.
+    pub fn upsert_with_payload(&mut self, id: u64, vector: &[f32], payload: &[u8]) -> &mut Self {
+        self.ops.push(Op::Upsert { id, vector: vector.to_vec(), payload: Some(payload.to_vec()) });
+        self
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, id: u64) -> &mut Self {
+        self.ops.push(Op::Delete { id });
+        self
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The operations.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+}
+
+/// Encodes operations as a WAL payload.
+pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            Op::Upsert { id, vector, payload } => {
+                out.push(OP_UPSERT);
+                out.extend_from_slice(&id.to_le_bytes());
+                for x in vector {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+                match payload {
+                    None => out.push(0),
+                    Some(p) => {
+                        out.push(1);
+                        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                        out.extend_from_slice(p);
+                    }
+                }
+            }
+            Op::Delete { id } => {
+                out.push(OP_DELETE);
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a WAL payload of `count` operations over vectors of `dim`.
+pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, CorruptionKind> {
+    let mut r = Cursor { buf, pos: 0 };
+    let mut ops = Vec::with_capacity((count as usize).min(buf.len() / 9 + 1));
+    for _ in 0..count {
+        let op = r.u8()?;
+        let id = u64::from_le_bytes(r.take::<8>()?);
+        match op {
+            OP_UPSERT => {
+                let raw = r.bytes(dim.checked_mul(4).ok_or(CorruptionKind::Batch("dimension"))?)?;
+                let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let payload = match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let len = u32::from_le_bytes(r.take::<4>()?) as usize;
+                        Some(r.bytes(len)?.to_vec())
+                    }
+                    _ => return Err(CorruptionKind::Batch("payload flag")),
+                };
+                ops.push(Op::Upsert { id, vector, payload });
+            }
+            OP_DELETE => ops.push(Op::Delete { id }),
+            _ => return Err(CorruptionKind::Batch("operation code")),
+        }
+    }
+    if r.pos != buf.len() {
+        return Err(CorruptionKind::Batch("trailing bytes"));
+    }
+    Ok(ops)
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], CorruptionKind> {
+        let s = self.pos.checked_add(n).and_then(|end| self.buf.get(self.pos..end)).ok_or(CorruptionKind::Batch("truncated"))?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], CorruptionKind> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.bytes(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, CorruptionKind> {
+        Ok(self.take::<1>()?[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_truncation() {
+        let mut b = WriteBatch::new();
+        b.upsert(1, &[1.0, 2.0]).upsert_with_payload(2, &[3.0, 4.0], b"p").delete(9);
+        let enc = encode(b.ops());
+        assert_eq!(decode(&enc, 3, 2).unwrap(), b.ops);
+        for cut in 0..enc.len() {
+            assert!(decode(&enc[..cut], 3, 2).is_err(), "cut {cut}");
+        }
+        assert!(decode(&enc, 2, 2).is_err(), "count mismatch leaves trailing bytes");
+    }
+}

@@ -1,0 +1,371 @@
+//! [`Db`]: the public handle of a store, and the write path.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use strata_format::Manifest;
+use strata_index::Metric;
+use strata_wal::Wal;
+
+use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
+use crate::error::{Error, InvalidArgument, Result};
+use crate::memtable::{Frozen, Memtable};
+use crate::options::{Options, SearchOptions, Sync, WriteOptions};
+use crate::version::Version;
+use crate::{flush, recovery, search, stats};
+
+/// A search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Record id.
+    pub id: u64,
+    /// Distance to the query (squared L2, `-dot`, or `1 - cos`; smaller is nearer).
+    pub distance: f32,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Record id.
+    pub id: u64,
+    /// The vector as stored (unit length for the cosine metric).
+    pub vector: Vec<f32>,
+    /// The payload, if one was written.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Mutable state guarded by the write lock.
+pub(crate) struct WriteState {
+    pub next_seq: u64,
+    pub next_file_no: u64,
+    pub version: Arc<Version>,
+    pub manifest: Manifest,
+    pub closed: bool,
+    /// Set when a flush is wanted even below the memtable budget.
+    pub flush_requested: bool,
+}
+
+impl WriteState {
+    pub fn alloc_file_no(&mut self) -> u64 {
+        let n = self.next_file_no;
+        self.next_file_no += 1;
+        n
+    }
+}
+
+/// Shared by the handle and the background threads.
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub dim: usize,
+    pub metric: Metric,
+    pub wal: Wal,
+    pub write: Mutex<WriteState>,
+    /// Signals flush work, finished flushes (for stalled writers) and shutdown.
+    pub changed: Condvar,
+    pub current: RwLock<Arc<Version>>,
+    pub poisoned: AtomicBool,
+    pub shutdown: AtomicBool,
+    pub search_pool: Option<rayon::ThreadPool>,
+    pub _lock: File,
+}
+
+/// An open store. `Send + Sync`: share it with `Arc`. Dropping it without [`Db::close`]
+/// is a crash that the next open recovers from.
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Db {
+    /// Opens the store in `dir`, creating it when absent and `opts.dim` is set.
+    ///
+    /// Fails with [`Error::Locked`] when another process has it open, with
+    /// [`Error::Corruption`] naming the file and offset when a file is damaged.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let inner = Arc::new(recovery::open(dir.as_ref(), opts)?);
+        let mut workers = vec![flush::spawn_flusher(inner.clone())];
+        if let Sync::Periodic(every) = inner.opts.sync {
+            workers.push(flush::spawn_syncer(inner.clone(), every));
+        }
+        Ok(Db { inner, workers: Mutex::new(workers) })
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.inner.dim
+    }
+
+    /// Metric.
+    pub fn metric(&self) -> Metric {
+        self.inner.metric
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Inserts or replaces `id`.
+    pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.upsert(id, vector);
+        self.write(b)
+    }
+
+    /// Inserts or replaces `id` with a payload.
+    pub fn upsert_with_payload(&self, id: u64, vector: &[f32], payload: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.upsert_with_payload(id, vector, payload);
+        self.write(b)
+    }
+
+    /// Deletes `id` (no error when absent).
+    pub fn delete(&self, id: u64) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(id);
+        self.write(b)
+    }
+
+    /// Applies a batch atomically with the store's default durability.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, WriteOptions::default())
+    }
+
+    /// Applies a batch atomically. Returns once the batch is visible to searches and, under
+    /// [`Sync::Always`], durable. Invalid input is refused before anything changes.
+    pub fn write_opt(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        prepare(&mut batch.ops, self.inner.dim, self.inner.metric)?;
+        let payload = batch::encode(&batch.ops);
+        let inner = &self.inner;
+        let lsn = {
+            let mut st = inner.write.lock();
+            inner.wait_for_room(&mut st)?;
+            let seq = st.next_seq;
+            let lsn = inner.wal.append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload).inspect_err(|_| inner.poison())?;
+            st.next_seq += batch.ops.len() as u64;
+            let mut v = (*st.version).clone();
+            apply(&mut v, seq, batch.ops);
+            inner.publish(&mut st, v);
+            inner.maybe_switch(&mut st)?;
+            lsn
+        };
+        match wo.sync.unwrap_or(inner.opts.sync) {
+            Sync::Always => inner.wal.sync_to(lsn).inspect_err(|_| inner.poison()).map_err(Error::from),
+            Sync::Periodic(_) | Sync::Never => Ok(()),
+        }
+    }
+
+    /// The record `id`, if it exists.
+    pub fn get(&self, id: u64) -> Result<Option<Record>> {
+        let v = self.inner.snapshot();
+        for m in &v.memtables {
+            match m.lookup_at(id, v.seq) {
+                Some(Some(row)) => {
+                    return Ok(Some(Record {
+                        id,
+                        vector: row.vector.to_vec(),
+                        payload: row.payload.as_ref().map(|p| p.to_vec()),
+                    }))
+                }
+                Some(None) => return Ok(None),
+                None => {}
+            }
+        }
+        for s in &v.segments {
+            if let Some(row) = s.live_row(id) {
+                let vector = s.reader.vector(row).unwrap_or(&[]).to_vec();
+                let payload = s.reader.payload(row)?;
+                return Ok(Some(Record { id, vector, payload }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `opts.k` nearest live records to `query`, nearest first.
+    pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
+        let mut q = query.to_vec();
+        check_vector(&q, self.inner.dim)?;
+        if self.inner.metric == Metric::Cosine && !strata_index::distance::normalize(&mut q) {
+            return Err(InvalidArgument::ZeroVector.into());
+        }
+        let v = self.inner.snapshot();
+        let run = || search::exact(&v, self.inner.metric, &q, opts.k);
+        Ok(match &self.inner.search_pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        })
+    }
+
+    /// Freezes the memtable and waits until every frozen memtable is in a segment and the
+    /// manifest records it. Afterwards the WAL holds nothing the segments lack.
+    pub fn flush(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut st = inner.write.lock();
+        inner.check(&st)?;
+        let needs = st.version.active().is_some_and(|m| m.ops() > 0 || m.first_wal_no != inner.wal.file_no());
+        if needs {
+            inner.switch(&mut st)?;
+        }
+        while st.version.memtables.len() > 1 {
+            inner.check(&st)?;
+            inner.changed.wait(&mut st);
+        }
+        inner.check(&st)
+    }
+
+    /// Flushes, stops background work and releases the lock.
+    pub fn close(self) -> Result<()> {
+        let res = self.flush().and_then(|()| self.inner.wal.sync().map_err(Error::from));
+        self.stop();
+        res
+    }
+
+    fn stop(&self) {
+        {
+            let mut st = self.inner.write.lock();
+            st.closed = true;
+            self.inner.shutdown.store(true, Ordering::Release);
+            self.inner.changed.notify_all();
+        }
+        for h in self.workers.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+
+    /// Counts and sizes of the store.
+    pub fn stats(&self) -> Result<stats::Stats> {
+        stats::collect(&self.inner)
+    }
+
+    /// Fsyncs the WAL has issued since open.
+    pub fn wal_fsyncs(&self) -> u64 {
+        self.inner.wal.fsync_count()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Inner {
+    pub fn snapshot(&self) -> Arc<Version> {
+        self.current.read().clone()
+    }
+
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    pub fn check(&self, st: &WriteState) -> Result<()> {
+        if st.closed {
+            Err(Error::Closed)
+        } else if self.poisoned.load(Ordering::Acquire) || self.wal.is_poisoned() {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Installs `v` as the current version.
+    pub fn publish(&self, st: &mut WriteState, v: Version) {
+        let v = Arc::new(v);
+        st.version = v.clone();
+        *self.current.write() = v;
+    }
+
+    /// Slows a writer while too many frozen memtables wait for flush.
+    fn wait_for_room(&self, st: &mut parking_lot::MutexGuard<'_, WriteState>) -> Result<()> {
+        loop {
+            self.check(st)?;
+            if st.version.memtables.len() <= self.opts.max_immutable_memtables {
+                return Ok(());
+            }
+            self.changed.wait(st);
+        }
+    }
+
+    fn maybe_switch(&self, st: &mut WriteState) -> Result<()> {
+        let full = st.version.active().is_some_and(|m| m.bytes() >= self.opts.memtable_bytes);
+        if full {
+            self.switch(st)
+        } else if self.wal.file_bytes() >= self.opts.wal_file_bytes {
+            let no = st.alloc_file_no();
+            self.wal.rotate(no).inspect_err(|_| self.poison()).map_err(Error::from)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Freezes the active memtable and starts a new one in a new WAL file.
+    pub fn switch(&self, st: &mut WriteState) -> Result<()> {
+        let wal_no = st.alloc_file_no();
+        self.wal.rotate(wal_no).inspect_err(|_| self.poison())?;
+        let mut v = (*st.version).clone();
+        if let Some(m) = v.active() {
+            m.freeze(Frozen { last_seq: st.next_seq - 1, next_wal_no: wal_no });
+        }
+        v.memtables.insert(0, Arc::new(Memtable::new(wal_no)));
+        self.publish(st, v);
+        st.flush_requested = true;
+        self.changed.notify_all();
+        Ok(())
+    }
+}
+
+/// Applies operations starting at `seq` to a version being built (live writes and replay).
+pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
+    let n = ops.len() as u64;
+    let Some(active) = v.active().cloned() else { return };
+    for (i, op) in ops.into_iter().enumerate() {
+        let s = seq + i as u64;
+        v.tombstone(op.id(), s);
+        active.count_op();
+        if let Op::Upsert { id, vector, payload } = op {
+            active.insert(id, s, vector, payload);
+        }
+    }
+    v.seq = v.seq.max(seq + n - 1);
+}
+
+fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+    if v.len() != dim {
+        return Err(InvalidArgument::DimensionMismatch { expected: dim, got: v.len() }.into());
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Err(InvalidArgument::NonFinite { index }.into());
+    }
+    Ok(())
+}
+
+/// Validates a batch (and normalises vectors for cosine) before anything is written.
+fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
+    let max = strata_format::segment::MAX_PAYLOAD_LEN;
+    for op in ops.iter_mut() {
+        if let Op::Upsert { vector, payload, .. } = op {
+            check_vector(vector, dim)?;
+            if let Some(p) = payload.as_ref().filter(|p| p.len() > max) {
+                return Err(InvalidArgument::PayloadTooLarge { len: p.len(), max }.into());
+            }
+            if metric == Metric::Cosine && !strata_index::distance::normalize(vector) {
+                return Err(InvalidArgument::ZeroVector.into());
+            }
+        }
+    }
+    let bytes: usize = ops.iter().map(|o| 10 + if let Op::Upsert { payload, .. } = o { dim * 4 + 4 + payload.as_ref().map_or(0, Vec::len) } else { 0 }).sum();
+    let max_batch = strata_wal::record::MAX_RECORD_LEN;
+    if bytes > max_batch {
+        return Err(InvalidArgument::BatchTooLarge { bytes, max: max_batch }.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `strata::Error`: what a caller can act on.
+
+use std::path::PathBuf;
+
+/// Result alias of the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system error on `path`.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of the store is damaged at `offset`.
+    #[error("corrupt file {} at offset {offset}: {kind}", path.display())]
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Offset of the first fault.
+        offset: u64,
+        /// What is wrong.
+        kind: CorruptionKind,
+    },
+    /// A caller-supplied value is unacceptable; nothing was changed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(#[from] InvalidArgument),
+    /// Another process (or another handle in this one) has the store open.
+    #[error("store {} is locked by another process (is it open elsewhere?)", path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// No store exists at `path` and no schema was given to create one.
+    #[error("no store at {} (create one with a dimension and metric)", path.display())]
+    NotFound {
+        /// The directory looked at.
+        path: PathBuf,
+    },
+    /// An earlier write, fsync or background flush failed; the store refuses writes until
+    /// it is reopened (the failed operation was not acknowledged).
+    #[error("the store refuses writes after an earlier I/O failure; reopen it to recover")]
+    Poisoned,
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Kinds of damage, from the layer that found them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// Found by a segment, deletion-file or manifest decoder.
+    #[error("{0}")]
+    Format(strata_format::CorruptionKind),
+    /// Found by WAL replay.
+    #[error("{0}")]
+    Wal(strata_wal::CorruptionKind),
+    /// A WAL record's batch does not decode.
+    #[error("malformed write batch: {0}")]
+    Batch(&'static str),
+    /// A file the manifest names is missing.
+    #[error("file named by the manifest is missing")]
+    MissingFile,
+    /// Files disagree with each other or with the manifest.
+    #[error("inconsistent store: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// Why an argument was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidArgument {
+    /// A vector's length differs from the store's dimension.
+    #[error("vector has dimension {got}, the store has {expected}")]
+    DimensionMismatch {
+        /// The store's dimension.
+        expected: usize,
+        /// The vector's length.
+        got: usize,
+    },
+    /// A vector holds NaN or infinity.
+    #[error("vector component {index} is not finite")]
+    NonFinite {
+        /// Position of the first bad component.
+        index: usize,
+    },
+    /// A zero vector cannot be normalised for the cosine metric.
+    #[error("a zero vector has no direction (cosine metric)")]
+    ZeroVector,
+    /// A payload over the size limit.
+    #[error("payload of {len} bytes exceeds the limit of {max}")]
+    PayloadTooLarge {
+        /// Payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A write batch too large to log as one record.
+    #[error("write batch of {bytes} bytes exceeds the limit of {max}; split it")]
+    BatchTooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A dimension of zero or above the format's limit.
+    #[error("dimension {0} is out of range (1..=65536)")]
+    Dimension(usize),
+    /// Opening an existing store with a different schema.
+    #[error("the store has dimension {dim} and metric {metric}; {asked_dim} and {asked_metric} were asked for")]
+    SchemaMismatch {
+        /// Stored dimension.
+        dim: usize,
+        /// Stored metric name.
+        metric: &'static str,
+        /// Requested dimension.
+        asked_dim: usize,
+        /// Requested metric name.
+        asked_metric: &'static str,
+    },
+}
+
+impl From<strata_format::Error> for Error {
+    fn from(e: strata_format::Error) -> Self {
+        match e {
+            strata_format::Error::Io { path, source } => Error::Io { path, source },
+            strata_format::Error::Corruption { path, offset, kind } => {
+                Error::Corruption { path, offset, kind: CorruptionKind::Format(kind) }
+            }
+            other => Error::Io { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+        }
+    }
+}
+
+impl From<strata_wal::Error> for Error {
+    fn from(e: strata_wal::Error) -> Self {
+        match e {
+            strata_wal::Error::Io { path, source } => Error::Io { path, source },
+            strata_wal::Error::Corruption { path, offset, kind } => {
+                Error::Corruption { path, offset, kind: CorruptionKind::Wal(kind) }
+            }
+            strata_wal::Error::Poisoned => Error::Poisoned,
+            strata_wal::Error::RecordTooLarge { len, max } => {
+                Error::InvalidArgument(InvalidArgument::BatchTooLarge { bytes: len, max })
+            }
+            other => Error::Io { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}

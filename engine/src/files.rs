@@ -1,0 +1,96 @@
+//! File names of a store directory and the directory lock.
+//!
+//! `MANIFEST` (+ `MANIFEST.tmp` while publishing), `LOCK`, and numbered files from one
+//! counter: `NNNNNN.wal`, `NNNNNN.seg`, `NNNNNN.del`.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Name of the manifest file.
+pub const MANIFEST: &str = "MANIFEST";
+/// Name of the lock file.
+pub const LOCK: &str = "LOCK";
+
+/// Kinds of numbered files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// Write-ahead log.
+    Wal,
+    /// Segment.
+    Segment,
+    /// Deletion bitmap.
+    Deletion,
+}
+
+impl FileKind {
+    fn ext(self) -> &'static str {
+        match self {
+            FileKind::Wal => "wal",
+            FileKind::Segment => "seg",
+            FileKind::Deletion => "del",
+        }
+    }
+}
+
+/// Path of numbered file `no` of `kind`.
+pub fn path(dir: &Path, kind: FileKind, no: u64) -> PathBuf {
+    dir.join(format!("{no:06}.{}", kind.ext()))
+}
+
+/// Parses a numbered file name.
+pub fn parse(name: &str) -> Option<(FileKind, u64)> {
+    let (stem, ext) = name.split_once('.')?;
+    let kind = match ext {
+        "wal" => FileKind::Wal,
+        "seg" => FileKind::Segment,
+        "del" => FileKind::Deletion,
+        _ => return None,
+    };
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((kind, stem.parse().ok()?))
+}
+
+/// Every numbered file in `dir`, with its length.
+pub fn list(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if let Some((kind, no)) = entry.file_name().to_str().and_then(parse) {
+            let len = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?.len();
+            out.push((kind, no, len));
+        }
+    }
+    out.sort_by_key(|&(_, no, _)| no);
+    Ok(out)
+}
+
+/// Takes the store's exclusive lock; the returned file holds it until dropped.
+pub fn lock(dir: &Path) -> Result<File> {
+    let p = dir.join(LOCK);
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p).map_err(|e| Error::io(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let p = path(Path::new("/x"), FileKind::Segment, 42);
+        assert_eq!(p, Path::new("/x/000042.seg"));
+        assert_eq!(parse("000042.seg"), Some((FileKind::Segment, 42)));
+        assert_eq!(parse("1234567.wal"), Some((FileKind::Wal, 1234567)));
+        assert_eq!(parse("MANIFEST"), None);
+        assert_eq!(parse("x1.del"), None);
+        assert_eq!(parse("000001.tmp"), None);
+    }
+}

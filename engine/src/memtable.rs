@@ -1,0 +1,150 @@
+//! The memtable: an append-only log of rows with per-row sequence numbers.
+//!
+//! Rows are only appended (by the one writer holding the write lock) and never moved, so
+//! readers iterate without a lock. A row is visible to a snapshot at sequence `s` when it
+//! was written at or before `s` and not deleted at or before `s`; deleting (or replacing)
+//! a row stores the deleting sequence number in the row. Searches are exact.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+use strata_index::{exact, Metric, TopK};
+
+/// One version of a record.
+pub(crate) struct MemRow {
+    pub id: u64,
+    pub seq: u64,
+    pub vector: Box<[f32]>,
+    pub payload: Option<Box<[u8]>>,
+    /// Sequence number of the write that deleted or replaced this row; 0 while live.
+    pub deleted_seq: AtomicU64,
+    /// The previous row of the same id in this memtable.
+    pub prev: Option<usize>,
+}
+
+impl MemRow {
+    /// Whether a snapshot at `seq` sees this row.
+    #[inline]
+    pub fn visible_at(&self, seq: u64) -> bool {
+        let d = self.deleted_seq.load(Ordering::Acquire);
+        self.seq <= seq && (d == 0 || d > seq)
+    }
+
+    /// Whether the row is live now.
+    pub fn is_live(&self) -> bool {
+        self.deleted_seq.load(Ordering::Acquire) == 0
+    }
+}
+
+/// What freezing recorded: the last sequence number in the memtable and the WAL file
+/// that the next memtable writes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frozen {
+    pub last_seq: u64,
+    pub next_wal_no: u64,
+}
+
+/// A mutable (then frozen) in-memory table.
+pub(crate) struct Memtable {
+    rows: boxcar::Vec<MemRow>,
+    latest: Mutex<HashMap<u64, usize>>,
+    bytes: AtomicUsize,
+    ops: AtomicU64,
+    /// First WAL file holding this memtable's writes.
+    pub first_wal_no: u64,
+    frozen: OnceLock<Frozen>,
+}
+
+impl Memtable {
+    pub fn new(first_wal_no: u64) -> Self {
+        Memtable {
+            rows: boxcar::Vec::new(),
+            latest: Mutex::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
+            ops: AtomicU64::new(0),
+            first_wal_no,
+            frozen: OnceLock::new(),
+        }
+    }
+
+    /// Approximate heap bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Operations applied to this memtable's WAL range (upserts and deletes anywhere).
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+
+    pub fn count_op(&self) {
+        self.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn freeze(&self, f: Frozen) {
+        let _ = self.frozen.set(f);
+    }
+
+    pub fn frozen(&self) -> Option<Frozen> {
+        self.frozen.get().copied()
+    }
+
+    /// Appends a row (writer only, under the write lock).
+    pub fn insert(&self, id: u64, seq: u64, vector: Vec<f32>, payload: Option<Vec<u8>>) {
+        let size = vector.len() * 4 + payload.as_ref().map_or(0, |p| p.len()) + 96;
+        let mut latest = self.latest.lock();
+        let prev = latest.get(&id).copied();
+        let row = MemRow {
+            id,
+            seq,
+            vector: vector.into_boxed_slice(),
+            payload: payload.map(Vec::into_boxed_slice),
+            deleted_seq: AtomicU64::new(0),
+            prev,
+        };
+        let idx = self.rows.push(row);
+        latest.insert(id, idx);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// The newest row of `id` in this memtable, live or not.
+    pub fn newest(&self, id: u64) -> Option<&MemRow> {
+        let idx = self.latest.lock().get(&id).copied()?;
+        self.rows.get(idx)
+    }
+
+    /// The row of `id` a snapshot at `seq` sees: `Some(Some(row))` visible, `Some(None)`
+    /// deleted as of `seq`, `None` when this memtable says nothing about `id` at `seq`.
+    pub fn lookup_at(&self, id: u64, seq: u64) -> Option<Option<&MemRow>> {
+        let mut idx = self.latest.lock().get(&id).copied();
+        while let Some(i) = idx {
+            let row = self.rows.get(i)?;
+            if row.seq <= seq {
+                return Some(row.visible_at(seq).then_some(row));
+            }
+            idx = row.prev;
+        }
+        None
+    }
+
+    /// Every row (for flush and stats).
+    pub fn rows(&self) -> impl Iterator<Item = &MemRow> {
+        self.rows.iter().map(|(_, r)| r)
+    }
+
+    /// Rows visible at `seq`.
+    pub fn visible_rows(&self, seq: u64) -> usize {
+        self.rows().filter(|r| r.visible_at(seq)).count()
+    }
+
+    /// Exact search of the rows visible at `seq`.
+    pub fn search(&self, metric: Metric, query: &[f32], seq: u64, top: &mut TopK) {
+        for row in self.rows() {
+            if row.visible_at(seq) {
+                exact::scan_block(metric, query, &row.vector, row.vector.len(), top, |_| row.id, |_| false);
+            }
+        }
+    }
+}

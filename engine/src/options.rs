@@ -1,0 +1,100 @@
+//! Options of a store, of writes and of searches.
+
+use std::time::Duration;
+
+pub use strata_index::Metric;
+
+/// When an acknowledged write is on stable storage. See `docs/durability.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// A write returns after its WAL record is fsynced; concurrent writers share fsyncs.
+    /// Survives process crashes and power loss.
+    Always,
+    /// A background thread fsyncs the WAL at this interval. Survives process crashes;
+    /// power loss may lose the last interval of writes.
+    Periodic(Duration),
+    /// The OS writes back when it likes. Survives process crashes; power loss may lose
+    /// any write since the last flush.
+    Never,
+}
+
+/// How to open (and if needed create) a store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Dimension for a new store; when `Some`, also checked against an existing one.
+    pub dim: Option<usize>,
+    /// Metric for a new store (checked against an existing one when `dim` is `Some`).
+    pub metric: Metric,
+    /// Default durability of writes.
+    pub sync: Sync,
+    /// A memtable is frozen and flushed to a segment once it holds this many bytes.
+    pub memtable_bytes: usize,
+    /// Frozen memtables waiting for flush before writers are slowed down.
+    pub max_immutable_memtables: usize,
+    /// The WAL moves to a new file once the current one passes this size.
+    pub wal_file_bytes: u64,
+    /// Rayon threads for searches; `None` uses the global pool.
+    pub search_threads: Option<usize>,
+}
+
+impl Options {
+    /// Options that create the store with `dim` and `metric` when it does not exist.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        Options { dim: Some(dim), metric, ..Options::existing() }
+    }
+
+    /// Options that open an existing store with whatever schema it has.
+    pub fn existing() -> Self {
+        Options {
+            dim: None,
+            metric: Metric::L2,
+            sync: Sync::Always,
+            memtable_bytes: 64 << 20,
+            max_immutable_memtables: 2,
+            wal_file_bytes: 64 << 20,
+            search_threads: None,
+        }
+    }
+
+    /// Sets the default durability.
+    pub fn sync(mut self, sync: Sync) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets the memtable budget in bytes.
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_bytes = bytes.max(1);
+        self
+    }
+}
+
+/// Per-write overrides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Durability of this write; `None` uses the store's default.
+    pub sync: Option<Sync>,
+}
+
+/// How to search.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Number of nearest neighbours to return.
+    pub k: usize,
+    /// Force brute-force search of every source. Today every source is searched exactly;
+    /// the graph index (with `ef` and `rerank`) arrives with the ANN issue.
+    pub exact: bool,
+}
+
+impl SearchOptions {
+    /// Top `k`, default settings.
+    pub fn new(k: usize) -> Self {
+        SearchOptions { k, exact: false }
+    }
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions::new(10)
+    }
+}

@@ -1,0 +1,212 @@
+//! Opening a store: lock, manifest, orphan removal, segments, WAL replay.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use strata_format::{fsutil, DeletionBitmap, Manifest, SegmentReader};
+use strata_index::Metric;
+use strata_wal::{ReplayError, ReplayMode, Wal};
+
+use crate::batch::{self, BATCH_RECORD};
+use crate::db::{apply, Inner, WriteState};
+use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
+use crate::files::{self, FileKind};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::version::{LiveSegment, Version};
+
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
+    if !dir.join(files::MANIFEST).exists() && opts.dim.is_none() {
+        return Err(Error::NotFound { path: dir.to_path_buf() });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let lock = files::lock(dir)?;
+    let manifest = load_or_create_manifest(dir, &opts)?;
+    let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
+        path: dir.join(files::MANIFEST),
+        offset: 28,
+        kind: CorruptionKind::Inconsistent("unknown metric code"),
+    })?;
+    let dim = manifest.dim as usize;
+    if let Some(asked) = opts.dim {
+        if asked != dim || opts.metric != metric {
+            return Err(InvalidArgument::SchemaMismatch { dim, metric: metric.name(), asked_dim: asked, asked_metric: opts.metric.name() }.into());
+        }
+    }
+    let max_seen = remove_orphans(dir, &manifest)?;
+    let segments = open_segments(dir, &manifest)?;
+    let wal_files = wal_files(dir, &manifest)?;
+    let first_wal_no = wal_files.first().map(|f| f.0);
+    let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
+    let wal_no = next_file_no;
+    next_file_no += 1;
+    let mem = Arc::new(Memtable::new(first_wal_no.unwrap_or(wal_no)));
+    let mut version = Version { seq: manifest.checkpoint_seq, memtables: vec![mem], segments };
+    let end_seq = replay(&wal_files, &manifest, dim, &mut version, ReplayMode::Repair)?.0;
+    let wal = Wal::create(dir, wal_no)?;
+    let version = Arc::new(version);
+    let search_pool = match opts.search_threads {
+        Some(n) => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| Error::io(dir, std::io::Error::other(e)))?),
+        None => None,
+    };
+    let st = WriteState {
+        next_seq: end_seq.max(manifest.checkpoint_seq + 1),
+        next_file_no,
+        version: version.clone(),
+        manifest,
+        closed: false,
+        flush_requested: false,
+    };
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        opts,
+        dim,
+        metric,
+        wal,
+        write: Mutex::new(st),
+        changed: Condvar::new(),
+        current: RwLock::new(version),
+        poisoned: AtomicBool::new(false),
+        shutdown: AtomicBool::new(false),
+        search_pool,
+        _lock: lock,
+    })
+}
+
+fn load_or_create_manifest(dir: &Path, opts: &Options) -> Result<Manifest> {
+    let path = dir.join(files::MANIFEST);
+    let tmp = path.with_extension("tmp");
+    if tmp.exists() {
+        // An unfinished publish: the rename never happened, so the old manifest stands.
+        std::fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    if path.exists() {
+        return Ok(Manifest::read(&path)?);
+    }
+    let dim = opts.dim.unwrap_or(0);
+    if dim == 0 || dim > strata_format::segment::MAX_DIM as usize {
+        return Err(InvalidArgument::Dimension(dim).into());
+    }
+    let m = Manifest {
+        dim: dim as u32,
+        metric: opts.metric.code(),
+        next_file_no: 1,
+        checkpoint_seq: 0,
+        wal_min_no: 1,
+        segments: Vec::new(),
+    };
+    m.write(&path)?;
+    Ok(m)
+}
+
+/// Deletes numbered files the manifest does not name; returns the highest file number
+/// seen (live or not) so new files never reuse a number.
+fn remove_orphans(dir: &Path, m: &Manifest) -> Result<u64> {
+    let live: HashSet<(FileKind, u64)> = m
+        .segments
+        .iter()
+        .flat_map(|s| {
+            std::iter::once((FileKind::Segment, s.file_no)).chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
+        })
+        .collect();
+    let mut max_seen = 0;
+    let mut removed = false;
+    for (kind, no, _) in files::list(dir)? {
+        max_seen = max_seen.max(no);
+        let keep = match kind {
+            FileKind::Wal => no >= m.wal_min_no,
+            _ => live.contains(&(kind, no)),
+        };
+        if !keep {
+            let p = files::path(dir, kind, no);
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(max_seen)
+}
+
+pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>> {
+    let mut out = Vec::with_capacity(m.segments.len());
+    for e in m.segments.iter().rev() {
+        let path = files::path(dir, FileKind::Segment, e.file_no);
+        if !path.exists() {
+            return Err(Error::Corruption { path, offset: 0, kind: CorruptionKind::MissingFile });
+        }
+        let reader = SegmentReader::open(&path)?;
+        let h = reader.header();
+        let inconsistent = |what| Error::Corruption { path: path.clone(), offset: 0, kind: CorruptionKind::Inconsistent(what) };
+        if h.rows != e.rows || reader.file_len() != e.file_len {
+            return Err(inconsistent("segment size differs from the manifest"));
+        }
+        if h.dim != m.dim || h.metric != m.metric {
+            return Err(inconsistent("segment schema differs from the manifest"));
+        }
+        let deleted = match e.deletion_file_no {
+            Some(d) => {
+                let dp = files::path(dir, FileKind::Deletion, d);
+                if !dp.exists() {
+                    return Err(Error::Corruption { path: dp, offset: 0, kind: CorruptionKind::MissingFile });
+                }
+                DeletionBitmap::read(&dp, e.file_no, reader.rows())?
+            }
+            None => DeletionBitmap::new(reader.rows()),
+        };
+        out.push(LiveSegment { file_no: e.file_no, reader: Arc::new(reader), deleted: Arc::new(deleted), deletion_file_no: e.deletion_file_no, dirty: false });
+    }
+    Ok(out)
+}
+
+/// The live WAL files of a store, oldest first.
+pub(crate) fn wal_files(dir: &Path, m: &Manifest) -> Result<Vec<(u64, std::path::PathBuf)>> {
+    Ok(files::list(dir)?
+        .into_iter()
+        .filter(|&(k, no, _)| k == FileKind::Wal && no >= m.wal_min_no)
+        .map(|(k, no, _)| (no, files::path(dir, k, no)))
+        .collect())
+}
+
+/// Replays WAL records after the checkpoint into `v`; returns the next sequence number
+/// and the replay report.
+pub(crate) fn replay(
+    files: &[(u64, std::path::PathBuf)],
+    m: &Manifest,
+    dim: usize,
+    v: &mut Version,
+    mode: ReplayMode,
+) -> Result<(u64, strata_wal::ReplayReport)> {
+    let mut next = m.checkpoint_seq + 1;
+    let res = strata_wal::replay(files, mode, |r| {
+        let rec = r.record;
+        let path = files.iter().find(|f| f.0 == r.file_no).map(|f| f.1.clone()).unwrap_or_default();
+        let bad = |kind| Error::Corruption { path: path.clone(), offset: r.offset, kind };
+        if rec.kind != BATCH_RECORD {
+            return Err(bad(CorruptionKind::Batch("unknown record kind")));
+        }
+        let end = rec.seq + rec.count as u64;
+        if end <= next {
+            return Ok(()); // already in a segment
+        }
+        if rec.seq != next {
+            return Err(bad(CorruptionKind::Inconsistent("WAL does not continue from the checkpoint")));
+        }
+        let ops = batch::decode(rec.payload, rec.count, dim).map_err(bad)?;
+        if ops.is_empty() {
+            return Err(bad(CorruptionKind::Batch("empty batch")));
+        }
+        apply(v, rec.seq, ops);
+        next = end;
+        Ok(())
+    });
+    match res {
+        Ok(report) => Ok((next, report)),
+        Err(ReplayError::Wal(e)) => Err(e.into()),
+        Err(ReplayError::Apply(e)) => Err(e),
+    }
+}
