@@ -1,1 +1,10 @@
-mod x {}
+//! Whole-store tests, one binary (link time matters on two cores).
+
+mod common;
+mod corruption;
+mod durability;
+mod errors;
+mod lock;
+mod model;
+mod concurrency;
+mod poison;

@@ -1,0 +1,69 @@
+//! After a failed write the store refuses writes with a sticky error until reopened, and
+//! a reopen recovers everything acknowledged.
+//!
+//! The failure is real: a child process lowers its file-size limit (RLIMIT_FSIZE, with
+//! SIGXFSZ ignored) so the WAL append fails with EFBIG.
+
+use std::process::Command;
+
+use strata::{Db, Error, Metric, Options};
+
+const CHILD_ENV: &str = "STRATA_TEST_POISON_CHILD_DIR";
+
+#[test]
+fn failed_wal_write_poisons_until_reopen() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    Db::open(dir.path(), Options::new(64, Metric::L2)).unwrap().close().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["poison::failed_wal_write_poisons_until_reopen", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let acked: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CHILD-ACKED "))
+        .unwrap_or_else(|| panic!("child output: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(stdout.contains("CHILD-STICKY ok"), "child output: {stdout}");
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    for id in 0..acked {
+        let r = db.get(id).unwrap().unwrap_or_else(|| panic!("acknowledged id {id} lost"));
+        assert_eq!(r.vector[0], id as f32);
+    }
+    assert!(acked > 0);
+    db.upsert(acked + 1000, &[1.0; 64]).unwrap();
+}
+
+fn child(dir: &str) {
+    let db = Db::open(dir, Options::existing()).unwrap();
+    // SAFETY-free via libc calls in a child process only: ignore SIGXFSZ, cap file size.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let lim = libc::rlimit { rlim_cur: 48 * 1024, rlim_max: libc::RLIM_INFINITY };
+        libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+    }
+    let mut acked = 0u64;
+    let err = loop {
+        let mut v = vec![0.0f32; 64];
+        v[0] = acked as f32;
+        match db.upsert(acked, &v) {
+            Ok(()) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 100_000, "the file-size limit never triggered");
+    };
+    println!("first error: {err}");
+    println!("CHILD-ACKED {acked}");
+    // Sticky: later writes fail with Poisoned even though they would fit.
+    let sticky = matches!(db.delete(0), Err(Error::Poisoned)) && matches!(db.upsert(1, &[0.0; 64]), Err(Error::Poisoned));
+    println!("CHILD-STICKY {}", if sticky { "ok" } else { "no" });
+    std::process::exit(0);
+}
