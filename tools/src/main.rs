@@ -1,1 +1,184 @@
-fn main() {}
+//! `strata`: the command line of the Strata vector store.
+
+mod bench;
+mod demo;
+mod input;
+mod ops;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Strata: an embedded, disk-resident vector store.
+///
+/// A store is a directory holding a write-ahead log, immutable segment files, deletion
+/// files and a manifest. One process at a time may open it; every command here opens it
+/// for its duration. Start with `strata demo` to see the whole life cycle.
+#[derive(Parser)]
+#[command(name = "strata", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MetricArg {
+    /// Squared Euclidean distance.
+    L2,
+    /// Inner product (larger is nearer; distances are reported negated).
+    Ip,
+    /// Cosine (vectors are normalised on write; distance is 1 - cos).
+    Cosine,
+}
+
+impl From<MetricArg> for strata::Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::L2 => strata::Metric::L2,
+            MetricArg::Ip => strata::Metric::InnerProduct,
+            MetricArg::Cosine => strata::Metric::Cosine,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SyncArg {
+    /// Fsync before acknowledging each batch (survives power loss).
+    Always,
+    /// Fsync every 100 ms in the background (power loss may cost the last interval).
+    Periodic,
+    /// Leave write-back to the OS (survives process crashes, not power loss).
+    Never,
+}
+
+impl From<SyncArg> for strata::Sync {
+    fn from(s: SyncArg) -> Self {
+        match s {
+            SyncArg::Always => strata::Sync::Always,
+            SyncArg::Periodic => strata::Sync::Periodic(std::time::Duration::from_millis(100)),
+            SyncArg::Never => strata::Sync::Never,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an empty store.
+    Create {
+        /// Store directory (created if missing; must not hold a store).
+        dir: PathBuf,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: usize,
+        /// Distance metric.
+        #[arg(long, value_enum)]
+        metric: MetricArg,
+    },
+    /// Import vectors from .fvecs, .bvecs, .npy (float32, 2-D) or JSON lines.
+    ///
+    /// Ids are row numbers (plus --ids-from) unless a JSON line gives "id". A JSON line's
+    /// "payload" (any JSON value) is stored with the record. Existing ids are replaced.
+    Import {
+        /// Store directory.
+        dir: PathBuf,
+        /// Input file; the format comes from the extension.
+        file: PathBuf,
+        /// Id of the first row.
+        #[arg(long, default_value_t = 0)]
+        ids_from: u64,
+        /// Durability of each imported batch.
+        #[arg(long, value_enum, default_value = "periodic")]
+        sync: SyncArg,
+        /// Rows per atomic batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}.
+    Search {
+        /// Store directory.
+        dir: PathBuf,
+        /// Query vectors (any import format).
+        #[arg(long)]
+        queries: PathBuf,
+        /// Neighbours per query.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Brute-force search (today every search is exact).
+        #[arg(long)]
+        exact: bool,
+        /// Graph search breadth; takes effect with the graph index (not yet built).
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Candidates reranked exactly; takes effect with the graph index (not yet built).
+        #[arg(long)]
+        rerank: Option<usize>,
+    },
+    /// Print one record as JSON.
+    Get {
+        /// Store directory.
+        dir: PathBuf,
+        /// Record id.
+        id: u64,
+    },
+    /// Delete records by id.
+    Delete {
+        /// Store directory.
+        dir: PathBuf,
+        /// Ids to delete.
+        ids: Vec<u64>,
+        /// A file with one id per line.
+        #[arg(long)]
+        ids_file: Option<PathBuf>,
+    },
+    /// Print the store's segments, rows, tombstones and bytes per file kind as JSON.
+    Inspect {
+        /// Store directory.
+        dir: PathBuf,
+    },
+    /// Check every checksum and invariant; exit 0 when clean, 1 naming the first fault.
+    Verify {
+        /// Store directory.
+        dir: PathBuf,
+    },
+    /// The whole life cycle on a seeded clustered data set: ingest, search, delete and
+    /// upsert, crash, recover, check, with recall against brute force and timings.
+    Demo {
+        /// Store directory (must be empty or absent; a temporary one by default).
+        dir: Option<PathBuf>,
+        /// Rows to ingest.
+        #[arg(long, default_value_t = 50_000)]
+        rows: usize,
+        /// Dimension.
+        #[arg(long, default_value_t = 96)]
+        dim: usize,
+        /// Seed of the data set.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+    /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Command::Create { dir, dim, metric } => ops::create(&dir, dim, metric.into()),
+        Command::Import { dir, file, ids_from, sync, batch } => ops::import(&dir, &file, ids_from, sync.into(), batch),
+        Command::Search { dir, queries, k, exact, ef, rerank } => ops::search(&dir, &queries, k, exact, ef.is_some() || rerank.is_some()),
+        Command::Get { dir, id } => ops::get(&dir, id),
+        Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
+        Command::Inspect { dir } => ops::inspect(&dir),
+        Command::Verify { dir } => ops::verify(&dir),
+        Command::Demo { dir, rows, dim, seed } => demo::run(dir, rows, dim, seed),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `strata bench`: build a store from a TEXMEX data set and measure search.
+//!
+//! Writes one JSON line per setting with the keys of `../shared/peers` (`config`,
+//! `search_param`, `recall`, `qps_single`, `p50_ms`, ...) so that `peers.py --external`
+//! can put Strata beside the peers in the same run.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use rayon::prelude::*;
+use serde_json::json;
+use strata::{Db, Options, SearchOptions, Sync};
+
+use crate::input::VectorFile;
+use crate::ops::import_rows;
+use crate::MetricArg;
+
+/// Arguments of `strata bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Base vectors (.fvecs, .bvecs or .npy); ids are row numbers.
+    #[arg(long)]
+    base: PathBuf,
+    /// Query vectors.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Ground truth (.ivecs, nearest first).
+    #[arg(long)]
+    gt: PathBuf,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Metric of the data set.
+    #[arg(long, value_enum, default_value = "l2")]
+    metric: MetricArg,
+    /// Threads for the all-threads measurement (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use only the first N queries.
+    #[arg(long)]
+    nq: Option<usize>,
+    /// Timed passes over the queries; the fastest is kept.
+    #[arg(long, default_value_t = 2)]
+    runs: usize,
+    /// Append one JSON line per setting here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Build the store here (kept) instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn rss_mb(key: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Pass {
+    total: Duration,
+    lat: Vec<Duration>,
+    results: Vec<Vec<u64>>,
+}
+
+fn single_thread_pass(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> Result<Pass> {
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut results = Vec::with_capacity(queries.len());
+    let start = Instant::now();
+    for q in queries {
+        let t = Instant::now();
+        let hits = db.search(q, opts)?;
+        lat.push(t.elapsed());
+        results.push(hits.into_iter().map(|h| h.id).collect());
+    }
+    Ok(Pass { total: start.elapsed(), lat, results })
+}
+
+fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
+    let mut found = 0usize;
+    for (r, g) in results.iter().zip(gt) {
+        let truth: Vec<u64> = g.iter().take(k).map(|&x| x as u64).collect();
+        found += r.iter().filter(|id| truth.contains(id)).count();
+    }
+    found as f64 / (results.len() * k).max(1) as f64
+}
+
+/// Runs the benchmark.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut queries = VectorFile::read_all(&a.queries)?;
+    let mut gt = VectorFile::read_all(&a.gt)?;
+    let nq = a.nq.unwrap_or(queries.len()).min(queries.len());
+    queries.truncate(nq);
+    gt.truncate(nq);
+    ensure!(!queries.is_empty() && gt.len() == nq, "need queries and one ground-truth row per query");
+    let dim = queries[0].len();
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().join("store")
+        }
+    };
+    let metric: strata::Metric = a.metric.into();
+
+    // Build: import with Sync::Never and one large memtable, then flush to segments.
+    let t = Instant::now();
+    let opts = Options::new(dim, metric).sync(Sync::Never).memtable_bytes(256 << 20);
+    let db = Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut base = VectorFile::open(&a.base)?;
+    let n = import_rows(&db, &mut base, 0, 10_000)?;
+    let import_s = t.elapsed().as_secs_f64();
+    db.close()?;
+    let build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut opts = Options::existing();
+    opts.search_threads = Some(1);
+    let db = Db::open(&dir, opts)?;
+    let open_s = t.elapsed().as_secs_f64();
+    let s = db.stats()?;
+    let disk = s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes;
+    eprintln!(
+        "built {n} rows in {build_s:.2} s (import {import_s:.2} s), {} segments, {:.1} MiB on disk; reopened in {:.1} ms; kernels {}",
+        s.segments.len(),
+        disk as f64 / (1 << 20) as f64,
+        open_s * 1e3,
+        strata::kernel_name()
+    );
+
+    // Single thread: one query per call, as the peers measure it.
+    let sopts = SearchOptions { k: a.k, exact: true };
+    for q in queries.iter().take(50) {
+        db.search(q, &sopts)?;
+    }
+    let mut best: Option<Pass> = None;
+    for _ in 0..a.runs.max(1) {
+        let p = single_thread_pass(&db, &queries, &sopts)?;
+        if best.as_ref().is_none_or(|b| p.total < b.total) {
+            best = Some(p);
+        }
+    }
+    let Some(mut best) = best else { unreachable!("at least one run") };
+    let rss = rss_mb("VmRSS:");
+    drop(db);
+
+    // All threads: queries in parallel.
+    let mut opts = Options::existing();
+    opts.search_threads = None;
+    let db = Db::open(&dir, opts)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let t = Instant::now();
+    pool.install(|| queries.par_iter().try_for_each(|q| db.search(q, &sopts).map(|_| ())))?;
+    let qps_all = nq as f64 / t.elapsed().as_secs_f64();
+    drop(db);
+
+    best.lat.sort();
+    let pct = |p: f64| best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64() * 1e3;
+    let rec = recall(&best.results, &gt, a.k);
+    let qps1 = nq as f64 / best.total.as_secs_f64();
+    let line = json!({
+        "config": "strata-exact", "library": "strata", "version": env!("CARGO_PKG_VERSION"),
+        "index_type": "exact (SIMD brute force over mmap'd segments)", "search_param": "exact",
+        "ef": null, "rerank": null, "k": a.k, "nq": nq, "n": n,
+        "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": qps_all, "threads": threads,
+        "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,
+        "build_s": build_s, "import_s": import_s, "open_s": open_s, "build_threads": 1,
+        "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": disk,
+        "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
+        "kernels": strata::kernel_name(),
+    });
+    println!(
+        "exact k={}: recall {rec:.4}, {qps1:.1} QPS on 1 thread (p50 {:.3} ms, p99 {:.3} ms), {qps_all:.1} QPS on {threads} threads, RSS {rss:.0} MiB",
+        a.k,
+        pct(0.5),
+        pct(0.99)
+    );
+    if let Some(p) = &a.json {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("cannot write {}", p.display()))?;
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Readers for vector files: `.fvecs`, `.bvecs`, `.ivecs` (TEXMEX), `.npy` (float32, 2-D,
+//! C order) and JSON lines (`{"id": u64, "vector": [...], "payload": any}`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// One input row.
+pub struct Row {
+    /// Explicit id (JSON lines only).
+    pub id: Option<u64>,
+    /// The vector.
+    pub vector: Vec<f32>,
+    /// Payload bytes (JSON lines: the `payload` value as JSON text).
+    pub payload: Option<Vec<u8>>,
+}
+
+enum Kind {
+    Fvecs,
+    Bvecs,
+    Ivecs,
+    Npy { dim: usize, rows: u64 },
+    Jsonl,
+}
+
+/// A streaming reader of rows.
+pub struct VectorFile {
+    path: PathBuf,
+    kind: Kind,
+    reader: BufReader<File>,
+    row: u64,
+    /// File length, for progress.
+    pub bytes: u64,
+    line: String,
+}
+
+impl VectorFile {
+    /// Opens `path`, choosing the format by extension.
+    pub fn open(path: &Path) -> Result<VectorFile> {
+        let file = File::open(path).with_context(|| format!("cannot read input file {}", path.display()))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let kind = match ext.as_str() {
+            "fvecs" => Kind::Fvecs,
+            "bvecs" => Kind::Bvecs,
+            "ivecs" => Kind::Ivecs,
+            "npy" => read_npy_header(&mut reader).with_context(|| format!("{} is not a 2-D float32 .npy file", path.display()))?,
+            "jsonl" | "json" | "ndjson" => Kind::Jsonl,
+            _ => bail!("{}: unknown input format (use .fvecs, .bvecs, .ivecs, .npy or .jsonl)", path.display()),
+        };
+        Ok(VectorFile { path: path.to_path_buf(), kind, reader, row: 0, bytes, line: String::new() })
+    }
+
+    /// Rows read so far.
+    pub fn rows_read(&self) -> u64 {
+        self.row
+    }
+
+    /// The next row, or `None` at the end.
+    pub fn next_row(&mut self) -> Result<Option<Row>> {
+        let row = self.row;
+        let out = match self.kind {
+            Kind::Fvecs => self.texmex(4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))?,
+            Kind::Ivecs => self.texmex(4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)?,
+            Kind::Bvecs => self.texmex(1, |b| b[0] as f32)?,
+            Kind::Npy { dim, rows } => {
+                if row >= rows {
+                    None
+                } else {
+                    let mut buf = vec![0u8; dim * 4];
+                    self.reader.read_exact(&mut buf).with_context(|| format!("{}: truncated at row {row}", self.path.display()))?;
+                    let vector = buf.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                    Some(Row { id: None, vector, payload: None })
+                }
+            }
+            Kind::Jsonl => self.jsonl()?,
+        };
+        if out.is_some() {
+            self.row += 1;
+        }
+        Ok(out)
+    }
+
+    fn texmex(&mut self, width: usize, conv: impl Fn(&[u8]) -> f32) -> Result<Option<Row>> {
+        let mut d = [0u8; 4];
+        match self.reader.read(&mut d[..1])? {
+            0 => return Ok(None),
+            _ => self.reader.read_exact(&mut d[1..]).with_context(|| self.at("truncated dimension"))?,
+        }
+        let dim = i32::from_le_bytes(d);
+        if dim <= 0 || dim > 65_536 {
+            bail!("{}: invalid dimension {dim}", self.at("bad record"));
+        }
+        let mut buf = vec![0u8; dim as usize * width];
+        self.reader.read_exact(&mut buf).with_context(|| self.at("truncated vector"))?;
+        let vector = buf.chunks_exact(width).map(conv).collect();
+        Ok(Some(Row { id: None, vector, payload: None }))
+    }
+
+    fn jsonl(&mut self) -> Result<Option<Row>> {
+        loop {
+            self.line.clear();
+            if self.reader.read_line(&mut self.line)? == 0 {
+                return Ok(None);
+            }
+            if !self.line.trim().is_empty() {
+                break;
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(&self.line).with_context(|| self.at("invalid JSON"))?;
+        let id = match v.get("id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(x) => Some(x.as_u64().ok_or_else(|| anyhow!("{}: \"id\" must be an unsigned integer", self.at("bad id")))?),
+        };
+        let vector = v
+            .get("vector")
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| anyhow!("{}: missing \"vector\" array", self.at("bad row")))?
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| anyhow!("{}: \"vector\" must hold numbers", self.at("bad row")))?;
+        let payload = match v.get("payload") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(p) => Some(serde_json::to_vec(p)?),
+        };
+        Ok(Some(Row { id, vector, payload }))
+    }
+
+    fn at(&self, what: &str) -> String {
+        format!("{} row {}: {what}", self.path.display(), self.row)
+    }
+
+    /// Reads every row's vector (for queries and ground truth).
+    pub fn read_all(path: &Path) -> Result<Vec<Vec<f32>>> {
+        let mut f = VectorFile::open(path)?;
+        let mut out = Vec::new();
+        while let Some(r) = f.next_row()? {
+            out.push(r.vector);
+        }
+        Ok(out)
+    }
+}
+
+fn read_npy_header(r: &mut impl Read) -> Result<Kind> {
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)?;
+    if &magic[..6] != b"\x93NUMPY" {
+        bail!("bad magic");
+    }
+    let len = if magic[6] == 1 {
+        let mut l = [0u8; 2];
+        r.read_exact(&mut l)?;
+        u16::from_le_bytes(l) as usize
+    } else {
+        let mut l = [0u8; 4];
+        r.read_exact(&mut l)?;
+        u32::from_le_bytes(l) as usize
+    };
+    if len > 1 << 20 {
+        bail!("header too long");
+    }
+    let mut h = vec![0u8; len];
+    r.read_exact(&mut h)?;
+    let h = String::from_utf8_lossy(&h).replace(' ', "");
+    if !h.contains("'descr':'<f4'") {
+        bail!("dtype must be little-endian float32 ('<f4'), header: {h}");
+    }
+    if h.contains("'fortran_order':True") {
+        bail!("Fortran order is not supported");
+    }
+    let shape = h.split("'shape':(").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| anyhow!("no shape"))?;
+    let dims: Vec<u64> = shape.split(',').filter(|s| !s.is_empty()).map(|s| s.parse()).collect::<Result<_, _>>()?;
+    match dims[..] {
+        [rows, dim] if dim > 0 && dim <= 65_536 => Ok(Kind::Npy { dim: dim as usize, rows }),
+        _ => bail!("shape must be 2-D (rows, dim), got ({shape})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fvecs_npy_and_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let fv = dir.path().join("a.fvecs");
+        let mut b = Vec::new();
+        for r in 0..3 {
+            b.extend_from_slice(&2i32.to_le_bytes());
+            b.extend_from_slice(&(r as f32).to_le_bytes());
+            b.extend_from_slice(&1.5f32.to_le_bytes());
+        }
+        std::fs::write(&fv, &b).unwrap();
+        assert_eq!(VectorFile::read_all(&fv).unwrap(), vec![vec![0.0, 1.5], vec![1.0, 1.5], vec![2.0, 1.5]]);
+        std::fs::write(&fv, &b[..b.len() - 1]).unwrap();
+        assert!(VectorFile::read_all(&fv).is_err());
+
+        let np = dir.path().join("a.npy");
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut h = header.as_bytes().to_vec();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(b' ');
+        }
+        h.push(b'\n');
+        let mut n = b"\x93NUMPY\x01\x00".to_vec();
+        n.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        n.extend_from_slice(&h);
+        for x in [1.0f32, 2.0, 3.0, 4.0] {
+            n.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(&np, &n).unwrap();
+        assert_eq!(VectorFile::read_all(&np).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+
+        let jl = dir.path().join("a.jsonl");
+        std::fs::write(&jl, "{\"id\": 7, \"vector\": [1, 2.5], \"payload\": {\"k\": 1}}\n\n{\"vector\": [0, 0]}\n").unwrap();
+        let mut f = VectorFile::open(&jl).unwrap();
+        let r = f.next_row().unwrap().unwrap();
+        assert_eq!((r.id, r.vector, r.payload.unwrap()), (Some(7), vec![1.0, 2.5], b"{\"k\":1}".to_vec()));
+        assert!(f.next_row().unwrap().unwrap().id.is_none());
+        assert!(f.next_row().unwrap().is_none());
+    }
+}
