@@ -53,13 +53,21 @@ impl WriteBatch {
 
     /// Adds an upsert without payload.
     pub fn upsert(&mut self, id: u64, vector: &[f32]) -> &mut Self {
-        self.ops.push(Op::Upsert { id, vector: vector.to_vec(), payload: None });
+        self.ops.push(Op::Upsert {
+            id,
+            vector: vector.to_vec(),
+            payload: None,
+        });
         self
     }
 
     /// Adds an upsert with a payload.
     pub fn upsert_with_payload(&mut self, id: u64, vector: &[f32], payload: &[u8]) -> &mut Self {
-        self.ops.push(Op::Upsert { id, vector: vector.to_vec(), payload: Some(payload.to_vec()) });
+        self.ops.push(Op::Upsert {
+            id,
+            vector: vector.to_vec(),
+            payload: Some(payload.to_vec()),
+        });
         self
     }
 
@@ -90,7 +98,11 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
     let mut out = Vec::new();
     for op in ops {
         match op {
-            Op::Upsert { id, vector, payload } => {
+            Op::Upsert {
+                id,
+                vector,
+                payload,
+            } => {
                 out.push(OP_UPSERT);
                 out.extend_from_slice(&id.to_le_bytes());
                 for x in vector {
@@ -123,8 +135,14 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
         let id = u64::from_le_bytes(r.take::<8>()?);
         match op {
             OP_UPSERT => {
-                let raw = r.bytes(dim.checked_mul(4).ok_or(CorruptionKind::Batch("dimension"))?)?;
-                let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let raw = r.bytes(
+                    dim.checked_mul(4)
+                        .ok_or(CorruptionKind::Batch("dimension"))?,
+                )?;
+                let vector = raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 let payload = match r.u8()? {
                     0 => None,
                     1 => {
@@ -133,7 +151,11 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                     }
                     _ => return Err(CorruptionKind::Batch("payload flag")),
                 };
-                ops.push(Op::Upsert { id, vector, payload });
+                ops.push(Op::Upsert {
+                    id,
+                    vector,
+                    payload,
+                });
             }
             OP_DELETE => ops.push(Op::Delete { id }),
             _ => return Err(CorruptionKind::Batch("operation code")),
@@ -152,7 +174,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], CorruptionKind> {
-        let s = self.pos.checked_add(n).and_then(|end| self.buf.get(self.pos..end)).ok_or(CorruptionKind::Batch("truncated"))?;
+        let s = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.buf.get(self.pos..end))
+            .ok_or(CorruptionKind::Batch("truncated"))?;
         self.pos += n;
         Ok(s)
     }
@@ -175,12 +201,17 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let mut b = WriteBatch::new();
-        b.upsert(1, &[1.0, 2.0]).upsert_with_payload(2, &[3.0, 4.0], b"p").delete(9);
+        b.upsert(1, &[1.0, 2.0])
+            .upsert_with_payload(2, &[3.0, 4.0], b"p")
+            .delete(9);
         let enc = encode(b.ops());
         assert_eq!(decode(&enc, 3, 2).unwrap(), b.ops);
         for cut in 0..enc.len() {
             assert!(decode(&enc[..cut], 3, 2).is_err(), "cut {cut}");
         }
-        assert!(decode(&enc, 2, 2).is_err(), "count mismatch leaves trailing bytes");
+        assert!(
+            decode(&enc, 2, 2).is_err(),
+            "count mismatch leaves trailing bytes"
+        );
     }
 }

@@ -92,7 +92,10 @@ impl Db {
         if let Sync::Periodic(every) = inner.opts.sync {
             workers.push(flush::spawn_syncer(inner.clone(), every));
         }
-        Ok(Db { inner, workers: Mutex::new(workers) })
+        Ok(Db {
+            inner,
+            workers: Mutex::new(workers),
+        })
     }
 
     /// Vector dimension.
@@ -149,7 +152,10 @@ impl Db {
             let mut st = inner.write.lock();
             inner.wait_for_room(&mut st)?;
             let seq = st.next_seq;
-            let lsn = inner.wal.append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload).inspect_err(|_| inner.poison())?;
+            let lsn = inner
+                .wal
+                .append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload)
+                .inspect_err(|_| inner.poison())?;
             st.next_seq += batch.ops.len() as u64;
             let mut v = (*st.version).clone();
             apply(&mut v, seq, batch.ops);
@@ -158,7 +164,11 @@ impl Db {
             lsn
         };
         match wo.sync.unwrap_or(inner.opts.sync) {
-            Sync::Always => inner.wal.sync_to(lsn).inspect_err(|_| inner.poison()).map_err(Error::from),
+            Sync::Always => inner
+                .wal
+                .sync_to(lsn)
+                .inspect_err(|_| inner.poison())
+                .map_err(Error::from),
             Sync::Periodic(_) | Sync::Never => Ok(()),
         }
     }
@@ -183,7 +193,11 @@ impl Db {
             if let Some(row) = s.live_row(id) {
                 let vector = s.reader.vector(row).unwrap_or(&[]).to_vec();
                 let payload = s.reader.payload(row)?;
-                return Ok(Some(Record { id, vector, payload }));
+                return Ok(Some(Record {
+                    id,
+                    vector,
+                    payload,
+                }));
             }
         }
         Ok(None)
@@ -210,7 +224,10 @@ impl Db {
         let inner = &self.inner;
         let mut st = inner.write.lock();
         inner.check(&st)?;
-        let needs = st.version.active().is_some_and(|m| m.ops() > 0 || m.first_wal_no != inner.wal.file_no());
+        let needs = st
+            .version
+            .active()
+            .is_some_and(|m| m.ops() > 0 || m.first_wal_no != inner.wal.file_no());
         if needs {
             inner.switch(&mut st)?;
         }
@@ -223,7 +240,9 @@ impl Db {
 
     /// Flushes, stops background work and releases the lock.
     pub fn close(self) -> Result<()> {
-        let res = self.flush().and_then(|()| self.inner.wal.sync().map_err(Error::from));
+        let res = self
+            .flush()
+            .and_then(|()| self.inner.wal.sync().map_err(Error::from));
         self.stop();
         res
     }
@@ -296,12 +315,18 @@ impl Inner {
     }
 
     fn maybe_switch(&self, st: &mut WriteState) -> Result<()> {
-        let full = st.version.active().is_some_and(|m| m.bytes() >= self.opts.memtable_bytes);
+        let full = st
+            .version
+            .active()
+            .is_some_and(|m| m.bytes() >= self.opts.memtable_bytes);
         if full {
             self.switch(st)
         } else if self.wal.file_bytes() >= self.opts.wal_file_bytes {
             let no = st.alloc_file_no();
-            self.wal.rotate(no).inspect_err(|_| self.poison()).map_err(Error::from)
+            self.wal
+                .rotate(no)
+                .inspect_err(|_| self.poison())
+                .map_err(Error::from)
         } else {
             Ok(())
         }
@@ -313,7 +338,10 @@ impl Inner {
         self.wal.rotate(wal_no).inspect_err(|_| self.poison())?;
         let mut v = (*st.version).clone();
         if let Some(m) = v.active() {
-            m.freeze(Frozen { last_seq: st.next_seq - 1, next_wal_no: wal_no });
+            m.freeze(Frozen {
+                last_seq: st.next_seq - 1,
+                next_wal_no: wal_no,
+            });
         }
         v.memtables.insert(0, Arc::new(Memtable::new(wal_no)));
         self.publish(st, v);
@@ -326,12 +354,19 @@ impl Inner {
 /// Applies operations starting at `seq` to a version being built (live writes and replay).
 pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
     let n = ops.len() as u64;
-    let Some(active) = v.active().cloned() else { return };
+    let Some(active) = v.active().cloned() else {
+        return;
+    };
     for (i, op) in ops.into_iter().enumerate() {
         let s = seq + i as u64;
         v.tombstone(op.id(), s);
         active.count_op();
-        if let Op::Upsert { id, vector, payload } = op {
+        if let Op::Upsert {
+            id,
+            vector,
+            payload,
+        } = op
+        {
             active.insert(id, s, vector, payload);
         }
     }
@@ -340,7 +375,11 @@ pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
 
 fn check_vector(v: &[f32], dim: usize) -> Result<()> {
     if v.len() != dim {
-        return Err(InvalidArgument::DimensionMismatch { expected: dim, got: v.len() }.into());
+        return Err(InvalidArgument::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        }
+        .into());
     }
     if let Some(index) = v.iter().position(|x| !x.is_finite()) {
         return Err(InvalidArgument::NonFinite { index }.into());
@@ -352,7 +391,10 @@ fn check_vector(v: &[f32], dim: usize) -> Result<()> {
 fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
     let max = strata_format::segment::MAX_PAYLOAD_LEN;
     for op in ops.iter_mut() {
-        if let Op::Upsert { vector, payload, .. } = op {
+        if let Op::Upsert {
+            vector, payload, ..
+        } = op
+        {
             check_vector(vector, dim)?;
             if let Some(p) = payload.as_ref().filter(|p| p.len() > max) {
                 return Err(InvalidArgument::PayloadTooLarge { len: p.len(), max }.into());
@@ -362,10 +404,23 @@ fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
             }
         }
     }
-    let bytes: usize = ops.iter().map(|o| 10 + if let Op::Upsert { payload, .. } = o { dim * 4 + 4 + payload.as_ref().map_or(0, Vec::len) } else { 0 }).sum();
+    let bytes: usize = ops
+        .iter()
+        .map(|o| {
+            10 + if let Op::Upsert { payload, .. } = o {
+                dim * 4 + 4 + payload.as_ref().map_or(0, Vec::len)
+            } else {
+                0
+            }
+        })
+        .sum();
     let max_batch = strata_wal::record::MAX_RECORD_LEN;
     if bytes > max_batch {
-        return Err(InvalidArgument::BatchTooLarge { bytes, max: max_batch }.into());
+        return Err(InvalidArgument::BatchTooLarge {
+            bytes,
+            max: max_batch,
+        }
+        .into());
     }
     Ok(())
 }

@@ -131,10 +131,15 @@ impl From<strata_format::Error> for Error {
     fn from(e: strata_format::Error) -> Self {
         match e {
             strata_format::Error::Io { path, source } => Error::Io { path, source },
-            strata_format::Error::Corruption { path, offset, kind } => {
-                Error::Corruption { path, offset, kind: CorruptionKind::Format(kind) }
-            }
-            other => Error::Io { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+            strata_format::Error::Corruption { path, offset, kind } => Error::Corruption {
+                path,
+                offset,
+                kind: CorruptionKind::Format(kind),
+            },
+            other => Error::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::other(other.to_string()),
+            },
         }
     }
 }
@@ -143,21 +148,29 @@ impl From<strata_wal::Error> for Error {
     fn from(e: strata_wal::Error) -> Self {
         match e {
             strata_wal::Error::Io { path, source } => Error::Io { path, source },
-            strata_wal::Error::Corruption { path, offset, kind } => {
-                Error::Corruption { path, offset, kind: CorruptionKind::Wal(kind) }
-            }
+            strata_wal::Error::Corruption { path, offset, kind } => Error::Corruption {
+                path,
+                offset,
+                kind: CorruptionKind::Wal(kind),
+            },
             strata_wal::Error::Poisoned => Error::Poisoned,
             strata_wal::Error::RecordTooLarge { len, max } => {
                 Error::InvalidArgument(InvalidArgument::BatchTooLarge { bytes: len, max })
             }
-            other => Error::Io { path: PathBuf::new(), source: std::io::Error::other(other.to_string()) },
+            other => Error::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::other(other.to_string()),
+            },
         }
     }
 }
 
 impl Error {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// True for [`Error::Corruption`].

@@ -60,7 +60,10 @@ pub fn list(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         if let Some((kind, no)) = entry.file_name().to_str().and_then(parse) {
-            let len = entry.metadata().map_err(|e| Error::io(&entry.path(), e))?.len();
+            let len = entry
+                .metadata()
+                .map_err(|e| Error::io(&entry.path(), e))?
+                .len();
             out.push((kind, no, len));
         }
     }
@@ -71,10 +74,18 @@ pub fn list(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
 /// Takes the store's exclusive lock; the returned file holds it until dropped.
 pub fn lock(dir: &Path) -> Result<File> {
     let p = dir.join(LOCK);
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p).map_err(|e| Error::io(&p, e))?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&p)
+        .map_err(|e| Error::io(&p, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+        }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
     }
 }

@@ -49,7 +49,8 @@ fn flusher(inner: &Inner) {
         let job = {
             let mut st = inner.write.lock();
             loop {
-                if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire) {
+                if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire)
+                {
                     return;
                 }
                 let oldest = st.version.memtables.iter().skip(1).next_back().cloned();
@@ -60,7 +61,9 @@ fn flusher(inner: &Inner) {
             }
         };
         // A panic in here must not leave writers waiting forever: poison instead.
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flush_one(inner, &job.0, job.1)));
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            flush_one(inner, &job.0, job.1)
+        }));
         if !matches!(res, Ok(Ok(()))) {
             inner.poison();
             return;
@@ -70,7 +73,9 @@ fn flusher(inner: &Inner) {
 
 /// Writes `mem` (frozen) as segment `file_no` and installs it.
 fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
-    let Some(frozen) = mem.frozen() else { return Ok(()) };
+    let Some(frozen) = mem.frozen() else {
+        return Ok(());
+    };
     let written = write_rows(inner, mem, frozen, file_no)?;
     install(inner, mem, frozen, written)
 }
@@ -84,10 +89,16 @@ struct Written {
 
 fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Result<Written> {
     let all: Vec<_> = mem.rows().collect();
-    let mut rows: Vec<usize> = (0..all.len()).filter(|&i| all[i].visible_at(frozen.last_seq)).collect();
+    let mut rows: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].visible_at(frozen.last_seq))
+        .collect();
     rows.sort_by_key(|&i| all[i].id);
     if rows.is_empty() {
-        return Ok(Written { file_no, reader: None, rows });
+        return Ok(Written {
+            file_no,
+            reader: None,
+            rows,
+        });
     }
     let ids: Vec<u64> = rows.iter().map(|&i| all[i].id).collect();
     let mut vectors = Vec::with_capacity(rows.len() * inner.dim);
@@ -107,7 +118,11 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     segment::write_segment(&path, &input)?;
     fsutil::sync_dir(&inner.dir)?;
     let reader = Arc::new(SegmentReader::open(&path)?);
-    Ok(Written { file_no, reader: Some(reader), rows })
+    Ok(Written {
+        file_no,
+        reader: Some(reader),
+        rows,
+    })
 }
 
 fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Result<()> {
@@ -126,7 +141,16 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
             }
         }
         let dirty = deleted.count() > 0;
-        v.segments.insert(0, LiveSegment { file_no: w.file_no, reader, deleted: Arc::new(deleted), deletion_file_no: None, dirty });
+        v.segments.insert(
+            0,
+            LiveSegment {
+                file_no: w.file_no,
+                reader,
+                deleted: Arc::new(deleted),
+                deletion_file_no: None,
+                dirty,
+            },
+        );
     }
     v.memtables.retain(|m| !Arc::ptr_eq(m, mem));
     // Every tombstone about to be persisted must belong to a durable write.

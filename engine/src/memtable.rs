@@ -143,7 +143,15 @@ impl Memtable {
     pub fn search(&self, metric: Metric, query: &[f32], seq: u64, top: &mut TopK) {
         for row in self.rows() {
             if row.visible_at(seq) {
-                exact::scan_block(metric, query, &row.vector, row.vector.len(), top, |_| row.id, |_| false);
+                exact::scan_block(
+                    metric,
+                    query,
+                    &row.vector,
+                    row.vector.len(),
+                    top,
+                    |_| row.id,
+                    |_| false,
+                );
             }
         }
     }

@@ -40,7 +40,11 @@ pub struct Options {
 impl Options {
     /// Options that create the store with `dim` and `metric` when it does not exist.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        Options { dim: Some(dim), metric, ..Options::existing() }
+        Options {
+            dim: Some(dim),
+            metric,
+            ..Options::existing()
+        }
     }
 
     /// Options that open an existing store with whatever schema it has.

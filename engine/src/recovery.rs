@@ -20,7 +20,9 @@ use crate::version::{LiveSegment, Version};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     if !dir.join(files::MANIFEST).exists() && opts.dim.is_none() {
-        return Err(Error::NotFound { path: dir.to_path_buf() });
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let lock = files::lock(dir)?;
@@ -33,7 +35,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let dim = manifest.dim as usize;
     if let Some(asked) = opts.dim {
         if asked != dim || opts.metric != metric {
-            return Err(InvalidArgument::SchemaMismatch { dim, metric: metric.name(), asked_dim: asked, asked_metric: opts.metric.name() }.into());
+            return Err(InvalidArgument::SchemaMismatch {
+                dim,
+                metric: metric.name(),
+                asked_dim: asked,
+                asked_metric: opts.metric.name(),
+            }
+            .into());
         }
     }
     let max_seen = remove_orphans(dir, &manifest)?;
@@ -44,12 +52,21 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let wal_no = next_file_no;
     next_file_no += 1;
     let mem = Arc::new(Memtable::new(first_wal_no.unwrap_or(wal_no)));
-    let mut version = Version { seq: manifest.checkpoint_seq, memtables: vec![mem], segments };
+    let mut version = Version {
+        seq: manifest.checkpoint_seq,
+        memtables: vec![mem],
+        segments,
+    };
     let end_seq = replay(&wal_files, &manifest, dim, &mut version, ReplayMode::Repair)?.0;
     let wal = Wal::create(dir, wal_no)?;
     let version = Arc::new(version);
     let search_pool = match opts.search_threads {
-        Some(n) => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| Error::io(dir, std::io::Error::other(e)))?),
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::io(dir, std::io::Error::other(e)))?,
+        ),
         None => None,
     };
     let st = WriteState {
@@ -109,7 +126,8 @@ fn remove_orphans(dir: &Path, m: &Manifest) -> Result<u64> {
         .segments
         .iter()
         .flat_map(|s| {
-            std::iter::once((FileKind::Segment, s.file_no)).chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
+            std::iter::once((FileKind::Segment, s.file_no))
+                .chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
         })
         .collect();
     let mut max_seen = 0;
@@ -137,11 +155,19 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
     for e in m.segments.iter().rev() {
         let path = files::path(dir, FileKind::Segment, e.file_no);
         if !path.exists() {
-            return Err(Error::Corruption { path, offset: 0, kind: CorruptionKind::MissingFile });
+            return Err(Error::Corruption {
+                path,
+                offset: 0,
+                kind: CorruptionKind::MissingFile,
+            });
         }
         let reader = SegmentReader::open(&path)?;
         let h = reader.header();
-        let inconsistent = |what| Error::Corruption { path: path.clone(), offset: 0, kind: CorruptionKind::Inconsistent(what) };
+        let inconsistent = |what| Error::Corruption {
+            path: path.clone(),
+            offset: 0,
+            kind: CorruptionKind::Inconsistent(what),
+        };
         if h.rows != e.rows || reader.file_len() != e.file_len {
             return Err(inconsistent("segment size differs from the manifest"));
         }
@@ -152,13 +178,23 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
             Some(d) => {
                 let dp = files::path(dir, FileKind::Deletion, d);
                 if !dp.exists() {
-                    return Err(Error::Corruption { path: dp, offset: 0, kind: CorruptionKind::MissingFile });
+                    return Err(Error::Corruption {
+                        path: dp,
+                        offset: 0,
+                        kind: CorruptionKind::MissingFile,
+                    });
                 }
                 DeletionBitmap::read(&dp, e.file_no, reader.rows())?
             }
             None => DeletionBitmap::new(reader.rows()),
         };
-        out.push(LiveSegment { file_no: e.file_no, reader: Arc::new(reader), deleted: Arc::new(deleted), deletion_file_no: e.deletion_file_no, dirty: false });
+        out.push(LiveSegment {
+            file_no: e.file_no,
+            reader: Arc::new(reader),
+            deleted: Arc::new(deleted),
+            deletion_file_no: e.deletion_file_no,
+            dirty: false,
+        });
     }
     Ok(out)
 }
@@ -184,8 +220,16 @@ pub(crate) fn replay(
     let mut next = m.checkpoint_seq + 1;
     let res = strata_wal::replay(files, mode, |r| {
         let rec = r.record;
-        let path = files.iter().find(|f| f.0 == r.file_no).map(|f| f.1.clone()).unwrap_or_default();
-        let bad = |kind| Error::Corruption { path: path.clone(), offset: r.offset, kind };
+        let path = files
+            .iter()
+            .find(|f| f.0 == r.file_no)
+            .map(|f| f.1.clone())
+            .unwrap_or_default();
+        let bad = |kind| Error::Corruption {
+            path: path.clone(),
+            offset: r.offset,
+            kind,
+        };
         if rec.kind != BATCH_RECORD {
             return Err(bad(CorruptionKind::Batch("unknown record kind")));
         }
@@ -194,7 +238,9 @@ pub(crate) fn replay(
             return Ok(()); // already in a segment
         }
         if rec.seq != next {
-            return Err(bad(CorruptionKind::Inconsistent("WAL does not continue from the checkpoint")));
+            return Err(bad(CorruptionKind::Inconsistent(
+                "WAL does not continue from the checkpoint",
+            )));
         }
         let ops = batch::decode(rec.payload, rec.count, dim).map_err(bad)?;
         if ops.is_empty() {

@@ -21,24 +21,41 @@ pub(crate) fn exact(v: &Version, metric: Metric, query: &[f32], k: usize) -> Vec
     let tasks: Vec<(&LiveSegment, usize)> = v
         .segments
         .iter()
-        .flat_map(|s| (0..s.reader.rows()).step_by(CHUNK_ROWS).map(move |start| (s, start)))
+        .flat_map(|s| {
+            (0..s.reader.rows())
+                .step_by(CHUNK_ROWS)
+                .map(move |start| (s, start))
+        })
         .collect();
     let seg_top = tasks
         .par_iter()
         .map(|&(s, start)| scan_segment(s, metric, query, k, start))
-        .reduce(|| TopK::new(k), |mut a, b| {
-            a.merge(b);
-            a
-        });
+        .reduce(
+            || TopK::new(k),
+            |mut a, b| {
+                a.merge(b);
+                a
+            },
+        );
     top.merge(seg_top);
-    top.into_sorted().into_iter().map(|n| Hit { id: n.id, distance: n.distance }).collect()
+    top.into_sorted()
+        .into_iter()
+        .map(|n| Hit {
+            id: n.id,
+            distance: n.distance,
+        })
+        .collect()
 }
 
 fn scan_segment(s: &LiveSegment, metric: Metric, query: &[f32], k: usize, start: usize) -> TopK {
     let dim = s.reader.dim();
     let end = (start + CHUNK_ROWS).min(s.reader.rows());
     let mut top = TopK::new(k);
-    let block = s.reader.vectors().get(start * dim..end * dim).unwrap_or(&[]);
+    let block = s
+        .reader
+        .vectors()
+        .get(start * dim..end * dim)
+        .unwrap_or(&[]);
     let ids = s.reader.ids();
     let deleted = &s.deleted;
     exact::scan_block(

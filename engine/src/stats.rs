@@ -52,15 +52,29 @@ pub struct Stats {
 
 pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let v = inner.snapshot();
-    let mut s = Stats { dim: inner.dim, metric: inner.metric.name(), last_seq: v.seq, ..Stats::default() };
+    let mut s = Stats {
+        dim: inner.dim,
+        metric: inner.metric.name(),
+        last_seq: v.seq,
+        ..Stats::default()
+    };
     for seg in &v.segments {
         let rows = seg.reader.rows() as u64;
         let deleted = seg.deleted.count() as u64;
-        s.segments.push(SegmentStats { file_no: seg.file_no, rows, deleted, bytes: seg.reader.file_len() });
+        s.segments.push(SegmentStats {
+            file_no: seg.file_no,
+            rows,
+            deleted,
+            bytes: seg.reader.file_len(),
+        });
         s.segment_rows += rows;
         s.tombstones += deleted;
     }
-    s.memtable_rows = v.memtables.iter().map(|m| m.visible_rows(v.seq) as u64).sum();
+    s.memtable_rows = v
+        .memtables
+        .iter()
+        .map(|m| m.visible_rows(v.seq) as u64)
+        .sum();
     s.frozen_memtables = v.memtables.len().saturating_sub(1) as u64;
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
     for (kind, _, len) in files::list(&inner.dir)? {
@@ -70,7 +84,9 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
             FileKind::Wal => s.wal_bytes += len,
         }
     }
-    s.manifest_bytes = std::fs::metadata(inner.dir.join(files::MANIFEST)).map(|m| m.len()).unwrap_or(0);
+    s.manifest_bytes = std::fs::metadata(inner.dir.join(files::MANIFEST))
+        .map(|m| m.len())
+        .unwrap_or(0);
     s.wal_fsyncs = inner.wal.fsync_count();
     Ok(s)
 }

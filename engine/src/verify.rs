@@ -36,7 +36,9 @@ pub struct VerifyReport {
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let mpath = dir.join(files::MANIFEST);
     if !mpath.exists() {
-        return Err(Error::NotFound { path: dir.to_path_buf() });
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
     }
     let _lock = files::lock(dir)?;
     let m = Manifest::read(&mpath)?;
@@ -47,11 +49,19 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         seg.reader.verify()?;
         let path = files::path(dir, FileKind::Segment, seg.file_no);
         if seg.deleted.count() as u64 != entry.deleted {
-            return Err(Error::Corruption { path: mpath.clone(), offset: 0, kind: CorruptionKind::Inconsistent("deleted count differs from the deletion file") });
+            return Err(Error::Corruption {
+                path: mpath.clone(),
+                offset: 0,
+                kind: CorruptionKind::Inconsistent("deleted count differs from the deletion file"),
+            });
         }
         for (row, &id) in seg.reader.ids().iter().enumerate() {
             if !seg.deleted.contains(row) && !seen.insert(id) {
-                return Err(Error::Corruption { path, offset: 0, kind: CorruptionKind::Inconsistent("an id is live in two segments") });
+                return Err(Error::Corruption {
+                    path,
+                    offset: 0,
+                    kind: CorruptionKind::Inconsistent("an id is live in two segments"),
+                });
             }
         }
         report.segments += 1;
@@ -59,17 +69,28 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         report.tombstones += seg.deleted.count() as u64;
     }
     let wal = recovery::wal_files(dir, &m)?;
-    let mut v = Version { seq: m.checkpoint_seq, memtables: vec![Arc::new(Memtable::new(0))], segments };
+    let mut v = Version {
+        seq: m.checkpoint_seq,
+        memtables: vec![Arc::new(Memtable::new(0))],
+        segments,
+    };
     let (_, rep) = recovery::replay(&wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
     report.wal_records = rep.records;
     report.torn_tail = rep.torn_tail;
     let live: HashSet<(FileKind, u64)> = m
         .segments
         .iter()
-        .flat_map(|s| std::iter::once((FileKind::Segment, s.file_no)).chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d))))
+        .flat_map(|s| {
+            std::iter::once((FileKind::Segment, s.file_no))
+                .chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
+        })
         .collect();
     for (kind, no, _) in files::list(dir)? {
-        let keep = if kind == FileKind::Wal { no >= m.wal_min_no } else { live.contains(&(kind, no)) };
+        let keep = if kind == FileKind::Wal {
+            no >= m.wal_min_no
+        } else {
+            live.contains(&(kind, no))
+        };
         if !keep {
             report.orphans.push(files::path(dir, kind, no));
         }

@@ -53,7 +53,8 @@ impl Version {
         for m in &self.memtables {
             if let Some(row) = m.newest(id) {
                 if row.is_live() {
-                    row.deleted_seq.store(seq, std::sync::atomic::Ordering::Release);
+                    row.deleted_seq
+                        .store(seq, std::sync::atomic::Ordering::Release);
                 }
                 return;
             }

@@ -25,7 +25,9 @@ pub struct MappedBytes {
 
 impl std::fmt::Debug for MappedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MappedBytes").field("len", &self.len()).finish()
+        f.debug_struct("MappedBytes")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -35,12 +37,18 @@ impl MappedBytes {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len == 0 {
-            return Ok(MappedBytes { map: None, range: 0..0 });
+            return Ok(MappedBytes {
+                map: None,
+                range: 0..0,
+            });
         }
         // SAFETY: see the module doc: the file is immutable for as long as it is mapped.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let n = map.len();
-        Ok(MappedBytes { map: Some(Arc::new(map)), range: 0..n })
+        Ok(MappedBytes {
+            map: Some(Arc::new(map)),
+            range: 0..n,
+        })
     }
 
     /// The bytes.

@@ -67,7 +67,10 @@ impl<'a> Reader<'a> {
 
     /// An error of `kind` at the current offset.
     pub fn fault(&self, kind: CorruptionKind) -> DecodeError {
-        DecodeError { offset: self.offset(), kind }
+        DecodeError {
+            offset: self.offset(),
+            kind,
+        }
     }
 
     /// An error of `kind` at `offset`.
@@ -82,7 +85,10 @@ pub fn check_crc(data: &[u8], stored: u32, offset: u64) -> Result<(), DecodeErro
     if computed == stored {
         Ok(())
     } else {
-        Err(DecodeError { offset, kind: CorruptionKind::Checksum { stored, computed } })
+        Err(DecodeError {
+            offset,
+            kind: CorruptionKind::Checksum { stored, computed },
+        })
     }
 }
 
@@ -92,7 +98,10 @@ pub fn expect_magic(r: &mut Reader<'_>, magic: &[u8]) -> Result<(), DecodeError>
     if r.bytes(magic.len())? == magic {
         Ok(())
     } else {
-        Err(DecodeError { offset: at, kind: CorruptionKind::BadMagic })
+        Err(DecodeError {
+            offset: at,
+            kind: CorruptionKind::BadMagic,
+        })
     }
 }
 
@@ -101,6 +110,9 @@ pub fn expect_version(found: u32, min: u32, max: u32, offset: u64) -> Result<(),
     if (min..=max).contains(&found) {
         Ok(())
     } else {
-        Err(DecodeError { offset, kind: CorruptionKind::UnsupportedVersion { found, min, max } })
+        Err(DecodeError {
+            offset,
+            kind: CorruptionKind::UnsupportedVersion { found, min, max },
+        })
     }
 }

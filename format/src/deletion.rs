@@ -27,7 +27,11 @@ pub struct DeletionBitmap {
 impl DeletionBitmap {
     /// An empty bitmap over `rows` rows.
     pub fn new(rows: usize) -> Self {
-        DeletionBitmap { words: vec![0; rows.div_ceil(64)], rows, count: 0 }
+        DeletionBitmap {
+            words: vec![0; rows.div_ceil(64)],
+            rows,
+            count: 0,
+        }
     }
 
     /// Rows covered.
@@ -43,7 +47,9 @@ impl DeletionBitmap {
     /// Whether `row` is deleted (rows out of range read as deleted).
     #[inline]
     pub fn contains(&self, row: usize) -> bool {
-        self.words.get(row / 64).is_none_or(|w| w & (1 << (row % 64)) != 0)
+        self.words
+            .get(row / 64)
+            .is_none_or(|w| w & (1 << (row % 64)) != 0)
     }
 
     /// Marks `row` deleted; returns false if it already was (or is out of range).
@@ -79,22 +85,39 @@ impl DeletionBitmap {
     }
 
     /// Decodes a deletion file; checks it belongs to `segment_no` with `rows` rows.
-    pub fn decode(buf: &[u8], segment_no: u64, rows: usize) -> std::result::Result<Self, DecodeError> {
+    pub fn decode(
+        buf: &[u8],
+        segment_no: u64,
+        rows: usize,
+    ) -> std::result::Result<Self, DecodeError> {
         let mut r = Reader::new(buf, 0);
         expect_magic(&mut r, DELETION_MAGIC)?;
         let version = r.u32()?;
         let words_len = rows.div_ceil(64);
         let total = FIXED_LEN + words_len * 8 + 4;
         if buf.len() != total {
-            return Err(Reader::fault_at(0, CorruptionKind::Length { expected: total as u64, actual: buf.len() as u64 }));
+            return Err(Reader::fault_at(
+                0,
+                CorruptionKind::Length {
+                    expected: total as u64,
+                    actual: buf.len() as u64,
+                },
+            ));
         }
         let body = buf.get(..total - 4).unwrap_or(&[]);
-        let stored = u32::from_le_bytes(buf.get(total - 4..).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+        let stored = u32::from_le_bytes(
+            buf.get(total - 4..)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 4]),
+        );
         check_crc(body, stored, (total - 4) as u64)?;
         expect_version(version, 1, DELETION_VERSION, 8)?;
         r.u32()?;
         if r.u64()? != segment_no {
-            return Err(Reader::fault_at(16, CorruptionKind::Invalid("segment number")));
+            return Err(Reader::fault_at(
+                16,
+                CorruptionKind::Invalid("segment number"),
+            ));
         }
         if r.u64()? != rows as u64 {
             return Err(Reader::fault_at(24, CorruptionKind::Invalid("row count")));
@@ -107,14 +130,24 @@ impl DeletionBitmap {
         let tail_bits = rows % 64;
         if let (Some(last), true) = (words.last(), tail_bits != 0) {
             if last >> tail_bits != 0 {
-                return Err(Reader::fault_at((total - 12) as u64, CorruptionKind::Invalid("bits past the last row")));
+                return Err(Reader::fault_at(
+                    (total - 12) as u64,
+                    CorruptionKind::Invalid("bits past the last row"),
+                ));
             }
         }
         let popcount: u64 = words.iter().map(|w| w.count_ones() as u64).sum();
         if popcount != count {
-            return Err(Reader::fault_at(32, CorruptionKind::Invalid("deleted count")));
+            return Err(Reader::fault_at(
+                32,
+                CorruptionKind::Invalid("deleted count"),
+            ));
         }
-        Ok(DeletionBitmap { words, rows, count: count as usize })
+        Ok(DeletionBitmap {
+            words,
+            rows,
+            count: count as usize,
+        })
     }
 
     /// Reads and decodes the deletion file at `path`.

@@ -79,12 +79,19 @@ pub enum CorruptionKind {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// A corruption error for `path` at `offset`.
     pub fn corrupt(path: &Path, offset: u64, kind: CorruptionKind) -> Self {
-        Error::Corruption { path: path.to_path_buf(), offset, kind }
+        Error::Corruption {
+            path: path.to_path_buf(),
+            offset,
+            kind,
+        }
     }
 }
 

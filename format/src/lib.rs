@@ -13,7 +13,9 @@
 #![warn(missing_docs)]
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("Strata's zero-copy views read little-endian files in place: a little-endian host is required");
+compile_error!(
+    "Strata's zero-copy views read little-endian files in place: a little-endian host is required"
+);
 
 pub mod bytes;
 pub mod codec;

@@ -67,7 +67,13 @@ impl Manifest {
         body.extend_from_slice(&self.wal_min_no.to_le_bytes());
         body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
         for s in &self.segments {
-            for v in [s.file_no, s.rows, s.deleted, s.deletion_file_no.unwrap_or(0), s.file_len] {
+            for v in [
+                s.file_no,
+                s.rows,
+                s.deleted,
+                s.deletion_file_no.unwrap_or(0),
+                s.file_len,
+            ] {
                 body.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -95,7 +101,13 @@ impl Manifest {
         let reserved = r.u32()?;
         if body_len > MAX_BODY_LEN || buf.len() != HEADER_LEN + body_len as usize {
             let expected = HEADER_LEN as u64 + body_len as u64;
-            return Err(Reader::fault_at(12, CorruptionKind::Length { expected, actual: buf.len() as u64 }));
+            return Err(Reader::fault_at(
+                12,
+                CorruptionKind::Length {
+                    expected,
+                    actual: buf.len() as u64,
+                },
+            ));
         }
         let body = buf.get(HEADER_LEN..).unwrap_or(&[]);
         let mut h = crc32fast::Hasher::new();
@@ -103,11 +115,17 @@ impl Manifest {
         h.update(body);
         let computed = h.finalize();
         if computed != stored {
-            return Err(Reader::fault_at(16, CorruptionKind::Checksum { stored, computed }));
+            return Err(Reader::fault_at(
+                16,
+                CorruptionKind::Checksum { stored, computed },
+            ));
         }
         expect_version(version, 1, MANIFEST_VERSION, 8)?;
         if reserved != 0 {
-            return Err(Reader::fault_at(20, CorruptionKind::Invalid("reserved field")));
+            return Err(Reader::fault_at(
+                20,
+                CorruptionKind::Invalid("reserved field"),
+            ));
         }
         decode_body(body)
     }
@@ -145,14 +163,33 @@ fn decode_body(body: &[u8]) -> std::result::Result<Manifest, DecodeError> {
         let del = r.u64()?;
         let file_len = r.u64()?;
         if file_no == 0 || file_no >= next_file_no || del >= next_file_no || deleted > rows {
-            return Err(Reader::fault_at(at, CorruptionKind::Invalid("segment entry")));
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("segment entry"),
+            ));
         }
-        segments.push(SegmentEntry { file_no, rows, deleted, deletion_file_no: (del != 0).then_some(del), file_len });
+        segments.push(SegmentEntry {
+            file_no,
+            rows,
+            deleted,
+            deletion_file_no: (del != 0).then_some(del),
+            file_len,
+        });
     }
     if dim == 0 || next_file_no == 0 || wal_min_no > next_file_no {
-        return Err(Reader::fault_at(HEADER_LEN as u64, CorruptionKind::Invalid("store schema")));
+        return Err(Reader::fault_at(
+            HEADER_LEN as u64,
+            CorruptionKind::Invalid("store schema"),
+        ));
     }
-    Ok(Manifest { dim, metric, next_file_no, checkpoint_seq, wal_min_no, segments })
+    Ok(Manifest {
+        dim,
+        metric,
+        next_file_no,
+        checkpoint_seq,
+        wal_min_no,
+        segments,
+    })
 }
 
 #[cfg(test)]
@@ -168,8 +205,20 @@ mod tests {
             checkpoint_seq: 1234,
             wal_min_no: 7,
             segments: vec![
-                SegmentEntry { file_no: 2, rows: 100, deleted: 3, deletion_file_no: Some(6), file_len: 4096 },
-                SegmentEntry { file_no: 5, rows: 10, deleted: 0, deletion_file_no: None, file_len: 512 },
+                SegmentEntry {
+                    file_no: 2,
+                    rows: 100,
+                    deleted: 3,
+                    deletion_file_no: Some(6),
+                    file_len: 4096,
+                },
+                SegmentEntry {
+                    file_no: 5,
+                    rows: 10,
+                    deleted: 0,
+                    deletion_file_no: None,
+                    file_len: 512,
+                },
             ],
         }
     }

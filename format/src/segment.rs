@@ -55,8 +55,12 @@ pub enum SectionKind {
     Payloads = 4,
 }
 
-const SECTION_KINDS: [SectionKind; 4] =
-    [SectionKind::Ids, SectionKind::Vectors, SectionKind::PayloadDir, SectionKind::Payloads];
+const SECTION_KINDS: [SectionKind; 4] = [
+    SectionKind::Ids,
+    SectionKind::Vectors,
+    SectionKind::PayloadDir,
+    SectionKind::Payloads,
+];
 
 /// What a flush hands to [`write_segment`]. Rows must already be sorted by id.
 pub struct SegmentWriteInput<'a> {
@@ -94,11 +98,16 @@ pub struct SegmentHeader {
 pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
     let rows = input.ids.len();
     let dim = input.dim as usize;
-    let bad = |what| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+    let bad = |what| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
+        )
+    };
     if input.vectors.len() != rows * dim || input.payloads.len() != rows || dim == 0 {
         return Err(bad("segment input lengths disagree"));
     }
-    if input.ids.windows(2).any(|w| w[0] >= w[1]) {
+    if !strictly_ascending(input.ids) {
         return Err(bad("segment ids are not strictly ascending"));
     }
     let file = OpenOptions::new()
@@ -106,15 +115,30 @@ pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> 
         .create_new(true)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    let mut w = SectionWriter { out: BufWriter::with_capacity(1 << 20, file), pos: 0, table: Vec::new() };
+    let mut w = SectionWriter {
+        out: BufWriter::with_capacity(1 << 20, file),
+        pos: 0,
+        table: Vec::new(),
+    };
     let io = |e| Error::io(path, e);
     w.put(&header_bytes(input, rows as u64)).map_err(io)?;
-    w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids)).map_err(io)?;
-    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors)).map_err(io)?;
+    w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
+        .map_err(io)?;
+    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
+        .map_err(io)?;
     let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
     w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
     w.section(SectionKind::Payloads, &blob).map_err(io)?;
     w.finish().map_err(io)
+}
+
+/// Index `i` of the first pair `(ids[i], ids[i + 1])` that is not strictly ascending.
+fn first_unordered(ids: &[u64]) -> Option<usize> {
+    ids.iter().zip(ids.iter().skip(1)).position(|(a, b)| a >= b)
+}
+
+fn strictly_ascending(ids: &[u64]) -> bool {
+    first_unordered(ids).is_none()
 }
 
 fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
@@ -185,7 +209,8 @@ impl SectionWriter {
         self.pad_to(SECTION_ALIGN)?;
         let off = self.pos;
         self.put(data)?;
-        self.table.push((kind, off, data.len() as u64, crc32fast::hash(data)));
+        self.table
+            .push((kind, off, data.len() as u64, crc32fast::hash(data)));
         Ok(())
     }
 
@@ -270,12 +295,23 @@ impl SegmentReader {
         let buf = bytes.as_slice();
         let len = buf.len() as u64;
         if len < HEADER_LEN + FOOTER_LEN {
-            return Err(Reader::fault_at(0, CorruptionKind::Truncated { needed: HEADER_LEN + FOOTER_LEN, available: len }));
+            return Err(Reader::fault_at(
+                0,
+                CorruptionKind::Truncated {
+                    needed: HEADER_LEN + FOOTER_LEN,
+                    available: len,
+                },
+            ));
         }
         let header = parse_header(buf)?;
         let (table_off, count) = parse_footer(buf)?;
         let sections = parse_table(buf, table_off, count, &header)?;
-        let seg = SegmentReader { path: path.to_path_buf(), bytes, header, sections };
+        let seg = SegmentReader {
+            path: path.to_path_buf(),
+            bytes,
+            header,
+            sections,
+        };
         seg.check_section(SectionKind::Ids)?;
         seg.check_section(SectionKind::PayloadDir)?;
         Ok(seg)
@@ -287,7 +323,10 @@ impl SegmentReader {
 
     fn section_bytes(&self, kind: SectionKind) -> &[u8] {
         let r = &self.section(kind).range;
-        self.bytes.as_slice().get(r.start as usize..r.end as usize).unwrap_or(&[])
+        self.bytes
+            .as_slice()
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or(&[])
     }
 
     fn check_section(&self, kind: SectionKind) -> std::result::Result<(), DecodeError> {
@@ -378,7 +417,10 @@ impl SegmentReader {
     fn block(&self, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
         let dir_off = self.section(SectionKind::PayloadDir).range.start;
         let dir = self.section_bytes(SectionKind::PayloadDir);
-        let mut r = Reader::new(dir.get(block * 16..).unwrap_or(&[]), dir_off + block as u64 * 16);
+        let mut r = Reader::new(
+            dir.get(block * 16..).unwrap_or(&[]),
+            dir_off + block as u64 * 16,
+        );
         let off = r.u64()?;
         let clen = r.u32()? as u64;
         let rlen = r.u32()? as usize;
@@ -390,12 +432,22 @@ impl SegmentReader {
         let frame = off
             .checked_add(clen)
             .filter(|&end| end <= sec.end - sec.start)
-            .and_then(|end| self.section_bytes(SectionKind::Payloads).get(off as usize..end as usize))
+            .and_then(|end| {
+                self.section_bytes(SectionKind::Payloads)
+                    .get(off as usize..end as usize)
+            })
             .ok_or_else(|| r.fault(CorruptionKind::Invalid("payload block range")))?;
-        let raw = zstd::bulk::decompress(frame, rlen)
-            .map_err(|_| Reader::fault_at(sec.start + off, CorruptionKind::Invalid("payload block (zstd)")))?;
+        let raw = zstd::bulk::decompress(frame, rlen).map_err(|_| {
+            Reader::fault_at(
+                sec.start + off,
+                CorruptionKind::Invalid("payload block (zstd)"),
+            )
+        })?;
         if raw.len() != rlen {
-            return Err(Reader::fault_at(sec.start + off, CorruptionKind::Invalid("payload block length")));
+            return Err(Reader::fault_at(
+                sec.start + off,
+                CorruptionKind::Invalid("payload block length"),
+            ));
         }
         Ok(raw)
     }
@@ -410,8 +462,11 @@ impl SegmentReader {
             self.check_section(kind)?;
         }
         let ids_off = self.section(SectionKind::Ids).range.start;
-        if let Some(i) = self.ids().windows(2).position(|w| w[0] >= w[1]) {
-            return Err(Reader::fault_at(ids_off + 8 * (i as u64 + 1), CorruptionKind::Invalid("id order")));
+        if let Some(i) = first_unordered(self.ids()) {
+            return Err(Reader::fault_at(
+                ids_off + 8 * (i as u64 + 1),
+                CorruptionKind::Invalid("id order"),
+            ));
         }
         for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
             let raw = self.block(block)?;
@@ -425,7 +480,10 @@ impl SegmentReader {
             }
             if r.remaining() != total {
                 let off = self.section(SectionKind::Payloads).range.start;
-                return Err(Reader::fault_at(off, CorruptionKind::Invalid("payload block contents")));
+                return Err(Reader::fault_at(
+                    off,
+                    CorruptionKind::Invalid("payload block contents"),
+                ));
             }
         }
         Ok(())
@@ -437,12 +495,19 @@ fn parse_header(buf: &[u8]) -> std::result::Result<SegmentHeader, DecodeError> {
     expect_magic(&mut r, SEGMENT_MAGIC)?;
     let version = r.u32()?;
     let head = buf.get(..60).unwrap_or(&[]);
-    let stored = u32::from_le_bytes(buf.get(60..64).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+    let stored = u32::from_le_bytes(
+        buf.get(60..64)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 4]),
+    );
     check_crc(head, stored, 60)?;
     expect_version(version, SEGMENT_MIN_VERSION, SEGMENT_VERSION, 8)?;
     let header_len = r.u32()?;
     if header_len as u64 != HEADER_LEN {
-        return Err(Reader::fault_at(12, CorruptionKind::Invalid("header length")));
+        return Err(Reader::fault_at(
+            12,
+            CorruptionKind::Invalid("header length"),
+        ));
     }
     let dim = r.u32()?;
     let metric = r.u8()?;
@@ -454,9 +519,18 @@ fn parse_header(buf: &[u8]) -> std::result::Result<SegmentHeader, DecodeError> {
         return Err(Reader::fault_at(16, CorruptionKind::Invalid("dimension")));
     }
     if block_rows as usize != PAYLOAD_BLOCK_ROWS {
-        return Err(Reader::fault_at(40, CorruptionKind::Invalid("payload block rows")));
+        return Err(Reader::fault_at(
+            40,
+            CorruptionKind::Invalid("payload block rows"),
+        ));
     }
-    Ok(SegmentHeader { version, dim, metric, rows, max_seq })
+    Ok(SegmentHeader {
+        version,
+        dim,
+        metric,
+        rows,
+        max_seq,
+    })
 }
 
 fn parse_footer(buf: &[u8]) -> std::result::Result<(u64, u32), DecodeError> {
@@ -469,10 +543,19 @@ fn parse_footer(buf: &[u8]) -> std::result::Result<(u64, u32), DecodeError> {
     let _table_crc = r.u32()?;
     let file_len = r.u64()?;
     let stored = r.u32()?;
-    expect_magic(&mut r, FOOTER_MAGIC).map_err(|e| DecodeError { offset: at + 28, ..e })?;
+    expect_magic(&mut r, FOOTER_MAGIC).map_err(|e| DecodeError {
+        offset: at + 28,
+        ..e
+    })?;
     check_crc(f.get(..24).unwrap_or(&[]), stored, at + 24)?;
     if file_len != len {
-        return Err(Reader::fault_at(at + 16, CorruptionKind::Length { expected: file_len, actual: len }));
+        return Err(Reader::fault_at(
+            at + 16,
+            CorruptionKind::Length {
+                expected: file_len,
+                actual: len,
+            },
+        ));
     }
     Ok((table_off, count))
 }
@@ -486,11 +569,21 @@ fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    if count as usize != SECTION_KINDS.len() || table_off.checked_add(table_len) != Some(footer_at) {
-        return Err(Reader::fault_at(footer_at, CorruptionKind::Invalid("section table location")));
+    if count as usize != SECTION_KINDS.len() || table_off.checked_add(table_len) != Some(footer_at)
+    {
+        return Err(Reader::fault_at(
+            footer_at,
+            CorruptionKind::Invalid("section table location"),
+        ));
     }
-    let table = buf.get(table_off as usize..footer_at as usize).unwrap_or(&[]);
-    let stored = u32::from_le_bytes(buf.get(footer_at as usize + 12..footer_at as usize + 16).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+    let table = buf
+        .get(table_off as usize..footer_at as usize)
+        .unwrap_or(&[]);
+    let stored = u32::from_le_bytes(
+        buf.get(footer_at as usize + 12..footer_at as usize + 16)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 4]),
+    );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
     let mut out: [Option<Section>; 4] = Default::default();
@@ -502,25 +595,52 @@ fn parse_table(
         let slen = r.u64()?;
         let crc = r.u32()?;
         r.u32()?;
-        let end = off.checked_add(slen).filter(|&e| e <= table_off && off >= HEADER_LEN && off % SECTION_ALIGN == 0);
-        let (Some(end), Some(slot)) = (end, kind.checked_sub(1).and_then(|k| out.get_mut(k as usize))) else {
-            return Err(Reader::fault_at(at, CorruptionKind::Invalid("section entry")));
+        let end = off
+            .checked_add(slen)
+            .filter(|&e| e <= table_off && off >= HEADER_LEN && off % SECTION_ALIGN == 0);
+        let (Some(end), Some(slot)) = (
+            end,
+            kind.checked_sub(1).and_then(|k| out.get_mut(k as usize)),
+        ) else {
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("section entry"),
+            ));
         };
-        *slot = Some(Section { range: off..end, crc });
+        *slot = Some(Section {
+            range: off..end,
+            crc,
+        });
     }
     let [Some(ids), Some(vecs), Some(dir), Some(pay)] = out else {
-        return Err(Reader::fault_at(table_off, CorruptionKind::Invalid("missing section")));
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("missing section"),
+        ));
     };
     let rows = header.rows;
     let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);
     let expect = |s: &Section, want: Option<u64>, what| match want {
         Some(w) if s.range.end - s.range.start == w => Ok(()),
-        _ => Err(Reader::fault_at(s.range.start, CorruptionKind::Invalid(what))),
+        _ => Err(Reader::fault_at(
+            s.range.start,
+            CorruptionKind::Invalid(what),
+        )),
     };
     expect(&ids, rows.checked_mul(8), "ids section length")?;
-    expect(&vecs, rows.checked_mul(header.dim as u64).and_then(|x| x.checked_mul(4)), "vectors section length")?;
+    expect(
+        &vecs,
+        rows.checked_mul(header.dim as u64)
+            .and_then(|x| x.checked_mul(4)),
+        "vectors section length",
+    )?;
     expect(&dir, blocks.checked_mul(16), "payload directory length")?;
-    Ok(Sections { ids, vectors: vecs, payload_dir: dir, payloads: pay })
+    Ok(Sections {
+        ids,
+        vectors: vecs,
+        payload_dir: dir,
+        payloads: pay,
+    })
 }
 
 #[cfg(test)]
@@ -531,11 +651,23 @@ mod tests {
     fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
         let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32 * 0.5).collect();
-        let owned: Vec<Vec<u8>> = (0..rows).map(|i| format!("payload {i}").into_bytes()).collect();
-        let payloads: Vec<Option<&[u8]>> =
-            owned.iter().enumerate().map(|(i, p)| (i % 3 != 0).then_some(p.as_slice())).collect();
+        let owned: Vec<Vec<u8>> = (0..rows)
+            .map(|i| format!("payload {i}").into_bytes())
+            .collect();
+        let payloads: Vec<Option<&[u8]>> = owned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i % 3 != 0).then_some(p.as_slice()))
+            .collect();
         let path = dir.join("000001.seg");
-        let input = SegmentWriteInput { dim: 4, metric: 0, max_seq: 9, ids: &ids, vectors: &vectors, payloads: &payloads };
+        let input = SegmentWriteInput {
+            dim: 4,
+            metric: 0,
+            max_seq: 9,
+            ids: &ids,
+            vectors: &vectors,
+            payloads: &payloads,
+        };
         write_segment(&path, &input).unwrap();
         (path, ids, vectors)
     }
@@ -553,7 +685,11 @@ mod tests {
         assert_eq!(seg.payload(0).unwrap(), None);
         assert_eq!(seg.payload(131).unwrap().unwrap(), b"payload 131");
         seg.verify().unwrap();
-        assert_eq!(seg.vectors().as_ptr() as usize % 64, 0, "vectors are 64-byte aligned");
+        assert_eq!(
+            seg.vectors().as_ptr() as usize % 64,
+            0,
+            "vectors are 64-byte aligned"
+        );
     }
 
     #[test]
@@ -592,7 +728,11 @@ mod tests {
             MappedBytes::open(&p).unwrap()
         })
         .unwrap();
-        let inside = seg.sections.all().iter().any(|s| (s.range.start..s.range.end).contains(&(at as u64)));
+        let inside = seg
+            .sections
+            .all()
+            .iter()
+            .any(|s| (s.range.start..s.range.end).contains(&(at as u64)));
         let table = good.len() - FOOTER_LEN as usize - 4 * TABLE_ENTRY_LEN as usize;
         !inside && at >= HEADER_LEN as usize && at < table
     }
@@ -607,7 +747,10 @@ mod tests {
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &b).unwrap();
         let err = SegmentReader::open(&path).unwrap_err();
-        assert!(err.to_string().contains("unsupported format version 7"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported format version 7"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -617,11 +760,17 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         for cut in [0, 10, 64, good.len() / 2, good.len() - 1] {
             std::fs::write(&path, &good[..cut]).unwrap();
-            assert!(matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })), "cut {cut}");
+            assert!(
+                matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })),
+                "cut {cut}"
+            );
         }
         let mut longer = good.clone();
         longer.extend_from_slice(&[0u8; 100]);
         std::fs::write(&path, &longer).unwrap();
-        assert!(matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            SegmentReader::open(&path),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

@@ -32,7 +32,15 @@ fn scan(c: &mut Criterion) {
     g.bench_function("100k x 128 top10", |b| {
         b.iter(|| {
             let mut top = TopK::new(10);
-            scan_block(Metric::L2, &q, &block, dim, &mut top, |r| r as u64, |_| false);
+            scan_block(
+                Metric::L2,
+                &q,
+                &block,
+                dim,
+                &mut top,
+                |r| r as u64,
+                |_| false,
+            );
             top.into_sorted()
         })
     });

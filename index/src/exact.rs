@@ -42,7 +42,15 @@ mod tests {
     fn scan_finds_nearest_and_honours_skip() {
         let block: Vec<f32> = (0..10).flat_map(|i| [i as f32, 0.0]).collect();
         let mut top = TopK::new(2);
-        scan_block(Metric::L2, &[3.2, 0.0], &block, 2, &mut top, |r| r as u64 * 10, |r| r == 3);
+        scan_block(
+            Metric::L2,
+            &[3.2, 0.0],
+            &block,
+            2,
+            &mut top,
+            |r| r as u64 * 10,
+            |r| r == 3,
+        );
         let ids: Vec<u64> = top.into_sorted().iter().map(|n| n.id).collect();
         assert_eq!(ids, vec![40, 20]);
     }

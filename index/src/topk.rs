@@ -15,7 +15,9 @@ pub struct Neighbor {
 impl Neighbor {
     /// Total order: by distance (NaN last, via `total_cmp`), ties by the smaller id.
     pub fn cmp_nearest(&self, other: &Self) -> Ordering {
-        self.distance.total_cmp(&other.distance).then(self.id.cmp(&other.id))
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.id.cmp(&other.id))
     }
 }
 
@@ -50,7 +52,11 @@ pub struct TopK {
 impl TopK {
     /// An empty selection of at most `k`.
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1), worst: f32::INFINITY }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            worst: f32::INFINITY,
+        }
     }
 
     /// The distance a candidate must beat (or tie) to enter; infinity until full.
@@ -87,7 +93,11 @@ impl TopK {
 
     /// The selection, nearest first.
     pub fn into_sorted(self) -> Vec<Neighbor> {
-        self.heap.into_sorted_vec().into_iter().map(|e| e.0).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| e.0)
+            .collect()
     }
 }
 
@@ -98,7 +108,14 @@ mod tests {
     #[test]
     fn keeps_the_k_nearest_with_id_tiebreak() {
         let mut t = TopK::new(3);
-        for (id, d) in [(5, 3.0), (1, 1.0), (9, 2.0), (2, 2.0), (7, 0.5), (8, f32::NAN)] {
+        for (id, d) in [
+            (5, 3.0),
+            (1, 1.0),
+            (9, 2.0),
+            (2, 2.0),
+            (7, 0.5),
+            (8, f32::NAN),
+        ] {
             t.push(id, d);
         }
         let got: Vec<u64> = t.into_sorted().iter().map(|n| n.id).collect();

@@ -77,7 +77,11 @@ fn single_thread_pass(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> Re
         lat.push(t.elapsed());
         results.push(hits.into_iter().map(|h| h.id).collect());
     }
-    Ok(Pass { total: start.elapsed(), lat, results })
+    Ok(Pass {
+        total: start.elapsed(),
+        lat,
+        results,
+    })
 }
 
 fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
@@ -91,13 +95,18 @@ fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut queries = VectorFile::read_all(&a.queries)?;
     let mut gt = VectorFile::read_all(&a.gt)?;
     let nq = a.nq.unwrap_or(queries.len()).min(queries.len());
     queries.truncate(nq);
     gt.truncate(nq);
-    ensure!(!queries.is_empty() && gt.len() == nq, "need queries and one ground-truth row per query");
+    ensure!(
+        !queries.is_empty() && gt.len() == nq,
+        "need queries and one ground-truth row per query"
+    );
     let dim = queries[0].len();
     let tmp;
     let dir = match &a.dir {
@@ -111,7 +120,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     // Build: import with Sync::Never and one large memtable, then flush to segments.
     let t = Instant::now();
-    let opts = Options::new(dim, metric).sync(Sync::Never).memtable_bytes(256 << 20);
+    let opts = Options::new(dim, metric)
+        .sync(Sync::Never)
+        .memtable_bytes(256 << 20);
     let db = Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut base = VectorFile::open(&a.base)?;
     let n = import_rows(&db, &mut base, 0, 10_000)?;
@@ -134,7 +145,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
 
     // Single thread: one query per call, as the peers measure it.
-    let sopts = SearchOptions { k: a.k, exact: true };
+    let sopts = SearchOptions {
+        k: a.k,
+        exact: true,
+    };
     for q in queries.iter().take(50) {
         db.search(q, &sopts)?;
     }
@@ -145,7 +159,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             best = Some(p);
         }
     }
-    let Some(mut best) = best else { unreachable!("at least one run") };
+    let Some(mut best) = best else {
+        unreachable!("at least one run")
+    };
     let rss = rss_mb("VmRSS:");
     drop(db);
 
@@ -153,14 +169,22 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let mut opts = Options::existing();
     opts.search_threads = None;
     let db = Db::open(&dir, opts)?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let t = Instant::now();
-    pool.install(|| queries.par_iter().try_for_each(|q| db.search(q, &sopts).map(|_| ())))?;
+    pool.install(|| {
+        queries
+            .par_iter()
+            .try_for_each(|q| db.search(q, &sopts).map(|_| ()))
+    })?;
     let qps_all = nq as f64 / t.elapsed().as_secs_f64();
     drop(db);
 
     best.lat.sort();
-    let pct = |p: f64| best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64() * 1e3;
+    let pct = |p: f64| {
+        best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64() * 1e3
+    };
     let rec = recall(&best.results, &gt, a.k);
     let qps1 = nq as f64 / best.total.as_secs_f64();
     let line = json!({
@@ -181,7 +205,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         pct(0.99)
     );
     if let Some(p) = &a.json {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("cannot write {}", p.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
         writeln!(f, "{line}")?;
     }
     Ok(())

@@ -15,7 +15,9 @@ const QUERIES: usize = 200;
 
 /// Clustered Gaussian data: `rows` points around 64 random centres.
 fn clustered(rng: &mut impl Rng, rows: usize, dim: usize) -> Vec<Vec<f32>> {
-    let centres: Vec<Vec<f32>> = (0..64).map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..64)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect())
+        .collect();
     (0..rows)
         .map(|_| {
             let c = &centres[rng.random_range(0..centres.len())];
@@ -37,7 +39,11 @@ fn l2(a: &[f32], b: &[f32]) -> f32 {
 
 /// Brute-force top-k over the demo's own copy of the data (independent of the store).
 fn truth(model: &[Option<Vec<f32>>], q: &[f32]) -> Vec<u64> {
-    let mut d: Vec<(f32, u64)> = model.iter().enumerate().filter_map(|(i, v)| v.as_ref().map(|v| (l2(q, v), i as u64))).collect();
+    let mut d: Vec<(f32, u64)> = model
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_ref().map(|v| (l2(q, v), i as u64)))
+        .collect();
     let k = K.min(d.len());
     if k == 0 {
         return Vec::new();
@@ -69,7 +75,11 @@ fn measure(db: &Db, model: &[Option<Vec<f32>>], queries: &[Vec<f32>]) -> Result<
     let total = start.elapsed();
     for (q, hits) in queries.iter().zip(&results) {
         for h in hits {
-            ensure!(model.get(h.id as usize).is_some_and(|v| v.is_some()), "search returned deleted id {}", h.id);
+            ensure!(
+                model.get(h.id as usize).is_some_and(|v| v.is_some()),
+                "search returned deleted id {}",
+                h.id
+            );
         }
         let t: HashSet<u64> = truth(model, q).into_iter().collect();
         wanted += t.len();
@@ -101,12 +111,23 @@ fn payload(id: u64, version: u32) -> Vec<u8> {
 
 /// Runs the demo in `dir` (a temporary directory when `None`).
 pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<()> {
-    ensure!(rows >= 100 && dim >= 2, "the demo needs at least 100 rows of dimension 2");
+    ensure!(
+        rows >= 100 && dim >= 2,
+        "the demo needs at least 100 rows of dimension 2"
+    );
     let tmp;
     let dir = match dir {
         Some(d) => {
-            if d.exists() && d.read_dir().with_context(|| format!("cannot read {}", d.display()))?.next().is_some() {
-                bail!("{} is not empty; give the demo an empty or new directory", d.display());
+            if d.exists()
+                && d.read_dir()
+                    .with_context(|| format!("cannot read {}", d.display()))?
+                    .next()
+                    .is_some()
+            {
+                bail!(
+                    "{} is not empty; give the demo an empty or new directory",
+                    d.display()
+                );
             }
             d
         }
@@ -116,12 +137,23 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         }
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    println!("Strata demo: {rows} clustered {dim}-d vectors (seed {seed}), L2, store at {}", dir.display());
+    println!(
+        "Strata demo: {rows} clustered {dim}-d vectors (seed {seed}), L2, store at {}",
+        dir.display()
+    );
     println!("  distance kernels: {}", strata::kernel_name());
     let data = clustered(&mut rng, rows, dim);
-    let queries: Vec<Vec<f32>> =
-        (0..QUERIES).map(|_| data[rng.random_range(0..rows)].iter().map(|x| x + 0.1 * gaussian(&mut rng)).collect()).collect();
-    let opts = Options::new(dim, Metric::L2).sync(Sync::Always).memtable_bytes(4 << 20);
+    let queries: Vec<Vec<f32>> = (0..QUERIES)
+        .map(|_| {
+            data[rng.random_range(0..rows)]
+                .iter()
+                .map(|x| x + 0.1 * gaussian(&mut rng))
+                .collect()
+        })
+        .collect();
+    let opts = Options::new(dim, Metric::L2)
+        .sync(Sync::Always)
+        .memtable_bytes(4 << 20);
 
     // 1. Ingest in atomic batches, each acknowledged only after fsync.
     let db = Db::open(&dir, opts.clone())?;
@@ -142,7 +174,11 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
     }
     pb.finish_and_clear();
     let ingest = t.elapsed();
-    println!("1. ingested {rows} rows in {:.2?} ({:.0} rows/s, Sync::Always, batches of 1000)", ingest, rows as f64 / ingest.as_secs_f64());
+    println!(
+        "1. ingested {rows} rows in {:.2?} ({:.0} rows/s, Sync::Always, batches of 1000)",
+        ingest,
+        rows as f64 / ingest.as_secs_f64()
+    );
     report("search (exact):", &measure(&db, &model, &queries)?);
 
     // 2. Delete 10 % and replace 5 % of the rows.
@@ -159,14 +195,20 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
     let mut b = WriteBatch::new();
     for _ in 0..rows / 20 {
         let id = rng.random_range(0..rows);
-        let v: Vec<f32> = data[rng.random_range(0..rows)].iter().map(|x| x + 0.05 * gaussian(&mut rng)).collect();
+        let v: Vec<f32> = data[rng.random_range(0..rows)]
+            .iter()
+            .map(|x| x + 0.05 * gaussian(&mut rng))
+            .collect();
         b.upsert_with_payload(id as u64, &v, &payload(id as u64, 2));
         model[id] = Some(v);
         payloads[id] = Some(payload(id as u64, 2));
     }
     let replaced = b.len();
     db.write(b)?;
-    println!("2. deleted {deleted} rows one by one and replaced {replaced} in one batch in {:.2?}", t.elapsed());
+    println!(
+        "2. deleted {deleted} rows one by one and replaced {replaced} in one batch in {:.2?}",
+        t.elapsed()
+    );
     report("search after churn:", &measure(&db, &model, &queries)?);
 
     // 3. Crash: drop the store without closing it.
@@ -189,7 +231,10 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         match (want, got) {
             (Some(v), Some(r)) => {
                 ensure!(&r.vector == v, "id {id}: vector differs after recovery");
-                ensure!(r.payload == payloads[id], "id {id}: payload differs after recovery");
+                ensure!(
+                    r.payload == payloads[id],
+                    "id {id}: payload differs after recovery"
+                );
             }
             (None, None) => {}
             (Some(_), None) => bail!("id {id} was acknowledged but is missing after recovery"),
@@ -197,7 +242,10 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         }
     }
     let live = model.iter().filter(|v| v.is_some()).count();
-    ensure!(db.stats()?.live_rows == live as u64, "live row count differs after recovery");
+    ensure!(
+        db.stats()?.live_rows == live as u64,
+        "live row count differs after recovery"
+    );
     println!("4. reopened in {open_time:.2?}; all {rows} ids checked against the acknowledged state in {:.2?}: nothing lost, nothing resurrected", t.elapsed());
     report("search after recovery:", &measure(&db, &model, &queries)?);
 

@@ -39,19 +39,35 @@ pub struct VectorFile {
 impl VectorFile {
     /// Opens `path`, choosing the format by extension.
     pub fn open(path: &Path) -> Result<VectorFile> {
-        let file = File::open(path).with_context(|| format!("cannot read input file {}", path.display()))?;
+        let file = File::open(path)
+            .with_context(|| format!("cannot read input file {}", path.display()))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let kind = match ext.as_str() {
             "fvecs" => Kind::Fvecs,
             "bvecs" => Kind::Bvecs,
             "ivecs" => Kind::Ivecs,
-            "npy" => read_npy_header(&mut reader).with_context(|| format!("{} is not a 2-D float32 .npy file", path.display()))?,
+            "npy" => read_npy_header(&mut reader)
+                .with_context(|| format!("{} is not a 2-D float32 .npy file", path.display()))?,
             "jsonl" | "json" | "ndjson" => Kind::Jsonl,
-            _ => bail!("{}: unknown input format (use .fvecs, .bvecs, .ivecs, .npy or .jsonl)", path.display()),
+            _ => bail!(
+                "{}: unknown input format (use .fvecs, .bvecs, .ivecs, .npy or .jsonl)",
+                path.display()
+            ),
         };
-        Ok(VectorFile { path: path.to_path_buf(), kind, reader, row: 0, bytes, line: String::new() })
+        Ok(VectorFile {
+            path: path.to_path_buf(),
+            kind,
+            reader,
+            row: 0,
+            bytes,
+            line: String::new(),
+        })
     }
 
     /// Rows read so far.
@@ -64,16 +80,27 @@ impl VectorFile {
         let row = self.row;
         let out = match self.kind {
             Kind::Fvecs => self.texmex(4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))?,
-            Kind::Ivecs => self.texmex(4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)?,
+            Kind::Ivecs => {
+                self.texmex(4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)?
+            }
             Kind::Bvecs => self.texmex(1, |b| b[0] as f32)?,
             Kind::Npy { dim, rows } => {
                 if row >= rows {
                     None
                 } else {
                     let mut buf = vec![0u8; dim * 4];
-                    self.reader.read_exact(&mut buf).with_context(|| format!("{}: truncated at row {row}", self.path.display()))?;
-                    let vector = buf.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                    Some(Row { id: None, vector, payload: None })
+                    self.reader.read_exact(&mut buf).with_context(|| {
+                        format!("{}: truncated at row {row}", self.path.display())
+                    })?;
+                    let vector = buf
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
+                    Some(Row {
+                        id: None,
+                        vector,
+                        payload: None,
+                    })
                 }
             }
             Kind::Jsonl => self.jsonl()?,
@@ -88,16 +115,25 @@ impl VectorFile {
         let mut d = [0u8; 4];
         match self.reader.read(&mut d[..1])? {
             0 => return Ok(None),
-            _ => self.reader.read_exact(&mut d[1..]).with_context(|| self.at("truncated dimension"))?,
+            _ => self
+                .reader
+                .read_exact(&mut d[1..])
+                .with_context(|| self.at("truncated dimension"))?,
         }
         let dim = i32::from_le_bytes(d);
         if dim <= 0 || dim > 65_536 {
             bail!("{}: invalid dimension {dim}", self.at("bad record"));
         }
         let mut buf = vec![0u8; dim as usize * width];
-        self.reader.read_exact(&mut buf).with_context(|| self.at("truncated vector"))?;
+        self.reader
+            .read_exact(&mut buf)
+            .with_context(|| self.at("truncated vector"))?;
         let vector = buf.chunks_exact(width).map(conv).collect();
-        Ok(Some(Row { id: None, vector, payload: None }))
+        Ok(Some(Row {
+            id: None,
+            vector,
+            payload: None,
+        }))
     }
 
     fn jsonl(&mut self) -> Result<Option<Row>> {
@@ -110,10 +146,13 @@ impl VectorFile {
                 break;
             }
         }
-        let v: serde_json::Value = serde_json::from_str(&self.line).with_context(|| self.at("invalid JSON"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&self.line).with_context(|| self.at("invalid JSON"))?;
         let id = match v.get("id") {
             None | Some(serde_json::Value::Null) => None,
-            Some(x) => Some(x.as_u64().ok_or_else(|| anyhow!("{}: \"id\" must be an unsigned integer", self.at("bad id")))?),
+            Some(x) => Some(x.as_u64().ok_or_else(|| {
+                anyhow!("{}: \"id\" must be an unsigned integer", self.at("bad id"))
+            })?),
         };
         let vector = v
             .get("vector")
@@ -127,7 +166,11 @@ impl VectorFile {
             None | Some(serde_json::Value::Null) => None,
             Some(p) => Some(serde_json::to_vec(p)?),
         };
-        Ok(Some(Row { id, vector, payload }))
+        Ok(Some(Row {
+            id,
+            vector,
+            payload,
+        }))
     }
 
     fn at(&self, what: &str) -> String {
@@ -172,10 +215,21 @@ fn read_npy_header(r: &mut impl Read) -> Result<Kind> {
     if h.contains("'fortran_order':True") {
         bail!("Fortran order is not supported");
     }
-    let shape = h.split("'shape':(").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| anyhow!("no shape"))?;
-    let dims: Vec<u64> = shape.split(',').filter(|s| !s.is_empty()).map(|s| s.parse()).collect::<Result<_, _>>()?;
+    let shape = h
+        .split("'shape':(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| anyhow!("no shape"))?;
+    let dims: Vec<u64> = shape
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
     match dims[..] {
-        [rows, dim] if dim > 0 && dim <= 65_536 => Ok(Kind::Npy { dim: dim as usize, rows }),
+        [rows, dim] if dim > 0 && dim <= 65_536 => Ok(Kind::Npy {
+            dim: dim as usize,
+            rows,
+        }),
         _ => bail!("shape must be 2-D (rows, dim), got ({shape})"),
     }
 }
@@ -195,14 +249,17 @@ mod tests {
             b.extend_from_slice(&1.5f32.to_le_bytes());
         }
         std::fs::write(&fv, &b).unwrap();
-        assert_eq!(VectorFile::read_all(&fv).unwrap(), vec![vec![0.0, 1.5], vec![1.0, 1.5], vec![2.0, 1.5]]);
+        assert_eq!(
+            VectorFile::read_all(&fv).unwrap(),
+            vec![vec![0.0, 1.5], vec![1.0, 1.5], vec![2.0, 1.5]]
+        );
         std::fs::write(&fv, &b[..b.len() - 1]).unwrap();
         assert!(VectorFile::read_all(&fv).is_err());
 
         let np = dir.path().join("a.npy");
         let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
         let mut h = header.as_bytes().to_vec();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(b' ');
         }
         h.push(b'\n');
@@ -213,13 +270,23 @@ mod tests {
             n.extend_from_slice(&x.to_le_bytes());
         }
         std::fs::write(&np, &n).unwrap();
-        assert_eq!(VectorFile::read_all(&np).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(
+            VectorFile::read_all(&np).unwrap(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+        );
 
         let jl = dir.path().join("a.jsonl");
-        std::fs::write(&jl, "{\"id\": 7, \"vector\": [1, 2.5], \"payload\": {\"k\": 1}}\n\n{\"vector\": [0, 0]}\n").unwrap();
+        std::fs::write(
+            &jl,
+            "{\"id\": 7, \"vector\": [1, 2.5], \"payload\": {\"k\": 1}}\n\n{\"vector\": [0, 0]}\n",
+        )
+        .unwrap();
         let mut f = VectorFile::open(&jl).unwrap();
         let r = f.next_row().unwrap().unwrap();
-        assert_eq!((r.id, r.vector, r.payload.unwrap()), (Some(7), vec![1.0, 2.5], b"{\"k\":1}".to_vec()));
+        assert_eq!(
+            (r.id, r.vector, r.payload.unwrap()),
+            (Some(7), vec![1.0, 2.5], b"{\"k\":1}".to_vec())
+        );
         assert!(f.next_row().unwrap().unwrap().id.is_none());
         assert!(f.next_row().unwrap().is_none());
     }

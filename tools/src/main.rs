@@ -165,13 +165,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Create { dir, dim, metric } => ops::create(&dir, dim, metric.into()),
-        Command::Import { dir, file, ids_from, sync, batch } => ops::import(&dir, &file, ids_from, sync.into(), batch),
-        Command::Search { dir, queries, k, exact, ef, rerank } => ops::search(&dir, &queries, k, exact, ef.is_some() || rerank.is_some()),
+        Command::Import {
+            dir,
+            file,
+            ids_from,
+            sync,
+            batch,
+        } => ops::import(&dir, &file, ids_from, sync.into(), batch),
+        Command::Search {
+            dir,
+            queries,
+            k,
+            exact,
+            ef,
+            rerank,
+        } => ops::search(&dir, &queries, k, exact, ef.is_some() || rerank.is_some()),
         Command::Get { dir, id } => ops::get(&dir, id),
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Verify { dir } => ops::verify(&dir),
-        Command::Demo { dir, rows, dim, seed } => demo::run(dir, rows, dim, seed),
+        Command::Demo {
+            dir,
+            rows,
+            dim,
+            seed,
+        } => demo::run(dir, rows, dim, seed),
         Command::Bench(args) => bench::run(&args),
     };
     match res {

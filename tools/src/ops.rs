@@ -11,20 +11,32 @@ use crate::input::VectorFile;
 use crate::progress;
 
 fn open(dir: &Path) -> Result<Db> {
-    Db::open(dir, Options::existing()).with_context(|| format!("cannot open store {}", dir.display()))
+    Db::open(dir, Options::existing())
+        .with_context(|| format!("cannot open store {}", dir.display()))
 }
 
 pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
     if dir.join("MANIFEST").exists() {
         bail!("{} already holds a store", dir.display());
     }
-    let db = Db::open(dir, Options::new(dim, metric)).with_context(|| format!("cannot create store {}", dir.display()))?;
+    let db = Db::open(dir, Options::new(dim, metric))
+        .with_context(|| format!("cannot create store {}", dir.display()))?;
     db.close()?;
-    println!("created {} (dim {dim}, metric {})", dir.display(), metric.name());
+    println!(
+        "created {} (dim {dim}, metric {})",
+        dir.display(),
+        metric.name()
+    );
     Ok(())
 }
 
-pub fn import(dir: &Path, file: &Path, ids_from: u64, sync: strata::Sync, batch_rows: usize) -> Result<()> {
+pub fn import(
+    dir: &Path,
+    file: &Path,
+    ids_from: u64,
+    sync: strata::Sync,
+    batch_rows: usize,
+) -> Result<()> {
     let mut input = VectorFile::open(file)?;
     let mut opts = Options::existing();
     opts.sync = sync;
@@ -32,12 +44,21 @@ pub fn import(dir: &Path, file: &Path, ids_from: u64, sync: strata::Sync, batch_
     let start = std::time::Instant::now();
     let n = import_rows(&db, &mut input, ids_from, batch_rows.max(1))?;
     db.close()?;
-    eprintln!("imported {n} rows from {} in {:.2?}", file.display(), start.elapsed());
+    eprintln!(
+        "imported {n} rows from {} in {:.2?}",
+        file.display(),
+        start.elapsed()
+    );
     Ok(())
 }
 
 /// Writes every row of `input` in batches; returns the number of rows.
-pub fn import_rows(db: &Db, input: &mut VectorFile, ids_from: u64, batch_rows: usize) -> Result<u64> {
+pub fn import_rows(
+    db: &Db,
+    input: &mut VectorFile,
+    ids_from: u64,
+    batch_rows: usize,
+) -> Result<u64> {
     let pb = progress::bytes_bar(input.bytes, "import");
     let approx_row_bytes = (db.dim() * 4 + 4) as u64;
     let mut batch = WriteBatch::new();
@@ -45,7 +66,11 @@ pub fn import_rows(db: &Db, input: &mut VectorFile, ids_from: u64, batch_rows: u
     while let Some(row) = input.next_row()? {
         let r = input.rows_read() - 1;
         if row.vector.len() != db.dim() {
-            bail!("row {r} of the input has dimension {}, the store has {}", row.vector.len(), db.dim());
+            bail!(
+                "row {r} of the input has dimension {}, the store has {}",
+                row.vector.len(),
+                db.dim()
+            );
         }
         let id = row.id.unwrap_or(ids_from + r);
         match &row.payload {
@@ -53,13 +78,15 @@ pub fn import_rows(db: &Db, input: &mut VectorFile, ids_from: u64, batch_rows: u
             None => batch.upsert(id, &row.vector),
         };
         if batch.len() >= batch_rows {
-            db.write(std::mem::take(&mut batch)).with_context(|| format!("writing rows {first_row}..={r}"))?;
+            db.write(std::mem::take(&mut batch))
+                .with_context(|| format!("writing rows {first_row}..={r}"))?;
             first_row = r + 1;
             pb.set_position(input.rows_read() * approx_row_bytes);
         }
     }
     if !batch.is_empty() {
-        db.write(batch).with_context(|| format!("writing rows from {first_row}"))?;
+        db.write(batch)
+            .with_context(|| format!("writing rows from {first_row}"))?;
     }
     pb.finish_and_clear();
     Ok(input.rows_read())
@@ -67,7 +94,9 @@ pub fn import_rows(db: &Db, input: &mut VectorFile, ids_from: u64, batch_rows: u
 
 pub fn search(dir: &Path, queries: &Path, k: usize, exact: bool, graph_knobs: bool) -> Result<()> {
     if graph_knobs {
-        eprintln!("note: --ef and --rerank take effect with the graph index; this build searches exactly");
+        eprintln!(
+            "note: --ef and --rerank take effect with the graph index; this build searches exactly"
+        );
     }
     let db = open(dir)?;
     let qs = VectorFile::read_all(queries)?;
@@ -76,12 +105,22 @@ pub fn search(dir: &Path, queries: &Path, k: usize, exact: bool, graph_knobs: bo
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (row, q) in qs.iter().enumerate() {
         if q.len() != db.dim() {
-            bail!("query {row} has dimension {}, the store has {}", q.len(), db.dim());
+            bail!(
+                "query {row} has dimension {}, the store has {}",
+                q.len(),
+                db.dim()
+            );
         }
-        let hits = db.search(q, &opts).with_context(|| format!("query {row}"))?;
+        let hits = db
+            .search(q, &opts)
+            .with_context(|| format!("query {row}"))?;
         let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
         let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
-        writeln!(out, "{}", json!({"query": row, "ids": ids, "distances": distances}))?;
+        writeln!(
+            out,
+            "{}",
+            json!({"query": row, "ids": ids, "distances": distances})
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -89,7 +128,9 @@ pub fn search(dir: &Path, queries: &Path, k: usize, exact: bool, graph_knobs: bo
 
 pub fn get(dir: &Path, id: u64) -> Result<()> {
     let db = open(dir)?;
-    let Some(r) = db.get(id)? else { bail!("no record with id {id}") };
+    let Some(r) = db.get(id)? else {
+        bail!("no record with id {id}")
+    };
     let payload = match r.payload {
         None => serde_json::Value::Null,
         Some(p) => serde_json::from_slice(&p).unwrap_or_else(|_| match String::from_utf8(p) {
@@ -97,18 +138,24 @@ pub fn get(dir: &Path, id: u64) -> Result<()> {
             Err(e) => json!(e.into_bytes()),
         }),
     };
-    println!("{}", json!({"id": r.id, "vector": r.vector, "payload": payload}));
+    println!(
+        "{}",
+        json!({"id": r.id, "vector": r.vector, "payload": payload})
+    );
     Ok(())
 }
 
 pub fn delete(dir: &Path, mut ids: Vec<u64>, ids_file: Option<&Path>) -> Result<()> {
     if let Some(f) = ids_file {
-        let file = std::fs::File::open(f).with_context(|| format!("cannot read ids file {}", f.display()))?;
+        let file = std::fs::File::open(f)
+            .with_context(|| format!("cannot read ids file {}", f.display()))?;
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line?;
             let t = line.trim();
             if !t.is_empty() {
-                ids.push(t.parse().with_context(|| format!("{} line {}: not an id: {t:?}", f.display(), n + 1))?);
+                ids.push(t.parse().with_context(|| {
+                    format!("{} line {}: not an id: {t:?}", f.display(), n + 1)
+                })?);
             }
         }
     }
@@ -162,10 +209,16 @@ pub fn verify(dir: &Path) -> Result<()> {
         r.segments, r.rows, r.tombstones, r.wal_records
     );
     if let Some((p, off, n)) = r.torn_tail {
-        println!("note: {} has an unsynced tail of {n} bytes at offset {off}; the next open cuts it", p.display());
+        println!(
+            "note: {} has an unsynced tail of {n} bytes at offset {off}; the next open cuts it",
+            p.display()
+        );
     }
     for o in r.orphans {
-        println!("note: {} is not in the manifest; the next open removes it", o.display());
+        println!(
+            "note: {} is not in the manifest; the next open removes it",
+            o.display()
+        );
     }
     Ok(())
 }

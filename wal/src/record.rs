@@ -38,10 +38,15 @@ pub fn encode_file_header(salt: u32, file_no: u64) -> [u8; FILE_HEADER_LEN] {
 
 /// Decodes a file header: `(salt, file_no)`.
 pub fn decode_file_header(buf: &[u8]) -> Result<(u32, u64), CorruptionKind> {
-    let h = buf.get(..FILE_HEADER_LEN).ok_or(CorruptionKind::BadHeader)?;
+    let h = buf
+        .get(..FILE_HEADER_LEN)
+        .ok_or(CorruptionKind::BadHeader)?;
     let field = |r: std::ops::Range<usize>| h.get(r).unwrap_or(&[]);
     let le32 = |r| u32::from_le_bytes(field(r).try_into().unwrap_or([0; 4]));
-    if field(0..8) != WAL_MAGIC || le32(28..32) != crc32fast::hash(field(0..28)) || le32(8..12) != WAL_VERSION {
+    if field(0..8) != WAL_MAGIC
+        || le32(28..32) != crc32fast::hash(field(0..28))
+        || le32(8..12) != WAL_VERSION
+    {
         return Err(CorruptionKind::BadHeader);
     }
     let file_no = u64::from_le_bytes(field(16..24).try_into().unwrap_or([0; 8]));
@@ -49,9 +54,19 @@ pub fn decode_file_header(buf: &[u8]) -> Result<(u32, u64), CorruptionKind> {
 }
 
 /// Appends one framed, padded record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, salt: u32, seq: u64, count: u32, kind: u8, payload: &[u8]) -> Result<(), Error> {
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    salt: u32,
+    seq: u64,
+    count: u32,
+    kind: u8,
+    payload: &[u8],
+) -> Result<(), Error> {
     if payload.len() > MAX_RECORD_LEN {
-        return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_RECORD_LEN });
+        return Err(Error::RecordTooLarge {
+            len: payload.len(),
+            max: MAX_RECORD_LEN,
+        });
     }
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -92,7 +107,13 @@ pub struct RawRecord<'a> {
 /// Decodes the record at `pos`, or `None` when the bytes there are not a valid record.
 pub fn decode_record(buf: &[u8], pos: usize, salt: u32) -> Option<(RawRecord<'_>, usize)> {
     let head = buf.get(pos..pos.checked_add(RECORD_HEADER_LEN)?)?;
-    let le32 = |r: std::ops::Range<usize>| u32::from_le_bytes(head.get(r).and_then(|s| s.try_into().ok()).unwrap_or([0; 4]));
+    let le32 = |r: std::ops::Range<usize>| {
+        u32::from_le_bytes(
+            head.get(r)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 4]),
+        )
+    };
     let crc = le32(0..4);
     let len = le32(4..8) as usize;
     if len > MAX_RECORD_LEN || head.get(21..24) != Some(&[0, 0, 0]) {
@@ -109,7 +130,15 @@ pub fn decode_record(buf: &[u8], pos: usize, salt: u32) -> Option<(RawRecord<'_>
     let count = le32(16..20);
     let kind = *head.get(20)?;
     let payload = body.get(RECORD_HEADER_LEN - 4..)?;
-    Some((RawRecord { seq, count, kind, payload }, pos + padded_len(len)))
+    Some((
+        RawRecord {
+            seq,
+            count,
+            kind,
+            payload,
+        },
+        pos + padded_len(len),
+    ))
 }
 
 #[cfg(test)]
@@ -123,9 +152,15 @@ mod tests {
         encode_record(&mut out, 7, 42, 3, 1, b"hello").unwrap();
         assert_eq!(out.len() % 8, 0);
         let (r, next) = decode_record(&out, 0, 7).unwrap();
-        assert_eq!((r.seq, r.count, r.kind, r.payload), (42, 3, 1, &b"hello"[..]));
+        assert_eq!(
+            (r.seq, r.count, r.kind, r.payload),
+            (42, 3, 1, &b"hello"[..])
+        );
         assert_eq!(next, out.len());
-        assert!(decode_record(&out, 0, 8).is_none(), "another file's salt must not validate");
+        assert!(
+            decode_record(&out, 0, 8).is_none(),
+            "another file's salt must not validate"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Error};
-use crate::record::{decode_file_header, decode_record, RawRecord, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::record::{
+    decode_file_header, decode_record, RawRecord, FILE_HEADER_LEN, RECORD_HEADER_LEN,
+};
 
 /// Whether replay may repair a torn tail on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +72,32 @@ pub fn replay<E>(
         let salt = match decode_file_header(&buf) {
             Ok((salt, no)) if no == *file_no => salt,
             // A file torn while it was being created: nothing in it was acknowledged.
-            _ if last && buf.len() <= FILE_HEADER_LEN && buf.iter().all(|&b| b == 0) || last && buf.len() < FILE_HEADER_LEN => {
+            _ if last && buf.len() <= FILE_HEADER_LEN && buf.iter().all(|&b| b == 0)
+                || last && buf.len() < FILE_HEADER_LEN =>
+            {
                 report.torn_tail = Some((path.clone(), 0, buf.len() as u64));
                 if mode == ReplayMode::Repair {
                     std::fs::remove_file(path).map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
                 }
                 continue;
             }
-            _ => return Err(ReplayError::Wal(corrupt(path, 0, CorruptionKind::BadHeader))),
+            _ => {
+                return Err(ReplayError::Wal(corrupt(
+                    path,
+                    0,
+                    CorruptionKind::BadHeader,
+                )))
+            }
         };
         let mut pos = FILE_HEADER_LEN;
         while pos < buf.len() {
             let Some((rec, next)) = decode_record(&buf, pos, salt) else {
                 if !last || later_valid_record(&buf, pos, salt, report.end_seq) {
-                    return Err(ReplayError::Wal(corrupt(path, pos as u64, CorruptionKind::DamagedRecord)));
+                    return Err(ReplayError::Wal(corrupt(
+                        path,
+                        pos as u64,
+                        CorruptionKind::DamagedRecord,
+                    )));
                 }
                 report.torn_tail = Some((path.clone(), pos as u64, (buf.len() - pos) as u64));
                 if mode == ReplayMode::Repair {
@@ -93,13 +107,21 @@ pub fn replay<E>(
             };
             if let Some(expected) = report.end_seq {
                 if rec.seq != expected {
-                    let kind = CorruptionKind::SequenceGap { expected, found: rec.seq };
+                    let kind = CorruptionKind::SequenceGap {
+                        expected,
+                        found: rec.seq,
+                    };
                     return Err(ReplayError::Wal(corrupt(path, pos as u64, kind)));
                 }
             }
             report.end_seq = Some(rec.seq + rec.count as u64);
             report.records += 1;
-            apply(WalRecord { file_no: *file_no, offset: pos as u64, record: rec }).map_err(ReplayError::Apply)?;
+            apply(WalRecord {
+                file_no: *file_no,
+                offset: pos as u64,
+                record: rec,
+            })
+            .map_err(ReplayError::Apply)?;
             pos = next;
         }
     }
@@ -112,7 +134,10 @@ pub fn replay<E>(
 fn later_valid_record(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -> bool {
     let mut at = pos + 8;
     while at + RECORD_HEADER_LEN <= buf.len() {
-        let seq = buf.get(at + 8..at + 16).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
+        let seq = buf
+            .get(at + 8..at + 16)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes);
         let plausible = match (seq, end_seq) {
             (Some(s), Some(e)) => s >= e && s - e < 1 << 40,
             (Some(s), None) => s > 0 && s < 1 << 62,
@@ -127,13 +152,20 @@ fn later_valid_record(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), Error> {
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
     f.set_len(len).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
 
 fn corrupt(path: &Path, offset: u64, kind: CorruptionKind) -> Error {
-    Error::Corruption { path: path.to_path_buf(), offset, kind }
+    Error::Corruption {
+        path: path.to_path_buf(),
+        offset,
+        kind,
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +177,8 @@ mod tests {
     fn write_log(dir: &Path, n: u64) -> PathBuf {
         let wal = Wal::create(dir, 1).unwrap();
         for s in 1..=n {
-            wal.append(s, 1, 1, format!("record {s}").as_bytes()).unwrap();
+            wal.append(s, 1, 1, format!("record {s}").as_bytes())
+                .unwrap();
         }
         wal.sync().unwrap();
         dir.join(crate::file_name(1))
@@ -199,7 +232,9 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         let err = seqs(&path, ReplayMode::Repair).unwrap_err();
         match err {
-            Error::Corruption { path: p, offset, .. } => {
+            Error::Corruption {
+                path: p, offset, ..
+            } => {
                 assert_eq!(p, path);
                 assert_eq!(offset, FILE_HEADER_LEN as u64);
             }

@@ -50,7 +50,10 @@ impl Wal {
         Ok(Wal {
             dir: dir.to_path_buf(),
             active: Mutex::new(active),
-            sync: Mutex::new(SyncState { synced, leader: false }),
+            sync: Mutex::new(SyncState {
+                synced,
+                leader: false,
+            }),
             synced_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
@@ -188,9 +191,12 @@ impl Active {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.write_all(&encode_file_header(salt, file_no)).map_err(|e| Error::io(&path, e))?;
+        file.write_all(&encode_file_header(salt, file_no))
+            .map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
         Ok(Active {
             file: Arc::new(file),
             path,
@@ -234,7 +240,10 @@ mod tests {
         let writes = (writers * per_writer) as u64;
         let fsyncs = wal.fsync_count();
         println!("{writes} acknowledged writes, {fsyncs} fsyncs");
-        assert!(fsyncs < writes, "group commit must share fsyncs: {fsyncs} fsyncs for {writes} writes");
+        assert!(
+            fsyncs < writes,
+            "group commit must share fsyncs: {fsyncs} fsyncs for {writes} writes"
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY (all loads below): i + 8 <= n for every load, so reads stay in bounds.
     while i + 32 <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8 * j)), _mm256_loadu_ps(pb.add(i + 8 * j)));
+            let d = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 8 * j)),
+                _mm256_loadu_ps(pb.add(i + 8 * j)),
+            );
             *a = _mm256_fmadd_ps(d, d, *a);
         }
         i += 32;
@@ -67,12 +70,20 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY (all loads below): i + 8 <= n for every load, so reads stay in bounds.
     while i + 32 <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            *a = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8 * j)), _mm256_loadu_ps(pb.add(i + 8 * j)), *a);
+            *a = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8 * j)),
+                _mm256_loadu_ps(pb.add(i + 8 * j)),
+                *a,
+            );
         }
         i += 32;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        acc[0] = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i)),
+            _mm256_loadu_ps(pb.add(i)),
+            acc[0],
+        );
         i += 8;
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));

@@ -30,7 +30,10 @@ unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY (loads): i + 16 <= n for full loads; the tail load is masked to n - i lanes.
     while i + 64 <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16 * j)), _mm512_loadu_ps(pb.add(i + 16 * j)));
+            let d = _mm512_sub_ps(
+                _mm512_loadu_ps(pa.add(i + 16 * j)),
+                _mm512_loadu_ps(pb.add(i + 16 * j)),
+            );
             *a = _mm512_fmadd_ps(d, d, *a);
         }
         i += 64;
@@ -42,10 +45,16 @@ unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
     }
     if i < n {
         let m: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
-        let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)));
+        let d = _mm512_sub_ps(
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+        );
         acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+    ))
 }
 
 #[target_feature(enable = "avx512f")]
@@ -57,17 +66,32 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY (loads): i + 16 <= n for full loads; the tail load is masked to n - i lanes.
     while i + 64 <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            *a = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16 * j)), _mm512_loadu_ps(pb.add(i + 16 * j)), *a);
+            *a = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16 * j)),
+                _mm512_loadu_ps(pb.add(i + 16 * j)),
+                *a,
+            );
         }
         i += 64;
     }
     while i + 16 <= n {
-        acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc[0]);
+        acc[0] = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i)),
+            _mm512_loadu_ps(pb.add(i)),
+            acc[0],
+        );
         i += 16;
     }
     if i < n {
         let m: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
-        acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), acc[1]);
+        acc[1] = _mm512_fmadd_ps(
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+            acc[1],
+        );
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+    ))
 }

@@ -82,7 +82,11 @@ pub struct Kernels {
 }
 
 /// The portable kernels (always available).
-pub const PORTABLE: Kernels = Kernels { name: "portable", l2: scalar::l2_chunked, dot: scalar::dot_chunked };
+pub const PORTABLE: Kernels = Kernels {
+    name: "portable",
+    l2: scalar::l2_chunked,
+    dot: scalar::dot_chunked,
+};
 
 /// Every kernel set this CPU can run, best first (for tests and benches).
 pub fn available() -> Vec<Kernels> {
@@ -90,10 +94,19 @@ pub fn available() -> Vec<Kernels> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            out.push(Kernels { name: "avx512f", l2: avx512::l2, dot: avx512::dot });
+            out.push(Kernels {
+                name: "avx512f",
+                l2: avx512::l2,
+                dot: avx512::dot,
+            });
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            out.push(Kernels { name: "avx2+fma", l2: avx2::l2, dot: avx2::dot });
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            out.push(Kernels {
+                name: "avx2+fma",
+                l2: avx2::l2,
+                dot: avx2::dot,
+            });
         }
     }
     out.push(PORTABLE);
@@ -143,7 +156,10 @@ mod tests {
     #[test]
     fn every_kernel_matches_the_scalar_reference() {
         let seed = 0x5eed;
-        println!("seed {seed}; kernels: {:?}", available().iter().map(|k| k.name).collect::<Vec<_>>());
+        println!(
+            "seed {seed}; kernels: {:?}",
+            available().iter().map(|k| k.name).collect::<Vec<_>>()
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for k in available() {
             for dim in (0..=70).chain([96, 100, 127, 128, 129, 200, 384, 768, 1000]) {
@@ -160,10 +176,18 @@ mod tests {
             let z = vec![0.0f32; 37];
             assert_eq!((k.l2)(&z, &z), 0.0);
             let big = vec![1e20f32; 33];
-            assert!((k.l2)(&big, &z).is_infinite(), "{} overflows like the reference", k.name);
+            assert!(
+                (k.l2)(&big, &z).is_infinite(),
+                "{} overflows like the reference",
+                k.name
+            );
             let tiny = vec![1e-3f32; 40];
             let (got, want) = ((k.dot)(&tiny, &tiny), scalar::dot(&tiny, &tiny));
-            assert!((got - want).abs() <= 1e-5 * want, "{} small magnitudes", k.name);
+            assert!(
+                (got - want).abs() <= 1e-5 * want,
+                "{} small magnitudes",
+                k.name
+            );
         }
     }
 
@@ -171,7 +195,10 @@ mod tests {
     fn metrics_order_nearer_first() {
         let q = [1.0, 0.0];
         assert!(Metric::L2.distance(&q, &[1.0, 0.1]) < Metric::L2.distance(&q, &[0.0, 1.0]));
-        assert!(Metric::InnerProduct.distance(&q, &[2.0, 0.0]) < Metric::InnerProduct.distance(&q, &[1.0, 0.0]));
+        assert!(
+            Metric::InnerProduct.distance(&q, &[2.0, 0.0])
+                < Metric::InnerProduct.distance(&q, &[1.0, 0.0])
+        );
         assert!((Metric::Cosine.distance(&q, &q)).abs() < 1e-6);
         for m in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
             assert_eq!(Metric::from_code(m.code()), Some(m));

@@ -18,7 +18,9 @@ pub fn vector(rng: &mut impl Rng, dim: usize) -> Vec<f32> {
 
 /// Options with a tiny memtable so that flushes happen often.
 pub fn small(dim: usize, metric: Metric) -> Options {
-    Options::new(dim, metric).sync(Sync::Always).memtable_bytes(4 * 1024)
+    Options::new(dim, metric)
+        .sync(Sync::Always)
+        .memtable_bytes(4 * 1024)
 }
 
 /// Opens (or creates) a store with [`small`] options.
@@ -30,7 +32,11 @@ pub fn open(dir: &Path, dim: usize, metric: Metric) -> Db {
 pub fn distance(metric: Metric, q: &[f32], v: &[f32]) -> f32 {
     let dot: f64 = q.iter().zip(v).map(|(a, b)| *a as f64 * *b as f64).sum();
     match metric {
-        Metric::L2 => q.iter().zip(v).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() as f32,
+        Metric::L2 => q
+            .iter()
+            .zip(v)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>() as f32,
         Metric::InnerProduct => -dot as f32,
         Metric::Cosine => (1.0 - dot) as f32,
     }
@@ -43,7 +49,12 @@ pub fn normalized(v: &[f32]) -> Vec<f32> {
 }
 
 /// Brute-force top-k distances over `(id, vector)` pairs.
-pub fn brute_force<'a>(metric: Metric, q: &[f32], rows: impl Iterator<Item = (u64, &'a Vec<f32>)>, k: usize) -> Vec<(u64, f32)> {
+pub fn brute_force<'a>(
+    metric: Metric,
+    q: &[f32],
+    rows: impl Iterator<Item = (u64, &'a Vec<f32>)>,
+    k: usize,
+) -> Vec<(u64, f32)> {
     let mut all: Vec<(u64, f32)> = rows.map(|(id, v)| (id, distance(metric, q, v))).collect();
     all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     all.truncate(k);

@@ -27,7 +27,11 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
                 let mut checks = 0;
                 while !done.load(Ordering::Acquire) {
                     let hits = db.search(&[0.0; 4], &SearchOptions::new(5)).unwrap();
-                    assert_eq!(hits.len(), 1, "snapshot must hold exactly one record: {hits:?}");
+                    assert_eq!(
+                        hits.len(),
+                        1,
+                        "snapshot must hold exactly one record: {hits:?}"
+                    );
                     checks += 1;
                 }
                 assert!(checks > 0);
@@ -42,5 +46,9 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
     });
     let s = db.stats().unwrap();
     assert_eq!(s.live_rows, 1);
-    assert!(s.segments.len() > 3, "flushes happened: {:?}", s.segments.len());
+    assert!(
+        s.segments.len() > 3,
+        "flushes happened: {:?}",
+        s.segments.len()
+    );
 }

@@ -12,7 +12,8 @@ fn build(dir: &Path) {
     let db = Db::open(dir, Options::new(16, Metric::L2)).unwrap();
     let mut rng = common::rng(42);
     for i in 0..300 {
-        db.upsert_with_payload(i, &vector(&mut rng, 16), format!("p{i}").as_bytes()).unwrap();
+        db.upsert_with_payload(i, &vector(&mut rng, 16), format!("p{i}").as_bytes())
+            .unwrap();
         if i == 150 {
             db.flush().unwrap();
         }
@@ -37,7 +38,9 @@ fn open_err(dir: &Path) -> Error {
 
 fn assert_names(e: &Error, path: &Path) {
     match e {
-        Error::Corruption { path: p, .. } => assert_eq!(p, path, "error names the damaged file: {e}"),
+        Error::Corruption { path: p, .. } => {
+            assert_eq!(p, path, "error names the damaged file: {e}")
+        }
         other => panic!("expected corruption of {}, got {other}", path.display()),
     }
 }
@@ -94,7 +97,11 @@ fn flipped_deletion_file_byte_is_corruption() {
 fn flipped_wal_byte_before_the_last_record_is_corruption() {
     let (_t, dir) = fresh();
     let wals = common::files_with_ext(&dir, "wal");
-    let wal = wals.iter().find(|p| std::fs::metadata(p).unwrap().len() > 1000).unwrap().clone();
+    let wal = wals
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 1000)
+        .unwrap()
+        .clone();
     flip(&wal, 32 + 30);
     assert_names(&open_err(&dir), &wal);
     assert_names(&strata::verify(&dir).unwrap_err(), &wal);

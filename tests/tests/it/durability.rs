@@ -19,7 +19,9 @@ fn workload(db: &Db, model: &mut HashMap<u64, (Vec<f32>, Option<Vec<u8>>)>, seed
                 let mut b = WriteBatch::new();
                 let v1 = vector(&mut rng, 8);
                 let v2 = vector(&mut rng, 8);
-                b.upsert(id, &v1).upsert_with_payload(id + 1000, &v2, b"batch").delete(id / 2);
+                b.upsert(id, &v1)
+                    .upsert_with_payload(id + 1000, &v2, b"batch")
+                    .delete(id / 2);
                 db.write(b).unwrap();
                 model.insert(id, (v1, None));
                 model.insert(id + 1000, (v2, Some(b"batch".to_vec())));
@@ -63,7 +65,10 @@ fn close_and_reopen_keeps_every_acknowledged_write() {
     }
     let db = common::open(dir.path(), 8, Metric::L2);
     check(&db, &model);
-    assert!(db.stats().unwrap().segments.len() > 1, "the workload must have produced segments");
+    assert!(
+        db.stats().unwrap().segments.len() > 1,
+        "the workload must have produced segments"
+    );
 }
 
 #[test]
@@ -81,15 +86,27 @@ fn drop_without_close_keeps_every_acknowledged_write() {
     strata::verify(dir.path()).unwrap_err(); // locked while open
     drop(db);
     let report = strata::verify(dir.path()).unwrap();
-    assert!(report.orphans.is_empty(), "orphans after a clean open: {:?}", report.orphans);
+    assert!(
+        report.orphans.is_empty(),
+        "orphans after a clean open: {:?}",
+        report.orphans
+    );
 }
 
 #[test]
 fn every_sync_mode_survives_a_process_level_crash() {
-    for sync in [Sync::Always, Sync::Periodic(std::time::Duration::from_millis(5)), Sync::Never] {
+    for sync in [
+        Sync::Always,
+        Sync::Periodic(std::time::Duration::from_millis(5)),
+        Sync::Never,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut model = HashMap::new();
-        let db = Db::open(dir.path(), Options::new(8, Metric::L2).sync(sync).memtable_bytes(8192)).unwrap();
+        let db = Db::open(
+            dir.path(),
+            Options::new(8, Metric::L2).sync(sync).memtable_bytes(8192),
+        )
+        .unwrap();
         workload(&db, &mut model, 7, 200);
         drop(db);
         let db = Db::open(dir.path(), Options::existing()).unwrap();
@@ -110,12 +127,22 @@ fn flush_empties_the_wal_and_leaves_no_orphans() {
     }
     db.flush().unwrap();
     let s = db.stats().unwrap();
-    assert_eq!((s.segment_rows, s.tombstones, s.memtable_rows, s.live_rows), (100, 50, 0, 50));
+    assert_eq!(
+        (s.segment_rows, s.tombstones, s.memtable_rows, s.live_rows),
+        (100, 50, 0, 50)
+    );
     db.close().unwrap();
-    assert_eq!(common::files_with_ext(dir.path(), "wal").len(), 1, "only the last, empty WAL file remains");
+    assert_eq!(
+        common::files_with_ext(dir.path(), "wal").len(),
+        1,
+        "only the last, empty WAL file remains"
+    );
     assert_eq!(common::files_with_ext(dir.path(), "del").len(), 1);
     let r = strata::verify(dir.path()).unwrap();
-    assert_eq!((r.segments, r.rows, r.tombstones, r.wal_records), (1, 100, 50, 0));
+    assert_eq!(
+        (r.segments, r.rows, r.tombstones, r.wal_records),
+        (1, 100, 50, 0)
+    );
 }
 
 #[test]
@@ -135,7 +162,10 @@ fn group_commit_shares_fsyncs_between_writers() {
         }
     });
     let fsyncs = db.wal_fsyncs() - before;
-    println!("{} acknowledged Sync::Always writes, {fsyncs} fsyncs", writers * each);
+    println!(
+        "{} acknowledged Sync::Always writes, {fsyncs} fsyncs",
+        writers * each
+    );
     assert!(fsyncs < writers * each);
     assert_eq!(db.stats().unwrap().live_rows, writers * each);
 }

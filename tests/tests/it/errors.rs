@@ -9,12 +9,24 @@ fn wrong_dimension_is_invalid_argument_and_changes_nothing() {
     db.upsert(1, &[1.0, 2.0, 3.0, 4.0]).unwrap();
     let before = db.stats().unwrap();
     let e = db.upsert(2, &[1.0, 2.0, 3.0]).unwrap_err();
-    assert!(matches!(e, Error::InvalidArgument(InvalidArgument::DimensionMismatch { expected: 4, got: 3 })), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidArgument(InvalidArgument::DimensionMismatch {
+                expected: 4,
+                got: 3
+            })
+        ),
+        "{e}"
+    );
     // A batch with one bad vector is refused whole.
     let mut b = WriteBatch::new();
     b.upsert(3, &[0.0; 4]).delete(1).upsert(4, &[0.0; 5]);
     assert!(matches!(db.write(b), Err(Error::InvalidArgument(_))));
-    assert!(matches!(db.search(&[0.0; 2], &SearchOptions::new(1)), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.search(&[0.0; 2], &SearchOptions::new(1)),
+        Err(Error::InvalidArgument(_))
+    ));
     let after = db.stats().unwrap();
     assert_eq!(before.live_rows, after.live_rows);
     assert_eq!(before.last_seq, after.last_seq);
@@ -28,10 +40,23 @@ fn wrong_dimension_is_invalid_argument_and_changes_nothing() {
 fn non_finite_zero_and_oversized_inputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(2, Metric::Cosine)).unwrap();
-    assert!(matches!(db.upsert(1, &[f32::NAN, 1.0]), Err(Error::InvalidArgument(InvalidArgument::NonFinite { index: 0 }))));
-    assert!(matches!(db.upsert(1, &[0.0, 0.0]), Err(Error::InvalidArgument(InvalidArgument::ZeroVector))));
+    assert!(matches!(
+        db.upsert(1, &[f32::NAN, 1.0]),
+        Err(Error::InvalidArgument(InvalidArgument::NonFinite {
+            index: 0
+        }))
+    ));
+    assert!(matches!(
+        db.upsert(1, &[0.0, 0.0]),
+        Err(Error::InvalidArgument(InvalidArgument::ZeroVector))
+    ));
     let big = vec![0u8; 70_000];
-    assert!(matches!(db.upsert_with_payload(1, &[1.0, 0.0], &big), Err(Error::InvalidArgument(InvalidArgument::PayloadTooLarge { .. }))));
+    assert!(matches!(
+        db.upsert_with_payload(1, &[1.0, 0.0], &big),
+        Err(Error::InvalidArgument(
+            InvalidArgument::PayloadTooLarge { .. }
+        ))
+    ));
     assert_eq!(db.stats().unwrap().live_rows, 0);
 }
 
@@ -39,25 +64,54 @@ fn non_finite_zero_and_oversized_inputs_are_refused() {
 fn missing_store_and_schema_mismatch_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    assert!(matches!(Db::open(&missing, Options::existing()), Err(Error::NotFound { .. })));
-    assert!(!missing.exists(), "opening a missing store must not create it");
-    Db::open(dir.path(), Options::new(3, Metric::L2)).unwrap().close().unwrap();
-    let e = Db::open(dir.path(), Options::new(4, Metric::L2)).err().unwrap();
-    assert!(matches!(e, Error::InvalidArgument(InvalidArgument::SchemaMismatch { .. })), "{e}");
-    assert!(matches!(Db::open(dir.path().join("x"), Options::new(0, Metric::L2)), Err(Error::InvalidArgument(InvalidArgument::Dimension(0)))));
+    assert!(matches!(
+        Db::open(&missing, Options::existing()),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        !missing.exists(),
+        "opening a missing store must not create it"
+    );
+    Db::open(dir.path(), Options::new(3, Metric::L2))
+        .unwrap()
+        .close()
+        .unwrap();
+    let e = Db::open(dir.path(), Options::new(4, Metric::L2))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidArgument(InvalidArgument::SchemaMismatch { .. })
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        Db::open(dir.path().join("x"), Options::new(0, Metric::L2)),
+        Err(Error::InvalidArgument(InvalidArgument::Dimension(0)))
+    ));
 }
 
 #[test]
 fn search_returns_k_nearest_sorted_and_handles_k_zero_and_empty() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(1, Metric::L2)).unwrap();
-    assert!(db.search(&[0.0], &SearchOptions::new(3)).unwrap().is_empty());
+    assert!(db
+        .search(&[0.0], &SearchOptions::new(3))
+        .unwrap()
+        .is_empty());
     for i in 0..10 {
         db.upsert(i, &[i as f32]).unwrap();
     }
     let hits = db.search(&[4.2], &SearchOptions::new(3)).unwrap();
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![4, 5, 3]);
     assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
-    assert!(db.search(&[4.2], &SearchOptions::new(0)).unwrap().is_empty());
-    assert_eq!(db.search(&[4.2], &SearchOptions::new(50)).unwrap().len(), 10);
+    assert!(db
+        .search(&[4.2], &SearchOptions::new(0))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        db.search(&[4.2], &SearchOptions::new(50)).unwrap().len(),
+        10
+    );
 }

@@ -20,13 +20,24 @@ fn second_process_gets_locked_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["lock::second_process_gets_locked_error", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "lock::second_process_gets_locked_error",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("CHILD-RESULT locked: store"), "child said: {stdout}");
-    assert!(stdout.contains("locked by another process"), "message is clear: {stdout}");
+    assert!(
+        stdout.contains("CHILD-RESULT locked: store"),
+        "child said: {stdout}"
+    );
+    assert!(
+        stdout.contains("locked by another process"),
+        "message is clear: {stdout}"
+    );
     drop(db);
     // Released on drop: a new open succeeds.
     Db::open(dir.path(), Options::existing()).unwrap();
@@ -36,5 +47,8 @@ fn second_process_gets_locked_error() {
 fn second_handle_in_the_same_process_is_refused_too() {
     let dir = tempfile::tempdir().unwrap();
     let _db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
-    assert!(matches!(Db::open(dir.path(), Options::existing()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Db::open(dir.path(), Options::existing()),
+        Err(Error::Locked { .. })
+    ));
 }

@@ -1,10 +1,10 @@
 //! Whole-store tests, one binary (link time matters on two cores).
 
 mod common;
+mod concurrency;
 mod corruption;
 mod durability;
 mod errors;
 mod lock;
 mod model;
-mod concurrency;
 mod poison;

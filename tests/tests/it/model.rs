@@ -37,7 +37,12 @@ fn action() -> impl Strategy<Value = Action> {
 
 /// A deterministic, non-zero vector from a seed.
 fn vec_of(seed: u16) -> Vec<f32> {
-    (0..DIM).map(|i| ((seed as usize * 31 + i * 17) % 97) as f32 / 10.0 - 4.0 + if i == 0 { 0.05 } else { 0.0 }).collect()
+    (0..DIM)
+        .map(|i| {
+            ((seed as usize * 31 + i * 17) % 97) as f32 / 10.0 - 4.0
+                + if i == 0 { 0.05 } else { 0.0 }
+        })
+        .collect()
 }
 
 struct Harness {
@@ -105,7 +110,13 @@ impl Harness {
                 prop_assert_eq!(got.is_some(), want.is_some(), "get {}", id);
                 if let (Some(g), Some(w)) = (got, want) {
                     // Exact for l2/ip; cosine normalisation may differ in the last bit.
-                    prop_assert!(g.iter().zip(w).all(|(a, b)| (a - b).abs() <= 1e-6), "get {}: {:?} vs {:?}", id, g, w);
+                    prop_assert!(
+                        g.iter().zip(w).all(|(a, b)| (a - b).abs() <= 1e-6),
+                        "get {}: {:?} vs {:?}",
+                        id,
+                        g,
+                        w
+                    );
                 }
             }
             Action::Search(s, k) => self.check_search(&vec_of(s.wrapping_mul(7)), *k)?,
@@ -123,8 +134,19 @@ impl Harness {
             prop_assert!(v.is_some(), "search returned dead id {}", h.id);
             let true_d = common::distance(self.metric, &qn, v.unwrap());
             let tol = 1e-3 * (1.0 + true_d.abs());
-            prop_assert!((h.distance - true_d).abs() <= tol, "id {} distance {} vs {}", h.id, h.distance, true_d);
-            prop_assert!((h.distance - w.1).abs() <= tol, "rank distance {} vs brute force {}", h.distance, w.1);
+            prop_assert!(
+                (h.distance - true_d).abs() <= tol,
+                "id {} distance {} vs {}",
+                h.id,
+                h.distance,
+                true_d
+            );
+            prop_assert!(
+                (h.distance - w.1).abs() <= tol,
+                "rank distance {} vs brute force {}",
+                h.distance,
+                w.1
+            );
         }
         Ok(())
     }
@@ -133,7 +155,12 @@ impl Harness {
 fn run(metric: Metric, actions: Vec<Action>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let db = common::open(dir.path(), DIM, metric);
-    let mut h = Harness { dir, metric, db: Some(db), model: HashMap::new() };
+    let mut h = Harness {
+        dir,
+        metric,
+        db: Some(db),
+        model: HashMap::new(),
+    };
     for a in &actions {
         h.step(a)?;
     }
@@ -143,8 +170,15 @@ fn run(metric: Metric, actions: Vec<Action>) -> Result<(), TestCaseError> {
 }
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("STRATA_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("STRATA_PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(48);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {

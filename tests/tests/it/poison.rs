@@ -17,9 +17,17 @@ fn failed_wal_write_poisons_until_reopen() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    Db::open(dir.path(), Options::new(64, Metric::L2)).unwrap().close().unwrap();
+    Db::open(dir.path(), Options::new(64, Metric::L2))
+        .unwrap()
+        .close()
+        .unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["poison::failed_wal_write_poisons_until_reopen", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "poison::failed_wal_write_poisons_until_reopen",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .output()
         .unwrap();
@@ -27,14 +35,22 @@ fn failed_wal_write_poisons_until_reopen() {
     let acked: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("CHILD-ACKED "))
-        .unwrap_or_else(|| panic!("child output: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+        .unwrap_or_else(|| {
+            panic!(
+                "child output: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
         .trim()
         .parse()
         .unwrap();
     assert!(stdout.contains("CHILD-STICKY ok"), "child output: {stdout}");
     let db = Db::open(dir.path(), Options::existing()).unwrap();
     for id in 0..acked {
-        let r = db.get(id).unwrap().unwrap_or_else(|| panic!("acknowledged id {id} lost"));
+        let r = db
+            .get(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged id {id} lost"));
         assert_eq!(r.vector[0], id as f32);
     }
     assert!(acked > 0);
@@ -47,7 +63,10 @@ fn child(dir: &str) {
     #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let lim = libc::rlimit { rlim_cur: 48 * 1024, rlim_max: libc::RLIM_INFINITY };
+        let lim = libc::rlimit {
+            rlim_cur: 48 * 1024,
+            rlim_max: libc::RLIM_INFINITY,
+        };
         libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
     }
     let mut acked = 0u64;
@@ -63,7 +82,8 @@ fn child(dir: &str) {
     println!("first error: {err}");
     println!("CHILD-ACKED {acked}");
     // Sticky: later writes fail with Poisoned even though they would fit.
-    let sticky = matches!(db.delete(0), Err(Error::Poisoned)) && matches!(db.upsert(1, &[0.0; 64]), Err(Error::Poisoned));
+    let sticky = matches!(db.delete(0), Err(Error::Poisoned))
+        && matches!(db.upsert(1, &[0.0; 64]), Err(Error::Poisoned));
     println!("CHILD-STICKY {}", if sticky { "ok" } else { "no" });
     std::process::exit(0);
 }
