@@ -65,3 +65,8 @@ mod tests {
         check::<crate::Db>();
     }
 }
+
+/// The README's Rust example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -19,17 +19,25 @@ pub fn scan_block(
         return;
     }
     let k = kernels();
-    // PERF: pick the kernel once per block rather than per row; the per-row work is one
-    // indirect call, one compare against the current threshold, and rarely a heap push.
+    // PERF: distances are computed a tile at a time by one call of a batched kernel (the
+    // query stays in registers, no per-row indirect call); the per-row work left here is
+    // one compare against the current threshold and rarely a heap push.
     let (f, sign, offset) = match metric {
-        Metric::L2 => (k.l2, 1.0f32, 0.0f32),
-        Metric::InnerProduct => (k.dot, -1.0, 0.0),
-        Metric::Cosine => (k.dot, -1.0, 1.0),
+        Metric::L2 => (k.l2_many, 1.0f32, 0.0f32),
+        Metric::InnerProduct => (k.dot_many, -1.0, 0.0),
+        Metric::Cosine => (k.dot_many, -1.0, 1.0),
     };
-    for (row, v) in block.chunks_exact(dim).enumerate() {
-        let d = offset + sign * f(query, v);
-        if d <= top.threshold() && !skip(row) {
-            top.push(id_of(row), d);
+    const TILE: usize = 256;
+    let mut dist = [0.0f32; TILE];
+    for (t, tile) in block.chunks(TILE * dim).enumerate() {
+        let n = tile.len() / dim;
+        f(query, tile, dim, &mut dist[..n]);
+        for (i, &x) in dist[..n].iter().enumerate() {
+            let d = offset + sign * x;
+            let row = t * TILE + i;
+            if d <= top.threshold() && !skip(row) {
+                top.push(id_of(row), d);
+            }
         }
     }
 }

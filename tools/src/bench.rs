@@ -189,7 +189,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let qps1 = nq as f64 / best.total.as_secs_f64();
     let line = json!({
         "config": "strata-exact", "library": "strata", "version": env!("CARGO_PKG_VERSION"),
-        "index_type": "exact (SIMD brute force over mmap'd segments)", "search_param": "exact",
+        "index_type": "exact (SIMD brute force over mmap'd segments)", "search_param": {"mode": "exact"},
         "ef": null, "rerank": null, "k": a.k, "nq": nq, "n": n,
         "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": qps_all, "threads": threads,
         "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,

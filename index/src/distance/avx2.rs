@@ -19,6 +19,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     unsafe { dot_impl(a, b) }
 }
 
+/// Squared L2 from `q` to each row of `block` (rows of `dim`) into `out`.
+pub fn l2_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    // SAFETY: installed only after run-time detection of avx2 and fma.
+    unsafe { many::<true>(q, block, dim, out) }
+}
+
+/// Dot product of `q` with each row of `block` (rows of `dim`) into `out`.
+pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    // SAFETY: installed only after run-time detection of avx2 and fma.
+    unsafe { many::<false>(q, block, dim, out) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn many<const L2: bool>(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    if dim == 0 {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(block.chunks_exact(dim)) {
+        *o = if L2 {
+            l2_impl(q, row)
+        } else {
+            dot_impl(q, row)
+        };
+    }
+}
+
 #[target_feature(enable = "avx2,fma")]
 fn hsum(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
@@ -30,6 +56,7 @@ fn hsum(v: __m256) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -62,6 +89,7 @@ unsafe fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());

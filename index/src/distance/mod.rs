@@ -70,6 +70,10 @@ impl Metric {
 /// A distance function over two equal-length slices.
 pub type DistanceFn = fn(&[f32], &[f32]) -> f32;
 
+/// A distance from one query to each row of a block: `(query, block, dim, out)`; fills
+/// `min(out.len(), block.len() / dim)` entries of `out`.
+pub type ManyFn = fn(&[f32], &[f32], usize, &mut [f32]);
+
 /// The kernel set chosen for this CPU.
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
@@ -79,6 +83,10 @@ pub struct Kernels {
     pub l2: DistanceFn,
     /// Dot product.
     pub dot: DistanceFn,
+    /// Squared L2 to many rows.
+    pub l2_many: ManyFn,
+    /// Dot product with many rows.
+    pub dot_many: ManyFn,
 }
 
 /// The portable kernels (always available).
@@ -86,6 +94,8 @@ pub const PORTABLE: Kernels = Kernels {
     name: "portable",
     l2: scalar::l2_chunked,
     dot: scalar::dot_chunked,
+    l2_many: scalar::l2_many,
+    dot_many: scalar::dot_many,
 };
 
 /// Every kernel set this CPU can run, best first (for tests and benches).
@@ -98,6 +108,8 @@ pub fn available() -> Vec<Kernels> {
                 name: "avx512f",
                 l2: avx512::l2,
                 dot: avx512::dot,
+                l2_many: avx512::l2_many,
+                dot_many: avx512::dot_many,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -106,6 +118,8 @@ pub fn available() -> Vec<Kernels> {
                 name: "avx2+fma",
                 l2: avx2::l2,
                 dot: avx2::dot,
+                l2_many: avx2::l2_many,
+                dot_many: avx2::dot_many,
             });
         }
     }
@@ -188,6 +202,46 @@ mod tests {
                 "{} small magnitudes",
                 k.name
             );
+        }
+    }
+
+    #[test]
+    fn every_many_kernel_matches_the_scalar_reference() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x3a11);
+        for k in available() {
+            for dim in [
+                1usize, 2, 15, 16, 17, 31, 32, 33, 48, 50, 63, 64, 65, 96, 128, 200,
+            ] {
+                let rows = 37;
+                let q: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();
+                let block: Vec<f32> = (0..dim * rows)
+                    .map(|_| rng.random_range(-3.0..3.0))
+                    .collect();
+                let (mut l2s, mut dots) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+                (k.l2_many)(&q, &block, dim, &mut l2s);
+                (k.dot_many)(&q, &block, dim, &mut dots);
+                for (r, row) in block.chunks_exact(dim).enumerate() {
+                    let scale = q.iter().chain(row).map(|x| x * x).sum::<f32>();
+                    assert!(
+                        close(l2s[r], scalar::l2(&q, row), scale),
+                        "{} l2_many dim {dim} row {r}",
+                        k.name
+                    );
+                    assert!(
+                        close(dots[r], scalar::dot(&q, row), scale),
+                        "{} dot_many dim {dim} row {r}",
+                        k.name
+                    );
+                }
+                // A short output fills only its own length.
+                let mut short = vec![0.0f32; 3];
+                (k.l2_many)(&q, &block, dim, &mut short);
+                assert!(close(
+                    short[2],
+                    scalar::l2(&q, &block[2 * dim..3 * dim]),
+                    100.0
+                ));
+            }
         }
     }
 

@@ -46,3 +46,23 @@ pub fn dot_chunked(a: &[f32], b: &[f32]) -> f32 {
     }
     acc.iter().sum::<f32>() + dot(ra, rb)
 }
+
+/// Squared L2 from `q` to each row of `block` (rows of `dim`), portable.
+pub fn l2_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    if dim == 0 {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(block.chunks_exact(dim)) {
+        *o = l2_chunked(q, row);
+    }
+}
+
+/// Dot product of `q` with each row of `block` (rows of `dim`), portable.
+pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    if dim == 0 {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(block.chunks_exact(dim)) {
+        *o = dot_chunked(q, row);
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs `strata bench` and ../shared/peers/peers.py on the same files in ONE invocation
+# (the machine is shared and noisy: only figures from the same run compare) and prints
+# one side-by-side table.
+#
+#   bench/compare.sh DATASET [PEERS] [NQ]
+#     DATASET  glove-50 | siftsmall | a directory with *_base.fvecs, *_query.fvecs, *_groundtruth.ivecs
+#     PEERS    comma list for peers.py --peers (default: faiss-flat)
+#     NQ       queries to use (default: 1000)
+#
+# Needs the peers' virtualenv (../shared/peers/setup.sh) and builds target/release/strata.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${STRATA_SHARED:-$root/../shared}
+ds=${1:?usage: bench/compare.sh DATASET [PEERS] [NQ]}
+peers=${2:-faiss-flat}
+nq=${3:-1000}
+case "$ds" in
+  /*|./*|../*) dir=$ds ;;
+  *) dir=$shared/data/$ds ;;
+esac
+name=$(basename "$dir")
+base=$(ls "$dir"/*_base.fvecs)
+query=$(ls "$dir"/*_query.fvecs)
+gt=$(ls "$dir"/*_groundtruth.ivecs)
+metric=l2
+[ "$name" = glove-50 ] && metric=cosine
+py=${PEERS_PY:-$HOME/.cache/strata-peers/venv/bin/python}
+[ -x "$py" ] || { echo "peers venv missing: run $shared/peers/setup.sh" >&2; exit 1; }
+(cd "$root" && cargo build --release -p strata-tools)
+out=${OUT:-/tmp/strata-compare-$name.jsonl}
+rm -f "$out"
+"$py" "$shared/peers/peers.py" --base "$base" --query "$query" --gt "$gt" --metric "$metric" --k 10 \
+  --nq "$nq" --peers "$peers" --json-out "$out" \
+  --external "strata=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --json {out}"
+"$py" "$shared/peers/peers.py" --summarize "$out" --markdown
+echo "JSON lines: $out"
