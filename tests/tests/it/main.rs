@@ -8,3 +8,4 @@ mod errors;
 mod lock;
 mod model;
 mod poison;
+mod shared_data;
