@@ -45,7 +45,11 @@ fn sift10k_exact_search_matches_ground_truth() {
     let gt = read_vecs(&d.join("siftsmall_groundtruth.ivecs"), true);
     let dir = tempfile::tempdir().unwrap();
     // ~1.5 MiB memtables: several segments plus rows still in the memtable.
-    let db = Db::open(dir.path(), Options::new(128, Metric::L2).memtable_bytes(1_500_000)).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options::new(128, Metric::L2).memtable_bytes(1_500_000),
+    )
+    .unwrap();
     for (start, chunk) in (0u64..).step_by(500).zip(base.chunks(500)) {
         let mut b = WriteBatch::new();
         for (i, v) in chunk.iter().enumerate() {
@@ -54,7 +58,12 @@ fn sift10k_exact_search_matches_ground_truth() {
         db.write(b).unwrap();
     }
     let s = db.stats().unwrap();
-    assert!(s.segments.len() >= 2 && s.memtable_rows > 0, "segments {} memtable {}", s.segments.len(), s.memtable_rows);
+    assert!(
+        s.segments.len() >= 2 && s.memtable_rows > 0,
+        "segments {} memtable {}",
+        s.segments.len(),
+        s.memtable_rows
+    );
     let mut found = 0;
     for (q, g) in queries.iter().zip(&gt) {
         let hits = db.search(q, &SearchOptions::new(10)).unwrap();
@@ -63,5 +72,8 @@ fn sift10k_exact_search_matches_ground_truth() {
     }
     let recall = found as f64 / (queries.len() * 10) as f64;
     println!("SIFT10K exact recall@10 = {recall:.4}");
-    assert!(recall >= 0.999, "exact search must match the ground truth: {recall}");
+    assert!(
+        recall >= 0.999,
+        "exact search must match the ground truth: {recall}"
+    );
 }
