@@ -60,10 +60,12 @@ pub fn list(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         if let Some((kind, no)) = entry.file_name().to_str().and_then(parse) {
-            let len = entry
-                .metadata()
-                .map_err(|e| Error::io(&entry.path(), e))?
-                .len();
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                // Unlinked between readdir and stat (a flush removing an obsolete file).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&entry.path(), e)),
+            };
             out.push((kind, no, len));
         }
     }
