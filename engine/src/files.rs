@@ -83,12 +83,25 @@ pub fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&p)
         .map_err(|e| Error::io(&p, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&p, e)),
+    // NOTE: a flock belongs to the open file description, which a child process forked
+    // by any thread of this process shares until it execs. A store closed and reopened
+    // while another thread spawns a process can therefore look locked for a moment, so a
+    // conflict is retried briefly before it is reported.
+    let mut tries = 0;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&p, e)),
+        }
     }
 }
 
