@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
-use strata_index::{exact, Metric, TopK};
+use strata_index::{Metric, TopK};
 
 /// One version of a record.
 pub(crate) struct MemRow {
@@ -143,15 +143,10 @@ impl Memtable {
     pub fn search(&self, metric: Metric, query: &[f32], seq: u64, top: &mut TopK) {
         for row in self.rows() {
             if row.visible_at(seq) {
-                exact::scan_block(
-                    metric,
-                    query,
-                    &row.vector,
-                    row.vector.len(),
-                    top,
-                    |_| row.id,
-                    |_| false,
-                );
+                let d = metric.distance(query, &row.vector);
+                if d <= top.threshold() {
+                    top.push(row.id, d);
+                }
             }
         }
     }

@@ -115,3 +115,31 @@ fn search_returns_k_nearest_sorted_and_handles_k_zero_and_empty() {
         10
     );
 }
+
+#[test]
+fn async_facade_writes_searches_and_reads() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = strata::AsyncDb::open(dir.path(), Options::new(2, Metric::L2))
+            .await
+            .unwrap();
+        db.upsert(1, vec![1.0, 0.0]).await.unwrap();
+        let mut b = WriteBatch::new();
+        b.upsert(2, &[0.0, 1.0]).upsert(3, &[0.9, 0.1]);
+        db.write(b).await.unwrap();
+        db.delete(1).await.unwrap();
+        db.flush().await.unwrap();
+        let hits = db
+            .search(vec![1.0, 0.0], SearchOptions::new(2))
+            .await
+            .unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![3, 2]);
+        assert!(db.get(1).await.unwrap().is_none());
+        let err = db.upsert(4, vec![1.0]).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)));
+    });
+}

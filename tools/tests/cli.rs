@@ -1,0 +1,153 @@
+//! The `strata` binary end to end: every command, its output format, and one-line errors
+//! with a non-zero exit for bad input, missing, locked and corrupt stores.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = strata(args);
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr, checked to be one `error:` line.
+fn fails(args: &[&str]) -> String {
+    let out = strata(args);
+    assert!(!out.status.success(), "strata {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+        "one-line error expected, got: {err:?}"
+    );
+    err
+}
+
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    let mut b = Vec::new();
+    for r in rows {
+        b.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        for x in r {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn create_import_search_get_delete_inspect_verify() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let d = dir.to_str().unwrap();
+    ok(&["create", d, "--dim", "3", "--metric", "l2"]);
+    let base: Vec<Vec<f32>> = (0..50).map(|i| vec![i as f32, 0.0, 1.0]).collect();
+    let fv = t.path().join("base.fvecs");
+    write_fvecs(&fv, &base);
+    ok(&[
+        "import",
+        d,
+        fv.to_str().unwrap(),
+        "--ids-from",
+        "100",
+        "--sync",
+        "always",
+    ]);
+    let jl = t.path().join("more.jsonl");
+    std::fs::write(
+        &jl,
+        "{\"id\": 7, \"vector\": [7.2, 0, 1], \"payload\": {\"title\": \"seven\"}}\n",
+    )
+    .unwrap();
+    ok(&["import", d, jl.to_str().unwrap()]);
+
+    let q = t.path().join("q.fvecs");
+    write_fvecs(&q, &[vec![3.1, 0.0, 1.0], vec![7.0, 0.0, 1.0]]);
+    let out = ok(&["search", d, "--queries", q.to_str().unwrap(), "--k", "2"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["query"], 0);
+    assert_eq!(lines[0]["ids"], serde_json::json!([103, 104]));
+    assert_eq!(lines[1]["ids"][0], 107);
+    assert_eq!(lines[1]["ids"][1], 7);
+    let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["distances", "ids", "query"]);
+
+    let rec: serde_json::Value = serde_json::from_str(&ok(&["get", d, "7"])).unwrap();
+    assert_eq!(rec["payload"]["title"], "seven");
+    assert_eq!(rec["vector"][0].as_f64().unwrap() as f32, 7.2);
+
+    let ids = t.path().join("ids.txt");
+    std::fs::write(&ids, "101\n102\n\n").unwrap();
+    ok(&["delete", d, "100", "--ids-file", ids.to_str().unwrap()]);
+    fails(&["get", d, "101"]);
+
+    let info: serde_json::Value = serde_json::from_str(&ok(&["inspect", d])).unwrap();
+    assert_eq!(info["live_rows"], 48);
+    assert_eq!(info["tombstones"], 3);
+    assert!(info["bytes"]["segments"].as_u64().unwrap() > 0);
+    assert!(info.get("wal_bytes").is_some());
+    assert!(ok(&["verify", d]).starts_with("ok:"));
+}
+
+#[test]
+fn errors_are_one_line_and_exit_non_zero() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let d = dir.to_str().unwrap();
+    let e = fails(&["search", d, "--queries", "nowhere.fvecs"]);
+    assert!(e.contains("no store at"), "{e}");
+    ok(&["create", d, "--dim", "3", "--metric", "cosine"]);
+    let e = fails(&[
+        "import",
+        d,
+        t.path().join("missing.fvecs").to_str().unwrap(),
+    ]);
+    assert!(e.contains("cannot read input file"), "{e}");
+    let fv = t.path().join("wrong.fvecs");
+    write_fvecs(&fv, &[vec![1.0, 2.0]]);
+    let e = fails(&["import", d, fv.to_str().unwrap()]);
+    assert!(e.contains("dimension 2") && e.contains("has 3"), "{e}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&ok(&["inspect", d])).unwrap()["live_rows"],
+        0
+    );
+
+    // Locked: hold the store open in this process while the binary tries.
+    let db = strata::Db::open(&dir, strata::Options::existing()).unwrap();
+    let e = fails(&["inspect", d]);
+    assert!(e.contains("locked by another process"), "{e}");
+    drop(db);
+
+    // Corrupt: a flipped manifest byte is named with its file.
+    let m = dir.join("MANIFEST");
+    let mut b = std::fs::read(&m).unwrap();
+    b[30] ^= 1;
+    std::fs::write(&m, b).unwrap();
+    let e = fails(&["verify", d]);
+    assert!(e.contains("MANIFEST") && e.contains("corrupt"), "{e}");
+    fails(&["inspect", d]);
+}
+
+#[test]
+fn demo_runs_the_whole_life_cycle() {
+    let out = ok(&["demo", "--rows", "3000", "--dim", "16"]);
+    assert!(out.contains("nothing lost, nothing resurrected"), "{out}");
+    assert!(out.contains("verify: ok"), "{out}");
+    assert!(
+        out.contains("recall@10 1.0000"),
+        "exact search must find the brute-force neighbours: {out}"
+    );
+}
