@@ -211,7 +211,14 @@ impl Db {
             return Err(InvalidArgument::ZeroVector.into());
         }
         let v = self.inner.snapshot();
-        let run = || search::exact(&v, self.inner.metric, &q, opts.k);
+        let metric = self.inner.metric;
+        // PERF: a small store, or a one-thread budget, is scanned on the caller's thread:
+        // handing a sub-millisecond scan to a pool costs a thread hand-off per query.
+        let rows: usize = v.segments.iter().map(|s| s.reader.rows()).sum();
+        if self.inner.opts.search_threads == Some(1) || rows < search::PARALLEL_MIN_ROWS {
+            return Ok(search::exact(&v, metric, &q, opts.k, false));
+        }
+        let run = || search::exact(&v, metric, &q, opts.k, true);
         Ok(match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),

@@ -9,8 +9,18 @@ use crate::version::{LiveSegment, Version};
 /// Rows per parallel task when scanning a segment.
 const CHUNK_ROWS: usize = 32 * 1024;
 
+/// Below this many segment rows a search runs on the caller's thread.
+pub(crate) const PARALLEL_MIN_ROWS: usize = 2 * CHUNK_ROWS;
+
 /// The `k` nearest live rows of `v` to `query` (already normalised for cosine).
-pub(crate) fn exact(v: &Version, metric: Metric, query: &[f32], k: usize) -> Vec<Hit> {
+/// With `parallel`, segment chunks are scanned on the current rayon pool.
+pub(crate) fn exact(
+    v: &Version,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    parallel: bool,
+) -> Vec<Hit> {
     if k == 0 {
         return Vec::new();
     }
@@ -27,16 +37,21 @@ pub(crate) fn exact(v: &Version, metric: Metric, query: &[f32], k: usize) -> Vec
                 .map(move |start| (s, start))
         })
         .collect();
-    let seg_top = tasks
-        .par_iter()
-        .map(|&(s, start)| scan_segment(s, metric, query, k, start))
-        .reduce(
+    let scan = |&(s, start): &(&LiveSegment, usize)| scan_segment(s, metric, query, k, start);
+    let seg_top = if !parallel {
+        tasks.iter().map(scan).fold(TopK::new(k), |mut a, b| {
+            a.merge(b);
+            a
+        })
+    } else {
+        tasks.par_iter().map(scan).reduce(
             || TopK::new(k),
             |mut a, b| {
                 a.merge(b);
                 a
             },
-        );
+        )
+    };
     top.merge(seg_top);
     top.into_sorted()
         .into_iter()

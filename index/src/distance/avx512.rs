@@ -33,7 +33,7 @@ pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
     unsafe { many::<false>(q, block, dim, out) }
 }
 
-/// PERF: for `dim <= 64` the query stays in up to four registers and each row costs
+/// PERF: for `dim <= 128` the query stays in up to eight registers and each row costs
 /// `ceil(dim / 16)` loads and FMAs plus one reduction; the chunk count is a const
 /// parameter so the row loop is fully unrolled. Larger dimensions use the general kernel.
 #[target_feature(enable = "avx512f")]
@@ -47,6 +47,10 @@ unsafe fn many<const L2: bool>(q: &[f32], block: &[f32], dim: usize, out: &mut [
         2 => fixed::<2, L2>(q, block, dim, rows, out),
         3 => fixed::<3, L2>(q, block, dim, rows, out),
         4 => fixed::<4, L2>(q, block, dim, rows, out),
+        5 => fixed::<5, L2>(q, block, dim, rows, out),
+        6 => fixed::<6, L2>(q, block, dim, rows, out),
+        7 => fixed::<7, L2>(q, block, dim, rows, out),
+        8 => fixed::<8, L2>(q, block, dim, rows, out),
         _ => {
             for (r, o) in out.iter_mut().take(rows).enumerate() {
                 let row = block.get(r * dim..(r + 1) * dim).unwrap_or(&[]);
@@ -84,19 +88,21 @@ unsafe fn fixed<const C: usize, const L2: bool>(
     let base = block.as_ptr();
     for (r, o) in out.iter_mut().take(rows).enumerate() {
         let p = base.add(r * dim);
-        let mut acc = _mm512_setzero_ps();
+        // Two accumulators halve the FMA dependency chain of a row.
+        let mut acc = [_mm512_setzero_ps(); 2];
         for (c, v) in qv.iter().enumerate() {
             // SAFETY: row r lies within block (r < rows = block.len() / dim); the load is
             // masked to the row's last element.
             let x = _mm512_maskz_loadu_ps(mask(c), p.add(16 * c));
-            acc = if L2 {
+            let a = &mut acc[c & 1];
+            *a = if L2 {
                 let d = _mm512_sub_ps(x, *v);
-                _mm512_fmadd_ps(d, d, acc)
+                _mm512_fmadd_ps(d, d, *a)
             } else {
-                _mm512_fmadd_ps(x, *v, acc)
+                _mm512_fmadd_ps(x, *v, *a)
             };
         }
-        *o = _mm512_reduce_add_ps(acc);
+        *o = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
     }
 }
 
