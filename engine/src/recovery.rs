@@ -119,25 +119,46 @@ fn load_or_create_manifest(dir: &Path, opts: &Options) -> Result<Manifest> {
     Ok(m)
 }
 
+/// The numbered files a manifest names (or, for WAL files, covers).
+pub(crate) struct LiveFiles {
+    named: HashSet<(FileKind, u64)>,
+    wal_min_no: u64,
+}
+
+impl LiveFiles {
+    pub fn of(m: &Manifest) -> Self {
+        let named = m
+            .segments
+            .iter()
+            .flat_map(|s| {
+                std::iter::once((FileKind::Segment, s.file_no))
+                    .chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
+            })
+            .collect();
+        LiveFiles {
+            named,
+            wal_min_no: m.wal_min_no,
+        }
+    }
+
+    /// Whether file `no` of `kind` is live; anything else is garbage.
+    pub fn contains(&self, kind: FileKind, no: u64) -> bool {
+        match kind {
+            FileKind::Wal => no >= self.wal_min_no,
+            _ => self.named.contains(&(kind, no)),
+        }
+    }
+}
+
 /// Deletes numbered files the manifest does not name; returns the highest file number
 /// seen (live or not) so new files never reuse a number.
 fn remove_orphans(dir: &Path, m: &Manifest) -> Result<u64> {
-    let live: HashSet<(FileKind, u64)> = m
-        .segments
-        .iter()
-        .flat_map(|s| {
-            std::iter::once((FileKind::Segment, s.file_no))
-                .chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
-        })
-        .collect();
+    let live = LiveFiles::of(m);
     let mut max_seen = 0;
     let mut removed = false;
     for (kind, no, _) in files::list(dir)? {
         max_seen = max_seen.max(no);
-        let keep = match kind {
-            FileKind::Wal => no >= m.wal_min_no,
-            _ => live.contains(&(kind, no)),
-        };
+        let keep = live.contains(kind, no);
         if !keep {
             let p = files::path(dir, kind, no);
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

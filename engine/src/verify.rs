@@ -77,20 +77,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let (_, rep) = recovery::replay(&wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
     report.wal_records = rep.records;
     report.torn_tail = rep.torn_tail;
-    let live: HashSet<(FileKind, u64)> = m
-        .segments
-        .iter()
-        .flat_map(|s| {
-            std::iter::once((FileKind::Segment, s.file_no))
-                .chain(s.deletion_file_no.map(|d| (FileKind::Deletion, d)))
-        })
-        .collect();
+    let live = recovery::LiveFiles::of(&m);
     for (kind, no, _) in files::list(dir)? {
-        let keep = if kind == FileKind::Wal {
-            no >= m.wal_min_no
-        } else {
-            live.contains(&(kind, no))
-        };
+        let keep = live.contains(kind, no);
         if !keep {
             report.orphans.push(files::path(dir, kind, no));
         }

@@ -78,3 +78,13 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// Re-runs this test binary as a child process that executes only `test` (by its full
+/// path) with `env` set to `dir`; the test checks `env` to play the child's part.
+pub fn run_child(test: &str, env: &str, dir: &Path) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().expect("test binary path"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, dir)
+        .output()
+        .expect("spawn child test process")
+}

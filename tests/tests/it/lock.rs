@@ -1,7 +1,6 @@
 //! A second process opening an open store gets a clear "locked" error.
 
-use std::process::Command;
-
+use crate::common;
 use strata::{Db, Error, Metric, Options};
 
 const CHILD_ENV: &str = "STRATA_TEST_LOCK_CHILD_DIR";
@@ -19,16 +18,11 @@ fn second_process_gets_locked_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "lock::second_process_gets_locked_error",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .output()
-        .unwrap();
+    let out = common::run_child(
+        "lock::second_process_gets_locked_error",
+        CHILD_ENV,
+        dir.path(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("CHILD-RESULT locked: store"),

@@ -4,8 +4,7 @@
 //! The failure is real: a child process lowers its file-size limit (RLIMIT_FSIZE, with
 //! SIGXFSZ ignored) so the WAL append fails with EFBIG.
 
-use std::process::Command;
-
+use crate::common;
 use strata::{Db, Error, Metric, Options};
 
 const CHILD_ENV: &str = "STRATA_TEST_POISON_CHILD_DIR";
@@ -21,16 +20,11 @@ fn failed_wal_write_poisons_until_reopen() {
         .unwrap()
         .close()
         .unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "poison::failed_wal_write_poisons_until_reopen",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .output()
-        .unwrap();
+    let out = common::run_child(
+        "poison::failed_wal_write_poisons_until_reopen",
+        CHILD_ENV,
+        dir.path(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let acked: u64 = stdout
         .lines()
