@@ -116,10 +116,12 @@ pub fn search(dir: &Path, queries: &Path, k: usize, exact: bool, graph_knobs: bo
             .with_context(|| format!("query {row}"))?;
         let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
         let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
+        // Keys in the documented order: query, ids, distances.
         writeln!(
             out,
-            "{}",
-            json!({"query": row, "ids": ids, "distances": distances})
+            "{{\"query\": {row}, \"ids\": {}, \"distances\": {}}}",
+            serde_json::to_string(&ids)?,
+            serde_json::to_string(&distances)?
         )?;
     }
     out.flush()?;
