@@ -46,7 +46,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     }
     let max_seen = remove_orphans(dir, &manifest)?;
     let segments = open_segments(dir, &manifest)?;
-    let wal_files = wal_files(dir, &manifest)?;
+    // Header-only WAL files (left by opens that wrote nothing) hold no records: they are
+    // removed after a successful replay instead of accumulating.
+    let header_only = |p: &std::path::PathBuf| {
+        std::fs::metadata(p).is_ok_and(|m| m.len() <= strata_wal::record::FILE_HEADER_LEN as u64)
+    };
+    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(dir, &manifest)?
+        .into_iter()
+        .partition(|(_, p)| header_only(p));
     let first_wal_no = wal_files.first().map(|f| f.0);
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
@@ -59,6 +66,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     };
     let end_seq = replay(&wal_files, &manifest, dim, &mut version, ReplayMode::Repair)?.0;
     let wal = Wal::create(dir, wal_no)?;
+    for (_, p) in &empty_wals {
+        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    }
+    if !empty_wals.is_empty() {
+        fsutil::sync_dir(dir)?;
+    }
     let version = Arc::new(version);
     let search_pool = match opts.search_threads {
         Some(n) => Some(

@@ -83,7 +83,10 @@ fn create_import_search_get_delete_inspect_verify() {
     assert_eq!(lines[1]["ids"][0], 107);
     assert_eq!(lines[1]["ids"][1], 7);
     assert_eq!(lines[0].as_object().unwrap().len(), 3);
-    assert!(out.starts_with("{\"query\": 0, \"ids\": [103,104], \"distances\": ["), "{out}");
+    assert!(
+        out.starts_with("{\"query\": 0, \"ids\": [103,104], \"distances\": ["),
+        "{out}"
+    );
 
     let rec: serde_json::Value = serde_json::from_str(&ok(&["get", d, "7"])).unwrap();
     assert_eq!(rec["payload"]["title"], "seven");

@@ -169,3 +169,19 @@ fn group_commit_shares_fsyncs_between_writers() {
     assert!(fsyncs < writers * each);
     assert_eq!(db.stats().unwrap().live_rows, writers * each);
 }
+
+#[test]
+fn read_only_sessions_do_not_accumulate_wal_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    drop(db);
+    for _ in 0..5 {
+        let db = Db::open(dir.path(), Options::existing()).unwrap();
+        assert!(db.get(1).unwrap().is_some());
+        drop(db);
+    }
+    // The file with the record and the current (empty) one; the empty ones of the
+    // sessions in between are gone.
+    assert_eq!(common::files_with_ext(dir.path(), "wal").len(), 2);
+}
