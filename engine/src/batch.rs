@@ -139,14 +139,21 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                     dim.checked_mul(4)
                         .ok_or(CorruptionKind::Batch("dimension"))?,
                 )?;
-                let vector = raw
+                let vector: Vec<f32> = raw
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
+                // Writers refuse non-finite values; a record holding them is damaged.
+                if vector.iter().any(|x| !x.is_finite()) {
+                    return Err(CorruptionKind::Batch("non-finite vector component"));
+                }
                 let payload = match r.u8()? {
                     0 => None,
                     1 => {
                         let len = u32::from_le_bytes(r.take::<4>()?) as usize;
+                        if len > strata_format::segment::MAX_PAYLOAD_LEN {
+                            return Err(CorruptionKind::Batch("payload over the size limit"));
+                        }
                         Some(r.bytes(len)?.to_vec())
                     }
                     _ => return Err(CorruptionKind::Batch("payload flag")),

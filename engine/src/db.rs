@@ -155,7 +155,7 @@ impl Db {
             let lsn = inner
                 .wal
                 .append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload)
-                .inspect_err(|_| inner.poison())?;
+                .inspect_err(|_| inner.poison_locked())?;
             st.next_seq += batch.ops.len() as u64;
             let mut v = (*st.version).clone();
             apply(&mut v, seq, batch.ops);
@@ -165,6 +165,13 @@ impl Db {
         };
         match wo.sync.unwrap_or(inner.opts.sync) {
             Sync::Always => inner
+                .wal
+                .sync_to(lsn)
+                .inspect_err(|_| inner.poison())
+                .map_err(Error::from),
+            // A periodic write on a store without the periodic syncer is synced now
+            // rather than never.
+            Sync::Periodic(_) if !matches!(inner.opts.sync, Sync::Periodic(_)) => inner
                 .wal
                 .sync_to(lsn)
                 .inspect_err(|_| inner.poison())
@@ -288,7 +295,16 @@ impl Inner {
         self.current.read().clone()
     }
 
+    /// Marks the store failed and wakes every waiter. Takes the write lock so that a
+    /// waiter between its check and its wait cannot miss the wake-up; callers that hold
+    /// the lock use [`Inner::poison_locked`].
     pub fn poison(&self) {
+        let _st = self.write.lock();
+        self.poison_locked();
+    }
+
+    /// [`Inner::poison`] for callers holding the write lock.
+    pub fn poison_locked(&self) {
         self.poisoned.store(true, Ordering::Release);
         self.changed.notify_all();
     }
@@ -314,7 +330,8 @@ impl Inner {
     fn wait_for_room(&self, st: &mut parking_lot::MutexGuard<'_, WriteState>) -> Result<()> {
         loop {
             self.check(st)?;
-            if st.version.memtables.len() <= self.opts.max_immutable_memtables {
+            let frozen = st.version.memtables.len().saturating_sub(1);
+            if frozen < self.opts.max_immutable_memtables.max(1) {
                 return Ok(());
             }
             self.changed.wait(st);
@@ -332,7 +349,7 @@ impl Inner {
             let no = st.alloc_file_no();
             self.wal
                 .rotate(no)
-                .inspect_err(|_| self.poison())
+                .inspect_err(|_| self.poison_locked())
                 .map_err(Error::from)
         } else {
             Ok(())
@@ -342,7 +359,9 @@ impl Inner {
     /// Freezes the active memtable and starts a new one in a new WAL file.
     pub fn switch(&self, st: &mut WriteState) -> Result<()> {
         let wal_no = st.alloc_file_no();
-        self.wal.rotate(wal_no).inspect_err(|_| self.poison())?;
+        self.wal
+            .rotate(wal_no)
+            .inspect_err(|_| self.poison_locked())?;
         let mut v = (*st.version).clone();
         if let Some(m) = v.active() {
             m.freeze(Frozen {

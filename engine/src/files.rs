@@ -13,6 +13,9 @@ pub const MANIFEST: &str = "MANIFEST";
 /// Name of the lock file.
 pub const LOCK: &str = "LOCK";
 
+/// File numbers are below this; larger names are not Strata's files.
+pub const MAX_FILE_NO: u64 = 1 << 48;
+
 /// Kinds of numbered files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -51,7 +54,9 @@ pub fn parse(name: &str) -> Option<(FileKind, u64)> {
     if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((kind, stem.parse().ok()?))
+    // Numbers this large are not ours (and would overflow the counter).
+    let no: u64 = stem.parse().ok()?;
+    (no < MAX_FILE_NO).then_some((kind, no))
 }
 
 /// Every numbered file in `dir`, with its length.

@@ -29,7 +29,7 @@ pub struct Options {
     pub sync: Sync,
     /// A memtable is frozen and flushed to a segment once it holds this many bytes.
     pub memtable_bytes: usize,
-    /// Frozen memtables waiting for flush before writers are slowed down.
+    /// Frozen memtables waiting for flush before writers are slowed down (at least 1).
     pub max_immutable_memtables: usize,
     /// The WAL moves to a new file once the current one passes this size.
     pub wal_file_bytes: u64,
@@ -76,7 +76,8 @@ impl Options {
 /// Per-write overrides.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteOptions {
-    /// Durability of this write; `None` uses the store's default.
+    /// Durability of this write; `None` uses the store's default. `Periodic` on a store
+    /// opened without a periodic syncer is treated as `Always`.
     pub sync: Option<Sync>,
 }
 

@@ -65,6 +65,15 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         segments,
     };
     let end_seq = replay(&wal_files, &manifest, dim, &mut version, ReplayMode::Repair)?.0;
+    // The replayed tail of the newest WAL file may never have been synced by the
+    // session that wrote it (it crashed first). Make it durable before new records go to
+    // a newer file: replay treats every file but the newest as fully synced.
+    if let Some((_, last)) = wal_files.last().filter(|(_, p)| p.exists()) {
+        std::fs::File::open(last)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(last, e))?;
+    }
+    fsutil::sync_dir(dir)?;
     let wal = Wal::create(dir, wal_no)?;
     for (_, p) in &empty_wals {
         std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
@@ -267,7 +276,7 @@ pub(crate) fn replay(
         if rec.kind != BATCH_RECORD {
             return Err(bad(CorruptionKind::Batch("unknown record kind")));
         }
-        let end = rec.seq + rec.count as u64;
+        let end = rec.seq.saturating_add(rec.count as u64);
         if end <= next {
             return Ok(()); // already in a segment
         }

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     // Frame the fuzz input as one record so the batch decoder sees it.
     let mut rec = Vec::new();
     let count = data.first().copied().unwrap_or(1).max(1) as u32;
-    strata_wal::record::encode_record(&mut rec, salt, 1, count, 1, data).unwrap();
+    strata_wal::record::encode_record(&mut rec, salt, 1, count, 1, 32, data).unwrap();
     bytes.extend_from_slice(&rec);
     std::fs::write(&wal, &bytes).unwrap();
     if let Ok(db) = Db::open(dir.path(), Options::existing()) {

@@ -5,8 +5,10 @@
 //!
 //! Record (starts 8-byte aligned, zero padded to 8 after): CRC32 `u32` · payload length
 //! `u32` · first sequence number `u64` · operation count `u32` · kind `u8` · 3 zero bytes ·
-//! payload. The CRC covers the file's salt (LE) then record bytes 4..24+len, so a record
-//! left over from another file never validates here.
+//! synced offset `u64` · payload. The CRC covers the file's salt (LE) then record bytes
+//! 4..32+len, so a record left over from another file never validates here. The synced
+//! offset says how much of this file was known durable when the record was appended:
+//! replay uses it to tell a torn (unsynced) region from damage to synced data.
 
 use crate::error::{CorruptionKind, Error};
 
@@ -17,7 +19,7 @@ pub const WAL_VERSION: u32 = 1;
 /// File header length.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Record header length.
-pub const RECORD_HEADER_LEN: usize = 24;
+pub const RECORD_HEADER_LEN: usize = 32;
 /// Largest payload of one record.
 pub const MAX_RECORD_LEN: usize = 256 << 20;
 
@@ -54,12 +56,15 @@ pub fn decode_file_header(buf: &[u8]) -> Result<(u32, u64), CorruptionKind> {
 }
 
 /// Appends one framed, padded record to `out`.
+/// `synced` is the offset of this file up to which everything was durable when the
+/// record was appended.
 pub fn encode_record(
     out: &mut Vec<u8>,
     salt: u32,
     seq: u64,
     count: u32,
     kind: u8,
+    synced: u64,
     payload: &[u8],
 ) -> Result<(), Error> {
     if payload.len() > MAX_RECORD_LEN {
@@ -74,6 +79,7 @@ pub fn encode_record(
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&synced.to_le_bytes());
     out.extend_from_slice(payload);
     let mut h = crc32fast::Hasher::new();
     h.update(&salt.to_le_bytes());
@@ -100,6 +106,8 @@ pub struct RawRecord<'a> {
     pub count: u32,
     /// Record kind (the engine's).
     pub kind: u8,
+    /// Offset of this file known durable when the record was appended.
+    pub synced: u64,
     /// The payload.
     pub payload: &'a [u8],
 }
@@ -129,12 +137,14 @@ pub fn decode_record(buf: &[u8], pos: usize, salt: u32) -> Option<(RawRecord<'_>
     let seq = u64::from_le_bytes(head.get(8..16)?.try_into().ok()?);
     let count = le32(16..20);
     let kind = *head.get(20)?;
+    let synced = u64::from_le_bytes(head.get(24..32)?.try_into().ok()?);
     let payload = body.get(RECORD_HEADER_LEN - 4..)?;
     Some((
         RawRecord {
             seq,
             count,
             kind,
+            synced,
             payload,
         },
         pos + padded_len(len),
@@ -149,12 +159,12 @@ mod tests {
     #[test]
     fn record_round_trip_and_salt_binds() {
         let mut out = Vec::new();
-        encode_record(&mut out, 7, 42, 3, 1, b"hello").unwrap();
+        encode_record(&mut out, 7, 42, 3, 1, 32, b"hello").unwrap();
         assert_eq!(out.len() % 8, 0);
         let (r, next) = decode_record(&out, 0, 7).unwrap();
         assert_eq!(
-            (r.seq, r.count, r.kind, r.payload),
-            (42, 3, 1, &b"hello"[..])
+            (r.seq, r.count, r.kind, r.synced, r.payload),
+            (42, 3, 1, 32, &b"hello"[..])
         );
         assert_eq!(next, out.len());
         assert!(
@@ -166,7 +176,7 @@ mod tests {
     #[test]
     fn every_bit_flip_of_a_record_is_detected() {
         let mut out = Vec::new();
-        encode_record(&mut out, 1, 5, 1, 1, b"payload bytes").unwrap();
+        encode_record(&mut out, 1, 5, 1, 1, 32, b"payload bytes").unwrap();
         let used = RECORD_HEADER_LEN + 13;
         for bit in 0..used * 8 {
             let mut bad = out.clone();

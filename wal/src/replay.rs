@@ -92,7 +92,7 @@ pub fn replay<E>(
         let mut pos = FILE_HEADER_LEN;
         while pos < buf.len() {
             let Some((rec, next)) = decode_record(&buf, pos, salt) else {
-                if !last || later_valid_record(&buf, pos, salt, report.end_seq) {
+                if !last || damage_is_synced(&buf, pos, salt, report.end_seq) {
                     return Err(ReplayError::Wal(corrupt(
                         path,
                         pos as u64,
@@ -114,7 +114,11 @@ pub fn replay<E>(
                     return Err(ReplayError::Wal(corrupt(path, pos as u64, kind)));
                 }
             }
-            report.end_seq = Some(rec.seq + rec.count as u64);
+            let Some(end) = rec.seq.checked_add(rec.count as u64) else {
+                let kind = CorruptionKind::DamagedRecord;
+                return Err(ReplayError::Wal(corrupt(path, pos as u64, kind)));
+            };
+            report.end_seq = Some(end);
             report.records += 1;
             apply(WalRecord {
                 file_no: *file_no,
@@ -128,10 +132,13 @@ pub fn replay<E>(
     Ok(report)
 }
 
-/// Whether a valid record of this file starts anywhere after `pos` (8-byte aligned
-/// offsets only, as records are aligned). A plausible sequence number is required before
-/// the checksum is computed, which keeps the scan linear on garbage.
-fn later_valid_record(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -> bool {
+/// Whether the damaged record at `pos` lies in a part of the file that was already
+/// durable: some valid record of this file after `pos` (8-byte aligned offsets only, as
+/// records are aligned) was appended when the file was synced past `pos`. Damage in an
+/// unsynced region is a torn write, even when later pages reached the disk first. A
+/// plausible sequence number is required before a checksum is computed, which keeps the
+/// scan linear on garbage.
+fn damage_is_synced(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -> bool {
     let mut at = pos + 8;
     while at + RECORD_HEADER_LEN <= buf.len() {
         let seq = buf
@@ -143,10 +150,14 @@ fn later_valid_record(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -
             (Some(s), None) => s > 0 && s < 1 << 62,
             _ => false,
         };
-        if plausible && decode_record(buf, at, salt).is_some() {
-            return true;
+        if let Some((rec, next)) = plausible.then(|| decode_record(buf, at, salt)).flatten() {
+            if rec.synced > pos as u64 {
+                return true;
+            }
+            at = next;
+        } else {
+            at += 8;
         }
-        at += 8;
     }
     false
 }
@@ -174,13 +185,14 @@ mod tests {
     use super::*;
     use crate::Wal;
 
+    /// `n` records, each acknowledged (synced) before the next, as under `Sync::Always`.
     fn write_log(dir: &Path, n: u64) -> PathBuf {
         let wal = Wal::create(dir, 1).unwrap();
         for s in 1..=n {
             wal.append(s, 1, 1, format!("record {s}").as_bytes())
                 .unwrap();
+            wal.sync().unwrap();
         }
-        wal.sync().unwrap();
         dir.join(crate::file_name(1))
     }
 
@@ -240,6 +252,27 @@ mod tests {
             }
             e => panic!("unexpected {e}"),
         }
+    }
+
+    #[test]
+    fn damage_in_an_unsynced_region_is_a_torn_tail_even_before_valid_records() {
+        // Power loss may persist later pages and lose earlier ones of what was never
+        // synced: that is a torn write, not corruption.
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1).unwrap();
+        wal.append(1, 1, 1, b"synced").unwrap();
+        wal.sync().unwrap();
+        for s in 2..=5 {
+            wal.append(s, 1, 1, b"never synced").unwrap();
+        }
+        let path = dir.path().join(crate::file_name(1));
+        let mut bad = std::fs::read(&path).unwrap();
+        let second = FILE_HEADER_LEN + crate::record::padded_len(6);
+        bad[second + 36] ^= 0xff;
+        std::fs::write(&path, &bad).unwrap();
+        let (got, rep) = seqs(&path, ReplayMode::Repair).unwrap();
+        assert_eq!(got, vec![1]);
+        assert_eq!(rep.torn_tail.unwrap().1, second as u64);
     }
 
     #[test]

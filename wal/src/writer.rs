@@ -25,6 +25,8 @@ pub struct Wal {
     synced_cv: Condvar,
     poisoned: AtomicBool,
     fsyncs: AtomicU64,
+    /// Mirror of `SyncState::synced`, readable while holding `active`.
+    synced_lsn: AtomicU64,
 }
 
 struct Active {
@@ -57,6 +59,7 @@ impl Wal {
             synced_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
+            synced_lsn: AtomicU64::new(synced),
         })
     }
 
@@ -85,7 +88,14 @@ impl Wal {
         self.check()?;
         let mut buf = std::mem::take(&mut a.buf);
         buf.clear();
-        encode_record(&mut buf, a.salt, seq, count, kind, payload)?;
+        // How much of this file is durable now: replay tells damage in synced data
+        // (corruption) from a torn unsynced region by this watermark.
+        let synced = self
+            .synced_lsn
+            .load(Ordering::Acquire)
+            .saturating_sub(a.lsn_base)
+            .clamp(FILE_HEADER_LEN as u64, a.offset);
+        encode_record(&mut buf, a.salt, seq, count, kind, synced, payload)?;
         let res = (&*a.file).write_all(&buf);
         a.buf = buf;
         if let Err(e) = res {
@@ -128,6 +138,7 @@ impl Wal {
                 return Err(Error::io(&path, e));
             }
             s.synced = s.synced.max(end);
+            self.synced_lsn.store(s.synced, Ordering::Release);
             self.synced_cv.notify_all();
         }
     }
@@ -162,6 +173,7 @@ impl Wal {
         *a = next;
         let mut s = self.sync.lock();
         s.synced = s.synced.max(old_end + FILE_HEADER_LEN as u64);
+        self.synced_lsn.store(s.synced, Ordering::Release);
         self.synced_cv.notify_all();
         Ok(())
     }
