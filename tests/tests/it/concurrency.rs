@@ -52,3 +52,16 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
         s.segments.len()
     );
 }
+
+#[test]
+fn a_zero_frozen_memtable_limit_slows_writers_but_never_stalls_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(4, Metric::L2).memtable_bytes(1024);
+    opts.max_immutable_memtables = 0;
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..300u64 {
+        db.upsert(i, &[i as f32, 1.0, 2.0, 3.0]).unwrap();
+    }
+    db.flush().unwrap();
+    assert_eq!(db.stats().unwrap().live_rows, 300);
+}

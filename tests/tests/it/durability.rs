@@ -185,3 +185,29 @@ fn read_only_sessions_do_not_accumulate_wal_files() {
     // sessions in between are gone.
     assert_eq!(common::files_with_ext(dir.path(), "wal").len(), 2);
 }
+
+#[test]
+fn files_the_manifest_does_not_name_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    db.close().unwrap();
+    // A segment and a deletion file from an interrupted flush, an obsolete WAL file,
+    // and an unfinished manifest publish.
+    for name in ["000900.seg", "000901.del", "000000.wal", "MANIFEST.tmp"] {
+        std::fs::write(dir.path().join(name), b"garbage").unwrap();
+    }
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.get(1).unwrap().unwrap().vector, vec![1.0, 2.0]);
+    for name in ["000900.seg", "000901.del", "000000.wal", "MANIFEST.tmp"] {
+        assert!(!dir.path().join(name).exists(), "{name} survived the open");
+    }
+    // New files never reuse a number seen on disk.
+    db.upsert(2, &[0.0, 1.0]).unwrap();
+    db.close().unwrap();
+    let newest = common::files_with_ext(dir.path(), "seg").pop().unwrap();
+    assert!(
+        newest.file_name().unwrap().to_str().unwrap() > "000901",
+        "{newest:?}"
+    );
+}
