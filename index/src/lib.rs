@@ -10,6 +10,8 @@
 
 pub mod distance;
 pub mod exact;
+pub mod kmeans;
+pub mod pq;
 pub mod topk;
 
 pub use distance::Metric;
