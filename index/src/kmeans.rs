@@ -22,7 +22,12 @@ pub struct KMeansParams {
 impl KMeansParams {
     /// `k` centroids, 25 iterations, a sample of 256 rows per centroid.
     pub fn new(k: usize, seed: u64) -> Self {
-        KMeansParams { k, iters: 25, sample: 256 * k, seed }
+        KMeansParams {
+            k,
+            iters: 25,
+            sample: 256 * k,
+            seed,
+        }
     }
 }
 
@@ -73,7 +78,11 @@ pub fn train(data: &[f32], dim: usize, p: &KMeansParams) -> KMeans {
     let sample = sample_rows(data, dim, n, p.sample.max(p.k), &mut rng);
     let m = sample.len() / dim.max(1);
     if m == 0 || dim == 0 {
-        return KMeans { centroids: vec![0.0; p.k * dim], dim, objective: 0.0 };
+        return KMeans {
+            centroids: vec![0.0; p.k * dim],
+            dim,
+            objective: 0.0,
+        };
     }
     let mut centroids = init_plus_plus(&sample, dim, p.k, &mut rng);
     let mut assign = vec![0usize; m];
@@ -83,7 +92,11 @@ pub fn train(data: &[f32], dim: usize, p: &KMeansParams) -> KMeans {
     }
     // The objective of the centroids returned, not of the last assignment step.
     let objective = assign_all(&sample, dim, &centroids, &mut assign);
-    KMeans { centroids, dim, objective: objective / m as f64 }
+    KMeans {
+        centroids,
+        dim,
+        objective: objective / m as f64,
+    }
 }
 
 fn sample_rows(data: &[f32], dim: usize, n: usize, want: usize, rng: &mut impl Rng) -> Vec<f32> {
@@ -98,7 +111,9 @@ fn sample_rows(data: &[f32], dim: usize, n: usize, want: usize, rng: &mut impl R
     }
     let mut rows = idx[..want].to_vec();
     rows.sort_unstable();
-    rows.iter().flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied()).collect()
+    rows.iter()
+        .flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied())
+        .collect()
 }
 
 fn init_plus_plus(sample: &[f32], dim: usize, k: usize, rng: &mut impl Rng) -> Vec<f32> {
@@ -106,7 +121,10 @@ fn init_plus_plus(sample: &[f32], dim: usize, k: usize, rng: &mut impl Rng) -> V
     let row = |i: usize| &sample[i * dim..(i + 1) * dim];
     let mut centroids = Vec::with_capacity(k * dim);
     centroids.extend_from_slice(row(rng.random_range(0..m)));
-    let mut d2: Vec<f32> = (0..m).into_par_iter().map(|i| l2_squared(row(i), &centroids[..dim])).collect();
+    let mut d2: Vec<f32> = (0..m)
+        .into_par_iter()
+        .map(|i| l2_squared(row(i), &centroids[..dim]))
+        .collect();
     for _ in 1..k {
         let total: f64 = d2.iter().map(|&x| x as f64).sum();
         let pick = if total > 0.0 {
@@ -124,7 +142,9 @@ fn init_plus_plus(sample: &[f32], dim: usize, k: usize, rng: &mut impl Rng) -> V
             rng.random_range(0..m)
         };
         let c = row(pick).to_vec();
-        d2.par_iter_mut().enumerate().for_each(|(i, d)| *d = d.min(l2_squared(row(i), &c)));
+        d2.par_iter_mut()
+            .enumerate()
+            .for_each(|(i, d)| *d = d.min(l2_squared(row(i), &c)));
         centroids.extend_from_slice(&c);
     }
     centroids
@@ -149,13 +169,19 @@ fn update(sample: &[f32], dim: usize, assign: &[usize], centroids: &mut [f32], r
     let mut counts = vec![0usize; k];
     for (i, &a) in assign.iter().enumerate() {
         counts[a] += 1;
-        for (s, &x) in sums[a * dim..(a + 1) * dim].iter_mut().zip(&sample[i * dim..(i + 1) * dim]) {
+        for (s, &x) in sums[a * dim..(a + 1) * dim]
+            .iter_mut()
+            .zip(&sample[i * dim..(i + 1) * dim])
+        {
             *s += x as f64;
         }
     }
     for c in 0..k {
         if counts[c] > 0 {
-            for (dst, s) in centroids[c * dim..(c + 1) * dim].iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
+            for (dst, s) in centroids[c * dim..(c + 1) * dim]
+                .iter_mut()
+                .zip(&sums[c * dim..(c + 1) * dim])
+            {
                 *dst = (*s / counts[c] as f64) as f32;
             }
         }
@@ -166,7 +192,9 @@ fn update(sample: &[f32], dim: usize, assign: &[usize], centroids: &mut [f32], r
         if counts[c] != 0 {
             continue;
         }
-        let Some(big) = (0..k).max_by_key(|&j| counts[j]) else { return };
+        let Some(big) = (0..k).max_by_key(|&j| counts[j]) else {
+            return;
+        };
         if counts[big] < 2 {
             return;
         }
@@ -192,7 +220,10 @@ mod tests {
         let data: Vec<f32> = (0..4000)
             .flat_map(|i| {
                 let c = centres[i % 4];
-                [c[0] + rng.random_range(-0.5..0.5), c[1] + rng.random_range(-0.5..0.5)]
+                [
+                    c[0] + rng.random_range(-0.5..0.5),
+                    c[1] + rng.random_range(-0.5..0.5),
+                ]
             })
             .collect();
         let km = train(&data, 2, &KMeansParams::new(4, 1));

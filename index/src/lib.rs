@@ -10,6 +10,7 @@
 
 pub mod distance;
 pub mod exact;
+pub mod hnsw;
 pub mod kmeans;
 pub mod pq;
 pub mod topk;

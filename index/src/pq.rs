@@ -37,18 +37,28 @@ impl ProductQuantizer {
             .into_par_iter()
             .map(|j| {
                 let (a, b) = (bounds[j], bounds[j + 1]);
-                let sub: Vec<f32> = (0..n).flat_map(|r| data[r * dim + a..r * dim + b].iter().copied()).collect();
+                let sub: Vec<f32> = (0..n)
+                    .flat_map(|r| data[r * dim + a..r * dim + b].iter().copied())
+                    .collect();
                 let mut p = KMeansParams::new(KSUB, seed.wrapping_add(j as u64));
                 p.sample = sample;
                 kmeans::train(&sub, b - a, &p).centroids
             })
             .collect();
-        ProductQuantizer { dim, m, centroids: centroids.concat() }
+        ProductQuantizer {
+            dim,
+            m,
+            centroids: centroids.concat(),
+        }
     }
 
     /// Rebuilds a quantizer from stored centroids (as returned by [`Self::centroids`]).
     pub fn from_parts(dim: usize, m: usize, centroids: Vec<f32>) -> Option<Self> {
-        (m >= 1 && m <= dim && centroids.len() == KSUB * dim).then_some(ProductQuantizer { dim, m, centroids })
+        (m >= 1 && m <= dim && centroids.len() == KSUB * dim).then_some(ProductQuantizer {
+            dim,
+            m,
+            centroids,
+        })
     }
 
     /// Vector dimension.
@@ -113,12 +123,18 @@ impl ProductQuantizer {
                 let cent = &cents[c * w..(c + 1) * w];
                 *slot = match metric {
                     Metric::L2 => q.iter().zip(cent).map(|(a, b)| (a - b) * (a - b)).sum(),
-                    Metric::InnerProduct | Metric::Cosine => -q.iter().zip(cent).map(|(a, b)| a * b).sum::<f32>(),
+                    Metric::InnerProduct | Metric::Cosine => {
+                        -q.iter().zip(cent).map(|(a, b)| a * b).sum::<f32>()
+                    }
                 };
             }
         }
         let offset = if metric == Metric::Cosine { 1.0 } else { 0.0 };
-        AdcTable { table: t, m: self.m, offset }
+        AdcTable {
+            table: t,
+            m: self.m,
+            offset,
+        }
     }
 }
 
@@ -170,7 +186,10 @@ mod tests {
             for code in codes.chunks_exact(5).take(200) {
                 let want = metric.distance(&q, &pq.decode(code));
                 let got = t.distance(code);
-                assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{metric:?}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{metric:?}: {got} vs {want}"
+                );
             }
         }
     }

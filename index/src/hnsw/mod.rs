@@ -1,0 +1,255 @@
+//! HNSW (Malkov & Yashunin): a layered proximity graph searched greedily.
+//!
+//! * [`Graph`]: what a search needs from a graph; implemented by the compact, immutable
+//!   [`GraphView`] (built in memory or mapped from a segment) and by the builder's
+//!   lock-per-node graph while it grows, so the search code is written once.
+//! * [`search`]: greedy descent through the upper levels, then a beam of width `ef` on
+//!   level 0, over any distance function of a node (exact, or PQ asymmetric).
+//! * [`build`]: parallel construction with the paper's neighbour-selection heuristic.
+
+mod build;
+mod compact;
+mod visited;
+
+pub use build::{build, HnswParams};
+pub use compact::{CompactGraph, GraphError, GraphView};
+pub use visited::Visited;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::topk::Neighbor;
+
+/// Marks an empty slot in a fixed-degree adjacency row.
+pub const NO_NODE: u32 = u32::MAX;
+
+/// What a search needs from a graph.
+pub trait Graph {
+    /// Number of nodes (node ids are `0..node_count`).
+    fn node_count(&self) -> usize;
+    /// The entry node and the top level, or `None` for an empty graph.
+    fn entry_point(&self) -> Option<(u32, usize)>;
+    /// Replaces `out` with the neighbours of `node` at `level`.
+    fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>);
+}
+
+/// A distance-ordered candidate: `(distance, node)`, ordered by distance then node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Cand(pub f32, pub u32);
+
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+    }
+}
+
+/// Searches `g` for the `ef` nodes nearest by `dist`; returns them nearest first as
+/// `(node, distance)` pairs in [`Neighbor`] (the `id` field holds the node number).
+pub fn search<G: Graph + ?Sized>(
+    g: &G,
+    dist: impl Fn(u32) -> f32,
+    ef: usize,
+    visited: &mut Visited,
+) -> Vec<Neighbor> {
+    let Some((entry, top)) = g.entry_point() else {
+        return Vec::new();
+    };
+    visited.reset(g.node_count());
+    let mut buf = Vec::new();
+    let mut cur = Cand(dist(entry), entry);
+    for level in (1..=top).rev() {
+        cur = greedy(g, &dist, cur, level, &mut buf);
+    }
+    let found = search_layer(g, &dist, &[cur], ef.max(1), 0, visited, &mut buf);
+    found
+        .into_iter()
+        .map(|c| Neighbor {
+            id: c.1 as u64,
+            distance: c.0,
+        })
+        .collect()
+}
+
+/// Moves to the nearest neighbour until no neighbour is nearer (beam of one).
+pub(crate) fn greedy<G: Graph + ?Sized>(
+    g: &G,
+    dist: &impl Fn(u32) -> f32,
+    mut cur: Cand,
+    level: usize,
+    buf: &mut Vec<u32>,
+) -> Cand {
+    loop {
+        let mut moved = false;
+        g.neighbors(cur.1, level, buf);
+        for &n in buf.iter() {
+            let d = dist(n);
+            if d < cur.0 {
+                cur = Cand(d, n);
+                moved = true;
+            }
+        }
+        if !moved {
+            return cur;
+        }
+    }
+}
+
+/// The beam search of one level: returns up to `ef` nearest, nearest first.
+pub(crate) fn search_layer<G: Graph + ?Sized>(
+    g: &G,
+    dist: &impl Fn(u32) -> f32,
+    entries: &[Cand],
+    ef: usize,
+    level: usize,
+    visited: &mut Visited,
+    buf: &mut Vec<u32>,
+) -> Vec<Cand> {
+    visited.next_round(g.node_count());
+    let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
+    let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+    for &e in entries {
+        if visited.insert(e.1) {
+            candidates.push(Reverse(e));
+            results.push(e);
+        }
+    }
+    while results.len() > ef {
+        results.pop();
+    }
+    while let Some(Reverse(c)) = candidates.pop() {
+        if results.len() >= ef && results.peek().is_some_and(|w| c.0 > w.0) {
+            break;
+        }
+        g.neighbors(c.1, level, buf);
+        for &n in buf.iter() {
+            if !visited.insert(n) {
+                continue;
+            }
+            let d = dist(n);
+            if results.len() < ef || results.peek().is_some_and(|w| d < w.0) {
+                candidates.push(Reverse(Cand(d, n)));
+                results.push(Cand(d, n));
+                if results.len() > ef {
+                    results.pop();
+                }
+            }
+        }
+    }
+    results.into_sorted_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::Metric;
+    use crate::exact::scan_block;
+    use crate::TopK;
+    use rand::{Rng, SeedableRng};
+
+    fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let centres: Vec<Vec<f32>> = (0..20)
+            .map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        (0..n)
+            .flat_map(|_| {
+                let c = centres[rng.random_range(0..20)].clone();
+                c.into_iter()
+                    .map(|x| x + rng.random_range(-0.3..0.3))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn recall(data: &[f32], dim: usize, metric: Metric, g: &GraphView<'_>, ef: usize) -> f64 {
+        let queries = clustered(100, dim, 99);
+        let mut visited = Visited::new();
+        let mut hit = 0;
+        for q in queries.chunks_exact(dim) {
+            let mut top = TopK::new(10);
+            scan_block(metric, q, data, dim, &mut top, |r| r as u64, |_| false);
+            let truth: Vec<u64> = top.into_sorted().iter().map(|n| n.id).collect();
+            let found = search(
+                g,
+                |n| metric.distance(q, &data[n as usize * dim..(n as usize + 1) * dim]),
+                ef,
+                &mut visited,
+            );
+            hit += found
+                .iter()
+                .take(10)
+                .filter(|n| truth.contains(&n.id))
+                .count();
+        }
+        hit as f64 / 1000.0
+    }
+
+    #[test]
+    fn recall_at_10_is_high_for_every_metric() {
+        let dim = 24;
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let mut data = clustered(4000, dim, 5);
+            if metric == Metric::Cosine {
+                data.chunks_exact_mut(dim).for_each(|v| {
+                    crate::distance::normalize(v);
+                });
+            }
+            let g = build(&data, dim, metric, &HnswParams::default());
+            let r = recall(&data, dim, metric, &g.view(), 64);
+            println!("{metric:?}: recall@10 at ef=64 = {r:.3}");
+            assert!(r >= 0.95, "{metric:?} recall {r}");
+        }
+    }
+
+    #[test]
+    fn single_thread_build_is_deterministic() {
+        let dim = 8;
+        let data = clustered(1500, dim, 8);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let p = HnswParams {
+            m: 8,
+            ef_construction: 40,
+            seed: 3,
+        };
+        let a = pool.install(|| build(&data, dim, Metric::L2, &p));
+        let b = pool.install(|| build(&data, dim, Metric::L2, &p));
+        assert_eq!(a, b);
+        let c = pool.install(|| build(&data, dim, Metric::L2, &HnswParams { seed: 4, ..p }));
+        assert_ne!(a, c, "the seed matters");
+    }
+
+    #[test]
+    fn degree_bounds_hold_and_empty_graphs_search_to_nothing() {
+        let dim = 4;
+        let data = clustered(800, dim, 1);
+        let g = build(
+            &data,
+            dim,
+            Metric::L2,
+            &HnswParams {
+                m: 6,
+                ef_construction: 30,
+                seed: 1,
+            },
+        );
+        let v = g.view();
+        let mut out = Vec::new();
+        for n in 0..800u32 {
+            v.neighbors(n, 0, &mut out);
+            assert!(out.len() <= 12 && !out.contains(&n));
+            v.neighbors(n, 1, &mut out);
+            assert!(out.len() <= 6);
+        }
+        let empty = build(&[], dim, Metric::L2, &HnswParams::default());
+        assert!(search(&empty.view(), |_| 0.0, 10, &mut Visited::new()).is_empty());
+    }
+}
