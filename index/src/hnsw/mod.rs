@@ -200,10 +200,13 @@ mod tests {
                     crate::distance::normalize(v);
                 });
             }
-            let g = build(&data, dim, metric, &HnswParams::default());
-            let r = recall(&data, dim, metric, &g.view(), 64);
-            println!("{metric:?}: recall@10 at ef=64 = {r:.3}");
-            assert!(r >= 0.95, "{metric:?} recall {r}");
+            // One thread: a deterministic graph, so the threshold is not at the mercy of
+            // the insertion order of a parallel build.
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let g = pool.install(|| build(&data, dim, metric, &HnswParams::default()));
+            let r = recall(&data, dim, metric, &g.view(), 128);
+            println!("{metric:?}: recall@10 at ef=128 = {r:.3}");
+            assert!(r >= 0.97, "{metric:?} recall {r}");
         }
     }
 
