@@ -223,9 +223,9 @@ impl Db {
         // handing a sub-millisecond scan to a pool costs a thread hand-off per query.
         let rows: usize = v.segments.iter().map(|s| s.reader.rows()).sum();
         if self.inner.opts.search_threads == Some(1) || rows < search::PARALLEL_MIN_ROWS {
-            return Ok(search::exact(&v, metric, &q, opts.k, false));
+            return Ok(search::search(&v, metric, &q, opts, false));
         }
-        let run = || search::exact(&v, metric, &q, opts.k, true);
+        let run = || search::search(&v, metric, &q, opts, true);
         Ok(match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),

@@ -18,6 +18,7 @@ use crate::db::Inner;
 use crate::error::Result;
 use crate::files::{self, FileKind};
 use crate::memtable::{Frozen, Memtable};
+use crate::segment_index::{BuiltIndex, SegmentIndex};
 use crate::version::LiveSegment;
 
 pub(crate) fn spawn_flusher(inner: Arc<Inner>) -> JoinHandle<()> {
@@ -107,6 +108,8 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     }
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|&i| all[i].payload.as_deref()).collect();
     let path = files::path(&inner.dir, FileKind::Segment, file_no);
+    let index = (rows.len() >= inner.opts.index.min_rows)
+        .then(|| BuiltIndex::build(&vectors, inner.dim, inner.metric, &inner.opts.index));
     let input = segment::SegmentWriteInput {
         dim: inner.dim as u32,
         metric: inner.metric.code(),
@@ -114,6 +117,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
+        index: index.as_ref().map(BuiltIndex::input),
     };
     segment::write_segment(&path, &input)?;
     fsutil::sync_dir(&inner.dir)?;
@@ -141,6 +145,7 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
             }
         }
         let dirty = deleted.count() > 0;
+        let index = SegmentIndex::open(&reader).map(Arc::new);
         v.segments.insert(
             0,
             LiveSegment {
@@ -149,6 +154,7 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
                 deleted: Arc::new(deleted),
                 deletion_file_no: None,
                 dirty,
+                index,
             },
         );
     }

@@ -36,6 +36,7 @@ mod memtable;
 mod options;
 mod recovery;
 mod search;
+mod segment_index;
 mod stats;
 mod verify;
 mod version;
@@ -49,7 +50,9 @@ pub use batch::{Op, WriteBatch};
 pub use db::{Db, Hit, Record};
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
 pub use options::{Metric, Options, SearchOptions, Sync, WriteOptions};
+pub use segment_index::IndexOptions;
 pub use stats::{SegmentStats, Stats};
+pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, VerifyReport};
 
 /// The distance kernels chosen for this CPU (`avx512f`, `avx2+fma` or `portable`).

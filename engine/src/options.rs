@@ -35,6 +35,8 @@ pub struct Options {
     pub wal_file_bytes: u64,
     /// Rayon threads for searches; `None` uses the global pool.
     pub search_threads: Option<usize>,
+    /// How segments are indexed at flush.
+    pub index: crate::IndexOptions,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             max_immutable_memtables: 2,
             wal_file_bytes: 64 << 20,
             search_threads: None,
+            index: crate::IndexOptions::default(),
         }
     }
 
@@ -86,15 +89,38 @@ pub struct WriteOptions {
 pub struct SearchOptions {
     /// Number of nearest neighbours to return.
     pub k: usize,
-    /// Force brute-force search of every source. Today every source is searched exactly;
-    /// the graph index (with `ef` and `rerank`) arrives with the ANN issue.
+    /// Force brute-force search of every source, ignoring the graph indexes.
     pub exact: bool,
+    /// Beam width of the graph walk in each indexed segment (at least `k`); larger is
+    /// slower and finds more. `None`: [`SearchOptions::DEFAULT_EF`].
+    pub ef: Option<usize>,
+    /// Candidates of the graph walk re-scored exactly with full vectors (at least `k`).
+    /// `None`: [`SearchOptions::DEFAULT_RERANK`].
+    pub rerank: Option<usize>,
 }
 
 impl SearchOptions {
+    /// Default `ef`.
+    pub const DEFAULT_EF: usize = 128;
+    /// Default `rerank`.
+    pub const DEFAULT_RERANK: usize = 100;
+
     /// Top `k`, default settings.
     pub fn new(k: usize) -> Self {
-        SearchOptions { k, exact: false }
+        SearchOptions {
+            k,
+            exact: false,
+            ef: None,
+            rerank: None,
+        }
+    }
+
+    /// Brute-force top `k`.
+    pub fn exact(k: usize) -> Self {
+        SearchOptions {
+            exact: true,
+            ..Self::new(k)
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::segment_index::SegmentIndex;
 use crate::version::{LiveSegment, Version};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
@@ -231,12 +232,14 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
             }
             None => DeletionBitmap::new(reader.rows()),
         };
+        let index = SegmentIndex::open(&reader).map(Arc::new);
         out.push(LiveSegment {
             file_no: e.file_no,
             reader: Arc::new(reader),
             deleted: Arc::new(deleted),
             deletion_file_no: e.deletion_file_no,
             dirty: false,
+            index,
         });
     }
     Ok(out)

@@ -1,9 +1,13 @@
-//! Exact search over a version: memtables and segments, in parallel with rayon.
+//! Search over a version: memtables exactly; indexed segments by their two-stage search
+//! (unless the caller asks for exact); other segments by a brute-force scan in chunks;
+//! segments run in parallel with rayon.
 
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
 
 use crate::db::Hit;
+use crate::options::SearchOptions;
+use crate::segment_index::{self, SegmentIndex};
 use crate::version::{LiveSegment, Version};
 
 /// Rows per parallel task when scanning a segment.
@@ -12,45 +16,54 @@ const CHUNK_ROWS: usize = 32 * 1024;
 /// Below this many segment rows a search runs on the caller's thread.
 pub(crate) const PARALLEL_MIN_ROWS: usize = 2 * CHUNK_ROWS;
 
-/// The `k` nearest live rows of `v` to `query` (already normalised for cosine).
-/// With `parallel`, segment chunks are scanned on the current rayon pool.
-pub(crate) fn exact(
+enum Task<'a> {
+    Indexed(&'a LiveSegment, &'a SegmentIndex),
+    Scan(&'a LiveSegment, usize),
+}
+
+/// The `k` nearest live rows of `v` to `query` (already normalised for cosine). With
+/// `parallel`, segment tasks run on the current rayon pool.
+pub(crate) fn search(
     v: &Version,
     metric: Metric,
     query: &[f32],
-    k: usize,
+    opts: &SearchOptions,
     parallel: bool,
 ) -> Vec<Hit> {
+    let k = opts.k;
     if k == 0 {
         return Vec::new();
     }
+    let ef = opts.ef.unwrap_or(SearchOptions::DEFAULT_EF);
+    let rerank = opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK);
     let mut top = TopK::new(k);
     for m in &v.memtables {
         m.search(metric, query, v.seq, &mut top);
     }
-    let tasks: Vec<(&LiveSegment, usize)> = v
-        .segments
-        .iter()
-        .flat_map(|s| {
-            (0..s.reader.rows())
-                .step_by(CHUNK_ROWS)
-                .map(move |start| (s, start))
-        })
-        .collect();
-    let scan = |&(s, start): &(&LiveSegment, usize)| scan_segment(s, metric, query, k, start);
-    let seg_top = if !parallel {
-        tasks.iter().map(scan).fold(TopK::new(k), |mut a, b| {
-            a.merge(b);
-            a
-        })
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for s in &v.segments {
+        match (&s.index, opts.exact) {
+            (Some(ix), false) => tasks.push(Task::Indexed(s, ix)),
+            _ => tasks.extend(
+                (0..s.reader.rows())
+                    .step_by(CHUNK_ROWS)
+                    .map(|start| Task::Scan(s, start)),
+            ),
+        }
+    }
+    let run = |t: &Task<'_>| match *t {
+        Task::Indexed(s, ix) => segment_index::search(s, ix, metric, query, k, ef, rerank)
+            .unwrap_or_else(|| scan_all(s, metric, query, k)),
+        Task::Scan(s, start) => scan_segment(s, metric, query, k, start),
+    };
+    let merge = |mut a: TopK, b: TopK| {
+        a.merge(b);
+        a
+    };
+    let seg_top = if parallel {
+        tasks.par_iter().map(run).reduce(|| TopK::new(k), merge)
     } else {
-        tasks.par_iter().map(scan).reduce(
-            || TopK::new(k),
-            |mut a, b| {
-                a.merge(b);
-                a
-            },
-        )
+        tasks.iter().map(run).fold(TopK::new(k), merge)
     };
     top.merge(seg_top);
     top.into_sorted()
@@ -60,6 +73,14 @@ pub(crate) fn exact(
             distance: n.distance,
         })
         .collect()
+}
+
+fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> TopK {
+    let mut all = TopK::new(k);
+    for start in (0..s.reader.rows()).step_by(CHUNK_ROWS) {
+        all.merge(scan_segment(s, metric, query, k, start));
+    }
+    all
 }
 
 fn scan_segment(s: &LiveSegment, metric: Metric, query: &[f32], k: usize, start: usize) -> TopK {

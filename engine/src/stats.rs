@@ -15,6 +15,8 @@ pub struct SegmentStats {
     pub deleted: u64,
     /// File length.
     pub bytes: u64,
+    /// Whether the segment has a search index.
+    pub indexed: bool,
 }
 
 /// Counts and sizes of a store.
@@ -30,6 +32,8 @@ pub struct Stats {
     pub segment_rows: u64,
     /// Tombstoned segment rows.
     pub tombstones: u64,
+    /// Segments with a search index (the rest are searched exactly).
+    pub indexed_segments: u64,
     /// Live rows in memtables.
     pub memtable_rows: u64,
     /// Frozen memtables waiting for flush.
@@ -66,9 +70,11 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
             rows,
             deleted,
             bytes: seg.reader.file_len(),
+            indexed: seg.index.is_some(),
         });
         s.segment_rows += rows;
         s.tombstones += deleted;
+        s.indexed_segments += seg.index.is_some() as u64;
     }
     s.memtable_rows = v
         .memtables

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use strata_format::{DeletionBitmap, SegmentReader};
 
 use crate::memtable::Memtable;
+use crate::segment_index::SegmentIndex;
 
 /// A segment as a version sees it.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub(crate) struct LiveSegment {
     pub deletion_file_no: Option<u64>,
     /// The bitmap has changes not yet in a deletion file.
     pub dirty: bool,
+    /// The in-memory part of the segment's index, when it has one.
+    pub index: Option<Arc<SegmentIndex>>,
 }
 
 impl LiveSegment {

@@ -53,14 +53,120 @@ pub enum SectionKind {
     PayloadDir = 3,
     /// Concatenated zstd frames.
     Payloads = 4,
+    /// Index parameters, 32 bytes ([`IndexMeta`]).
+    IndexMeta = 5,
+    /// PQ centroids: `256 × dim` `f32` in sub-quantizer order.
+    PqCodebook = 6,
+    /// PQ codes: `rows × pq_m` bytes.
+    PqCodes = 7,
+    /// Graph level 0: `rows × m0` `u32`, unused slots `u32::MAX`.
+    GraphLevel0 = 8,
+    /// Graph upper levels, a flat `u32` array (see `docs/format.md`).
+    GraphUpper = 9,
 }
 
-const SECTION_KINDS: [SectionKind; 4] = [
+const SECTION_KINDS: [SectionKind; 9] = [
     SectionKind::Ids,
     SectionKind::Vectors,
     SectionKind::PayloadDir,
     SectionKind::Payloads,
+    SectionKind::IndexMeta,
+    SectionKind::PqCodebook,
+    SectionKind::PqCodes,
+    SectionKind::GraphLevel0,
+    SectionKind::GraphUpper,
 ];
+
+/// Sections every segment has; the index sections are present all together or not at all.
+const REQUIRED: usize = 4;
+
+/// Length of the `INDEX_META` section.
+pub const INDEX_META_LEN: usize = 32;
+
+/// Parameters of a segment's index (the `INDEX_META` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMeta {
+    /// Bytes per PQ code (sub-quantizers).
+    pub pq_m: u32,
+    /// Slots per node on graph level 0.
+    pub m0: u32,
+    /// Entry node of the graph (`u32::MAX` when empty).
+    pub entry_node: u32,
+    /// Top level of the graph.
+    pub entry_level: u32,
+    /// HNSW `M` used to build.
+    pub hnsw_m: u32,
+    /// `ef_construction` used to build.
+    pub ef_construction: u32,
+    /// How the index was built (0 = CPU).
+    pub built_by: u32,
+}
+
+impl IndexMeta {
+    fn encode(&self) -> [u8; INDEX_META_LEN] {
+        let mut b = [0u8; INDEX_META_LEN];
+        let vals = [
+            self.pq_m,
+            self.m0,
+            self.entry_node,
+            self.entry_level,
+            self.hnsw_m,
+            self.ef_construction,
+            self.built_by,
+            0,
+        ];
+        for (chunk, v) in b.chunks_exact_mut(4).zip(vals) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8], at: u64) -> std::result::Result<Self, DecodeError> {
+        let mut r = Reader::new(b, at);
+        let meta = IndexMeta {
+            pq_m: r.u32()?,
+            m0: r.u32()?,
+            entry_node: r.u32()?,
+            entry_level: r.u32()?,
+            hnsw_m: r.u32()?,
+            ef_construction: r.u32()?,
+            built_by: r.u32()?,
+        };
+        if r.u32()? != 0 || r.remaining() != 0 {
+            return Err(Reader::fault_at(at, CorruptionKind::Invalid("index meta")));
+        }
+        Ok(meta)
+    }
+}
+
+/// The index sections a flush hands to [`write_segment`].
+pub struct IndexInput<'a> {
+    /// Parameters.
+    pub meta: IndexMeta,
+    /// PQ centroids (`256 × dim`).
+    pub codebook: &'a [f32],
+    /// PQ codes (`rows × pq_m`).
+    pub codes: &'a [u8],
+    /// Graph level 0 (`rows × m0`).
+    pub level0: &'a [u32],
+    /// Graph upper levels.
+    pub upper: &'a [u32],
+}
+
+/// A segment's index sections, borrowed from the map.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexParts<'a> {
+    /// Parameters.
+    pub meta: IndexMeta,
+    /// PQ centroids.
+    pub codebook: &'a [f32],
+    /// PQ codes.
+    pub codes: &'a [u8],
+    /// Graph level 0.
+    pub level0: &'a [u32],
+    /// Graph upper levels.
+    pub upper: &'a [u32],
+}
 
 /// What a flush hands to [`write_segment`]. Rows must already be sorted by id.
 pub struct SegmentWriteInput<'a> {
@@ -76,6 +182,8 @@ pub struct SegmentWriteInput<'a> {
     pub vectors: &'a [f32],
     /// Payload of each row, `None` when absent.
     pub payloads: &'a [Option<&'a [u8]>],
+    /// The search index, for segments large enough to have one.
+    pub index: Option<IndexInput<'a>>,
 }
 
 /// Parsed fixed header of a segment.
@@ -124,6 +232,24 @@ pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> 
     w.put(&header_bytes(input, rows as u64)).map_err(io)?;
     w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
         .map_err(io)?;
+    // What a search needs resident comes first, full vectors and payloads after.
+    if let Some(ix) = &input.index {
+        let m = ix.meta;
+        let sizes_ok = ix.codebook.len() == 256 * dim
+            && ix.codes.len() == rows * m.pq_m as usize
+            && ix.level0.len() == rows * m.m0 as usize;
+        if !sizes_ok {
+            return Err(bad("segment index sizes disagree with rows and dim"));
+        }
+        w.section(SectionKind::IndexMeta, &m.encode()).map_err(io)?;
+        w.section(SectionKind::PqCodebook, bytemuck::cast_slice(ix.codebook))
+            .map_err(io)?;
+        w.section(SectionKind::PqCodes, ix.codes).map_err(io)?;
+        w.section(SectionKind::GraphLevel0, bytemuck::cast_slice(ix.level0))
+            .map_err(io)?;
+        w.section(SectionKind::GraphUpper, bytemuck::cast_slice(ix.upper))
+            .map_err(io)?;
+    }
     w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
         .map_err(io)?;
     let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
@@ -258,27 +384,34 @@ pub struct SegmentReader {
     sections: Sections,
 }
 
+/// The section table, by kind (slot `kind - 1`).
 #[derive(Debug, Clone)]
 struct Sections {
-    ids: Section,
-    vectors: Section,
-    payload_dir: Section,
-    payloads: Section,
+    slots: [Option<Section>; 9],
 }
+
+const ABSENT: Section = Section {
+    range: 0..0,
+    crc: 0,
+};
 
 impl Sections {
     fn get(&self, kind: SectionKind) -> &Section {
-        match kind {
-            SectionKind::Ids => &self.ids,
-            SectionKind::Vectors => &self.vectors,
-            SectionKind::PayloadDir => &self.payload_dir,
-            SectionKind::Payloads => &self.payloads,
-        }
+        self.slots
+            .get(kind as usize - 1)
+            .and_then(Option::as_ref)
+            .unwrap_or(&ABSENT)
+    }
+
+    fn has(&self, kind: SectionKind) -> bool {
+        self.slots
+            .get(kind as usize - 1)
+            .is_some_and(Option::is_some)
     }
 
     #[cfg(test)]
-    fn all(&self) -> [&Section; 4] {
-        [&self.ids, &self.vectors, &self.payload_dir, &self.payloads]
+    fn all(&self) -> Vec<&Section> {
+        self.slots.iter().flatten().collect()
     }
 }
 
@@ -314,11 +447,69 @@ impl SegmentReader {
         };
         seg.check_section(SectionKind::Ids)?;
         seg.check_section(SectionKind::PayloadDir)?;
+        if seg.sections.has(SectionKind::IndexMeta) {
+            seg.check_section(SectionKind::IndexMeta)?;
+            seg.check_section(SectionKind::PqCodebook)?;
+            seg.index_meta()?;
+        }
         Ok(seg)
     }
 
     fn section(&self, kind: SectionKind) -> &Section {
         self.sections.get(kind)
+    }
+
+    /// Parses `INDEX_META` and checks the other index sections' sizes against it.
+    fn index_meta(&self) -> std::result::Result<IndexMeta, DecodeError> {
+        let at = self.section(SectionKind::IndexMeta).range.start;
+        let m = IndexMeta::decode(self.section_bytes(SectionKind::IndexMeta), at)?;
+        let rows = self.header.rows;
+        let dim = self.header.dim as u64;
+        let len = |k| {
+            let r = &self.section(k).range;
+            r.end - r.start
+        };
+        let fault = |k, what| {
+            Err(Reader::fault_at(
+                self.section(k).range.start,
+                CorruptionKind::Invalid(what),
+            ))
+        };
+        if m.pq_m == 0 || m.pq_m as u64 > dim || m.m0 == 0 || m.m0 > 1024 {
+            return fault(SectionKind::IndexMeta, "index parameters");
+        }
+        if (m.entry_node as u64) >= rows.max(1) && !(rows == 0 && m.entry_node == u32::MAX) {
+            return fault(SectionKind::IndexMeta, "graph entry point");
+        }
+        if len(SectionKind::PqCodebook) != 256 * dim * 4 {
+            return fault(SectionKind::PqCodebook, "PQ codebook length");
+        }
+        if Some(len(SectionKind::PqCodes)) != rows.checked_mul(m.pq_m as u64) {
+            return fault(SectionKind::PqCodes, "PQ codes length");
+        }
+        if Some(len(SectionKind::GraphLevel0)) != rows.checked_mul(m.m0 as u64 * 4) {
+            return fault(SectionKind::GraphLevel0, "graph level-0 length");
+        }
+        if len(SectionKind::GraphUpper) % 4 != 0 || len(SectionKind::GraphUpper) == 0 {
+            return fault(SectionKind::GraphUpper, "graph upper-level length");
+        }
+        Ok(m)
+    }
+
+    /// The index sections, when this segment has them. Their sizes were checked at open;
+    /// their contents are bounds-checked on use (and checksummed by [`Self::verify`]).
+    pub fn index(&self) -> Option<IndexParts<'_>> {
+        if !self.sections.has(SectionKind::IndexMeta) {
+            return None;
+        }
+        let meta = self.index_meta().ok()?;
+        Some(IndexParts {
+            meta,
+            codebook: bytemuck::try_cast_slice(self.section_bytes(SectionKind::PqCodebook)).ok()?,
+            codes: self.section_bytes(SectionKind::PqCodes),
+            level0: bytemuck::try_cast_slice(self.section_bytes(SectionKind::GraphLevel0)).ok()?,
+            upper: bytemuck::try_cast_slice(self.section_bytes(SectionKind::GraphUpper)).ok()?,
+        })
     }
 
     fn section_bytes(&self, kind: SectionKind) -> &[u8] {
@@ -459,7 +650,9 @@ impl SegmentReader {
 
     fn verify_inner(&self) -> std::result::Result<(), DecodeError> {
         for kind in SECTION_KINDS {
-            self.check_section(kind)?;
+            if self.sections.has(kind) {
+                self.check_section(kind)?;
+            }
         }
         let ids_off = self.section(SectionKind::Ids).range.start;
         if let Some(i) = first_unordered(self.ids()) {
@@ -569,8 +762,8 @@ fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    if count as usize != SECTION_KINDS.len() || table_off.checked_add(table_len) != Some(footer_at)
-    {
+    let known = count as usize == REQUIRED || count as usize == SECTION_KINDS.len();
+    if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
             footer_at,
             CorruptionKind::Invalid("section table location"),
@@ -586,7 +779,7 @@ fn parse_table(
     );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 4] = Default::default();
+    let mut out: [Option<Section>; 9] = Default::default();
     for _ in 0..count {
         let at = r.offset();
         let kind = r.u32()?;
@@ -598,7 +791,7 @@ fn parse_table(
         let end = off
             .checked_add(slen)
             .filter(|&e| e <= table_off && off >= HEADER_LEN && off % SECTION_ALIGN == 0);
-        let (Some(end), Some(slot)) = (
+        let (Some(end), Some(slot @ None)) = (
             end,
             kind.checked_sub(1).and_then(|k| out.get_mut(k as usize)),
         ) else {
@@ -612,12 +805,19 @@ fn parse_table(
             crc,
         });
     }
-    let [Some(ids), Some(vecs), Some(dir), Some(pay)] = out else {
+    let index_count = out.iter().skip(REQUIRED).flatten().count();
+    let [Some(ids), Some(vecs), Some(dir), Some(_), ..] = &out else {
         return Err(Reader::fault_at(
             table_off,
             CorruptionKind::Invalid("missing section"),
         ));
     };
+    if index_count != 0 && index_count != SECTION_KINDS.len() - REQUIRED {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("partial index sections"),
+        ));
+    }
     let rows = header.rows;
     let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);
     let expect = |s: &Section, want: Option<u64>, what| match want {
@@ -627,20 +827,15 @@ fn parse_table(
             CorruptionKind::Invalid(what),
         )),
     };
-    expect(&ids, rows.checked_mul(8), "ids section length")?;
+    expect(ids, rows.checked_mul(8), "ids section length")?;
     expect(
-        &vecs,
+        vecs,
         rows.checked_mul(header.dim as u64)
             .and_then(|x| x.checked_mul(4)),
         "vectors section length",
     )?;
-    expect(&dir, blocks.checked_mul(16), "payload directory length")?;
-    Ok(Sections {
-        ids,
-        vectors: vecs,
-        payload_dir: dir,
-        payloads: pay,
-    })
+    expect(dir, blocks.checked_mul(16), "payload directory length")?;
+    Ok(Sections { slots: out })
 }
 
 #[cfg(test)]
@@ -667,6 +862,7 @@ mod tests {
             ids: &ids,
             vectors: &vectors,
             payloads: &payloads,
+            index: None,
         };
         write_segment(&path, &input).unwrap();
         (path, ids, vectors)
@@ -772,5 +968,71 @@ mod tests {
             SegmentReader::open(&path),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn index_sections_round_trip_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 40usize;
+        let ids: Vec<u64> = (0..rows as u64).collect();
+        let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
+        let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+        let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
+        let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
+        let level0: Vec<u32> = (0..rows * 4).map(|i| (i % rows) as u32).collect();
+        let upper = vec![1u32, 1, 7, 0, 1, 3];
+        let meta = IndexMeta {
+            pq_m: 2,
+            m0: 4,
+            entry_node: 7,
+            entry_level: 1,
+            hnsw_m: 2,
+            ef_construction: 9,
+            built_by: 0,
+        };
+        let path = dir.path().join("000002.seg");
+        let index = Some(IndexInput {
+            meta,
+            codebook: &codebook,
+            codes: &codes,
+            level0: &level0,
+            upper: &upper,
+        });
+        let input = SegmentWriteInput {
+            dim: 4,
+            metric: 0,
+            max_seq: 1,
+            ids: &ids,
+            vectors: &vectors,
+            payloads: &payloads,
+            index,
+        };
+        write_segment(&path, &input).unwrap();
+        let seg = SegmentReader::open(&path).unwrap();
+        let ix = seg.index().unwrap();
+        assert_eq!(ix.meta, meta);
+        assert_eq!(
+            (ix.codebook, ix.codes, ix.level0, ix.upper),
+            (&codebook[..], &codes[..], &level0[..], &upper[..])
+        );
+        assert_eq!(seg.vectors(), &vectors[..]);
+        seg.verify().unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let sections: Vec<Section> = seg.sections.all().into_iter().cloned().collect();
+        drop(seg);
+        for sec in sections {
+            if sec.range.is_empty() {
+                continue;
+            }
+            let mut bad = good.clone();
+            bad[sec.range.start as usize] ^= 0x04;
+            std::fs::write(&path, &bad).unwrap();
+            let res = SegmentReader::open(&path).and_then(|s| s.verify());
+            assert!(
+                matches!(res, Err(Error::Corruption { .. })),
+                "flip at {} went unnoticed",
+                sec.range.start
+            );
+        }
     }
 }

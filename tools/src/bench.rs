@@ -50,6 +50,18 @@ pub struct BenchArgs {
     /// Build the store here (kept) instead of a temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Graph beam widths to sweep (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 40, 80, 160, 320])]
+    ef: Vec<usize>,
+    /// Exact-rerank depths to sweep (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [100usize])]
+    rerank: Vec<usize>,
+    /// Also measure exact search.
+    #[arg(long)]
+    exact: bool,
+    /// With `--dir`: search the store already built there instead of rebuilding it.
+    #[arg(long)]
+    reuse: bool,
 }
 
 fn rss_mb(key: &str) -> f64 {
@@ -118,17 +130,25 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let metric: strata::Metric = a.metric.into();
 
-    // Build: import with Sync::Never and one large memtable, then flush to segments.
-    let t = Instant::now();
-    let opts = Options::new(dim, metric)
-        .sync(Sync::Never)
-        .memtable_bytes(256 << 20);
-    let db = Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut base = VectorFile::open(&a.base)?;
-    let n = import_rows(&db, &mut base, 0, 10_000)?;
-    let import_s = t.elapsed().as_secs_f64();
-    db.close()?;
-    let build_s = t.elapsed().as_secs_f64();
+    // Build: import with Sync::Never and one large memtable, then flush to segments
+    // (which builds the index). `--reuse` keeps a store already built in `--dir`.
+    let (n, import_s, build_s) = if a.reuse && dir.join("MANIFEST").exists() {
+        let db = Db::open(&dir, Options::existing())?;
+        let n = db.stats()?.live_rows;
+        db.close()?;
+        (n, 0.0, 0.0)
+    } else {
+        let t = Instant::now();
+        let opts = Options::new(dim, metric)
+            .sync(Sync::Never)
+            .memtable_bytes(1 << 30);
+        let db = Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut base = VectorFile::open(&a.base)?;
+        let n = import_rows(&db, &mut base, 0, 10_000)?;
+        let import_s = t.elapsed().as_secs_f64();
+        db.close()?;
+        (n, import_s, t.elapsed().as_secs_f64())
+    };
     let t = Instant::now();
     let mut opts = Options::existing();
     opts.search_threads = Some(1);
@@ -144,73 +164,107 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         strata::kernel_name()
     );
 
-    // Single thread: one query per call, as the peers measure it.
-    let sopts = SearchOptions {
-        k: a.k,
-        exact: true,
-    };
-    for q in queries.iter().take(50) {
-        db.search(q, &sopts)?;
-    }
-    let mut best: Option<Pass> = None;
-    for _ in 0..a.runs.max(1) {
-        let p = single_thread_pass(&db, &queries, &sopts)?;
-        if best.as_ref().is_none_or(|b| p.total < b.total) {
-            best = Some(p);
+    // Settings: every (ef, rerank) pair, then exact search.
+    let mut settings: Vec<SearchOptions> = Vec::new();
+    for &ef in &a.ef {
+        for &rerank in &a.rerank {
+            settings.push(SearchOptions {
+                k: a.k,
+                exact: false,
+                ef: Some(ef),
+                rerank: Some(rerank),
+            });
         }
     }
-    let Some(mut best) = best else {
-        unreachable!("at least one run")
-    };
-    let rss = rss_mb("VmRSS:");
+    if a.exact || settings.is_empty() {
+        settings.push(SearchOptions::exact(a.k));
+    }
+
+    // Single thread: one query per call, as the peers measure it.
+    let mut singles = Vec::with_capacity(settings.len());
+    for sopts in &settings {
+        for q in queries.iter().take(50) {
+            db.search(q, sopts)?;
+        }
+        let mut best: Option<Pass> = None;
+        for _ in 0..a.runs.max(1) {
+            let p = single_thread_pass(&db, &queries, sopts)?;
+            if best.as_ref().is_none_or(|b| p.total < b.total) {
+                best = Some(p);
+            }
+        }
+        let Some(best) = best else {
+            unreachable!("at least one run")
+        };
+        singles.push((best, rss_mb("VmRSS:")));
+    }
     drop(db);
 
-    // All threads: queries in parallel.
+    // All threads: queries in parallel over one handle.
     let mut opts = Options::existing();
     opts.search_threads = None;
     let db = Db::open(&dir, opts)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let t = Instant::now();
-    pool.install(|| {
-        queries
-            .par_iter()
-            .try_for_each(|q| db.search(q, &sopts).map(|_| ()))
-    })?;
-    let qps_all = nq as f64 / t.elapsed().as_secs_f64();
-    drop(db);
-
-    best.lat.sort();
-    let pct = |p: f64| {
-        best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64() * 1e3
+    let mut out = match &a.json {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?,
+        ),
+        None => None,
     };
-    let rec = recall(&best.results, &gt, a.k);
-    let qps1 = nq as f64 / best.total.as_secs_f64();
-    let line = json!({
-        "config": "strata-exact", "library": "strata", "version": env!("CARGO_PKG_VERSION"),
-        "index_type": "exact (SIMD brute force over mmap'd segments)", "search_param": {"mode": "exact"},
-        "ef": null, "rerank": null, "k": a.k, "nq": nq, "n": n,
-        "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": qps_all, "threads": threads,
-        "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,
-        "build_s": build_s, "import_s": import_s, "open_s": open_s, "build_threads": 1,
-        "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": disk,
-        "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
-        "kernels": strata::kernel_name(),
-    });
     println!(
-        "exact k={}: recall {rec:.4}, {qps1:.1} QPS on 1 thread (p50 {:.3} ms, p99 {:.3} ms), {qps_all:.1} QPS on {threads} threads, RSS {rss:.0} MiB",
-        a.k,
-        pct(0.5),
-        pct(0.99)
+        "{:>6} {:>7} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7}",
+        "ef", "rerank", "recall", "qps_1thr", "p50_ms", "p99_ms", "qps_all_thr", "rss_mb"
     );
-    if let Some(p) = &a.json {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-        writeln!(f, "{line}")?;
+    for (sopts, (mut best, rss)) in settings.iter().zip(singles) {
+        let t = Instant::now();
+        pool.install(|| {
+            queries
+                .par_iter()
+                .try_for_each(|q| db.search(q, sopts).map(|_| ()))
+        })?;
+        let qps_all = nq as f64 / t.elapsed().as_secs_f64();
+        best.lat.sort();
+        let pct = |p: f64| {
+            best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64()
+                * 1e3
+        };
+        let rec = recall(&best.results, &gt, a.k);
+        let qps1 = nq as f64 / best.total.as_secs_f64();
+        let (config, param) = if sopts.exact {
+            ("strata-exact", json!({"mode": "exact"}))
+        } else {
+            ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
+        };
+        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
+        println!(
+            "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {qps_all:>12.1} {rss:>7.0}",
+            label(sopts.ef.filter(|_| !sopts.exact)),
+            label(sopts.rerank.filter(|_| !sopts.exact)),
+            pct(0.5),
+            pct(0.99)
+        );
+        let line = json!({
+            "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
+            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
+            "search_param": param,
+            "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
+            "k": a.k, "nq": nq, "n": n,
+            "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": qps_all, "threads": threads,
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,
+            "build_s": build_s, "import_s": import_s, "open_s": open_s, "build_threads": threads,
+            "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": disk,
+            "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
+            "kernels": strata::kernel_name(),
+        });
+        if let Some(f) = out.as_mut() {
+            writeln!(f, "{line}")?;
+        }
     }
     Ok(())
 }

@@ -105,13 +105,14 @@ enum Command {
         /// Neighbours per query.
         #[arg(long, default_value_t = 10)]
         k: usize,
-        /// Brute-force search (today every search is exact).
+        /// Brute-force search of every row, ignoring the graph indexes.
         #[arg(long)]
         exact: bool,
-        /// Graph search breadth; takes effect with the graph index (not yet built).
+        /// Beam width of the graph walk per segment (default 100): larger finds more,
+        /// slower.
         #[arg(long)]
         ef: Option<usize>,
-        /// Candidates reranked exactly; takes effect with the graph index (not yet built).
+        /// Graph candidates re-scored exactly with full vectors (default 100).
         #[arg(long)]
         rerank: Option<usize>,
     },
@@ -179,7 +180,16 @@ fn main() -> ExitCode {
             exact,
             ef,
             rerank,
-        } => ops::search(&dir, &queries, k, exact, ef.is_some() || rerank.is_some()),
+        } => ops::search(
+            &dir,
+            &queries,
+            &strata::SearchOptions {
+                k,
+                exact,
+                ef,
+                rerank,
+            },
+        ),
         Command::Get { dir, id } => ops::get(&dir, id),
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
         Command::Inspect { dir } => ops::inspect(&dir),

@@ -92,15 +92,9 @@ pub fn import_rows(
     Ok(input.rows_read())
 }
 
-pub fn search(dir: &Path, queries: &Path, k: usize, exact: bool, graph_knobs: bool) -> Result<()> {
-    if graph_knobs {
-        eprintln!(
-            "note: --ef and --rerank take effect with the graph index; this build searches exactly"
-        );
-    }
+pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
     let db = open(dir)?;
     let qs = VectorFile::read_all(queries)?;
-    let opts = SearchOptions { k, exact };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for (row, q) in qs.iter().enumerate() {
@@ -183,7 +177,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
     let segments: Vec<_> = s
         .segments
         .iter()
-        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes}))
+        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed}))
         .collect();
     let out = json!({
         "path": dir.display().to_string(),
@@ -191,6 +185,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "metric": s.metric,
         "segments": segments,
         "segment_count": s.segments.len(),
+        "indexed_segments": s.indexed_segments,
         "rows": s.segment_rows + s.memtable_rows,
         "live_rows": s.live_rows,
         "tombstones": s.tombstones,

@@ -122,3 +122,18 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     }
     s
 }
+
+/// [`super::scalar::nearest_column`] compiled with `avx2,fma`.
+///
+/// # Safety
+/// The CPU must support `avx2,fma`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn nearest_column(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) -> (usize, f32) {
+    super::scalar::nearest_column(v, cols, k, dim, out)
+}

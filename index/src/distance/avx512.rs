@@ -180,3 +180,18 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
         _mm512_add_ps(acc[2], acc[3]),
     ))
 }
+
+/// [`super::scalar::nearest_column`] compiled with `avx512f`.
+///
+/// # Safety
+/// The CPU must support `avx512f`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn nearest_column(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) -> (usize, f32) {
+    super::scalar::nearest_column(v, cols, k, dim, out)
+}

@@ -146,6 +146,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     (kernels().dot)(a, b)
 }
 
+/// The nearest of `k` centroids stored dimension-major (`cols[j * k + c]` = component
+/// `j` of centroid `c`) to `v`, and its squared distance; `out` (at least `k` long) is
+/// scratch. The same loop is compiled for AVX-512 and AVX2 and picked at run time (the
+/// compiler vectorises it over the centroids).
+pub fn nearest_column(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) -> (usize, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above).
+            return unsafe { avx512::nearest_column(v, cols, k, dim, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe { avx2::nearest_column(v, cols, k, dim, out) };
+        }
+    }
+    scalar::nearest_column(v, cols, k, dim, out)
+}
+
 /// Scales `v` to unit length in place; returns false (leaving it unchanged) for a zero
 /// or non-finite norm.
 pub fn normalize(v: &mut [f32]) -> bool {
@@ -241,6 +267,29 @@ mod tests {
                     scalar::l2(&q, &block[2 * dim..3 * dim]),
                     100.0
                 ));
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_column_matches_a_plain_search() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for (k, dim) in [(256usize, 4usize), (256, 3), (17, 8), (1, 1)] {
+            let rows: Vec<f32> = (0..k * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut cols = vec![0.0; k * dim];
+            for c in 0..k {
+                for j in 0..dim {
+                    cols[j * k + c] = rows[c * dim + j];
+                }
+            }
+            for _ in 0..20 {
+                let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let want = (0..k)
+                    .map(|c| (c, scalar::l2(&v, &rows[c * dim..(c + 1) * dim])))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap();
+                let got = nearest_column(&v, &cols, k, dim, &mut vec![0.0; k]);
+                assert!((got.1 - want.1).abs() <= 1e-5, "{got:?} vs {want:?}");
             }
         }
     }

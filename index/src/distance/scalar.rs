@@ -66,3 +66,55 @@ pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
         *o = dot_chunked(q, row);
     }
 }
+
+/// Portable body of [`super::nearest_column`] (also compiled per instruction set).
+#[inline(always)]
+pub fn nearest_column(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) -> (usize, f32) {
+    let n = k.min(out.len());
+    let out = &mut out[..n];
+    out.iter_mut().for_each(|d| *d = 0.0);
+    for (j, &x) in v.iter().enumerate().take(dim) {
+        let Some(col) = cols.get(j * k..(j + 1) * k) else {
+            break;
+        };
+        for (d, &c) in out.iter_mut().zip(col) {
+            let t = x - c;
+            *d += t * t;
+        }
+    }
+    // Sixteen independent (min, index) lanes: branch-free selects the compiler
+    // vectorises, where a single running minimum is a serial chain of compares.
+    let mut lanes = [f32::INFINITY; 16];
+    let mut idx = [0u32; 16];
+    let chunks = out.chunks_exact(16);
+    let tail_start = out.len() - chunks.remainder().len();
+    for (c, ch) in chunks.enumerate() {
+        for (l, (&d, (m, ix))) in ch
+            .iter()
+            .zip(lanes.iter_mut().zip(idx.iter_mut()))
+            .enumerate()
+        {
+            let better = d < *m;
+            *m = if better { d } else { *m };
+            *ix = if better { (c * 16 + l) as u32 } else { *ix };
+        }
+    }
+    let mut best = (0usize, f32::INFINITY);
+    for (&m, &ix) in lanes.iter().zip(&idx) {
+        if m < best.1 || (m == best.1 && (ix as usize) < best.0) {
+            best = (ix as usize, m);
+        }
+    }
+    for (i, &d) in out.iter().enumerate().skip(tail_start) {
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}

@@ -202,7 +202,10 @@ mod tests {
             }
             // One thread: a deterministic graph, so the threshold is not at the mercy of
             // the insertion order of a parallel build.
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
             let g = pool.install(|| build(&data, dim, metric, &HnswParams::default()));
             let r = recall(&data, dim, metric, &g.view(), 128);
             println!("{metric:?}: recall@10 at ef=128 = {r:.3}");

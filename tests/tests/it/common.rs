@@ -16,11 +16,15 @@ pub fn vector(rng: &mut impl Rng, dim: usize) -> Vec<f32> {
     (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
-/// Options with a tiny memtable so that flushes happen often.
+/// Options with a tiny memtable so that flushes happen often, and an index on every
+/// segment of 8 rows or more so that index building and opening run on every flush.
 pub fn small(dim: usize, metric: Metric) -> Options {
-    Options::new(dim, metric)
+    let mut o = Options::new(dim, metric)
         .sync(Sync::Always)
-        .memtable_bytes(4 * 1024)
+        .memtable_bytes(4 * 1024);
+    o.index.min_rows = 8;
+    o.index.hnsw.ef_construction = 32;
+    o
 }
 
 /// Opens (or creates) a store with [`small`] options.

@@ -1,5 +1,6 @@
 //! Whole-store tests, one binary (link time matters on two cores).
 
+mod ann;
 mod common;
 mod concurrency;
 mod corruption;

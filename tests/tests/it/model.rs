@@ -125,8 +125,20 @@ impl Harness {
     }
 
     fn check_search(&self, q: &[f32], k: usize) -> Result<(), TestCaseError> {
-        let hits = self.db().search(q, &SearchOptions::new(k)).unwrap();
         let qn = self.stored(q.to_vec());
+        // Approximate search: only live rows, true distances, sorted, and k of them
+        // whenever k live rows exist.
+        let approx = self.db().search(q, &SearchOptions::new(k)).unwrap();
+        prop_assert_eq!(approx.len(), k.min(self.model.len()));
+        prop_assert!(approx.windows(2).all(|w| w[0].distance <= w[1].distance));
+        for h in &approx {
+            let v = self.model.get(&h.id);
+            prop_assert!(v.is_some(), "approximate search returned dead id {}", h.id);
+            let true_d = common::distance(self.metric, &qn, v.unwrap());
+            prop_assert!((h.distance - true_d).abs() <= 1e-3 * (1.0 + true_d.abs()));
+        }
+        // Exact search agrees with brute force over the model.
+        let hits = self.db().search(q, &SearchOptions::exact(k)).unwrap();
         let want = brute_force(self.metric, &qn, self.model.iter().map(|(i, v)| (*i, v)), k);
         prop_assert_eq!(hits.len(), want.len());
         for (h, w) in hits.iter().zip(&want) {

@@ -1,0 +1,156 @@
+//! Indexed segments: two-stage search finds the true neighbours, never returns deleted
+//! rows, returns k results whenever k live rows exist, and survives reopen without a
+//! rebuild.
+
+use std::collections::HashSet;
+
+use rand::Rng;
+use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
+
+use crate::common::{self, vector};
+
+fn clustered(rng: &mut impl Rng, n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let centres: Vec<Vec<f32>> = (0..30).map(|_| vector(rng, dim)).collect();
+    (0..n)
+        .map(|_| {
+            let c = &centres[rng.random_range(0..centres.len())];
+            c.iter().map(|x| x + rng.random_range(-0.2..0.2)).collect()
+        })
+        .collect()
+}
+
+fn recall(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> f64 {
+    let mut found = 0;
+    let mut want = 0;
+    for q in queries {
+        let truth: HashSet<u64> = db
+            .search(q, &SearchOptions::exact(opts.k))
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        want += truth.len();
+        found += db
+            .search(q, opts)
+            .unwrap()
+            .iter()
+            .filter(|h| truth.contains(&h.id))
+            .count();
+    }
+    found as f64 / want.max(1) as f64
+}
+
+fn indexed_store(
+    dir: &std::path::Path,
+    metric: Metric,
+    n: usize,
+    dim: usize,
+) -> (Db, Vec<Vec<f32>>) {
+    let mut rng = common::rng(17);
+    let data = clustered(&mut rng, n, dim);
+    let mut opts = Options::new(dim, metric).memtable_bytes(64 << 20);
+    opts.index.min_rows = 1000;
+    let db = Db::open(dir, opts).unwrap();
+    for (start, chunk) in (0u64..).step_by(1000).zip(data.chunks(1000)) {
+        let mut b = WriteBatch::new();
+        for (i, v) in chunk.iter().enumerate() {
+            b.upsert(start + i as u64, v);
+        }
+        db.write(b).unwrap();
+    }
+    db.flush().unwrap();
+    (db, data)
+}
+
+#[test]
+fn two_stage_search_finds_the_true_neighbours_for_every_metric() {
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = indexed_store(dir.path(), metric, 5000, 24);
+        let s = db.stats().unwrap();
+        assert_eq!(
+            (s.segments.len(), s.indexed_segments),
+            (1, 1),
+            "{metric:?}: one indexed segment"
+        );
+        let mut rng = common::rng(3);
+        let queries: Vec<Vec<f32>> = (0..100).map(|_| vector(&mut rng, 24)).collect();
+        let r = recall(&db, &queries, &SearchOptions::new(10));
+        println!("{metric:?}: recall@10 at default settings {r:.3}");
+        for (ef, rr) in [(100, 10), (200, 100), (400, 100), (100, 400)] {
+            let x = recall(&db, &queries, &SearchOptions { ef: Some(ef), rerank: Some(rr), ..SearchOptions::new(10) });
+            println!("  ef {ef} rerank {rr}: {x:.3}");
+        }
+        assert!(r >= 0.95, "{metric:?}: recall {r}");
+        let low = recall(
+            &db,
+            &queries,
+            &SearchOptions {
+                ef: Some(10),
+                rerank: Some(10),
+                ..SearchOptions::new(10)
+            },
+        );
+        assert!(
+            low <= r + 1e-9,
+            "a smaller beam cannot find more: {low} vs {r}"
+        );
+    }
+}
+
+#[test]
+fn deleted_rows_are_never_returned_and_k_results_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = indexed_store(dir.path(), Metric::L2, 4000, 16);
+    let mut rng = common::rng(5);
+    let mut deleted = HashSet::new();
+    let mut b = WriteBatch::new();
+    while deleted.len() < 3600 {
+        let id = rng.random_range(0..4000u64);
+        if deleted.insert(id) {
+            b.delete(id);
+        }
+    }
+    db.write(b).unwrap();
+    for _ in 0..50 {
+        let q = vector(&mut rng, 16);
+        let hits = db.search(&q, &SearchOptions::new(10)).unwrap();
+        assert_eq!(hits.len(), 10, "k live rows exist, so k come back");
+        assert!(
+            hits.iter().all(|h| !deleted.contains(&h.id)),
+            "a deleted row came back"
+        );
+    }
+    // With fewer live rows than k, all of them.
+    let mut b = WriteBatch::new();
+    (0..4000u64)
+        .filter(|id| !deleted.contains(id))
+        .skip(3)
+        .for_each(|id| {
+            b.delete(id);
+        });
+    db.write(b).unwrap();
+    assert_eq!(
+        db.search(&vector(&mut rng, 16), &SearchOptions::new(10))
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn the_index_is_opened_not_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, data) = indexed_store(dir.path(), Metric::Cosine, 3000, 12);
+    let q = &data[42];
+    let before = db.search(q, &SearchOptions::new(5)).unwrap();
+    db.close().unwrap();
+    let t = std::time::Instant::now();
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    let open_time = t.elapsed();
+    assert_eq!(db.stats().unwrap().indexed_segments, 1);
+    assert_eq!(db.search(q, &SearchOptions::new(5)).unwrap(), before);
+    println!("reopened an indexed segment of 3000 rows in {open_time:?}");
+    drop(db);
+    strata::verify(dir.path()).unwrap();
+}
