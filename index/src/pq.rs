@@ -19,6 +19,11 @@ pub struct ProductQuantizer {
     m: usize,
     /// For sub-quantizer `j`, `KSUB × width(j)` values, concatenated over `j`.
     centroids: Vec<f32>,
+    /// The same values dimension-major within each sub-quantizer (`width(j) × KSUB`),
+    /// so an ADC table row is built with loops over contiguous centroid values.
+    cols: Vec<f32>,
+    /// Start of each sub-vector, and `dim` (`m + 1` entries).
+    bounds: Vec<usize>,
 }
 
 /// A good default number of sub-quantizers for `dim`: one byte per 2 dimensions
@@ -47,20 +52,38 @@ impl ProductQuantizer {
                 kmeans::train(&sub, b - a, &p).centroids
             })
             .collect();
-        ProductQuantizer {
-            dim,
-            m,
-            centroids: centroids.concat(),
-        }
+        Self::assemble(dim, m, centroids.concat())
     }
 
     /// Rebuilds a quantizer from stored centroids (as returned by [`Self::centroids`]).
     pub fn from_parts(dim: usize, m: usize, centroids: Vec<f32>) -> Option<Self> {
-        (m >= 1 && m <= dim && centroids.len() == KSUB * dim).then_some(ProductQuantizer {
+        (m >= 1 && m <= dim && centroids.len() == KSUB * dim)
+            .then(|| Self::assemble(dim, m, centroids))
+    }
+
+    fn assemble(dim: usize, m: usize, centroids: Vec<f32>) -> Self {
+        let bounds = bounds(dim, m);
+        let mut cols = vec![0.0; centroids.len()];
+        for j in 0..m {
+            let (a, e) = (bounds[j], bounds[j + 1]);
+            let w = e - a;
+            let (src, dst) = (
+                &centroids[KSUB * a..KSUB * e],
+                &mut cols[KSUB * a..KSUB * e],
+            );
+            for c in 0..KSUB {
+                for d in 0..w {
+                    dst[d * KSUB + c] = src[c * w + d];
+                }
+            }
+        }
+        ProductQuantizer {
             dim,
             m,
             centroids,
-        })
+            cols,
+            bounds,
+        }
     }
 
     /// Vector dimension.
@@ -79,8 +102,7 @@ impl ProductQuantizer {
     }
 
     fn sub(&self, j: usize) -> (std::ops::Range<usize>, &[f32]) {
-        let b = bounds(self.dim, self.m);
-        let (a, e) = (b[j], b[j + 1]);
+        let (a, e) = (self.bounds[j], self.bounds[j + 1]);
         (a..e, &self.centroids[KSUB * a..KSUB * e])
     }
 
@@ -125,18 +147,19 @@ impl ProductQuantizer {
     /// a code's bytes is the distance from the query to the decoded vector.
     pub fn adc_table(&self, query: &[f32], metric: Metric) -> AdcTable {
         let mut t = vec![0.0f32; self.m * KSUB];
-        for j in 0..self.m {
-            let (r, cents) = self.sub(j);
-            let w = r.len();
-            let q = &query[r];
-            for (c, slot) in t[j * KSUB..(j + 1) * KSUB].iter_mut().enumerate() {
-                let cent = &cents[c * w..(c + 1) * w];
-                *slot = match metric {
-                    Metric::L2 => q.iter().zip(cent).map(|(a, b)| (a - b) * (a - b)).sum(),
+        for (j, out) in t.chunks_exact_mut(KSUB).enumerate() {
+            let (a, e) = (self.bounds[j], self.bounds[j + 1]);
+            let cols = &self.cols[KSUB * a..KSUB * e];
+            for (&q, col) in query[a..e].iter().zip(cols.chunks_exact(KSUB)) {
+                match metric {
+                    Metric::L2 => out
+                        .iter_mut()
+                        .zip(col)
+                        .for_each(|(o, &c)| *o += (q - c) * (q - c)),
                     Metric::InnerProduct | Metric::Cosine => {
-                        -q.iter().zip(cent).map(|(a, b)| a * b).sum::<f32>()
+                        out.iter_mut().zip(col).for_each(|(o, &c)| *o -= q * c)
                     }
-                };
+                }
             }
         }
         let offset = if metric == Metric::Cosine { 1.0 } else { 0.0 };

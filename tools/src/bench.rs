@@ -142,7 +142,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let opts = Options::new(dim, metric)
             .sync(Sync::Never)
             .memtable_bytes(1 << 30);
-        let db = Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
+        let db =
+            Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut base = VectorFile::open(&a.base)?;
         let n = import_rows(&db, &mut base, 0, 10_000)?;
         let import_s = t.elapsed().as_secs_f64();

@@ -78,7 +78,15 @@ fn two_stage_search_finds_the_true_neighbours_for_every_metric() {
         let r = recall(&db, &queries, &SearchOptions::new(10));
         println!("{metric:?}: recall@10 at default settings {r:.3}");
         for (ef, rr) in [(100, 10), (200, 100), (400, 100), (100, 400)] {
-            let x = recall(&db, &queries, &SearchOptions { ef: Some(ef), rerank: Some(rr), ..SearchOptions::new(10) });
+            let x = recall(
+                &db,
+                &queries,
+                &SearchOptions {
+                    ef: Some(ef),
+                    rerank: Some(rr),
+                    ..SearchOptions::new(10)
+                },
+            );
             println!("  ef {ef} rerank {rr}: {x:.3}");
         }
         assert!(r >= 0.95, "{metric:?}: recall {r}");
