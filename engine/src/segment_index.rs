@@ -139,7 +139,10 @@ pub(crate) fn search(
             .get(i..i + m)
             .map_or(f32::INFINITY, |c| table.distance(c))
     };
-    let found = VISITED.with(|v| hnsw::search(&graph, dist, ef.max(k), &mut v.borrow_mut()));
+    let prefetch =
+        |n: u32| strata_index::distance::prefetch(codes.get(n as usize * m..).unwrap_or(&[]));
+    let found = VISITED
+        .with(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), &mut v.borrow_mut()));
     // Deleted rows guided the walk; only live rows are reranked and returned.
     let ids = seg.reader.ids();
     let mut top = TopK::new(k);

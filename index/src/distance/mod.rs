@@ -172,6 +172,21 @@ pub fn nearest_column(
     scalar::nearest_column(v, cols, k, dim, out)
 }
 
+/// Asks the CPU to start loading the cache line holding `data[0]` (a hint: no effect on
+/// results, never faults).
+#[inline(always)]
+pub fn prefetch(data: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = data.first() {
+        // SAFETY: a prefetch is a hint that never faults; the pointer is a valid reference.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                b as *const u8 as *const i8,
+            )
+        };
+    }
+}
+
 /// Scales `v` to unit length in place; returns false (leaving it unchanged) for a zero
 /// or non-finite norm.
 pub fn normalize(v: &mut [f32]) -> bool {

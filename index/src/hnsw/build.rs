@@ -158,7 +158,10 @@ fn insert(
     }
     let mut entries = vec![cur];
     for level in (0..=lvl.min(top)).rev() {
-        let found = search_layer(b, &dist, &entries, ef, level, visited, buf);
+        let mut found = search_layer(b, &dist, &|_| {}, &entries, ef, level, visited, buf);
+        // A concurrent insert that reached this node through an upper level may already
+        // have linked it on this level, so the search can meet the node itself.
+        found.retain(|c| c.1 != i);
         let chosen = select(b, &found, m);
         *b.links[i as usize][level].lock() = chosen.clone();
         let max_links = if level == 0 { 2 * m } else { m };
@@ -178,7 +181,7 @@ fn insert(
 /// Adds `new` to `e`'s list at `level`, pruning with the heuristic when it overflows.
 fn link(b: &Building<'_>, e: u32, new: u32, level: usize, max_links: usize) {
     let mut l = b.links[e as usize][level].lock();
-    if l.contains(&new) {
+    if e == new || l.contains(&new) {
         return;
     }
     if l.len() < max_links {

@@ -39,11 +39,13 @@ pub(crate) struct Cand(pub f32, pub u32);
 
 impl Eq for Cand {}
 impl PartialOrd for Cand {
+    #[inline]
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
 impl Ord for Cand {
+    #[inline]
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
     }
@@ -57,6 +59,19 @@ pub fn search<G: Graph + ?Sized>(
     ef: usize,
     visited: &mut Visited,
 ) -> Vec<Neighbor> {
+    search_prefetching(g, dist, |_| {}, ef, visited)
+}
+
+/// [`search`] that calls `prefetch(node)` for every node about to be scored, a batch of
+/// neighbours at a time, so that their data (codes, vectors) is on its way to the cache
+/// while earlier ones are scored.
+pub fn search_prefetching<G: Graph + ?Sized>(
+    g: &G,
+    dist: impl Fn(u32) -> f32,
+    prefetch: impl Fn(u32),
+    ef: usize,
+    visited: &mut Visited,
+) -> Vec<Neighbor> {
     let Some((entry, top)) = g.entry_point() else {
         return Vec::new();
     };
@@ -66,7 +81,7 @@ pub fn search<G: Graph + ?Sized>(
     for level in (1..=top).rev() {
         cur = greedy(g, &dist, cur, level, &mut buf);
     }
-    let found = search_layer(g, &dist, &[cur], ef.max(1), 0, visited, &mut buf);
+    let found = search_layer(g, &dist, &prefetch, &[cur], ef.max(1), 0, visited, &mut buf);
     found
         .into_iter()
         .map(|c| Neighbor {
@@ -101,9 +116,11 @@ pub(crate) fn greedy<G: Graph + ?Sized>(
 }
 
 /// The beam search of one level: returns up to `ef` nearest, nearest first.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer<G: Graph + ?Sized>(
     g: &G,
     dist: &impl Fn(u32) -> f32,
+    prefetch: &impl Fn(u32),
     entries: &[Cand],
     ef: usize,
     level: usize,
@@ -127,10 +144,12 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
             break;
         }
         g.neighbors(c.1, level, buf);
+        // First pass: drop visited nodes and start fetching the rest.
+        buf.retain(|&n| visited.insert(n));
         for &n in buf.iter() {
-            if !visited.insert(n) {
-                continue;
-            }
+            prefetch(n);
+        }
+        for &n in buf.iter() {
             let d = dist(n);
             if results.len() < ef || results.peek().is_some_and(|w| d < w.0) {
                 candidates.push(Reverse(Cand(d, n)));
