@@ -1,11 +1,12 @@
-//! Parallel HNSW construction.
+//! HNSW construction: [`GrowingGraph`] (nodes appended and linked one at a time, or in
+//! parallel) and [`build`] (a whole segment at once, on rayon).
 //!
-//! Levels are drawn up front from a seeded generator (`floor(-ln U / ln M)`), so a build
-//! on one thread is deterministic. Nodes are inserted in parallel with one lock per node
-//! and level; a lock is held only to copy or replace one neighbour list, never during a
-//! search. Neighbours are chosen with the heuristic of the HNSW paper (algorithm 4): a
-//! candidate is kept only if it is nearer to the base than to every neighbour kept so
-//! far, which keeps long-range links that plain "M nearest" would drop.
+//! Levels are drawn from a seeded generator (`floor(-ln U / ln M)`) in node order, so a
+//! build on one thread is deterministic. Each node and level has its own lock, held only
+//! to copy or replace one neighbour list, never during a search: writers link new nodes
+//! while readers search. Neighbours are chosen with the heuristic of the HNSW paper
+//! (algorithm 4): a candidate is kept only if it is nearer to the base than to every
+//! neighbour kept so far, which keeps long-range links that plain "M nearest" would drop.
 
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -37,42 +38,173 @@ impl Default for HnswParams {
 
 const MAX_LEVEL: usize = 16;
 
-struct Building<'a> {
-    vectors: &'a [f32],
-    dim: usize,
-    metric: Metric,
-    levels: Vec<u8>,
-    links: Vec<Vec<Mutex<Vec<u32>>>>,
-    entry: Mutex<Option<(u32, usize)>>,
-    /// For inner product: each node's extra coordinate `sqrt(max_norm² - norm²)`.
-    extra: Vec<f32>,
+struct Node {
+    /// One list per level, `0..=level`.
+    links: Box<[Mutex<Vec<u32>>]>,
 }
 
-impl Building<'_> {
-    fn vec(&self, n: u32) -> &[f32] {
-        let i = n as usize * self.dim;
-        &self.vectors[i..i + self.dim]
-    }
+/// A graph that grows: nodes are appended ([`GrowingGraph::push`]) and then linked
+/// ([`GrowingGraph::link`]), possibly by several threads at once, while others search it.
+pub struct GrowingGraph {
+    m: usize,
+    ef_construction: usize,
+    nodes: boxcar::Vec<Node>,
+    entry: Mutex<Option<(u32, usize)>>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
 
-    /// Distance between two nodes while building. Inner product is not a metric (a
-    /// vector need not be its own nearest neighbour), so the graph is built in the
-    /// standard MIPS-to-L2 reduction: each vector gains a coordinate that lifts it onto a
-    /// sphere, and node-to-node distance is L2 there. For any query the order of `-q·x`
-    /// equals the order of L2 to the lifted vectors, so searches keep using `-q·x`.
-    fn dist(&self, a: u32, b: u32) -> f32 {
-        match self.metric {
-            Metric::InnerProduct => {
-                let e = self.extra[a as usize] - self.extra[b as usize];
-                crate::distance::l2_squared(self.vec(a), self.vec(b)) + e * e
-            }
-            m => m.distance(self.vec(a), self.vec(b)),
+impl std::fmt::Debug for GrowingGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrowingGraph")
+            .field("nodes", &self.nodes.count())
+            .finish()
+    }
+}
+
+impl GrowingGraph {
+    /// An empty graph.
+    pub fn new(p: &HnswParams) -> Self {
+        GrowingGraph {
+            m: p.m.max(2),
+            ef_construction: p.ef_construction.max(p.m.max(2)),
+            nodes: boxcar::Vec::new(),
+            entry: Mutex::new(None),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(p.seed)),
         }
     }
+
+    /// Nodes appended so far (linked or not).
+    pub fn len(&self) -> usize {
+        self.nodes.count()
+    }
+
+    /// True when no node was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a node with a freshly drawn level; returns its number. Appends must come
+    /// from one thread at a time for node numbers to match the caller's rows.
+    pub fn push(&self) -> u32 {
+        let u: f64 = 1.0 - self.rng.lock().random::<f64>();
+        let level = ((-u.ln() / (self.m as f64).ln()) as usize).min(MAX_LEVEL);
+        let links = (0..=level).map(|_| Mutex::new(Vec::new())).collect();
+        self.nodes.push(Node { links }) as u32
+    }
+
+    fn level(&self, n: u32) -> usize {
+        self.nodes.get(n as usize).map_or(0, |x| x.links.len() - 1)
+    }
+
+    /// Links node `i` into the graph; `dist(a, b)` is the distance between two nodes.
+    pub fn link(
+        &self,
+        i: u32,
+        dist: &impl Fn(u32, u32) -> f32,
+        visited: &mut Visited,
+        buf: &mut Vec<u32>,
+    ) {
+        let lvl = self.level(i);
+        let Some((ep, top)) = self.entry_or_become(i, lvl) else {
+            return;
+        };
+        let from_i = |n: u32| dist(i, n);
+        let mut cur = Cand(from_i(ep), ep);
+        for level in (lvl + 1..=top).rev() {
+            cur = greedy(self, &from_i, cur, level, buf);
+        }
+        let mut entries = vec![cur];
+        for level in (0..=lvl.min(top)).rev() {
+            let mut found = search_layer(
+                self,
+                &from_i,
+                &|_| {},
+                &entries,
+                self.ef_construction,
+                level,
+                visited,
+                buf,
+            );
+            // A concurrent insert that reached this node through an upper level may
+            // already have linked it on this level, so the search can meet the node.
+            found.retain(|c| c.1 != i);
+            let chosen = select(dist, &found, self.m);
+            if let Some(l) = self.list(i, level) {
+                *l.lock() = chosen.clone();
+            }
+            let max_links = if level == 0 { 2 * self.m } else { self.m };
+            for &e in &chosen {
+                self.add_link(e, i, level, max_links, dist);
+            }
+            entries = found;
+        }
+        if lvl > top {
+            let mut e = self.entry.lock();
+            if e.is_none_or(|(_, t)| lvl > t) {
+                *e = Some((i, lvl));
+            }
+        }
+    }
+
+    /// The current entry point, or makes `i` the entry point of an empty graph.
+    fn entry_or_become(&self, i: u32, lvl: usize) -> Option<(u32, usize)> {
+        let mut e = self.entry.lock();
+        match *e {
+            Some(x) => Some(x),
+            None => {
+                *e = Some((i, lvl));
+                None
+            }
+        }
+    }
+
+    fn list(&self, n: u32, level: usize) -> Option<&Mutex<Vec<u32>>> {
+        self.nodes.get(n as usize).and_then(|x| x.links.get(level))
+    }
+
+    /// Adds `new` to `e`'s list at `level`, pruning with the heuristic when it overflows.
+    fn add_link(
+        &self,
+        e: u32,
+        new: u32,
+        level: usize,
+        max_links: usize,
+        dist: &impl Fn(u32, u32) -> f32,
+    ) {
+        let Some(list) = self.list(e, level) else {
+            return;
+        };
+        let mut l = list.lock();
+        if e == new || l.contains(&new) {
+            return;
+        }
+        if l.len() < max_links {
+            l.push(new);
+            return;
+        }
+        let mut cands: Vec<Cand> = l
+            .iter()
+            .chain(std::iter::once(&new))
+            .map(|&x| Cand(dist(e, x), x))
+            .collect();
+        cands.sort_unstable();
+        *l = select(dist, &cands, max_links);
+    }
+
+    /// Packs the graph into the immutable layout.
+    pub fn compact(&self) -> CompactGraph {
+        let lists: Vec<Vec<Vec<u32>>> = self
+            .nodes
+            .iter()
+            .map(|(_, n)| n.links.iter().map(|l| l.lock().clone()).collect())
+            .collect();
+        CompactGraph::from_lists(&lists, 2 * self.m, *self.entry.lock())
+    }
 }
 
-impl Graph for Building<'_> {
+impl Graph for GrowingGraph {
     fn node_count(&self) -> usize {
-        self.levels.len()
+        self.nodes.count()
     }
 
     fn entry_point(&self) -> Option<(u32, usize)> {
@@ -81,8 +213,75 @@ impl Graph for Building<'_> {
 
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
         out.clear();
-        if let Some(l) = self.links.get(node as usize).and_then(|ls| ls.get(level)) {
+        if let Some(l) = self.list(node, level) {
             out.extend_from_slice(&l.lock());
+        }
+    }
+}
+
+/// The neighbour-selection heuristic over candidates sorted nearest first.
+fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(m);
+    for c in cands {
+        if out.len() >= m {
+            break;
+        }
+        if out.iter().all(|&s| dist(c.1, s) > c.0) {
+            out.push(c.1);
+        }
+    }
+    out
+}
+
+/// The distance between two stored vectors used to build a graph for `metric`.
+///
+/// Inner product is not a metric (a vector need not be its own nearest neighbour), so
+/// graphs are built in the standard MIPS-to-L2 reduction: each vector gains a coordinate
+/// `sqrt(max_norm² - norm²)` that lifts it onto a sphere, and node-to-node distance is L2
+/// there. For any query the order of `-q·x` equals the order of L2 to the lifted vectors,
+/// so searches keep using `-q·x`.
+pub struct NodeDistance<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    metric: Metric,
+    extra: Vec<f32>,
+}
+
+impl<'a> NodeDistance<'a> {
+    /// Distances over `vectors` (rows of `dim`, normalised for cosine).
+    pub fn new(vectors: &'a [f32], dim: usize, metric: Metric) -> Self {
+        let extra = if metric == Metric::InnerProduct {
+            let norms: Vec<f32> = vectors
+                .chunks_exact(dim.max(1))
+                .map(|v| crate::distance::dot(v, v))
+                .collect();
+            let max = norms.iter().copied().fold(0.0f32, f32::max);
+            norms.iter().map(|&n| (max - n).max(0.0).sqrt()).collect()
+        } else {
+            Vec::new()
+        };
+        NodeDistance {
+            vectors,
+            dim,
+            metric,
+            extra,
+        }
+    }
+
+    fn vec(&self, n: u32) -> &[f32] {
+        let i = n as usize * self.dim;
+        self.vectors.get(i..i + self.dim).unwrap_or(&[])
+    }
+
+    /// Distance between nodes `a` and `b`.
+    pub fn between(&self, a: u32, b: u32) -> f32 {
+        match self.metric {
+            Metric::InnerProduct => {
+                let e = self.extra.get(a as usize).copied().unwrap_or(0.0)
+                    - self.extra.get(b as usize).copied().unwrap_or(0.0);
+                crate::distance::l2_squared(self.vec(a), self.vec(b)) + e * e
+            }
+            m => m.distance(self.vec(a), self.vec(b)),
         }
     }
 }
@@ -91,122 +290,18 @@ impl Graph for Building<'_> {
 /// current rayon pool.
 pub fn build(vectors: &[f32], dim: usize, metric: Metric, p: &HnswParams) -> CompactGraph {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
-    let m = p.m.max(2);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
-    let mult = 1.0 / (m as f64).ln();
-    let levels: Vec<u8> = (0..n)
-        .map(|_| {
-            let u: f64 = 1.0 - rng.random::<f64>();
-            ((-u.ln() * mult) as usize).min(MAX_LEVEL) as u8
-        })
-        .collect();
-    let links = levels
-        .iter()
-        .map(|&l| (0..=l).map(|_| Mutex::new(Vec::new())).collect())
-        .collect();
-    let extra = if metric == Metric::InnerProduct {
-        let norms: Vec<f32> = vectors
-            .chunks_exact(dim.max(1))
-            .map(|v| crate::distance::dot(v, v))
-            .collect();
-        let max = norms.iter().copied().fold(0.0f32, f32::max);
-        norms.iter().map(|&n| (max - n).max(0.0).sqrt()).collect()
-    } else {
-        Vec::new()
-    };
-    let b = Building {
-        vectors,
-        dim,
-        metric,
-        levels,
-        links,
-        entry: Mutex::new(None),
-        extra,
-    };
+    let g = GrowingGraph::new(p);
+    for _ in 0..n {
+        g.push();
+    }
+    let nd = NodeDistance::new(vectors, dim, metric);
+    let dist = |a: u32, b: u32| nd.between(a, b);
     if n > 0 {
-        *b.entry.lock() = Some((0, b.levels[0] as usize));
+        g.link(0, &dist, &mut Visited::new(), &mut Vec::new());
         (1..n as u32).into_par_iter().for_each_init(
             || (Visited::new(), Vec::new()),
-            |(visited, buf), i| insert(&b, i, m, p.ef_construction.max(m), visited, buf),
+            |(visited, buf), i| g.link(i, &dist, visited, buf),
         );
     }
-    let entry = *b.entry.lock();
-    let lists: Vec<Vec<Vec<u32>>> = b
-        .links
-        .into_iter()
-        .map(|ls| ls.into_iter().map(Mutex::into_inner).collect())
-        .collect();
-    CompactGraph::from_lists(&lists, 2 * m, entry)
-}
-
-fn insert(
-    b: &Building<'_>,
-    i: u32,
-    m: usize,
-    ef: usize,
-    visited: &mut Visited,
-    buf: &mut Vec<u32>,
-) {
-    let Some((ep, top)) = b.entry_point() else {
-        return;
-    };
-    let lvl = b.levels[i as usize] as usize;
-    let dist = |n: u32| b.dist(i, n);
-    let mut cur = Cand(dist(ep), ep);
-    for level in (lvl + 1..=top).rev() {
-        cur = greedy(b, &dist, cur, level, buf);
-    }
-    let mut entries = vec![cur];
-    for level in (0..=lvl.min(top)).rev() {
-        let mut found = search_layer(b, &dist, &|_| {}, &entries, ef, level, visited, buf);
-        // A concurrent insert that reached this node through an upper level may already
-        // have linked it on this level, so the search can meet the node itself.
-        found.retain(|c| c.1 != i);
-        let chosen = select(b, &found, m);
-        *b.links[i as usize][level].lock() = chosen.clone();
-        let max_links = if level == 0 { 2 * m } else { m };
-        for &e in &chosen {
-            link(b, e, i, level, max_links);
-        }
-        entries = found;
-    }
-    if lvl > top {
-        let mut e = b.entry.lock();
-        if e.is_none_or(|(_, t)| lvl > t) {
-            *e = Some((i, lvl));
-        }
-    }
-}
-
-/// Adds `new` to `e`'s list at `level`, pruning with the heuristic when it overflows.
-fn link(b: &Building<'_>, e: u32, new: u32, level: usize, max_links: usize) {
-    let mut l = b.links[e as usize][level].lock();
-    if e == new || l.contains(&new) {
-        return;
-    }
-    if l.len() < max_links {
-        l.push(new);
-        return;
-    }
-    let mut cands: Vec<Cand> = l
-        .iter()
-        .chain(std::iter::once(&new))
-        .map(|&x| Cand(b.dist(e, x), x))
-        .collect();
-    cands.sort_unstable();
-    *l = select(b, &cands, max_links);
-}
-
-/// The neighbour-selection heuristic over candidates sorted nearest first.
-fn select(b: &Building<'_>, cands: &[Cand], m: usize) -> Vec<u32> {
-    let mut out: Vec<u32> = Vec::with_capacity(m);
-    for c in cands {
-        if out.len() >= m {
-            break;
-        }
-        if out.iter().all(|&s| b.dist(c.1, s) > c.0) {
-            out.push(c.1);
-        }
-    }
-    out
+    g.compact()
 }

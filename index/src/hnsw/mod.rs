@@ -11,7 +11,7 @@ mod build;
 mod compact;
 mod visited;
 
-pub use build::{build, HnswParams};
+pub use build::{build, GrowingGraph, HnswParams, NodeDistance};
 pub use compact::{CompactGraph, GraphError, GraphView};
 pub use visited::Visited;
 
@@ -276,5 +276,53 @@ mod tests {
         }
         let empty = build(&[], dim, Metric::L2, &HnswParams::default());
         assert!(search(&empty.view(), |_| 0.0, 10, &mut Visited::new()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod growing_tests {
+    use super::*;
+    use crate::distance::Metric;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn readers_search_while_a_writer_links_nodes() {
+        let dim = 8;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let data: Vec<f32> = (0..3000 * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let g = GrowingGraph::new(&HnswParams { m: 8, ef_construction: 40, seed: 2 });
+        let linked = std::sync::atomic::AtomicUsize::new(0);
+        let vec = |n: u32| &data[n as usize * dim..(n as usize + 1) * dim];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (mut visited, mut buf) = (Visited::new(), Vec::new());
+                let dist = |a: u32, b: u32| Metric::L2.distance(vec(a), vec(b));
+                for _ in 0..3000 {
+                    let i = g.push();
+                    g.link(i, &dist, &mut visited, &mut buf);
+                    linked.store(i as usize + 1, std::sync::atomic::Ordering::Release);
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut visited = Visited::new();
+                    let q = [0.1f32; 8];
+                    while linked.load(std::sync::atomic::Ordering::Acquire) < 3000 {
+                        let n = g.len() as u64;
+                        for hit in search(&g, |x| Metric::L2.distance(&q, vec(x)), 20, &mut visited) {
+                            assert!(hit.id < n.max(g.len() as u64), "node {} beyond {}", hit.id, n);
+                        }
+                    }
+                });
+            }
+        });
+        // Once linking is done, the grown graph finds the true nearest neighbour.
+        let mut visited = Visited::new();
+        for qi in 0..20u32 {
+            let q = vec(qi * 7);
+            let hits = search(&g, |x| Metric::L2.distance(q, vec(x)), 32, &mut visited);
+            assert_eq!(hits[0].id, (qi * 7) as u64);
+        }
+        assert_eq!(g.compact().node_count(), 3000);
     }
 }
