@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub poisoned: AtomicBool,
     pub shutdown: AtomicBool,
     pub search_pool: Option<rayon::ThreadPool>,
+    /// The memtable indexer thread, woken after writes.
+    pub indexer: std::sync::OnceLock<std::thread::Thread>,
     pub _lock: File,
 }
 
@@ -89,6 +91,11 @@ impl Db {
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = Arc::new(recovery::open(dir.as_ref(), opts)?);
         let mut workers = vec![flush::spawn_flusher(inner.clone())];
+        if inner.opts.index.memtable_graph {
+            let h = flush::spawn_indexer(inner.clone());
+            let _ = inner.indexer.set(h.thread().clone());
+            workers.push(h);
+        }
         if let Sync::Periodic(every) = inner.opts.sync {
             workers.push(flush::spawn_syncer(inner.clone(), every));
         }
@@ -163,6 +170,9 @@ impl Db {
             inner.maybe_switch(&mut st)?;
             lsn
         };
+        if let Some(t) = inner.indexer.get() {
+            t.unpark();
+        }
         match wo.sync.unwrap_or(inner.opts.sync) {
             Sync::Always => inner
                 .wal
@@ -268,6 +278,9 @@ impl Db {
             self.inner.shutdown.store(true, Ordering::Release);
             self.inner.changed.notify_all();
         }
+        if let Some(t) = self.inner.indexer.get() {
+            t.unpark();
+        }
         for h in self.workers.lock().drain(..) {
             let _ = h.join();
         }
@@ -291,6 +304,11 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// A fresh memtable for this store's options.
+    pub fn new_memtable(&self, first_wal_no: u64) -> Memtable {
+        new_memtable(&self.opts, self.metric, first_wal_no)
+    }
+
     pub fn snapshot(&self) -> Arc<Version> {
         self.current.read().clone()
     }
@@ -369,12 +387,18 @@ impl Inner {
                 next_wal_no: wal_no,
             });
         }
-        v.memtables.insert(0, Arc::new(Memtable::new(wal_no)));
+        v.memtables.insert(0, Arc::new(self.new_memtable(wal_no)));
         self.publish(st, v);
         st.flush_requested = true;
         self.changed.notify_all();
         Ok(())
     }
+}
+
+/// A fresh memtable for `opts`.
+pub(crate) fn new_memtable(opts: &Options, metric: Metric, first_wal_no: u64) -> Memtable {
+    let graph = opts.index.memtable_graph.then_some(&opts.index.hnsw);
+    Memtable::new(first_wal_no, metric, graph)
 }
 
 /// Applies operations starting at `seq` to a version being built (live writes and replay).

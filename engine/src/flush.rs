@@ -45,6 +45,35 @@ pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> JoinHandle<()>
         .unwrap_or_else(|e| panic!("cannot start the sync thread: {e}"))
 }
 
+/// Links memtable rows into the active memtable's graph as they arrive; parks when
+/// caught up (writers unpark it).
+pub(crate) fn spawn_indexer(inner: Arc<Inner>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("strata-index".into())
+        .spawn(move || {
+            let (mut visited, mut buf) = (strata_index::hnsw::Visited::new(), Vec::new());
+            while !inner.shutdown.load(Ordering::Acquire) {
+                let v = inner.snapshot();
+                let mut linked = 0;
+                while let Some(m) = v.active() {
+                    if inner.shutdown.load(Ordering::Acquire)
+                        || !m.index_next(&mut visited, &mut buf)
+                    {
+                        break;
+                    }
+                    linked += 1;
+                    if linked % 1024 == 0 && !Arc::ptr_eq(&v, &inner.snapshot()) {
+                        break; // a newer version may have a new active memtable
+                    }
+                }
+                if linked == 0 {
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            }
+        })
+        .unwrap_or_else(|e| panic!("cannot start the memtable indexer thread: {e}"))
+}
+
 fn flusher(inner: &Inner) {
     loop {
         let job = {

@@ -3,13 +3,18 @@
 //! Rows are only appended (by the one writer holding the write lock) and never moved, so
 //! readers iterate without a lock. A row is visible to a snapshot at sequence `s` when it
 //! was written at or before `s` and not deleted at or before `s`; deleting (or replacing)
-//! a row stores the deleting sequence number in the row. Searches are exact.
+//! a row stores the deleting sequence number in the row.
+//!
+//! A background indexer links rows into an HNSW graph (node = row) as they arrive;
+//! searches walk the graph over the linked rows (invisible rows serve as waypoints) and
+//! scan the rows not yet linked exactly. Writers never wait for the graph.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+use strata_index::hnsw::{self, GrowingGraph, HnswParams, Visited};
 use strata_index::{Metric, TopK};
 
 /// One version of a record.
@@ -55,10 +60,18 @@ pub(crate) struct Memtable {
     /// First WAL file holding this memtable's writes.
     pub first_wal_no: u64,
     frozen: OnceLock<Frozen>,
+    /// The graph over rows `0..linked`, when enabled.
+    graph: Option<GrowingGraph>,
+    linked: AtomicUsize,
+    metric: Metric,
 }
 
+/// Below this many linked rows a memtable is scanned exactly (faster at that size).
+const GRAPH_MIN_ROWS: usize = 2048;
+
 impl Memtable {
-    pub fn new(first_wal_no: u64) -> Self {
+    /// An empty memtable; with `graph`, its rows are indexed in the background.
+    pub fn new(first_wal_no: u64, metric: Metric, graph: Option<&HnswParams>) -> Self {
         Memtable {
             rows: boxcar::Vec::new(),
             latest: Mutex::new(HashMap::new()),
@@ -66,7 +79,29 @@ impl Memtable {
             ops: AtomicU64::new(0),
             first_wal_no,
             frozen: OnceLock::new(),
+            graph: graph.map(GrowingGraph::new),
+            linked: AtomicUsize::new(0),
+            metric,
         }
+    }
+
+    fn vector(&self, row: u32) -> &[f32] {
+        self.rows.get(row as usize).map_or(&[], |r| &r.vector)
+    }
+
+    /// Links the next unlinked row into the graph; false when there is none (or no
+    /// graph). Called by one indexer thread at a time.
+    pub fn index_next(&self, visited: &mut Visited, buf: &mut Vec<u32>) -> bool {
+        let Some(g) = &self.graph else { return false };
+        let next = g.len();
+        if next >= self.rows.count() || self.frozen.get().is_some() {
+            return false;
+        }
+        let node = g.push();
+        let dist = |a: u32, b: u32| self.metric.distance(self.vector(a), self.vector(b));
+        g.link(node, &dist, visited, buf);
+        self.linked.store(next + 1, Ordering::Release);
+        true
     }
 
     /// Approximate heap bytes held.
@@ -134,20 +169,55 @@ impl Memtable {
         self.rows.iter().map(|(_, r)| r)
     }
 
+    /// Rows linked into the graph so far.
+    pub fn linked_rows(&self) -> usize {
+        self.linked.load(Ordering::Acquire)
+    }
+
     /// Rows visible at `seq`.
     pub fn visible_rows(&self, seq: u64) -> usize {
         self.rows().filter(|r| r.visible_at(seq)).count()
     }
 
-    /// Exact search of the rows visible at `seq`.
-    pub fn search(&self, metric: Metric, query: &[f32], seq: u64, top: &mut TopK) {
-        for row in self.rows() {
+    /// The rows visible at `seq` nearest to `query` into `top`: by the graph over the
+    /// linked rows (beam `ef`) plus an exact scan of the rest; exactly throughout when the
+    /// graph is small, `exact` is asked for, or the graph yields too few visible rows.
+    pub fn search(
+        &self,
+        query: &[f32],
+        seq: u64,
+        k: usize,
+        ef: usize,
+        exact: bool,
+        top: &mut TopK,
+    ) {
+        let linked = self.linked.load(Ordering::Acquire);
+        let mut local = TopK::new(k);
+        let mut start = 0;
+        if let (Some(g), false) = (&self.graph, exact || linked < GRAPH_MIN_ROWS) {
+            let dist = |n: u32| self.metric.distance(query, self.vector(n));
+            let found = crate::segment_index::with_visited(|v| hnsw::search(g, dist, ef.max(k), v));
+            let mut visible = 0;
+            for n in found.iter().filter(|n| (n.id as usize) < linked) {
+                if let Some(row) = self.rows.get(n.id as usize).filter(|r| r.visible_at(seq)) {
+                    local.push(row.id, n.distance);
+                    visible += 1;
+                }
+            }
+            if visible >= k {
+                start = linked;
+            } else {
+                local = TopK::new(k);
+            }
+        }
+        for (_, row) in self.rows.iter().skip(start) {
             if row.visible_at(seq) {
-                let d = metric.distance(query, &row.vector);
-                if d <= top.threshold() {
-                    top.push(row.id, d);
+                let d = self.metric.distance(query, &row.vector);
+                if d <= local.threshold() {
+                    local.push(row.id, d);
                 }
             }
         }
+        top.merge(local);
     }
 }

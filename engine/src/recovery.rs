@@ -14,7 +14,6 @@ use crate::batch::{self, BATCH_RECORD};
 use crate::db::{apply, Inner, WriteState};
 use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
-use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::segment_index::SegmentIndex;
 use crate::version::{LiveSegment, Version};
@@ -59,7 +58,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
     next_file_no += 1;
-    let mem = Arc::new(Memtable::new(first_wal_no.unwrap_or(wal_no)));
+    let mem = Arc::new(crate::db::new_memtable(
+        &opts,
+        metric,
+        first_wal_no.unwrap_or(wal_no),
+    ));
     let mut version = Version {
         seq: manifest.checkpoint_seq,
         memtables: vec![mem],
@@ -112,6 +115,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         poisoned: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
         search_pool,
+        indexer: std::sync::OnceLock::new(),
         _lock: lock,
     })
 }

@@ -38,7 +38,7 @@ pub(crate) fn search(
     let rerank = opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK);
     let mut top = TopK::new(k);
     for m in &v.memtables {
-        m.search(metric, query, v.seq, &mut top);
+        m.search(query, v.seq, k, ef, opts.exact, &mut top);
     }
     let mut tasks: Vec<Task<'_>> = Vec::new();
     for s in &v.segments {

@@ -24,6 +24,8 @@ pub struct IndexOptions {
     pub pq_m: Option<usize>,
     /// Rows sampled to train each PQ sub-quantizer.
     pub train_sample: usize,
+    /// Index memtable rows in a graph in the background (else memtables are scanned).
+    pub memtable_graph: bool,
 }
 
 impl Default for IndexOptions {
@@ -33,6 +35,7 @@ impl Default for IndexOptions {
             hnsw: HnswParams::default(),
             pq_m: None,
             train_sample: 65_536,
+            memtable_graph: true,
         }
     }
 }
@@ -104,6 +107,11 @@ impl SegmentIndex {
 
 thread_local! {
     static VISITED: RefCell<Visited> = RefCell::new(Visited::new());
+}
+
+/// Runs `f` with this thread's reusable visited set.
+pub(crate) fn with_visited<T>(f: impl FnOnce(&mut Visited) -> T) -> T {
+    VISITED.with(|v| f(&mut v.borrow_mut()))
 }
 
 /// Two-stage search of one indexed segment. `None` when the stored graph is unusable or

@@ -38,6 +38,8 @@ pub struct Stats {
     pub memtable_rows: u64,
     /// Frozen memtables waiting for flush.
     pub frozen_memtables: u64,
+    /// Memtable rows already linked into the memtables' graphs.
+    pub memtable_linked_rows: u64,
     /// Live records in the store.
     pub live_rows: u64,
     /// Highest sequence number applied.
@@ -82,6 +84,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
         .map(|m| m.visible_rows(v.seq) as u64)
         .sum();
     s.frozen_memtables = v.memtables.len().saturating_sub(1) as u64;
+    s.memtable_linked_rows = v.memtables.iter().map(|m| m.linked_rows() as u64).sum();
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
     for (kind, _, len) in files::list(&inner.dir)? {
         match kind {

@@ -71,7 +71,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let wal = recovery::wal_files(dir, &m)?;
     let mut v = Version {
         seq: m.checkpoint_seq,
-        memtables: vec![Arc::new(Memtable::new(0))],
+        memtables: vec![Arc::new(Memtable::new(0, strata_index::Metric::L2, None))],
         segments,
     };
     let (_, rep) = recovery::replay(&wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;

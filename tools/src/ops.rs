@@ -106,7 +106,7 @@ pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
             );
         }
         let hits = db
-            .search(q, &opts)
+            .search(q, opts)
             .with_context(|| format!("query {row}"))?;
         let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
         let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();

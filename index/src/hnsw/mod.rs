@@ -289,8 +289,14 @@ mod growing_tests {
     fn readers_search_while_a_writer_links_nodes() {
         let dim = 8;
         let mut rng = rand::rngs::StdRng::seed_from_u64(21);
-        let data: Vec<f32> = (0..3000 * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let g = GrowingGraph::new(&HnswParams { m: 8, ef_construction: 40, seed: 2 });
+        let data: Vec<f32> = (0..3000 * dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let g = GrowingGraph::new(&HnswParams {
+            m: 8,
+            ef_construction: 40,
+            seed: 2,
+        });
         let linked = std::sync::atomic::AtomicUsize::new(0);
         let vec = |n: u32| &data[n as usize * dim..(n as usize + 1) * dim];
         std::thread::scope(|s| {
@@ -309,8 +315,14 @@ mod growing_tests {
                     let q = [0.1f32; 8];
                     while linked.load(std::sync::atomic::Ordering::Acquire) < 3000 {
                         let n = g.len() as u64;
-                        for hit in search(&g, |x| Metric::L2.distance(&q, vec(x)), 20, &mut visited) {
-                            assert!(hit.id < n.max(g.len() as u64), "node {} beyond {}", hit.id, n);
+                        for hit in search(&g, |x| Metric::L2.distance(&q, vec(x)), 20, &mut visited)
+                        {
+                            assert!(
+                                hit.id < n.max(g.len() as u64),
+                                "node {} beyond {}",
+                                hit.id,
+                                n
+                            );
                         }
                     }
                 });

@@ -162,3 +162,61 @@ fn the_index_is_opened_not_rebuilt() {
     drop(db);
     strata::verify(dir.path()).unwrap();
 }
+
+#[test]
+fn memtable_graph_search_finds_the_true_neighbours_while_rows_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = common::rng(23);
+    let dim = 16;
+    let data = clustered(&mut rng, 6000, dim);
+    let db = Db::open(
+        dir.path(),
+        Options::new(dim, Metric::L2).memtable_bytes(256 << 20),
+    )
+    .unwrap();
+    let queries: Vec<Vec<f32>> = (0..50).map(|_| vector(&mut rng, dim)).collect();
+    for (start, chunk) in (0u64..).step_by(500).zip(data.chunks(500)) {
+        let mut b = WriteBatch::new();
+        for (i, v) in chunk.iter().enumerate() {
+            b.upsert(start + i as u64, v);
+        }
+        db.write(b).unwrap();
+        // Searches while the indexer links rows: every hit is a written row with its
+        // true distance, k of them.
+        for q in queries.iter().take(3) {
+            let hits = db.search(q, &SearchOptions::new(10)).unwrap();
+            assert_eq!(hits.len(), 10);
+            for h in &hits {
+                let d = common::distance(Metric::L2, q, &data[h.id as usize]);
+                assert!((h.distance - d).abs() <= 1e-3 * (1.0 + d));
+            }
+        }
+    }
+    // Wait (bounded) for the background indexer to link every row.
+    for _ in 0..6000 {
+        if db.stats().unwrap().memtable_linked_rows == 6000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let s = db.stats().unwrap();
+    assert_eq!(
+        (s.segments.len(), s.memtable_linked_rows),
+        (0, 6000),
+        "all rows linked, none flushed"
+    );
+    let r = recall(&db, &queries, &SearchOptions::new(10));
+    println!("memtable graph: recall@10 {r:.3}");
+    assert!(r >= 0.95, "memtable graph recall {r}");
+    // Deleted memtable rows guide the walk but never come back.
+    let mut b = WriteBatch::new();
+    (0..6000u64).filter(|i| i % 2 == 0).for_each(|i| {
+        b.delete(i);
+    });
+    db.write(b).unwrap();
+    for q in &queries {
+        let hits = db.search(q, &SearchOptions::new(10)).unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.id % 2 == 1));
+    }
+}
