@@ -62,6 +62,15 @@ pub struct BenchArgs {
     /// With `--dir`: search the store already built there instead of rebuilding it.
     #[arg(long)]
     reuse: bool,
+    /// Write a recall-versus-QPS chart (SVG) of the settings here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// (internal) import time of the build process, for the search process's report.
+    #[arg(long, hide = true)]
+    imported_in: Option<f64>,
+    /// (internal) build time of the build process, for the search process's report.
+    #[arg(long, hide = true)]
+    built_in: Option<f64>,
 }
 
 fn rss_mb(key: &str) -> f64 {
@@ -136,19 +145,38 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let db = Db::open(&dir, Options::existing())?;
         let n = db.stats()?.live_rows;
         db.close()?;
-        (n, 0.0, 0.0)
+        (n, a.imported_in.unwrap_or(0.0), a.built_in.unwrap_or(0.0))
     } else {
         let t = Instant::now();
-        let opts = Options::new(dim, metric)
+        // A bulk load: the whole set is flushed into one segment at close, whose index
+        // is built then, so the memtable's background graph would be wasted work.
+        let mut opts = Options::new(dim, metric)
             .sync(Sync::Never)
             .memtable_bytes(1 << 30);
+        opts.index.memtable_graph = false;
         let db =
             Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut base = VectorFile::open(&a.base)?;
         let n = import_rows(&db, &mut base, 0, 10_000)?;
+        eprintln!("imported {n} rows");
         let import_s = t.elapsed().as_secs_f64();
         db.close()?;
-        (n, import_s, t.elapsed().as_secs_f64())
+        let build_s = t.elapsed().as_secs_f64();
+        // Search in a fresh process that only opens the store, as the peers are loaded,
+        // so that resident memory is the store's and not the import's.
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .args(["--reuse", "--dir"])
+            .arg(&dir)
+            .args([
+                "--imported-in",
+                &import_s.to_string(),
+                "--built-in",
+                &build_s.to_string(),
+            ])
+            .status()?;
+        anyhow::ensure!(status.success(), "the search process failed");
+        return Ok(());
     };
     let t = Instant::now();
     let mut opts = Options::existing();
@@ -222,6 +250,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "{:>6} {:>7} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7}",
         "ef", "rerank", "recall", "qps_1thr", "p50_ms", "p99_ms", "qps_all_thr", "rss_mb"
     );
+    let mut points = Vec::new();
     for (sopts, (mut best, rss)) in settings.iter().zip(singles) {
         let t = Instant::now();
         pool.install(|| {
@@ -266,6 +295,25 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         if let Some(f) = out.as_mut() {
             writeln!(f, "{line}")?;
         }
+        let label = if sopts.exact {
+            "exact".to_string()
+        } else {
+            format!("ef={} rr={}", label(sopts.ef), label(sopts.rerank))
+        };
+        points.push(crate::plot::Point {
+            label,
+            recall: rec,
+            qps: qps1,
+        });
+    }
+    if let Some(p) = &a.plot {
+        let title = format!(
+            "strata on {} ({n} rows, k={})",
+            a.base.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            a.k
+        );
+        crate::plot::recall_qps(p, &title, &points)?;
+        eprintln!("wrote {}", p.display());
     }
     Ok(())
 }

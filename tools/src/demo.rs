@@ -60,7 +60,12 @@ struct SearchFigures {
     p99: Duration,
 }
 
-fn measure(db: &Db, model: &[Option<Vec<f32>>], queries: &[Vec<f32>]) -> Result<SearchFigures> {
+fn measure(
+    db: &Db,
+    model: &[Option<Vec<f32>>],
+    queries: &[Vec<f32>],
+    opts: &SearchOptions,
+) -> Result<SearchFigures> {
     let mut lat = Vec::with_capacity(queries.len());
     let mut found = 0usize;
     let mut wanted = 0usize;
@@ -68,7 +73,7 @@ fn measure(db: &Db, model: &[Option<Vec<f32>>], queries: &[Vec<f32>]) -> Result<
     let mut results = Vec::with_capacity(queries.len());
     for q in queries {
         let t = Instant::now();
-        let hits = db.search(q, &SearchOptions::new(K))?;
+        let hits = db.search(q, opts)?;
         lat.push(t.elapsed());
         results.push(hits);
     }
@@ -179,7 +184,15 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         ingest,
         rows as f64 / ingest.as_secs_f64()
     );
-    report("search (exact):", &measure(&db, &model, &queries)?);
+    let default = SearchOptions::new(K);
+    report(
+        "search (graph + rerank):",
+        &measure(&db, &model, &queries, &default)?,
+    );
+    report(
+        "search (exact):",
+        &measure(&db, &model, &queries, &SearchOptions::exact(K))?,
+    );
 
     // 2. Delete 10 % and replace 5 % of the rows.
     let t = Instant::now();
@@ -209,7 +222,10 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         "2. deleted {deleted} rows one by one and replaced {replaced} in one batch in {:.2?}",
         t.elapsed()
     );
-    report("search after churn:", &measure(&db, &model, &queries)?);
+    report(
+        "search after churn:",
+        &measure(&db, &model, &queries, &default)?,
+    );
 
     // 3. Crash: drop the store without closing it.
     let s = db.stats()?;
@@ -247,7 +263,10 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         "live row count differs after recovery"
     );
     println!("4. reopened in {open_time:.2?}; all {rows} ids checked against the acknowledged state in {:.2?}: nothing lost, nothing resurrected", t.elapsed());
-    report("search after recovery:", &measure(&db, &model, &queries)?);
+    report(
+        "search after recovery:",
+        &measure(&db, &model, &queries, &default)?,
+    );
 
     // 5. Flush everything into segments, close, and verify every checksum.
     let t = Instant::now();

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod input;
 mod ops;
+mod plot;
 mod progress;
 
 use std::path::PathBuf;

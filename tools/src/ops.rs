@@ -105,9 +105,7 @@ pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
                 db.dim()
             );
         }
-        let hits = db
-            .search(q, opts)
-            .with_context(|| format!("query {row}"))?;
+        let hits = db.search(q, opts).with_context(|| format!("query {row}"))?;
         let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
         let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
         // Keys in the documented order: query, ids, distances.

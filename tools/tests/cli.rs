@@ -149,8 +149,19 @@ fn demo_runs_the_whole_life_cycle() {
     let out = ok(&["demo", "--rows", "3000", "--dim", "16"]);
     assert!(out.contains("nothing lost, nothing resurrected"), "{out}");
     assert!(out.contains("verify: ok"), "{out}");
-    assert!(
-        out.contains("recall@10 1.0000"),
-        "exact search must find the brute-force neighbours: {out}"
-    );
+    let recalls: Vec<(String, f64)> = out
+        .lines()
+        .filter_map(|l| {
+            let (label, rest) = l.split_once("recall@10 ")?;
+            Some((
+                label.trim().to_string(),
+                rest.split_whitespace().next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    assert_eq!(recalls.len(), 4, "{out}");
+    for (label, r) in &recalls {
+        let floor = if label.contains("exact") { 1.0 } else { 0.9 };
+        assert!(*r >= floor, "{label} recall {r} below {floor}: {out}");
+    }
 }

@@ -9,4 +9,5 @@ mod errors;
 mod lock;
 mod model;
 mod poison;
+mod pq_reference;
 mod shared_data;
