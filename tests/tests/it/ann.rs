@@ -49,7 +49,7 @@ fn indexed_store(
     let mut rng = common::rng(17);
     let data = clustered(&mut rng, n, dim);
     let mut opts = Options::new(dim, metric).memtable_bytes(64 << 20);
-    opts.index.min_rows = 1000;
+    opts.index.min_rows = Some(1000);
     let db = Db::open(dir, opts).unwrap();
     for (start, chunk) in (0u64..).step_by(1000).zip(data.chunks(1000)) {
         let mut b = WriteBatch::new();

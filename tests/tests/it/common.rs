@@ -22,7 +22,7 @@ pub fn small(dim: usize, metric: Metric) -> Options {
     let mut o = Options::new(dim, metric)
         .sync(Sync::Always)
         .memtable_bytes(4 * 1024);
-    o.index.min_rows = 8;
+    o.index.min_rows = Some(8);
     o.index.hnsw.ef_construction = 32;
     o
 }

@@ -77,3 +77,36 @@ fn sift10k_exact_search_matches_ground_truth() {
         "exact search must match the ground truth: {recall}"
     );
 }
+
+#[test]
+fn sift10k_default_search_of_an_indexed_segment_reaches_095_recall() {
+    let Some(d) = data_dir() else {
+        println!("skipped: ../shared/data/siftsmall is not present beside this repository");
+        return;
+    };
+    let base = read_vecs(&d.join("siftsmall_base.fvecs"), false);
+    let queries = read_vecs(&d.join("siftsmall_query.fvecs"), false);
+    let gt = read_vecs(&d.join("siftsmall_groundtruth.ivecs"), true);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(128, Metric::L2)).unwrap();
+    let mut b = WriteBatch::new();
+    for (i, v) in base.iter().enumerate() {
+        b.upsert(i as u64, v);
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    assert_eq!(
+        db.stats().unwrap().indexed_segments,
+        1,
+        "10,000 rows of 128-d get an index by default"
+    );
+    let mut found = 0;
+    for (q, g) in queries.iter().zip(&gt) {
+        let hits = db.search(q, &SearchOptions::new(10)).unwrap();
+        let truth: Vec<u64> = g[..10].iter().map(|&x| x as u64).collect();
+        found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+    }
+    let recall = found as f64 / (queries.len() * 10) as f64;
+    println!("SIFT10K default two-stage recall@10 = {recall:.4}");
+    assert!(recall >= 0.95, "default settings must reach 0.95: {recall}");
+}
