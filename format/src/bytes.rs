@@ -69,6 +69,30 @@ impl MappedBytes {
         self.range.is_empty()
     }
 
+    /// Tells the kernel how `range` (relative to this view) will be read: `random` for
+    /// data read a record at a time (no readahead beyond the page), else "will need"
+    /// (start reading it now). A hint: failures are ignored.
+    pub fn advise(&self, range: Range<u64>, random: bool) {
+        let (Some(map), Ok(start), Ok(end)) = (
+            &self.map,
+            usize::try_from(range.start),
+            usize::try_from(range.end),
+        ) else {
+            return;
+        };
+        let start = self.range.start + start.min(self.len());
+        let end = (self.range.start + end.min(self.len())).max(start);
+        // madvise wants a page-aligned start; widen the range down to its page.
+        let page = 4096;
+        let aligned = start - start % page;
+        let advice = if random {
+            memmap2::Advice::Random
+        } else {
+            memmap2::Advice::WillNeed
+        };
+        let _ = map.advise_range(advice, aligned, end - aligned);
+    }
+
     /// A sub-range, or `None` when it is out of bounds.
     pub fn slice(&self, range: Range<u64>) -> Option<MappedBytes> {
         let start = usize::try_from(range.start).ok()?;

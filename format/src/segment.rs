@@ -452,6 +452,12 @@ impl SegmentReader {
             seg.check_section(SectionKind::PqCodebook)?;
             seg.index_meta()?;
         }
+        // The front (ids, codes, graph) is what searches walk: start reading it. Full
+        // vectors are read a row at a time to rerank: no readahead, which under memory
+        // pressure would evict the front for neighbouring rows nobody asked for.
+        let vectors = seg.section(SectionKind::Vectors).range.clone();
+        seg.bytes.advise(HEADER_LEN..vectors.start, false);
+        seg.bytes.advise(vectors, true);
         Ok(seg)
     }
 

@@ -172,18 +172,20 @@ pub fn nearest_column(
     scalar::nearest_column(v, cols, k, dim, out)
 }
 
-/// Asks the CPU to start loading the cache line holding `data[0]` (a hint: no effect on
-/// results, never faults).
+/// Asks the CPU to start loading the cache lines of `data` (at most the first two: a
+/// hint with no effect on results, never faults).
 #[inline(always)]
-pub fn prefetch(data: &[u8]) {
+pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(b) = data.first() {
-        // SAFETY: a prefetch is a hint that never faults; the pointer is a valid reference.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                b as *const u8 as *const i8,
-            )
-        };
+    {
+        let bytes = std::mem::size_of_val(data);
+        let p = data.as_ptr() as *const i8;
+        for off in (0..bytes.min(128)).step_by(64) {
+            // SAFETY: a prefetch is a hint that never faults; `p + off` lies within `data`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off))
+            };
+        }
     }
 }
 

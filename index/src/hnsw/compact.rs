@@ -212,6 +212,13 @@ impl Graph for GraphView<'_> {
         self.entry
     }
 
+    fn prefetch_neighbors(&self, node: u32, level: usize) {
+        if level == 0 {
+            let i = node as usize * self.m0;
+            crate::distance::prefetch(self.level0.get(i..i + self.m0).unwrap_or(&[]));
+        }
+    }
+
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
         out.clear();
         let n = self.node_count as u32;

@@ -31,6 +31,9 @@ pub trait Graph {
     fn entry_point(&self) -> Option<(u32, usize)>;
     /// Replaces `out` with the neighbours of `node` at `level`.
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>);
+
+    /// Hints that the neighbours of `node` at `level` will be read soon.
+    fn prefetch_neighbors(&self, _node: u32, _level: usize) {}
 }
 
 /// A distance-ordered candidate: `(distance, node)`, ordered by distance then node.
@@ -142,6 +145,10 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
     while let Some(Reverse(c)) = candidates.pop() {
         if results.len() >= ef && results.peek().is_some_and(|w| c.0 > w.0) {
             break;
+        }
+        // The next candidate's adjacency row is likely a cache miss: start it now.
+        if let Some(Reverse(next)) = candidates.peek() {
+            g.prefetch_neighbors(next.1, level);
         }
         g.neighbors(c.1, level, buf);
         // First pass: drop visited nodes and start fetching the rest.
