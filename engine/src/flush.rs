@@ -137,7 +137,9 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     }
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|&i| all[i].payload.as_deref()).collect();
     let path = files::path(&inner.dir, FileKind::Segment, file_no);
-    let index = (rows.len() >= inner.opts.index.min_rows_for(inner.dim))
+    // Graph nodes are u32 rows.
+    let index = (rows.len() >= inner.opts.index.min_rows_for(inner.dim)
+        && rows.len() < u32::MAX as usize)
         .then(|| BuiltIndex::build(&vectors, inner.dim, inner.metric, &inner.opts.index));
     let input = segment::SegmentWriteInput {
         dim: inner.dim as u32,

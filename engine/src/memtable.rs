@@ -98,7 +98,15 @@ impl Memtable {
             return false;
         }
         let node = g.push();
-        let dist = |a: u32, b: u32| self.metric.distance(self.vector(a), self.vector(b));
+        // Inner product is not a metric; without the global norm bound the flush-time
+        // lift needs, the memtable links by L2 between the raw vectors, which keeps the
+        // graph navigable (searches still rank by `-q·x`).
+        let dist = |a: u32, b: u32| match self.metric {
+            Metric::InnerProduct => {
+                strata_index::distance::l2_squared(self.vector(a), self.vector(b))
+            }
+            m => m.distance(self.vector(a), self.vector(b)),
+        };
         g.link(node, &dist, visited, buf);
         self.linked.store(next + 1, Ordering::Release);
         true

@@ -76,7 +76,7 @@ impl BuiltIndex {
             m0: graph.m0() as u32,
             entry_node,
             entry_level,
-            hnsw_m: o.hnsw.m as u32,
+            hnsw_m: (graph.m0() / 2) as u32,
             ef_construction: o.hnsw.ef_construction as u32,
             built_by: 0,
         };

@@ -37,6 +37,8 @@ impl Default for HnswParams {
 }
 
 const MAX_LEVEL: usize = 16;
+/// Largest `m` a graph is built with (`2 * m` level-0 slots fit the segment format).
+pub const MAX_M: usize = 512;
 
 struct Node {
     /// One list per level, `0..=level`.
@@ -63,10 +65,13 @@ impl std::fmt::Debug for GrowingGraph {
 
 impl GrowingGraph {
     /// An empty graph.
+    /// `m` is clamped to `2..=512` (level 0 then has at most 1,024 slots, the format's
+    /// limit) and `ef_construction` to `m..=4096`.
     pub fn new(p: &HnswParams) -> Self {
+        let m = p.m.clamp(2, MAX_M);
         GrowingGraph {
-            m: p.m.max(2),
-            ef_construction: p.ef_construction.max(p.m.max(2)),
+            m,
+            ef_construction: p.ef_construction.clamp(m, 4096),
             nodes: boxcar::Vec::new(),
             entry: Mutex::new(None),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(p.seed)),
@@ -129,10 +134,19 @@ impl GrowingGraph {
             // already have linked it on this level, so the search can meet the node.
             found.retain(|c| c.1 != i);
             let chosen = select(dist, &found, self.m);
-            if let Some(l) = self.list(i, level) {
-                *l.lock() = chosen.clone();
-            }
             let max_links = if level == 0 { 2 * self.m } else { self.m };
+            // Another thread may already have linked back to this node here (it reached
+            // it through an upper level); keep those links rather than overwrite them.
+            let earlier = self
+                .list(i, level)
+                .map(|l| std::mem::replace(&mut *l.lock(), chosen.clone()));
+            for x in earlier
+                .into_iter()
+                .flatten()
+                .filter(|x| !chosen.contains(x))
+            {
+                self.add_link(i, x, level, max_links, dist);
+            }
             for &e in &chosen {
                 self.add_link(e, i, level, max_links, dist);
             }
@@ -226,7 +240,9 @@ fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32>
         if out.len() >= m {
             break;
         }
-        if out.iter().all(|&s| dist(c.1, s) > c.0) {
+        // Ties are kept (as hnswlib does): with strict comparison an exact duplicate,
+        // selected first, would reject every other candidate.
+        if out.iter().all(|&s| dist(c.1, s) >= c.0) {
             out.push(c.1);
         }
     }

@@ -151,7 +151,7 @@ impl<'a> GraphView<'a> {
         level0: &'a [u32],
         upper: &'a [u32],
     ) -> Result<Self, GraphError> {
-        if node_count.checked_mul(m0) != Some(level0.len()) {
+        if node_count.checked_mul(m0) != Some(level0.len()) || (m0 == 0 && node_count > 0) {
             return Err(GraphError("level-0 adjacency size"));
         }
         let (&top, mut rest) = upper
@@ -214,8 +214,8 @@ impl Graph for GraphView<'_> {
 
     fn prefetch_neighbors(&self, node: u32, level: usize) {
         if level == 0 {
-            let i = node as usize * self.m0;
-            crate::distance::prefetch(self.level0.get(i..i + self.m0).unwrap_or(&[]));
+            let i = (node as usize).saturating_mul(self.m0);
+            crate::distance::prefetch(self.level0.get(i..i.saturating_add(self.m0)).unwrap_or(&[]));
         }
     }
 
@@ -223,8 +223,8 @@ impl Graph for GraphView<'_> {
         out.clear();
         let n = self.node_count as u32;
         let slice: &[u32] = if level == 0 {
-            let i = node as usize * self.m0;
-            self.level0.get(i..i + self.m0).unwrap_or(&[])
+            let i = (node as usize).saturating_mul(self.m0);
+            self.level0.get(i..i.saturating_add(self.m0)).unwrap_or(&[])
         } else {
             let Some(l) = self.upper.get(level - 1) else {
                 return;

@@ -131,8 +131,10 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
     buf: &mut Vec<u32>,
 ) -> Vec<Cand> {
     visited.next_round(g.node_count());
-    let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
-    let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+    // A beam wider than the graph finds nothing more (and a huge one must not allocate).
+    let ef = ef.clamp(1, g.node_count().max(1));
+    let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef.saturating_mul(2));
+    let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef.saturating_add(1));
     for &e in entries {
         if visited.insert(e.1) {
             candidates.push(Reverse(e));
@@ -343,5 +345,44 @@ mod growing_tests {
             assert_eq!(hits[0].id, (qi * 7) as u64);
         }
         assert_eq!(g.compact().node_count(), 3000);
+    }
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::*;
+    use crate::distance::Metric;
+
+    #[test]
+    fn exact_duplicates_keep_the_graph_navigable() {
+        // 400 distinct points on a line, each stored five times.
+        let dim = 2;
+        let data: Vec<f32> = (0..2000).flat_map(|i| [(i / 5) as f32, 0.0]).collect();
+        let g = build(
+            &data,
+            dim,
+            Metric::L2,
+            &HnswParams {
+                m: 8,
+                ef_construction: 32,
+                seed: 9,
+            },
+        );
+        let v = g.view();
+        let mut visited = Visited::new();
+        for target in [3u32, 777, 1500, 1999] {
+            let q = [data[target as usize * 2] + 0.1, 0.0];
+            let hits = search(
+                &v,
+                |n| Metric::L2.distance(&q, &data[n as usize * 2..n as usize * 2 + 2]),
+                16,
+                &mut visited,
+            );
+            assert!(
+                (hits[0].distance - 0.01).abs() < 1e-4,
+                "target {target}: nearest {:?}",
+                hits[0]
+            );
+        }
     }
 }

@@ -220,3 +220,41 @@ fn memtable_graph_search_finds_the_true_neighbours_while_rows_arrive() {
         assert!(hits.iter().all(|h| h.id % 2 == 1));
     }
 }
+
+#[test]
+fn extreme_settings_neither_panic_nor_poison_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = common::rng(29);
+    let mut opts = Options::new(8, Metric::L2);
+    opts.index.min_rows = Some(100);
+    opts.index.hnsw.m = 600; // clamped to the format's limit
+    opts.index.hnsw.ef_construction = usize::MAX;
+    let db = Db::open(dir.path(), opts).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..300u64 {
+        // Components rounded to a coarse grid: duplicates must not starve the graph.
+        b.upsert(
+            i,
+            &vector(&mut rng, 8)
+                .iter()
+                .map(|x| (x * 4.0).round())
+                .collect::<Vec<_>>(),
+        );
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    assert_eq!(db.stats().unwrap().indexed_segments, 1);
+    let q = vector(&mut rng, 8);
+    let huge = SearchOptions {
+        ef: Some(usize::MAX),
+        rerank: Some(usize::MAX),
+        ..SearchOptions::new(10)
+    };
+    let hits = db.search(&q, &huge).unwrap();
+    let exact = db.search(&q, &SearchOptions::exact(10)).unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.distance).collect::<Vec<_>>(),
+        exact.iter().map(|h| h.distance).collect::<Vec<_>>(),
+        "a beam as wide as the segment is exact"
+    );
+}
