@@ -62,6 +62,15 @@ pub struct BenchArgs {
     /// With `--dir`: search the store already built there instead of rebuilding it.
     #[arg(long)]
     reuse: bool,
+    /// HNSW links per node (level 0 has twice as many).
+    #[arg(long, default_value_t = strata::HnswParams::default().m)]
+    hnsw_m: usize,
+    /// HNSW beam width while building.
+    #[arg(long, default_value_t = strata::HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Bytes per PQ code (default: one per two dimensions).
+    #[arg(long)]
+    pq_m: Option<usize>,
     /// Write a recall-versus-QPS chart (SVG) of the settings here.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -154,6 +163,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             .sync(Sync::Never)
             .memtable_bytes(1 << 30);
         opts.index.memtable_graph = false;
+        opts.index.hnsw.m = a.hnsw_m;
+        opts.index.hnsw.ef_construction = a.ef_construction;
+        opts.index.pq_m = a.pq_m;
         let db =
             Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut base = VectorFile::open(&a.base)?;
@@ -164,17 +176,21 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let build_s = t.elapsed().as_secs_f64();
         // Search in a fresh process that only opens the store, as the peers are loaded,
         // so that resident memory is the store's and not the import's.
-        let status = std::process::Command::new(std::env::current_exe()?)
-            .args(std::env::args_os().skip(1))
-            .args(["--reuse", "--dir"])
-            .arg(&dir)
-            .args([
-                "--imported-in",
-                &import_s.to_string(),
-                "--built-in",
-                &build_s.to_string(),
-            ])
-            .status()?;
+        let mut child = std::process::Command::new(std::env::current_exe()?);
+        child.args(std::env::args_os().skip(1));
+        if !a.reuse {
+            child.arg("--reuse");
+        }
+        if a.dir.is_none() {
+            child.arg("--dir").arg(&dir);
+        }
+        child.args([
+            "--imported-in",
+            &import_s.to_string(),
+            "--built-in",
+            &build_s.to_string(),
+        ]);
+        let status = child.status()?;
         anyhow::ensure!(status.success(), "the search process failed");
         return Ok(());
     };
