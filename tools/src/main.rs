@@ -160,7 +160,7 @@ enum Command {
         seed: u64,
     },
     /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {

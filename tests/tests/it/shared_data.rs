@@ -34,15 +34,33 @@ fn read_vecs(path: &Path, int: bool) -> Vec<Vec<f32>> {
     out
 }
 
+/// SIFT10K base, queries and ground truth, when the shared data is present.
+fn sift() -> Option<(Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    let d = data_dir()?;
+    Some((
+        read_vecs(&d.join("siftsmall_base.fvecs"), false),
+        read_vecs(&d.join("siftsmall_query.fvecs"), false),
+        read_vecs(&d.join("siftsmall_groundtruth.ivecs"), true),
+    ))
+}
+
+/// Recall@10 of the store's default search against the published ground truth.
+fn recall_at_10(db: &Db, queries: &[Vec<f32>], gt: &[Vec<f32>]) -> f64 {
+    let mut found = 0;
+    for (q, g) in queries.iter().zip(gt) {
+        let hits = db.search(q, &SearchOptions::new(10)).unwrap();
+        let truth: Vec<u64> = g[..10].iter().map(|&x| x as u64).collect();
+        found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+    }
+    found as f64 / (queries.len() * 10) as f64
+}
+
 #[test]
 fn sift10k_exact_search_matches_ground_truth() {
-    let Some(d) = data_dir() else {
+    let Some((base, queries, gt)) = sift() else {
         println!("skipped: ../shared/data/siftsmall is not present beside this repository");
         return;
     };
-    let base = read_vecs(&d.join("siftsmall_base.fvecs"), false);
-    let queries = read_vecs(&d.join("siftsmall_query.fvecs"), false);
-    let gt = read_vecs(&d.join("siftsmall_groundtruth.ivecs"), true);
     let dir = tempfile::tempdir().unwrap();
     // ~1.5 MiB memtables: several segments plus rows still in the memtable.
     let db = Db::open(
@@ -64,13 +82,7 @@ fn sift10k_exact_search_matches_ground_truth() {
         s.segments.len(),
         s.memtable_rows
     );
-    let mut found = 0;
-    for (q, g) in queries.iter().zip(&gt) {
-        let hits = db.search(q, &SearchOptions::new(10)).unwrap();
-        let truth: Vec<u64> = g[..10].iter().map(|&x| x as u64).collect();
-        found += hits.iter().filter(|h| truth.contains(&h.id)).count();
-    }
-    let recall = found as f64 / (queries.len() * 10) as f64;
+    let recall = recall_at_10(&db, &queries, &gt);
     println!("SIFT10K exact recall@10 = {recall:.4}");
     assert!(
         recall >= 0.999,
@@ -80,13 +92,10 @@ fn sift10k_exact_search_matches_ground_truth() {
 
 #[test]
 fn sift10k_default_search_of_an_indexed_segment_reaches_095_recall() {
-    let Some(d) = data_dir() else {
+    let Some((base, queries, gt)) = sift() else {
         println!("skipped: ../shared/data/siftsmall is not present beside this repository");
         return;
     };
-    let base = read_vecs(&d.join("siftsmall_base.fvecs"), false);
-    let queries = read_vecs(&d.join("siftsmall_query.fvecs"), false);
-    let gt = read_vecs(&d.join("siftsmall_groundtruth.ivecs"), true);
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(128, Metric::L2)).unwrap();
     let mut b = WriteBatch::new();
@@ -100,13 +109,7 @@ fn sift10k_default_search_of_an_indexed_segment_reaches_095_recall() {
         1,
         "10,000 rows of 128-d get an index by default"
     );
-    let mut found = 0;
-    for (q, g) in queries.iter().zip(&gt) {
-        let hits = db.search(q, &SearchOptions::new(10)).unwrap();
-        let truth: Vec<u64> = g[..10].iter().map(|&x| x as u64).collect();
-        found += hits.iter().filter(|h| truth.contains(&h.id)).count();
-    }
-    let recall = found as f64 / (queries.len() * 10) as f64;
+    let recall = recall_at_10(&db, &queries, &gt);
     println!("SIFT10K default two-stage recall@10 = {recall:.4}");
     assert!(recall >= 0.95, "default settings must reach 0.95: {recall}");
 }
