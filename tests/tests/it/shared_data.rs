@@ -34,8 +34,11 @@ fn read_vecs(path: &Path, int: bool) -> Vec<Vec<f32>> {
     out
 }
 
+/// Rows of a TEXMEX file.
+type Rows = Vec<Vec<f32>>;
+
 /// SIFT10K base, queries and ground truth, when the shared data is present.
-fn sift() -> Option<(Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+fn sift() -> Option<(Rows, Rows, Rows)> {
     let d = data_dir()?;
     Some((
         read_vecs(&d.join("siftsmall_base.fvecs"), false),
