@@ -32,6 +32,6 @@ out=${OUT:-/tmp/strata-compare-$name.jsonl}
 rm -f "$out"
 "$py" "$shared/peers/peers.py" --base "$base" --query "$query" --gt "$gt" --metric "$metric" --k 10 \
   --nq "$nq" --peers "$peers" --json-out "$out" \
-  --external "strata=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --json {out} --ef 10,16,24,32,48,64,96,128,192,256 --rerank 50,100"
+  --external "strata=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --json {out} --ef 10,16,20,24,32,40,48,64,96,128,192,256 --rerank 50,100"
 "$py" "$shared/peers/peers.py" --summarize "$out" --markdown
 echo "JSON lines: $out"
