@@ -38,7 +38,11 @@ pub struct ProductQuantizer {
 /// more in `ef` than it saved; SIFT-128 is faster at equal recall with 32 bytes than with
 /// 64 (half the table lookups per distance) and loses recall with 16.
 pub fn default_m(dim: usize) -> usize {
-    let m = if dim <= 64 { dim.div_ceil(2) } else { (dim / 4).max(32) };
+    let m = if dim <= 64 {
+        dim.div_ceil(2)
+    } else {
+        (dim / 4).max(32)
+    };
     m.clamp(1, dim.max(1))
 }
 
