@@ -90,19 +90,28 @@ impl Db {
     /// [`Error::Corruption`] naming the file and offset when a file is damaged.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = Arc::new(recovery::open(dir.as_ref(), opts)?);
-        let mut workers = vec![flush::spawn_flusher(inner.clone())];
+        let db = Db {
+            inner: inner.clone(),
+            workers: Mutex::new(Vec::new()),
+        };
+        // A thread that cannot start is an I/O-class error; dropping `db` stops the ones
+        // already running.
+        let spawned =
+            |h: std::io::Result<JoinHandle<()>>| h.map_err(|e| Error::io(dir.as_ref(), e));
+        db.workers
+            .lock()
+            .push(spawned(flush::spawn_flusher(inner.clone()))?);
         if inner.opts.index.memtable_graph {
-            let h = flush::spawn_indexer(inner.clone());
+            let h = spawned(flush::spawn_indexer(inner.clone()))?;
             let _ = inner.indexer.set(h.thread().clone());
-            workers.push(h);
+            db.workers.lock().push(h);
         }
         if let Sync::Periodic(every) = inner.opts.sync {
-            workers.push(flush::spawn_syncer(inner.clone(), every));
+            db.workers
+                .lock()
+                .push(spawned(flush::spawn_syncer(inner.clone(), every))?);
         }
-        Ok(Db {
-            inner,
-            workers: Mutex::new(workers),
-        })
+        Ok(db)
     }
 
     /// Vector dimension.

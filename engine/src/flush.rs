@@ -21,14 +21,13 @@ use crate::memtable::{Frozen, Memtable};
 use crate::segment_index::{BuiltIndex, SegmentIndex};
 use crate::version::LiveSegment;
 
-pub(crate) fn spawn_flusher(inner: Arc<Inner>) -> JoinHandle<()> {
+pub(crate) fn spawn_flusher(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("strata-flush".into())
         .spawn(move || flusher(&inner))
-        .unwrap_or_else(|e| panic!("cannot start the flush thread: {e}"))
 }
 
-pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> JoinHandle<()> {
+pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("strata-sync".into())
         .spawn(move || {
@@ -42,12 +41,11 @@ pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> JoinHandle<()>
                 st = inner.write.lock();
             }
         })
-        .unwrap_or_else(|e| panic!("cannot start the sync thread: {e}"))
 }
 
 /// Links memtable rows into the active memtable's graph as they arrive; parks when
 /// caught up (writers unpark it).
-pub(crate) fn spawn_indexer(inner: Arc<Inner>) -> JoinHandle<()> {
+pub(crate) fn spawn_indexer(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("strata-index".into())
         .spawn(move || {
@@ -71,7 +69,6 @@ pub(crate) fn spawn_indexer(inner: Arc<Inner>) -> JoinHandle<()> {
                 }
             }
         })
-        .unwrap_or_else(|e| panic!("cannot start the memtable indexer thread: {e}"))
 }
 
 fn flusher(inner: &Inner) {
