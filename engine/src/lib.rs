@@ -51,7 +51,7 @@ pub use db::{Db, Hit, Record};
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
 pub use options::{Metric, Options, SearchOptions, Sync, WriteOptions};
 pub use segment_index::IndexOptions;
-pub use stats::{SegmentStats, Stats};
+pub use stats::{IndexSummary, SegmentStats, Stats};
 pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, VerifyReport};
 

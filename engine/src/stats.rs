@@ -17,6 +17,21 @@ pub struct SegmentStats {
     pub bytes: u64,
     /// Whether the segment has a search index.
     pub indexed: bool,
+    /// How its index was built, when it has one.
+    pub index: Option<IndexSummary>,
+}
+
+/// The parameters a segment's index was built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSummary {
+    /// Bytes per PQ code.
+    pub pq_bytes: u32,
+    /// HNSW links per node (level 0 has twice as many).
+    pub hnsw_m: u32,
+    /// Beam width used while building.
+    pub ef_construction: u32,
+    /// What built it (`cpu`).
+    pub built_by: &'static str,
 }
 
 /// Counts and sizes of a store.
@@ -73,6 +88,16 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
             deleted,
             bytes: seg.reader.file_len(),
             indexed: seg.index.is_some(),
+            index: seg.reader.index().map(|ix| IndexSummary {
+                pq_bytes: ix.meta.pq_m,
+                hnsw_m: ix.meta.hnsw_m,
+                ef_construction: ix.meta.ef_construction,
+                built_by: if ix.meta.built_by == 0 {
+                    "cpu"
+                } else {
+                    "other"
+                },
+            }),
         });
         s.segment_rows += rows;
         s.tombstones += deleted;

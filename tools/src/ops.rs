@@ -175,7 +175,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
     let segments: Vec<_> = s
         .segments
         .iter()
-        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed}))
+        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
         .collect();
     let out = json!({
         "path": dir.display().to_string(),

@@ -156,7 +156,13 @@ fn the_index_is_opened_not_rebuilt() {
     let t = std::time::Instant::now();
     let db = Db::open(dir.path(), Options::existing()).unwrap();
     let open_time = t.elapsed();
-    assert_eq!(db.stats().unwrap().indexed_segments, 1);
+    let s = db.stats().unwrap();
+    assert_eq!(s.indexed_segments, 1);
+    let ix = s.segments[0].index.clone().unwrap();
+    assert_eq!(
+        (ix.pq_bytes, ix.hnsw_m, ix.ef_construction, ix.built_by),
+        (6, 16, 200, "cpu")
+    );
     assert_eq!(db.search(q, &SearchOptions::new(5)).unwrap(), before);
     println!("reopened an indexed segment of 3000 rows in {open_time:?}");
     drop(db);
