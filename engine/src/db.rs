@@ -45,8 +45,6 @@ pub(crate) struct WriteState {
     pub version: Arc<Version>,
     pub manifest: Manifest,
     pub closed: bool,
-    /// Set when a flush is wanted even below the memtable budget.
-    pub flush_requested: bool,
 }
 
 impl WriteState {
@@ -398,7 +396,6 @@ impl Inner {
         }
         v.memtables.insert(0, Arc::new(self.new_memtable(wal_no)));
         self.publish(st, v);
-        st.flush_requested = true;
         self.changed.notify_all();
         Ok(())
     }

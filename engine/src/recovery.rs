@@ -101,7 +101,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         version: version.clone(),
         manifest,
         closed: false,
-        flush_requested: false,
     };
     Ok(Inner {
         dir: dir.to_path_buf(),

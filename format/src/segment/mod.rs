@@ -2,19 +2,22 @@
 //!
 //! Layout (all integers little-endian; `docs/format.md` is the normative spec):
 //! header (64 B) · sections, each at a 64-byte aligned offset · section table · footer (32 B).
-//! Sections of format version 1: `IDS` (sorted `u64`), `VECTORS` (`f32` rows),
-//! `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and `PAYLOADS`
-//! (zstd frames). `IDS` and `PAYLOAD_DIR` are checksummed at open; the large sections by
-//! [`SegmentReader::verify`].
+//! Sections of format version 1: `IDS` (sorted `u64`), then, for an indexed segment,
+//! `INDEX_META`, `PQ_CODEBOOK`, `PQ_CODES`, `GRAPH_L0`, `GRAPH_UPPER`; then `VECTORS`
+//! (`f32` rows), `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and
+//! `PAYLOADS` (zstd frames). Small sections are checksummed at open, the large ones by
+//! [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`) produces the file.
 
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+mod write;
+
+pub use write::write_segment;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::bytes::MappedBytes;
 use crate::codec::{check_crc, expect_magic, expect_version, Reader};
-use crate::error::{CorruptionKind, DecodeError, Error, Result};
+use crate::error::{CorruptionKind, DecodeError, Result};
 
 /// Magic at offset 0 of a segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
@@ -201,63 +204,6 @@ pub struct SegmentHeader {
     pub max_seq: u64,
 }
 
-/// Writes a complete segment to `path` (which must not exist) and fsyncs it.
-/// Returns the file length. The caller fsyncs the directory and publishes the file.
-pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
-    let rows = input.ids.len();
-    let dim = input.dim as usize;
-    let bad = |what| {
-        Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
-        )
-    };
-    if input.vectors.len() != rows * dim || input.payloads.len() != rows || dim == 0 {
-        return Err(bad("segment input lengths disagree"));
-    }
-    if !strictly_ascending(input.ids) {
-        return Err(bad("segment ids are not strictly ascending"));
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let mut w = SectionWriter {
-        out: BufWriter::with_capacity(1 << 20, file),
-        pos: 0,
-        table: Vec::new(),
-    };
-    let io = |e| Error::io(path, e);
-    w.put(&header_bytes(input, rows as u64)).map_err(io)?;
-    w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
-        .map_err(io)?;
-    // What a search needs resident comes first, full vectors and payloads after.
-    if let Some(ix) = &input.index {
-        let m = ix.meta;
-        let sizes_ok = ix.codebook.len() == 256 * dim
-            && ix.codes.len() == rows * m.pq_m as usize
-            && ix.level0.len() == rows * m.m0 as usize;
-        if !sizes_ok {
-            return Err(bad("segment index sizes disagree with rows and dim"));
-        }
-        w.section(SectionKind::IndexMeta, &m.encode()).map_err(io)?;
-        w.section(SectionKind::PqCodebook, bytemuck::cast_slice(ix.codebook))
-            .map_err(io)?;
-        w.section(SectionKind::PqCodes, ix.codes).map_err(io)?;
-        w.section(SectionKind::GraphLevel0, bytemuck::cast_slice(ix.level0))
-            .map_err(io)?;
-        w.section(SectionKind::GraphUpper, bytemuck::cast_slice(ix.upper))
-            .map_err(io)?;
-    }
-    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
-        .map_err(io)?;
-    let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
-    w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
-    w.section(SectionKind::Payloads, &blob).map_err(io)?;
-    w.finish().map_err(io)
-}
-
 /// Index `i` of the first pair `(ids[i], ids[i + 1])` that is not strictly ascending.
 fn first_unordered(ids: &[u64]) -> Option<usize> {
     ids.iter().zip(ids.iter().skip(1)).position(|(a, b)| a >= b)
@@ -265,108 +211,6 @@ fn first_unordered(ids: &[u64]) -> Option<usize> {
 
 fn strictly_ascending(ids: &[u64]) -> bool {
     first_unordered(ids).is_none()
-}
-
-fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER_LEN as usize);
-    h.extend_from_slice(SEGMENT_MAGIC);
-    h.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    h.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    h.extend_from_slice(&input.dim.to_le_bytes());
-    h.extend_from_slice(&[input.metric, 0, 0, 0]);
-    h.extend_from_slice(&rows.to_le_bytes());
-    h.extend_from_slice(&input.max_seq.to_le_bytes());
-    h.extend_from_slice(&(PAYLOAD_BLOCK_ROWS as u32).to_le_bytes());
-    h.resize(60, 0);
-    let crc = crc32fast::hash(&h);
-    h.extend_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// Compresses payloads in blocks; returns (directory, blob).
-fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let mut dir = Vec::new();
-    let mut blob = Vec::new();
-    let mut raw = Vec::new();
-    for block in payloads.chunks(PAYLOAD_BLOCK_ROWS) {
-        raw.clear();
-        for p in block {
-            let len = match p {
-                Some(p) if p.len() <= MAX_PAYLOAD_LEN => p.len() as u32,
-                Some(_) => return Err(std::io::Error::other("payload too large")),
-                None => NO_PAYLOAD,
-            };
-            raw.extend_from_slice(&len.to_le_bytes());
-        }
-        for p in block.iter().flatten() {
-            raw.extend_from_slice(p);
-        }
-        let mut enc = zstd::bulk::Compressor::new(3)?;
-        enc.include_checksum(true)?;
-        let frame = enc.compress(&raw)?;
-        dir.extend_from_slice(&(blob.len() as u64).to_le_bytes());
-        dir.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        dir.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-        blob.extend_from_slice(&frame);
-    }
-    Ok((dir, blob))
-}
-
-struct SectionWriter {
-    out: BufWriter<std::fs::File>,
-    pos: u64,
-    table: Vec<(SectionKind, u64, u64, u32)>,
-}
-
-impl SectionWriter {
-    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.out.write_all(b)?;
-        self.pos += b.len() as u64;
-        Ok(())
-    }
-
-    fn pad_to(&mut self, align: u64) -> std::io::Result<()> {
-        let target = crate::align_up(self.pos, align);
-        let zeros = vec![0u8; (target - self.pos) as usize];
-        self.put(&zeros)
-    }
-
-    fn section(&mut self, kind: SectionKind, data: &[u8]) -> std::io::Result<()> {
-        self.pad_to(SECTION_ALIGN)?;
-        let off = self.pos;
-        self.put(data)?;
-        self.table
-            .push((kind, off, data.len() as u64, crc32fast::hash(data)));
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<u64> {
-        self.pad_to(8)?;
-        let table_off = self.pos;
-        let mut t = Vec::new();
-        for &(kind, off, len, crc) in &self.table {
-            t.extend_from_slice(&(kind as u32).to_le_bytes());
-            t.extend_from_slice(&0u32.to_le_bytes());
-            t.extend_from_slice(&off.to_le_bytes());
-            t.extend_from_slice(&len.to_le_bytes());
-            t.extend_from_slice(&crc.to_le_bytes());
-            t.extend_from_slice(&0u32.to_le_bytes());
-        }
-        self.put(&t)?;
-        let file_len = self.pos + FOOTER_LEN;
-        let mut f = Vec::with_capacity(FOOTER_LEN as usize);
-        f.extend_from_slice(&table_off.to_le_bytes());
-        f.extend_from_slice(&(self.table.len() as u32).to_le_bytes());
-        f.extend_from_slice(&crc32fast::hash(&t).to_le_bytes());
-        f.extend_from_slice(&file_len.to_le_bytes());
-        let crc = crc32fast::hash(&f);
-        f.extend_from_slice(&crc.to_le_bytes());
-        f.extend_from_slice(FOOTER_MAGIC);
-        self.put(&f)?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(file_len)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -845,200 +689,4 @@ fn parse_table(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
-        let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
-        let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32 * 0.5).collect();
-        let owned: Vec<Vec<u8>> = (0..rows)
-            .map(|i| format!("payload {i}").into_bytes())
-            .collect();
-        let payloads: Vec<Option<&[u8]>> = owned
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (i % 3 != 0).then_some(p.as_slice()))
-            .collect();
-        let path = dir.join("000001.seg");
-        let input = SegmentWriteInput {
-            dim: 4,
-            metric: 0,
-            max_seq: 9,
-            ids: &ids,
-            vectors: &vectors,
-            payloads: &payloads,
-            index: None,
-        };
-        write_segment(&path, &input).unwrap();
-        (path, ids, vectors)
-    }
-
-    #[test]
-    fn round_trip_ids_vectors_payloads() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, ids, vectors) = sample(dir.path(), 200);
-        let seg = SegmentReader::open(&path).unwrap();
-        assert_eq!(seg.ids(), &ids[..]);
-        assert_eq!(seg.vectors(), &vectors[..]);
-        assert_eq!(seg.vector(7).unwrap(), &vectors[28..32]);
-        assert_eq!(seg.find(301), Some(100));
-        assert_eq!(seg.find(302), None);
-        assert_eq!(seg.payload(0).unwrap(), None);
-        assert_eq!(seg.payload(131).unwrap().unwrap(), b"payload 131");
-        seg.verify().unwrap();
-        assert_eq!(
-            seg.vectors().as_ptr() as usize % 64,
-            0,
-            "vectors are 64-byte aligned"
-        );
-    }
-
-    #[test]
-    fn empty_segment_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, _) = sample(dir.path(), 0);
-        let seg = SegmentReader::open(&path).unwrap();
-        assert_eq!(seg.rows(), 0);
-        seg.verify().unwrap();
-    }
-
-    #[test]
-    fn every_byte_flip_is_an_error_or_caught_by_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, _) = sample(dir.path(), 70);
-        let good = std::fs::read(&path).unwrap();
-        for at in 0..good.len() {
-            let mut bad = good.clone();
-            bad[at] ^= 0x10;
-            std::fs::write(&path, &bad).unwrap();
-            let res = SegmentReader::open(&path).and_then(|s| s.verify());
-            match res {
-                Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
-                Err(e) => panic!("flip at {at}: unexpected error {e}"),
-                // Padding bytes between sections carry no data and are not checksummed.
-                Ok(()) => assert!(is_padding(&good, at), "flip at {at} went unnoticed"),
-            }
-        }
-    }
-
-    fn is_padding(good: &[u8], at: usize) -> bool {
-        let seg = SegmentReader::from_bytes(Path::new("x"), {
-            let dir = tempfile::tempdir().unwrap();
-            let p = dir.path().join("s");
-            std::fs::write(&p, good).unwrap();
-            MappedBytes::open(&p).unwrap()
-        })
-        .unwrap();
-        let inside = seg
-            .sections
-            .all()
-            .iter()
-            .any(|s| (s.range.start..s.range.end).contains(&(at as u64)));
-        let table = good.len() - FOOTER_LEN as usize - 4 * TABLE_ENTRY_LEN as usize;
-        !inside && at >= HEADER_LEN as usize && at < table
-    }
-
-    #[test]
-    fn unknown_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, _) = sample(dir.path(), 3);
-        let mut b = std::fs::read(&path).unwrap();
-        b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        let crc = crc32fast::hash(&b[..60]);
-        b[60..64].copy_from_slice(&crc.to_le_bytes());
-        std::fs::write(&path, &b).unwrap();
-        let err = SegmentReader::open(&path).unwrap_err();
-        assert!(
-            err.to_string().contains("unsupported format version 7"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn truncation_and_appended_garbage_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, _) = sample(dir.path(), 10);
-        let good = std::fs::read(&path).unwrap();
-        for cut in [0, 10, 64, good.len() / 2, good.len() - 1] {
-            std::fs::write(&path, &good[..cut]).unwrap();
-            assert!(
-                matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })),
-                "cut {cut}"
-            );
-        }
-        let mut longer = good.clone();
-        longer.extend_from_slice(&[0u8; 100]);
-        std::fs::write(&path, &longer).unwrap();
-        assert!(matches!(
-            SegmentReader::open(&path),
-            Err(Error::Corruption { .. })
-        ));
-    }
-
-    #[test]
-    fn index_sections_round_trip_and_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let rows = 40usize;
-        let ids: Vec<u64> = (0..rows as u64).collect();
-        let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
-        let payloads: Vec<Option<&[u8]>> = vec![None; rows];
-        let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
-        let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
-        let level0: Vec<u32> = (0..rows * 4).map(|i| (i % rows) as u32).collect();
-        let upper = vec![1u32, 1, 7, 0, 1, 3];
-        let meta = IndexMeta {
-            pq_m: 2,
-            m0: 4,
-            entry_node: 7,
-            entry_level: 1,
-            hnsw_m: 2,
-            ef_construction: 9,
-            built_by: 0,
-        };
-        let path = dir.path().join("000002.seg");
-        let index = Some(IndexInput {
-            meta,
-            codebook: &codebook,
-            codes: &codes,
-            level0: &level0,
-            upper: &upper,
-        });
-        let input = SegmentWriteInput {
-            dim: 4,
-            metric: 0,
-            max_seq: 1,
-            ids: &ids,
-            vectors: &vectors,
-            payloads: &payloads,
-            index,
-        };
-        write_segment(&path, &input).unwrap();
-        let seg = SegmentReader::open(&path).unwrap();
-        let ix = seg.index().unwrap();
-        assert_eq!(ix.meta, meta);
-        assert_eq!(
-            (ix.codebook, ix.codes, ix.level0, ix.upper),
-            (&codebook[..], &codes[..], &level0[..], &upper[..])
-        );
-        assert_eq!(seg.vectors(), &vectors[..]);
-        seg.verify().unwrap();
-        let good = std::fs::read(&path).unwrap();
-        let sections: Vec<Section> = seg.sections.all().into_iter().cloned().collect();
-        drop(seg);
-        for sec in sections {
-            if sec.range.is_empty() {
-                continue;
-            }
-            let mut bad = good.clone();
-            bad[sec.range.start as usize] ^= 0x04;
-            std::fs::write(&path, &bad).unwrap();
-            let res = SegmentReader::open(&path).and_then(|s| s.verify());
-            assert!(
-                matches!(res, Err(Error::Corruption { .. })),
-                "flip at {} went unnoticed",
-                sec.range.start
-            );
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,197 @@
+//! Round trips, damage detection and index sections of the segment container.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+use super::*;
+use crate::error::Error;
+
+fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
+    let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
+    let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32 * 0.5).collect();
+    let owned: Vec<Vec<u8>> = (0..rows)
+        .map(|i| format!("payload {i}").into_bytes())
+        .collect();
+    let payloads: Vec<Option<&[u8]>> = owned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i % 3 != 0).then_some(p.as_slice()))
+        .collect();
+    let path = dir.join("000001.seg");
+    let input = SegmentWriteInput {
+        dim: 4,
+        metric: 0,
+        max_seq: 9,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payloads,
+        index: None,
+    };
+    write_segment(&path, &input).unwrap();
+    (path, ids, vectors)
+}
+
+#[test]
+fn round_trip_ids_vectors_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ids, vectors) = sample(dir.path(), 200);
+    let seg = SegmentReader::open(&path).unwrap();
+    assert_eq!(seg.ids(), &ids[..]);
+    assert_eq!(seg.vectors(), &vectors[..]);
+    assert_eq!(seg.vector(7).unwrap(), &vectors[28..32]);
+    assert_eq!(seg.find(301), Some(100));
+    assert_eq!(seg.find(302), None);
+    assert_eq!(seg.payload(0).unwrap(), None);
+    assert_eq!(seg.payload(131).unwrap().unwrap(), b"payload 131");
+    seg.verify().unwrap();
+    assert_eq!(
+        seg.vectors().as_ptr() as usize % 64,
+        0,
+        "vectors are 64-byte aligned"
+    );
+}
+
+#[test]
+fn empty_segment_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, _) = sample(dir.path(), 0);
+    let seg = SegmentReader::open(&path).unwrap();
+    assert_eq!(seg.rows(), 0);
+    seg.verify().unwrap();
+}
+
+#[test]
+fn every_byte_flip_is_an_error_or_caught_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, _) = sample(dir.path(), 70);
+    let good = std::fs::read(&path).unwrap();
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let res = SegmentReader::open(&path).and_then(|s| s.verify());
+        match res {
+            Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
+            Err(e) => panic!("flip at {at}: unexpected error {e}"),
+            // Padding bytes between sections carry no data and are not checksummed.
+            Ok(()) => assert!(is_padding(&good, at), "flip at {at} went unnoticed"),
+        }
+    }
+}
+
+fn is_padding(good: &[u8], at: usize) -> bool {
+    let seg = SegmentReader::from_bytes(Path::new("x"), {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, good).unwrap();
+        MappedBytes::open(&p).unwrap()
+    })
+    .unwrap();
+    let inside = seg
+        .sections
+        .all()
+        .iter()
+        .any(|s| (s.range.start..s.range.end).contains(&(at as u64)));
+    let table = good.len() - FOOTER_LEN as usize - 4 * TABLE_ENTRY_LEN as usize;
+    !inside && at >= HEADER_LEN as usize && at < table
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, _) = sample(dir.path(), 3);
+    let mut b = std::fs::read(&path).unwrap();
+    b[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let crc = crc32fast::hash(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+    let err = SegmentReader::open(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported format version 7"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncation_and_appended_garbage_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, _) = sample(dir.path(), 10);
+    let good = std::fs::read(&path).unwrap();
+    for cut in [0, 10, 64, good.len() / 2, good.len() - 1] {
+        std::fs::write(&path, &good[..cut]).unwrap();
+        assert!(
+            matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })),
+            "cut {cut}"
+        );
+    }
+    let mut longer = good.clone();
+    longer.extend_from_slice(&[0u8; 100]);
+    std::fs::write(&path, &longer).unwrap();
+    assert!(matches!(
+        SegmentReader::open(&path),
+        Err(Error::Corruption { .. })
+    ));
+}
+
+#[test]
+fn index_sections_round_trip_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 40usize;
+    let ids: Vec<u64> = (0..rows as u64).collect();
+    let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
+    let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+    let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
+    let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
+    let level0: Vec<u32> = (0..rows * 4).map(|i| (i % rows) as u32).collect();
+    let upper = vec![1u32, 1, 7, 0, 1, 3];
+    let meta = IndexMeta {
+        pq_m: 2,
+        m0: 4,
+        entry_node: 7,
+        entry_level: 1,
+        hnsw_m: 2,
+        ef_construction: 9,
+        built_by: 0,
+    };
+    let path = dir.path().join("000002.seg");
+    let index = Some(IndexInput {
+        meta,
+        codebook: &codebook,
+        codes: &codes,
+        level0: &level0,
+        upper: &upper,
+    });
+    let input = SegmentWriteInput {
+        dim: 4,
+        metric: 0,
+        max_seq: 1,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payloads,
+        index,
+    };
+    write_segment(&path, &input).unwrap();
+    let seg = SegmentReader::open(&path).unwrap();
+    let ix = seg.index().unwrap();
+    assert_eq!(ix.meta, meta);
+    assert_eq!(
+        (ix.codebook, ix.codes, ix.level0, ix.upper),
+        (&codebook[..], &codes[..], &level0[..], &upper[..])
+    );
+    assert_eq!(seg.vectors(), &vectors[..]);
+    seg.verify().unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let sections: Vec<Section> = seg.sections.all().into_iter().cloned().collect();
+    drop(seg);
+    for sec in sections {
+        if sec.range.is_empty() {
+            continue;
+        }
+        let mut bad = good.clone();
+        bad[sec.range.start as usize] ^= 0x04;
+        std::fs::write(&path, &bad).unwrap();
+        let res = SegmentReader::open(&path).and_then(|s| s.verify());
+        assert!(
+            matches!(res, Err(Error::Corruption { .. })),
+            "flip at {} went unnoticed",
+            sec.range.start
+        );
+    }
+}

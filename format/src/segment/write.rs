@@ -1,0 +1,167 @@
+//! Writing a segment: header, 64-byte aligned sections with CRC32s, section table, footer.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::*;
+use crate::error::{Error, Result};
+
+/// Writes a complete segment to `path` (which must not exist) and fsyncs it.
+/// Returns the file length. The caller fsyncs the directory and publishes the file.
+pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
+    let rows = input.ids.len();
+    let dim = input.dim as usize;
+    let bad = |what| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
+        )
+    };
+    if input.vectors.len() != rows * dim || input.payloads.len() != rows || dim == 0 {
+        return Err(bad("segment input lengths disagree"));
+    }
+    if !strictly_ascending(input.ids) {
+        return Err(bad("segment ids are not strictly ascending"));
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut w = SectionWriter {
+        out: BufWriter::with_capacity(1 << 20, file),
+        pos: 0,
+        table: Vec::new(),
+    };
+    let io = |e| Error::io(path, e);
+    w.put(&header_bytes(input, rows as u64)).map_err(io)?;
+    w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
+        .map_err(io)?;
+    // What a search needs resident comes first, full vectors and payloads after.
+    if let Some(ix) = &input.index {
+        let m = ix.meta;
+        let sizes_ok = ix.codebook.len() == 256 * dim
+            && ix.codes.len() == rows * m.pq_m as usize
+            && ix.level0.len() == rows * m.m0 as usize;
+        if !sizes_ok {
+            return Err(bad("segment index sizes disagree with rows and dim"));
+        }
+        w.section(SectionKind::IndexMeta, &m.encode()).map_err(io)?;
+        w.section(SectionKind::PqCodebook, bytemuck::cast_slice(ix.codebook))
+            .map_err(io)?;
+        w.section(SectionKind::PqCodes, ix.codes).map_err(io)?;
+        w.section(SectionKind::GraphLevel0, bytemuck::cast_slice(ix.level0))
+            .map_err(io)?;
+        w.section(SectionKind::GraphUpper, bytemuck::cast_slice(ix.upper))
+            .map_err(io)?;
+    }
+    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
+        .map_err(io)?;
+    let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
+    w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
+    w.section(SectionKind::Payloads, &blob).map_err(io)?;
+    w.finish().map_err(io)
+}
+
+fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN as usize);
+    h.extend_from_slice(SEGMENT_MAGIC);
+    h.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    h.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    h.extend_from_slice(&input.dim.to_le_bytes());
+    h.extend_from_slice(&[input.metric, 0, 0, 0]);
+    h.extend_from_slice(&rows.to_le_bytes());
+    h.extend_from_slice(&input.max_seq.to_le_bytes());
+    h.extend_from_slice(&(PAYLOAD_BLOCK_ROWS as u32).to_le_bytes());
+    h.resize(60, 0);
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Compresses payloads in blocks; returns (directory, blob).
+fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut dir = Vec::new();
+    let mut blob = Vec::new();
+    let mut raw = Vec::new();
+    for block in payloads.chunks(PAYLOAD_BLOCK_ROWS) {
+        raw.clear();
+        for p in block {
+            let len = match p {
+                Some(p) if p.len() <= MAX_PAYLOAD_LEN => p.len() as u32,
+                Some(_) => return Err(std::io::Error::other("payload too large")),
+                None => NO_PAYLOAD,
+            };
+            raw.extend_from_slice(&len.to_le_bytes());
+        }
+        for p in block.iter().flatten() {
+            raw.extend_from_slice(p);
+        }
+        let mut enc = zstd::bulk::Compressor::new(3)?;
+        enc.include_checksum(true)?;
+        let frame = enc.compress(&raw)?;
+        dir.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+        dir.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        blob.extend_from_slice(&frame);
+    }
+    Ok((dir, blob))
+}
+
+struct SectionWriter {
+    out: BufWriter<std::fs::File>,
+    pos: u64,
+    table: Vec<(SectionKind, u64, u64, u32)>,
+}
+
+impl SectionWriter {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, align: u64) -> std::io::Result<()> {
+        let target = crate::align_up(self.pos, align);
+        let zeros = vec![0u8; (target - self.pos) as usize];
+        self.put(&zeros)
+    }
+
+    fn section(&mut self, kind: SectionKind, data: &[u8]) -> std::io::Result<()> {
+        self.pad_to(SECTION_ALIGN)?;
+        let off = self.pos;
+        self.put(data)?;
+        self.table
+            .push((kind, off, data.len() as u64, crc32fast::hash(data)));
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.pad_to(8)?;
+        let table_off = self.pos;
+        let mut t = Vec::new();
+        for &(kind, off, len, crc) in &self.table {
+            t.extend_from_slice(&(kind as u32).to_le_bytes());
+            t.extend_from_slice(&0u32.to_le_bytes());
+            t.extend_from_slice(&off.to_le_bytes());
+            t.extend_from_slice(&len.to_le_bytes());
+            t.extend_from_slice(&crc.to_le_bytes());
+            t.extend_from_slice(&0u32.to_le_bytes());
+        }
+        self.put(&t)?;
+        let file_len = self.pos + FOOTER_LEN;
+        let mut f = Vec::with_capacity(FOOTER_LEN as usize);
+        f.extend_from_slice(&table_off.to_le_bytes());
+        f.extend_from_slice(&(self.table.len() as u32).to_le_bytes());
+        f.extend_from_slice(&crc32fast::hash(&t).to_le_bytes());
+        f.extend_from_slice(&file_len.to_le_bytes());
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f.extend_from_slice(FOOTER_MAGIC);
+        self.put(&f)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(file_len)
+    }
+}
