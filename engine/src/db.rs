@@ -180,21 +180,17 @@ impl Db {
         if let Some(t) = inner.indexer.get() {
             t.unpark();
         }
-        match wo.sync.unwrap_or(inner.opts.sync) {
-            Sync::Always => inner
-                .wal
-                .sync_to(lsn)
-                .inspect_err(|_| inner.poison())
-                .map_err(Error::from),
+        let sync_now = match wo.sync.unwrap_or(inner.opts.sync) {
+            Sync::Always => true,
             // A periodic write on a store without the periodic syncer is synced now
             // rather than never.
-            Sync::Periodic(_) if !matches!(inner.opts.sync, Sync::Periodic(_)) => inner
-                .wal
-                .sync_to(lsn)
-                .inspect_err(|_| inner.poison())
-                .map_err(Error::from),
-            Sync::Periodic(_) | Sync::Never => Ok(()),
+            Sync::Periodic(_) => !matches!(inner.opts.sync, Sync::Periodic(_)),
+            Sync::Never => false,
+        };
+        if sync_now {
+            inner.wal.sync_to(lsn).inspect_err(|_| inner.poison())?;
         }
+        Ok(())
     }
 
     /// The record `id`, if it exists.
