@@ -79,6 +79,7 @@ impl BuiltIndex {
             hnsw_m: (graph.m0() / 2) as u32,
             ef_construction: o.hnsw.ef_construction as u32,
             built_by: 0,
+            l0_id_bits: graph.id_bits(),
         };
         BuiltIndex {
             meta,
@@ -148,6 +149,7 @@ pub(crate) fn search(
     let graph = GraphView::parse(
         rows,
         parts.meta.m0 as usize,
+        parts.meta.l0_id_bits,
         entry,
         parts.level0,
         parts.upper,

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(ix) = seg.index() {
             let m = ix.meta;
             let entry = (m.entry_node != u32::MAX).then_some((m.entry_node, m.entry_level as usize));
-            if let Ok(g) = GraphView::parse(seg.rows(), m.m0 as usize, entry, ix.level0, ix.upper) {
+            if let Ok(g) = GraphView::parse(seg.rows(), m.m0 as usize, m.l0_id_bits, entry, ix.level0, ix.upper) {
                 let codes = ix.codes;
                 let pq_m = m.pq_m as usize;
                 let dist = |n: u32| codes.get(n as usize * pq_m).map_or(f32::INFINITY, |&c| c as f32);

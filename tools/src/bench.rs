@@ -128,11 +128,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut queries = VectorFile::read_all(&a.queries)?;
-    let mut gt = VectorFile::read_all(&a.gt)?;
-    let nq = a.nq.unwrap_or(queries.len()).min(queries.len());
-    queries.truncate(nq);
-    gt.truncate(nq);
+    // Only the rows used: the search process's own memory stays small (it is measured).
+    let queries = VectorFile::read_first(&a.queries, a.nq)?;
+    let gt = VectorFile::read_first(&a.gt, a.nq)?;
+    let nq = queries.len();
     ensure!(
         !queries.is_empty() && gt.len() == nq,
         "need queries and one ground-truth row per query"
@@ -194,6 +193,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         anyhow::ensure!(status.success(), "the search process failed");
         return Ok(());
     };
+    // Resident memory is reported as the peers report it: the growth of this process's
+    // RSS from just before the store is opened (queries and ground truth already loaded).
+    let rss_before_open = rss_mb("VmRSS:");
     let t = Instant::now();
     let mut opts = Options::existing();
     opts.search_threads = Some(1);
@@ -243,6 +245,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         };
         singles.push((best, rss_mb("VmRSS:")));
     }
+    // After the whole single-thread sweep: the most this store made resident.
+    let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
 
     // All threads: queries in parallel over one handle.
@@ -263,8 +267,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         None => None,
     };
     println!(
-        "{:>6} {:>7} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7}",
-        "ef", "rerank", "recall", "qps_1thr", "p50_ms", "p99_ms", "qps_all_thr", "rss_mb"
+        "{:>6} {:>7} {:>8} {:>10} {:>9} {:>9} {:>12} {:>7} {:>9}",
+        "ef",
+        "rerank",
+        "recall",
+        "qps_1thr",
+        "p50_ms",
+        "p99_ms",
+        "qps_all_thr",
+        "rss_mb",
+        "rss_delta"
     );
     let mut points = Vec::new();
     for (sopts, (mut best, rss)) in settings.iter().zip(singles) {
@@ -288,8 +300,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
         };
         let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
+        let rss_delta = rss - rss_before_open;
         println!(
-            "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {qps_all:>12.1} {rss:>7.0}",
+            "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {qps_all:>12.1} {rss:>7.0} {rss_delta:>9.1}",
             label(sopts.ef.filter(|_| !sopts.exact)),
             label(sopts.rerank.filter(|_| !sopts.exact)),
             pct(0.5),
@@ -305,6 +318,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,
             "build_s": build_s, "import_s": import_s, "open_s": open_s, "build_threads": threads,
             "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": disk,
+            "rss_after_search_delta_mb": rss_delta, "loaded_rss_delta_mb": swept_rss_delta,
             "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
             "kernels": strata::kernel_name(),
         });

@@ -179,9 +179,15 @@ impl VectorFile {
 
     /// Reads every row's vector (for queries and ground truth).
     pub fn read_all(path: &Path) -> Result<Vec<Vec<f32>>> {
+        Self::read_first(path, None)
+    }
+
+    /// Reads the first `limit` rows' vectors (all of them for `None`).
+    pub fn read_first(path: &Path, limit: Option<usize>) -> Result<Vec<Vec<f32>>> {
         let mut f = VectorFile::open(path)?;
         let mut out = Vec::new();
-        while let Some(r) = f.next_row()? {
+        while limit.is_none_or(|l| out.len() < l) {
+            let Some(r) = f.next_row()? else { break };
             out.push(r.vector);
         }
         Ok(out)

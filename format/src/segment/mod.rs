@@ -2,7 +2,7 @@
 //!
 //! Layout (all integers little-endian; `docs/format.md` is the normative spec):
 //! header (64 B) · sections, each at a 64-byte aligned offset · section table · footer (32 B).
-//! Sections of format version 1: `IDS` (sorted `u64`), then, for an indexed segment,
+//! Sections (format versions 1 and 2; version 2 bit-packs `GRAPH_L0`): `IDS` (sorted `u64`), then, for an indexed segment,
 //! `INDEX_META`, `PQ_CODEBOOK`, `PQ_CODES`, `GRAPH_L0`, `GRAPH_UPPER`; then `VECTORS`
 //! (`f32` rows), `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and
 //! `PAYLOADS` (zstd frames). Small sections are checksummed at open, the large ones by
@@ -24,7 +24,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 /// Magic in the last 4 bytes of a segment.
 pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
 /// Format version written by this build.
-pub const SEGMENT_VERSION: u32 = 1;
+pub const SEGMENT_VERSION: u32 = 2;
 /// Oldest format version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -103,6 +103,16 @@ pub struct IndexMeta {
     pub ef_construction: u32,
     /// How the index was built (0 = CPU).
     pub built_by: u32,
+    /// Bits per id in `GRAPH_L0` (1..=32). Version-1 files store 0 there and plain
+    /// `u32` ids, which is the same layout as 32-bit packing; decoding reports 32.
+    pub l0_id_bits: u32,
+}
+
+impl IndexMeta {
+    /// Bytes per node in `GRAPH_L0`: `m0` ids of `l0_id_bits` bits, rounded up.
+    pub fn level0_stride(&self) -> u64 {
+        (self.m0 as u64 * self.l0_id_bits as u64).div_ceil(8)
+    }
 }
 
 impl IndexMeta {
@@ -116,7 +126,7 @@ impl IndexMeta {
             self.hnsw_m,
             self.ef_construction,
             self.built_by,
-            0,
+            self.l0_id_bits,
         ];
         for (chunk, v) in b.chunks_exact_mut(4).zip(vals) {
             chunk.copy_from_slice(&v.to_le_bytes());
@@ -124,9 +134,9 @@ impl IndexMeta {
         b
     }
 
-    fn decode(b: &[u8], at: u64) -> std::result::Result<Self, DecodeError> {
+    fn decode(b: &[u8], at: u64, version: u32) -> std::result::Result<Self, DecodeError> {
         let mut r = Reader::new(b, at);
-        let meta = IndexMeta {
+        let mut meta = IndexMeta {
             pq_m: r.u32()?,
             m0: r.u32()?,
             entry_node: r.u32()?,
@@ -134,9 +144,17 @@ impl IndexMeta {
             hnsw_m: r.u32()?,
             ef_construction: r.u32()?,
             built_by: r.u32()?,
+            l0_id_bits: r.u32()?,
         };
-        if r.u32()? != 0 || r.remaining() != 0 {
+        let bits_ok = match version {
+            1 => meta.l0_id_bits == 0,
+            _ => (1..=32).contains(&meta.l0_id_bits),
+        };
+        if !bits_ok || r.remaining() != 0 {
             return Err(Reader::fault_at(at, CorruptionKind::Invalid("index meta")));
+        }
+        if version == 1 {
+            meta.l0_id_bits = 32;
         }
         Ok(meta)
     }
@@ -150,8 +168,8 @@ pub struct IndexInput<'a> {
     pub codebook: &'a [f32],
     /// PQ codes (`rows × pq_m`).
     pub codes: &'a [u8],
-    /// Graph level 0 (`rows × m0`).
-    pub level0: &'a [u32],
+    /// Graph level 0, bit-packed (`rows × meta.level0_stride()` bytes).
+    pub level0: &'a [u8],
     /// Graph upper levels.
     pub upper: &'a [u32],
 }
@@ -165,8 +183,8 @@ pub struct IndexParts<'a> {
     pub codebook: &'a [f32],
     /// PQ codes.
     pub codes: &'a [u8],
-    /// Graph level 0.
-    pub level0: &'a [u32],
+    /// Graph level 0, bit-packed.
+    pub level0: &'a [u8],
     /// Graph upper levels.
     pub upper: &'a [u32],
 }
@@ -312,7 +330,11 @@ impl SegmentReader {
     /// Parses `INDEX_META` and checks the other index sections' sizes against it.
     fn index_meta(&self) -> std::result::Result<IndexMeta, DecodeError> {
         let at = self.section(SectionKind::IndexMeta).range.start;
-        let m = IndexMeta::decode(self.section_bytes(SectionKind::IndexMeta), at)?;
+        let m = IndexMeta::decode(
+            self.section_bytes(SectionKind::IndexMeta),
+            at,
+            self.header.version,
+        )?;
         let rows = self.header.rows;
         let dim = self.header.dim as u64;
         let len = |k| {
@@ -337,7 +359,7 @@ impl SegmentReader {
         if Some(len(SectionKind::PqCodes)) != rows.checked_mul(m.pq_m as u64) {
             return fault(SectionKind::PqCodes, "PQ codes length");
         }
-        if Some(len(SectionKind::GraphLevel0)) != rows.checked_mul(m.m0 as u64 * 4) {
+        if Some(len(SectionKind::GraphLevel0)) != rows.checked_mul(m.level0_stride()) {
             return fault(SectionKind::GraphLevel0, "graph level-0 length");
         }
         if len(SectionKind::GraphUpper) % 4 != 0 || len(SectionKind::GraphUpper) == 0 {
@@ -357,7 +379,7 @@ impl SegmentReader {
             meta,
             codebook: bytemuck::try_cast_slice(self.section_bytes(SectionKind::PqCodebook)).ok()?,
             codes: self.section_bytes(SectionKind::PqCodes),
-            level0: bytemuck::try_cast_slice(self.section_bytes(SectionKind::GraphLevel0)).ok()?,
+            level0: self.section_bytes(SectionKind::GraphLevel0),
             upper: bytemuck::try_cast_slice(self.section_bytes(SectionKind::GraphUpper)).ok()?,
         })
     }

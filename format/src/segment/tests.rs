@@ -139,7 +139,8 @@ fn index_sections_round_trip_and_are_checked() {
     let payloads: Vec<Option<&[u8]>> = vec![None; rows];
     let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
     let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
-    let level0: Vec<u32> = (0..rows * 4).map(|i| (i % rows) as u32).collect();
+    // 40 rows: 6-bit ids, 4 slots per node = 3 bytes per node.
+    let level0: Vec<u8> = (0..rows * 3).map(|i| (i * 7) as u8).collect();
     let upper = vec![1u32, 1, 7, 0, 1, 3];
     let meta = IndexMeta {
         pq_m: 2,
@@ -149,6 +150,7 @@ fn index_sections_round_trip_and_are_checked() {
         hnsw_m: 2,
         ef_construction: 9,
         built_by: 0,
+        l0_id_bits: 6,
     };
     let path = dir.path().join("000002.seg");
     let index = Some(IndexInput {
@@ -194,4 +196,34 @@ fn index_sections_round_trip_and_are_checked() {
             sec.range.start
         );
     }
+}
+
+#[test]
+fn index_meta_reads_version_1_as_32_bit_ids_and_checks_the_width() {
+    let mut meta = IndexMeta {
+        pq_m: 2,
+        m0: 32,
+        entry_node: 0,
+        entry_level: 0,
+        hnsw_m: 16,
+        ef_construction: 200,
+        built_by: 0,
+        l0_id_bits: 0,
+    };
+    let v1 = IndexMeta::decode(&meta.encode(), 0, 1).unwrap();
+    assert_eq!(v1.l0_id_bits, 32);
+    assert_eq!(v1.level0_stride(), 128, "version 1: plain u32 slots");
+    assert!(
+        IndexMeta::decode(&meta.encode(), 0, 2).is_err(),
+        "0 bits in version 2"
+    );
+    meta.l0_id_bits = 19;
+    assert_eq!(IndexMeta::decode(&meta.encode(), 0, 2).unwrap(), meta);
+    assert_eq!(meta.level0_stride(), 76);
+    assert!(
+        IndexMeta::decode(&meta.encode(), 0, 1).is_err(),
+        "version 1 has no width"
+    );
+    meta.l0_id_bits = 33;
+    assert!(IndexMeta::decode(&meta.encode(), 0, 2).is_err());
 }

@@ -43,7 +43,8 @@ pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> 
         let m = ix.meta;
         let sizes_ok = ix.codebook.len() == 256 * dim
             && ix.codes.len() == rows * m.pq_m as usize
-            && ix.level0.len() == rows * m.m0 as usize;
+            && (1..=32).contains(&m.l0_id_bits)
+            && ix.level0.len() as u64 == rows as u64 * m.level0_stride();
         if !sizes_ok {
             return Err(bad("segment index sizes disagree with rows and dim"));
         }
@@ -51,8 +52,7 @@ pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> 
         w.section(SectionKind::PqCodebook, bytemuck::cast_slice(ix.codebook))
             .map_err(io)?;
         w.section(SectionKind::PqCodes, ix.codes).map_err(io)?;
-        w.section(SectionKind::GraphLevel0, bytemuck::cast_slice(ix.level0))
-            .map_err(io)?;
+        w.section(SectionKind::GraphLevel0, ix.level0).map_err(io)?;
         w.section(SectionKind::GraphUpper, bytemuck::cast_slice(ix.upper))
             .map_err(io)?;
     }

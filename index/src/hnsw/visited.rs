@@ -1,11 +1,11 @@
-//! A reusable visited set: one `u32` stamp per node, cleared in O(1) by moving to the
-//! next round.
+//! A reusable visited set: one `u16` stamp per node (half the cache footprint of `u32`),
+//! cleared in O(1) by moving to the next round and for real once every 65,535 rounds.
 
 /// Nodes seen during one search round.
 #[derive(Debug, Default, Clone)]
 pub struct Visited {
-    stamps: Vec<u32>,
-    round: u32,
+    stamps: Vec<u16>,
+    round: u16,
 }
 
 impl Visited {
@@ -42,5 +42,26 @@ impl Visited {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_round_starts_empty_across_the_stamp_wrap() {
+        let mut v = Visited::new();
+        for round in 0..70_000u32 {
+            v.next_round(3);
+            let node = round % 3;
+            assert!(v.insert(node), "round {round}: fresh node");
+            assert!(!v.insert(node), "round {round}: second insert");
+            if round % 2 == 0 {
+                // Left marked into the next round, which must not see it.
+                assert!(v.insert((node + 1) % 3));
+            }
+        }
+        assert!(!v.insert(3), "out of range counts as visited");
     }
 }
