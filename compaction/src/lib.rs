@@ -1,8 +1,19 @@
 //! `strata-compaction`: what to merge and how.
 //!
-//! This crate will hold the pure compaction policy (segment metadata in, a choice out)
-//! and the merge job that reads live rows of input segments and writes one output
-//! segment; the engine installs the result. It is part of the workspace layout fixed in
-//! `DESIGN.md` and is filled by the compaction issue. Until then the engine never merges
-//! segments: deleted rows stay as soft tombstones and are skipped by every search.
+//! * [`policy`]: a pure function from segment metadata to the next compaction
+//!   (size-tiered merges that bound the segment count; rewrites of segments whose
+//!   tombstone ratio passes a threshold).
+//! * [`merge`]: the job that reads the live rows of input segments and writes one
+//!   output segment, with a stop signal and progress reports.
+//! * [`build`]: the segment builder shared with flushes (PQ training, encoding, graph).
+//!
+//! The engine runs the job on its own threads and installs the result in the manifest.
 #![forbid(unsafe_code)]
+
+pub mod build;
+pub mod merge;
+pub mod policy;
+
+pub use build::{BuiltIndex, IndexOptions, Progress, SegmentRows, Stage};
+pub use merge::{merge, MergeOutcome, MergeSource, MergeSpec, Merged};
+pub use policy::{choose, choose_full, Choice, PolicyOptions, Reason, SegmentMeta};

@@ -69,6 +69,12 @@ pub(crate) struct Inner {
     pub poisoned: AtomicBool,
     pub shutdown: AtomicBool,
     pub search_pool: Option<rayon::ThreadPool>,
+    /// The thread budget of merges (`None`: the caller's thread or global pool).
+    pub compaction_pool: Option<rayon::ThreadPool>,
+    /// Held for the whole of a compaction: one at a time.
+    pub compacting: Mutex<()>,
+    /// What compactions did since open.
+    pub compactions: crate::stats::CompactionCounters,
     /// The memtable indexer thread, woken after writes.
     pub indexer: std::sync::OnceLock<std::thread::Thread>,
     pub _lock: File,
@@ -103,6 +109,11 @@ impl Db {
             let h = spawned(flush::spawn_indexer(inner.clone()))?;
             let _ = inner.indexer.set(h.thread().clone());
             db.workers.lock().push(h);
+        }
+        if inner.opts.compaction.background {
+            db.workers
+                .lock()
+                .push(spawned(crate::compact::spawn_compactor(inner.clone()))?);
         }
         if let Sync::Periodic(every) = inner.opts.sync {
             db.workers
@@ -289,6 +300,32 @@ impl Db {
         }
     }
 
+    /// Runs compactions until the policy has nothing left to do (with `full`, merges
+    /// every segment into one, dropping deleted rows) and returns what each did. Runs
+    /// beside the background compactor (one compaction at a time) and beside writes and
+    /// searches. `progress(stage, done, total)` returning false stops early.
+    pub fn compact(
+        &self,
+        full: bool,
+        progress: &(dyn Fn(crate::Stage, u64, u64) -> bool + std::marker::Sync),
+    ) -> Result<Vec<crate::CompactionReport>> {
+        let mut done = Vec::new();
+        loop {
+            self.inner.check(&self.inner.write.lock())?;
+            match crate::compact::compact_once(&self.inner, full, progress)? {
+                Some(r) => {
+                    self.inner.compactions.record(&r);
+                    let was_full = r.reason == crate::CompactionReason::Full;
+                    done.push(r);
+                    if was_full {
+                        return Ok(done);
+                    }
+                }
+                None => return Ok(done),
+            }
+        }
+    }
+
     /// Counts and sizes of the store.
     pub fn stats(&self) -> Result<stats::Stats> {
         stats::collect(&self.inner)
@@ -347,16 +384,24 @@ impl Inner {
         *self.current.write() = v;
     }
 
-    /// Slows a writer while too many frozen memtables wait for flush.
+    /// Slows a writer while too many frozen memtables wait for flush, and (by up to a
+    /// millisecond per batch) while compaction is behind.
     fn wait_for_room(&self, st: &mut parking_lot::MutexGuard<'_, WriteState>) -> Result<()> {
         loop {
             self.check(st)?;
             let frozen = st.version.memtables.len().saturating_sub(1);
             if frozen < self.opts.max_immutable_memtables.max(1) {
-                return Ok(());
+                break;
             }
             self.changed.wait(st);
         }
+        let c = &self.opts.compaction;
+        if c.background && st.version.segments.len() > c.slowdown_segments {
+            self.changed
+                .wait_for(st, std::time::Duration::from_millis(1));
+            self.check(st)?;
+        }
+        Ok(())
     }
 
     fn maybe_switch(&self, st: &mut WriteState) -> Result<()> {

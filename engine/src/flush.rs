@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use strata_format::{fsutil, segment, DeletionBitmap, SegmentEntry, SegmentReader};
+use std::path::PathBuf;
 
-use crate::db::Inner;
+use strata_compaction::build::{write_segment, SegmentRows};
+use strata_format::{fsutil, DeletionBitmap, SegmentEntry, SegmentReader};
+
+use crate::db::{Inner, WriteState};
 use crate::error::Result;
 use crate::files::{self, FileKind};
 use crate::memtable::{Frozen, Memtable};
-use crate::segment_index::{BuiltIndex, SegmentIndex};
-use crate::version::LiveSegment;
+use crate::version::{LiveSegment, Version};
 
 pub(crate) fn spawn_flusher(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -64,6 +66,9 @@ pub(crate) fn spawn_indexer(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>
                         break; // a newer version may have a new active memtable
                     }
                 }
+                // Parked without a version: a snapshot kept here would keep segment files
+                // that compaction retired.
+                drop(v);
                 if linked == 0 {
                     std::thread::park_timeout(Duration::from_millis(100));
                 }
@@ -134,20 +139,16 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     }
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|&i| all[i].payload.as_deref()).collect();
     let path = files::path(&inner.dir, FileKind::Segment, file_no);
-    // Graph nodes are u32 rows.
-    let index = (rows.len() >= inner.opts.index.min_rows_for(inner.dim)
-        && rows.len() < u32::MAX as usize)
-        .then(|| BuiltIndex::build(&vectors, inner.dim, inner.metric, &inner.opts.index));
-    let input = segment::SegmentWriteInput {
-        dim: inner.dim as u32,
-        metric: inner.metric.code(),
+    let seg_rows = SegmentRows {
+        dim: inner.dim,
+        metric: inner.metric,
         max_seq: frozen.last_seq,
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
-        index: index.as_ref().map(BuiltIndex::input),
     };
-    segment::write_segment(&path, &input)?;
+    // A flush is never stopped: the progress callback always says go on.
+    write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true)?;
     fsutil::sync_dir(&inner.dir)?;
     let reader = Arc::new(SegmentReader::open(&path)?);
     Ok(Written {
@@ -172,24 +173,31 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
                 deleted.insert(row);
             }
         }
-        let dirty = deleted.count() > 0;
-        let index = SegmentIndex::open(&reader).map(Arc::new);
-        v.segments.insert(
-            0,
-            LiveSegment {
-                file_no: w.file_no,
-                reader,
-                deleted: Arc::new(deleted),
-                deletion_file_no: None,
-                dirty,
-                index,
-            },
-        );
+        v.segments
+            .insert(0, LiveSegment::new(w.file_no, reader, deleted, None));
     }
     v.memtables.retain(|m| !Arc::ptr_eq(m, mem));
-    // Every tombstone about to be persisted must belong to a durable write.
+    let checkpoint = Some((frozen.last_seq, frozen.next_wal_no));
+    let obsolete = commit(inner, &mut st, v, checkpoint, Vec::new())?;
+    drop(st);
+    remove_files(obsolete);
+    Ok(())
+}
+
+/// Makes `v` the store's durable and current state (with the lock held): syncs the WAL
+/// (every tombstone about to be persisted must belong to a durable write), writes the
+/// deletion files of changed bitmaps, publishes the manifest (the commit point), and the
+/// version. `checkpoint` = (sequence now in segments, first WAL file still needed) moves
+/// the WAL checkpoint. Returns the files the manifest stopped naming, `obsolete` first,
+/// for the caller to remove after releasing the lock.
+pub(crate) fn commit(
+    inner: &Inner,
+    st: &mut WriteState,
+    mut v: Version,
+    checkpoint: Option<(u64, u64)>,
+    mut obsolete: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>> {
     inner.wal.sync()?;
-    let mut obsolete = Vec::new();
     for s in v.segments.iter_mut().filter(|s| s.dirty) {
         let no = st.alloc_file_no();
         let path = files::path(&inner.dir, FileKind::Deletion, no);
@@ -202,25 +210,32 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
     fsutil::sync_dir(&inner.dir)?;
     let mut manifest = st.manifest.clone();
     manifest.segments = v.segments.iter().rev().map(entry).collect();
-    manifest.checkpoint_seq = frozen.last_seq;
-    manifest.wal_min_no = frozen.next_wal_no;
+    if let Some((seq, wal_no)) = checkpoint {
+        manifest.checkpoint_seq = seq;
+        manifest.wal_min_no = wal_no;
+    }
     manifest.next_file_no = st.next_file_no;
-    // Commit point: after this rename the flush is durable (see module doc).
+    // Commit point: after this rename the change is durable (see module doc).
     manifest.write(&inner.dir.join(files::MANIFEST))?;
-    for (kind, no, _) in files::list(&inner.dir)? {
-        if kind == FileKind::Wal && no < frozen.next_wal_no {
-            obsolete.push(files::path(&inner.dir, kind, no));
+    if let Some((_, wal_no)) = checkpoint {
+        for (kind, no, _) in files::list(&inner.dir)? {
+            if kind == FileKind::Wal && no < wal_no {
+                obsolete.push(files::path(&inner.dir, kind, no));
+            }
         }
     }
     st.manifest = manifest;
-    inner.publish(&mut st, v);
+    inner.publish(st, v);
     inner.changed.notify_all();
-    drop(st);
-    for p in obsolete {
-        // Failure to delete leaves garbage the next open removes; not an error.
+    Ok(obsolete)
+}
+
+/// Removes files the manifest no longer names. A failure leaves garbage that the next
+/// open removes; not an error.
+pub(crate) fn remove_files(paths: Vec<PathBuf>) {
+    for p in paths {
         let _ = std::fs::remove_file(p);
     }
-    Ok(())
 }
 
 fn entry(s: &LiveSegment) -> SegmentEntry {

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod compact;
 mod db;
 mod error;
 mod files;
@@ -47,11 +48,12 @@ mod async_db;
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
+pub use compact::CompactionReport;
 pub use db::{Db, Hit, Record};
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
-pub use options::{Metric, Options, SearchOptions, Sync, WriteOptions};
-pub use segment_index::IndexOptions;
-pub use stats::{IndexSummary, SegmentStats, Stats};
+pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, WriteOptions};
+pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats};
+pub use strata_compaction::{IndexOptions, PolicyOptions, Reason as CompactionReason, Stage};
 pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, VerifyReport};
 

@@ -35,8 +35,35 @@ pub struct Options {
     pub wal_file_bytes: u64,
     /// Rayon threads for searches; `None` uses the global pool.
     pub search_threads: Option<usize>,
-    /// How segments are indexed at flush.
+    /// How segments are indexed at flush and compaction.
     pub index: crate::IndexOptions,
+    /// When and how segments are merged.
+    pub compaction: CompactionOptions,
+}
+
+/// When and how segments are merged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionOptions {
+    /// Run the policy on a background thread while the store is open.
+    pub background: bool,
+    /// What to merge ([`crate::PolicyOptions`]).
+    pub policy: crate::PolicyOptions,
+    /// Threads a merge may use (its rayon pool): the rest stay free for searches.
+    pub threads: usize,
+    /// With more segments than this, each write batch waits up to a millisecond for
+    /// compaction to catch up (writers are slowed, never failed).
+    pub slowdown_segments: usize,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            background: true,
+            policy: crate::PolicyOptions::default(),
+            threads: 1,
+            slowdown_segments: 64,
+        }
+    }
 }
 
 impl Options {
@@ -60,6 +87,7 @@ impl Options {
             wal_file_bytes: 64 << 20,
             search_threads: None,
             index: crate::IndexOptions::default(),
+            compaction: CompactionOptions::default(),
         }
     }
 

@@ -15,7 +15,6 @@ use crate::db::{apply, Inner, WriteState};
 use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
 use crate::options::Options;
-use crate::segment_index::SegmentIndex;
 use crate::version::{LiveSegment, Version};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
@@ -95,6 +94,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         ),
         None => None,
     };
+    let compaction_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.compaction.threads.max(1))
+        .thread_name(|i| format!("strata-merge-{i}"))
+        .build()
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
     let st = WriteState {
         next_seq: end_seq.max(manifest.checkpoint_seq + 1),
         next_file_no,
@@ -114,6 +118,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         poisoned: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
         search_pool,
+        compaction_pool: Some(compaction_pool),
+        compacting: Mutex::new(()),
+        compactions: Default::default(),
         indexer: std::sync::OnceLock::new(),
         _lock: lock,
     })
@@ -235,15 +242,12 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
             }
             None => DeletionBitmap::new(reader.rows()),
         };
-        let index = SegmentIndex::open(&reader).map(Arc::new);
-        out.push(LiveSegment {
-            file_no: e.file_no,
-            reader: Arc::new(reader),
-            deleted: Arc::new(deleted),
-            deletion_file_no: e.deletion_file_no,
-            dirty: false,
-            index,
-        });
+        out.push(LiveSegment::new(
+            e.file_no,
+            Arc::new(reader),
+            deleted,
+            e.deletion_file_no,
+        ));
     }
     Ok(out)
 }

@@ -1,5 +1,8 @@
 //! Store statistics (`Db::stats`, `strata inspect`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::compact::CompactionReport;
 use crate::db::Inner;
 use crate::error::Result;
 use crate::files::{self, FileKind};
@@ -34,8 +37,59 @@ pub struct IndexSummary {
     pub built_by: &'static str,
 }
 
+/// What compactions did since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionStats {
+    /// Compactions installed.
+    pub runs: u64,
+    /// Compactions that failed (the store was left as it was).
+    pub failed: u64,
+    /// Rows read from input segments.
+    pub rows_read: u64,
+    /// Rows written to output segments.
+    pub rows_written: u64,
+    /// Bytes of input segments.
+    pub bytes_read: u64,
+    /// Bytes of output segments.
+    pub bytes_written: u64,
+}
+
+/// The live counters behind [`CompactionStats`].
+#[derive(Debug, Default)]
+pub(crate) struct CompactionCounters {
+    pub runs: AtomicU64,
+    pub failed: AtomicU64,
+    pub rows_read: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+impl CompactionCounters {
+    pub fn record(&self, r: &CompactionReport) {
+        let add = |c: &AtomicU64, v: u64| c.fetch_add(v, Ordering::Relaxed);
+        add(&self.runs, 1);
+        add(&self.rows_read, r.rows_in);
+        add(&self.rows_written, r.rows_out);
+        add(&self.bytes_read, r.bytes_in);
+        add(&self.bytes_written, r.bytes_out);
+    }
+
+    fn snapshot(&self) -> CompactionStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CompactionStats {
+            runs: get(&self.runs),
+            failed: get(&self.failed),
+            rows_read: get(&self.rows_read),
+            rows_written: get(&self.rows_written),
+            bytes_read: get(&self.bytes_read),
+            bytes_written: get(&self.bytes_written),
+        }
+    }
+}
+
 /// Counts and sizes of a store.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
     /// Vector dimension.
     pub dim: usize,
@@ -59,8 +113,11 @@ pub struct Stats {
     pub live_rows: u64,
     /// Highest sequence number applied.
     pub last_seq: u64,
-    /// Bytes of segment files.
+    /// Bytes of the live segments' files.
     pub segment_bytes: u64,
+    /// Bytes of segment files that compaction replaced, removed once the last snapshot
+    /// reading them is dropped (or at the next open).
+    pub retired_bytes: u64,
     /// Bytes of deletion files.
     pub deletion_bytes: u64,
     /// Bytes of WAL files.
@@ -69,6 +126,13 @@ pub struct Stats {
     pub manifest_bytes: u64,
     /// WAL fsyncs since open.
     pub wal_fsyncs: u64,
+    /// Bytes of the store's files divided by an estimate of the bytes a fresh store of
+    /// the live rows would take (each segment's bytes scaled by its live fraction, and
+    /// memtable rows at the segments' mean bytes per row, or 4·dim without segments).
+    /// 1.0 is no waste; deleted and overwritten rows push it up until compaction.
+    pub space_amplification: f64,
+    /// What compactions did since open.
+    pub compactions: CompactionStats,
 }
 
 pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
@@ -113,14 +177,31 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
     for (kind, _, len) in files::list(&inner.dir)? {
         match kind {
-            FileKind::Segment => s.segment_bytes += len,
+            FileKind::Segment => s.retired_bytes += len,
             FileKind::Deletion => s.deletion_bytes += len,
             FileKind::Wal => s.wal_bytes += len,
         }
     }
+    s.segment_bytes = s.segments.iter().map(|g| g.bytes).sum();
+    s.retired_bytes = s.retired_bytes.saturating_sub(s.segment_bytes);
     s.manifest_bytes = std::fs::metadata(inner.dir.join(files::MANIFEST))
         .map(|m| m.len())
         .unwrap_or(0);
     s.wal_fsyncs = inner.wal.fsync_count();
+    s.compactions = inner.compactions.snapshot();
+    let live_segment_bytes: f64 = s
+        .segments
+        .iter()
+        .filter(|g| g.rows > 0)
+        .map(|g| g.bytes as f64 * (g.rows - g.deleted.min(g.rows)) as f64 / g.rows as f64)
+        .sum();
+    let bytes_per_row = if s.segment_rows > 0 {
+        s.segment_bytes as f64 / s.segment_rows as f64
+    } else {
+        4.0 * inner.dim as f64
+    };
+    let fresh = live_segment_bytes + s.memtable_rows as f64 * bytes_per_row;
+    let total = (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64;
+    s.space_amplification = if fresh > 0.0 { total / fresh } else { 1.0 };
     Ok(s)
 }

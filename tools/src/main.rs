@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata vector store.
 
 mod bench;
+mod compact;
 mod demo;
 mod input;
 mod ops;
@@ -109,7 +110,7 @@ enum Command {
         /// Brute-force search of every row, ignoring the graph indexes.
         #[arg(long)]
         exact: bool,
-        /// Beam width of the graph walk per segment (default 100): larger finds more,
+        /// Beam width of the graph walk per segment (default 128): larger finds more,
         /// slower.
         #[arg(long)]
         ef: Option<usize>,
@@ -138,6 +139,26 @@ enum Command {
     Inspect {
         /// Store directory.
         dir: PathBuf,
+    },
+    /// Compact a closed store: merge segments by the size-tiered policy and rewrite
+    /// segments with many deleted rows (or, with --full, everything into one segment).
+    ///
+    /// Takes the store's lock (an open store is refused), shows progress, prints the
+    /// store before and after (segments, rows, tombstones, bytes) and verifies it at the
+    /// end. Killing it at any moment leaves a store that opens with all its data: each
+    /// merge becomes visible only when the manifest is renamed over the old one.
+    Compact {
+        /// Store directory.
+        dir: PathBuf,
+        /// Merge every segment into one, dropping all deleted rows.
+        #[arg(long)]
+        full: bool,
+        /// Print the merges that would run and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Threads a merge may use (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Check every checksum and invariant; exit 0 when clean, 1 naming the first fault.
     Verify {
@@ -195,6 +216,12 @@ fn main() -> ExitCode {
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Verify { dir } => ops::verify(&dir),
+        Command::Compact {
+            dir,
+            full,
+            dry_run,
+            threads,
+        } => compact::run(&dir, full, dry_run, threads),
         Command::Demo {
             dir,
             rows,

@@ -10,9 +10,12 @@ use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
 use crate::input::VectorFile;
 use crate::progress;
 
+/// Opens for a command that reads or makes a small change: no background compaction
+/// (`strata compact` is the explicit way).
 fn open(dir: &Path) -> Result<Db> {
-    Db::open(dir, Options::existing())
-        .with_context(|| format!("cannot open store {}", dir.display()))
+    let mut opts = Options::existing();
+    opts.compaction.background = false;
+    Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
 pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
@@ -191,6 +194,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "last_seq": s.last_seq,
         "bytes": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
         "wal_bytes": s.wal_bytes,
+        "space_amplification": s.space_amplification,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     drop(db); // inspect changes nothing: no flush on the way out

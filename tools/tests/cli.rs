@@ -165,3 +165,100 @@ fn demo_runs_the_whole_life_cycle() {
         assert!(*r >= floor, "{label} recall {r} below {floor}: {out}");
     }
 }
+
+fn live_rows(d: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", d])).unwrap();
+    v["live_rows"].as_u64().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn compact_merges_a_closed_store_and_survives_being_killed() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let d = dir.to_str().unwrap();
+    ok(&["create", d, "--dim", "8", "--metric", "l2"]);
+    let base: Vec<Vec<f32>> = (0..3000)
+        .map(|i| (0..8).map(|j| ((i * 31 + j * 7) % 101) as f32).collect())
+        .collect();
+    // Three imports: three segments.
+    for part in 0..3 {
+        let fv = t.path().join(format!("part{part}.fvecs"));
+        write_fvecs(&fv, &base[part * 1000..(part + 1) * 1000]);
+        let from = (part * 1000).to_string();
+        ok(&["import", d, fv.to_str().unwrap(), "--ids-from", &from]);
+    }
+    let gone: Vec<String> = (0..3000).step_by(5).map(|i: u64| i.to_string()).collect();
+    let mut args = vec!["delete", d];
+    args.extend(gone.iter().map(String::as_str));
+    ok(&args);
+    let live = 3000 - gone.len() as u64;
+    assert_eq!(live_rows(d), live);
+
+    // Dry run: a plan, no change (to the data files; any open starts a new WAL file).
+    let files = |p: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".seg") || n.ends_with(".del") || n == "MANIFEST")
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let plan = ok(&["compact", d, "--full", "--dry-run"]);
+    assert!(
+        plan.contains("before:") && plan.contains("would merge"),
+        "{plan}"
+    );
+    assert_eq!(files(&dir), before);
+
+    // Killed at several moments: the store opens with all its data every time.
+    for (i, delay_ms) in [0u64, 30, 80, 200, 500].into_iter().enumerate() {
+        let scratch = t.path().join(format!("killed{i}"));
+        copy_dir(&dir, &scratch);
+        let s = scratch.to_str().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["compact", s, "--full"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(live_rows(s), live, "killed after {delay_ms} ms");
+        ok(&["verify", s]);
+        let got: serde_json::Value = serde_json::from_str(&ok(&["get", s, "7"])).unwrap();
+        assert_eq!(got["vector"].as_array().unwrap().len(), 8);
+        assert!(
+            !strata(&["get", s, "5"]).status.success(),
+            "deleted stays deleted"
+        );
+    }
+
+    // Refused while the store is open elsewhere.
+    let db = strata::Db::open(&dir, strata::Options::existing()).unwrap();
+    let e = fails(&["compact", d]);
+    assert!(e.contains("locked by another process"), "{e}");
+    drop(db);
+
+    // The real thing.
+    let out = ok(&["compact", d, "--full", "--threads", "1"]);
+    assert!(
+        out.contains("before:") && out.contains("after:") && out.contains("verify: ok"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", d])).unwrap();
+    assert_eq!(v["segment_count"], 1, "{v}");
+    assert_eq!(v["tombstones"], 0, "{v}");
+    assert_eq!(v["live_rows"].as_u64(), Some(live));
+    assert!(v["space_amplification"].as_f64().unwrap() < 1.05, "{v}");
+}

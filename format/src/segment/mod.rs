@@ -473,6 +473,33 @@ impl SegmentReader {
         }
     }
 
+    /// Every payload of payload block `block` (rows `block × PAYLOAD_BLOCK_ROWS` on),
+    /// decompressing the block once; empty past the last block.
+    pub fn block_payloads(&self, block: usize) -> Result<Vec<Option<Vec<u8>>>> {
+        self.block_payloads_inner(block)
+            .map_err(|e| e.at(&self.path))
+    }
+
+    fn block_payloads_inner(
+        &self,
+        block: usize,
+    ) -> std::result::Result<Vec<Option<Vec<u8>>>, DecodeError> {
+        if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
+            return Ok(Vec::new());
+        }
+        let raw = self.block(block)?;
+        let base = self.section(SectionKind::Payloads).range.start;
+        let n = self.block_rows(block);
+        let mut lens = Reader::new(&raw, base);
+        let mut data = Reader::new(raw.get(n * 4..).unwrap_or(&[]), base);
+        (0..n)
+            .map(|_| match lens.u32()? {
+                NO_PAYLOAD => Ok(None),
+                len => Ok(Some(data.bytes(len as usize)?.to_vec())),
+            })
+            .collect()
+    }
+
     fn block_rows(&self, block: usize) -> usize {
         (self.rows() - block * PAYLOAD_BLOCK_ROWS).min(PAYLOAD_BLOCK_ROWS)
     }

@@ -305,6 +305,24 @@ impl<'a> NodeDistance<'a> {
 /// Builds the graph of `vectors` (rows of `dim`, already normalised for cosine) on the
 /// current rayon pool.
 pub fn build(vectors: &[f32], dim: usize, metric: Metric, p: &HnswParams) -> CompactGraph {
+    build_with_progress(vectors, dim, metric, p, &|_| true)
+        .unwrap_or_else(|| unreachable!("a build that is never stopped finishes"))
+}
+
+/// Nodes linked between two calls of a build's progress callback.
+pub const PROGRESS_EVERY: usize = 4096;
+
+/// [`build`], calling `progress(linked_so_far)` about every [`PROGRESS_EVERY`] nodes from
+/// whichever worker crosses the mark; when it returns false the build stops early and
+/// returns `None` (how a compaction is cancelled).
+pub fn build_with_progress(
+    vectors: &[f32],
+    dim: usize,
+    metric: Metric,
+    p: &HnswParams,
+    progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Option<CompactGraph> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let g = GrowingGraph::new(p);
     for _ in 0..n {
@@ -312,12 +330,25 @@ pub fn build(vectors: &[f32], dim: usize, metric: Metric, p: &HnswParams) -> Com
     }
     let nd = NodeDistance::new(vectors, dim, metric);
     let dist = |a: u32, b: u32| nd.between(a, b);
+    let (linked, stopped) = (AtomicUsize::new(0), AtomicBool::new(false));
     if n > 0 {
         g.link(0, &dist, &mut Visited::new(), &mut Vec::new());
         (1..n as u32).into_par_iter().for_each_init(
             || (Visited::new(), Vec::new()),
-            |(visited, buf), i| g.link(i, &dist, visited, buf),
+            |(visited, buf), i| {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                g.link(i, &dist, visited, buf);
+                let done = linked.fetch_add(1, Ordering::Relaxed) + 2;
+                if done % PROGRESS_EVERY == 0 && !progress(done) {
+                    stopped.store(true, Ordering::Relaxed);
+                }
+            },
         );
     }
-    g.compact()
+    if stopped.load(Ordering::Relaxed) || !progress(n) {
+        return None;
+    }
+    Some(g.compact())
 }

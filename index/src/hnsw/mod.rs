@@ -11,7 +11,9 @@ mod build;
 mod compact;
 mod visited;
 
-pub use build::{build, GrowingGraph, HnswParams, NodeDistance};
+pub use build::{
+    build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
+};
 pub use compact::{CompactGraph, GraphError, GraphView};
 pub use visited::Visited;
 
@@ -193,6 +195,31 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_build_reports_progress_and_stops_when_asked() {
+        let data = clustered(3 * PROGRESS_EVERY, 8, 4);
+        let seen = parking_lot::Mutex::new(Vec::new());
+        let g = build_with_progress(&data, 8, Metric::L2, &HnswParams::default(), &|n| {
+            seen.lock().push(n);
+            true
+        });
+        assert!(g.is_some());
+        let seen = seen.into_inner();
+        assert_eq!(
+            seen.last(),
+            Some(&(3 * PROGRESS_EVERY)),
+            "ends at n: {seen:?}"
+        );
+        assert!(seen.len() >= 3, "{seen:?}");
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stopped = build_with_progress(&data, 8, Metric::L2, &HnswParams::default(), &|_| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        });
+        assert!(stopped.is_none());
+        assert!(calls.into_inner() <= 2, "stops at the first mark");
     }
 
     fn recall(data: &[f32], dim: usize, metric: Metric, g: &GraphView<'_>, ef: usize) -> f64 {

@@ -1,5 +1,5 @@
-//! Readers search while a writer writes and memtables flush; writers are slowed, never
-//! failed, when flushes fall behind.
+//! Readers search while a writer writes, memtables flush and segments are compacted;
+//! writers are slowed, never failed, when flushes fall behind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,10 +46,13 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
     });
     let s = db.stats().unwrap();
     assert_eq!(s.live_rows, 1);
+    // Flushes happened, and background compaction merged or dropped (fully deleted)
+    // segments while the readers ran.
     assert!(
-        s.segments.len() > 3,
-        "flushes happened: {:?}",
-        s.segments.len()
+        s.segments.len() > 3 || s.compactions.runs > 0,
+        "flushes happened: {} segments, {:?}",
+        s.segments.len(),
+        s.compactions
     );
 }
 

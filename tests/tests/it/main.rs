@@ -2,6 +2,7 @@
 
 mod ann;
 mod common;
+mod compaction;
 mod concurrency;
 mod corruption;
 mod durability;

@@ -1,0 +1,186 @@
+//! The merge job: the live rows of some segments into one new segment.
+//!
+//! Reads each input's rows that its deletion bitmap (as of the caller's snapshot) leaves
+//! live, orders them by id, and writes one segment with [`crate::build::write_segment`]
+//! (PQ codebooks are always retrained on the merged rows, so a codebook never drifts
+//! from the data it encodes, and the graph is rebuilt without the deleted rows). The
+//! job knows nothing of manifests: it returns where each output row came from, and the
+//! engine installs the file, carrying over deletions that happened while it ran.
+
+use std::path::Path;
+
+use strata_format::{DeletionBitmap, SegmentReader};
+use strata_index::Metric;
+
+use crate::build::{write_segment, IndexOptions, Progress, SegmentRows, Stage};
+
+/// One input segment as of the caller's snapshot.
+#[derive(Clone, Copy)]
+pub struct MergeSource<'a> {
+    /// The segment.
+    pub reader: &'a SegmentReader,
+    /// Its deleted rows in the snapshot.
+    pub deleted: &'a DeletionBitmap,
+}
+
+/// Where the output goes and how it is built.
+pub struct MergeSpec<'a> {
+    /// The new segment file.
+    pub path: &'a Path,
+    /// Metric of the store.
+    pub metric: Metric,
+    /// Index parameters (an index is built when the output is large enough).
+    pub index: &'a IndexOptions,
+}
+
+/// A written merge output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    /// Rows in the new segment.
+    pub rows: usize,
+    /// For output row `r`: `(input position, input row)`.
+    pub origin: Vec<(u32, u32)>,
+    /// Whether the output has an index.
+    pub indexed: bool,
+    /// Rows of the inputs that were dropped as deleted.
+    pub dropped: usize,
+}
+
+/// What a merge produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The output file was written and synced.
+    Written(Merged),
+    /// Every input row was deleted: there is no output file.
+    Empty {
+        /// Rows dropped.
+        dropped: usize,
+    },
+    /// `progress` asked to stop; there is no output file.
+    Stopped,
+}
+
+/// Merges `sources` into `spec.path`. Ids must be unique among the live rows of the
+/// inputs (the store's invariant: one live copy per id); a duplicate is reported as
+/// corruption of the later input rather than silently resolved.
+pub fn merge(
+    sources: &[MergeSource<'_>],
+    spec: &MergeSpec<'_>,
+    progress: &Progress<'_>,
+) -> strata_format::Result<MergeOutcome> {
+    let Some(first) = sources.first() else {
+        return Ok(MergeOutcome::Empty { dropped: 0 });
+    };
+    let dim = first.reader.dim();
+    let total: usize = sources.iter().map(|s| s.reader.rows()).sum();
+    if let Some(bad) = sources.iter().find(|s| s.reader.dim() != dim) {
+        return Err(invalid(bad.reader.path(), "segment dimension differs"));
+    }
+    // Live rows of every input, ordered by id.
+    let mut origin: Vec<(u64, u32, u32)> = Vec::with_capacity(total);
+    for (i, s) in sources.iter().enumerate() {
+        let ids = s.reader.ids();
+        origin.extend(
+            (0..s.reader.rows())
+                .filter(|&r| !s.deleted.contains(r))
+                .map(|r| (ids[r], i as u32, r as u32)),
+        );
+    }
+    let dropped = total - origin.len();
+    if origin.is_empty() {
+        return Ok(MergeOutcome::Empty { dropped });
+    }
+    origin.sort_unstable();
+    if let Some(w) = origin.windows(2).find(|w| w[0].0 == w[1].0) {
+        let later = sources[w[1].1 as usize].reader.path();
+        return Err(invalid(later, "an id is live in two merged segments"));
+    }
+    if !progress(Stage::Read, 0, origin.len() as u64) {
+        return Ok(MergeOutcome::Stopped);
+    }
+    let ids: Vec<u64> = origin.iter().map(|o| o.0).collect();
+    let mut vectors = Vec::with_capacity(origin.len() * dim);
+    let mut payloads: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
+    let mut cache = PayloadCache::default();
+    for (n, &(_, src, row)) in origin.iter().enumerate() {
+        let s = &sources[src as usize];
+        let v = s
+            .reader
+            .vector(row as usize)
+            .ok_or_else(|| invalid(s.reader.path(), "row out of range"))?;
+        vectors.extend_from_slice(v);
+        payloads.push(cache.payload(src, s.reader, row as usize)?);
+        if n % 65_536 == 65_535 && !progress(Stage::Read, n as u64 + 1, origin.len() as u64) {
+            return Ok(MergeOutcome::Stopped);
+        }
+    }
+    let payload_refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+    let max_seq = sources
+        .iter()
+        .map(|s| s.reader.header().max_seq)
+        .max()
+        .unwrap_or(0);
+    let rows = SegmentRows {
+        dim,
+        metric: spec.metric,
+        max_seq,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payload_refs,
+    };
+    let indexed = match write_segment(spec.path, &rows, spec.index, progress)? {
+        Some(indexed) => indexed,
+        None => {
+            let _ = std::fs::remove_file(spec.path);
+            return Ok(MergeOutcome::Stopped);
+        }
+    };
+    Ok(MergeOutcome::Written(Merged {
+        rows: ids.len(),
+        origin: origin.iter().map(|&(_, s, r)| (s, r)).collect(),
+        indexed,
+        dropped,
+    }))
+}
+
+fn invalid(path: &Path, what: &'static str) -> strata_format::Error {
+    strata_format::Error::Corruption {
+        path: path.to_path_buf(),
+        offset: 0,
+        kind: strata_format::CorruptionKind::Invalid(what),
+    }
+}
+
+/// Payloads are stored in compressed blocks of rows; merged rows come in id order, which
+/// visits one input's blocks in order, so keeping the last block per input decompresses
+/// each block once.
+#[derive(Default)]
+struct PayloadCache {
+    /// Per input: the block number and its payloads.
+    blocks: std::collections::HashMap<u32, (usize, BlockPayloads)>,
+}
+
+/// The payloads of one block's rows.
+type BlockPayloads = Vec<Option<Vec<u8>>>;
+
+impl PayloadCache {
+    fn payload(
+        &mut self,
+        src: u32,
+        reader: &SegmentReader,
+        row: usize,
+    ) -> strata_format::Result<Option<Vec<u8>>> {
+        let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+        let block = row / block_rows;
+        let hit = self.blocks.get(&src).is_some_and(|(b, _)| *b == block);
+        if !hit {
+            self.blocks
+                .insert(src, (block, reader.block_payloads(block)?));
+        }
+        Ok(self
+            .blocks
+            .get_mut(&src)
+            .and_then(|(_, rows)| rows.get_mut(row % block_rows))
+            .and_then(Option::take))
+    }
+}

@@ -1,0 +1,260 @@
+//! Compaction inside the engine: pick with the policy, run the merge job on the
+//! compaction pool (a thread budget, so searches keep the other cores), install.
+//!
+//! Install protocol, under the write lock: rows deleted in an input *after* the merge's
+//! snapshot are carried to the output's bitmap through the job's row map; the inputs
+//! leave the version and the output takes the newest input's place; then the shared
+//! commit (WAL sync, deletion files, manifest rename, publish). The inputs' deletion
+//! files are removed at once, their segment files when the last snapshot that can read
+//! them is dropped. A crash before the manifest rename leaves the output as an orphan
+//! that the next open removes; after it, the inputs are the orphans.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_compaction::{
+    choose, choose_full, merge, MergeOutcome, MergeSource, MergeSpec, Merged, Progress, Reason,
+    SegmentMeta, Stage,
+};
+use strata_format::{fsutil, DeletionBitmap, SegmentReader};
+
+use crate::db::Inner;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::files::{self, FileKind};
+use crate::flush::{commit, remove_files};
+use crate::version::LiveSegment;
+
+/// What one compaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionReport {
+    /// Why it ran.
+    pub reason: Reason,
+    /// Segments merged.
+    pub inputs: usize,
+    /// Rows read from the inputs (live and deleted).
+    pub rows_in: u64,
+    /// Rows written (0 when every input row was deleted).
+    pub rows_out: u64,
+    /// Bytes of the input segment files.
+    pub bytes_in: u64,
+    /// Bytes of the output segment file.
+    pub bytes_out: u64,
+    /// Whether the output has an index.
+    pub indexed: bool,
+    /// Wall time of the merge and install.
+    pub seconds: f64,
+}
+
+/// The policy's view of a version's segments, oldest first.
+pub(crate) fn metas(segments: &[LiveSegment]) -> Vec<SegmentMeta> {
+    segments
+        .iter()
+        .rev()
+        .map(|s| SegmentMeta {
+            file_no: s.file_no,
+            rows: s.reader.rows() as u64,
+            deleted: s.deleted.count() as u64,
+            bytes: s.reader.file_len(),
+        })
+        .collect()
+}
+
+/// Runs the next compaction the policy (or, with `full`, everything-into-one) asks
+/// for. `Ok(None)`: nothing to do, or the store is shutting down.
+pub(crate) fn compact_once(
+    inner: &Inner,
+    full: bool,
+    progress: &Progress<'_>,
+) -> Result<Option<CompactionReport>> {
+    let _one_at_a_time = inner.compacting.lock();
+    let start = Instant::now();
+    let v = inner.snapshot();
+    let segs = metas(&v.segments);
+    let choice = if full {
+        choose_full(&segs)
+    } else {
+        choose(&segs, &inner.opts.compaction.policy)
+    };
+    let Some(choice) = choice else {
+        return Ok(None);
+    };
+    let inputs: Vec<LiveSegment> = choice
+        .inputs
+        .iter()
+        .filter_map(|f| v.segments.iter().find(|s| s.file_no == *f).cloned())
+        .collect();
+    drop(v);
+    let out_no = {
+        let mut st = inner.write.lock();
+        inner.check(&st)?;
+        st.alloc_file_no()
+    };
+    let path = files::path(&inner.dir, FileKind::Segment, out_no);
+    let sources: Vec<MergeSource<'_>> = inputs
+        .iter()
+        .map(|s| MergeSource {
+            reader: &s.reader,
+            deleted: &s.deleted,
+        })
+        .collect();
+    let spec = MergeSpec {
+        path: &path,
+        metric: inner.metric,
+        index: &inner.opts.index,
+    };
+    let go_on =
+        |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);
+    let outcome = match &inner.compaction_pool {
+        Some(pool) => pool.install(|| merge(&sources, &spec, &go_on)),
+        None => merge(&sources, &spec, &go_on),
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+    };
+    let output = match outcome {
+        MergeOutcome::Stopped => return Ok(None),
+        MergeOutcome::Empty { .. } => None,
+        MergeOutcome::Written(m) => {
+            let opened = fsutil::sync_dir(&inner.dir)
+                .and_then(|()| SegmentReader::open(&path))
+                .map_err(Error::from);
+            match opened {
+                Ok(r) => Some((m, Arc::new(r))),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let mut report = CompactionReport {
+        reason: choice.reason,
+        inputs: inputs.len(),
+        rows_in: inputs.iter().map(|s| s.reader.rows() as u64).sum(),
+        rows_out: output.as_ref().map_or(0, |(m, _)| m.rows as u64),
+        bytes_in: inputs.iter().map(|s| s.reader.file_len()).sum(),
+        bytes_out: output.as_ref().map_or(0, |(_, r)| r.file_len()),
+        indexed: output.as_ref().is_some_and(|(m, _)| m.indexed),
+        seconds: 0.0,
+    };
+    if !install(inner, &inputs, out_no, output)? {
+        let _ = std::fs::remove_file(&path);
+        return Ok(None);
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(Some(report))
+}
+
+/// Swaps `inputs` for the output in the current version and commits. False when the
+/// store is shutting down (nothing changed).
+fn install(
+    inner: &Inner,
+    inputs: &[LiveSegment],
+    out_no: u64,
+    output: Option<(Merged, Arc<SegmentReader>)>,
+) -> Result<bool> {
+    let mut st = inner.write.lock();
+    if inner.shutdown.load(Ordering::Acquire) {
+        return Ok(false);
+    }
+    inner.check(&st)?;
+    let mut v = (*st.version).clone();
+    // Where each live input row went.
+    let mut out_row: Vec<Vec<u32>> = inputs
+        .iter()
+        .map(|s| vec![u32::MAX; s.reader.rows()])
+        .collect();
+    if let Some((m, _)) = &output {
+        for (o, &(src, row)) in m.origin.iter().enumerate() {
+            out_row[src as usize][row as usize] = o as u32;
+        }
+    }
+    let mut deleted = DeletionBitmap::new(output.as_ref().map_or(0, |(m, _)| m.rows));
+    let mut position = usize::MAX;
+    let mut obsolete = Vec::new();
+    let mut retired = Vec::new();
+    for (i, snap) in inputs.iter().enumerate() {
+        let Some(at) = v.segments.iter().position(|s| s.file_no == snap.file_no) else {
+            // Only compaction removes segments, and it runs one at a time.
+            return Err(Error::Corruption {
+                path: inner.dir.clone(),
+                offset: 0,
+                kind: CorruptionKind::Inconsistent("a compaction input left the store"),
+            });
+        };
+        let cur = v.segments.remove(at);
+        position = position.min(at);
+        // Deleted while the merge ran: tombstoned in the output too.
+        for row in 0..cur.reader.rows() {
+            if cur.deleted.contains(row) && !snap.deleted.contains(row) {
+                if let Some(&o) = out_row[i].get(row).filter(|&&o| o != u32::MAX) {
+                    deleted.insert(o as usize);
+                }
+            }
+        }
+        retired.push(cur.retire.clone());
+        if let Some(d) = cur.deletion_file_no {
+            obsolete.push(files::path(&inner.dir, FileKind::Deletion, d));
+        }
+    }
+    if let Some((_, reader)) = output {
+        let seg = LiveSegment::new(out_no, reader, deleted, None);
+        v.segments.insert(position.min(v.segments.len()), seg);
+    }
+    let res = commit(inner, &mut st, v, None, obsolete);
+    let obsolete = match res {
+        Ok(o) => o,
+        Err(e) => {
+            // The manifest may or may not name the output: only a reopen can tell, so
+            // the store stops, and the inputs' files stay (not armed).
+            inner.poison_locked();
+            return Err(e);
+        }
+    };
+    for r in retired {
+        r.arm();
+    }
+    drop(st);
+    remove_files(obsolete);
+    Ok(true)
+}
+
+/// The background compactor: runs the policy whenever the store changes (and every few
+/// seconds), one compaction at a time on the compaction pool. A failed merge leaves the
+/// store as it was and is retried after a pause.
+pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("strata-compact".into())
+        .spawn(move || {
+            let mut pause = Duration::from_millis(200);
+            loop {
+                if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                match compact_once(&inner, false, &|_, _, _| true) {
+                    Ok(Some(r)) => {
+                        inner.compactions.record(&r);
+                        pause = Duration::from_millis(200);
+                        continue;
+                    }
+                    Ok(None) => pause = Duration::from_millis(200),
+                    Err(_) => {
+                        inner.compactions.failed.fetch_add(1, Ordering::Relaxed);
+                        pause = (pause * 2).min(Duration::from_secs(10));
+                    }
+                }
+                let mut st = inner.write.lock();
+                if !inner.shutdown.load(Ordering::Acquire) {
+                    inner
+                        .changed
+                        .wait_for(&mut st, pause.max(Duration::from_millis(200)));
+                }
+            }
+        })
+}

@@ -1,0 +1,145 @@
+//! `strata compact`: offline compaction of a closed store.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use strata::{Db, Options, Stage, Stats};
+use strata_compaction::policy::{choose, choose_full, SegmentMeta};
+
+use crate::progress;
+
+fn summary(s: &Stats) -> String {
+    format!(
+        "{} segments ({} indexed), {} rows, {} live, {} tombstones, {:.1} MiB (space amplification {:.2})",
+        s.segments.len(),
+        s.indexed_segments,
+        s.segment_rows + s.memtable_rows,
+        s.live_rows,
+        s.tombstones,
+        (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64
+            / (1 << 20) as f64,
+        s.space_amplification
+    )
+}
+
+/// Prints the merges the policy would run, without touching the store.
+fn plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
+    let mut segs: Vec<SegmentMeta> = s
+        .segments
+        .iter()
+        .rev()
+        .map(|g| SegmentMeta {
+            file_no: g.file_no,
+            rows: g.rows,
+            deleted: g.deleted,
+            bytes: g.bytes,
+        })
+        .collect();
+    let mut next = u64::MAX / 2;
+    let mut steps = 0;
+    loop {
+        let c = if full {
+            choose_full(&segs)
+        } else {
+            choose(&segs, policy)
+        };
+        let Some(c) = c else { break };
+        steps += 1;
+        let live: u64 = segs
+            .iter()
+            .filter(|g| c.inputs.contains(&g.file_no))
+            .map(SegmentMeta::live)
+            .sum();
+        let names: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|f| {
+                if *f >= u64::MAX / 2 {
+                    "(merged)".into()
+                } else {
+                    format!("{f:06}.seg")
+                }
+            })
+            .collect();
+        println!(
+            "would merge ({:?}): {} -> {live} live rows",
+            c.reason,
+            names.join(" ")
+        );
+        segs.retain(|g| !c.inputs.contains(&g.file_no));
+        if live > 0 {
+            next += 1;
+            segs.push(SegmentMeta {
+                file_no: next,
+                rows: live,
+                deleted: 0,
+                bytes: 0,
+            });
+        }
+        if full || steps > 10_000 {
+            break;
+        }
+    }
+    if steps == 0 {
+        println!("nothing to compact");
+    }
+}
+
+/// Compacts the closed store in `dir`.
+pub fn run(dir: &Path, full: bool, dry_run: bool, threads: Option<usize>) -> Result<()> {
+    let mut opts = Options::existing();
+    opts.compaction.background = false;
+    opts.compaction.threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let policy = opts.compaction.policy;
+    let db = Db::open(dir, opts)
+        .with_context(|| format!("cannot open store {} for compaction", dir.display()))?;
+    let before = db.stats()?;
+    println!("before: {}", summary(&before));
+    if dry_run {
+        plan(&before, full, &policy);
+        drop(db); // changes nothing: no flush on the way out
+        return Ok(());
+    }
+    // Memtable rows (replayed from the WAL) go to a segment first, so they are compacted.
+    db.flush()?;
+    let bar = progress::bar(0, "compact");
+    let t = std::time::Instant::now();
+    let reports = db.compact(full, &|stage: Stage, done, total| {
+        bar.set_message(stage.name());
+        bar.set_length(total);
+        bar.set_position(done);
+        true
+    })?;
+    bar.finish_and_clear();
+    for r in &reports {
+        println!(
+            "merged {} segments ({:?}): {} rows -> {} rows, {:.1} -> {:.1} MiB{} in {:.2} s",
+            r.inputs,
+            r.reason,
+            r.rows_in,
+            r.rows_out,
+            r.bytes_in as f64 / (1 << 20) as f64,
+            r.bytes_out as f64 / (1 << 20) as f64,
+            if r.indexed { ", indexed" } else { "" },
+            r.seconds
+        );
+    }
+    let after = db.stats()?;
+    db.close()?;
+    println!("after:  {}", summary(&after));
+    let rows: u64 = reports.iter().map(|r| r.rows_in).sum();
+    if rows > 0 {
+        println!(
+            "{} compactions, {rows} rows read in {:.2} s ({:.0} rows/s)",
+            reports.len(),
+            t.elapsed().as_secs_f64(),
+            rows as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+    let v = strata::verify(dir)
+        .with_context(|| format!("verify {} after compaction", dir.display()))?;
+    println!("verify: ok ({} segments, {} rows)", v.segments, v.rows);
+    Ok(())
+}
