@@ -166,7 +166,8 @@ enum Command {
         dir: PathBuf,
     },
     /// The whole life cycle on a seeded clustered data set: ingest, search, delete and
-    /// upsert, crash, recover, check, with recall against brute force and timings.
+    /// upsert, crash, recover, check, compact while searching, verify, with recall
+    /// against brute force and timings.
     Demo {
         /// Store directory (must be empty or absent; a temporary one by default).
         dir: Option<PathBuf>,
