@@ -312,7 +312,8 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         r.segments,
         r.rows,
         r.tombstones,
-        (after.segment_bytes + after.deletion_bytes + after.wal_bytes + after.manifest_bytes) as f64
+        (after.segment_bytes + after.deletion_bytes + after.wal_bytes + after.manifest_bytes)
+            as f64
             / (1 << 20) as f64
     );
     Ok(())
