@@ -55,7 +55,7 @@ def recall(found, gt):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", required=True)
-    ap.add_argument("--hnswlib", required=True, help="hnswlib index file (peers.py cache)")
+    ap.add_argument("--hnswlib", required=True, help="hnswlib index file (built with M=16, efC=200 and kept when absent)")
     ap.add_argument("--base", required=True)
     ap.add_argument("--queries", required=True)
     ap.add_argument("--metric", default="cosine")
@@ -81,7 +81,12 @@ def main():
     qf = os.path.join(tmp, "q.fvecs")
     write_fvecs(qf, q)
     index = hnswlib.Index(space="ip" if a.metric == "cosine" else "l2", dim=dim)
-    index.load_index(a.hnswlib, max_elements=n)
+    if os.path.exists(a.hnswlib):
+        index.load_index(a.hnswlib, max_elements=n)
+    else:  # built as peers.py builds it (M=16, efConstruction=200), then kept
+        index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=100)
+        index.add_items(base, np.arange(n))
+        index.save_index(a.hnswlib)
     alive = np.ones(n, dtype=bool)
     done = 0
     rows = []
