@@ -16,4 +16,4 @@ pub mod policy;
 
 pub use build::{BuiltIndex, IndexOptions, Progress, SegmentRows, Stage};
 pub use merge::{merge, MergeOutcome, MergeSource, MergeSpec, Merged};
-pub use policy::{choose, choose_full, Choice, PolicyOptions, Reason, SegmentMeta};
+pub use policy::{choose, choose_full, plan, Choice, Planned, PolicyOptions, Reason, SegmentMeta};

@@ -144,6 +144,61 @@ pub fn choose_full(segments: &[SegmentMeta]) -> Option<Choice> {
     })
 }
 
+/// File numbers that [`plan`] gives to the outputs of planned merges, counting up.
+pub const PLANNED_FILE_NO: u64 = 1 << 63;
+
+/// Most steps [`plan`] takes (the policy converges far sooner; this is a guard).
+pub const MAX_PLAN_STEPS: usize = 10_000;
+
+/// One step of a [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// What would be merged.
+    pub choice: Choice,
+    /// Live rows of its output (0: the inputs vanish).
+    pub live_rows: u64,
+}
+
+/// The compactions the policy would run from `segments`, in order (with `full`, the one
+/// full merge), each applied to a copy as the engine would, and the segments left
+/// afterwards. Planned outputs have no deleted rows and file numbers from
+/// [`PLANNED_FILE_NO`] up.
+pub fn plan(
+    segments: &[SegmentMeta],
+    o: &PolicyOptions,
+    full: bool,
+) -> (Vec<Planned>, Vec<SegmentMeta>) {
+    let mut segs = segments.to_vec();
+    let mut steps = Vec::new();
+    while steps.len() < MAX_PLAN_STEPS {
+        let choice = if full {
+            choose_full(&segs)
+        } else {
+            choose(&segs, o)
+        };
+        let Some(choice) = choice else { break };
+        let live_rows: u64 = segs
+            .iter()
+            .filter(|s| choice.inputs.contains(&s.file_no))
+            .map(SegmentMeta::live)
+            .sum();
+        segs.retain(|s| !choice.inputs.contains(&s.file_no));
+        if live_rows > 0 {
+            segs.push(SegmentMeta {
+                file_no: PLANNED_FILE_NO + steps.len() as u64,
+                rows: live_rows,
+                deleted: 0,
+                bytes: 0,
+            });
+        }
+        steps.push(Planned { choice, live_rows });
+        if full {
+            break;
+        }
+    }
+    (steps, segs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,30 +298,6 @@ mod tests {
         );
     }
 
-    /// Applies choices until the policy is satisfied, as the engine does.
-    fn settle(mut segs: Vec<SegmentMeta>, o: &PolicyOptions) -> (Vec<SegmentMeta>, u64, usize) {
-        let mut next = 10_000;
-        let mut written = 0;
-        let mut rounds = 0;
-        while let Some(c) = choose(&segs, o) {
-            rounds += 1;
-            assert!(rounds < 10_000, "the policy does not converge");
-            assert!(!c.inputs.is_empty());
-            let live: u64 = segs
-                .iter()
-                .filter(|s| c.inputs.contains(&s.file_no))
-                .map(SegmentMeta::live)
-                .sum();
-            segs.retain(|s| !c.inputs.contains(&s.file_no));
-            if live > 0 {
-                next += 1;
-                segs.push(seg(next, live, 0));
-            }
-            written += live;
-        }
-        (segs, written, rounds)
-    }
-
     proptest! {
         #[test]
         fn settled_stores_are_bounded_and_keep_every_live_row(
@@ -279,7 +310,8 @@ mod tests {
                 .map(|(i, &(rows, pct))| seg(i as u64 + 1, rows, rows * pct / 100))
                 .collect();
             let live: u64 = segs.iter().map(SegmentMeta::live).sum();
-            let (after, _, _) = settle(segs, &o);
+            let (steps, after) = plan(&segs, &o, false);
+            prop_assert!(steps.len() < MAX_PLAN_STEPS, "the policy does not converge");
             prop_assert_eq!(after.iter().map(SegmentMeta::live).sum::<u64>(), live);
             for s in &after {
                 prop_assert!(s.tombstone_ratio() < o.tombstone_ratio);

@@ -105,7 +105,14 @@ pub(crate) fn compact_once(
     };
     let go_on =
         |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);
-    let outcome = match &inner.compaction_pool {
+    let pool = inner.compaction_pool.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(inner.opts.compaction.threads.max(1))
+            .thread_name(|i| format!("strata-merge-{i}"))
+            .build()
+            .ok()
+    });
+    let outcome = match pool {
         Some(pool) => pool.install(|| merge(&sources, &spec, &go_on)),
         None => merge(&sources, &spec, &go_on),
     };
@@ -147,6 +154,7 @@ pub(crate) fn compact_once(
         return Ok(None);
     }
     report.seconds = start.elapsed().as_secs_f64();
+    inner.compactions.record(&report);
     Ok(Some(report))
 }
 
@@ -189,8 +197,11 @@ fn install(
         };
         let cur = v.segments.remove(at);
         position = position.min(at);
-        // Deleted while the merge ran: tombstoned in the output too.
-        for row in 0..cur.reader.rows() {
+        // Deleted while the merge ran: tombstoned in the output too. Bitmaps are
+        // copy-on-write, so an unchanged one is the very same allocation.
+        let unchanged = Arc::ptr_eq(&cur.deleted, &snap.deleted);
+        let rows_to_check = if unchanged { 0 } else { cur.reader.rows() };
+        for row in 0..rows_to_check {
             if cur.deleted.contains(row) && !snap.deleted.contains(row) {
                 if let Some(&o) = out_row[i].get(row).filter(|&&o| o != u32::MAX) {
                     deleted.insert(o as usize);
@@ -238,8 +249,7 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
                     return;
                 }
                 match compact_once(&inner, false, &|_, _, _| true) {
-                    Ok(Some(r)) => {
-                        inner.compactions.record(&r);
+                    Ok(Some(_)) => {
                         pause = Duration::from_millis(200);
                         continue;
                     }

@@ -69,8 +69,9 @@ pub(crate) struct Inner {
     pub poisoned: AtomicBool,
     pub shutdown: AtomicBool,
     pub search_pool: Option<rayon::ThreadPool>,
-    /// The thread budget of merges (`None`: the caller's thread or global pool).
-    pub compaction_pool: Option<rayon::ThreadPool>,
+    /// The thread budget of merges, built by the first compaction (`None` inside when
+    /// the pool could not be built: merges then run on the caller's thread).
+    pub compaction_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
     /// Held for the whole of a compaction: one at a time.
     pub compacting: Mutex<()>,
     /// What compactions did since open.
@@ -314,7 +315,6 @@ impl Db {
             self.inner.check(&self.inner.write.lock())?;
             match crate::compact::compact_once(&self.inner, full, progress)? {
                 Some(r) => {
-                    self.inner.compactions.record(&r);
                     let was_full = r.reason == crate::CompactionReason::Full;
                     done.push(r);
                     if was_full {

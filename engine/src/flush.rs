@@ -7,12 +7,11 @@
 //! names. A crash before the manifest rename leaves orphans that the next open removes;
 //! after it, the WAL files may linger and are removed at open (`wal_min_no`).
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use std::path::PathBuf;
 
 use strata_compaction::build::{write_segment, SegmentRows};
 use strata_format::{fsutil, DeletionBitmap, SegmentEntry, SegmentReader};

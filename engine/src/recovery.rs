@@ -94,11 +94,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         ),
         None => None,
     };
-    let compaction_pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.compaction.threads.max(1))
-        .thread_name(|i| format!("strata-merge-{i}"))
-        .build()
-        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
     let st = WriteState {
         next_seq: end_seq.max(manifest.checkpoint_seq + 1),
         next_file_no,
@@ -118,7 +113,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         poisoned: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
         search_pool,
-        compaction_pool: Some(compaction_pool),
+        compaction_pool: std::sync::OnceLock::new(),
         compacting: Mutex::new(()),
         compactions: Default::default(),
         indexer: std::sync::OnceLock::new(),

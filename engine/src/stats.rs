@@ -175,15 +175,16 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     s.frozen_memtables = v.memtables.len().saturating_sub(1) as u64;
     s.memtable_linked_rows = v.memtables.iter().map(|m| m.linked_rows() as u64).sum();
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
+    let mut segment_file_bytes = 0;
     for (kind, _, len) in files::list(&inner.dir)? {
         match kind {
-            FileKind::Segment => s.retired_bytes += len,
+            FileKind::Segment => segment_file_bytes += len,
             FileKind::Deletion => s.deletion_bytes += len,
             FileKind::Wal => s.wal_bytes += len,
         }
     }
     s.segment_bytes = s.segments.iter().map(|g| g.bytes).sum();
-    s.retired_bytes = s.retired_bytes.saturating_sub(s.segment_bytes);
+    s.retired_bytes = segment_file_bytes.saturating_sub(s.segment_bytes);
     s.manifest_bytes = std::fs::metadata(inner.dir.join(files::MANIFEST))
         .map(|m| m.len())
         .unwrap_or(0);

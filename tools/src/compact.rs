@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use strata::{Db, Options, Stage, Stats};
-use strata_compaction::policy::{choose, choose_full, SegmentMeta};
+use strata_compaction::policy::{plan, SegmentMeta, PLANNED_FILE_NO};
 
 use crate::progress;
 
@@ -23,8 +23,8 @@ fn summary(s: &Stats) -> String {
 }
 
 /// Prints the merges the policy would run, without touching the store.
-fn plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
-    let mut segs: Vec<SegmentMeta> = s
+fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
+    let segs: Vec<SegmentMeta> = s
         .segments
         .iter()
         .rev()
@@ -35,52 +35,28 @@ fn plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
             bytes: g.bytes,
         })
         .collect();
-    let mut next = u64::MAX / 2;
-    let mut steps = 0;
-    loop {
-        let c = if full {
-            choose_full(&segs)
-        } else {
-            choose(&segs, policy)
-        };
-        let Some(c) = c else { break };
-        steps += 1;
-        let live: u64 = segs
-            .iter()
-            .filter(|g| c.inputs.contains(&g.file_no))
-            .map(SegmentMeta::live)
-            .sum();
-        let names: Vec<String> = c
+    let (steps, _) = plan(&segs, policy, full);
+    for step in &steps {
+        let names: Vec<String> = step
+            .choice
             .inputs
             .iter()
-            .map(|f| {
-                if *f >= u64::MAX / 2 {
-                    "(merged)".into()
+            .map(|&f| {
+                if f >= PLANNED_FILE_NO {
+                    "(merged)".to_string()
                 } else {
                     format!("{f:06}.seg")
                 }
             })
             .collect();
         println!(
-            "would merge ({:?}): {} -> {live} live rows",
-            c.reason,
-            names.join(" ")
+            "would merge ({:?}): {} -> {} live rows",
+            step.choice.reason,
+            names.join(" "),
+            step.live_rows
         );
-        segs.retain(|g| !c.inputs.contains(&g.file_no));
-        if live > 0 {
-            next += 1;
-            segs.push(SegmentMeta {
-                file_no: next,
-                rows: live,
-                deleted: 0,
-                bytes: 0,
-            });
-        }
-        if full || steps > 10_000 {
-            break;
-        }
     }
-    if steps == 0 {
+    if steps.is_empty() {
         println!("nothing to compact");
     }
 }
@@ -98,7 +74,7 @@ pub fn run(dir: &Path, full: bool, dry_run: bool, threads: Option<usize>) -> Res
     let before = db.stats()?;
     println!("before: {}", summary(&before));
     if dry_run {
-        plan(&before, full, &policy);
+        print_plan(&before, full, &policy);
         drop(db); // changes nothing: no flush on the way out
         return Ok(());
     }
