@@ -31,6 +31,19 @@ pub enum Op {
 }
 
 impl Op {
+    /// The bytes the caller handed in: id, vector components and payload of an upsert,
+    /// the id of a delete (the base of the write-amplification figure).
+    pub fn user_bytes(&self) -> u64 {
+        match self {
+            Op::Upsert {
+                vector, payload, ..
+            } => 8 + 4 * vector.len() as u64 + payload.as_ref().map_or(0, |p| p.len() as u64),
+            Op::Delete { .. } => 8,
+        }
+    }
+}
+
+impl Op {
     /// The id the operation touches.
     pub fn id(&self) -> u64 {
         match self {

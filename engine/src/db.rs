@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub compacting: Mutex<()>,
     /// What compactions did since open.
     pub compactions: crate::stats::CompactionCounters,
+    /// Bytes written and writer slowdowns since open.
+    pub writes: crate::stats::WriteCounters,
     /// The memtable indexer thread, woken after writes.
     pub indexer: std::sync::OnceLock<std::thread::Thread>,
     pub _lock: File,
@@ -173,6 +175,7 @@ impl Db {
         }
         prepare(&mut batch.ops, self.inner.dim, self.inner.metric)?;
         let payload = batch::encode(&batch.ops);
+        let user_bytes: u64 = batch.ops.iter().map(|op| op.user_bytes()).sum();
         let inner = &self.inner;
         let lsn = {
             let mut st = inner.write.lock();
@@ -189,6 +192,7 @@ impl Db {
             inner.maybe_switch(&mut st)?;
             lsn
         };
+        stats::WriteCounters::add(&inner.writes.user_bytes, user_bytes);
         if let Some(t) = inner.indexer.get() {
             t.unpark();
         }
@@ -331,6 +335,29 @@ impl Db {
         stats::collect(&self.inner)
     }
 
+    /// Bytes written since open by kind, write amplification, and writer slowdowns.
+    /// Cheap (no file listing), unlike [`Db::stats`].
+    pub fn write_stats(&self) -> stats::WriteStats {
+        stats::write_stats(&self.inner)
+    }
+
+    /// Whether a compaction is running now.
+    pub fn compaction_running(&self) -> bool {
+        self.inner.compacting.is_locked()
+    }
+
+    /// Whether compaction has work: one is running, or the policy would start one on
+    /// the current segments. A store with background compaction settles when this turns
+    /// false; without it, [`Db::compact`] does the work.
+    pub fn compaction_pending(&self) -> bool {
+        if self.compaction_running() {
+            return true;
+        }
+        let v = self.inner.snapshot();
+        let segs = crate::compact::metas(&v.segments);
+        strata_compaction::choose(&segs, &self.inner.opts.compaction.policy).is_some()
+    }
+
     /// Fsyncs the WAL has issued since open.
     pub fn wal_fsyncs(&self) -> u64 {
         self.inner.wal.fsync_count()
@@ -393,10 +420,12 @@ impl Inner {
             if frozen < self.opts.max_immutable_memtables.max(1) {
                 break;
             }
+            stats::WriteCounters::add(&self.writes.stalled_batches, 1);
             self.changed.wait(st);
         }
         let c = &self.opts.compaction;
         if c.background && st.version.segments.len() > c.slowdown_segments {
+            stats::WriteCounters::add(&self.writes.slowed_batches, 1);
             self.changed
                 .wait_for(st, std::time::Duration::from_millis(1));
             self.check(st)?;

@@ -20,6 +20,7 @@ use crate::db::{Inner, WriteState};
 use crate::error::Result;
 use crate::files::{self, FileKind};
 use crate::memtable::{Frozen, Memtable};
+use crate::stats::WriteCounters;
 use crate::version::{LiveSegment, Version};
 
 pub(crate) fn spawn_flusher(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
@@ -150,6 +151,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true)?;
     fsutil::sync_dir(&inner.dir)?;
     let reader = Arc::new(SegmentReader::open(&path)?);
+    WriteCounters::add(&inner.writes.flush_bytes, reader.file_len());
     Ok(Written {
         file_no,
         reader: Some(reader),
@@ -200,7 +202,9 @@ pub(crate) fn commit(
     for s in v.segments.iter_mut().filter(|s| s.dirty) {
         let no = st.alloc_file_no();
         let path = files::path(&inner.dir, FileKind::Deletion, no);
-        fsutil::write_new(&path, &s.deleted.encode(s.file_no))?;
+        let bytes = s.deleted.encode(s.file_no);
+        fsutil::write_new(&path, &bytes)?;
+        WriteCounters::add(&inner.writes.deletion_bytes, bytes.len() as u64);
         if let Some(old) = s.deletion_file_no.replace(no) {
             obsolete.push(files::path(&inner.dir, FileKind::Deletion, old));
         }
@@ -215,7 +219,8 @@ pub(crate) fn commit(
     }
     manifest.next_file_no = st.next_file_no;
     // Commit point: after this rename the change is durable (see module doc).
-    manifest.write(&inner.dir.join(files::MANIFEST))?;
+    let bytes = manifest.write(&inner.dir.join(files::MANIFEST))?;
+    WriteCounters::add(&inner.writes.manifest_bytes, bytes);
     if let Some((_, wal_no)) = checkpoint {
         for (kind, no, _) in files::list(&inner.dir)? {
             if kind == FileKind::Wal && no < wal_no {

@@ -52,7 +52,7 @@ pub use compact::CompactionReport;
 pub use db::{Db, Hit, Record};
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
 pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, WriteOptions};
-pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats};
+pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{IndexOptions, PolicyOptions, Reason as CompactionReason, Stage};
 pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, VerifyReport};

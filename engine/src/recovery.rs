@@ -116,6 +116,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         compaction_pool: std::sync::OnceLock::new(),
         compacting: Mutex::new(()),
         compactions: Default::default(),
+        writes: Default::default(),
         indexer: std::sync::OnceLock::new(),
         _lock: lock,
     })

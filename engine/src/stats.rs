@@ -88,6 +88,72 @@ impl CompactionCounters {
     }
 }
 
+/// Bytes written since the store was opened, by what wrote them, and how often writers
+/// were held back.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WriteStats {
+    /// Bytes the caller handed in: 8 per id, 4 per vector component, the payloads, 8 per
+    /// delete.
+    pub user_bytes: u64,
+    /// Bytes appended to WAL files (file headers and record framing included).
+    pub wal_bytes: u64,
+    /// Bytes of segments written by memtable flushes.
+    pub flush_bytes: u64,
+    /// Bytes of segments written by compactions.
+    pub compaction_bytes: u64,
+    /// Bytes of deletion files written.
+    pub deletion_bytes: u64,
+    /// Bytes of manifests published.
+    pub manifest_bytes: u64,
+    /// All bytes written divided by `user_bytes` (0 before the first write).
+    pub write_amplification: f64,
+    /// Batches that waited for a frozen memtable to be flushed.
+    pub stalled_batches: u64,
+    /// Batches delayed (by up to a millisecond) because more segments than
+    /// `CompactionOptions::slowdown_segments` awaited compaction.
+    pub slowed_batches: u64,
+}
+
+/// The live counters behind [`WriteStats`] (the WAL and compaction keep their own).
+#[derive(Debug, Default)]
+pub(crate) struct WriteCounters {
+    pub user_bytes: AtomicU64,
+    pub flush_bytes: AtomicU64,
+    pub deletion_bytes: AtomicU64,
+    pub manifest_bytes: AtomicU64,
+    pub stalled_batches: AtomicU64,
+    pub slowed_batches: AtomicU64,
+}
+
+impl WriteCounters {
+    /// Adds `v` to counter `c`.
+    pub fn add(c: &AtomicU64, v: u64) {
+        c.fetch_add(v, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
+    let w = &inner.writes;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut s = WriteStats {
+        user_bytes: get(&w.user_bytes),
+        wal_bytes: inner.wal.bytes_written(),
+        flush_bytes: get(&w.flush_bytes),
+        compaction_bytes: get(&inner.compactions.bytes_written),
+        deletion_bytes: get(&w.deletion_bytes),
+        manifest_bytes: get(&w.manifest_bytes),
+        write_amplification: 0.0,
+        stalled_batches: get(&w.stalled_batches),
+        slowed_batches: get(&w.slowed_batches),
+    };
+    let total =
+        s.wal_bytes + s.flush_bytes + s.compaction_bytes + s.deletion_bytes + s.manifest_bytes;
+    if s.user_bytes > 0 {
+        s.write_amplification = total as f64 / s.user_bytes as f64;
+    }
+    s
+}
+
 /// Counts and sizes of a store.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
@@ -133,6 +199,8 @@ pub struct Stats {
     pub space_amplification: f64,
     /// What compactions did since open.
     pub compactions: CompactionStats,
+    /// Bytes written since open and writer slowdowns.
+    pub writes: WriteStats,
 }
 
 pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
@@ -190,6 +258,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
         .unwrap_or(0);
     s.wal_fsyncs = inner.wal.fsync_count();
     s.compactions = inner.compactions.snapshot();
+    s.writes = write_stats(inner);
     let live_segment_bytes: f64 = s
         .segments
         .iter()

@@ -136,9 +136,12 @@ impl Manifest {
         Self::decode(&buf).map_err(|e| e.at(path))
     }
 
-    /// Publishes this manifest at `path` atomically and durably.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        crate::fsutil::write_atomic(path, &self.encode())
+    /// Publishes this manifest at `path` atomically and durably; returns the bytes
+    /// written.
+    pub fn write(&self, path: &Path) -> Result<u64> {
+        let bytes = self.encode();
+        crate::fsutil::write_atomic(path, &bytes)?;
+        Ok(bytes.len() as u64)
     }
 }
 

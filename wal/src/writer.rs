@@ -192,6 +192,13 @@ impl Wal {
     pub fn fsync_count(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)
     }
+
+    /// Bytes written to log files since the log was created (file headers included):
+    /// the log's share of the store's write amplification.
+    pub fn bytes_written(&self) -> u64 {
+        let a = self.active.lock();
+        a.lsn_base + a.offset
+    }
 }
 
 impl Active {
@@ -269,5 +276,22 @@ mod tests {
         wal.sync_to(b).unwrap();
         assert_eq!(wal.file_no(), 4);
         assert!(dir.path().join("000003.wal").exists() && dir.path().join("000004.wal").exists());
+        // Both files, headers included, are counted as written.
+        drop(wal);
+        let on_disk: u64 = ["000003.wal", "000004.wal"]
+            .iter()
+            .map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len())
+            .sum();
+        assert_eq!(b, on_disk);
+    }
+
+    #[test]
+    fn bytes_written_counts_headers_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1).unwrap();
+        assert_eq!(wal.bytes_written(), FILE_HEADER_LEN as u64);
+        let end = wal.append(1, 1, 1, b"payload").unwrap();
+        wal.rotate(2).unwrap();
+        assert_eq!(wal.bytes_written(), end + FILE_HEADER_LEN as u64);
     }
 }

@@ -229,23 +229,33 @@ fn background_compaction_bounds_segments_and_space_under_churn() {
     delete(&db, &gone, &mut model);
     db.flush().unwrap();
     // The background compactor settles the store (the policy has nothing left to do).
-    let policy = strata::PolicyOptions::default();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let settled = loop {
-        let s = db.stats().unwrap();
-        let bad = s
-            .segments
-            .iter()
-            .any(|g| g.deleted as f64 >= policy.tombstone_ratio * g.rows as f64 && g.deleted > 0);
-        if !bad && s.segments.len() < 2 * policy.fanout {
-            break s;
-        }
+    while db.compaction_pending() {
         assert!(
             Instant::now() < deadline,
-            "compaction did not settle: {s:?}"
+            "compaction did not settle: {:?}",
+            db.stats().unwrap()
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    let settled = db.stats().unwrap();
+    let policy = strata::PolicyOptions::default();
+    assert!(settled.segments.len() < 2 * policy.fanout, "{settled:?}");
+    assert!(settled
+        .segments
+        .iter()
+        .all(|g| (g.deleted as f64) < policy.tombstone_ratio * g.rows as f64 || g.deleted == 0));
+    let w = settled.writes;
+    // Every user byte went through the WAL, and segments were written by both flushes
+    // and compactions.
+    assert!(
+        w.wal_bytes > w.user_bytes && w.flush_bytes > 0 && w.compaction_bytes > 0,
+        "{w:?}"
+    );
+    println!(
+        "churn write amplification {:.2}: user {} B; wal {} B, flush {} B, compaction {} B, deletion files {} B, manifests {} B",
+        w.write_amplification, w.user_bytes, w.wal_bytes, w.flush_bytes, w.compaction_bytes, w.deletion_bytes, w.manifest_bytes
+    );
     assert!(settled.compactions.runs > 0);
     check(&db, &model, n);
     db.close().unwrap();
@@ -282,6 +292,114 @@ fn background_compaction_bounds_segments_and_space_under_churn() {
         settled.space_amplification
     );
     assert!(amp <= 1.3, "space amplification {amp}");
+}
+
+#[test]
+fn write_stats_count_the_bytes_each_writer_put_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let db = Db::open(dir.path(), manual(dim)).unwrap();
+    let mut rng = common::rng(45);
+    let mut b = WriteBatch::new();
+    for id in 0..100u64 {
+        b.upsert_with_payload(id, &vector(&mut rng, dim), b"12345");
+    }
+    b.delete(1000);
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    db.delete(3).unwrap();
+    db.flush().unwrap();
+    let w = db.write_stats();
+    assert_eq!(w.user_bytes, 100 * (8 + 4 * dim as u64 + 5) + 8 + 8);
+    let on_disk = |ext: &str| -> u64 {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(ext))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    // Nothing was removed yet: each kind's files on disk are what was written, except
+    // WAL files retired by the flushes' checkpoints.
+    assert_eq!(w.flush_bytes, on_disk(".seg"), "{w:?}");
+    assert_eq!(w.deletion_bytes, on_disk(".del"), "{w:?}");
+    assert!(
+        w.wal_bytes >= on_disk(".wal") && w.wal_bytes > w.user_bytes,
+        "{w:?}"
+    );
+    assert!(
+        w.manifest_bytes >= 2 * on_disk("MANIFEST"),
+        "two flushes publish twice: {w:?}"
+    );
+    assert_eq!(w.compaction_bytes, 0);
+    let total = w.wal_bytes + w.flush_bytes + w.deletion_bytes + w.manifest_bytes;
+    assert!((w.write_amplification - total as f64 / w.user_bytes as f64).abs() < 1e-9);
+}
+
+#[test]
+fn writers_are_slowed_not_failed_while_compaction_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let mut opts = manual(dim);
+    opts.compaction.background = true;
+    opts.compaction.slowdown_segments = 2;
+    // A policy that never merges (a tier needs 1,000 segments): the backlog stays.
+    opts.compaction.policy.fanout = 1000;
+    let db = Db::open(dir.path(), opts).unwrap();
+    let mut rng = common::rng(46);
+    let mut model = Model::new();
+    for round in 0..3u64 {
+        fill(
+            &db,
+            &mut rng,
+            round * 100..round * 100 + 100,
+            dim,
+            &mut model,
+        );
+    }
+    assert_eq!(db.stats().unwrap().segments.len(), 3);
+    let before = db.write_stats().slowed_batches;
+    for id in 1000..1020 {
+        let v = vector(&mut rng, dim);
+        db.upsert(id, &v).unwrap();
+        model.insert(id, (v, None));
+    }
+    let after = db.write_stats();
+    assert_eq!(
+        after.slowed_batches - before,
+        20,
+        "every batch is slowed: {after:?}"
+    );
+    assert!(!db.compaction_pending());
+
+    // A store whose compactor can catch up: the slowdown ends once it has merged.
+    drop(db);
+    let mut opts = manual(dim);
+    opts.compaction.background = true;
+    opts.compaction.slowdown_segments = 2;
+    let db = Db::open(dir.path(), opts).unwrap();
+    for round in 3..8u64 {
+        fill(
+            &db,
+            &mut rng,
+            round * 100..round * 100 + 100,
+            dim,
+            &mut model,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.compaction_pending() {
+        assert!(Instant::now() < deadline, "{:?}", db.stats().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = db.stats().unwrap();
+    assert!(s.segments.len() <= 2, "{:?}", s.segments);
+    let before = db.write_stats().slowed_batches;
+    let v = vector(&mut rng, dim);
+    db.upsert(2000, &v).unwrap();
+    model.insert(2000, (v, None));
+    assert_eq!(db.write_stats().slowed_batches, before);
+    check(&db, &model, 2001);
 }
 
 fn recall(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> (f64, bool) {
