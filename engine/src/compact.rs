@@ -23,6 +23,7 @@ use crate::db::Inner;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files::{self, FileKind};
 use crate::flush::{commit, remove_files};
+use crate::priority;
 use crate::version::LiveSegment;
 
 /// What one compaction did.
@@ -106,11 +107,11 @@ pub(crate) fn compact_once(
     let go_on =
         |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);
     let pool = inner.compaction_pool.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(inner.opts.compaction.threads.max(1))
-            .thread_name(|i| format!("strata-merge-{i}"))
-            .build()
-            .ok()
+        priority::background_pool(
+            "strata-merge",
+            inner.opts.compaction.threads,
+            inner.opts.compaction.low_priority,
+        )
     });
     let outcome = match pool {
         Some(pool) => pool.install(|| merge(&sources, &spec, &go_on)),
@@ -242,6 +243,7 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
     std::thread::Builder::new()
         .name("strata-compact".into())
         .spawn(move || {
+            priority::lower_thread_priority(inner.opts.compaction.low_priority);
             let mut pause = Duration::from_millis(200);
             loop {
                 if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire)

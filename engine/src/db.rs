@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     /// The thread budget of merges, built by the first compaction (`None` inside when
     /// the pool could not be built: merges then run on the caller's thread).
     pub compaction_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
+    /// The pool that builds flushed segments' indexes (all cores, background priority),
+    /// built by the first flush; `None` inside: builds run on the flusher's thread.
+    pub flush_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
     /// Held for the whole of a compaction: one at a time.
     pub compacting: Mutex<()>,
     /// What compactions did since open.

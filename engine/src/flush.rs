@@ -20,6 +20,7 @@ use crate::db::{Inner, WriteState};
 use crate::error::Result;
 use crate::files::{self, FileKind};
 use crate::memtable::{Frozen, Memtable};
+use crate::priority;
 use crate::stats::WriteCounters;
 use crate::version::{LiveSegment, Version};
 
@@ -148,7 +149,15 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         payloads: &payloads,
     };
     // A flush is never stopped: the progress callback always says go on.
-    write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true)?;
+    let build = || write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true);
+    let pool = inner.flush_pool.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        priority::background_pool("strata-build", cores, inner.opts.low_priority_flush)
+    });
+    match pool {
+        Some(pool) => pool.install(build),
+        None => build(),
+    }?;
     fsutil::sync_dir(&inner.dir)?;
     let reader = Arc::new(SegmentReader::open(&path)?);
     WriteCounters::add(&inner.writes.flush_bytes, reader.file_len());

@@ -35,6 +35,7 @@ mod files;
 mod flush;
 mod memtable;
 mod options;
+mod priority;
 mod recovery;
 mod search;
 mod segment_index;

@@ -39,6 +39,12 @@ pub struct Options {
     pub index: crate::IndexOptions,
     /// When and how segments are merged.
     pub compaction: CompactionOptions,
+    /// Build flushed segments' indexes at idle priority (Linux `SCHED_IDLE`; ignored
+    /// elsewhere), as merges are by default (`CompactionOptions::low_priority`): search
+    /// tail latency then stays flat during heavy ingest. Off by default because a flush
+    /// that cannot get a core stalls writers: with every core busy searching, an idle-
+    /// priority flush gets almost no CPU.
+    pub low_priority_flush: bool,
 }
 
 /// When and how segments are merged.
@@ -53,6 +59,12 @@ pub struct CompactionOptions {
     /// With more segments than this, each write batch waits up to a millisecond for
     /// compaction to catch up (writers are slowed, never failed).
     pub slowdown_segments: usize,
+    /// Run merges and the background compactor at idle priority (Linux `SCHED_IDLE`;
+    /// ignored elsewhere): a search, write or flush thread that wakes preempts a merge at
+    /// once instead of waiting out its time slice, so search tail latency stays flat
+    /// while compactions run. With every core busy, merges get a small share and the
+    /// backlog slows writers (`slowdown_segments`); `false` gives them an equal share.
+    pub low_priority: bool,
 }
 
 impl Default for CompactionOptions {
@@ -62,6 +74,7 @@ impl Default for CompactionOptions {
             policy: crate::PolicyOptions::default(),
             threads: 1,
             slowdown_segments: 64,
+            low_priority: true,
         }
     }
 }
@@ -88,6 +101,7 @@ impl Options {
             search_threads: None,
             index: crate::IndexOptions::default(),
             compaction: CompactionOptions::default(),
+            low_priority_flush: false,
         }
     }
 

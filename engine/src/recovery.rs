@@ -114,6 +114,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         shutdown: AtomicBool::new(false),
         search_pool,
         compaction_pool: std::sync::OnceLock::new(),
+        flush_pool: std::sync::OnceLock::new(),
         compacting: Mutex::new(()),
         compactions: Default::default(),
         writes: Default::default(),

@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata vector store.
 
 mod bench;
+mod churn;
 mod compact;
 mod demo;
 mod input;
@@ -183,6 +184,11 @@ enum Command {
     },
     /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
     Bench(Box<bench::BenchArgs>),
+    /// Measure compaction under churn: upsert every row several times, delete a
+    /// fraction, let background compaction settle while a reader searches; prints write
+    /// and space amplification, search latency during compaction against idle, and
+    /// compaction throughput.
+    Churn(Box<churn::ChurnArgs>),
 }
 
 fn main() -> ExitCode {
@@ -230,6 +236,7 @@ fn main() -> ExitCode {
             seed,
         } => demo::run(dir, rows, dim, seed),
         Command::Bench(args) => bench::run(&args),
+        Command::Churn(args) => churn::run(&args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

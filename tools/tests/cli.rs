@@ -263,3 +263,49 @@ fn compact_merges_a_closed_store_and_survives_being_killed() {
     assert_eq!(v["live_rows"].as_u64(), Some(live));
     assert!(v["space_amplification"].as_f64().unwrap() < 1.05, "{v}");
 }
+
+#[test]
+fn churn_reports_write_and_space_amplification() {
+    let t = tempfile::tempdir().unwrap();
+    // Distinct pseudo-random vectors (ties would make recall ambiguous).
+    let base: Vec<Vec<f32>> = (0..6000u64)
+        .map(|i| {
+            (0..32u64)
+                .map(|j| ((i * 32 + j).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32)
+                .collect()
+        })
+        .collect();
+    let fv = t.path().join("base.fvecs");
+    write_fvecs(&fv, &base);
+    let json = t.path().join("churn.json");
+    let out = ok(&[
+        "churn",
+        "--base",
+        fv.to_str().unwrap(),
+        "--rows",
+        "0",
+        "--memtable-mb",
+        "1",
+        "--nq",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    for step in ["1. churned", "write amplification", "2. space", "3. "] {
+        assert!(out.contains(step), "{step:?} missing from:\n{out}");
+    }
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&json).unwrap().trim()).unwrap();
+    let num = |k: &str| {
+        line[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing: {line}"))
+    };
+    assert!(num("compactions") >= 1.0, "{line}");
+    // Every user byte passes through the WAL and at least one segment write.
+    assert!(num("write_amplification") > 2.0, "{line}");
+    assert!(num("space_amplification") <= 1.3, "{line}");
+    assert!(num("recall_after_full") >= 0.99, "{line}");
+    // (A merge this small may finish before a query starts beside it: no figure then.)
+    assert!(num("idle_p99_ms") > 0.0, "{line}");
+}

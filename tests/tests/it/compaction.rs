@@ -402,6 +402,43 @@ fn writers_are_slowed_not_failed_while_compaction_is_behind() {
     check(&db, &model, 2001);
 }
 
+/// The scheduling policy of this process's threads named `name` (field 41 of
+/// `/proc/self/task/TID/stat`).
+#[cfg(target_os = "linux")]
+fn thread_policies(name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let t = t.unwrap().path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name start at field 3.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(rest.split(' ').nth(41 - 3).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn merges_run_at_idle_priority() {
+    const SCHED_IDLE: u32 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let db = Db::open(dir.path(), manual(dim)).unwrap();
+    let mut rng = common::rng(47);
+    let mut model = Model::new();
+    fill(&db, &mut rng, 0..100, dim, &mut model);
+    fill(&db, &mut rng, 100..200, dim, &mut model);
+    assert_eq!(db.compact(true, &|_, _, _| true).unwrap().len(), 1);
+    let policies = thread_policies("strata-merge-0");
+    assert!(!policies.is_empty(), "no merge thread found");
+    assert!(policies.iter().all(|&p| p == SCHED_IDLE), "{policies:?}");
+    check(&db, &model, 200);
+}
+
 fn recall(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> (f64, bool) {
     let (mut found, mut want, mut always_k) = (0, 0, true);
     for q in queries {
