@@ -6,6 +6,8 @@
 #   bench/cgroup.sh LIMIT_MB STORE_DIR -- <strata bench arguments without --dir/--reuse>
 #
 # Prints the bench table, then the cgroup's peak usage and how often it hit the limit.
+# With PERF_STAT=1 the run is wrapped in `perf stat` (major/minor page faults, CPU time
+# against wall time: the difference is time spent waiting for the disk).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 limit_mb=${1:?usage: bench/cgroup.sh LIMIT_MB STORE_DIR -- bench args}
@@ -21,5 +23,7 @@ echo $((limit_mb * 1024 * 1024)) > "$cg/memory.limit_in_bytes"
 sync
 echo 3 > /proc/sys/vm/drop_caches
 bin=$root/target/release/strata
-sh -c "echo \$\$ > $cg/cgroup.procs && exec $bin bench --dir $store --reuse $*"
+wrap=""
+[ "${PERF_STAT:-0}" = 1 ] && wrap="perf stat -e major-faults,minor-faults,task-clock --"
+sh -c "echo \$\$ > $cg/cgroup.procs && exec $wrap $bin bench --dir $store --reuse $*"
 echo "cgroup limit ${limit_mb} MiB: peak usage $(( $(cat "$cg/memory.max_usage_in_bytes") / 1048576 )) MiB, limit hit $(cat "$cg/memory.failcnt") times"

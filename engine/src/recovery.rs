@@ -119,6 +119,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         compactions: Default::default(),
         writes: Default::default(),
         indexer: std::sync::OnceLock::new(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         _lock: lock,
     })
 }
