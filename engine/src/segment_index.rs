@@ -91,9 +91,10 @@ pub(crate) fn search(
         |n: u32| strata_index::distance::prefetch(codes.get(n as usize * m..).unwrap_or(&[]));
     let found = VISITED
         .with(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), &mut v.borrow_mut()));
-    // Deleted rows guided the walk; only live rows are reranked and returned.
-    let ids = seg.reader.ids();
-    let mut top = TopK::new(k);
+    // Deleted rows guided the walk; only live rows are reranked and returned. The top
+    // holds row numbers until the end: only the k winners' ids are read (the ids
+    // section then stays out of a search's working set under memory pressure).
+    let mut rows_top = TopK::new(k);
     let mut live = 0;
     for n in found
         .iter()
@@ -101,14 +102,21 @@ pub(crate) fn search(
         .filter(|&r| !seg.deleted.contains(r))
         .take(rerank.max(k))
     {
-        let (Some(v), Some(&id)) = (seg.reader.vector(n), ids.get(n)) else {
+        let Some(v) = seg.reader.vector(n) else {
             continue;
         };
-        top.push(id, metric.distance(query, v));
+        rows_top.push(n as u64, metric.distance(query, v));
         live += 1;
     }
     if live < k.min(live_rows) {
         return None;
+    }
+    let ids = seg.reader.ids();
+    let mut top = TopK::new(k);
+    for n in rows_top.into_sorted() {
+        if let Some(&id) = ids.get(n.id as usize) {
+            top.push(id, n.distance);
+        }
     }
     Some(top)
 }

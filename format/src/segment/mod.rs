@@ -314,11 +314,13 @@ impl SegmentReader {
             seg.check_section(SectionKind::PqCodebook)?;
             seg.index_meta()?;
         }
-        // The front (ids, codes, graph) is what searches walk: start reading it. Full
-        // vectors are read a row at a time to rerank: no readahead, which under memory
-        // pressure would evict the front for neighbouring rows nobody asked for.
+        // The front (codes, graph) is what searches walk: start reading it. Ids are read
+        // only for the k results and by `get`, full vectors a row at a time to rerank: no
+        // readahead for those, which under memory pressure would evict the front for
+        // neighbouring rows nobody asked for.
+        let ids = seg.section(SectionKind::Ids).range.clone();
         let vectors = seg.section(SectionKind::Vectors).range.clone();
-        seg.bytes.advise(HEADER_LEN..vectors.start, false);
+        seg.bytes.advise(ids.end..vectors.start, false);
         seg.bytes.advise(vectors, true);
         Ok(seg)
     }
