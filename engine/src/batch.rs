@@ -41,9 +41,7 @@ impl Op {
             Op::Delete { .. } => 8,
         }
     }
-}
 
-impl Op {
     /// The id the operation touches.
     pub fn id(&self) -> u64 {
         match self {

@@ -151,8 +151,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     // A flush is never stopped: the progress callback always says go on.
     let build = || write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true);
     let pool = inner.flush_pool.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        priority::background_pool("strata-build", cores, inner.opts.low_priority_flush)
+        priority::background_pool("strata-build", inner.cores, inner.opts.low_priority_flush)
     });
     match pool {
         Some(pool) => pool.install(build),

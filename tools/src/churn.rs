@@ -110,7 +110,7 @@ fn recall(db: &Db, metric: Metric, live: &[(u64, &[f32])], queries: &[Vec<f32>])
     for q in queries {
         let mut q = q.clone();
         if metric == Metric::Cosine {
-            normalize(&mut q);
+            strata_index::distance::normalize(&mut q);
         }
         let mut d: Vec<(f32, u64)> = live
             .iter()
@@ -127,13 +127,6 @@ fn recall(db: &Db, metric: Metric, live: &[(u64, &[f32])], queries: &[Vec<f32>])
         found += hits.iter().filter(|h| truth.contains(&h.id)).count();
     }
     Ok(found as f64 / wanted.max(1) as f64)
-}
-
-fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
 }
 
 fn dir_bytes(dir: &Path) -> Result<u64> {
@@ -166,7 +159,7 @@ pub fn run(a: &ChurnArgs) -> Result<()> {
     let dim = base[0].len();
     if metric == Metric::Cosine {
         for v in &mut base {
-            normalize(v);
+            strata_index::distance::normalize(v);
         }
     }
     let queries = match &a.queries {
@@ -206,13 +199,14 @@ pub fn run(a: &ChurnArgs) -> Result<()> {
             let t = Instant::now();
             let pb = progress::bar((n * a.rounds + deleted.len()) as u64, "churn");
             for round in 0..a.rounds {
-                for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                for start in (0..n).step_by(1000) {
+                    let ids = start..(start + 1000).min(n);
                     let mut b = WriteBatch::new();
-                    for &id in chunk {
+                    for id in ids.clone() {
                         b.upsert(id as u64, vector_of(id, round));
                     }
                     db.write(b)?;
-                    pb.inc(chunk.len() as u64);
+                    pb.inc(ids.len() as u64);
                 }
             }
             for chunk in deleted.chunks(1000) {
