@@ -168,6 +168,7 @@ pub struct SegmentRows<'a> {
 /// whether it built an index, or `None` when `progress` asked to stop (nothing is left
 /// at `path` then).
 pub fn write_segment(
+    fs: &dyn strata_format::Vfs,
     path: &std::path::Path,
     rows: &SegmentRows<'_>,
     o: &IndexOptions,
@@ -195,6 +196,6 @@ pub fn write_segment(
         payloads: rows.payloads,
         index: index.as_ref().map(BuiltIndex::input),
     };
-    strata_format::segment::write_segment(path, &input)?;
+    strata_format::segment::write_segment(fs, path, &input)?;
     Ok(Some(index.is_some()))
 }

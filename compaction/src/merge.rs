@@ -25,6 +25,8 @@ pub struct MergeSource<'a> {
 
 /// Where the output goes and how it is built.
 pub struct MergeSpec<'a> {
+    /// The file system the output is written through.
+    pub fs: &'a dyn strata_format::Vfs,
     /// The new segment file.
     pub path: &'a Path,
     /// Metric of the store.
@@ -128,10 +130,10 @@ pub fn merge(
         vectors: &vectors,
         payloads: &payload_refs,
     };
-    let indexed = match write_segment(spec.path, &rows, spec.index, progress)? {
+    let indexed = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(indexed) => indexed,
         None => {
-            let _ = std::fs::remove_file(spec.path);
+            let _ = spec.fs.remove(spec.path);
             return Ok(MergeOutcome::Stopped);
         }
     };

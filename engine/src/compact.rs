@@ -100,6 +100,7 @@ pub(crate) fn compact_once(
         })
         .collect();
     let spec = MergeSpec {
+        fs: &*inner.opts.vfs,
         path: &path,
         metric: inner.metric,
         index: &inner.opts.index,
@@ -120,7 +121,7 @@ pub(crate) fn compact_once(
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            let _ = std::fs::remove_file(&path);
+            let _ = inner.opts.vfs.remove(&path);
             return Err(e.into());
         }
     };
@@ -128,13 +129,13 @@ pub(crate) fn compact_once(
         MergeOutcome::Stopped => return Ok(None),
         MergeOutcome::Empty { .. } => None,
         MergeOutcome::Written(m) => {
-            let opened = fsutil::sync_dir(&inner.dir)
-                .and_then(|()| SegmentReader::open(&path))
+            let opened = fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)
+                .and_then(|()| SegmentReader::open(&*inner.opts.vfs, &path))
                 .map_err(Error::from);
             match opened {
                 Ok(r) => Some((m, Arc::new(r))),
                 Err(e) => {
-                    let _ = std::fs::remove_file(&path);
+                    let _ = inner.opts.vfs.remove(&path);
                     return Err(e);
                 }
             }
@@ -151,7 +152,7 @@ pub(crate) fn compact_once(
         seconds: 0.0,
     };
     if !install(inner, &inputs, out_no, output)? {
-        let _ = std::fs::remove_file(&path);
+        let _ = inner.opts.vfs.remove(&path);
         return Ok(None);
     }
     report.seconds = start.elapsed().as_secs_f64();
@@ -215,7 +216,7 @@ fn install(
         }
     }
     if let Some((_, reader)) = output {
-        let seg = LiveSegment::new(out_no, reader, deleted, None);
+        let seg = LiveSegment::new(inner.opts.vfs.clone(), out_no, reader, deleted, None);
         v.segments.insert(position.min(v.segments.len()), seg);
     }
     let res = commit(inner, &mut st, v, None, obsolete);
@@ -232,7 +233,7 @@ fn install(
         r.arm();
     }
     drop(st);
-    remove_files(obsolete);
+    remove_files(&*inner.opts.vfs, obsolete);
     Ok(true)
 }
 

@@ -1,6 +1,5 @@
 //! [`Db`]: the public handle of a store, and the write path.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -85,7 +84,7 @@ pub(crate) struct Inner {
     pub indexer: std::sync::OnceLock<std::thread::Thread>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
-    pub _lock: File,
+    pub _lock: Box<dyn strata_format::vfs::VfsLock>,
 }
 
 /// An open store. `Send + Sync`: share it with `Arc`. Dropping it without [`Db::close`]

@@ -3,8 +3,9 @@
 //! `MANIFEST` (+ `MANIFEST.tmp` while publishing), `LOCK`, and numbered files from one
 //! counter: `NNNNNN.wal`, `NNNNNN.seg`, `NNNNNN.del`.
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+
+use strata_format::vfs::{Vfs, VfsLock};
 
 use crate::error::{Error, Result};
 
@@ -60,52 +61,38 @@ pub fn parse(name: &str) -> Option<(FileKind, u64)> {
 }
 
 /// Every numbered file in `dir`, with its length.
-pub fn list(dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if let Some((kind, no)) = entry.file_name().to_str().and_then(parse) {
-            let len = match entry.metadata() {
-                Ok(m) => m.len(),
-                // Unlinked between readdir and stat (a flush removing an obsolete file).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&entry.path(), e)),
-            };
-            out.push((kind, no, len));
-        }
-    }
+pub fn list(fs: &dyn Vfs, dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
+    let mut out: Vec<_> = fs
+        .list(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .into_iter()
+        .filter_map(|(name, len)| parse(&name).map(|(kind, no)| (kind, no, len)))
+        .collect();
     out.sort_by_key(|&(_, no, _)| no);
     Ok(out)
 }
 
-/// Takes the store's exclusive lock; the returned file holds it until dropped.
-pub fn lock(dir: &Path) -> Result<File> {
+/// Takes the store's exclusive lock; the returned guard holds it until dropped.
+pub fn lock(fs: &dyn Vfs, dir: &Path) -> Result<Box<dyn VfsLock>> {
     let p = dir.join(LOCK);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&p)
-        .map_err(|e| Error::io(&p, e))?;
     // NOTE: a flock belongs to the open file description, which a child process forked
     // by any thread of this process shares until it execs. A store closed and reopened
     // while another thread spawns a process can therefore look locked for a moment, so a
     // conflict is retried briefly before it is reported.
     let mut tries = 0;
     loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) if tries < 20 => {
+        match fs.lock(&p) {
+            Ok(guard) => return Ok(guard),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 20 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 return Err(Error::Locked {
                     path: dir.to_path_buf(),
                 })
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&p, e)),
+            Err(e) => return Err(Error::io(&p, e)),
         }
     }
 }

@@ -149,7 +149,15 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         payloads: &payloads,
     };
     // A flush is never stopped: the progress callback always says go on.
-    let build = || write_segment(&path, &seg_rows, &inner.opts.index, &|_, _, _| true);
+    let build = || {
+        write_segment(
+            &*inner.opts.vfs,
+            &path,
+            &seg_rows,
+            &inner.opts.index,
+            &|_, _, _| true,
+        )
+    };
     let pool = inner.flush_pool.get_or_init(|| {
         priority::background_pool("strata-build", inner.cores, inner.opts.low_priority_flush)
     });
@@ -157,8 +165,8 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         Some(pool) => pool.install(build),
         None => build(),
     }?;
-    fsutil::sync_dir(&inner.dir)?;
-    let reader = Arc::new(SegmentReader::open(&path)?);
+    fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)?;
+    let reader = Arc::new(SegmentReader::open(&*inner.opts.vfs, &path)?);
     WriteCounters::add(&inner.writes.flush_bytes, reader.file_len());
     Ok(Written {
         file_no,
@@ -182,14 +190,16 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
                 deleted.insert(row);
             }
         }
-        v.segments
-            .insert(0, LiveSegment::new(w.file_no, reader, deleted, None));
+        v.segments.insert(
+            0,
+            LiveSegment::new(inner.opts.vfs.clone(), w.file_no, reader, deleted, None),
+        );
     }
     v.memtables.retain(|m| !Arc::ptr_eq(m, mem));
     let checkpoint = Some((frozen.last_seq, frozen.next_wal_no));
     let obsolete = commit(inner, &mut st, v, checkpoint, Vec::new())?;
     drop(st);
-    remove_files(obsolete);
+    remove_files(&*inner.opts.vfs, obsolete);
     Ok(())
 }
 
@@ -211,14 +221,14 @@ pub(crate) fn commit(
         let no = st.alloc_file_no();
         let path = files::path(&inner.dir, FileKind::Deletion, no);
         let bytes = s.deleted.encode(s.file_no);
-        fsutil::write_new(&path, &bytes)?;
+        fsutil::write_new(&*inner.opts.vfs, &path, &bytes)?;
         WriteCounters::add(&inner.writes.deletion_bytes, bytes.len() as u64);
         if let Some(old) = s.deletion_file_no.replace(no) {
             obsolete.push(files::path(&inner.dir, FileKind::Deletion, old));
         }
         s.dirty = false;
     }
-    fsutil::sync_dir(&inner.dir)?;
+    fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)?;
     let mut manifest = st.manifest.clone();
     manifest.segments = v.segments.iter().rev().map(entry).collect();
     if let Some((seq, wal_no)) = checkpoint {
@@ -227,10 +237,10 @@ pub(crate) fn commit(
     }
     manifest.next_file_no = st.next_file_no;
     // Commit point: after this rename the change is durable (see module doc).
-    let bytes = manifest.write(&inner.dir.join(files::MANIFEST))?;
+    let bytes = manifest.write(&*inner.opts.vfs, &inner.dir.join(files::MANIFEST))?;
     WriteCounters::add(&inner.writes.manifest_bytes, bytes);
     if let Some((_, wal_no)) = checkpoint {
-        for (kind, no, _) in files::list(&inner.dir)? {
+        for (kind, no, _) in files::list(&*inner.opts.vfs, &inner.dir)? {
             if kind == FileKind::Wal && no < wal_no {
                 obsolete.push(files::path(&inner.dir, kind, no));
             }
@@ -244,9 +254,9 @@ pub(crate) fn commit(
 
 /// Removes files the manifest no longer names. A failure leaves garbage that the next
 /// open removes; not an error.
-pub(crate) fn remove_files(paths: Vec<PathBuf>) {
+pub(crate) fn remove_files(fs: &dyn strata_format::Vfs, paths: Vec<PathBuf>) {
     for p in paths {
-        let _ = std::fs::remove_file(p);
+        let _ = fs.remove(&p);
     }
 }
 

@@ -33,6 +33,7 @@ mod db;
 mod error;
 mod files;
 mod flush;
+mod io;
 mod memtable;
 mod options;
 mod priority;
@@ -56,7 +57,13 @@ pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, Write
 pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{IndexOptions, PolicyOptions, Reason as CompactionReason, Stage};
 pub use strata_index::hnsw::HnswParams;
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, verify_with, VerifyReport};
+
+/// The I/O seam: the real, simulated and fault-injecting file systems a store can run
+/// over ([`Options::vfs`]).
+pub mod vfs {
+    pub use strata_format::vfs::*;
+}
 
 /// The distance kernels chosen for this CPU (`avx512f`, `avx2+fma` or `portable`).
 pub fn kernel_name() -> &'static str {

@@ -1,6 +1,9 @@
 //! Options of a store, of writes and of searches.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use strata_format::vfs::Vfs;
 
 pub use strata_index::Metric;
 
@@ -45,6 +48,9 @@ pub struct Options {
     /// that cannot get a core stalls writers: with every core busy searching, an idle-
     /// priority flush gets almost no CPU.
     pub low_priority_flush: bool,
+    /// The file system every file operation of the store goes through: the real one by
+    /// default; tests pass a simulated or fault-injecting one (`strata::vfs`).
+    pub vfs: Arc<dyn Vfs>,
 }
 
 /// When and how segments are merged.
@@ -102,12 +108,19 @@ impl Options {
             index: crate::IndexOptions::default(),
             compaction: CompactionOptions::default(),
             low_priority_flush: false,
+            vfs: strata_format::vfs::os(),
         }
     }
 
     /// Sets the default durability.
     pub fn sync(mut self, sync: Sync) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Runs the store over `vfs` instead of the real file system.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = vfs;
         self
     }
 

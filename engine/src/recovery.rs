@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use strata_format::vfs::Vfs;
 use strata_format::{fsutil, DeletionBitmap, Manifest, SegmentReader};
 use strata_index::Metric;
 use strata_wal::{ReplayError, ReplayMode, Wal};
@@ -14,18 +15,21 @@ use crate::batch::{self, BATCH_RECORD};
 use crate::db::{apply, Inner, WriteState};
 use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
+use crate::io::WalFs;
 use crate::options::Options;
 use crate::version::{LiveSegment, Version};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
-    if !dir.join(files::MANIFEST).exists() && opts.dim.is_none() {
+    let fs = opts.vfs.clone();
+    let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
+    if !exists(&dir.join(files::MANIFEST))? && opts.dim.is_none() {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let lock = files::lock(dir)?;
-    let manifest = load_or_create_manifest(dir, &opts)?;
+    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let lock = files::lock(&*fs, dir)?;
+    let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
     let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
         path: dir.join(files::MANIFEST),
         offset: 28,
@@ -43,16 +47,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
             .into());
         }
     }
-    let max_seen = remove_orphans(dir, &manifest)?;
-    let segments = open_segments(dir, &manifest)?;
+    let max_seen = remove_orphans(&*fs, dir, &manifest)?;
+    let segments = open_segments(&fs, dir, &manifest)?;
     // Header-only WAL files (left by opens that wrote nothing) hold no records: they are
     // removed after a successful replay instead of accumulating.
-    let header_only = |p: &std::path::PathBuf| {
-        std::fs::metadata(p).is_ok_and(|m| m.len() <= strata_wal::record::FILE_HEADER_LEN as u64)
-    };
-    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(dir, &manifest)?
+    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(&*fs, dir, &manifest)?
         .into_iter()
-        .partition(|(_, p)| header_only(p));
+        .partition(|&(_, _, len)| len <= strata_wal::record::FILE_HEADER_LEN as u64);
+    let wal_files: Vec<_> = wal_files.into_iter().map(|(no, p, _)| (no, p)).collect();
     let first_wal_no = wal_files.first().map(|f| f.0);
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
@@ -67,22 +69,30 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         memtables: vec![mem],
         segments,
     };
-    let end_seq = replay(&wal_files, &manifest, dim, &mut version, ReplayMode::Repair)?.0;
+    let end_seq = replay(
+        &fs,
+        &wal_files,
+        &manifest,
+        dim,
+        &mut version,
+        ReplayMode::Repair,
+    )?
+    .0;
     // The replayed tail of the newest WAL file may never have been synced by the
     // session that wrote it (it crashed first). Make it durable before new records go to
     // a newer file: replay treats every file but the newest as fully synced.
-    if let Some((_, last)) = wal_files.last().filter(|(_, p)| p.exists()) {
-        std::fs::File::open(last)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(last, e))?;
+    if let Some((_, last)) = wal_files.last() {
+        if exists(last)? {
+            fs.sync_file(last).map_err(|e| Error::io(last, e))?;
+        }
     }
-    fsutil::sync_dir(dir)?;
-    let wal = Wal::create(dir, wal_no)?;
-    for (_, p) in &empty_wals {
-        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    fsutil::sync_dir(&*fs, dir)?;
+    let wal = Wal::create(Arc::new(WalFs(fs.clone())), dir, wal_no)?;
+    for (_, p, _) in &empty_wals {
+        fs.remove(p).map_err(|e| Error::io(p, e))?;
     }
     if !empty_wals.is_empty() {
-        fsutil::sync_dir(dir)?;
+        fsutil::sync_dir(&*fs, dir)?;
     }
     let version = Arc::new(version);
     let search_pool = match opts.search_threads {
@@ -124,15 +134,16 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     })
 }
 
-fn load_or_create_manifest(dir: &Path, opts: &Options) -> Result<Manifest> {
+fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Manifest> {
     let path = dir.join(files::MANIFEST);
     let tmp = path.with_extension("tmp");
-    if tmp.exists() {
+    let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
+    if exists(&tmp)? {
         // An unfinished publish: the rename never happened, so the old manifest stands.
-        std::fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs.remove(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
-    if path.exists() {
-        return Ok(Manifest::read(&path)?);
+    if exists(&path)? {
+        return Ok(Manifest::read(fs, &path)?);
     }
     let dim = opts.dim.unwrap_or(0);
     if dim == 0 || dim > strata_format::segment::MAX_DIM as usize {
@@ -146,7 +157,7 @@ fn load_or_create_manifest(dir: &Path, opts: &Options) -> Result<Manifest> {
         wal_min_no: 1,
         segments: Vec::new(),
     };
-    m.write(&path)?;
+    m.write(fs, &path)?;
     Ok(m)
 }
 
@@ -183,37 +194,42 @@ impl LiveFiles {
 
 /// Deletes numbered files the manifest does not name; returns the highest file number
 /// seen (live or not) so new files never reuse a number.
-fn remove_orphans(dir: &Path, m: &Manifest) -> Result<u64> {
+fn remove_orphans(fs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<u64> {
     let live = LiveFiles::of(m);
     let mut max_seen = 0;
     let mut removed = false;
-    for (kind, no, _) in files::list(dir)? {
+    for (kind, no, _) in files::list(fs, dir)? {
         max_seen = max_seen.max(no);
         let keep = live.contains(kind, no);
         if !keep {
             let p = files::path(dir, kind, no);
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            fs.remove(&p).map_err(|e| Error::io(&p, e))?;
             removed = true;
         }
     }
     if removed {
-        fsutil::sync_dir(dir)?;
+        fsutil::sync_dir(fs, dir)?;
     }
     Ok(max_seen)
 }
 
-pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>> {
+pub(crate) fn open_segments(
+    fs: &Arc<dyn Vfs>,
+    dir: &Path,
+    m: &Manifest,
+) -> Result<Vec<LiveSegment>> {
     let mut out = Vec::with_capacity(m.segments.len());
+    let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     for e in m.segments.iter().rev() {
         let path = files::path(dir, FileKind::Segment, e.file_no);
-        if !path.exists() {
+        if !exists(&path)? {
             return Err(Error::Corruption {
                 path,
                 offset: 0,
                 kind: CorruptionKind::MissingFile,
             });
         }
-        let reader = SegmentReader::open(&path)?;
+        let reader = SegmentReader::open(&**fs, &path)?;
         let h = reader.header();
         let inconsistent = |what| Error::Corruption {
             path: path.clone(),
@@ -229,18 +245,19 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
         let deleted = match e.deletion_file_no {
             Some(d) => {
                 let dp = files::path(dir, FileKind::Deletion, d);
-                if !dp.exists() {
+                if !exists(&dp)? {
                     return Err(Error::Corruption {
                         path: dp,
                         offset: 0,
                         kind: CorruptionKind::MissingFile,
                     });
                 }
-                DeletionBitmap::read(&dp, e.file_no, reader.rows())?
+                DeletionBitmap::read(&**fs, &dp, e.file_no, reader.rows())?
             }
             None => DeletionBitmap::new(reader.rows()),
         };
         out.push(LiveSegment::new(
+            fs.clone(),
             e.file_no,
             Arc::new(reader),
             deleted,
@@ -250,18 +267,23 @@ pub(crate) fn open_segments(dir: &Path, m: &Manifest) -> Result<Vec<LiveSegment>
     Ok(out)
 }
 
-/// The live WAL files of a store, oldest first.
-pub(crate) fn wal_files(dir: &Path, m: &Manifest) -> Result<Vec<(u64, std::path::PathBuf)>> {
-    Ok(files::list(dir)?
+/// The live WAL files of a store, oldest first, with their lengths.
+pub(crate) fn wal_files(
+    fs: &dyn Vfs,
+    dir: &Path,
+    m: &Manifest,
+) -> Result<Vec<(u64, std::path::PathBuf, u64)>> {
+    Ok(files::list(fs, dir)?
         .into_iter()
         .filter(|&(k, no, _)| k == FileKind::Wal && no >= m.wal_min_no)
-        .map(|(k, no, _)| (no, files::path(dir, k, no)))
+        .map(|(k, no, len)| (no, files::path(dir, k, no), len))
         .collect())
 }
 
 /// Replays WAL records after the checkpoint into `v`; returns the next sequence number
 /// and the replay report.
 pub(crate) fn replay(
+    fs: &Arc<dyn Vfs>,
     files: &[(u64, std::path::PathBuf)],
     m: &Manifest,
     dim: usize,
@@ -269,7 +291,7 @@ pub(crate) fn replay(
     mode: ReplayMode,
 ) -> Result<(u64, strata_wal::ReplayReport)> {
     let mut next = m.checkpoint_seq + 1;
-    let res = strata_wal::replay(files, mode, |r| {
+    let res = strata_wal::replay(&WalFs(fs.clone()), files, mode, |r| {
         let rec = r.record;
         let path = files
             .iter()

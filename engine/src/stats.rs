@@ -244,7 +244,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     s.memtable_linked_rows = v.memtables.iter().map(|m| m.linked_rows() as u64).sum();
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
     let mut segment_file_bytes = 0;
-    for (kind, _, len) in files::list(&inner.dir)? {
+    for (kind, _, len) in files::list(&*inner.opts.vfs, &inner.dir)? {
         match kind {
             FileKind::Segment => segment_file_bytes += len,
             FileKind::Deletion => s.deletion_bytes += len,
@@ -253,8 +253,10 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     }
     s.segment_bytes = s.segments.iter().map(|g| g.bytes).sum();
     s.retired_bytes = segment_file_bytes.saturating_sub(s.segment_bytes);
-    s.manifest_bytes = std::fs::metadata(inner.dir.join(files::MANIFEST))
-        .map(|m| m.len())
+    s.manifest_bytes = inner
+        .opts
+        .vfs
+        .len(&inner.dir.join(files::MANIFEST))
         .unwrap_or(0);
     s.wal_fsyncs = inner.wal.fsync_count();
     s.compactions = inner.compactions.snapshot();

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use strata_format::vfs::Vfs;
 use strata_format::Manifest;
 use strata_wal::ReplayMode;
 
@@ -34,15 +35,20 @@ pub struct VerifyReport {
 /// store gives [`Error::Locked`]. The first fault is returned as [`Error::Corruption`]
 /// naming the file and offset.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    verify_with(strata_format::vfs::os(), dir)
+}
+
+/// [`verify`] over the file system `fs` (see [`crate::Options::vfs`]).
+pub fn verify_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
     let mpath = dir.join(files::MANIFEST);
-    if !mpath.exists() {
+    if !fs.exists(&mpath).map_err(|e| Error::io(&mpath, e))? {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
     }
-    let _lock = files::lock(dir)?;
-    let m = Manifest::read(&mpath)?;
-    let segments = recovery::open_segments(dir, &m)?;
+    let _lock = files::lock(&*fs, dir)?;
+    let m = Manifest::read(&*fs, &mpath)?;
+    let segments = recovery::open_segments(&fs, dir, &m)?;
     let mut report = VerifyReport::default();
     let mut seen = HashSet::new();
     for (seg, entry) in segments.iter().zip(m.segments.iter().rev()) {
@@ -68,17 +74,20 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         report.rows += seg.reader.rows() as u64;
         report.tombstones += seg.deleted.count() as u64;
     }
-    let wal = recovery::wal_files(dir, &m)?;
+    let wal: Vec<_> = recovery::wal_files(&*fs, dir, &m)?
+        .into_iter()
+        .map(|(no, p, _)| (no, p))
+        .collect();
     let mut v = Version {
         seq: m.checkpoint_seq,
         memtables: vec![Arc::new(Memtable::new(0, strata_index::Metric::L2, None))],
         segments,
     };
-    let (_, rep) = recovery::replay(&wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
+    let (_, rep) = recovery::replay(&fs, &wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
     report.wal_records = rep.records;
     report.torn_tail = rep.torn_tail;
     let live = recovery::LiveFiles::of(&m);
-    for (kind, no, _) in files::list(dir)? {
+    for (kind, no, _) in files::list(&*fs, dir)? {
         let keep = live.contains(kind, no);
         if !keep {
             report.orphans.push(files::path(dir, kind, no));

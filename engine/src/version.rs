@@ -6,8 +6,10 @@
 //! readers clone the `Arc` and never block writers.
 
 use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use strata_format::vfs::Vfs;
 
 use strata_format::{DeletionBitmap, SegmentReader};
 
@@ -34,14 +36,16 @@ pub(crate) struct LiveSegment {
 /// [`RetireOnDrop::arm`] was called (after the manifest stopped naming the file).
 #[derive(Debug)]
 pub(crate) struct RetireOnDrop {
+    fs: Arc<dyn Vfs>,
     path: PathBuf,
     armed: AtomicBool,
 }
 
 impl RetireOnDrop {
     /// The file stays unless armed.
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(fs: Arc<dyn Vfs>, path: PathBuf) -> Self {
         RetireOnDrop {
+            fs,
             path,
             armed: AtomicBool::new(false),
         }
@@ -57,7 +61,7 @@ impl Drop for RetireOnDrop {
     fn drop(&mut self) {
         if self.armed.load(Ordering::Acquire) {
             // A file that cannot be removed is an orphan the next open removes.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = self.fs.remove(&self.path);
         }
     }
 }
@@ -66,13 +70,14 @@ impl LiveSegment {
     /// A segment as recovery, a flush or a compaction installs it (its index's in-memory
     /// part is loaded here).
     pub fn new(
+        fs: Arc<dyn Vfs>,
         file_no: u64,
         reader: Arc<SegmentReader>,
         deleted: DeletionBitmap,
         deletion_file_no: Option<u64>,
     ) -> Self {
         let index = SegmentIndex::open(&reader).map(Arc::new);
-        let retire = Arc::new(RetireOnDrop::new(reader.path().to_path_buf()));
+        let retire = Arc::new(RetireOnDrop::new(fs, reader.path().to_path_buf()));
         LiveSegment {
             file_no,
             reader,

@@ -14,12 +14,27 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use crate::error::{Error, Result};
+/// What a [`MappedBytes`] views: a memory map of a file, or bytes on the heap (files of
+/// the simulated file system, fuzz inputs).
+enum Backing {
+    Map(Mmap),
+    Heap(Box<[u8]>),
+}
 
-/// Immutable bytes backed by a shared memory map (or by nothing, when empty).
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Heap(h) => h,
+        }
+    }
+}
+
+/// Immutable bytes backed by a shared memory map or heap buffer (or by nothing, when
+/// empty).
 #[derive(Clone)]
 pub struct MappedBytes {
-    map: Option<Arc<Mmap>>,
+    map: Option<Arc<Backing>>,
     range: Range<usize>,
 }
 
@@ -32,29 +47,35 @@ impl std::fmt::Debug for MappedBytes {
 }
 
 impl MappedBytes {
-    /// Maps the whole of `path` read-only.
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    /// Maps the whole of the file at `path` read-only.
+    pub fn map_file(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
         if len == 0 {
-            return Ok(MappedBytes {
-                map: None,
-                range: 0..0,
-            });
+            return Ok(Self::from_vec(Vec::new()));
         }
         // SAFETY: see the module doc: the file is immutable for as long as it is mapped.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let map = unsafe { Mmap::map(&file) }?;
         let n = map.len();
         Ok(MappedBytes {
-            map: Some(Arc::new(map)),
+            map: Some(Arc::new(Backing::Map(map))),
             range: 0..n,
         })
+    }
+
+    /// Bytes held on the heap instead of mapped.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        let n = bytes.len();
+        MappedBytes {
+            map: (n > 0).then(|| Arc::new(Backing::Heap(bytes.into_boxed_slice()))),
+            range: 0..n,
+        }
     }
 
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         match &self.map {
-            Some(m) => m.get(self.range.clone()).unwrap_or(&[]),
+            Some(m) => m.bytes().get(self.range.clone()).unwrap_or(&[]),
             None => &[],
         }
     }
@@ -73,8 +94,8 @@ impl MappedBytes {
     /// data read a record at a time (no readahead beyond the page), else "will need"
     /// (start reading it now). A hint: failures are ignored.
     pub fn advise(&self, range: Range<u64>, random: bool) {
-        let (Some(map), Ok(start), Ok(end)) = (
-            &self.map,
+        let (Some(Backing::Map(map)), Ok(start), Ok(end)) = (
+            self.map.as_deref(),
             usize::try_from(range.start),
             usize::try_from(range.end),
         ) else {

@@ -151,8 +151,13 @@ impl DeletionBitmap {
     }
 
     /// Reads and decodes the deletion file at `path`.
-    pub fn read(path: &Path, segment_no: u64, rows: usize) -> Result<Self> {
-        let buf = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    pub fn read(
+        fs: &dyn crate::vfs::Vfs,
+        path: &Path,
+        segment_no: u64,
+        rows: usize,
+    ) -> Result<Self> {
+        let buf = fs.read(path).map_err(|e| Error::io(path, e))?;
         Self::decode(&buf, segment_no, rows).map_err(|e| e.at(path))
     }
 }

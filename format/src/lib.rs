@@ -5,6 +5,7 @@
 //! * [`deletion`]: deletion-bitmap files, one version per segment per flush.
 //! * [`manifest`]: the single file that says which files are live.
 //! * [`bytes`]: the one cheap, cloneable, bounds-checked handle over an mmap.
+//! * [`vfs`]: the I/O seam every file operation goes through (real, simulated, faulty).
 //!
 //! The byte layouts are specified in `docs/format.md`; change both together.
 //! Decoders never panic on hostile bytes: they return [`Error::Corruption`] naming the
@@ -24,12 +25,14 @@ pub mod error;
 pub mod fsutil;
 pub mod manifest;
 pub mod segment;
+pub mod vfs;
 
 pub use bytes::MappedBytes;
 pub use deletion::DeletionBitmap;
 pub use error::{CorruptionKind, Error, Result};
 pub use manifest::{Manifest, SegmentEntry};
 pub use segment::{SegmentReader, SegmentWriteInput};
+pub use vfs::{Vfs, VfsFile};
 
 /// Rounds `n` up to the next multiple of `align` (a power of two).
 pub const fn align_up(n: u64, align: u64) -> u64 {

@@ -7,10 +7,10 @@
 //!   follows it; the tail is then cut off (in [`ReplayMode::Repair`]);
 //! * sequence numbers must continue without gaps across records and files.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Error};
+use crate::fs::LogFs;
 use crate::record::{
     decode_file_header, decode_record, RawRecord, FILE_HEADER_LEN, RECORD_HEADER_LEN,
 };
@@ -58,8 +58,9 @@ pub enum ReplayError<E> {
 }
 
 /// Replays `files` (file number, path), in ascending file-number order, calling `apply`
-/// for every valid record.
+/// for every valid record. All I/O goes through `fs`.
 pub fn replay<E>(
+    fs: &dyn LogFs,
     files: &[(u64, PathBuf)],
     mode: ReplayMode,
     mut apply: impl FnMut(WalRecord<'_>) -> Result<(), E>,
@@ -67,7 +68,9 @@ pub fn replay<E>(
     let mut report = ReplayReport::default();
     for (i, (file_no, path)) in files.iter().enumerate() {
         let last = i + 1 == files.len();
-        let buf = std::fs::read(path).map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
+        let buf = fs
+            .read(path)
+            .map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
         report.bytes += buf.len() as u64;
         let salt = match decode_file_header(&buf) {
             Ok((salt, no)) if no == *file_no => salt,
@@ -77,7 +80,8 @@ pub fn replay<E>(
             {
                 report.torn_tail = Some((path.clone(), 0, buf.len() as u64));
                 if mode == ReplayMode::Repair {
-                    std::fs::remove_file(path).map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
+                    fs.remove(path)
+                        .map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
                 }
                 continue;
             }
@@ -101,7 +105,8 @@ pub fn replay<E>(
                 }
                 report.torn_tail = Some((path.clone(), pos as u64, (buf.len() - pos) as u64));
                 if mode == ReplayMode::Repair {
-                    truncate(path, pos as u64).map_err(ReplayError::Wal)?;
+                    fs.truncate(path, pos as u64)
+                        .map_err(|e| ReplayError::Wal(Error::io(path, e)))?;
                 }
                 break;
             };
@@ -162,15 +167,6 @@ fn damage_is_synced(buf: &[u8], pos: usize, salt: u32, end_seq: Option<u64>) -> 
     false
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), Error> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.set_len(len).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))
-}
-
 fn corrupt(path: &Path, offset: u64, kind: CorruptionKind) -> Error {
     Error::Corruption {
         path: path.to_path_buf(),
@@ -184,10 +180,11 @@ fn corrupt(path: &Path, offset: u64, kind: CorruptionKind) -> Error {
 mod tests {
     use super::*;
     use crate::Wal;
+    use std::sync::Arc;
 
     /// `n` records, each acknowledged (synced) before the next, as under `Sync::Always`.
     fn write_log(dir: &Path, n: u64) -> PathBuf {
-        let wal = Wal::create(dir, 1).unwrap();
+        let wal = Wal::create(Arc::new(crate::OsLogFs), dir, 1).unwrap();
         for s in 1..=n {
             wal.append(s, 1, 1, format!("record {s}").as_bytes())
                 .unwrap();
@@ -199,7 +196,7 @@ mod tests {
     fn seqs(path: &Path, mode: ReplayMode) -> Result<(Vec<u64>, ReplayReport), Error> {
         let mut got = Vec::new();
         let files = vec![(1, path.to_path_buf())];
-        match replay::<()>(&files, mode, |r| {
+        match replay::<()>(&crate::OsLogFs, &files, mode, |r| {
             got.push(r.record.seq);
             Ok(())
         }) {
@@ -259,7 +256,7 @@ mod tests {
         // Power loss may persist later pages and lose earlier ones of what was never
         // synced: that is a torn write, not corruption.
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(dir.path(), 1).unwrap();
+        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap();
         wal.append(1, 1, 1, b"synced").unwrap();
         wal.sync().unwrap();
         for s in 2..=5 {

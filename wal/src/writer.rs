@@ -1,9 +1,7 @@
 //! Appending to the log: one writer at a time, shared fsyncs (group commit), rollover.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::fs::{LogFile, LogFs};
 use crate::record::{encode_file_header, encode_record, FILE_HEADER_LEN};
 
 /// A log sequence number: bytes written to the log since it was opened (headers
@@ -19,6 +18,7 @@ pub type Lsn = u64;
 
 /// The write-ahead log of one store.
 pub struct Wal {
+    fs: Arc<dyn LogFs>,
     dir: PathBuf,
     active: Mutex<Active>,
     sync: Mutex<SyncState>,
@@ -30,7 +30,7 @@ pub struct Wal {
 }
 
 struct Active {
-    file: Arc<File>,
+    file: Arc<dyn LogFile>,
     path: PathBuf,
     file_no: u64,
     salt: u32,
@@ -45,11 +45,13 @@ struct SyncState {
 }
 
 impl Wal {
-    /// Starts a new log file `file_no` in `dir` (which must not exist yet).
-    pub fn create(dir: &Path, file_no: u64) -> Result<Wal> {
-        let active = Active::create(dir, file_no, 0)?;
+    /// Starts a new log file `file_no` in `dir` (which must not exist yet), doing all
+    /// its I/O through `fs`.
+    pub fn create(fs: Arc<dyn LogFs>, dir: &Path, file_no: u64) -> Result<Wal> {
+        let active = Active::create(&*fs, dir, file_no, 0)?;
         let synced = FILE_HEADER_LEN as u64;
         Ok(Wal {
+            fs,
             dir: dir.to_path_buf(),
             active: Mutex::new(active),
             sync: Mutex::new(SyncState {
@@ -96,7 +98,7 @@ impl Wal {
             .saturating_sub(a.lsn_base)
             .clamp(FILE_HEADER_LEN as u64, a.offset);
         encode_record(&mut buf, a.salt, seq, count, kind, synced, payload)?;
-        let res = (&*a.file).write_all(&buf);
+        let res = a.file.write_all(&buf);
         a.buf = buf;
         if let Err(e) = res {
             // A partial record may be on disk: replay sees it as a torn tail. No later
@@ -128,7 +130,7 @@ impl Wal {
                 let a = self.active.lock();
                 (a.file.clone(), a.path.clone(), a.lsn_base + a.offset)
             };
-            let res = file.sync_data();
+            let res = file.sync();
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
             s = self.sync.lock();
             s.leader = false;
@@ -157,13 +159,13 @@ impl Wal {
     pub fn rotate(&self, file_no: u64) -> Result<()> {
         let mut a = self.active.lock();
         self.check()?;
-        if let Err(e) = a.file.sync_data() {
+        if let Err(e) = a.file.sync() {
             self.poison();
             return Err(Error::io(&a.path, e));
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let old_end = a.lsn_base + a.offset;
-        let next = match Active::create(&self.dir, file_no, old_end) {
+        let next = match Active::create(&*self.fs, &self.dir, file_no, old_end) {
             Ok(n) => n,
             Err(e) => {
                 self.poison();
@@ -202,22 +204,16 @@ impl Wal {
 }
 
 impl Active {
-    fn create(dir: &Path, file_no: u64, lsn_base: u64) -> Result<Active> {
+    fn create(fs: &dyn LogFs, dir: &Path, file_no: u64, lsn_base: u64) -> Result<Active> {
         let path = dir.join(crate::file_name(file_no));
         let salt = RandomState::new().hash_one(file_no) as u32;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
         file.write_all(&encode_file_header(salt, file_no))
             .map_err(|e| Error::io(&path, e))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))?;
+        file.sync().map_err(|e| Error::io(&path, e))?;
+        fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         Ok(Active {
-            file: Arc::new(file),
+            file,
             path,
             file_no,
             salt,
@@ -236,7 +232,7 @@ mod tests {
     #[test]
     fn concurrent_writers_share_fsyncs() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Arc::new(Wal::create(dir.path(), 1).unwrap());
+        let wal = Arc::new(Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap());
         let seq = Arc::new(Mutex::new(1u64));
         let writers = 8;
         let per_writer = 40;
@@ -268,7 +264,7 @@ mod tests {
     #[test]
     fn rotate_starts_a_new_file_and_keeps_lsn_monotonic() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(dir.path(), 3).unwrap();
+        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 3).unwrap();
         let a = wal.append(1, 1, 1, b"x").unwrap();
         wal.rotate(4).unwrap();
         let b = wal.append(2, 1, 1, b"y").unwrap();
@@ -288,7 +284,7 @@ mod tests {
     #[test]
     fn bytes_written_counts_headers_and_records() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(dir.path(), 1).unwrap();
+        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap();
         assert_eq!(wal.bytes_written(), FILE_HEADER_LEN as u64);
         let end = wal.append(1, 1, 1, b"payload").unwrap();
         wal.rotate(2).unwrap();

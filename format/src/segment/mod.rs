@@ -280,8 +280,8 @@ impl Sections {
 impl SegmentReader {
     /// Maps and validates `path`: footer, header, section table, and the checksums of the
     /// small sections. Large sections are checked by [`SegmentReader::verify`].
-    pub fn open(path: &Path) -> Result<Self> {
-        let bytes = MappedBytes::open(path)?;
+    pub fn open(fs: &dyn crate::vfs::Vfs, path: &Path) -> Result<Self> {
+        let bytes = fs.map(path).map_err(|e| crate::error::Error::io(path, e))?;
         Self::from_bytes(path, bytes).map_err(|e| e.at(path))
     }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
 use crate::error::Error;
+use crate::vfs::OsVfs;
 
 fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
     let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
@@ -24,7 +25,7 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         payloads: &payloads,
         index: None,
     };
-    write_segment(&path, &input).unwrap();
+    write_segment(&OsVfs, &path, &input).unwrap();
     (path, ids, vectors)
 }
 
@@ -32,7 +33,7 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
 fn round_trip_ids_vectors_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let (path, ids, vectors) = sample(dir.path(), 200);
-    let seg = SegmentReader::open(&path).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
     assert_eq!(seg.ids(), &ids[..]);
     assert_eq!(seg.vectors(), &vectors[..]);
     assert_eq!(seg.vector(7).unwrap(), &vectors[28..32]);
@@ -52,7 +53,7 @@ fn round_trip_ids_vectors_payloads() {
 fn empty_segment_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _, _) = sample(dir.path(), 0);
-    let seg = SegmentReader::open(&path).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
     assert_eq!(seg.rows(), 0);
     seg.verify().unwrap();
 }
@@ -66,7 +67,7 @@ fn every_byte_flip_is_an_error_or_caught_by_verify() {
         let mut bad = good.clone();
         bad[at] ^= 0x10;
         std::fs::write(&path, &bad).unwrap();
-        let res = SegmentReader::open(&path).and_then(|s| s.verify());
+        let res = SegmentReader::open(&OsVfs, &path).and_then(|s| s.verify());
         match res {
             Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
             Err(e) => panic!("flip at {at}: unexpected error {e}"),
@@ -81,7 +82,7 @@ fn is_padding(good: &[u8], at: usize) -> bool {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s");
         std::fs::write(&p, good).unwrap();
-        MappedBytes::open(&p).unwrap()
+        MappedBytes::map_file(&p).unwrap()
     })
     .unwrap();
     let inside = seg
@@ -102,7 +103,7 @@ fn unknown_version_is_refused() {
     let crc = crc32fast::hash(&b[..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &b).unwrap();
-    let err = SegmentReader::open(&path).unwrap_err();
+    let err = SegmentReader::open(&OsVfs, &path).unwrap_err();
     assert!(
         err.to_string().contains("unsupported format version 7"),
         "{err}"
@@ -117,7 +118,10 @@ fn truncation_and_appended_garbage_are_refused() {
     for cut in [0, 10, 64, good.len() / 2, good.len() - 1] {
         std::fs::write(&path, &good[..cut]).unwrap();
         assert!(
-            matches!(SegmentReader::open(&path), Err(Error::Corruption { .. })),
+            matches!(
+                SegmentReader::open(&OsVfs, &path),
+                Err(Error::Corruption { .. })
+            ),
             "cut {cut}"
         );
     }
@@ -125,7 +129,7 @@ fn truncation_and_appended_garbage_are_refused() {
     longer.extend_from_slice(&[0u8; 100]);
     std::fs::write(&path, &longer).unwrap();
     assert!(matches!(
-        SegmentReader::open(&path),
+        SegmentReader::open(&OsVfs, &path),
         Err(Error::Corruption { .. })
     ));
 }
@@ -169,8 +173,8 @@ fn index_sections_round_trip_and_are_checked() {
         payloads: &payloads,
         index,
     };
-    write_segment(&path, &input).unwrap();
-    let seg = SegmentReader::open(&path).unwrap();
+    write_segment(&OsVfs, &path, &input).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
     let ix = seg.index().unwrap();
     assert_eq!(ix.meta, meta);
     assert_eq!(
@@ -189,7 +193,7 @@ fn index_sections_round_trip_and_are_checked() {
         let mut bad = good.clone();
         bad[sec.range.start as usize] ^= 0x04;
         std::fs::write(&path, &bad).unwrap();
-        let res = SegmentReader::open(&path).and_then(|s| s.verify());
+        let res = SegmentReader::open(&OsVfs, &path).and_then(|s| s.verify());
         assert!(
             matches!(res, Err(Error::Corruption { .. })),
             "flip at {} went unnoticed",

@@ -1,15 +1,16 @@
 //! Writing a segment: header, 64-byte aligned sections with CRC32s, section table, footer.
 
-use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::*;
 use crate::error::{Error, Result};
+use crate::fsutil::VfsWriter;
+use crate::vfs::Vfs;
 
 /// Writes a complete segment to `path` (which must not exist) and fsyncs it.
 /// Returns the file length. The caller fsyncs the directory and publishes the file.
-pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
+pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
     let rows = input.ids.len();
     let dim = input.dim as usize;
     let bad = |what| {
@@ -24,13 +25,9 @@ pub fn write_segment(path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> 
     if !strictly_ascending(input.ids) {
         return Err(bad("segment ids are not strictly ascending"));
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let file = fs.create_new(path).map_err(|e| Error::io(path, e))?;
     let mut w = SectionWriter {
-        out: BufWriter::with_capacity(1 << 20, file),
+        out: BufWriter::with_capacity(1 << 20, VfsWriter(file)),
         pos: 0,
         table: Vec::new(),
     };
@@ -110,7 +107,7 @@ fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<
 }
 
 struct SectionWriter {
-    out: BufWriter<std::fs::File>,
+    out: BufWriter<VfsWriter>,
     pos: u64,
     table: Vec<(SectionKind, u64, u64, u32)>,
 }
@@ -161,7 +158,7 @@ impl SectionWriter {
         f.extend_from_slice(FOOTER_MAGIC);
         self.put(&f)?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        file.0.sync()?;
         Ok(file_len)
     }
 }
