@@ -44,3 +44,8 @@ impl LogFs for WalFs {
         self.0.sync_dir(dir)
     }
 }
+
+/// The WAL's file-system seam over `fs`, for tools and tests that replay a log directly.
+pub fn wal_fs(fs: Arc<dyn Vfs>) -> Arc<dyn LogFs> {
+    Arc::new(WalFs(fs))
+}

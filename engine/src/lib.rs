@@ -62,6 +62,7 @@ pub use verify::{verify, verify_with, VerifyReport};
 /// The I/O seam: the real, simulated and fault-injecting file systems a store can run
 /// over ([`Options::vfs`]).
 pub mod vfs {
+    pub use crate::io::wal_fs;
     pub use strata_format::vfs::*;
 }
 

@@ -214,6 +214,7 @@ impl FaultVfs {
 enum Gate {
     Go,
     Partial(usize, io::Error),
+    CrashAfter(usize),
     Stop(io::Error),
 }
 
@@ -237,17 +238,24 @@ fn gate(s: &Shared, op: Op, path: &Path, len: usize) -> Gate {
         }
         Action::ShortWrite { error, .. } => Gate::Stop(error),
         Action::Crash { keep } => {
-            s.dead.store(true, Ordering::Release);
-            // A partial write must land before the hook (which may kill the process).
+            // A partial write lands first; `FaultFile::write_all` then crashes.
             if op == Op::Write && keep > 0 {
-                return Gate::Partial(keep.min(len), dead_error());
+                return Gate::CrashAfter(keep.min(len));
             }
-            if let Some(h) = &s.crash_hook {
-                h();
-            }
+            crash(s);
             Gate::Stop(dead_error())
         }
     }
+}
+
+/// Runs the crash hook (which may kill the process), then fails everything from now on.
+/// The hook runs first so that no other thread can see an error from a "dead" machine
+/// and act on it before the process dies.
+fn crash(s: &Shared) {
+    if let Some(h) = &s.crash_hook {
+        h();
+    }
+    s.dead.store(true, Ordering::Release);
 }
 
 struct FaultFile {
@@ -262,12 +270,12 @@ impl VfsFile for FaultFile {
             Gate::Go => self.inner.write_all(buf),
             Gate::Partial(keep, e) => {
                 self.inner.write_all(buf.get(..keep).unwrap_or(buf))?;
-                if self.shared.dead.load(Ordering::Acquire) {
-                    if let Some(h) = &self.shared.crash_hook {
-                        h();
-                    }
-                }
                 Err(e)
+            }
+            Gate::CrashAfter(keep) => {
+                let res = self.inner.write_all(buf.get(..keep).unwrap_or(buf));
+                crash(&self.shared);
+                res.and(Err(dead_error()))
             }
             Gate::Stop(e) => Err(e),
         }
@@ -276,6 +284,7 @@ impl VfsFile for FaultFile {
     fn sync(&self) -> io::Result<()> {
         match gate(&self.shared, Op::FileSync, &self.path, 0) {
             Gate::Go => self.inner.sync(),
+            Gate::CrashAfter(_) => Err(dead_error()),
             Gate::Partial(_, e) | Gate::Stop(e) => Err(e),
         }
     }
@@ -285,6 +294,7 @@ macro_rules! gated {
     ($self:ident, $op:expr, $path:expr, $call:expr) => {
         match $self.gate($op, $path, 0) {
             Gate::Go => $call,
+            Gate::CrashAfter(_) => Err(dead_error()),
             Gate::Partial(_, e) | Gate::Stop(e) => Err(e),
         }
     };

@@ -1,0 +1,263 @@
+//! A seeded workload of batches, flushes and compactions, the history of states it
+//! passes through, and the check of a reopened store against that history.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use strata::vfs::Vfs;
+use strata::{Db, Metric, Options, SearchOptions, Sync, WriteBatch};
+
+/// Vector dimension of every workload store.
+pub const DIM: usize = 4;
+/// Ids are drawn from `0..KEYS`.
+pub const KEYS: u64 = 48;
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Insert or replace.
+    Upsert {
+        /// Id.
+        id: u64,
+        /// Vector.
+        vector: Vec<f32>,
+        /// Payload.
+        payload: Option<Vec<u8>>,
+    },
+    /// Delete.
+    Delete(u64),
+}
+
+/// One step of a workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An atomic batch.
+    Batch(Vec<Write>),
+    /// `Db::flush`.
+    Flush,
+    /// `Db::compact` (full when true).
+    Compact(bool),
+}
+
+/// What the store holds: id → (vector, payload).
+pub type State = BTreeMap<u64, (Vec<f32>, Option<Vec<u8>>)>;
+
+/// `steps` seeded steps: mostly batches of 1-4 writes, some flushes and compactions.
+pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..steps)
+        .map(|i| match r.random_range(0..100) {
+            0..=7 => Step::Flush,
+            8..=12 => Step::Compact(r.random_bool(0.3)),
+            _ => {
+                let n = r.random_range(1..=4);
+                Step::Batch(
+                    (0..n)
+                        .map(|_| {
+                            let id = r.random_range(0..KEYS);
+                            if r.random_bool(0.25) {
+                                Write::Delete(id)
+                            } else {
+                                let vector = (0..DIM).map(|_| r.random_range(-1.0..1.0)).collect();
+                                let payload = r
+                                    .random_bool(0.7)
+                                    .then(|| format!("step {i} id {id}").into_bytes());
+                                Write::Upsert {
+                                    id,
+                                    vector,
+                                    payload,
+                                }
+                            }
+                        })
+                        .collect(),
+                )
+            }
+        })
+        .collect()
+}
+
+/// `states[i]`: what the store holds after the first `i` steps.
+pub fn history(steps: &[Step]) -> Vec<State> {
+    let mut out = vec![State::new()];
+    let mut s = State::new();
+    for step in steps {
+        if let Step::Batch(ws) = step {
+            apply(&mut s, ws);
+        }
+        out.push(s.clone());
+    }
+    out
+}
+
+/// Applies a batch to a state.
+pub fn apply(s: &mut State, ws: &[Write]) {
+    for w in ws {
+        match w {
+            Write::Upsert {
+                id,
+                vector,
+                payload,
+            } => {
+                s.insert(*id, (vector.clone(), payload.clone()));
+            }
+            Write::Delete(id) => {
+                s.remove(id);
+            }
+        }
+    }
+}
+
+/// The batch of a list of writes.
+pub fn batch(ws: &[Write]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    for w in ws {
+        match w {
+            Write::Upsert {
+                id,
+                vector,
+                payload: Some(p),
+            } => {
+                b.upsert_with_payload(*id, vector, p);
+            }
+            Write::Upsert {
+                id,
+                vector,
+                payload: None,
+            } => {
+                b.upsert(*id, vector);
+            }
+            Write::Delete(id) => {
+                b.delete(*id);
+            }
+        }
+    }
+    b
+}
+
+/// Runs one step.
+pub fn run_step(db: &Db, step: &Step) -> strata::Result<()> {
+    match step {
+        Step::Batch(ws) => db.write(batch(ws)),
+        Step::Flush => db.flush(),
+        Step::Compact(full) => db.compact(*full, &|_, _, _| true).map(|_| ()),
+    }
+}
+
+/// Options of every workload store: tiny memtables (a flush every few dozen rows), an
+/// index on segments of 8 rows or more, no background compaction (the workload compacts),
+/// all I/O through `vfs`.
+pub fn options(sync: Sync, vfs: Arc<dyn Vfs>) -> Options {
+    let mut o = Options::new(DIM, Metric::L2)
+        .sync(sync)
+        .memtable_bytes(2 * 1024)
+        .vfs(vfs);
+    o.index.min_rows = Some(8);
+    o.index.hnsw.ef_construction = 16;
+    o.compaction.background = false;
+    o.search_threads = Some(1);
+    o
+}
+
+/// Everything a store holds, read two ways (an exact search over all rows, and `get` of
+/// every possible id) that must agree.
+pub fn read_state(db: &Db) -> Result<State, String> {
+    let hits = db
+        .search(&[0.0; DIM], &SearchOptions::exact(10 * KEYS as usize))
+        .map_err(|e| format!("search: {e}"))?;
+    let mut s = State::new();
+    for id in 0..KEYS {
+        if let Some(r) = db.get(id).map_err(|e| format!("get {id}: {e}"))? {
+            s.insert(id, (r.vector, r.payload));
+        }
+    }
+    let mut found: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    found.sort_unstable();
+    let listed: Vec<u64> = s.keys().copied().collect();
+    if found != listed {
+        return Err(format!(
+            "search lists ids {found:?} but get finds {listed:?}"
+        ));
+    }
+    Ok(s)
+}
+
+/// The largest `j` in `range` with `states[j] == s`.
+pub fn matching(
+    states: &[State],
+    s: &State,
+    range: std::ops::RangeInclusive<usize>,
+) -> Option<usize> {
+    range.rev().find(|&j| states.get(j) == Some(s))
+}
+
+/// A short description of how `got` differs from `want`, for failure messages.
+pub fn diff(want: &State, got: &State) -> String {
+    let mut out = Vec::new();
+    for (id, v) in want {
+        match got.get(id) {
+            None => out.push(format!("id {id} missing")),
+            Some(g) if g != v => out.push(format!("id {id} has other bytes")),
+            _ => {}
+        }
+    }
+    for id in got.keys().filter(|id| !want.contains_key(id)) {
+        out.push(format!("id {id} should not exist"));
+    }
+    out.truncate(6);
+    out.join(", ")
+}
+
+/// Checks a store after a crash: `verify` passes on it as found, it opens, it holds
+/// `states[j]` for some `j` in `accept` (the largest such `j` is returned), and after a
+/// clean close `verify` finds no orphan file and no torn tail. A store whose manifest
+/// was never written must be acceptable as empty.
+pub fn check_recovered(
+    fs: Arc<dyn Vfs>,
+    dir: &std::path::Path,
+    states: &[State],
+    accept: &[usize],
+) -> Result<usize, String> {
+    let empty_ok = || {
+        accept
+            .iter()
+            .rev()
+            .copied()
+            .find(|&j| states.get(j).is_some_and(|s| s.is_empty()))
+    };
+    let manifest = dir.join("MANIFEST");
+    if !fs.exists(&manifest).map_err(|e| e.to_string())? {
+        return empty_ok().ok_or_else(|| "no manifest, but acknowledged writes".to_string());
+    }
+    strata::verify_with(fs.clone(), dir).map_err(|e| format!("verify after the crash: {e}"))?;
+    let db = Db::open(dir, options(Sync::Always, fs.clone()))
+        .map_err(|e| format!("open after the crash: {e}"))?;
+    let got = read_state(&db)?;
+    let found = accept
+        .iter()
+        .rev()
+        .copied()
+        .find(|&j| states.get(j) == Some(&got));
+    let Some(j) = found else {
+        let want = accept
+            .last()
+            .and_then(|&j| states.get(j))
+            .cloned()
+            .unwrap_or_default();
+        return Err(format!(
+            "state after the crash is none of steps {accept:?}: vs step {:?}: {}",
+            accept.last(),
+            diff(&want, &got)
+        ));
+    };
+    db.close()
+        .map_err(|e| format!("close after recovery: {e}"))?;
+    let rep = strata::verify_with(fs, dir).map_err(|e| format!("verify after recovery: {e}"))?;
+    if !rep.orphans.is_empty() || rep.torn_tail.is_some() {
+        return Err(format!(
+            "after a clean open and close: orphans {:?}, torn tail {:?}",
+            rep.orphans, rep.torn_tail
+        ));
+    }
+    Ok(j)
+}
