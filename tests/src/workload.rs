@@ -244,8 +244,12 @@ pub fn check_recovered(
             .and_then(|&j| states.get(j))
             .cloned()
             .unwrap_or_default();
+        let elsewhere: Vec<usize> = (0..states.len())
+            .filter(|&j| states.get(j) == Some(&got))
+            .collect();
         return Err(format!(
-            "state after the crash is none of steps {accept:?}: vs step {:?}: {}",
+            "state after the crash is none of steps {accept:?} (it is that of steps \
+             {elsewhere:?}): vs step {:?}: {}",
             accept.last(),
             diff(&want, &got)
         ));
