@@ -16,8 +16,11 @@ use strata_wal::{replay, ReplayMode};
 
 use crate::workload::{self, State, Write, DIM};
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// The fuzz targets by name, for the corpus runner.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("wal_replay", wal_replay),
     ("segment_open", segment_open),
     ("manifest_decode", manifest_decode),

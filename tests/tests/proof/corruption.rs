@@ -233,8 +233,10 @@ pub fn run(round: u64) -> Tally {
         // Single-bit flips of the metadata.
         let meta: Vec<std::ops::Range<usize>> = match kinds.get(i) {
             Some(&"seg") => segment_layout(bytes).0,
-            Some(&"wal") => vec![0..strata_wal::record::FILE_HEADER_LEN.min(bytes.len())],
-            _ => vec![0..bytes.len()],
+            Some(&"wal") => {
+                std::iter::once(0..strata_wal::record::FILE_HEADER_LEN.min(bytes.len())).collect()
+            }
+            _ => std::iter::once(0..bytes.len()).collect(),
         };
         for r in meta {
             for at in r {
@@ -257,7 +259,9 @@ pub fn run(round: u64) -> Tally {
         for page in 0..bytes.len().div_ceil(4096) {
             let mut b = bytes.clone();
             let end = ((page + 1) * 4096).min(b.len());
-            b.get_mut(page * 4096..end).map(|s| s.fill(0));
+            if let Some(s) = b.get_mut(page * 4096..end) {
+                s.fill(0);
+            }
             case(
                 &mut tally,
                 format!("{name}: page {page} zeroed"),

@@ -20,7 +20,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_crash_child");
 /// Steps of the fixed workload.
 const STEPS: usize = 80;
 /// Random-time kills and chains per round.
-const RANDOM_KILLS: usize = 260;
+const RANDOM_KILLS: usize = 300;
 const CHAINS: usize = 60;
 const CHAIN_LEN: usize = 4;
 
@@ -109,8 +109,11 @@ fn check(dir: &Path, states: &[workload::State], r: &Report, from: usize) -> Res
     workload::check_recovered(Arc::new(strata::vfs::OsVfs), dir, states, &accept(r, from))
 }
 
+/// A unit of work for [`parallel`].
+type Job<'a, T> = Box<dyn FnOnce() -> T + Send + 'a>;
+
 /// Runs `jobs` on two threads (the CI machine has two cores).
-fn parallel<T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send + '_>>) -> Vec<T> {
+fn parallel<T: Send>(jobs: Vec<Job<'_, T>>) -> Vec<T> {
     let jobs = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
     let out = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -150,7 +153,7 @@ pub fn run(round: u64) -> Tally {
     }
     // Every k.
     let states = &states;
-    let jobs: Vec<Box<dyn FnOnce() -> Result<(), String> + Send>> = (1..=ops)
+    let jobs: Vec<Job<Result<(), String>>> = (1..=ops)
         .map(|k| {
             Box::new(move || {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -173,7 +176,7 @@ pub fn run(round: u64) -> Tally {
     let waits: Vec<Duration> = (0..RANDOM_KILLS)
         .map(|_| full_run.mul_f64(rng.random_range(0.0..1.1)))
         .collect();
-    let jobs: Vec<Box<dyn FnOnce() -> Result<(), String> + Send>> = waits
+    let jobs: Vec<Job<Result<(), String>>> = waits
         .into_iter()
         .map(|w| {
             Box::new(move || {
@@ -205,7 +208,7 @@ pub fn run(round: u64) -> Tally {
                 .collect()
         })
         .collect();
-    let jobs: Vec<Box<dyn FnOnce() -> (u64, Result<(), String>) + Send>> = kills
+    let jobs: Vec<Job<(u64, Result<(), String>)>> = kills
         .into_iter()
         .enumerate()
         .map(|(c, ks)| {

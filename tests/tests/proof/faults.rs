@@ -186,7 +186,7 @@ pub fn run(round: u64) -> Tally {
     let mutations = counter.mutations();
     for at in 1..=mutations + 1 {
         for persistent in [false, true] {
-            let errno = if (at + persistent as u64) % 2 == 0 {
+            let errno = if (at + persistent as u64).is_multiple_of(2) {
                 ENOSPC
             } else {
                 EIO
