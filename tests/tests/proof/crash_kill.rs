@@ -21,7 +21,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_crash_child");
 const STEPS: usize = 80;
 /// Random-time kills and chains per round.
 const RANDOM_KILLS: usize = 300;
-const CHAINS: usize = 60;
+const CHAINS: usize = 70;
 const CHAIN_LEN: usize = 4;
 
 /// What a child reported before it died.
