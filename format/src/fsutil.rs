@@ -23,7 +23,10 @@ pub fn write_atomic(fs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {
     }
     write_new(fs, &tmp, bytes)?;
     fs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     sync_dir(fs, dir)
 }
 
@@ -34,12 +37,35 @@ pub fn write_new(fs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync().map_err(|e| Error::io(path, e))
 }
 
-/// A [`std::io::Write`] over an append-only [`VfsFile`], for buffered writers.
-pub struct VfsWriter(pub Arc<dyn VfsFile>);
+/// A [`std::io::Write`] over an append-only [`VfsFile`], for buffered writers. After
+/// a failed write every later write fails too: part of the failed one may have landed,
+/// and a `BufWriter` resending its buffer must not append after it.
+pub struct VfsWriter {
+    /// The file.
+    pub file: Arc<dyn VfsFile>,
+    failed: bool,
+}
+
+impl VfsWriter {
+    /// A writer appending to `file`.
+    pub fn new(file: Arc<dyn VfsFile>) -> Self {
+        VfsWriter {
+            file,
+            failed: false,
+        }
+    }
+}
 
 impl std::io::Write for VfsWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(buf)?;
+        if self.failed {
+            return Err(std::io::Error::other(
+                "an earlier write to this file failed",
+            ));
+        }
+        self.file
+            .write_all(buf)
+            .inspect_err(|_| self.failed = true)?;
         Ok(buf.len())
     }
 

@@ -47,7 +47,10 @@ impl LogFile for OsLogFile {
 
 impl LogFs for OsLogFs {
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn LogFile>> {
-        let f = OpenOptions::new().write(true).create_new(true).open(path)?;
+        let f = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)?;
         Ok(Arc::new(OsLogFile(f)))
     }
 

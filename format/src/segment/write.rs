@@ -27,7 +27,7 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     }
     let file = fs.create_new(path).map_err(|e| Error::io(path, e))?;
     let mut w = SectionWriter {
-        out: BufWriter::with_capacity(1 << 20, VfsWriter(file)),
+        out: BufWriter::with_capacity(1 << 20, VfsWriter::new(file)),
         pos: 0,
         table: Vec::new(),
     };
@@ -158,7 +158,7 @@ impl SectionWriter {
         f.extend_from_slice(FOOTER_MAGIC);
         self.put(&f)?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.0.sync()?;
+        file.file.sync()?;
         Ok(file_len)
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::{Vfs, VfsFile, VfsLock};
 use crate::bytes::MappedBytes;
@@ -118,9 +118,11 @@ pub struct FailPlan {
 struct Shared {
     ops: AtomicU64,
     mutations: AtomicU64,
+    /// A crash was decided and its hook is running: other operations wait for it.
+    crashing: AtomicBool,
     dead: AtomicBool,
     injector: Box<dyn Injector>,
-    crash_hook: Option<Box<dyn Fn() + Send + Sync>>,
+    crash_hook: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// A [`Vfs`] that counts operations and injects failures and crashes.
@@ -147,9 +149,10 @@ impl FaultVfs {
             shared: Arc::new(Shared {
                 ops: AtomicU64::new(0),
                 mutations: AtomicU64::new(0),
+                crashing: AtomicBool::new(false),
                 dead: AtomicBool::new(false),
                 injector: Box::new(injector),
-                crash_hook: None,
+                crash_hook: OnceLock::new(),
             }),
         }
     }
@@ -182,10 +185,9 @@ impl FaultVfs {
     }
 
     /// Runs `hook` when an [`Action::Crash`] is decided (before later operations fail).
-    pub fn with_crash_hook(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
-        if let Some(s) = Arc::get_mut(&mut self.shared) {
-            s.crash_hook = Some(Box::new(hook));
-        }
+    /// Only the first hook set counts.
+    pub fn with_crash_hook(self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        let _ = self.shared.crash_hook.set(Box::new(hook));
         self
     }
 
@@ -223,6 +225,11 @@ fn dead_error() -> io::Error {
 }
 
 fn gate(s: &Shared, op: Op, path: &Path, len: usize) -> Gate {
+    // Nothing may happen after the crash point: wait for the crash to finish (a hook
+    // that kills the process never lets it).
+    while s.crashing.load(Ordering::Acquire) && !s.dead.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     if s.dead.load(Ordering::Acquire) {
         return Gate::Stop(dead_error());
     }
@@ -238,6 +245,7 @@ fn gate(s: &Shared, op: Op, path: &Path, len: usize) -> Gate {
         }
         Action::ShortWrite { error, .. } => Gate::Stop(error),
         Action::Crash { keep } => {
+            s.crashing.store(true, Ordering::Release);
             // A partial write lands first; `FaultFile::write_all` then crashes.
             if op == Op::Write && keep > 0 {
                 return Gate::CrashAfter(keep.min(len));
@@ -252,7 +260,7 @@ fn gate(s: &Shared, op: Op, path: &Path, len: usize) -> Gate {
 /// The hook runs first so that no other thread can see an error from a "dead" machine
 /// and act on it before the process dies.
 fn crash(s: &Shared) {
-    if let Some(h) = &s.crash_hook {
+    if let Some(h) = s.crash_hook.get() {
         h();
     }
     s.dead.store(true, Ordering::Release);

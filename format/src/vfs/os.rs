@@ -60,7 +60,10 @@ impl Vfs for OsVfs {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        let f = OpenOptions::new().write(true).create_new(true).open(path)?;
+        let f = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)?;
         Ok(Arc::new(OsFile(f)))
     }
 

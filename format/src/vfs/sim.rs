@@ -9,8 +9,9 @@
 //! [`CutStyle`], nothing, everything, a prefix, or a random subset of 512-byte sectors
 //! (writeback reorders pages; a sector can be torn) of what was pending.
 //!
-//! Directories themselves (`create_dir_all`) are durable at once, and a file's sync does
-//! not make its directory entry durable: only [`Vfs::sync_dir`] does, as POSIX demands.
+//! A directory made by `create_dir_all` survives a power cut only once its parent was
+//! synced, and a file's sync does not make its directory entry durable: only
+//! [`Vfs::sync_dir`] of the directory holding the entry does, as POSIX demands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -64,6 +65,9 @@ struct Dir {
     names: BTreeMap<String, u64>,
     durable: BTreeMap<String, u64>,
     pending: Vec<DirChange>,
+    /// Whether this directory's own entry in its parent is durable (the parent was
+    /// synced since it was created); a power cut loses it otherwise.
+    entry_synced: bool,
 }
 
 impl Dir {
@@ -180,7 +184,20 @@ impl SimVfs {
             next_ino: st.next_ino,
             ..State::default()
         };
+        let lost = |path: &Path| {
+            let mut p = Some(path);
+            while let Some(d) = p {
+                if st.dirs.get(d).is_some_and(|x| !x.entry_synced) {
+                    return true;
+                }
+                p = d.parent();
+            }
+            false
+        };
         for (path, dir) in &st.dirs {
+            if lost(path) {
+                continue;
+            }
             let mut names = dir.durable.clone();
             let keep = rng
                 .as_mut()
@@ -216,6 +233,7 @@ impl SimVfs {
                     durable: names.clone(),
                     names,
                     pending: Vec::new(),
+                    entry_synced: true,
                 },
             );
         }
@@ -230,6 +248,13 @@ impl SimVfs {
         let (dir, name) = split(path)?;
         self.create_dir_all(&dir)?;
         let mut st = self.state.lock();
+        let mut p = Some(dir.as_path());
+        while let Some(d) = p {
+            if let Some(x) = st.dirs.get_mut(d) {
+                x.entry_synced = true;
+            }
+            p = d.parent();
+        }
         st.next_ino += 1;
         let ino = st.next_ino;
         st.inodes.insert(
@@ -302,7 +327,11 @@ impl Vfs for SimVfs {
         let mut st = self.state.lock();
         let mut p = Some(dir);
         while let Some(d) = p {
-            st.dirs.entry(d.to_path_buf()).or_default();
+            let root = d.parent().is_none() || d.as_os_str().is_empty();
+            st.dirs.entry(d.to_path_buf()).or_insert_with(|| Dir {
+                entry_synced: root,
+                ..Dir::default()
+            });
             p = d.parent();
         }
         Ok(())
@@ -400,6 +429,11 @@ impl Vfs for SimVfs {
         let d = st.dir(dir)?;
         d.durable = d.names.clone();
         d.pending.clear();
+        for (path, child) in st.dirs.iter_mut() {
+            if path.parent() == Some(dir) {
+                child.entry_synced = true;
+            }
+        }
         Ok(())
     }
 
@@ -424,6 +458,7 @@ mod tests {
         let fs = SimVfs::new();
         let d = PathBuf::from("/db");
         fs.create_dir_all(&d).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
         (fs, d)
     }
 
@@ -485,6 +520,17 @@ mod tests {
             lens.insert(b.len());
         }
         assert!(lens.len() > 3, "cuts should vary: {lens:?}");
+    }
+
+    #[test]
+    fn a_new_directory_needs_its_parent_synced() {
+        let fs = SimVfs::new();
+        let d = Path::new("/a/db");
+        fs.create_dir_all(d).unwrap();
+        fs.put(Path::new("/a/keep"), b"x").unwrap();
+        assert!(!fs.power_cut(CutStyle::SyncedOnly).exists(d).unwrap());
+        fs.sync_dir(Path::new("/a")).unwrap();
+        assert!(fs.power_cut(CutStyle::SyncedOnly).exists(d).unwrap());
     }
 
     #[test]
