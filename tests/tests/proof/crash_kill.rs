@@ -151,48 +151,35 @@ pub fn run(round: u64) -> Tally {
     if let Err(e) = check(base.path(), &states, &r, 0) {
         tally.lose(format!("uncrashed run: {e}"));
     }
-    // Every k.
+    // Every k, then kills at random times. Each job reports its crash points.
     let states = &states;
-    let jobs: Vec<Job<Result<(), String>>> = (1..=ops)
-        .map(|k| {
-            Box::new(move || {
-                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-                let never = k % 5 == 0;
-                let r = run_child(dir.path(), seed, 0, k, never);
-                check(dir.path(), states, &r, 0)
-                    .map(|_| ())
-                    .map_err(|e| format!("seed {seed} killed at op {k} (never={never}): {e}"))
-            }) as Box<dyn FnOnce() -> _ + Send>
-        })
-        .collect();
-    for res in parallel(jobs) {
-        tally.add("crash points", 1);
-        if let Err(e) = res {
-            tally.lose(e);
-        }
+    let mut jobs: Vec<Job<(u64, Result<(), String>)>> = Vec::new();
+    for k in 1..=ops {
+        jobs.push(Box::new(move || {
+            let Ok(dir) = tempfile::tempdir() else {
+                return (0, Err("tempdir".to_string()));
+            };
+            let never = k % 5 == 0;
+            let r = run_child(dir.path(), seed, 0, k, never);
+            let res = check(dir.path(), states, &r, 0)
+                .map(|_| ())
+                .map_err(|e| format!("seed {seed} killed at op {k} (never={never}): {e}"));
+            (1, res)
+        }));
     }
-    // Random times.
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let waits: Vec<Duration> = (0..RANDOM_KILLS)
-        .map(|_| full_run.mul_f64(rng.random_range(0.0..1.1)))
-        .collect();
-    let jobs: Vec<Job<Result<(), String>>> = waits
-        .into_iter()
-        .map(|w| {
-            Box::new(move || {
-                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-                let r = kill_child_after(dir.path(), seed, 0, w);
-                check(dir.path(), states, &r, 0)
-                    .map(|_| ())
-                    .map_err(|e| format!("seed {seed} SIGKILL after {w:?}: {e}"))
-            }) as Box<dyn FnOnce() -> _ + Send>
-        })
-        .collect();
-    for res in parallel(jobs) {
-        tally.add("crash points", 1);
-        if let Err(e) = res {
-            tally.lose(e);
-        }
+    for _ in 0..RANDOM_KILLS {
+        let w = full_run.mul_f64(rng.random_range(0.0..1.1));
+        jobs.push(Box::new(move || {
+            let Ok(dir) = tempfile::tempdir() else {
+                return (0, Err("tempdir".to_string()));
+            };
+            let r = kill_child_after(dir.path(), seed, 0, w);
+            let res = check(dir.path(), states, &r, 0)
+                .map(|_| ())
+                .map_err(|e| format!("seed {seed} SIGKILL after {w:?}: {e}"));
+            (1, res)
+        }));
     }
     // Chains: crash, reopen and continue, crash again; small k land inside recovery.
     let kills: Vec<Vec<u64>> = (0..CHAINS)
@@ -208,45 +195,41 @@ pub fn run(round: u64) -> Tally {
                 .collect()
         })
         .collect();
-    let jobs: Vec<Job<(u64, Result<(), String>)>> = kills
-        .into_iter()
-        .enumerate()
-        .map(|(c, ks)| {
-            Box::new(move || {
-                let Ok(dir) = tempfile::tempdir() else {
-                    return (0, Err("tempdir".to_string()));
-                };
-                let mut from = 0;
-                let mut n = 0u64;
-                for &k in &ks {
-                    let r = run_child(dir.path(), seed, from, k, false);
-                    n += 1;
-                    match check(dir.path(), states, &r, from) {
-                        Ok(j) => from = j,
-                        Err(e) => {
-                            return (
-                                n,
-                                Err(format!("seed {seed} chain {c} kills {ks:?}, link {n}: {e}")),
-                            )
-                        }
+    jobs.extend(kills.into_iter().enumerate().map(|(c, ks)| {
+        Box::new(move || {
+            let Ok(dir) = tempfile::tempdir() else {
+                return (0, Err("tempdir".to_string()));
+            };
+            let mut from = 0;
+            let mut n = 0u64;
+            for &k in &ks {
+                let r = run_child(dir.path(), seed, from, k, false);
+                n += 1;
+                match check(dir.path(), states, &r, from) {
+                    Ok(j) => from = j,
+                    Err(e) => {
+                        return (
+                            n,
+                            Err(format!("seed {seed} chain {c} kills {ks:?}, link {n}: {e}")),
+                        )
                     }
                 }
-                // The chain ends with an uncrashed session that finishes the workload.
-                let r = run_child(dir.path(), seed, from, 0, false);
-                let res = check(dir.path(), states, &r, from).and_then(|j| {
-                    if j == STEPS {
-                        Ok(())
-                    } else {
-                        Err(format!("the chain ended at step {j}, not {STEPS}"))
-                    }
-                });
-                (
-                    n,
-                    res.map_err(|e| format!("seed {seed} chain {c} kills {ks:?}, end: {e}")),
-                )
-            }) as Box<dyn FnOnce() -> _ + Send>
-        })
-        .collect();
+            }
+            // The chain ends with an uncrashed session that finishes the workload.
+            let r = run_child(dir.path(), seed, from, 0, false);
+            let res = check(dir.path(), states, &r, from).and_then(|j| {
+                if j == STEPS {
+                    Ok(())
+                } else {
+                    Err(format!("the chain ended at step {j}, not {STEPS}"))
+                }
+            });
+            (
+                n,
+                res.map_err(|e| format!("seed {seed} chain {c} kills {ks:?}, end: {e}")),
+            )
+        }) as Job<_>
+    }));
     for (n, res) in parallel(jobs) {
         tally.add("crash points", n);
         if let Err(e) = res {

@@ -20,12 +20,16 @@ const STEPS: usize = 50;
 const ENOSPC: i32 = 28;
 const EIO: i32 = 5;
 
-/// Runs the workload over a failing file system and checks it; `Err` describes a loss.
+/// Runs the workload over a failing file system and checks it; `Err` describes a loss,
+/// `Ok(true)` means a writer saw the fault. The store is reopened once the fault is gone:
+/// after a process restart, or with `cut` after a power cut keeping only what was synced
+/// (under `Sync::Always` that must still hold every acknowledged write).
 fn one(
     seed: u64,
     steps: &[Step],
     states: &[workload::State],
     plan: FailPlan,
+    cut: bool,
 ) -> Result<bool, String> {
     let dir = Path::new("/store");
     let sim = SimVfs::new();
@@ -53,41 +57,14 @@ fn one(
         Some(f) => vec![f, f + 1],
         None => vec![steps.len()],
     };
-    let restarted: Arc<dyn Vfs> = Arc::new(sim.clone());
-    workload::check_recovered(restarted, dir, states, &accept)
-        .map_err(|e| format!("reopen after {plan:?} (seed {seed}): {e}"))?;
+    let (reopened, how): (Arc<dyn Vfs>, _) = if cut {
+        (Arc::new(sim.power_cut(CutStyle::SyncedOnly)), "power cut")
+    } else {
+        (Arc::new(sim), "reopen")
+    };
+    workload::check_recovered(reopened, dir, states, &accept)
+        .map_err(|e| format!("{how} after {plan:?} (seed {seed}): {e}"))?;
     Ok(first_fail.is_some())
-}
-
-/// Same as [`one`], then a power cut keeping only what was synced: under
-/// `Sync::Always` that must still hold every acknowledged write.
-fn one_with_cut(
-    seed: u64,
-    steps: &[Step],
-    states: &[workload::State],
-    plan: FailPlan,
-) -> Result<bool, String> {
-    let dir = Path::new("/store");
-    let sim = SimVfs::new();
-    let fs = FaultVfs::failing(Arc::new(sim.clone()), plan);
-    let mut first_fail = None;
-    let mut acked = 0;
-    if let Ok(db) = Db::open(dir, workload::options(Sync::Always, Arc::new(fs))) {
-        for (i, step) in steps.iter().enumerate() {
-            match workload::run_step(&db, step) {
-                Ok(()) if first_fail.is_none() => acked = i + 1,
-                Err(_) if first_fail.is_none() && !matches!(step, Step::Compact(_)) => {
-                    first_fail = Some(i)
-                }
-                _ => {}
-            }
-        }
-    }
-    let image = sim.power_cut(CutStyle::SyncedOnly);
-    let accept = vec![acked, first_fail.map_or(acked, |f| f + 1)];
-    workload::check_recovered(Arc::new(image), dir, states, &accept)
-        .map(|_| first_fail.is_some())
-        .map_err(|e| format!("power cut after {plan:?} (seed {seed}): {e}"))
 }
 
 /// A failed group fsync: several writers share fsyncs; the k-th fsync fails. Every
@@ -197,11 +174,7 @@ pub fn run(round: u64) -> Tally {
                 errno,
             };
             tally.add("I/O fault points", 1);
-            let res = if at % 4 == 0 {
-                one_with_cut(seed, &steps, &states, plan)
-            } else {
-                one(seed, &steps, &states, plan)
-            };
+            let res = one(seed, &steps, &states, plan, at % 4 == 0);
             match res {
                 Ok(true) => tally.add("faults reported to a writer", 1),
                 Ok(false) => {}
