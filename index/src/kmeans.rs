@@ -109,34 +109,120 @@ fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
 /// surplus centroids duplicate rows (a code book still has `k` entries).
 pub fn train(data: &[f32], dim: usize, p: &KMeansParams) -> KMeans {
     let n = data.len() / dim.max(1);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
-    let sample = sample_rows(data, dim, n, p.sample.max(p.k), &mut rng);
-    let m = sample.len() / dim.max(1);
-    if m == 0 || dim == 0 {
-        return KMeans {
-            centroids: vec![0.0; p.k * dim],
-            dim,
-            objective: 0.0,
-        };
+    let row = |r: usize| &data[r * dim..(r + 1) * dim];
+    let mut l = Lloyd::start(&row, n, dim, p);
+    if l.is_empty() {
+        return l.finish(0.0);
     }
-    let mut centroids = init_plus_plus(&sample, dim, p.k, &mut rng);
-    let mut assign = vec![0usize; m];
     for _ in 0..p.iters.max(1) {
-        assign_all(&sample, dim, &centroids, &mut assign);
-        update(&sample, dim, &assign, &mut centroids, &mut rng);
+        let assign = &mut l.assign;
+        assign_all(&l.sample, dim, &l.centroids, assign);
+        l.update();
     }
     // The objective of the centroids returned, not of the last assignment step.
-    let objective = assign_all(&sample, dim, &centroids, &mut assign);
-    KMeans {
-        centroids,
-        dim,
-        objective: objective / m as f64,
+    let sse = assign_all(&l.sample, dim, &l.centroids, &mut l.assign);
+    l.finish(sse)
+}
+
+/// One k-means run in progress, for callers that assign rows to centroids themselves
+/// (several runs batched into one call of a GPU kernel): [`Lloyd::start`] samples and
+/// initialises exactly as [`train`] does, then each iteration fills
+/// [`Lloyd::assignment_mut`] and calls [`Lloyd::update`]. With the same assignments the
+/// centroids are those [`train`] returns.
+#[derive(Debug)]
+pub struct Lloyd {
+    dim: usize,
+    k: usize,
+    sample: Vec<f32>,
+    centroids: Vec<f32>,
+    assign: Vec<usize>,
+    rng: rand::rngs::StdRng,
+}
+
+impl Lloyd {
+    /// Samples up to `p.sample` (at least `p.k`) of the `n` rows `row(0..n)` (each of
+    /// `dim` values) and places the first centroids by k-means++.
+    pub fn start<'a>(
+        row: &dyn Fn(usize) -> &'a [f32],
+        n: usize,
+        dim: usize,
+        p: &KMeansParams,
+    ) -> Lloyd {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+        let sample = sample_rows(row, dim, n, p.sample.max(p.k), &mut rng);
+        let m = sample.len() / dim.max(1);
+        let centroids = if m == 0 || dim == 0 {
+            vec![0.0; p.k * dim]
+        } else {
+            init_plus_plus(&sample, dim, p.k, &mut rng)
+        };
+        Lloyd {
+            dim,
+            k: p.k,
+            sample,
+            centroids,
+            assign: vec![0; m],
+            rng,
+        }
+    }
+
+    /// True when there is nothing to train on (no rows, or dimension 0).
+    pub fn is_empty(&self) -> bool {
+        self.assign.is_empty() || self.dim == 0
+    }
+
+    /// The sampled rows (`rows() × dim` values).
+    pub fn sample(&self) -> &[f32] {
+        &self.sample
+    }
+
+    /// Number of sampled rows.
+    pub fn rows(&self) -> usize {
+        self.assign.len()
+    }
+
+    /// The current centroids (`k × dim` values).
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// The centroid of each sampled row, to be filled before [`Lloyd::update`].
+    pub fn assignment_mut(&mut self) -> &mut [usize] {
+        &mut self.assign
+    }
+
+    /// Moves every centroid to the mean of its rows and repairs empty clusters.
+    pub fn update(&mut self) {
+        update(
+            &self.sample,
+            self.dim,
+            &self.assign,
+            &mut self.centroids,
+            &mut self.rng,
+        );
+    }
+
+    /// The trained centroids; `sse` is the summed squared error of the sample against
+    /// the final centroids.
+    pub fn finish(self, sse: f64) -> KMeans {
+        let m = self.rows().max(1);
+        KMeans {
+            centroids: self.centroids,
+            dim: self.dim,
+            objective: if self.k == 0 { 0.0 } else { sse / m as f64 },
+        }
     }
 }
 
-fn sample_rows(data: &[f32], dim: usize, n: usize, want: usize, rng: &mut impl Rng) -> Vec<f32> {
+fn sample_rows<'a>(
+    row: &dyn Fn(usize) -> &'a [f32],
+    dim: usize,
+    n: usize,
+    want: usize,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
     if n <= want {
-        return data[..n * dim].to_vec();
+        return (0..n).flat_map(|r| row(r)[..dim].iter().copied()).collect();
     }
     // Partial Fisher-Yates over row indices: a uniform sample without replacement.
     let mut idx: Vec<usize> = (0..n).collect();
@@ -147,7 +233,7 @@ fn sample_rows(data: &[f32], dim: usize, n: usize, want: usize, rng: &mut impl R
     let mut rows = idx[..want].to_vec();
     rows.sort_unstable();
     rows.iter()
-        .flat_map(|&r| data[r * dim..(r + 1) * dim].iter().copied())
+        .flat_map(|&r| row(r)[..dim].iter().copied())
         .collect()
 }
 

@@ -29,6 +29,65 @@ pub struct ProductQuantizer {
     bounds: Vec<usize>,
 }
 
+/// For every row of `rows` (rows of `bounds[m]` values, `m = bounds.len() - 1`) and
+/// every sub-vector `j`, the nearest of sub-quantizer `j`'s `KSUB` centroids (laid out as
+/// [`ProductQuantizer::centroids`]) into `codes[i * m + j]`, and its squared distance
+/// into `dists[i * m + j]` when given; ties go to the lower centroid. The CPU reference
+/// of the GPU's encoding kernel, in parallel.
+pub fn nearest_codes(
+    rows: &[f32],
+    bounds: &[usize],
+    centroids: &[f32],
+    codes: &mut [u8],
+    dists: Option<&mut [f32]>,
+) {
+    let m = bounds.len().saturating_sub(1);
+    let dim = bounds.last().copied().unwrap_or(0);
+    if m == 0 || dim == 0 {
+        return;
+    }
+    let subs: Vec<Transposed> = (0..m)
+        .map(|j| {
+            let (a, e) = (bounds[j], bounds[j + 1]);
+            Transposed::new(&centroids[KSUB * a..KSUB * e], e - a)
+        })
+        .collect();
+    let one_row =
+        |scratch: &mut Vec<f32>, (c, v): (&mut [u8], &[f32]), mut d: Option<&mut [f32]>| {
+            for (j, o) in c.iter_mut().enumerate() {
+                let (code, dist) = subs[j].nearest(&v[bounds[j]..bounds[j + 1]], scratch);
+                *o = code as u8;
+                if let Some(d) = d.as_deref_mut() {
+                    d[j] = dist;
+                }
+            }
+        };
+    match dists {
+        Some(dists) => codes
+            .par_chunks_mut(m)
+            .zip(rows.par_chunks(dim))
+            .zip(dists.par_chunks_mut(m))
+            .for_each_init(Vec::new, |scratch, ((c, v), d)| {
+                one_row(scratch, (c, v), Some(d))
+            }),
+        None => codes
+            .par_chunks_mut(m)
+            .zip(rows.par_chunks(dim))
+            .for_each_init(Vec::new, |scratch, cv| one_row(scratch, cv, None)),
+    }
+}
+
+/// The k-means parameters of sub-quantizer `j`.
+fn sub_params(j: usize, sample: usize, seed: u64) -> KMeansParams {
+    let mut p = KMeansParams::new(KSUB, seed.wrapping_add(j as u64));
+    p.sample = sample;
+    // PERF: sub-quantizers of a few dimensions converge early; 15 Lloyd iterations stay
+    // within 1 % of faiss's 25 (tests/it/pq_reference.rs) and take a fifth off a GloVe
+    // segment build.
+    p.iters = PQ_ITERS;
+    p
+}
+
 /// A good default number of sub-quantizers (bytes per code) for `dim`: one byte per two
 /// dimensions up to 64 dimensions, then one per four, and never fewer than 32 bytes
 /// above that (at least 1, at most `dim`).
@@ -59,16 +118,90 @@ impl ProductQuantizer {
                 let sub: Vec<f32> = (0..n)
                     .flat_map(|r| data[r * dim + a..r * dim + b].iter().copied())
                     .collect();
-                let mut p = KMeansParams::new(KSUB, seed.wrapping_add(j as u64));
-                p.sample = sample;
-                // PERF: sub-quantizers of a few dimensions converge early; 15 Lloyd
-                // iterations stay within 1 % of faiss's 25 (tests/it/pq_reference.rs)
-                // and take a fifth off a GloVe segment build.
-                p.iters = PQ_ITERS;
-                kmeans::train(&sub, b - a, &p).centroids
+                kmeans::train(&sub, b - a, &sub_params(j, sample, seed)).centroids
             })
             .collect();
         Self::assemble(dim, m, centroids.concat())
+    }
+
+    /// [`ProductQuantizer::train`] with the assignment step of every Lloyd iteration
+    /// done by `assign` for all sub-quantizers at once (one GPU launch per iteration):
+    /// the same samples, initial centroids, updates and empty-cluster repairs, so with
+    /// exact assignments the result equals [`ProductQuantizer::train`]'s. Returns the
+    /// quantizer and the mean k-means objective of its sub-quantizers.
+    ///
+    /// `assign(rows, bounds, centroids, codes, dists)` receives `r` rows of `dim` values
+    /// whose sub-vector `j` is row `i` of sub-quantizer `j`'s sample, and must write the
+    /// nearest of its `KSUB` centroids to `codes[i * m + j]` and the squared distance to
+    /// `dists[i * m + j]` — what [`ProductQuantizer::encode_all`] computes.
+    pub fn train_batched<E>(
+        data: &[f32],
+        dim: usize,
+        m: usize,
+        sample: usize,
+        seed: u64,
+        assign: &mut dyn FnMut(&[f32], &[usize], &[f32], &mut [u8], &mut [f32]) -> Result<(), E>,
+    ) -> Result<(Self, f64), E> {
+        let m = m.clamp(1, dim.max(1));
+        let n = data.len() / dim.max(1);
+        let bounds = bounds(dim, m);
+        let mut runs: Vec<kmeans::Lloyd> = (0..m)
+            .into_par_iter()
+            .map(|j| {
+                let (a, b) = (bounds[j], bounds[j + 1]);
+                let row = |r: usize| &data[r * dim + a..r * dim + b];
+                kmeans::Lloyd::start(&row, n, b - a, &sub_params(j, sample, seed))
+            })
+            .collect();
+        let rows = runs[0].rows();
+        if rows == 0 || dim == 0 {
+            let pq = Self::assemble(dim, m, vec![0.0; KSUB * dim]);
+            return Ok((pq, 0.0));
+        }
+        // Every run samples min(n, max(sample, KSUB)) rows: interleave them into one
+        // matrix whose sub-vector j is run j's row.
+        let mut batch = vec![0.0f32; rows * dim];
+        for (j, run) in runs.iter().enumerate() {
+            let (a, b) = (bounds[j], bounds[j + 1]);
+            for (dst, src) in batch
+                .chunks_exact_mut(dim)
+                .zip(run.sample().chunks_exact(b - a))
+            {
+                dst[a..b].copy_from_slice(src);
+            }
+        }
+        let (mut codes, mut dists) = (vec![0u8; rows * m], vec![0.0f32; rows * m]);
+        let mut centroids = Vec::with_capacity(KSUB * dim);
+        for iter in 0..=PQ_ITERS {
+            centroids.clear();
+            runs.iter()
+                .for_each(|r| centroids.extend_from_slice(r.centroids()));
+            assign(&batch, &bounds, &centroids, &mut codes, &mut dists)?;
+            if iter == PQ_ITERS {
+                break;
+            }
+            runs.par_iter_mut().enumerate().for_each(|(j, run)| {
+                for (i, a) in run.assignment_mut().iter_mut().enumerate() {
+                    *a = codes[i * m + j] as usize;
+                }
+                run.update();
+            });
+        }
+        // The last assignment was against the final centroids: their objective.
+        let mut objective = 0.0;
+        let mut finished = Vec::with_capacity(KSUB * dim);
+        for (j, run) in runs.into_iter().enumerate() {
+            let sse: f64 = (0..rows).map(|i| dists[i * m + j] as f64).sum();
+            let km = run.finish(sse);
+            objective += km.objective;
+            finished.extend_from_slice(&km.centroids);
+        }
+        Ok((Self::assemble(dim, m, finished), objective / m as f64))
+    }
+
+    /// The start of each sub-vector, and `dim` (`m + 1` entries).
+    pub fn bounds(&self) -> &[usize] {
+        &self.bounds
     }
 
     /// Rebuilds a quantizer from stored centroids (as returned by [`Self::centroids`]).
@@ -132,19 +265,8 @@ impl ProductQuantizer {
 
     /// Codes of all rows of `data`, `m` bytes each, in parallel.
     pub fn encode_all(&self, data: &[f32]) -> Vec<u8> {
-        let b = bounds(self.dim, self.m);
-        let subs: Vec<Transposed> = (0..self.m)
-            .map(|j| Transposed::new(self.sub(j).1, b[j + 1] - b[j]))
-            .collect();
         let mut codes = vec![0u8; data.len() / self.dim.max(1) * self.m];
-        codes
-            .par_chunks_mut(self.m)
-            .zip(data.par_chunks(self.dim))
-            .for_each_init(Vec::new, |scratch, (c, v)| {
-                for (j, o) in c.iter_mut().enumerate() {
-                    *o = subs[j].nearest(&v[b[j]..b[j + 1]], scratch).0 as u8;
-                }
-            });
+        nearest_codes(data, &self.bounds, &self.centroids, &mut codes, None);
         codes
     }
 
@@ -260,6 +382,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn batched_training_with_exact_assignments_equals_training() {
+        // Uneven sub-vector widths (10 dimensions in 4 sub-quantizers), a sample smaller
+        // than the rows, and fewer rows than centroids.
+        for (n, dim, m, sample) in [(3000, 10, 4, 1000), (100, 6, 3, 65_536)] {
+            let d = data(n, dim);
+            let want = ProductQuantizer::train(&d, dim, m, sample, 5);
+            let mut calls = 0;
+            let (got, objective) = ProductQuantizer::train_batched::<()>(
+                &d,
+                dim,
+                m,
+                sample,
+                5,
+                &mut |rows, bounds, centroids, codes, dists| {
+                    calls += 1;
+                    nearest_codes(rows, bounds, centroids, codes, Some(dists));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(got, want, "n {n}");
+            assert_eq!(calls, PQ_ITERS + 1, "one batched assignment per iteration");
+            let codes = got.encode_all(&d);
+            let err: f64 = (0..n)
+                .map(|r| {
+                    let v = &d[r * dim..(r + 1) * dim];
+                    crate::distance::l2_squared(v, &got.decode(&codes[r * m..(r + 1) * m])) as f64
+                })
+                .sum::<f64>()
+                / n as f64
+                / m as f64;
+            assert!(objective > 0.0 || n <= KSUB, "objective {objective}");
+            if sample >= n {
+                // Trained on every row: the objective is the encoding error per sub-vector.
+                assert!(
+                    (objective - err).abs() <= 1e-4 * err.max(1e-9),
+                    "{objective} vs {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_assignment_error_stops_batched_training() {
+        let d = data(500, 8);
+        let r = ProductQuantizer::train_batched(&d, 8, 4, 500, 1, &mut |_, _, _, _, _| {
+            Err("device lost")
+        });
+        assert_eq!(r.err(), Some("device lost"));
     }
 
     #[test]
