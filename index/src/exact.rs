@@ -42,6 +42,42 @@ pub fn scan_block(
     }
 }
 
+/// Marks an empty slot of a neighbour list from [`knn_lists`] (fewer than `k` others).
+pub const NO_NEIGHBOR: u32 = u32::MAX;
+
+/// For every row `i` of `rows` (rows of `dim`), its `k` nearest rows (squared L2) among
+/// the rows *before* it, in parallel: `n × k` row numbers, nearest first, ties by the
+/// lower row, padded with [`NO_NEIGHBOR`] (row 0 has none).
+///
+/// What an HNSW insertion's beam search would return with an unbounded beam, and so
+/// what a graph is built from in [`crate::hnsw::build_from_lists`]. Quadratic: the CPU
+/// reference of the GPU's neighbour-list kernel; a CPU segment build links its graph
+/// incrementally instead.
+pub fn earlier_neighbors(rows: &[f32], dim: usize, k: usize) -> Vec<u32> {
+    use rayon::prelude::*;
+    let n = rows.len().checked_div(dim).unwrap_or(0);
+    let mut out = vec![NO_NEIGHBOR; n * k];
+    if k == 0 || dim == 0 {
+        return out;
+    }
+    out.par_chunks_mut(k).enumerate().for_each(|(i, list)| {
+        let mut top = TopK::new(k);
+        scan_block(
+            Metric::L2,
+            &rows[i * dim..(i + 1) * dim],
+            &rows[..i * dim],
+            dim,
+            &mut top,
+            |r| r as u64,
+            |_| false,
+        );
+        for (slot, nb) in list.iter_mut().zip(top.into_sorted()) {
+            *slot = nb.id as u32;
+        }
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +97,18 @@ mod tests {
         );
         let ids: Vec<u64> = top.into_sorted().iter().map(|n| n.id).collect();
         assert_eq!(ids, vec![40, 20]);
+    }
+
+    #[test]
+    fn earlier_neighbors_look_only_backwards_and_pad_short_lists() {
+        // Points 0, 1, 3, 7 on a line, and a duplicate of 3.
+        let rows = [0.0f32, 1.0, 3.0, 7.0, 3.0];
+        let lists = earlier_neighbors(&rows, 1, 2);
+        let none = NO_NEIGHBOR;
+        assert_eq!(
+            lists,
+            vec![none, none, 0, none, 1, 0, 2, 1, 2, 1],
+            "nearest earlier rows first, ties by row, a duplicate kept"
+        );
     }
 }

@@ -97,7 +97,7 @@ impl GrowingGraph {
         self.nodes.push(Node { links }) as u32
     }
 
-    fn level(&self, n: u32) -> usize {
+    pub(super) fn level(&self, n: u32) -> usize {
         self.nodes.get(n as usize).map_or(0, |x| x.links.len() - 1)
     }
 
@@ -172,12 +172,12 @@ impl GrowingGraph {
         }
     }
 
-    fn list(&self, n: u32, level: usize) -> Option<&Mutex<Vec<u32>>> {
+    pub(super) fn list(&self, n: u32, level: usize) -> Option<&Mutex<Vec<u32>>> {
         self.nodes.get(n as usize).and_then(|x| x.links.get(level))
     }
 
     /// Adds `new` to `e`'s list at `level`, pruning with the heuristic when it overflows.
-    fn add_link(
+    pub(super) fn add_link(
         &self,
         e: u32,
         new: u32,
@@ -203,6 +203,16 @@ impl GrowingGraph {
             .collect();
         cands.sort_unstable();
         *l = select(dist, &cands, max_links);
+    }
+
+    /// Links per node on upper levels.
+    pub(super) fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Makes `(node, level)` the entry point.
+    pub(super) fn set_entry(&self, entry: Option<(u32, usize)>) {
+        *self.entry.lock() = entry;
     }
 
     /// Packs the graph into the immutable layout.
@@ -234,7 +244,7 @@ impl Graph for GrowingGraph {
 }
 
 /// The neighbour-selection heuristic over candidates sorted nearest first.
-fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32> {
+pub(super) fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32> {
     let mut out: Vec<u32> = Vec::with_capacity(m);
     for c in cands {
         if out.len() >= m {

@@ -6,14 +6,18 @@
 //! * [`search`]: greedy descent through the upper levels, then a beam of width `ef` on
 //!   level 0, over any distance function of a node (exact, or PQ asymmetric).
 //! * [`build`]: parallel construction with the paper's neighbour-selection heuristic.
+//! * [`build_from_lists`]: the same graph from precomputed exact neighbour lists (what a
+//!   GPU computes), pruned on the CPU with the same heuristic.
 
 mod build;
 mod compact;
+mod from_lists;
 mod visited;
 
 pub use build::{
     build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
 };
+pub use from_lists::{build_from_lists, default_candidates, graph_space_rows};
 pub use compact::{CompactGraph, GraphError, GraphView};
 pub use visited::Visited;
 
