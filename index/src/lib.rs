@@ -5,11 +5,14 @@
 //! * [`topk`]: bounded top-k selection with a deterministic order.
 //! * [`exact`]: brute-force scans over row-major vector blocks.
 //!
-//! HNSW, product quantization and the GPU builders arrive with later issues.
+//! * [`hnsw`]: graph search and construction (incremental, or from neighbour lists).
+//! * [`kmeans`], [`pq`]: k-means and product quantization.
+//! * [`gpu`]: where indexes are built, and the CUDA device (feature `gpu`).
 #![warn(missing_docs)]
 
 pub mod distance;
 pub mod exact;
+pub mod gpu;
 pub mod hnsw;
 pub mod kmeans;
 pub mod pq;

@@ -77,6 +77,11 @@ pub fn nearest_codes(
     }
 }
 
+/// `assign(rows, bounds, centroids, codes, dists)`: the assignment step of
+/// [`ProductQuantizer::train_batched`], with [`nearest_codes`]'s contract.
+pub type BatchAssign<'a, E> =
+    dyn FnMut(&[f32], &[usize], &[f32], &mut [u8], &mut [f32]) -> Result<(), E> + 'a;
+
 /// The k-means parameters of sub-quantizer `j`.
 fn sub_params(j: usize, sample: usize, seed: u64) -> KMeansParams {
     let mut p = KMeansParams::new(KSUB, seed.wrapping_add(j as u64));
@@ -140,7 +145,7 @@ impl ProductQuantizer {
         m: usize,
         sample: usize,
         seed: u64,
-        assign: &mut dyn FnMut(&[f32], &[usize], &[f32], &mut [u8], &mut [f32]) -> Result<(), E>,
+        assign: &mut BatchAssign<'_, E>,
     ) -> Result<(Self, f64), E> {
         let m = m.clamp(1, dim.max(1));
         let n = data.len() / dim.max(1);

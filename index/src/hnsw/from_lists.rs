@@ -24,6 +24,10 @@ use super::{Cand, CompactGraph};
 use crate::distance::Metric;
 use crate::exact::NO_NEIGHBOR;
 
+/// `lists(rows, dim, k)`: for each row, its `k` nearest earlier rows (see
+/// [`build_from_lists`]).
+pub type NeighborLists<'a, E> = dyn FnMut(&[f32], usize, usize) -> Result<Vec<u32>, E> + 'a;
+
 /// Most candidates per node the GPU's selection kernel keeps.
 pub const MAX_CANDIDATES: usize = 256;
 
@@ -31,7 +35,8 @@ pub const MAX_CANDIDATES: usize = 256;
 /// level-0 list size and at most [`MAX_CANDIDATES`]. With it a graph from lists matched
 /// or beat the incremental graph's recall on SIFT and GloVe prefixes.
 pub fn default_candidates(p: &HnswParams) -> usize {
-    p.ef_construction.clamp(2 * p.m.clamp(2, super::build::MAX_M), MAX_CANDIDATES)
+    p.ef_construction
+        .clamp(2 * p.m.clamp(2, super::build::MAX_M), MAX_CANDIDATES)
 }
 
 /// The rows whose squared L2 order is the graph's distance order for `metric`, and
@@ -70,7 +75,7 @@ pub fn build_from_lists<E>(
     metric: Metric,
     p: &HnswParams,
     candidates: usize,
-    lists: &mut dyn FnMut(&[f32], usize, usize) -> Result<Vec<u32>, E>,
+    lists: &mut NeighborLists<'_, E>,
     progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Result<Option<CompactGraph>, E> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
@@ -82,7 +87,10 @@ pub fn build_from_lists<E>(
     let Some(top) = levels.iter().copied().max() else {
         return Ok(Some(g.compact()));
     };
-    let entry = levels.iter().position(|&l| l == top).map(|i| (i as u32, top));
+    let entry = levels
+        .iter()
+        .position(|&l| l == top)
+        .map(|i| (i as u32, top));
     g.set_entry(entry);
     let (space, sdim) = graph_space_rows(vectors, dim, metric);
     let nd = NodeDistance::new(vectors, dim, metric);
@@ -103,7 +111,11 @@ pub fn build_from_lists<E>(
             Cow::Owned(
                 nodes
                     .iter()
-                    .flat_map(|&i| space[i as usize * sdim..(i as usize + 1) * sdim].iter().copied())
+                    .flat_map(|&i| {
+                        space[i as usize * sdim..(i as usize + 1) * sdim]
+                            .iter()
+                            .copied()
+                    })
                     .collect(),
             )
         };
@@ -189,7 +201,11 @@ mod tests {
             let truth: Vec<u64> = top.into_sorted().iter().map(|n| n.id).collect();
             let d = |node: u32| metric.distance(q, &data[node as usize * dim..][..dim]);
             let got = search(&view, d, ef, &mut crate::hnsw::Visited::new());
-            hits += got.iter().take(10).filter(|c| truth.contains(&c.id)).count();
+            hits += got
+                .iter()
+                .take(10)
+                .filter(|c| truth.contains(&c.id))
+                .count();
             total += truth.len();
         }
         hits as f64 / total as f64
@@ -227,15 +243,25 @@ mod tests {
             .unwrap();
             assert_eq!(g.node_count(), n);
             assert_eq!(calls.last(), Some(&n), "level 0 last, over every row");
-            assert!(calls.windows(2).all(|w| w[0] <= w[1]), "levels top down: {calls:?}");
+            assert!(
+                calls.windows(2).all(|w| w[0] <= w[1]),
+                "levels top down: {calls:?}"
+            );
             let reference = crate::hnsw::build(&data, dim, metric, &p);
-            assert_eq!(g.entry(), reference.entry(), "same levels, same entry point");
+            assert_eq!(
+                g.entry(),
+                reference.entry(),
+                "same levels, same entry point"
+            );
             let (ours, theirs) = (
                 recall(&g, &data, dim, metric, &queries),
                 recall(&reference, &data, dim, metric, &queries),
             );
             eprintln!("{metric:?}: recall {ours} vs incremental {theirs}");
-            assert!(ours >= theirs - 0.01, "{metric:?}: recall {ours} vs incremental {theirs}");
+            assert!(
+                ours >= theirs - 0.01,
+                "{metric:?}: recall {ours} vs incremental {theirs}"
+            );
         }
     }
 
@@ -243,7 +269,15 @@ mod tests {
     fn a_list_error_or_a_stop_ends_the_build() {
         let data = clustered(5000, 4, 1);
         let p = HnswParams::default();
-        let r = build_from_lists(&data, 4, Metric::L2, &p, 32, &mut |_, _, _| Err("oom"), &|_| true);
+        let r = build_from_lists(
+            &data,
+            4,
+            Metric::L2,
+            &p,
+            32,
+            &mut |_, _, _| Err("oom"),
+            &|_| true,
+        );
         assert_eq!(r.err(), Some("oom"));
         let r = build_from_lists::<()>(
             &data,

@@ -17,8 +17,10 @@ mod visited;
 pub use build::{
     build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
 };
-pub use from_lists::{build_from_lists, default_candidates, graph_space_rows};
 pub use compact::{CompactGraph, GraphError, GraphView};
+pub use from_lists::{
+    build_from_lists, default_candidates, graph_space_rows, NeighborLists, MAX_CANDIDATES,
+};
 pub use visited::Visited;
 
 use std::cmp::Reverse;
