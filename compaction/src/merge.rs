@@ -12,7 +12,7 @@ use std::path::Path;
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_index::Metric;
 
-use crate::build::{write_segment, IndexOptions, Progress, SegmentRows, Stage};
+use crate::build::{write_segment, BuildReport, IndexOptions, Progress, SegmentRows, Stage};
 
 /// One input segment as of the caller's snapshot.
 #[derive(Clone, Copy)]
@@ -44,6 +44,8 @@ pub struct Merged {
     pub origin: Vec<(u32, u32)>,
     /// Whether the output has an index.
     pub indexed: bool,
+    /// How the output was built (devices, stage times).
+    pub build: BuildReport,
     /// Rows of the inputs that were dropped as deleted.
     pub dropped: usize,
 }
@@ -130,8 +132,8 @@ pub fn merge(
         vectors: &vectors,
         payloads: &payload_refs,
     };
-    let indexed = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
-        Some(indexed) => indexed,
+    let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
+        Some(report) => report,
         None => {
             let _ = spec.fs.remove(spec.path);
             return Ok(MergeOutcome::Stopped);
@@ -140,7 +142,8 @@ pub fn merge(
     Ok(MergeOutcome::Written(Merged {
         rows: ids.len(),
         origin: origin.iter().map(|&(_, s, r)| (s, r)).collect(),
-        indexed,
+        indexed: build.indexed,
+        build,
         dropped,
     }))
 }

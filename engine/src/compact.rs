@@ -43,6 +43,8 @@ pub struct CompactionReport {
     pub bytes_out: u64,
     /// Whether the output has an index.
     pub indexed: bool,
+    /// How the output was built (devices, stage times); `None` without an output.
+    pub build: Option<crate::BuildReport>,
     /// Wall time of the merge and install.
     pub seconds: f64,
 }
@@ -149,6 +151,7 @@ pub(crate) fn compact_once(
         bytes_in: inputs.iter().map(|s| s.reader.file_len()).sum(),
         bytes_out: output.as_ref().map_or(0, |(_, r)| r.file_len()),
         indexed: output.as_ref().is_some_and(|(m, _)| m.indexed),
+        build: output.as_ref().map(|(m, _)| m.build.clone()),
         seconds: 0.0,
     };
     if !install(inner, &inputs, out_no, output)? {
@@ -157,6 +160,9 @@ pub(crate) fn compact_once(
     }
     report.seconds = start.elapsed().as_secs_f64();
     inner.compactions.record(&report);
+    if let Some(b) = &report.build {
+        inner.builds.record(out_no, b.clone());
+    }
     Ok(Some(report))
 }
 

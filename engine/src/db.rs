@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub compactions: crate::stats::CompactionCounters,
     /// Bytes written and writer slowdowns since open.
     pub writes: crate::stats::WriteCounters,
+    /// How the latest segments were built.
+    pub builds: crate::stats::BuildLog,
     /// The memtable indexer thread, woken after writes.
     pub indexer: std::sync::OnceLock<std::thread::Thread>,
     /// Cores of the machine (`available_parallelism`), read at open.
@@ -343,6 +345,13 @@ impl Db {
                 None => return Ok(done),
             }
         }
+    }
+
+    /// How the latest segments written through this handle were built (flushes and
+    /// compactions; at most 64, oldest first): segment file number, devices, and the
+    /// time of each stage (k-means, encode, neighbour lists, graph, write).
+    pub fn build_reports(&self) -> Vec<(u64, crate::BuildReport)> {
+        self.inner.builds.all()
     }
 
     /// Counts and sizes of the store.

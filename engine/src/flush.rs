@@ -161,10 +161,13 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     let pool = inner.flush_pool.get_or_init(|| {
         priority::background_pool("strata-build", inner.cores, inner.opts.low_priority_flush)
     });
-    match pool {
+    let report = match pool {
         Some(pool) => pool.install(build),
         None => build(),
     }?;
+    if let Some(r) = report {
+        inner.builds.record(file_no, r);
+    }
     fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)?;
     let reader = Arc::new(SegmentReader::open(&*inner.opts.vfs, &path)?);
     WriteCounters::add(&inner.writes.flush_bytes, reader.file_len());

@@ -55,9 +55,21 @@ pub use db::{Db, Hit, Record};
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
 pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, WriteOptions};
 pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
-pub use strata_compaction::{IndexOptions, PolicyOptions, Reason as CompactionReason, Stage};
+pub use strata_compaction::{
+    BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,
+};
+pub use strata_format::segment::describe_built_by;
 pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, verify_with, VerifyReport};
+
+/// The GPU segment builds would use: its name, or why there is none (no `gpu` feature
+/// in this build, no CUDA driver, no device, NVRTC missing). Opens the device on first
+/// call.
+pub fn gpu_status() -> std::result::Result<String, String> {
+    strata_index::gpu::Gpu::shared()
+        .map(|g| g.name().to_string())
+        .map_err(|e| e.0)
+}
 
 /// The I/O seam: the real, simulated and fault-injecting file systems a store can run
 /// over ([`Options::vfs`]).

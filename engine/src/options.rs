@@ -124,6 +124,15 @@ impl Options {
         self
     }
 
+    /// Where flushes and compactions build segment indexes: `Auto` (the default: a GPU
+    /// when the build has the `gpu` feature, a device is present, and the segment has at
+    /// least [`crate::IndexOptions::gpu_min_rows`] rows), `Cpu`, or `Gpu`. A GPU that
+    /// fails never fails a flush: the build goes on on the CPU, with a warning.
+    pub fn build_device(mut self, device: crate::BuildDevice) -> Self {
+        self.index.device = device;
+        self
+    }
+
     /// Sets the memtable budget in bytes.
     pub fn memtable_bytes(mut self, bytes: usize) -> Self {
         self.memtable_bytes = bytes.max(1);

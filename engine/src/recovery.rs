@@ -128,6 +128,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         compacting: Mutex::new(()),
         compactions: Default::default(),
         writes: Default::default(),
+        builds: Default::default(),
         indexer: std::sync::OnceLock::new(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         _lock: lock,

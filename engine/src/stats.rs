@@ -33,8 +33,9 @@ pub struct IndexSummary {
     pub hnsw_m: u32,
     /// Beam width used while building.
     pub ef_construction: u32,
-    /// What built it (`cpu`).
-    pub built_by: &'static str,
+    /// Where it was built: `cpu`, `gpu`, or the stages that ran on a GPU
+    /// (`gpu: k-means, codes`).
+    pub built_by: String,
 }
 
 /// What compactions did since the store was opened.
@@ -224,11 +225,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,
                 ef_construction: ix.meta.ef_construction,
-                built_by: if ix.meta.built_by == 0 {
-                    "cpu"
-                } else {
-                    "other"
-                },
+                built_by: strata_format::segment::describe_built_by(ix.meta.built_by),
             }),
         });
         s.segment_rows += rows;
@@ -276,4 +273,28 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let total = (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64;
     s.space_amplification = if fresh > 0.0 { total / fresh } else { 1.0 };
     Ok(s)
+}
+
+/// The build reports of the latest segments this handle wrote (flushes and
+/// compactions), oldest first, at most [`BuildLog::KEEP`].
+#[derive(Debug, Default)]
+pub(crate) struct BuildLog(
+    parking_lot::Mutex<std::collections::VecDeque<(u64, crate::BuildReport)>>,
+);
+
+impl BuildLog {
+    /// Reports kept.
+    pub const KEEP: usize = 64;
+
+    pub fn record(&self, file_no: u64, r: crate::BuildReport) {
+        let mut q = self.0.lock();
+        if q.len() == Self::KEEP {
+            q.pop_front();
+        }
+        q.push_back((file_no, r));
+    }
+
+    pub fn all(&self) -> Vec<(u64, crate::BuildReport)> {
+        self.0.lock().iter().cloned().collect()
+    }
 }

@@ -71,6 +71,14 @@ pub struct BenchArgs {
     /// Bytes per PQ code (default: one per two dimensions).
     #[arg(long)]
     pq_m: Option<usize>,
+    /// Where to build the segment indexes: auto (a GPU when this binary has the `gpu`
+    /// feature, one is present and the segment is large), cpu, or gpu. The build's
+    /// stages (k-means, encode, neighbour lists, graph, write) are timed and printed.
+    #[arg(long, default_value = "auto")]
+    build_device: strata::BuildDevice,
+    /// Only build the store (printing the stage times) and skip the search sweep.
+    #[arg(long)]
+    build_only: bool,
     /// Write a recall-versus-QPS chart (SVG) of the settings here.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -160,7 +168,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         // is built then, so the memtable's background graph would be wasted work.
         let mut opts = Options::new(dim, metric)
             .sync(Sync::Never)
-            .memtable_bytes(1 << 30);
+            .memtable_bytes(1 << 30)
+            .build_device(a.build_device);
         opts.index.memtable_graph = false;
         opts.index.hnsw.m = a.hnsw_m;
         opts.index.hnsw.ef_construction = a.ef_construction;
@@ -171,8 +180,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let n = import_rows(&db, &mut base, 0, 10_000)?;
         eprintln!("imported {n} rows");
         let import_s = t.elapsed().as_secs_f64();
+        db.flush()?;
+        crate::build_report::print_all(&db.build_reports());
         db.close()?;
         let build_s = t.elapsed().as_secs_f64();
+        if a.build_only {
+            eprintln!("built {n} rows in {build_s:.2} s (import {import_s:.2} s)");
+            return Ok(());
+        }
         // Search in a fresh process that only opens the store, as the peers are loaded,
         // so that resident memory is the store's and not the import's.
         let mut child = std::process::Command::new(std::env::current_exe()?);

@@ -62,8 +62,14 @@ fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
 }
 
 /// Compacts the closed store in `dir`.
-pub fn run(dir: &Path, full: bool, dry_run: bool, threads: Option<usize>) -> Result<()> {
-    let mut opts = Options::existing();
+pub fn run(
+    dir: &Path,
+    full: bool,
+    dry_run: bool,
+    threads: Option<usize>,
+    device: strata::BuildDevice,
+) -> Result<()> {
+    let mut opts = Options::existing().build_device(device);
     opts.compaction.background = false;
     opts.compaction.threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -89,6 +95,7 @@ pub fn run(dir: &Path, full: bool, dry_run: bool, threads: Option<usize>) -> Res
         true
     })?;
     bar.finish_and_clear();
+    crate::build_report::print_all(&db.build_reports());
     for r in &reports {
         println!(
             "merged {} segments ({:?}): {} rows -> {} rows, {:.1} -> {:.1} MiB{} in {:.2} s",

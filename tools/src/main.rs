@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata vector store.
 
 mod bench;
+mod build_report;
 mod churn;
 mod compact;
 mod demo;
@@ -97,6 +98,10 @@ enum Command {
         /// Rows per atomic batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Where to build the indexes of flushed segments: auto (a GPU when this binary
+        /// has the `gpu` feature, one is present and the segment is large), cpu, or gpu.
+        #[arg(long, default_value = "auto")]
+        build_device: strata::BuildDevice,
     },
     /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}.
     Search {
@@ -160,6 +165,9 @@ enum Command {
         /// Threads a merge may use (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Where to build the merged segments' indexes: auto, cpu or gpu (see import).
+        #[arg(long, default_value = "auto")]
+        build_device: strata::BuildDevice,
     },
     /// Check every checksum and invariant; exit 0 when clean, 1 naming the first fault.
     Verify {
@@ -201,7 +209,8 @@ fn main() -> ExitCode {
             ids_from,
             sync,
             batch,
-        } => ops::import(&dir, &file, ids_from, sync.into(), batch),
+            build_device,
+        } => ops::import(&dir, &file, ids_from, sync.into(), batch, build_device),
         Command::Search {
             dir,
             queries,
@@ -228,7 +237,8 @@ fn main() -> ExitCode {
             full,
             dry_run,
             threads,
-        } => compact::run(&dir, full, dry_run, threads),
+            build_device,
+        } => compact::run(&dir, full, dry_run, threads, build_device),
         Command::Demo {
             dir,
             rows,

@@ -39,13 +39,16 @@ pub fn import(
     ids_from: u64,
     sync: strata::Sync,
     batch_rows: usize,
+    device: strata::BuildDevice,
 ) -> Result<()> {
     let mut input = VectorFile::open(file)?;
-    let mut opts = Options::existing();
+    let mut opts = Options::existing().build_device(device);
     opts.sync = sync;
     let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
     let start = std::time::Instant::now();
     let n = import_rows(&db, &mut input, ids_from, batch_rows.max(1))?;
+    db.flush()?;
+    crate::build_report::print_all(&db.build_reports());
     db.close()?;
     eprintln!(
         "imported {n} rows from {} in {:.2?}",

@@ -101,11 +101,44 @@ pub struct IndexMeta {
     pub hnsw_m: u32,
     /// `ef_construction` used to build.
     pub ef_construction: u32,
-    /// How the index was built (0 = CPU).
+    /// Which stages ran on a GPU: a set of `BUILT_GPU_*` bits; 0 = all on the CPU.
     pub built_by: u32,
     /// Bits per id in `GRAPH_L0` (1..=32). Version-1 files store 0 there and plain
     /// `u32` ids, which is the same layout as 32-bit packing; decoding reports 32.
     pub l0_id_bits: u32,
+}
+
+/// [`IndexMeta::built_by`] bit: the PQ codebooks were trained on a GPU.
+pub const BUILT_GPU_KMEANS: u32 = 1;
+/// [`IndexMeta::built_by`] bit: the PQ codes were computed on a GPU.
+pub const BUILT_GPU_CODES: u32 = 2;
+/// [`IndexMeta::built_by`] bit: the graph's neighbour lists were computed on a GPU (and
+/// pruned into the graph on the CPU).
+pub const BUILT_GPU_LISTS: u32 = 4;
+
+/// Describes a [`IndexMeta::built_by`] value: `cpu`, `gpu`, or the stages that ran on a
+/// GPU (`gpu: k-means, codes`), with unknown bits in hex.
+pub fn describe_built_by(bits: u32) -> String {
+    let all = BUILT_GPU_KMEANS | BUILT_GPU_CODES | BUILT_GPU_LISTS;
+    if bits == 0 {
+        return "cpu".into();
+    }
+    if bits == all {
+        return "gpu".into();
+    }
+    let mut parts: Vec<String> = [
+        (BUILT_GPU_KMEANS, "k-means"),
+        (BUILT_GPU_CODES, "codes"),
+        (BUILT_GPU_LISTS, "neighbour lists"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|(_, n)| n.to_string())
+    .collect();
+    if bits & !all != 0 {
+        parts.push(format!("{:#x}", bits & !all));
+    }
+    format!("gpu: {}", parts.join(", "))
 }
 
 impl IndexMeta {

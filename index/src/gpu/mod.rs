@@ -63,6 +63,74 @@ impl FromStr for BuildDevice {
     }
 }
 
+/// The data-parallel primitives of a segment build: what a GPU does for it. A build
+/// given kernels trains PQ with [`crate::pq::ProductQuantizer::train_batched`], encodes
+/// with [`BuildKernels::nearest_codes`], and builds the graph with
+/// [`crate::hnsw::build_from_lists`].
+pub trait BuildKernels: Sync {
+    /// Names the device, for reports.
+    fn device_name(&self) -> String;
+    /// [`crate::pq::nearest_codes`]'s result (distances always written).
+    fn nearest_codes(
+        &self,
+        rows: &[f32],
+        bounds: &[usize],
+        centroids: &[f32],
+        codes: &mut [u8],
+        dists: &mut [f32],
+    ) -> Result<(), GpuError>;
+    /// [`crate::exact::earlier_neighbors`]'s result (up to near-ties).
+    fn earlier_neighbors(&self, rows: &[f32], dim: usize, k: usize) -> Result<Vec<u32>, GpuError>;
+}
+
+/// The CPU references of the kernels: the GPU build's algorithm, run on the CPU. Slow
+/// (neighbour lists are quadratic); for tests of the GPU path on machines without one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReferenceKernels;
+
+impl BuildKernels for ReferenceKernels {
+    fn device_name(&self) -> String {
+        "CPU reference kernels".into()
+    }
+
+    fn nearest_codes(
+        &self,
+        rows: &[f32],
+        bounds: &[usize],
+        centroids: &[f32],
+        codes: &mut [u8],
+        dists: &mut [f32],
+    ) -> Result<(), GpuError> {
+        crate::pq::nearest_codes(rows, bounds, centroids, codes, Some(dists));
+        Ok(())
+    }
+
+    fn earlier_neighbors(&self, rows: &[f32], dim: usize, k: usize) -> Result<Vec<u32>, GpuError> {
+        Ok(crate::exact::earlier_neighbors(rows, dim, k))
+    }
+}
+
+impl BuildKernels for Gpu {
+    fn device_name(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn nearest_codes(
+        &self,
+        rows: &[f32],
+        bounds: &[usize],
+        centroids: &[f32],
+        codes: &mut [u8],
+        dists: &mut [f32],
+    ) -> Result<(), GpuError> {
+        Gpu::nearest_codes(self, rows, bounds, centroids, codes, dists)
+    }
+
+    fn earlier_neighbors(&self, rows: &[f32], dim: usize, k: usize) -> Result<Vec<u32>, GpuError> {
+        Gpu::earlier_neighbors(self, rows, dim, k)
+    }
+}
+
 /// True when this build can drive a GPU (the `gpu` feature).
 pub const SUPPORTED: bool = cfg!(feature = "gpu");
 

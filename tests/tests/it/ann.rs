@@ -171,7 +171,7 @@ fn the_index_is_opened_not_rebuilt() {
     let ix = s.segments[0].index.clone().unwrap();
     assert_eq!(
         (ix.pq_bytes, ix.hnsw_m, ix.ef_construction, ix.built_by),
-        (6, 16, 200, "cpu")
+        (6, 16, 200, "cpu".to_string())
     );
     assert_eq!(db.search(q, &SearchOptions::new(5)).unwrap(), before);
     println!("reopened an indexed segment of 3000 rows in {open_time:?}");

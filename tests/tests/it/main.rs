@@ -7,6 +7,7 @@ mod concurrency;
 mod corruption;
 mod durability;
 mod errors;
+mod gpu_build;
 mod lock;
 mod model;
 mod poison;
