@@ -74,10 +74,11 @@ pub fn replay<E>(
         report.bytes += buf.len() as u64;
         let salt = match decode_file_header(&buf) {
             Ok((salt, no)) if no == *file_no => salt,
-            // A file torn while it was being created: nothing in it was acknowledged.
-            _ if last && buf.len() <= FILE_HEADER_LEN && buf.iter().all(|&b| b == 0)
-                || last && buf.len() < FILE_HEADER_LEN =>
-            {
+            // A file torn while it was being created (a prefix of its header, zeros, or
+            // a sector half old and half new): records are appended only after the
+            // header's fsync, so a last file no longer than a header held nothing that
+            // was acknowledged.
+            _ if last && buf.len() <= FILE_HEADER_LEN => {
                 report.torn_tail = Some((path.clone(), 0, buf.len() as u64));
                 if mode == ReplayMode::Repair {
                     fs.remove(path)
@@ -230,6 +231,35 @@ mod tests {
             assert_eq!(again, got);
             assert!(rep.torn_tail.is_none());
         }
+    }
+
+    #[test]
+    fn a_last_file_torn_while_created_is_a_torn_tail_but_a_damaged_header_with_records_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 3);
+        let good = std::fs::read(&path).unwrap();
+        // The header's sector half written: the right length, new bytes then zeros
+        // (found by the power-loss proof suite), or any other byte pattern.
+        for keep in 0..FILE_HEADER_LEN {
+            let mut torn = good[..FILE_HEADER_LEN].to_vec();
+            torn[keep..].iter_mut().for_each(|b| *b = 0);
+            torn[keep] ^= 0x5a;
+            std::fs::write(&path, &torn).unwrap();
+            let (got, rep) = seqs(&path, ReplayMode::ReadOnly).unwrap();
+            assert!(got.is_empty(), "keep {keep}");
+            assert_eq!(
+                rep.torn_tail,
+                Some((path.clone(), 0, FILE_HEADER_LEN as u64))
+            );
+        }
+        // Records follow a header only once it was synced: damage there is corruption.
+        let mut bad = good.clone();
+        bad[3] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(matches!(
+            seqs(&path, ReplayMode::ReadOnly),
+            Err(Error::Corruption { offset: 0, .. })
+        ));
     }
 
     #[test]
