@@ -31,6 +31,8 @@ const KERNELS: [&str; 3] = ["pq_nearest", "l2_tile", "topk_merge"];
 /// Threads per block of `pq_nearest` and `topk_merge` (`topk_merge` needs at most
 /// 2048 - `MAX_CANDIDATES`).
 const BLOCK: u32 = 256;
+/// Threads per block of `l2_tile`: its 16 x 16 layout needs exactly 256.
+const TILE_BLOCK: u32 = 256;
 /// Data rows per distance tile (a multiple of the kernel's 64-row tile).
 const TILE_ROWS: usize = 16_384;
 /// Share of the free device memory one call plans to use.
@@ -306,7 +308,7 @@ impl Gpu {
                 let (q0l, nqi, d0l, ndi) = (q0 as i64, nq as i32, d0 as i64, nd as i32);
                 let cfg = LaunchConfig {
                     grid_dim: ((nd as u32).div_ceil(64), (nq as u32).div_ceil(64), 1),
-                    block_dim: (BLOCK, 1, 1),
+                    block_dim: (TILE_BLOCK, 1, 1),
                     shared_mem_bytes: 0,
                 };
                 let mut l = s.launch_builder(&self.l2_tile);

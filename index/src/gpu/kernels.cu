@@ -46,7 +46,8 @@ extern "C" __global__ void pq_nearest(const float* rows, long long n, int dim, i
 #define TD 64
 #define TK 16
 
-// Block (256 threads) computes a TQ x TD tile; each thread 4 x 4 of it.
+// Block of exactly 256 threads (a 16 x 16 layout) computes a TQ x TD tile; each thread
+// 4 x 4 of it.
 // D[qi * nd + dj] = distance between row q0 + qi and row d0 + dj, or +inf when
 // d0 + dj >= q0 + qi (not an earlier row).
 extern "C" __global__ void l2_tile(const float* rows, const float* norms, int dim,
@@ -61,7 +62,11 @@ extern "C" __global__ void l2_tile(const float* rows, const float* norms, int di
     float acc[4][4];
     for (int u = 0; u < 4; u++)
         for (int v = 0; v < 4; v++) acc[u][v] = 0.0f;
-    for (int k0 = 0; k0 < dim; k0 += TK) {
+    // A block whose every data row comes at or after every query row is all masked:
+    // skip its arithmetic (the same for all threads of the block, so the barriers
+    // below are not divergent).
+    bool all_masked = d0 + db >= q0 + qb + TQ - 1;
+    for (int k0 = 0; k0 < dim && !all_masked; k0 += TK) {
         for (int e = threadIdx.x; e < TQ * TK; e += blockDim.x) {
             int r = e / TK;
             int c = e % TK;
@@ -89,7 +94,10 @@ extern "C" __global__ void l2_tile(const float* rows, const float* norms, int di
             int dj = db + tx + 16 * v;
             if (dj >= nd) continue;
             long long gd = d0 + dj;
-            float d = fmaxf(norms[gq] + norms[gd] - 2.0f * acc[u][v], 0.0f);
+            // Rounding can make the expansion slightly negative; NaN stays NaN (and is
+            // never selected), as in the CPU scan.
+            float r = norms[gq] + norms[gd] - 2.0f * acc[u][v];
+            float d = r < 0.0f ? 0.0f : r;
             if (gd >= gq) d = __int_as_float(0x7f800000);
             D[(long long)qi * nd + dj] = d;
         }
