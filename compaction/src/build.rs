@@ -132,6 +132,30 @@ impl BuildReport {
         r
     }
 
+    /// Runs `f` on `gpu` (if still in use) as `stage`, timed: on success records `bit`;
+    /// on failure warns, keeps the reason, and stops using the GPU for later stages.
+    /// `None` tells the caller to do the stage on the CPU.
+    fn on_gpu<T>(
+        &mut self,
+        gpu: &mut Option<&dyn BuildKernels>,
+        stage: Stage,
+        bit: u32,
+        f: impl FnOnce(&dyn BuildKernels) -> Result<T, GpuError>,
+    ) -> Option<T> {
+        let g = (*gpu)?;
+        match self.timed(stage, || f(g)) {
+            Ok(v) => {
+                self.built_by |= bit;
+                Some(v)
+            }
+            Err(e) => {
+                self.fall_back(stage, &e);
+                *gpu = None;
+                None
+            }
+        }
+    }
+
     /// Notes a GPU failure: warns on stderr and keeps the first reason.
     fn fall_back(&mut self, stage: Stage, e: &GpuError) {
         eprintln!(
@@ -224,50 +248,28 @@ impl BuiltIndex {
         if !progress(Stage::Train, 0, n as u64) {
             return None;
         }
-        let mut pq = None;
-        if let Some(g) = gpu {
-            let mut assign =
-                |r: &[f32], b: &[usize], c: &[f32], codes: &mut [u8], d: &mut [f32]| {
-                    g.nearest_codes(r, b, c, codes, d)
-                };
-            match report.timed(Stage::Train, || {
+        let pq = report
+            .on_gpu(&mut gpu, Stage::Train, BUILT_GPU_KMEANS, |g| {
+                let mut assign =
+                    |r: &[f32], b: &[usize], c: &[f32], codes: &mut [u8], d: &mut [f32]| {
+                        g.nearest_codes(r, b, c, codes, d)
+                    };
                 ProductQuantizer::train_batched(vectors, dim, m, o.train_sample, seed, &mut assign)
-            }) {
-                Ok((q, _)) => {
-                    pq = Some(q);
-                    report.built_by |= BUILT_GPU_KMEANS;
-                }
-                Err(e) => {
-                    report.fall_back(Stage::Train, &e);
-                    gpu = None;
-                }
-            }
-        }
-        let pq = pq.unwrap_or_else(|| {
-            report.timed(Stage::Train, || {
-                ProductQuantizer::train(vectors, dim, m, o.train_sample, seed)
+                    .map(|(q, _objective)| q)
             })
-        });
+            .unwrap_or_else(|| {
+                report.timed(Stage::Train, || {
+                    ProductQuantizer::train(vectors, dim, m, o.train_sample, seed)
+                })
+            });
         if !progress(Stage::Encode, 0, n as u64) {
             return None;
         }
-        let mut codes = None;
-        if let Some(g) = gpu {
-            let mut c = vec![0u8; n * m];
-            let mut d = vec![0f32; n * m];
-            match report.timed(Stage::Encode, || {
-                g.nearest_codes(vectors, pq.bounds(), pq.centroids(), &mut c, &mut d)
-            }) {
-                Ok(()) => {
-                    codes = Some(c);
-                    report.built_by |= BUILT_GPU_CODES;
-                }
-                Err(e) => {
-                    report.fall_back(Stage::Encode, &e);
-                    gpu = None;
-                }
-            }
-        }
+        let codes = report.on_gpu(&mut gpu, Stage::Encode, BUILT_GPU_CODES, |g| {
+            let (mut codes, mut dists) = (vec![0u8; n * m], vec![0f32; n * m]);
+            g.nearest_codes(vectors, pq.bounds(), pq.centroids(), &mut codes, &mut dists)
+                .map(|()| codes)
+        });
         let codes = codes.unwrap_or_else(|| report.timed(Stage::Encode, || pq.encode_all(vectors)));
         let on_linked = |done: usize| progress(Stage::Graph, done as u64, n as u64);
         let mut graph = None;
