@@ -115,8 +115,7 @@ pub fn train(data: &[f32], dim: usize, p: &KMeansParams) -> KMeans {
         return l.finish(0.0);
     }
     for _ in 0..p.iters.max(1) {
-        let assign = &mut l.assign;
-        assign_all(&l.sample, dim, &l.centroids, assign);
+        assign_all(&l.sample, dim, &l.centroids, &mut l.assign);
         l.update();
     }
     // The objective of the centroids returned, not of the last assignment step.

@@ -10,7 +10,7 @@
 
 use rand::{Rng, SeedableRng};
 use strata_index::exact::{earlier_neighbors, NO_NEIGHBOR};
-use strata_index::gpu::{Gpu, GpuError};
+use strata_index::gpu::{BuildKernels, Gpu, GpuError};
 use strata_index::pq::{nearest_codes, ProductQuantizer};
 
 fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {

@@ -21,13 +21,12 @@ use cudarc::driver::{
 };
 use parking_lot::Mutex;
 
-use super::GpuError;
+use super::{BuildKernels, GpuError};
 use crate::exact::NO_NEIGHBOR;
 use crate::hnsw::MAX_CANDIDATES;
 use crate::pq::KSUB;
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 3] = ["pq_nearest", "l2_tile", "topk_merge"];
 /// Threads per block of `pq_nearest` and `topk_merge` (`topk_merge` needs at most
 /// 2048 - `MAX_CANDIDATES`).
 const BLOCK: u32 = 256;
@@ -128,20 +127,14 @@ impl Gpu {
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
             .map_err(|e| GpuError(format!("NVRTC: {e}")))?;
         let module = ctx.load_module(ptx).map_err(err("loading the kernels"))?;
-        let mut f = Vec::with_capacity(KERNELS.len());
-        for k in KERNELS {
-            f.push(module.load_function(k).map_err(err(k))?);
-        }
-        let topk_merge = f.pop().expect("three kernels");
-        let l2_tile = f.pop().expect("three kernels");
-        let pq_nearest = f.pop().expect("three kernels");
+        let load = |k: &str| module.load_function(k).map_err(err(k));
         Ok(Gpu {
             name: format!("{name} (sm_{major}{minor})"),
             stream: ctx.default_stream(),
+            pq_nearest: load("pq_nearest")?,
+            l2_tile: load("l2_tile")?,
+            topk_merge: load("topk_merge")?,
             ctx,
-            pq_nearest,
-            l2_tile,
-            topk_merge,
             busy: Mutex::new(()),
         })
     }
@@ -158,23 +151,6 @@ impl Gpu {
             .mem_get_info()
             .map_err(err("reading free memory"))?;
         Ok((free as f64 * MEMORY_SHARE) as usize)
-    }
-
-    /// What [`crate::pq::nearest_codes`] computes, on the device: for every row of
-    /// `rows` and sub-vector `j`, the nearest of sub-quantizer `j`'s centroids and its
-    /// squared distance. Rows go over in batches that fit the free memory.
-    pub fn nearest_codes(
-        &self,
-        rows: &[f32],
-        bounds: &[usize],
-        centroids: &[f32],
-        codes: &mut [u8],
-        dists: &mut [f32],
-    ) -> Result<(), GpuError> {
-        let _one = self.busy.lock();
-        guarded("PQ on the GPU", || {
-            self.nearest_codes_locked(rows, bounds, centroids, codes, dists)
-        })
     }
 
     fn nearest_codes_locked(
@@ -240,22 +216,6 @@ impl Gpu {
             dists[start * m..(start + r) * m].copy_from_slice(&d);
         }
         Ok(())
-    }
-
-    /// What [`crate::exact::earlier_neighbors`] computes, on the device: for every row,
-    /// its `k` nearest earlier rows (`k <= MAX_CANDIDATES`), nearest first, padded with
-    /// [`NO_NEIGHBOR`]. Queries go in batches sized to the free memory; each batch
-    /// streams over the earlier rows a tile at a time.
-    pub fn earlier_neighbors(
-        &self,
-        rows: &[f32],
-        dim: usize,
-        k: usize,
-    ) -> Result<Vec<u32>, GpuError> {
-        let _one = self.busy.lock();
-        guarded("neighbour lists on the GPU", || {
-            self.earlier_neighbors_locked(rows, dim, k)
-        })
     }
 
     fn earlier_neighbors_locked(
@@ -347,5 +307,39 @@ impl Gpu {
         }
         s.synchronize().map_err(err("finishing"))?;
         Ok(out)
+    }
+}
+
+impl BuildKernels for Gpu {
+    fn device_name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// What [`crate::pq::nearest_codes`] computes, on the device: for every row of
+    /// `rows` and sub-vector `j`, the nearest of sub-quantizer `j`'s centroids and its
+    /// squared distance. Rows go over in batches that fit the free memory.
+    fn nearest_codes(
+        &self,
+        rows: &[f32],
+        bounds: &[usize],
+        centroids: &[f32],
+        codes: &mut [u8],
+        dists: &mut [f32],
+    ) -> Result<(), GpuError> {
+        let _one = self.busy.lock();
+        guarded("PQ on the GPU", || {
+            self.nearest_codes_locked(rows, bounds, centroids, codes, dists)
+        })
+    }
+
+    /// What [`crate::exact::earlier_neighbors`] computes, on the device: for every row,
+    /// its `k` nearest earlier rows (`k <= MAX_CANDIDATES`), nearest first, padded with
+    /// [`NO_NEIGHBOR`]. Queries go in batches sized to the free memory; each batch
+    /// streams over the earlier rows a tile at a time.
+    fn earlier_neighbors(&self, rows: &[f32], dim: usize, k: usize) -> Result<Vec<u32>, GpuError> {
+        let _one = self.busy.lock();
+        guarded("neighbour lists on the GPU", || {
+            self.earlier_neighbors_locked(rows, dim, k)
+        })
     }
 }

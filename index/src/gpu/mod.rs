@@ -110,30 +110,6 @@ impl BuildKernels for ReferenceKernels {
     }
 }
 
-impl BuildKernels for Gpu {
-    fn device_name(&self) -> String {
-        self.name().to_string()
-    }
-
-    fn nearest_codes(
-        &self,
-        rows: &[f32],
-        bounds: &[usize],
-        centroids: &[f32],
-        codes: &mut [u8],
-        dists: &mut [f32],
-    ) -> Result<(), GpuError> {
-        Gpu::nearest_codes(self, rows, bounds, centroids, codes, dists)
-    }
-
-    fn earlier_neighbors(&self, rows: &[f32], dim: usize, k: usize) -> Result<Vec<u32>, GpuError> {
-        Gpu::earlier_neighbors(self, rows, dim, k)
-    }
-}
-
-/// True when this build can drive a GPU (the `gpu` feature).
-pub const SUPPORTED: bool = cfg!(feature = "gpu");
-
 #[cfg(feature = "gpu")]
 mod cuda;
 #[cfg(feature = "gpu")]
@@ -157,9 +133,15 @@ impl Gpu {
     pub fn name(&self) -> &str {
         match *self {}
     }
+}
 
-    /// See the `gpu` feature's version.
-    pub fn nearest_codes(
+#[cfg(not(feature = "gpu"))]
+impl BuildKernels for Gpu {
+    fn device_name(&self) -> String {
+        match *self {}
+    }
+
+    fn nearest_codes(
         &self,
         _rows: &[f32],
         _bounds: &[usize],
@@ -170,8 +152,7 @@ impl Gpu {
         match *self {}
     }
 
-    /// See the `gpu` feature's version.
-    pub fn earlier_neighbors(
+    fn earlier_neighbors(
         &self,
         _rows: &[f32],
         _dim: usize,

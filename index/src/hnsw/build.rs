@@ -277,12 +277,7 @@ impl<'a> NodeDistance<'a> {
     /// Distances over `vectors` (rows of `dim`, normalised for cosine).
     pub fn new(vectors: &'a [f32], dim: usize, metric: Metric) -> Self {
         let extra = if metric == Metric::InnerProduct {
-            let norms: Vec<f32> = vectors
-                .chunks_exact(dim.max(1))
-                .map(|v| crate::distance::dot(v, v))
-                .collect();
-            let max = norms.iter().copied().fold(0.0f32, f32::max);
-            norms.iter().map(|&n| (max - n).max(0.0).sqrt()).collect()
+            mips_lift(vectors, dim)
         } else {
             Vec::new()
         };
@@ -310,6 +305,17 @@ impl<'a> NodeDistance<'a> {
             m => m.distance(self.vec(a), self.vec(b)),
         }
     }
+}
+
+/// The extra coordinate of each row in the MIPS-to-L2 reduction (see
+/// [`NodeDistance`]): `sqrt(max_norm² - norm²)`.
+pub(super) fn mips_lift(vectors: &[f32], dim: usize) -> Vec<f32> {
+    let norms: Vec<f32> = vectors
+        .chunks_exact(dim.max(1))
+        .map(|v| crate::distance::dot(v, v))
+        .collect();
+    let max = norms.iter().copied().fold(0.0f32, f32::max);
+    norms.iter().map(|&n| (max - n).max(0.0).sqrt()).collect()
 }
 
 /// Builds the graph of `vectors` (rows of `dim`, already normalised for cosine) on the

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::build::{select, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY};
+use super::build::{mips_lift, select, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY};
 use super::{Cand, CompactGraph};
 use crate::distance::Metric;
 use crate::exact::NO_NEIGHBOR;
@@ -47,15 +47,11 @@ pub fn graph_space_rows(vectors: &[f32], dim: usize, metric: Metric) -> (Cow<'_,
     if metric != Metric::InnerProduct || dim == 0 {
         return (Cow::Borrowed(vectors), dim);
     }
-    let norms: Vec<f32> = vectors
-        .chunks_exact(dim)
-        .map(|v| crate::distance::dot(v, v))
-        .collect();
-    let max = norms.iter().copied().fold(0.0f32, f32::max);
-    let mut out = Vec::with_capacity(norms.len() * (dim + 1));
-    for (v, n) in vectors.chunks_exact(dim).zip(&norms) {
+    let lift = mips_lift(vectors, dim);
+    let mut out = Vec::with_capacity(lift.len() * (dim + 1));
+    for (v, e) in vectors.chunks_exact(dim).zip(lift) {
         out.extend_from_slice(v);
-        out.push((max - n).max(0.0).sqrt());
+        out.push(e);
     }
     (Cow::Owned(out), dim + 1)
 }
