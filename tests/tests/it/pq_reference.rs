@@ -2,27 +2,12 @@
 //! quantization error within 3 % of faiss's. Needs `../shared/data` and the peers'
 //! Python environment (`../shared/peers/setup.sh`); skips with a reason otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use strata_index::kmeans::{self, KMeansParams};
 use strata_index::pq::ProductQuantizer;
-
-fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("PEERS_PY")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| Path::new(&h).join(".cache/strata-peers/venv/bin/python"))
-        })?;
-    let ok = Command::new(&py)
-        .args(["-c", "import faiss, numpy"])
-        .output()
-        .ok()?
-        .status
-        .success();
-    ok.then_some(py)
-}
+use strata_tests::external;
 
 fn read_fvecs(path: &Path) -> (Vec<f32>, usize) {
     let b = std::fs::read(path).unwrap();
@@ -56,17 +41,23 @@ print(kobj, float(((base - rec) ** 2).sum(1).mean()))
 
 #[test]
 fn kmeans_and_pq_errors_are_within_three_percent_of_faiss() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/siftsmall");
+    const TEST: &str = "kmeans_and_pq_errors_are_within_three_percent_of_faiss";
+    let Some(data) = external::shared_data("siftsmall", "siftsmall_learn.fvecs") else {
+        external::skip(
+            TEST,
+            "../shared/data/siftsmall is not present beside this repository",
+        );
+        return;
+    };
     let (learn_p, base_p) = (
         data.join("siftsmall_learn.fvecs"),
         data.join("siftsmall_base.fvecs"),
     );
-    if !learn_p.exists() {
-        println!("skipped: ../shared/data/siftsmall is not present beside this repository");
-        return;
-    }
-    let Some(py) = python() else {
-        println!("skipped: no Python with faiss (run ../shared/peers/setup.sh, or set PEERS_PY)");
+    let Some(py) = external::faiss_python() else {
+        external::skip(
+            TEST,
+            "no Python with faiss (run ../shared/peers/setup.sh, or set PEERS_PY)",
+        );
         return;
     };
     let (mut learn, dim) = read_fvecs(&learn_p);

@@ -1,14 +1,10 @@
 //! End-to-end on real data: SIFT10K from `../shared/data` through a store with segments
 //! and a memtable; exact search must reproduce the published ground truth.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
-
-fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/siftsmall");
-    d.join("siftsmall_base.fvecs").exists().then_some(d)
-}
+use strata_tests::external;
 
 fn read_vecs(path: &Path, int: bool) -> Vec<Vec<f32>> {
     let b = std::fs::read(path).unwrap();
@@ -37,9 +33,16 @@ fn read_vecs(path: &Path, int: bool) -> Vec<Vec<f32>> {
 /// Rows of a TEXMEX file.
 type Rows = Vec<Vec<f32>>;
 
-/// SIFT10K base, queries and ground truth, when the shared data is present.
-fn sift() -> Option<(Rows, Rows, Rows)> {
-    let d = data_dir()?;
+/// SIFT10K base, queries and ground truth, when the shared data is present; otherwise
+/// `test` is skipped visibly (or fails under `STRATA_REQUIRE_DATA=1`).
+fn sift(test: &str) -> Option<(Rows, Rows, Rows)> {
+    let Some(d) = external::shared_data("siftsmall", "siftsmall_base.fvecs") else {
+        external::skip(
+            test,
+            "../shared/data/siftsmall is not present beside this repository",
+        );
+        return None;
+    };
     Some((
         read_vecs(&d.join("siftsmall_base.fvecs"), false),
         read_vecs(&d.join("siftsmall_query.fvecs"), false),
@@ -60,8 +63,7 @@ fn recall_at_10(db: &Db, queries: &[Vec<f32>], gt: &[Vec<f32>]) -> f64 {
 
 #[test]
 fn sift10k_exact_search_matches_ground_truth() {
-    let Some((base, queries, gt)) = sift() else {
-        println!("skipped: ../shared/data/siftsmall is not present beside this repository");
+    let Some((base, queries, gt)) = sift("sift10k_exact_search_matches_ground_truth") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -95,8 +97,9 @@ fn sift10k_exact_search_matches_ground_truth() {
 
 #[test]
 fn sift10k_default_search_of_an_indexed_segment_reaches_095_recall() {
-    let Some((base, queries, gt)) = sift() else {
-        println!("skipped: ../shared/data/siftsmall is not present beside this repository");
+    let Some((base, queries, gt)) =
+        sift("sift10k_default_search_of_an_indexed_segment_reaches_095_recall")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

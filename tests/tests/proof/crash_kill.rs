@@ -24,17 +24,50 @@ const RANDOM_KILLS: usize = 300;
 const CHAINS: usize = 70;
 const CHAIN_LEN: usize = 4;
 
-/// What a child reported before it died.
+/// What a child reported before it died, and how it ended.
 #[derive(Debug, Default)]
 struct Report {
     last_ack: Option<usize>,
     last_intent: Option<usize>,
+    /// File operations of a session that ran to its end (its completion line).
     ops: Option<u64>,
     error: Option<String>,
+    /// The child ended by SIGKILL (its own crash hook or the parent's kill).
+    killed: bool,
 }
 
-fn parse(out: &str) -> Report {
-    let mut r = Report::default();
+impl Report {
+    /// Whether this session is a crash point: the child was killed before it could
+    /// print its completion line. `meant_at` is the file operation whose crash hook should
+    /// have killed it (`None` for the parent's timed kill). A child that ran at least
+    /// `meant_at` operations to its end, or that ended any other way than by SIGKILL, is an
+    /// error: the crash hook did not fire, and nothing was tested.
+    fn crash_confirmed(&self, meant_at: Option<u64>) -> Result<bool, String> {
+        if let Some(e) = &self.error {
+            return Err(format!("the child failed without a crash: {e}"));
+        }
+        match (self.killed, self.ops, meant_at) {
+            (true, None, _) => Ok(true),
+            (true, Some(_), _) => {
+                Err("the child printed its completion line, then was killed".into())
+            }
+            (false, Some(ops), Some(k)) if k <= ops => Err(format!(
+                "the child was meant to die at file operation {k} but ran all {ops} to the end"
+            )),
+            (false, Some(_), _) => Ok(false),
+            (false, None, _) => {
+                Err("the child ended without a completion line and was not killed".into())
+            }
+        }
+    }
+}
+
+fn parse(out: &str, status: Option<std::process::ExitStatus>) -> Report {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut r = Report {
+        killed: status.and_then(|s| s.signal()) == Some(libc::SIGKILL),
+        ..Report::default()
+    };
     for line in out.lines() {
         let mut it = line.splitn(2, ' ');
         match (it.next(), it.next()) {
@@ -64,7 +97,7 @@ fn child(dir: &Path, seed: u64, from: usize, kill_at: u64, never: bool) -> Comma
 /// Runs a child to its end or its self-inflicted death.
 fn run_child(dir: &Path, seed: u64, from: usize, kill_at: u64, never: bool) -> Report {
     match child(dir, seed, from, kill_at, never).output() {
-        Ok(out) => parse(&String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => parse(&String::from_utf8_lossy(&out.stdout), Some(out.status)),
         Err(e) => Report {
             error: Some(format!("spawn: {e}")),
             ..Report::default()
@@ -82,12 +115,12 @@ fn kill_child_after(dir: &Path, seed: u64, from: usize, after: Duration) -> Repo
     };
     std::thread::sleep(after);
     let _ = c.kill();
-    let _ = c.wait();
+    let status = c.wait().ok();
     let mut out = String::new();
     if let Some(mut s) = c.stdout.take() {
         let _ = s.read_to_string(&mut out);
     }
-    parse(&out)
+    parse(&out, status)
 }
 
 /// The states a crashed session may have left: after its last acknowledged step, or
@@ -102,6 +135,7 @@ fn accept(r: &Report, from: usize) -> Vec<usize> {
     }
 }
 
+/// Checks the store a session left; the error names what broke.
 fn check(dir: &Path, states: &[workload::State], r: &Report, from: usize) -> Result<usize, String> {
     if let Some(e) = &r.error {
         return Err(format!("the child failed without a crash: {e}"));
@@ -133,55 +167,87 @@ fn parallel<T: Send>(jobs: Vec<Job<'_, T>>) -> Vec<T> {
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// One round: every k of the fixed workload, random kills, chains.
+/// Runs the whole workload uncrashed in a fresh store, checks it, and returns its file
+/// operations and run time.
+fn uncrashed(
+    seed: u64,
+    never: bool,
+    states: &[workload::State],
+) -> Result<(u64, Duration), String> {
+    let base = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let t = Instant::now();
+    let r = run_child(base.path(), seed, 0, 0, never);
+    let took = t.elapsed();
+    let ops = r
+        .ops
+        .ok_or_else(|| format!("the uncrashed workload (never={never}) failed: {r:?}"))?;
+    check(base.path(), states, &r, 0).map_err(|e| format!("uncrashed run (never={never}): {e}"))?;
+    Ok((ops, took))
+}
+
+/// One crash session's outcome: confirmed crash points and the first broken promise.
+type Outcome = (u64, Result<(), String>);
+
+/// One round: every k of the fixed workload, random kills, chains. Only sessions whose
+/// child was confirmed killed count as crash points; a child meant to die that did not is
+/// a loss.
 pub fn run(round: u64) -> Tally {
     let mut tally = Tally::default();
     let seed = 0xC0FFEE + round;
     let plan = workload::steps(seed, STEPS);
     let states = workload::history(&plan);
-    // The whole workload once, to count its operations and time it.
-    let base = tempfile::tempdir().expect("tempdir");
-    let t = Instant::now();
-    let r = run_child(base.path(), seed, 0, 0, false);
-    let full_run = t.elapsed();
-    let Some(ops) = r.ops else {
-        tally.lose(format!("the uncrashed workload failed: {:?}", r.error));
-        return tally;
+    // The whole workload once per sync mode, to count its operations and time it.
+    let ((ops, full_run), (ops_never, _)) = match (
+        uncrashed(seed, false, &states),
+        uncrashed(seed, true, &states),
+    ) {
+        (Ok(a), Ok(n)) => (a, n),
+        (Err(e), _) | (_, Err(e)) => {
+            tally.lose(e);
+            return tally;
+        }
     };
-    if let Err(e) = check(base.path(), &states, &r, 0) {
-        tally.lose(format!("uncrashed run: {e}"));
-    }
-    // Every k, then kills at random times. Each job reports its crash points.
+    // Every k (one in five under `Sync::Never` while that mode has a k-th operation),
+    // then kills at random times.
     let states = &states;
-    let mut jobs: Vec<Job<(u64, Result<(), String>)>> = Vec::new();
+    let mut jobs: Vec<Job<Outcome>> = Vec::new();
     for k in 1..=ops {
         jobs.push(Box::new(move || {
             let Ok(dir) = tempfile::tempdir() else {
                 return (0, Err("tempdir".to_string()));
             };
-            let never = k % 5 == 0;
+            let never = k % 5 == 0 && k <= ops_never;
             let r = run_child(dir.path(), seed, 0, k, never);
-            let res = check(dir.path(), states, &r, 0)
-                .map(|_| ())
+            // Background work makes a session's operation count vary a little: a child
+            // that ran fewer than k operations to its end is no crash point, but its store
+            // is still checked.
+            let res = r
+                .crash_confirmed(Some(k))
+                .and_then(|crashed| check(dir.path(), states, &r, 0).map(|_| crashed))
                 .map_err(|e| format!("seed {seed} killed at op {k} (never={never}): {e}"));
-            (1, res)
+            (u64::from(res == Ok(true)), res.map(|_| ()))
         }));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for _ in 0..RANDOM_KILLS {
-        let w = full_run.mul_f64(rng.random_range(0.0..1.1));
+        let w = full_run.mul_f64(rng.random_range(0.0..1.0));
         jobs.push(Box::new(move || {
             let Ok(dir) = tempfile::tempdir() else {
                 return (0, Err("tempdir".to_string()));
             };
             let r = kill_child_after(dir.path(), seed, 0, w);
-            let res = check(dir.path(), states, &r, 0)
-                .map(|_| ())
+            // A child that finished before the kill is not a crash point, but its store
+            // is still checked.
+            let res = r
+                .crash_confirmed(None)
+                .and_then(|crashed| check(dir.path(), states, &r, 0).map(|_| crashed))
                 .map_err(|e| format!("seed {seed} SIGKILL after {w:?}: {e}"));
-            (1, res)
+            (u64::from(res == Ok(true)), res.map(|_| ()))
         }));
     }
-    // Chains: crash, reopen and continue, crash again; small k land inside recovery.
+    // Chains: crash, reopen and continue, crash again; small k land inside recovery. A
+    // link that starts late may finish in fewer than k operations: it is no crash point
+    // (and the chain goes on from the workload's end).
     let kills: Vec<Vec<u64>> = (0..CHAINS)
         .map(|_| {
             (0..CHAIN_LEN)
@@ -195,46 +261,66 @@ pub fn run(round: u64) -> Tally {
                 .collect()
         })
         .collect();
-    jobs.extend(kills.into_iter().enumerate().map(|(c, ks)| {
-        Box::new(move || {
-            let Ok(dir) = tempfile::tempdir() else {
-                return (0, Err("tempdir".to_string()));
-            };
-            let mut from = 0;
-            let mut n = 0u64;
-            for &k in &ks {
-                let r = run_child(dir.path(), seed, from, k, false);
-                n += 1;
-                match check(dir.path(), states, &r, from) {
-                    Ok(j) => from = j,
-                    Err(e) => {
-                        return (
-                            n,
-                            Err(format!("seed {seed} chain {c} kills {ks:?}, link {n}: {e}")),
-                        )
-                    }
-                }
-            }
-            // The chain ends with an uncrashed session that finishes the workload.
-            let r = run_child(dir.path(), seed, from, 0, false);
-            let res = check(dir.path(), states, &r, from).and_then(|j| {
-                if j == STEPS {
-                    Ok(())
-                } else {
-                    Err(format!("the chain ended at step {j}, not {STEPS}"))
-                }
-            });
-            (
-                n,
-                res.map_err(|e| format!("seed {seed} chain {c} kills {ks:?}, end: {e}")),
-            )
-        }) as Job<_>
-    }));
+    jobs.extend(
+        kills
+            .into_iter()
+            .enumerate()
+            .map(|(c, ks)| Box::new(move || chain(seed, c, &ks, states)) as Job<_>),
+    );
     for (n, res) in parallel(jobs) {
-        tally.add("crash points", n);
+        tally.add("crash points (confirmed)", n);
         if let Err(e) = res {
             tally.lose(e);
         }
     }
     tally
+}
+
+/// One chain of crash sessions over one directory, then an uncrashed session that must
+/// finish the workload.
+fn chain(seed: u64, c: usize, ks: &[u64], states: &[workload::State]) -> Outcome {
+    let Ok(dir) = tempfile::tempdir() else {
+        return (0, Err("tempdir".to_string()));
+    };
+    let mut from = 0;
+    let mut crashes = 0u64;
+    for (link, &k) in ks.iter().enumerate() {
+        let r = run_child(dir.path(), seed, from, k, false);
+        let res = r.crash_confirmed(Some(k)).and_then(|crashed| {
+            crashes += u64::from(crashed);
+            check(dir.path(), states, &r, from)
+        });
+        match res {
+            Ok(j) => from = j,
+            Err(e) => {
+                return (
+                    crashes,
+                    Err(format!(
+                        "seed {seed} chain {c} kills {ks:?}, link {link}: {e}"
+                    )),
+                )
+            }
+        }
+    }
+    let r = run_child(dir.path(), seed, from, 0, false);
+    let res = r
+        .crash_confirmed(None)
+        .and_then(|crashed| {
+            if crashed {
+                Err("the final session was killed".into())
+            } else {
+                check(dir.path(), states, &r, from)
+            }
+        })
+        .and_then(|j| {
+            if j == STEPS {
+                Ok(())
+            } else {
+                Err(format!("the chain ended at step {j}, not {STEPS}"))
+            }
+        });
+    (
+        crashes,
+        res.map_err(|e| format!("seed {seed} chain {c} kills {ks:?}, end: {e}")),
+    )
 }

@@ -151,16 +151,36 @@ pub fn run(round: u64) -> Tally {
     let seed = 0xFA17 + round;
     let steps = workload::steps(seed, STEPS);
     let states = workload::history(&steps);
+    // The workload once without faults, to count its changing operations: it must run
+    // to its end and leave the expected state, or the fault points below test nothing.
     let counter = FaultVfs::counting(Arc::new(SimVfs::new()));
-    if let Ok(db) = Db::open(
+    let counted = Db::open(
         Path::new("/store"),
         workload::options(Sync::Always, Arc::new(counter.clone())),
-    ) {
-        for s in &steps {
-            let _ = workload::run_step(&db, s);
+    )
+    .map_err(|e| format!("open: {e}"))
+    .and_then(|db| {
+        for (i, s) in steps.iter().enumerate() {
+            workload::run_step(&db, s).map_err(|e| format!("step {i}: {e}"))?;
         }
-    }
-    let mutations = counter.mutations();
+        let mutations = counter.mutations();
+        let state = workload::read_state(&db)?;
+        db.close().map_err(|e| format!("close: {e}"))?;
+        if Some(&state) == states.last() {
+            Ok(mutations)
+        } else {
+            Err("the store's state differs from the workload's history".to_string())
+        }
+    });
+    let mutations = match counted {
+        Ok(m) => m,
+        Err(e) => {
+            tally.lose(format!(
+                "the fault-free counting run (seed {seed}) failed: {e}"
+            ));
+            return tally;
+        }
+    };
     for at in 1..=mutations + 1 {
         for persistent in [false, true] {
             let errno = if (at + persistent as u64).is_multiple_of(2) {
