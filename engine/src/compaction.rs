@@ -14,40 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_compaction::{
-    choose, choose_full, merge, MergeOutcome, MergeSource, MergeSpec, Merged, Progress, Reason,
+    choose, choose_full, merge, MergeOutcome, MergeSource, MergeSpec, Merged, Progress,
     SegmentMeta, Stage,
 };
 use strata_format::{fsutil, DeletionBitmap, SegmentReader};
 
-use crate::db::Inner;
+use crate::commit::{commit, remove_files};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files::{self, FileKind};
-use crate::flush::{commit, remove_files};
+use crate::inner::Inner;
+use crate::live_segment::LiveSegment;
 use crate::priority;
-use crate::version::LiveSegment;
-
-/// What one compaction did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompactionReport {
-    /// Why it ran.
-    pub reason: Reason,
-    /// Segments merged.
-    pub inputs: usize,
-    /// Rows read from the inputs (live and deleted).
-    pub rows_in: u64,
-    /// Rows written (0 when every input row was deleted).
-    pub rows_out: u64,
-    /// Bytes of the input segment files.
-    pub bytes_in: u64,
-    /// Bytes of the output segment file.
-    pub bytes_out: u64,
-    /// Whether the output has an index.
-    pub indexed: bool,
-    /// How the output was built (devices, stage times); `None` without an output.
-    pub build: Option<crate::BuildReport>,
-    /// Wall time of the merge and install.
-    pub seconds: f64,
-}
+use crate::stats::CompactionReport;
 
 /// The policy's view of a version's segments, oldest first.
 pub(crate) fn metas(segments: &[LiveSegment]) -> Vec<SegmentMeta> {

@@ -1,93 +1,21 @@
 //! [`Db`]: the public handle of a store, and the write path.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex, RwLock};
-use strata_format::Manifest;
+use parking_lot::Mutex;
+use strata_compaction::{BuildReport, Reason, Stage};
 use strata_index::Metric;
-use strata_wal::Wal;
 
 use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
 use crate::error::{Error, InvalidArgument, Result};
-use crate::memtable::{Frozen, Memtable};
+use crate::inner::{apply, Inner};
 use crate::options::{Options, SearchOptions, Sync, WriteOptions};
-use crate::version::Version;
-use crate::{flush, recovery, search, stats};
-
-/// A search result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hit {
-    /// Record id.
-    pub id: u64,
-    /// Distance to the query (squared L2, `-dot`, or `1 - cos`; smaller is nearer).
-    pub distance: f32,
-}
-
-/// A stored record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// Record id.
-    pub id: u64,
-    /// The vector as stored (unit length for the cosine metric).
-    pub vector: Vec<f32>,
-    /// The payload, if one was written.
-    pub payload: Option<Vec<u8>>,
-}
-
-/// Mutable state guarded by the write lock.
-pub(crate) struct WriteState {
-    pub next_seq: u64,
-    pub next_file_no: u64,
-    pub version: Arc<Version>,
-    pub manifest: Manifest,
-    pub closed: bool,
-}
-
-impl WriteState {
-    pub fn alloc_file_no(&mut self) -> u64 {
-        let n = self.next_file_no;
-        self.next_file_no += 1;
-        n
-    }
-}
-
-/// Shared by the handle and the background threads.
-pub(crate) struct Inner {
-    pub dir: PathBuf,
-    pub opts: Options,
-    pub dim: usize,
-    pub metric: Metric,
-    pub wal: Wal,
-    pub write: Mutex<WriteState>,
-    /// Signals flush work, finished flushes (for stalled writers) and shutdown.
-    pub changed: Condvar,
-    pub current: RwLock<Arc<Version>>,
-    pub poisoned: AtomicBool,
-    pub shutdown: AtomicBool,
-    pub search_pool: Option<rayon::ThreadPool>,
-    /// The thread budget of merges, built by the first compaction (`None` inside when
-    /// the pool could not be built: merges then run on the caller's thread).
-    pub compaction_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
-    /// The pool that builds flushed segments' indexes (all cores, background priority),
-    /// built by the first flush; `None` inside: builds run on the flusher's thread.
-    pub flush_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
-    /// Held for the whole of a compaction: one at a time.
-    pub compacting: Mutex<()>,
-    /// What compactions did since open.
-    pub compactions: crate::stats::CompactionCounters,
-    /// Bytes written and writer slowdowns since open.
-    pub writes: crate::stats::WriteCounters,
-    /// How the latest segments were built.
-    pub builds: crate::stats::BuildLog,
-    /// The memtable indexer thread, woken after writes.
-    pub indexer: std::sync::OnceLock<std::thread::Thread>,
-    /// Cores of the machine (`available_parallelism`), read at open.
-    pub cores: usize,
-    pub _lock: Box<dyn strata_format::vfs::VfsLock>,
-}
+use crate::record::{Hit, Record};
+use crate::stats::{CompactionReport, Stats, WriteCounters, WriteStats};
+use crate::{compaction, flush, inventory, recovery, search};
 
 /// An open store. `Send + Sync`: share it with `Arc`. Dropping it without [`Db::close`]
 /// is a crash that the next open recovers from.
@@ -122,7 +50,7 @@ impl Db {
         if inner.opts.compaction.background {
             db.workers
                 .lock()
-                .push(spawned(crate::compact::spawn_compactor(inner.clone()))?);
+                .push(spawned(compaction::spawn_compactor(inner.clone()))?);
         }
         if let Sync::Periodic(every) = inner.opts.sync {
             db.workers
@@ -198,7 +126,7 @@ impl Db {
             inner.maybe_switch(&mut st)?;
             lsn
         };
-        stats::WriteCounters::add(&inner.writes.user_bytes, user_bytes);
+        WriteCounters::add(&inner.writes.user_bytes, user_bytes);
         if let Some(t) = inner.indexer.get() {
             t.unpark();
         }
@@ -329,14 +257,14 @@ impl Db {
     pub fn compact(
         &self,
         full: bool,
-        progress: &(dyn Fn(crate::Stage, u64, u64) -> bool + std::marker::Sync),
-    ) -> Result<Vec<crate::CompactionReport>> {
+        progress: &(dyn Fn(Stage, u64, u64) -> bool + std::marker::Sync),
+    ) -> Result<Vec<CompactionReport>> {
         let mut done = Vec::new();
         loop {
             self.inner.check(&self.inner.write.lock())?;
-            match crate::compact::compact_once(&self.inner, full, progress)? {
+            match compaction::compact_once(&self.inner, full, progress)? {
                 Some(r) => {
-                    let was_full = r.reason == crate::CompactionReason::Full;
+                    let was_full = r.reason == Reason::Full;
                     done.push(r);
                     if was_full {
                         return Ok(done);
@@ -350,19 +278,19 @@ impl Db {
     /// How the latest segments written through this handle were built (flushes and
     /// compactions; at most 64, oldest first): segment file number, devices, and the
     /// time of each stage (k-means, encode, neighbour lists, graph, write).
-    pub fn build_reports(&self) -> Vec<(u64, crate::BuildReport)> {
+    pub fn build_reports(&self) -> Vec<(u64, BuildReport)> {
         self.inner.builds.all()
     }
 
     /// Counts and sizes of the store.
-    pub fn stats(&self) -> Result<stats::Stats> {
-        stats::collect(&self.inner)
+    pub fn stats(&self) -> Result<Stats> {
+        inventory::collect(&self.inner)
     }
 
     /// Bytes written since open by kind, write amplification, and writer slowdowns.
     /// Cheap (no file listing), unlike [`Db::stats`].
-    pub fn write_stats(&self) -> stats::WriteStats {
-        stats::write_stats(&self.inner)
+    pub fn write_stats(&self) -> WriteStats {
+        inventory::write_stats(&self.inner)
     }
 
     /// Whether a compaction is running now.
@@ -378,7 +306,7 @@ impl Db {
             return true;
         }
         let v = self.inner.snapshot();
-        let segs = crate::compact::metas(&v.segments);
+        let segs = compaction::metas(&v.segments);
         strata_compaction::choose(&segs, &self.inner.opts.compaction.policy).is_some()
     }
 
@@ -392,135 +320,6 @@ impl Drop for Db {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-impl Inner {
-    /// A fresh memtable for this store's options.
-    pub fn new_memtable(&self, first_wal_no: u64) -> Memtable {
-        new_memtable(&self.opts, self.metric, first_wal_no)
-    }
-
-    pub fn snapshot(&self) -> Arc<Version> {
-        self.current.read().clone()
-    }
-
-    /// Marks the store failed and wakes every waiter. Takes the write lock so that a
-    /// waiter between its check and its wait cannot miss the wake-up; callers that hold
-    /// the lock use [`Inner::poison_locked`].
-    pub fn poison(&self) {
-        let _st = self.write.lock();
-        self.poison_locked();
-    }
-
-    /// [`Inner::poison`] for callers holding the write lock.
-    pub fn poison_locked(&self) {
-        self.poisoned.store(true, Ordering::Release);
-        self.changed.notify_all();
-    }
-
-    pub fn check(&self, st: &WriteState) -> Result<()> {
-        if st.closed {
-            Err(Error::Closed)
-        } else if self.poisoned.load(Ordering::Acquire) || self.wal.is_poisoned() {
-            Err(Error::Poisoned)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Installs `v` as the current version.
-    pub fn publish(&self, st: &mut WriteState, v: Version) {
-        let v = Arc::new(v);
-        st.version = v.clone();
-        *self.current.write() = v;
-    }
-
-    /// Slows a writer while too many frozen memtables wait for flush, and (by up to a
-    /// millisecond per batch) while compaction is behind.
-    fn wait_for_room(&self, st: &mut parking_lot::MutexGuard<'_, WriteState>) -> Result<()> {
-        loop {
-            self.check(st)?;
-            let frozen = st.version.memtables.len().saturating_sub(1);
-            if frozen < self.opts.max_immutable_memtables.max(1) {
-                break;
-            }
-            stats::WriteCounters::add(&self.writes.stalled_batches, 1);
-            self.changed.wait(st);
-        }
-        let c = &self.opts.compaction;
-        if c.background && st.version.segments.len() > c.slowdown_segments {
-            stats::WriteCounters::add(&self.writes.slowed_batches, 1);
-            self.changed
-                .wait_for(st, std::time::Duration::from_millis(1));
-            self.check(st)?;
-        }
-        Ok(())
-    }
-
-    fn maybe_switch(&self, st: &mut WriteState) -> Result<()> {
-        let full = st
-            .version
-            .active()
-            .is_some_and(|m| m.bytes() >= self.opts.memtable_bytes);
-        if full {
-            self.switch(st)
-        } else if self.wal.file_bytes() >= self.opts.wal_file_bytes {
-            let no = st.alloc_file_no();
-            self.wal
-                .rotate(no)
-                .inspect_err(|_| self.poison_locked())
-                .map_err(Error::from)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Freezes the active memtable and starts a new one in a new WAL file.
-    pub fn switch(&self, st: &mut WriteState) -> Result<()> {
-        let wal_no = st.alloc_file_no();
-        self.wal
-            .rotate(wal_no)
-            .inspect_err(|_| self.poison_locked())?;
-        let mut v = (*st.version).clone();
-        if let Some(m) = v.active() {
-            m.freeze(Frozen {
-                last_seq: st.next_seq - 1,
-                next_wal_no: wal_no,
-            });
-        }
-        v.memtables.insert(0, Arc::new(self.new_memtable(wal_no)));
-        self.publish(st, v);
-        self.changed.notify_all();
-        Ok(())
-    }
-}
-
-/// A fresh memtable for `opts`.
-pub(crate) fn new_memtable(opts: &Options, metric: Metric, first_wal_no: u64) -> Memtable {
-    let graph = opts.index.memtable_graph.then_some(&opts.index.hnsw);
-    Memtable::new(first_wal_no, metric, graph)
-}
-
-/// Applies operations starting at `seq` to a version being built (live writes and replay).
-pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
-    let n = ops.len() as u64;
-    let Some(active) = v.active().cloned() else {
-        return;
-    };
-    for (i, op) in ops.into_iter().enumerate() {
-        let s = seq + i as u64;
-        v.tombstone(op.id(), s);
-        active.count_op();
-        if let Op::Upsert {
-            id,
-            vector,
-            payload,
-        } = op
-        {
-            active.insert(id, s, vector, payload);
-        }
-    }
-    v.seq = v.seq.max(seq + n - 1);
 }
 
 fn check_vector(v: &[f32], dim: usize) -> Result<()> {

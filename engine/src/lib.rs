@@ -28,21 +28,27 @@
 #![warn(missing_docs)]
 
 mod batch;
-mod compact;
+mod commit;
+mod compaction;
 mod db;
 mod error;
 mod files;
 mod flush;
+mod inner;
+mod inventory;
 mod io;
+mod live_segment;
 mod memtable;
 mod options;
 mod priority;
+mod record;
 mod recovery;
 mod search;
 mod segment_index;
 mod stats;
 mod verify;
 mod version;
+mod visited;
 
 #[cfg(feature = "tokio")]
 mod async_db;
@@ -50,11 +56,11 @@ mod async_db;
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
-pub use compact::CompactionReport;
-pub use db::{Db, Hit, Record};
+pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
 pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, WriteOptions};
-pub use stats::{CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
+pub use record::{Hit, Record};
+pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{
     BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,
 };

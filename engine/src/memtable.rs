@@ -204,7 +204,7 @@ impl Memtable {
         let mut start = 0;
         if let (Some(g), false) = (&self.graph, exact || linked < GRAPH_MIN_ROWS) {
             let dist = |n: u32| self.metric.distance(query, self.vector(n));
-            let found = crate::segment_index::with_visited(|v| hnsw::search(g, dist, ef.max(k), v));
+            let found = crate::visited::with_visited(|v| hnsw::search(g, dist, ef.max(k), v));
             let mut visible = 0;
             for n in found.iter().filter(|n| (n.id as usize) < linked) {
                 if let Some(row) = self.rows.get(n.id as usize).filter(|r| r.visible_at(seq)) {

@@ -39,7 +39,7 @@ pub struct Options {
     /// Rayon threads for searches; `None` uses the global pool.
     pub search_threads: Option<usize>,
     /// How segments are indexed at flush and compaction.
-    pub index: crate::IndexOptions,
+    pub index: strata_compaction::IndexOptions,
     /// When and how segments are merged.
     pub compaction: CompactionOptions,
     /// Build flushed segments' indexes at idle priority (Linux `SCHED_IDLE`; ignored
@@ -58,8 +58,8 @@ pub struct Options {
 pub struct CompactionOptions {
     /// Run the policy on a background thread while the store is open.
     pub background: bool,
-    /// What to merge ([`crate::PolicyOptions`]).
-    pub policy: crate::PolicyOptions,
+    /// What to merge ([`strata_compaction::PolicyOptions`]).
+    pub policy: strata_compaction::PolicyOptions,
     /// Threads a merge may use (its rayon pool): the rest stay free for searches.
     pub threads: usize,
     /// With more segments than this, each write batch waits up to a millisecond for
@@ -77,7 +77,7 @@ impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {
             background: true,
-            policy: crate::PolicyOptions::default(),
+            policy: strata_compaction::PolicyOptions::default(),
             threads: 1,
             slowdown_segments: 64,
             low_priority: true,
@@ -105,7 +105,7 @@ impl Options {
             max_immutable_memtables: 2,
             wal_file_bytes: 64 << 20,
             search_threads: None,
-            index: crate::IndexOptions::default(),
+            index: strata_compaction::IndexOptions::default(),
             compaction: CompactionOptions::default(),
             low_priority_flush: false,
             vfs: strata_format::vfs::os(),
@@ -126,9 +126,9 @@ impl Options {
 
     /// Where flushes and compactions build segment indexes: `Auto` (the default: a GPU
     /// when the build has the `gpu` feature, a device is present, and the segment has at
-    /// least [`crate::IndexOptions::gpu_min_rows`] rows), `Cpu`, or `Gpu`. A GPU that
+    /// least [`strata_compaction::IndexOptions::gpu_min_rows`] rows), `Cpu`, or `Gpu`. A GPU that
     /// fails never fails a flush: the build goes on on the CPU, with a warning.
-    pub fn build_device(mut self, device: crate::BuildDevice) -> Self {
+    pub fn build_device(mut self, device: strata_compaction::BuildDevice) -> Self {
         self.index.device = device;
         self
     }

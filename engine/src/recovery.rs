@@ -12,12 +12,13 @@ use strata_index::Metric;
 use strata_wal::{ReplayError, ReplayMode, Wal};
 
 use crate::batch::{self, BATCH_RECORD};
-use crate::db::{apply, Inner, WriteState};
 use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
+use crate::inner::{apply, new_memtable, Inner, WriteState};
 use crate::io::WalFs;
+use crate::live_segment::LiveSegment;
 use crate::options::Options;
-use crate::version::{LiveSegment, Version};
+use crate::version::Version;
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let fs = opts.vfs.clone();
@@ -59,11 +60,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
     next_file_no += 1;
-    let mem = Arc::new(crate::db::new_memtable(
-        &opts,
-        metric,
-        first_wal_no.unwrap_or(wal_no),
-    ));
+    let mem = Arc::new(new_memtable(&opts, metric, first_wal_no.unwrap_or(wal_no)));
     let mut version = Version {
         seq: manifest.checkpoint_seq,
         memtables: vec![mem],

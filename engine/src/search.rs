@@ -5,10 +5,11 @@
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
 
-use crate::db::Hit;
+use crate::live_segment::LiveSegment;
 use crate::options::SearchOptions;
+use crate::record::Hit;
 use crate::segment_index::{self, SegmentIndex};
-use crate::version::{LiveSegment, Version};
+use crate::version::Version;
 
 /// Rows per parallel task when scanning a segment.
 const CHUNK_ROWS: usize = 32 * 1024;
@@ -52,8 +53,10 @@ pub(crate) fn search(
         }
     }
     let run = |t: &Task<'_>| match *t {
-        Task::Indexed(s, ix) => segment_index::search(s, ix, metric, query, k, ef, rerank)
-            .unwrap_or_else(|| scan_all(s, metric, query, k)),
+        Task::Indexed(s, ix) => {
+            segment_index::search(&s.reader, &s.deleted, ix, metric, query, k, ef, rerank)
+                .unwrap_or_else(|| scan_all(s, metric, query, k))
+        }
         Task::Scan(s, start) => scan_segment(s, metric, query, k, start),
     };
     let merge = |mut a: TopK, b: TopK| {

@@ -3,14 +3,12 @@
 //! distances (`ef`), then the best `rerank` live candidates re-scored exactly with the
 //! full vectors from the mmap.
 
-use std::cell::RefCell;
-
-use strata_format::SegmentReader;
-use strata_index::hnsw::{self, GraphView, Visited};
+use strata_format::{DeletionBitmap, SegmentReader};
+use strata_index::hnsw::{self, GraphView};
 use strata_index::pq::ProductQuantizer;
 use strata_index::{Metric, TopK};
 
-use crate::version::LiveSegment;
+use crate::visited::with_visited;
 
 /// What a live segment keeps in memory to search its index: the PQ codebook. Codes and
 /// graph stay in the mmap.
@@ -32,21 +30,14 @@ impl SegmentIndex {
     }
 }
 
-thread_local! {
-    static VISITED: RefCell<Visited> = RefCell::new(Visited::new());
-}
-
-/// Runs `f` with this thread's reusable visited set.
-pub(crate) fn with_visited<T>(f: impl FnOnce(&mut Visited) -> T) -> T {
-    VISITED.with(|v| f(&mut v.borrow_mut()))
-}
-
 /// Two-stage search of one indexed segment, with the beam widened by the segment's
 /// deleted fraction. `None` when the stored graph is unusable, when deletions would make
 /// the beam cover more than an eighth of the rows, or when the graph found fewer live
 /// rows than the segment could give: the caller then scans the segment exactly.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
-    seg: &LiveSegment,
+    reader: &SegmentReader,
+    deleted: &DeletionBitmap,
     ix: &SegmentIndex,
     metric: Metric,
     query: &[f32],
@@ -54,9 +45,9 @@ pub(crate) fn search(
     ef: usize,
     rerank: usize,
 ) -> Option<TopK> {
-    let parts = seg.reader.index()?;
-    let rows = seg.reader.rows();
-    let live_rows = rows - seg.deleted.count().min(rows);
+    let parts = reader.index()?;
+    let rows = reader.rows();
+    let live_rows = rows - deleted.count().min(rows);
     if live_rows == 0 {
         return Some(TopK::new(k));
     }
@@ -89,8 +80,7 @@ pub(crate) fn search(
     };
     let prefetch =
         |n: u32| strata_index::distance::prefetch(codes.get(n as usize * m..).unwrap_or(&[]));
-    let found = VISITED
-        .with(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), &mut v.borrow_mut()));
+    let found = with_visited(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), v));
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
     // section then stays out of a search's working set under memory pressure).
@@ -99,10 +89,10 @@ pub(crate) fn search(
     for n in found
         .iter()
         .map(|n| n.id as usize)
-        .filter(|&r| !seg.deleted.contains(r))
+        .filter(|&r| !deleted.contains(r))
         .take(rerank.max(k))
     {
-        let Some(v) = seg.reader.vector(n) else {
+        let Some(v) = reader.vector(n) else {
             continue;
         };
         rows_top.push(n as u64, metric.distance(query, v));
@@ -111,7 +101,7 @@ pub(crate) fn search(
     if live < k.min(live_rows) {
         return None;
     }
-    let ids = seg.reader.ids();
+    let ids = reader.ids();
     let mut top = TopK::new(k);
     for n in rows_top.into_sorted() {
         if let Some(&id) = ids.get(n.id as usize) {

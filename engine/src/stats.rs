@@ -1,11 +1,32 @@
-//! Store statistics (`Db::stats`, `strata inspect`).
+//! The figures a store reports (`Db::stats`, `Db::write_stats`, `strata inspect`,
+//! compaction reports) and the live counters behind them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::compact::CompactionReport;
-use crate::db::Inner;
-use crate::error::Result;
-use crate::files::{self, FileKind};
+use strata_compaction::{BuildReport, Reason};
+
+/// What one compaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionReport {
+    /// Why it ran.
+    pub reason: Reason,
+    /// Segments merged.
+    pub inputs: usize,
+    /// Rows read from the inputs (live and deleted).
+    pub rows_in: u64,
+    /// Rows written (0 when every input row was deleted).
+    pub rows_out: u64,
+    /// Bytes of the input segment files.
+    pub bytes_in: u64,
+    /// Bytes of the output segment file.
+    pub bytes_out: u64,
+    /// Whether the output has an index.
+    pub indexed: bool,
+    /// How the output was built (devices, stage times); `None` without an output.
+    pub build: Option<BuildReport>,
+    /// Wall time of the merge and install.
+    pub seconds: f64,
+}
 
 /// One segment's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +97,7 @@ impl CompactionCounters {
         add(&self.bytes_written, r.bytes_out);
     }
 
-    fn snapshot(&self) -> CompactionStats {
+    pub fn snapshot(&self) -> CompactionStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CompactionStats {
             runs: get(&self.runs),
@@ -133,28 +154,6 @@ impl WriteCounters {
     }
 }
 
-pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
-    let w = &inner.writes;
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut s = WriteStats {
-        user_bytes: get(&w.user_bytes),
-        wal_bytes: inner.wal.bytes_written(),
-        flush_bytes: get(&w.flush_bytes),
-        compaction_bytes: get(&inner.compactions.bytes_written),
-        deletion_bytes: get(&w.deletion_bytes),
-        manifest_bytes: get(&w.manifest_bytes),
-        write_amplification: 0.0,
-        stalled_batches: get(&w.stalled_batches),
-        slowed_batches: get(&w.slowed_batches),
-    };
-    let total =
-        s.wal_bytes + s.flush_bytes + s.compaction_bytes + s.deletion_bytes + s.manifest_bytes;
-    if s.user_bytes > 0 {
-        s.write_amplification = total as f64 / s.user_bytes as f64;
-    }
-    s
-}
-
 /// Counts and sizes of a store.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
@@ -204,89 +203,16 @@ pub struct Stats {
     pub writes: WriteStats,
 }
 
-pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
-    let v = inner.snapshot();
-    let mut s = Stats {
-        dim: inner.dim,
-        metric: inner.metric.name(),
-        last_seq: v.seq,
-        ..Stats::default()
-    };
-    for seg in &v.segments {
-        let rows = seg.reader.rows() as u64;
-        let deleted = seg.deleted.count() as u64;
-        s.segments.push(SegmentStats {
-            file_no: seg.file_no,
-            rows,
-            deleted,
-            bytes: seg.reader.file_len(),
-            indexed: seg.index.is_some(),
-            index: seg.reader.index().map(|ix| IndexSummary {
-                pq_bytes: ix.meta.pq_m,
-                hnsw_m: ix.meta.hnsw_m,
-                ef_construction: ix.meta.ef_construction,
-                built_by: strata_format::segment::describe_built_by(ix.meta.built_by),
-            }),
-        });
-        s.segment_rows += rows;
-        s.tombstones += deleted;
-        s.indexed_segments += seg.index.is_some() as u64;
-    }
-    s.memtable_rows = v
-        .memtables
-        .iter()
-        .map(|m| m.visible_rows(v.seq) as u64)
-        .sum();
-    s.frozen_memtables = v.memtables.len().saturating_sub(1) as u64;
-    s.memtable_linked_rows = v.memtables.iter().map(|m| m.linked_rows() as u64).sum();
-    s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
-    let mut segment_file_bytes = 0;
-    for (kind, _, len) in files::list(&*inner.opts.vfs, &inner.dir)? {
-        match kind {
-            FileKind::Segment => segment_file_bytes += len,
-            FileKind::Deletion => s.deletion_bytes += len,
-            FileKind::Wal => s.wal_bytes += len,
-        }
-    }
-    s.segment_bytes = s.segments.iter().map(|g| g.bytes).sum();
-    s.retired_bytes = segment_file_bytes.saturating_sub(s.segment_bytes);
-    s.manifest_bytes = inner
-        .opts
-        .vfs
-        .len(&inner.dir.join(files::MANIFEST))
-        .unwrap_or(0);
-    s.wal_fsyncs = inner.wal.fsync_count();
-    s.compactions = inner.compactions.snapshot();
-    s.writes = write_stats(inner);
-    let live_segment_bytes: f64 = s
-        .segments
-        .iter()
-        .filter(|g| g.rows > 0)
-        .map(|g| g.bytes as f64 * (g.rows - g.deleted.min(g.rows)) as f64 / g.rows as f64)
-        .sum();
-    let bytes_per_row = if s.segment_rows > 0 {
-        s.segment_bytes as f64 / s.segment_rows as f64
-    } else {
-        4.0 * inner.dim as f64
-    };
-    let fresh = live_segment_bytes + s.memtable_rows as f64 * bytes_per_row;
-    let total = (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64;
-    s.space_amplification = if fresh > 0.0 { total / fresh } else { 1.0 };
-    Ok(s)
-}
-
 /// The build reports of the latest segments this handle wrote (flushes and
 /// compactions), oldest first, at most [`BuildLog::KEEP`].
 #[derive(Debug, Default)]
-pub(crate) struct BuildLog(
-    parking_lot::Mutex<std::collections::VecDeque<(u64, crate::BuildReport)>>,
-);
+pub(crate) struct BuildLog(parking_lot::Mutex<std::collections::VecDeque<(u64, BuildReport)>>);
 
 impl BuildLog {
     /// Reports kept.
     pub const KEEP: usize = 64;
 
-    pub fn record(&self, file_no: u64, r: crate::BuildReport) {
+    pub fn record(&self, file_no: u64, r: BuildReport) {
         let mut q = self.0.lock();
         if q.len() == Self::KEEP {
             q.pop_front();
@@ -294,7 +220,7 @@ impl BuildLog {
         q.push_back((file_no, r));
     }
 
-    pub fn all(&self) -> Vec<(u64, crate::BuildReport)> {
+    pub fn all(&self) -> Vec<(u64, BuildReport)> {
         self.0.lock().iter().cloned().collect()
     }
 }

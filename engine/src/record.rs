@@ -1,0 +1,21 @@
+//! The public record types: a stored [`Record`] and a search [`Hit`].
+
+/// A search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Record id.
+    pub id: u64,
+    /// Distance to the query (squared L2, `-dot`, or `1 - cos`; smaller is nearer).
+    pub distance: f32,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Record id.
+    pub id: u64,
+    /// The vector as stored (unit length for the cosine metric).
+    pub vector: Vec<f32>,
+    /// The payload, if one was written.
+    pub payload: Option<Vec<u8>>,
+}
