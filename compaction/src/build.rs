@@ -393,7 +393,7 @@ pub struct SegmentRows<'a> {
 /// how it was built (with the write's time as the last stage), or `None` when
 /// `progress` asked to stop (nothing is left at `path` then).
 pub fn write_segment(
-    fs: &dyn strata_format::Vfs,
+    fs: &dyn strata_vfs::Vfs,
     path: &std::path::Path,
     rows: &SegmentRows<'_>,
     o: &IndexOptions,

@@ -26,7 +26,7 @@ pub struct MergeSource<'a> {
 /// Where the output goes and how it is built.
 pub struct MergeSpec<'a> {
     /// The file system the output is written through.
-    pub fs: &'a dyn strata_format::Vfs,
+    pub fs: &'a dyn strata_vfs::Vfs,
     /// The new segment file.
     pub path: &'a Path,
     /// Metric of the store.

@@ -64,7 +64,7 @@ pub(crate) fn commit(
 
 /// Removes files the manifest no longer names. A failure leaves garbage that the next
 /// open removes; not an error.
-pub(crate) fn remove_files(fs: &dyn strata_format::Vfs, paths: Vec<PathBuf>) {
+pub(crate) fn remove_files(fs: &dyn strata_vfs::Vfs, paths: Vec<PathBuf>) {
     for p in paths {
         let _ = fs.remove(&p);
     }

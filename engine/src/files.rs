@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_format::vfs::{Vfs, VfsLock};
+use strata_vfs::{Vfs, VfsLock};
 
 use crate::error::{Error, Result};
 

@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     pub indexer: std::sync::OnceLock<std::thread::Thread>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
-    pub _lock: Box<dyn strata_format::vfs::VfsLock>,
+    pub _lock: Box<dyn strata_vfs::VfsLock>,
 }
 
 impl Inner {

@@ -36,7 +36,6 @@ mod files;
 mod flush;
 mod inner;
 mod inventory;
-mod io;
 mod live_segment;
 mod memtable;
 mod options;
@@ -80,8 +79,7 @@ pub fn gpu_status() -> std::result::Result<String, String> {
 /// The I/O seam: the real, simulated and fault-injecting file systems a store can run
 /// over ([`Options::vfs`]).
 pub mod vfs {
-    pub use crate::io::wal_fs;
-    pub use strata_format::vfs::*;
+    pub use strata_vfs::*;
 }
 
 /// The distance kernels chosen for this CPU (`avx512f`, `avx2+fma` or `portable`).

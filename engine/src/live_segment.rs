@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use strata_format::vfs::Vfs;
 use strata_format::{DeletionBitmap, SegmentReader};
+use strata_vfs::Vfs;
 
 use crate::segment_index::SegmentIndex;
 

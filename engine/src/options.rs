@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_format::vfs::Vfs;
+use strata_vfs::Vfs;
 
 pub use strata_index::Metric;
 
@@ -108,7 +108,7 @@ impl Options {
             index: strata_compaction::IndexOptions::default(),
             compaction: CompactionOptions::default(),
             low_priority_flush: false,
-            vfs: strata_format::vfs::os(),
+            vfs: strata_vfs::os(),
         }
     }
 

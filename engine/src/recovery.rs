@@ -6,16 +6,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use strata_format::vfs::Vfs;
 use strata_format::{fsutil, DeletionBitmap, Manifest, SegmentReader};
 use strata_index::Metric;
+use strata_vfs::Vfs;
 use strata_wal::{ReplayError, ReplayMode, Wal};
 
 use crate::batch::{self, BATCH_RECORD};
 use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
 use crate::inner::{apply, new_memtable, Inner, WriteState};
-use crate::io::WalFs;
 use crate::live_segment::LiveSegment;
 use crate::options::Options;
 use crate::version::Version;
@@ -84,7 +83,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }
     }
     fsutil::sync_dir(&*fs, dir)?;
-    let wal = Wal::create(Arc::new(WalFs(fs.clone())), dir, wal_no)?;
+    let wal = Wal::create(fs.clone(), dir, wal_no)?;
     for (_, p, _) in &empty_wals {
         fs.remove(p).map_err(|e| Error::io(p, e))?;
     }
@@ -313,7 +312,7 @@ pub(crate) fn replay(
     mode: ReplayMode,
 ) -> Result<(u64, strata_wal::ReplayReport)> {
     let mut next = m.checkpoint_seq + 1;
-    let res = strata_wal::replay(&WalFs(fs.clone()), files, mode, |r| {
+    let res = strata_wal::replay(&**fs, files, mode, |r| {
         let rec = r.record;
         let path = files
             .iter()

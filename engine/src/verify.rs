@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_format::vfs::Vfs;
 use strata_format::Manifest;
+use strata_vfs::Vfs;
 use strata_wal::ReplayMode;
 
 use crate::error::{CorruptionKind, Error, Result};
@@ -35,7 +35,7 @@ pub struct VerifyReport {
 /// store gives [`Error::Locked`]. The first fault is returned as [`Error::Corruption`]
 /// naming the file and offset.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
-    verify_with(strata_format::vfs::os(), dir)
+    verify_with(strata_vfs::os(), dir)
 }
 
 /// [`verify`] over the file system `fs` (see [`crate::Options::vfs`]).

@@ -152,7 +152,7 @@ impl DeletionBitmap {
 
     /// Reads and decodes the deletion file at `path`.
     pub fn read(
-        fs: &dyn crate::vfs::Vfs,
+        fs: &dyn strata_vfs::Vfs,
         path: &Path,
         segment_no: u64,
         rows: usize,

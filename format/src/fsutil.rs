@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::vfs::{Vfs, VfsFile};
+use strata_vfs::{Vfs, VfsFile};
 
 /// Fsyncs a directory so that creates, renames and unlinks in it are durable.
 pub fn sync_dir(fs: &dyn Vfs, dir: &Path) -> Result<()> {

@@ -131,14 +131,14 @@ impl Manifest {
     }
 
     /// Reads and decodes the manifest at `path`.
-    pub fn read(fs: &dyn crate::vfs::Vfs, path: &Path) -> Result<Self> {
+    pub fn read(fs: &dyn strata_vfs::Vfs, path: &Path) -> Result<Self> {
         let buf = fs.read(path).map_err(|e| Error::io(path, e))?;
         Self::decode(&buf).map_err(|e| e.at(path))
     }
 
     /// Publishes this manifest at `path` atomically and durably; returns the bytes
     /// written.
-    pub fn write(&self, fs: &dyn crate::vfs::Vfs, path: &Path) -> Result<u64> {
+    pub fn write(&self, fs: &dyn strata_vfs::Vfs, path: &Path) -> Result<u64> {
         let bytes = self.encode();
         crate::fsutil::write_atomic(fs, path, &bytes)?;
         Ok(bytes.len() as u64)

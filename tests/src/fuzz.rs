@@ -49,7 +49,7 @@ pub fn wal_replay(data: &[u8]) {
     bytes.extend_from_slice(data);
     fs.put(&path, &bytes).expect("put");
     let files = vec![(1, path.clone())];
-    let log = strata::vfs::wal_fs(Arc::new(fs.clone()));
+    let log = Arc::new(fs.clone());
     let read = |mode| {
         let mut got = Vec::new();
         let r = replay::<()>(&*log, &files, mode, |r| {
@@ -69,7 +69,7 @@ pub fn wal_replay(data: &[u8]) {
 /// Segment open, verify, row reads and a graph walk over arbitrary bytes.
 pub fn segment_open(data: &[u8]) {
     let path = Path::new("/fuzz/000001.seg");
-    let bytes = strata_format::MappedBytes::from_vec(data.to_vec());
+    let bytes = strata_vfs::MappedBytes::from_vec(data.to_vec());
     let Ok(seg) = SegmentReader::from_bytes(path, bytes) else {
         return;
     };

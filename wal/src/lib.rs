@@ -1,6 +1,6 @@
 //! `strata-wal`: Strata's write-ahead log.
 //!
-//! * [`fs`]: the I/O seam ([`LogFs`]); the engine passes its own file system.
+//! * I/O goes through the `strata-vfs` seam; the engine passes its own file system.
 //! * [`record`]: the byte framing (file header with a per-file salt, CRC32-framed records).
 //! * [`writer`]: [`Wal`], appends with group commit ([`Wal::sync_to`]), rollover, and a
 //!   sticky error after any failed write or fsync.
@@ -14,13 +14,11 @@
 #![warn(missing_docs)]
 
 pub mod error;
-pub mod fs;
 pub mod record;
 pub mod replay;
 pub mod writer;
 
 pub use error::{CorruptionKind, Error, Result};
-pub use fs::{LogFile, LogFs, OsLogFs};
 pub use replay::{replay, ReplayError, ReplayMode, ReplayReport, WalRecord};
 pub use writer::{Lsn, Wal};
 

@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Error};
-use crate::fs::LogFs;
 use crate::record::{
     decode_file_header, decode_record, RawRecord, FILE_HEADER_LEN, RECORD_HEADER_LEN,
 };
+use strata_vfs::Vfs;
 
 /// Whether replay may repair a torn tail on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub enum ReplayError<E> {
 /// Replays `files` (file number, path), in ascending file-number order, calling `apply`
 /// for every valid record. All I/O goes through `fs`.
 pub fn replay<E>(
-    fs: &dyn LogFs,
+    fs: &dyn Vfs,
     files: &[(u64, PathBuf)],
     mode: ReplayMode,
     mut apply: impl FnMut(WalRecord<'_>) -> Result<(), E>,
@@ -185,7 +185,7 @@ mod tests {
 
     /// `n` records, each acknowledged (synced) before the next, as under `Sync::Always`.
     fn write_log(dir: &Path, n: u64) -> PathBuf {
-        let wal = Wal::create(Arc::new(crate::OsLogFs), dir, 1).unwrap();
+        let wal = Wal::create(Arc::new(strata_vfs::OsVfs), dir, 1).unwrap();
         for s in 1..=n {
             wal.append(s, 1, 1, format!("record {s}").as_bytes())
                 .unwrap();
@@ -197,7 +197,7 @@ mod tests {
     fn seqs(path: &Path, mode: ReplayMode) -> Result<(Vec<u64>, ReplayReport), Error> {
         let mut got = Vec::new();
         let files = vec![(1, path.to_path_buf())];
-        match replay::<()>(&crate::OsLogFs, &files, mode, |r| {
+        match replay::<()>(&strata_vfs::OsVfs, &files, mode, |r| {
             got.push(r.record.seq);
             Ok(())
         }) {
@@ -286,7 +286,7 @@ mod tests {
         // Power loss may persist later pages and lose earlier ones of what was never
         // synced: that is a torn write, not corruption.
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap();
+        let wal = Wal::create(Arc::new(strata_vfs::OsVfs), dir.path(), 1).unwrap();
         wal.append(1, 1, 1, b"synced").unwrap();
         wal.sync().unwrap();
         for s in 2..=5 {

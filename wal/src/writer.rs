@@ -9,8 +9,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
-use crate::fs::{LogFile, LogFs};
 use crate::record::{encode_file_header, encode_record, FILE_HEADER_LEN};
+use strata_vfs::{Vfs, VfsFile};
 
 /// A log sequence number: bytes written to the log since it was opened (headers
 /// included). `sync_to(lsn)` returns once everything up to `lsn` is on stable storage.
@@ -18,7 +18,7 @@ pub type Lsn = u64;
 
 /// The write-ahead log of one store.
 pub struct Wal {
-    fs: Arc<dyn LogFs>,
+    fs: Arc<dyn Vfs>,
     dir: PathBuf,
     active: Mutex<Active>,
     sync: Mutex<SyncState>,
@@ -30,7 +30,7 @@ pub struct Wal {
 }
 
 struct Active {
-    file: Arc<dyn LogFile>,
+    file: Arc<dyn VfsFile>,
     path: PathBuf,
     file_no: u64,
     salt: u32,
@@ -47,7 +47,7 @@ struct SyncState {
 impl Wal {
     /// Starts a new log file `file_no` in `dir` (which must not exist yet), doing all
     /// its I/O through `fs`.
-    pub fn create(fs: Arc<dyn LogFs>, dir: &Path, file_no: u64) -> Result<Wal> {
+    pub fn create(fs: Arc<dyn Vfs>, dir: &Path, file_no: u64) -> Result<Wal> {
         let active = Active::create(&*fs, dir, file_no, 0)?;
         let synced = FILE_HEADER_LEN as u64;
         Ok(Wal {
@@ -204,7 +204,7 @@ impl Wal {
 }
 
 impl Active {
-    fn create(fs: &dyn LogFs, dir: &Path, file_no: u64, lsn_base: u64) -> Result<Active> {
+    fn create(fs: &dyn Vfs, dir: &Path, file_no: u64, lsn_base: u64) -> Result<Active> {
         let path = dir.join(crate::file_name(file_no));
         let salt = RandomState::new().hash_one(file_no) as u32;
         let file = fs.create_new(&path).map_err(|e| Error::io(&path, e))?;
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn concurrent_writers_share_fsyncs() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Arc::new(Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap());
+        let wal = Arc::new(Wal::create(Arc::new(strata_vfs::OsVfs), dir.path(), 1).unwrap());
         let seq = Arc::new(Mutex::new(1u64));
         let writers = 8;
         let per_writer = 40;
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn rotate_starts_a_new_file_and_keeps_lsn_monotonic() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 3).unwrap();
+        let wal = Wal::create(Arc::new(strata_vfs::OsVfs), dir.path(), 3).unwrap();
         let a = wal.append(1, 1, 1, b"x").unwrap();
         wal.rotate(4).unwrap();
         let b = wal.append(2, 1, 1, b"y").unwrap();
@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn bytes_written_counts_headers_and_records() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::create(Arc::new(crate::OsLogFs), dir.path(), 1).unwrap();
+        let wal = Wal::create(Arc::new(strata_vfs::OsVfs), dir.path(), 1).unwrap();
         assert_eq!(wal.bytes_written(), FILE_HEADER_LEN as u64);
         let end = wal.append(1, 1, 1, b"payload").unwrap();
         wal.rotate(2).unwrap();

@@ -15,9 +15,9 @@ pub use write::write_segment;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::bytes::MappedBytes;
 use crate::codec::{check_crc, expect_magic, expect_version, Reader};
 use crate::error::{CorruptionKind, DecodeError, Result};
+use strata_vfs::MappedBytes;
 
 /// Magic at offset 0 of a segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
@@ -313,7 +313,7 @@ impl Sections {
 impl SegmentReader {
     /// Maps and validates `path`: footer, header, section table, and the checksums of the
     /// small sections. Large sections are checked by [`SegmentReader::verify`].
-    pub fn open(fs: &dyn crate::vfs::Vfs, path: &Path) -> Result<Self> {
+    pub fn open(fs: &dyn strata_vfs::Vfs, path: &Path) -> Result<Self> {
         let bytes = fs.map(path).map_err(|e| crate::error::Error::io(path, e))?;
         Self::from_bytes(path, bytes).map_err(|e| e.at(path))
     }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
 use crate::error::Error;
-use crate::vfs::OsVfs;
+use strata_vfs::OsVfs;
 
 fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
     let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::error::{Error, Result};
 use crate::fsutil::VfsWriter;
-use crate::vfs::Vfs;
+use strata_vfs::Vfs;
 
 /// Writes a complete segment to `path` (which must not exist) and fsyncs it.
 /// Returns the file length. The caller fsyncs the directory and publishes the file.

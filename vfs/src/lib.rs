@@ -1,4 +1,5 @@
-//! The I/O seam: every file operation of the format, WAL and engine goes through [`Vfs`].
+//! `strata-vfs`: the I/O seam. Every file operation of Strata's format, WAL and engine
+//! goes through [`Vfs`].
 //!
 //! * [`OsVfs`]: the real file system (`std::fs`, `fsync`, `flock`, `mmap`).
 //! * [`SimVfs`]: an in-memory file system that keeps, per file, what was synced and what
@@ -11,6 +12,10 @@
 //! deletion files and manifests are written once; the WAL only grows, and a torn tail is
 //! cut with [`Vfs::truncate`]).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
+
+pub mod bytes;
 mod fault;
 mod os;
 mod sim;
@@ -20,11 +25,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use bytes::MappedBytes;
 pub use fault::{Action, FailPlan, FaultVfs, Injector, Op};
 pub use os::OsVfs;
 pub use sim::{CutStyle, SimVfs};
-
-use crate::bytes::MappedBytes;
 
 /// An open, append-only file being written.
 pub trait VfsFile: Send + Sync {

@@ -371,7 +371,7 @@ impl Vfs for FaultVfs {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::vfs::SimVfs;
+    use crate::SimVfs;
 
     #[test]
     fn fails_the_planned_mutation_once_or_from_then_on() {
