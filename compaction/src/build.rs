@@ -156,12 +156,9 @@ impl BuildReport {
         }
     }
 
-    /// Notes a GPU failure: warns on stderr and keeps the first reason.
+    /// Notes a GPU failure: logs a warning and keeps the first reason.
     fn fall_back(&mut self, stage: Stage, e: &GpuError) {
-        eprintln!(
-            "strata: warning: {} on the GPU failed ({e}); building on the CPU",
-            stage.name()
-        );
+        tracing::warn!(stage = stage.name(), error = %e, "GPU build stage failed; building on the CPU");
         self.fallback
             .get_or_insert_with(|| format!("{}: {e}", stage.name()));
     }
@@ -184,7 +181,7 @@ fn choose_gpu(n: usize, o: &IndexOptions) -> Option<&'static dyn BuildKernels> {
             Err(e) => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| {
-                    eprintln!("strata: warning: GPU builds asked for, but {e}; building on the CPU")
+                    tracing::warn!(reason = %e, "GPU builds asked for, but no GPU is usable; building on the CPU")
                 });
                 None
             }

@@ -42,6 +42,16 @@ impl Op {
         }
     }
 
+    /// Bytes of this operation in the WAL encoding ([`encode`]).
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            Op::Upsert {
+                vector, payload, ..
+            } => 1 + 8 + 4 * vector.len() + 1 + payload.as_ref().map_or(0, |p| 4 + p.len()),
+            Op::Delete { .. } => 1 + 8,
+        }
+    }
+
     /// The id the operation touches.
     pub fn id(&self) -> u64 {
         match self {
@@ -106,7 +116,7 @@ impl WriteBatch {
 
 /// Encodes operations as a WAL payload.
 pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(ops.iter().map(Op::encoded_len).sum());
     for op in ops {
         match op {
             Op::Upsert {
@@ -223,6 +233,7 @@ mod tests {
             .upsert_with_payload(2, &[3.0, 4.0], b"p")
             .delete(9);
         let enc = encode(b.ops());
+        assert_eq!(enc.len(), b.ops.iter().map(Op::encoded_len).sum::<usize>());
         assert_eq!(decode(&enc, 3, 2).unwrap(), b.ops);
         for cut in 0..enc.len() {
             assert!(decode(&enc[..cut], 3, 2).is_err(), "cut {cut}");
@@ -231,5 +242,29 @@ mod tests {
             decode(&enc, 2, 2).is_err(),
             "count mismatch leaves trailing bytes"
         );
+    }
+
+    #[test]
+    fn encoded_len_is_the_encoding_length_of_every_op_kind() {
+        let ops = [
+            Op::Delete { id: 7 },
+            Op::Upsert {
+                id: 1,
+                vector: vec![0.5; 13],
+                payload: None,
+            },
+            Op::Upsert {
+                id: 2,
+                vector: vec![],
+                payload: Some(vec![9; 1000]),
+            },
+        ];
+        for op in &ops {
+            assert_eq!(
+                encode(std::slice::from_ref(op)).len(),
+                op.encoded_len(),
+                "{op:?}"
+            );
+        }
     }
 }

@@ -68,7 +68,7 @@ pub(crate) fn compact_once(
     drop(v);
     let out_no = {
         let mut st = inner.write.lock();
-        inner.check(&st)?;
+        inner.ensure_writable(&st)?;
         st.alloc_file_no()
     };
     let path = files::path(&inner.dir, FileKind::Segment, out_no);
@@ -156,7 +156,7 @@ fn install(
     if inner.shutdown.load(Ordering::Acquire) {
         return Ok(false);
     }
-    inner.check(&st)?;
+    inner.ensure_writable(&st)?;
     let mut v = (*st.version).clone();
     // Where each live input row went.
     let mut out_row: Vec<Vec<u32>> = inputs
@@ -209,7 +209,7 @@ fn install(
         Err(e) => {
             // The manifest may or may not name the output: only a reopen can tell, so
             // the store stops, and the inputs' files stay (not armed).
-            inner.poison_locked();
+            inner.poison_locked(&e);
             return Err(e);
         }
     };
@@ -231,7 +231,7 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
             priority::lower_thread_priority(inner.opts.compaction.low_priority);
             let mut pause = Duration::from_millis(200);
             loop {
-                if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire)
+                if inner.shutdown.load(Ordering::Acquire) || inner.is_poisoned()
                 {
                     return;
                 }
@@ -241,7 +241,9 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
                         continue;
                     }
                     Ok(None) => pause = Duration::from_millis(200),
-                    Err(_) => {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "background compaction failed; retrying after a pause");
+                        inner.record_background_error(&e);
                         inner.compactions.failed.fetch_add(1, Ordering::Relaxed);
                         pause = (pause * 2).min(Duration::from_secs(10));
                     }

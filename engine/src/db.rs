@@ -118,7 +118,7 @@ impl Db {
             let lsn = inner
                 .wal
                 .append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload)
-                .inspect_err(|_| inner.poison_locked())?;
+                .map_err(|e| inner.wal_failed_locked(e))?;
             st.next_seq += batch.ops.len() as u64;
             let mut v = (*st.version).clone();
             apply(&mut v, seq, batch.ops);
@@ -138,7 +138,7 @@ impl Db {
             Sync::Never => false,
         };
         if sync_now {
-            inner.wal.sync_to(lsn).inspect_err(|_| inner.poison())?;
+            inner.wal.sync_to(lsn).map_err(|e| inner.wal_failed(e))?;
         }
         Ok(())
     }
@@ -211,7 +211,7 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         let inner = &self.inner;
         let mut st = inner.write.lock();
-        inner.check(&st)?;
+        inner.ensure_writable(&st)?;
         let needs = st
             .version
             .active()
@@ -220,17 +220,17 @@ impl Db {
             inner.switch(&mut st)?;
         }
         while st.version.memtables.len() > 1 {
-            inner.check(&st)?;
+            inner.ensure_writable(&st)?;
             inner.changed.wait(&mut st);
         }
-        inner.check(&st)
+        inner.ensure_writable(&st)
     }
 
     /// Flushes, stops background work and releases the lock.
     pub fn close(self) -> Result<()> {
         let res = self
             .flush()
-            .and_then(|()| self.inner.wal.sync().map_err(Error::from));
+            .and_then(|()| self.inner.wal.sync().map_err(|e| self.inner.wal_failed(e)));
         self.stop();
         res
     }
@@ -261,7 +261,7 @@ impl Db {
     ) -> Result<Vec<CompactionReport>> {
         let mut done = Vec::new();
         loop {
-            self.inner.check(&self.inner.write.lock())?;
+            self.inner.ensure_writable(&self.inner.write.lock())?;
             match compaction::compact_once(&self.inner, full, progress)? {
                 Some(r) => {
                     let was_full = r.reason == Reason::Full;
@@ -280,6 +280,17 @@ impl Db {
     /// time of each stage (k-means, encode, neighbour lists, graph, write).
     pub fn build_reports(&self) -> Vec<(u64, BuildReport)> {
         self.inner.builds.all()
+    }
+
+    /// The failure that stopped the store (writes then fail with [`Error::Poisoned`],
+    /// whose source it is), or else the latest failure of a background compaction (which
+    /// left the store as it was and is retried). `None` when nothing failed since open.
+    pub fn background_error(&self) -> Option<Arc<Error>> {
+        self.inner
+            .poisoned
+            .get()
+            .cloned()
+            .or_else(|| self.inner.background_error.lock().clone())
     }
 
     /// Counts and sizes of the store.
@@ -353,16 +364,8 @@ fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
             }
         }
     }
-    let bytes: usize = ops
-        .iter()
-        .map(|o| {
-            10 + if let Op::Upsert { payload, .. } = o {
-                dim * 4 + 4 + payload.as_ref().map_or(0, Vec::len)
-            } else {
-                0
-            }
-        })
-        .sum();
+    // The log's own limit on the batch's own encoding: the log then never refuses it.
+    let bytes: usize = ops.iter().map(Op::encoded_len).sum();
     let max_batch = strata_wal::record::MAX_RECORD_LEN;
     if bytes > max_batch {
         return Err(InvalidArgument::BatchTooLarge {

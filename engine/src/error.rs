@@ -1,6 +1,7 @@
 //! `strata::Error`: what a caller can act on.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result alias of the engine.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,9 +45,17 @@ pub enum Error {
         path: PathBuf,
     },
     /// An earlier write, fsync or background flush failed; the store refuses writes until
-    /// it is reopened (the failed operation was not acknowledged).
-    #[error("the store refuses writes after an earlier I/O failure; reopen it to recover")]
-    Poisoned,
+    /// it is reopened (the failed operation was not acknowledged). The first failure is
+    /// the error's [`source`](std::error::Error::source).
+    #[error("the store refuses writes after an earlier failure; reopen it to recover")]
+    Poisoned {
+        /// The failure that stopped the store, when it is known.
+        #[source]
+        cause: Option<Arc<Error>>,
+    },
+    /// A fault inside Strata itself (a background thread panicked); the store stops.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -153,7 +162,7 @@ impl From<strata_wal::Error> for Error {
                 offset,
                 kind: CorruptionKind::Wal(kind),
             },
-            strata_wal::Error::Poisoned => Error::Poisoned,
+            strata_wal::Error::Poisoned => Error::Poisoned { cause: None },
             strata_wal::Error::RecordTooLarge { len, max } => {
                 Error::InvalidArgument(InvalidArgument::BatchTooLarge { bytes: len, max })
             }
@@ -170,6 +179,33 @@ impl Error {
         Error::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// A copy of this error to keep (as a poisoned store's cause) while the original goes
+    /// to the caller that hit it. An I/O error keeps its kind, OS code and message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            Error::Corruption { path, offset, kind } => Error::Corruption {
+                path: path.clone(),
+                offset: *offset,
+                kind: kind.clone(),
+            },
+            Error::InvalidArgument(a) => Error::InvalidArgument(a.clone()),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::NotFound { path } => Error::NotFound { path: path.clone() },
+            Error::Poisoned { cause } => Error::Poisoned {
+                cause: cause.clone(),
+            },
+            Error::Closed => Error::Closed,
+            Error::Internal(what) => Error::Internal(what.clone()),
         }
     }
 

@@ -16,7 +16,7 @@ use strata_compaction::build::{write_segment, SegmentRows};
 use strata_format::{fsutil, DeletionBitmap, SegmentReader};
 
 use crate::commit::{commit, remove_files};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::inner::Inner;
 use crate::live_segment::LiveSegment;
@@ -38,8 +38,10 @@ pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> std::io::Resul
             while !inner.shutdown.load(Ordering::Acquire) {
                 inner.changed.wait_for(&mut st, every);
                 drop(st);
-                if inner.wal.sync().is_err() {
-                    inner.poison();
+                if let Err(e) = inner.wal.sync() {
+                    let e = inner.wal_failed(e);
+                    tracing::error!(error = %e, "periodic WAL sync failed; the store stops taking writes");
+                    inner.record_background_error(&e);
                 }
                 st = inner.write.lock();
             }
@@ -82,8 +84,7 @@ fn flusher(inner: &Inner) {
         let job = {
             let mut st = inner.write.lock();
             loop {
-                if inner.shutdown.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire)
-                {
+                if inner.shutdown.load(Ordering::Acquire) || inner.is_poisoned() {
                     return;
                 }
                 let oldest = st.version.memtables.iter().skip(1).next_back().cloned();
@@ -96,12 +97,29 @@ fn flusher(inner: &Inner) {
         // A panic in here must not leave writers waiting forever: poison instead.
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             flush_one(inner, &job.0, job.1)
-        }));
-        if !matches!(res, Ok(Ok(()))) {
-            inner.poison();
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Error::Internal(format!(
+                "a flush panicked: {}",
+                panic_message(&*panic)
+            )))
+        });
+        if let Err(e) = res {
+            tracing::error!(error = %e, "flush failed; the store stops taking writes");
+            inner.record_background_error(&e);
+            inner.poison(&e);
             return;
         }
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Writes `mem` (frozen) as segment `file_no` and installs it.

@@ -4,8 +4,8 @@
 //! memtable, and applying a batch to a version.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use strata_format::Manifest;
@@ -47,15 +47,19 @@ pub(crate) struct Inner {
     /// Signals flush work, finished flushes (for stalled writers) and shutdown.
     pub changed: Condvar,
     pub current: RwLock<Arc<Version>>,
-    pub poisoned: AtomicBool,
+    /// The failure that stopped the store (set once; writes are refused from then on).
+    pub poisoned: OnceLock<Arc<Error>>,
+    /// The latest failure of a background flush, sync or compaction (a failed compaction
+    /// leaves the store as it was; the others also poison it).
+    pub background_error: Mutex<Option<Arc<Error>>>,
     pub shutdown: AtomicBool,
     pub search_pool: Option<rayon::ThreadPool>,
     /// The thread budget of merges, built by the first compaction (`None` inside when
     /// the pool could not be built: merges then run on the caller's thread).
-    pub compaction_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
+    pub compaction_pool: OnceLock<Option<rayon::ThreadPool>>,
     /// The pool that builds flushed segments' indexes (all cores, background priority),
     /// built by the first flush; `None` inside: builds run on the flusher's thread.
-    pub flush_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
+    pub flush_pool: OnceLock<Option<rayon::ThreadPool>>,
     /// Held for the whole of a compaction: one at a time.
     pub compacting: Mutex<()>,
     /// What compactions did since open.
@@ -65,7 +69,7 @@ pub(crate) struct Inner {
     /// How the latest segments were built.
     pub builds: BuildLog,
     /// The memtable indexer thread, woken after writes.
-    pub indexer: std::sync::OnceLock<std::thread::Thread>,
+    pub indexer: OnceLock<std::thread::Thread>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
     pub _lock: Box<dyn strata_vfs::VfsLock>,
@@ -81,28 +85,65 @@ impl Inner {
         self.current.read().clone()
     }
 
-    /// Marks the store failed and wakes every waiter. Takes the write lock so that a
-    /// waiter between its check and its wait cannot miss the wake-up; callers that hold
-    /// the lock use [`Inner::poison_locked`].
-    pub fn poison(&self) {
+    /// Marks the store failed by `cause` (the first cause is kept) and wakes every
+    /// waiter. Takes the write lock so that a waiter between its check and its wait cannot
+    /// miss the wake-up; callers that hold the lock use [`Inner::poison_locked`].
+    pub fn poison(&self, cause: &Error) {
         let _st = self.write.lock();
-        self.poison_locked();
+        self.poison_locked(cause);
     }
 
     /// [`Inner::poison`] for callers holding the write lock.
-    pub fn poison_locked(&self) {
-        self.poisoned.store(true, Ordering::Release);
+    pub fn poison_locked(&self, cause: &Error) {
+        let _ = self.poisoned.set(Arc::new(cause.duplicate()));
         self.changed.notify_all();
     }
 
-    pub fn check(&self, st: &WriteState) -> Result<()> {
+    /// Whether a failure stopped the store.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.get().is_some() || self.wal.is_poisoned()
+    }
+
+    /// Records the failure of a background job (returned by `Db::stats`).
+    pub fn record_background_error(&self, e: &Error) {
+        *self.background_error.lock() = Some(Arc::new(e.duplicate()));
+    }
+
+    /// `Ok` while the store takes writes: not closed, not stopped by a failure (that
+    /// failure is the error's source).
+    pub fn ensure_writable(&self, st: &WriteState) -> Result<()> {
         if st.closed {
             Err(Error::Closed)
-        } else if self.poisoned.load(Ordering::Acquire) || self.wal.is_poisoned() {
-            Err(Error::Poisoned)
+        } else if self.is_poisoned() {
+            Err(Error::Poisoned {
+                cause: self.poisoned.get().cloned(),
+            })
         } else {
             Ok(())
         }
+    }
+
+    /// Converts a failed WAL call: the store stops (poisoned with this failure as the
+    /// cause) unless the log refused the record before writing anything.
+    pub fn wal_failed_locked(&self, e: strata_wal::Error) -> Error {
+        let refused = matches!(e, strata_wal::Error::RecordTooLarge { .. });
+        let already = matches!(e, strata_wal::Error::Poisoned);
+        let e = Error::from(e);
+        if already {
+            return Error::Poisoned {
+                cause: self.poisoned.get().cloned(),
+            };
+        }
+        if !refused {
+            self.poison_locked(&e);
+        }
+        e
+    }
+
+    /// [`Inner::wal_failed_locked`] for callers without the write lock.
+    pub fn wal_failed(&self, e: strata_wal::Error) -> Error {
+        let _st = self.write.lock();
+        self.wal_failed_locked(e)
     }
 
     /// Installs `v` as the current version.
@@ -116,7 +157,7 @@ impl Inner {
     /// millisecond per batch) while compaction is behind.
     pub fn wait_for_room(&self, st: &mut parking_lot::MutexGuard<'_, WriteState>) -> Result<()> {
         loop {
-            self.check(st)?;
+            self.ensure_writable(st)?;
             let frozen = st.version.memtables.len().saturating_sub(1);
             if frozen < self.opts.max_immutable_memtables.max(1) {
                 break;
@@ -129,7 +170,7 @@ impl Inner {
             WriteCounters::add(&self.writes.slowed_batches, 1);
             self.changed
                 .wait_for(st, std::time::Duration::from_millis(1));
-            self.check(st)?;
+            self.ensure_writable(st)?;
         }
         Ok(())
     }
@@ -143,10 +184,7 @@ impl Inner {
             self.switch(st)
         } else if self.wal.file_bytes() >= self.opts.wal_file_bytes {
             let no = st.alloc_file_no();
-            self.wal
-                .rotate(no)
-                .inspect_err(|_| self.poison_locked())
-                .map_err(Error::from)
+            self.wal.rotate(no).map_err(|e| self.wal_failed_locked(e))
         } else {
             Ok(())
         }
@@ -157,7 +195,7 @@ impl Inner {
         let wal_no = st.alloc_file_no();
         self.wal
             .rotate(wal_no)
-            .inspect_err(|_| self.poison_locked())?;
+            .map_err(|e| self.wal_failed_locked(e))?;
         let mut v = (*st.version).clone();
         if let Some(m) = v.active() {
             m.freeze(Frozen {

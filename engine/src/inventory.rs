@@ -86,6 +86,11 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     s.wal_fsyncs = inner.wal.fsync_count();
     s.compactions = inner.compactions.snapshot();
     s.writes = write_stats(inner);
+    s.last_background_error = inner
+        .background_error
+        .lock()
+        .as_ref()
+        .map(|e| error_chain(e));
     let live_segment_bytes: f64 = s
         .segments
         .iter()
@@ -101,4 +106,16 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let total = (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64;
     s.space_amplification = if fresh > 0.0 { total / fresh } else { 1.0 };
     Ok(s)
+}
+
+/// An error and its sources, joined by ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -201,6 +201,9 @@ pub struct Stats {
     pub compactions: CompactionStats,
     /// Bytes written since open and writer slowdowns.
     pub writes: WriteStats,
+    /// The latest failure of a background flush, sync or compaction since open, as text
+    /// (the error itself: [`Db::background_error`](crate::Db::background_error)).
+    pub last_background_error: Option<String>,
 }
 
 /// The build reports of the latest segments this handle wrote (flushes and

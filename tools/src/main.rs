@@ -20,11 +20,36 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// A store is a directory holding a write-ahead log, immutable segment files, deletion
 /// files and a manifest. One process at a time may open it; every command here opens it
 /// for its duration. Start with `strata demo` to see the whole life cycle.
+///
+/// Warnings (a GPU build falling back to the CPU, a failed background compaction) go to
+/// standard error; `-v` adds progress detail, `-vv` everything. `RUST_LOG` (for example
+/// `RUST_LOG=strata=debug`) overrides both.
 #[derive(Parser)]
 #[command(name = "strata", version, propagate_version = true)]
 struct Cli {
+    /// More log detail on standard error: -v info, -vv debug, -vvv trace (default: warnings).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Command,
+}
+
+/// Sends the library's log to standard error: `RUST_LOG` when set, else warnings and
+/// above, more with each `-v`.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -201,6 +226,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let res = match cli.cmd {
         Command::Create { dir, dim, metric } => ops::create(&dir, dim, metric.into()),
         Command::Import {

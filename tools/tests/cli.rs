@@ -309,3 +309,49 @@ fn churn_reports_write_and_space_amplification() {
     // (A merge this small may finish before a query starts beside it: no figure then.)
     assert!(num("idle_p99_ms") > 0.0, "{line}");
 }
+
+#[test]
+fn library_warnings_reach_stderr_through_the_log_and_rust_log_silences_them() {
+    if strata::gpu_status().is_ok() {
+        // With a usable GPU nothing falls back, so there is no warning to look for.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED library_warnings_reach_stderr...: a GPU is present\n",
+        );
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let d = dir.to_str().unwrap();
+    ok(&["create", d, "--dim", "128", "--metric", "l2"]);
+    // Enough rows for the flushed segment to get an index (built on the asked-for GPU).
+    let base: Vec<Vec<f32>> = (0..5000)
+        .map(|i| (0..128).map(|j| ((i * 31 + j * 7) % 97) as f32).collect())
+        .collect();
+    let fv = t.path().join("base.fvecs");
+    write_fvecs(&fv, &base);
+    let args = ["import", d, fv.to_str().unwrap(), "--build-device", "gpu"];
+    let out = strata(&args);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARN") && err.contains("GPU builds asked for"),
+        "the fallback is logged as a warning: {err}"
+    );
+    let quiet = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "-v",
+            "import",
+            d,
+            fv.to_str().unwrap(),
+            "--ids-from",
+            "5000",
+        ])
+        .args(["--build-device", "gpu"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    let err = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!err.contains("GPU builds asked for"), "RUST_LOG=off: {err}");
+}

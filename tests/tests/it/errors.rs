@@ -143,3 +143,66 @@ fn async_facade_writes_searches_and_reads() {
         assert!(matches!(err, Error::InvalidArgument(_)));
     });
 }
+
+#[test]
+fn a_batch_over_the_log_limit_is_refused_without_stopping_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 65_536;
+    let db = Db::open(dir.path(), Options::new(dim, Metric::L2)).unwrap();
+    // 1,024 upserts of 256 KiB vectors: just over the 256 MiB a log record may hold
+    // once the per-operation framing is counted.
+    let v = vec![0.5f32; dim];
+    let mut b = WriteBatch::new();
+    for id in 0..1024 {
+        b.upsert(id, &v);
+    }
+    let e = db.write(b).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidArgument(InvalidArgument::BatchTooLarge { .. })
+        ),
+        "{e}"
+    );
+    // Refused before anything was logged: the store still takes writes.
+    db.upsert(1, &v).unwrap();
+    assert!(db.background_error().is_none());
+    assert_eq!(db.stats().unwrap().live_rows, 1);
+}
+
+#[test]
+fn a_failed_flush_stops_the_store_and_names_its_cause() {
+    use std::sync::Arc;
+    use strata::vfs::{Action, FaultVfs, Op, OsVfs};
+    let dir = tempfile::tempdir().unwrap();
+    // Every segment file the flush tries to create fails with ENOSPC.
+    let fs = FaultVfs::new(Arc::new(OsVfs), |_: u64, op: Op, p: &std::path::Path, _| {
+        if op == Op::Create && p.extension().is_some_and(|e| e == "seg") {
+            Action::Fail(std::io::Error::from_raw_os_error(28))
+        } else {
+            Action::Proceed
+        }
+    });
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2).vfs(Arc::new(fs))).unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    let e = db.flush().unwrap_err();
+    let Error::Poisoned { cause: Some(cause) } = &e else {
+        panic!("expected Poisoned with a cause, got {e:?}");
+    };
+    assert!(matches!(**cause, Error::Io { .. }), "{cause:?}");
+    let source = std::error::Error::source(&e).expect("the cause is the source");
+    assert_eq!(source.to_string(), cause.to_string());
+    let stats = db.stats().unwrap();
+    let text = stats
+        .last_background_error
+        .expect("the flush failure is reported");
+    assert!(text.contains(".seg"), "{text}");
+    assert!(matches!(
+        db.upsert(2, &[0.0, 1.0]),
+        Err(Error::Poisoned { cause: Some(_) })
+    ));
+    // What was acknowledged survives the reopen.
+    drop(db);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.get(1).unwrap().unwrap().vector, vec![1.0, 2.0]);
+}

@@ -79,9 +79,25 @@ fn child(dir: &str) {
     };
     println!("first error: {err}");
     println!("CHILD-ACKED {acked}");
-    // Sticky: later writes fail with Poisoned even though they would fit.
-    let sticky = matches!(db.delete(0), Err(Error::Poisoned))
-        && matches!(db.upsert(1, &[0.0; 64]), Err(Error::Poisoned));
-    println!("CHILD-STICKY {}", if sticky { "ok" } else { "no" });
+    // Sticky: later writes fail with Poisoned even though they would fit, and name the
+    // first failure (the EFBIG write) as their source.
+    let first_is_cause = |r: strata::Result<()>| match r {
+        Err(Error::Poisoned { cause: Some(c) }) => {
+            std::error::Error::source(&Error::Poisoned {
+                cause: Some(c.clone()),
+            })
+            .is_some()
+                && c.to_string() == err.to_string()
+        }
+        _ => false,
+    };
+    let sticky = first_is_cause(db.delete(0)) && first_is_cause(db.upsert(1, &[0.0; 64]));
+    let reported = db
+        .background_error()
+        .is_some_and(|e| e.to_string() == err.to_string());
+    println!(
+        "CHILD-STICKY {}",
+        if sticky && reported { "ok" } else { "no" }
+    );
     std::process::exit(0);
 }
