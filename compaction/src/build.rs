@@ -7,7 +7,7 @@ use strata_format::segment::{
     IndexInput, IndexMeta, BUILT_GPU_CODES, BUILT_GPU_KMEANS, BUILT_GPU_LISTS,
 };
 use strata_index::gpu::{BuildDevice, BuildKernels, Gpu, GpuError};
-use strata_index::hnsw::{self, CompactGraph, HnswParams};
+use strata_index::hnsw::{self, HnswParams, PackedGraph};
 use strata_index::pq::{self, ProductQuantizer};
 use strata_index::Metric;
 
@@ -194,7 +194,7 @@ pub struct BuiltIndex {
     meta: IndexMeta,
     pq: ProductQuantizer,
     codes: Vec<u8>,
-    graph: CompactGraph,
+    graph: PackedGraph,
     report: BuildReport,
 }
 
@@ -353,7 +353,7 @@ impl BuiltIndex {
     }
 
     /// The graph.
-    pub fn graph(&self) -> &CompactGraph {
+    pub fn graph(&self) -> &PackedGraph {
         &self.graph
     }
 

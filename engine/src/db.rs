@@ -12,7 +12,7 @@ use strata_index::Metric;
 use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::inner::{apply, Inner};
-use crate::options::{Options, SearchOptions, Sync, WriteOptions};
+use crate::options::{Durability, Options, SearchOptions, WriteOptions};
 use crate::record::{Hit, Record};
 use crate::stats::{CompactionReport, Stats, WriteCounters, WriteStats};
 use crate::{compaction, flush, inventory, recovery, search};
@@ -25,7 +25,7 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens the store in `dir`, creating it when absent and `opts.dim` is set.
+    /// Opens the store in `dir`, creating it when absent and `opts` has a schema ([`Options::new`]).
     ///
     /// Fails with [`Error::Locked`] when another process has it open, with
     /// [`Error::Corruption`] naming the file and offset when a file is damaged.
@@ -52,7 +52,7 @@ impl Db {
                 .lock()
                 .push(spawned(compaction::spawn_compactor(inner.clone()))?);
         }
-        if let Sync::Periodic(every) = inner.opts.sync {
+        if let Durability::Periodic(every) = inner.opts.durability {
             db.workers
                 .lock()
                 .push(spawned(flush::spawn_syncer(inner.clone(), every))?);
@@ -102,7 +102,7 @@ impl Db {
     }
 
     /// Applies a batch atomically. Returns once the batch is visible to searches and, under
-    /// [`Sync::Always`], durable. Invalid input is refused before anything changes.
+    /// [`Durability::Always`], durable. Invalid input is refused before anything changes.
     pub fn write_opt(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -130,12 +130,12 @@ impl Db {
         if let Some(t) = inner.indexer.get() {
             t.unpark();
         }
-        let sync_now = match wo.sync.unwrap_or(inner.opts.sync) {
-            Sync::Always => true,
+        let sync_now = match wo.durability.unwrap_or(inner.opts.durability) {
+            Durability::Always => true,
             // A periodic write on a store without the periodic syncer is synced now
             // rather than never.
-            Sync::Periodic(_) => !matches!(inner.opts.sync, Sync::Periodic(_)),
-            Sync::Never => false,
+            Durability::Periodic(_) => !matches!(inner.opts.durability, Durability::Periodic(_)),
+            Durability::Never => false,
         };
         if sync_now {
             inner.wal.sync_to(lsn).map_err(|e| inner.wal_failed(e))?;
@@ -257,7 +257,7 @@ impl Db {
     pub fn compact(
         &self,
         full: bool,
-        progress: &(dyn Fn(Stage, u64, u64) -> bool + std::marker::Sync),
+        progress: &(dyn Fn(Stage, u64, u64) -> bool + Sync),
     ) -> Result<Vec<CompactionReport>> {
         let mut done = Vec::new();
         loop {

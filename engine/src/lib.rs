@@ -4,7 +4,7 @@
 //! are flushed in the background to immutable, memory-mapped segment files; deletes are
 //! soft tombstones kept in per-segment deletion bitmaps. A search takes a snapshot and
 //! never blocks writers. See `ARCHITECTURE.md` for the tour and `docs/durability.md`
-//! for what each [`Sync`] mode survives.
+//! for what each [`Durability`] mode survives.
 //!
 //! ```
 //! use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
@@ -57,7 +57,9 @@ pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result};
-pub use options::{CompactionOptions, Metric, Options, SearchOptions, Sync, WriteOptions};
+pub use options::{
+    CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
+};
 pub use record::{Hit, Record};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{

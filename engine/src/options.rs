@@ -9,7 +9,7 @@ pub use strata_index::Metric;
 
 /// When an acknowledged write is on stable storage. See `docs/durability.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
+pub enum Durability {
     /// A write returns after its WAL record is fsynced; concurrent writers share fsyncs.
     /// Survives process crashes and power loss.
     Always,
@@ -21,36 +21,40 @@ pub enum Sync {
     Never,
 }
 
-/// How to open (and if needed create) a store.
+/// What every vector of a store is: its dimension and the metric that compares them.
+/// Fixed when the store is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema {
+    /// Vector dimension (1..=65536).
+    pub dim: usize,
+    /// Distance metric.
+    pub metric: Metric,
+}
+
+impl Schema {
+    /// A schema of `dim`-dimensional vectors compared by `metric`.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        Schema { dim, metric }
+    }
+}
+
+/// How to open (and if needed create) a store: a builder. [`Options::new`] creates the
+/// store when it is missing (and checks the schema of one that exists);
+/// [`Options::existing`] opens whatever store is there. Every other setting has a
+/// default and a setter.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Dimension for a new store; when `Some`, also checked against an existing one.
-    pub dim: Option<usize>,
-    /// Metric for a new store (checked against an existing one when `dim` is `Some`).
-    pub metric: Metric,
-    /// Default durability of writes.
-    pub sync: Sync,
-    /// A memtable is frozen and flushed to a segment once it holds this many bytes.
-    pub memtable_bytes: usize,
-    /// Frozen memtables waiting for flush before writers are slowed down (at least 1).
-    pub max_immutable_memtables: usize,
-    /// The WAL moves to a new file once the current one passes this size.
-    pub wal_file_bytes: u64,
-    /// Rayon threads for searches; `None` uses the global pool.
-    pub search_threads: Option<usize>,
-    /// How segments are indexed at flush and compaction.
-    pub index: strata_compaction::IndexOptions,
-    /// When and how segments are merged.
-    pub compaction: CompactionOptions,
-    /// Build flushed segments' indexes at idle priority (Linux `SCHED_IDLE`; ignored
-    /// elsewhere), as merges are by default (`CompactionOptions::low_priority`): search
-    /// tail latency then stays flat during heavy ingest. Off by default because a flush
-    /// that cannot get a core stalls writers: with every core busy searching, an idle-
-    /// priority flush gets almost no CPU.
-    pub low_priority_flush: bool,
-    /// The file system every file operation of the store goes through: the real one by
-    /// default; tests pass a simulated or fault-injecting one (`strata::vfs`).
-    pub vfs: Arc<dyn Vfs>,
+    /// The schema of a new store; when set, also checked against an existing one.
+    pub(crate) schema: Option<Schema>,
+    pub(crate) durability: Durability,
+    pub(crate) memtable_bytes: usize,
+    pub(crate) max_immutable_memtables: usize,
+    pub(crate) wal_file_bytes: u64,
+    pub(crate) search_threads: Option<usize>,
+    pub(crate) index: strata_compaction::IndexOptions,
+    pub(crate) compaction: CompactionOptions,
+    pub(crate) low_priority_flush: bool,
+    pub(crate) vfs: Arc<dyn Vfs>,
 }
 
 /// When and how segments are merged.
@@ -86,11 +90,17 @@ impl Default for CompactionOptions {
 }
 
 impl Options {
-    /// Options that create the store with `dim` and `metric` when it does not exist.
+    /// Options that create the store with `dim` and `metric` when it does not exist
+    /// (shorthand for [`Options::with_schema`]).
     pub fn new(dim: usize, metric: Metric) -> Self {
+        Options::with_schema(Schema::new(dim, metric))
+    }
+
+    /// Options that create the store with `schema` when it does not exist, and refuse
+    /// an existing store of another schema.
+    pub fn with_schema(schema: Schema) -> Self {
         Options {
-            dim: Some(dim),
-            metric,
+            schema: Some(schema),
             ..Options::existing()
         }
     }
@@ -98,9 +108,8 @@ impl Options {
     /// Options that open an existing store with whatever schema it has.
     pub fn existing() -> Self {
         Options {
-            dim: None,
-            metric: Metric::L2,
-            sync: Sync::Always,
+            schema: None,
+            durability: Durability::Always,
             memtable_bytes: 64 << 20,
             max_immutable_memtables: 2,
             wal_file_bytes: 64 << 20,
@@ -112,13 +121,85 @@ impl Options {
         }
     }
 
-    /// Sets the default durability.
-    pub fn sync(mut self, sync: Sync) -> Self {
-        self.sync = sync;
+    /// How segments will be indexed (see [`Options::index`]).
+    pub fn index_options(&self) -> strata_compaction::IndexOptions {
+        self.index
+    }
+
+    /// When and how segments will be merged (see [`Options::compaction`]).
+    pub fn compaction_options(&self) -> CompactionOptions {
+        self.compaction
+    }
+
+    /// The schema a new store gets (`None` for [`Options::existing`]).
+    pub fn schema(&self) -> Option<Schema> {
+        self.schema
+    }
+
+    /// Default durability of writes ([`Durability::Always`] unless set).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
-    /// Runs the store over `vfs` instead of the real file system.
+    /// A memtable is frozen and flushed to a segment once it holds this many bytes
+    /// (default 64 MiB).
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_bytes = bytes.max(1);
+        self
+    }
+
+    /// Frozen memtables waiting for flush before writers are slowed down (default 2; 0
+    /// counts as 1).
+    pub fn max_immutable_memtables(mut self, n: usize) -> Self {
+        self.max_immutable_memtables = n;
+        self
+    }
+
+    /// The WAL moves to a new file once the current one passes this size (default
+    /// 64 MiB).
+    pub fn wal_file_bytes(mut self, bytes: u64) -> Self {
+        self.wal_file_bytes = bytes;
+        self
+    }
+
+    /// Rayon threads for searches; `None` (the default) uses the global pool.
+    pub fn search_threads(mut self, threads: Option<usize>) -> Self {
+        self.search_threads = threads;
+        self
+    }
+
+    /// How segments are indexed at flush and compaction.
+    pub fn index(mut self, index: strata_compaction::IndexOptions) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// When and how segments are merged.
+    pub fn compaction(mut self, compaction: CompactionOptions) -> Self {
+        self.compaction = compaction;
+        self
+    }
+
+    /// Whether the background compactor runs while the store is open (default true;
+    /// without it, [`Db::compact`](crate::Db::compact) does the work).
+    pub fn background_compaction(mut self, on: bool) -> Self {
+        self.compaction.background = on;
+        self
+    }
+
+    /// Build flushed segments' indexes at idle priority (Linux `SCHED_IDLE`; ignored
+    /// elsewhere), as merges are by default (`CompactionOptions::low_priority`): search
+    /// tail latency then stays flat during heavy ingest. Off by default because a flush
+    /// that cannot get a core stalls writers: with every core busy searching, an idle-
+    /// priority flush gets almost no CPU.
+    pub fn low_priority_flush(mut self, on: bool) -> Self {
+        self.low_priority_flush = on;
+        self
+    }
+
+    /// The file system every file operation of the store goes through: the real one by
+    /// default; tests pass a simulated or fault-injecting one (`strata::vfs`).
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
         self
@@ -126,16 +207,10 @@ impl Options {
 
     /// Where flushes and compactions build segment indexes: `Auto` (the default: a GPU
     /// when the build has the `gpu` feature, a device is present, and the segment has at
-    /// least [`strata_compaction::IndexOptions::gpu_min_rows`] rows), `Cpu`, or `Gpu`. A GPU that
-    /// fails never fails a flush: the build goes on on the CPU, with a warning.
+    /// least [`strata_compaction::IndexOptions::gpu_min_rows`] rows), `Cpu`, or `Gpu`. A
+    /// GPU that fails never fails a flush: the build goes on on the CPU, with a warning.
     pub fn build_device(mut self, device: strata_compaction::BuildDevice) -> Self {
         self.index.device = device;
-        self
-    }
-
-    /// Sets the memtable budget in bytes.
-    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
-        self.memtable_bytes = bytes.max(1);
         self
     }
 }
@@ -145,7 +220,7 @@ impl Options {
 pub struct WriteOptions {
     /// Durability of this write; `None` uses the store's default. `Periodic` on a store
     /// opened without a periodic syncer is treated as `Always`.
-    pub sync: Option<Sync>,
+    pub durability: Option<Durability>,
 }
 
 /// How to search.

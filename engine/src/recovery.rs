@@ -22,7 +22,7 @@ use crate::version::Version;
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
-    if !exists(&dir.join(files::MANIFEST))? && opts.dim.is_none() {
+    if !exists(&dir.join(files::MANIFEST))? && opts.schema.is_none() {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
@@ -36,13 +36,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         kind: CorruptionKind::Inconsistent("unknown metric code"),
     })?;
     let dim = manifest.dim as usize;
-    if let Some(asked) = opts.dim {
-        if asked != dim || opts.metric != metric {
+    if let Some(asked) = opts.schema {
+        if asked.dim != dim || asked.metric != metric {
             return Err(InvalidArgument::SchemaMismatch {
                 dim,
                 metric: metric.name(),
-                asked_dim: asked,
-                asked_metric: opts.metric.name(),
+                asked_dim: asked.dim,
+                asked_metric: asked.metric.name(),
             }
             .into());
         }
@@ -167,13 +167,18 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
     if exists(&path)? {
         return Ok(Manifest::read(fs, &path)?);
     }
-    let dim = opts.dim.unwrap_or(0);
+    let Some(schema) = opts.schema else {
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
+    };
+    let dim = schema.dim;
     if dim == 0 || dim > strata_format::segment::MAX_DIM as usize {
         return Err(InvalidArgument::Dimension(dim).into());
     }
     let m = Manifest {
         dim: dim as u32,
-        metric: opts.metric.code(),
+        metric: schema.metric.code(),
         next_file_no: 1,
         checkpoint_seq: 0,
         wal_min_no: 1,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use strata::vfs::{CutStyle, FailPlan, FaultVfs, SimVfs, Vfs};
-use strata::{Db, Options, Sync};
+use strata::{Db, Durability, Options};
 use strata_format::{DeletionBitmap, Manifest, SegmentReader};
 use strata_index::hnsw::{self, GraphView, Visited};
 use strata_index::pq::ProductQuantizer;
@@ -128,7 +128,7 @@ pub fn deletion_decode(data: &[u8]) {
 pub fn store_open(data: &[u8]) {
     let (fs, dir) = sim_dir();
     let fs: Arc<dyn Vfs> = Arc::new(fs);
-    let opts = || workload::options(Sync::Always, fs.clone());
+    let opts = || workload::options(Durability::Always, fs.clone());
     drop(Db::open(dir, opts()).expect("create"));
     let Some((name, _)) = fs
         .list(dir)
@@ -172,7 +172,7 @@ pub fn store_ops(data: &[u8]) {
             Some(p) => Arc::new(FaultVfs::failing(inner, p)),
             None => inner,
         };
-        Db::open(dir, workload::options(Sync::Always, vfs))
+        Db::open(dir, workload::options(Durability::Always, vfs))
     };
     let mut fs = SimVfs::new();
     let mut model = State::new();

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use strata::vfs::Vfs;
-use strata::{Db, Metric, Options, SearchOptions, Sync, WriteBatch};
+use strata::{
+    Db, Durability, HnswParams, IndexOptions, Metric, Options, SearchOptions, WriteBatch,
+};
 
 /// Vector dimension of every workload store.
 pub const DIM: usize = 4;
@@ -147,16 +149,21 @@ pub fn run_step(db: &Db, step: &Step) -> strata::Result<()> {
 /// Options of every workload store: tiny memtables (a flush every few dozen rows), an
 /// index on segments of 8 rows or more, no background compaction (the workload compacts),
 /// all I/O through `vfs`.
-pub fn options(sync: Sync, vfs: Arc<dyn Vfs>) -> Options {
-    let mut o = Options::new(DIM, Metric::L2)
-        .sync(sync)
+pub fn options(sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
+    Options::new(DIM, Metric::L2)
+        .durability(sync)
         .memtable_bytes(2 * 1024)
-        .vfs(vfs);
-    o.index.min_rows = Some(8);
-    o.index.hnsw.ef_construction = 16;
-    o.compaction.background = false;
-    o.search_threads = Some(1);
-    o
+        .vfs(vfs)
+        .index(IndexOptions {
+            min_rows: Some(8),
+            hnsw: HnswParams {
+                ef_construction: 16,
+                ..HnswParams::default()
+            },
+            ..IndexOptions::default()
+        })
+        .background_compaction(false)
+        .search_threads(Some(1))
 }
 
 /// Everything a store holds, read two ways (an exact search over all rows, and `get` of
@@ -230,7 +237,7 @@ pub fn check_recovered(
         return empty_ok().ok_or_else(|| "no manifest, but acknowledged writes".to_string());
     }
     strata::verify_with(fs.clone(), dir).map_err(|e| format!("verify after the crash: {e}"))?;
-    let db = Db::open(dir, options(Sync::Always, fs.clone()))
+    let db = Db::open(dir, options(Durability::Always, fs.clone()))
         .map_err(|e| format!("open after the crash: {e}"))?;
     let got = read_state(&db)?;
     let found = accept

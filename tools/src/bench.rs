@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
-use strata::{Db, Options, SearchOptions, Sync};
+use strata::{Db, Durability, Options, SearchOptions};
 
 use crate::input::VectorFile;
 use crate::ops::import_rows;
@@ -155,7 +155,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let metric: strata::Metric = a.metric.into();
 
-    // Build: import with Sync::Never and one large memtable, then flush to segments
+    // Build: import with Durability::Never and one large memtable, then flush to segments
     // (which builds the index). `--reuse` keeps a store already built in `--dir`.
     let (n, import_s, build_s) = if a.reuse && dir.join("MANIFEST").exists() {
         let db = Db::open(&dir, Options::existing())?;
@@ -166,14 +166,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let t = Instant::now();
         // A bulk load: the whole set is flushed into one segment at close, whose index
         // is built then, so the memtable's background graph would be wasted work.
-        let mut opts = Options::new(dim, metric)
-            .sync(Sync::Never)
+        let opts = Options::new(dim, metric)
+            .durability(Durability::Never)
             .memtable_bytes(1 << 30)
+            .index(strata::IndexOptions {
+                memtable_graph: false,
+                hnsw: strata::HnswParams {
+                    m: a.hnsw_m,
+                    ef_construction: a.ef_construction,
+                    ..strata::HnswParams::default()
+                },
+                pq_m: a.pq_m,
+                ..strata::IndexOptions::default()
+            })
             .build_device(a.build_device);
-        opts.index.memtable_graph = false;
-        opts.index.hnsw.m = a.hnsw_m;
-        opts.index.hnsw.ef_construction = a.ef_construction;
-        opts.index.pq_m = a.pq_m;
         let db =
             Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut base = VectorFile::open(&a.base)?;
@@ -212,9 +218,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     // RSS from just before the store is opened (queries and ground truth already loaded).
     let rss_before_open = rss_mb("VmRSS:");
     let t = Instant::now();
-    let mut opts = Options::existing();
-    opts.search_threads = Some(1);
-    let db = Db::open(&dir, opts)?;
+    let db = Db::open(&dir, Options::existing().search_threads(Some(1)))?;
     let open_s = t.elapsed().as_secs_f64();
     let s = db.stats()?;
     let disk = s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes;
@@ -265,9 +269,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     drop(db);
 
     // All threads: queries in parallel over one handle.
-    let mut opts = Options::existing();
-    opts.search_threads = None;
-    let db = Db::open(&dir, opts)?;
+    let db = Db::open(&dir, Options::existing().search_threads(None))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;

@@ -14,7 +14,7 @@ use anyhow::{ensure, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::json;
-use strata::{Db, Metric, Options, SearchOptions, Sync, WriteBatch};
+use strata::{Db, Durability, Metric, Options, SearchOptions, WriteBatch};
 
 use crate::input::VectorFile;
 use crate::{progress, MetricArg};
@@ -138,14 +138,16 @@ fn dir_bytes(dir: &Path) -> Result<u64> {
 }
 
 fn options(a: &ChurnArgs, dim: usize) -> Options {
-    let mut o = Options::new(dim, a.metric.into()).sync(Sync::Never);
+    let mut o = Options::new(dim, a.metric.into()).durability(Durability::Never);
     if let Some(mb) = a.memtable_mb {
         o = o.memtable_bytes(mb.max(1) << 20);
     }
-    o.compaction.threads = a.threads.max(1);
-    o.search_threads = a.search_threads;
-    o.low_priority_flush = a.low_priority_flush;
-    o
+    o.compaction(strata::CompactionOptions {
+        threads: a.threads.max(1),
+        ..strata::CompactionOptions::default()
+    })
+    .search_threads(a.search_threads)
+    .low_priority_flush(a.low_priority_flush)
 }
 
 /// Runs the churn benchmark.
@@ -299,9 +301,7 @@ pub fn run(a: &ChurnArgs) -> Result<()> {
 
     // 3. Reopened without background compaction, 10 % more of the survivors deleted:
     // idle search, then the same while a full compaction rewrites the store.
-    let mut o = options(a, dim);
-    o.compaction.background = false;
-    let db = Db::open(&dir, o)?;
+    let db = Db::open(&dir, options(a, dim).background_compaction(false))?;
     let mut more: Vec<u64> = live.iter().map(|(id, _)| *id).collect();
     more.shuffle(&mut rand::rngs::StdRng::seed_from_u64(a.seed + 1));
     more.truncate(live.len() / 10);

@@ -69,12 +69,16 @@ pub fn run(
     threads: Option<usize>,
     device: strata::BuildDevice,
 ) -> Result<()> {
-    let mut opts = Options::existing().build_device(device);
-    opts.compaction.background = false;
-    opts.compaction.threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let policy = opts.compaction.policy;
+    let opts = Options::existing()
+        .build_device(device)
+        .compaction(strata::CompactionOptions {
+            background: false,
+            threads: threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+            ..strata::CompactionOptions::default()
+        });
+    let policy = opts.compaction_options().policy;
     let db = Db::open(dir, opts)
         .with_context(|| format!("cannot open store {} for compaction", dir.display()))?;
     let before = db.stats()?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use rand::{Rng, SeedableRng};
-use strata::{Db, Metric, Options, SearchOptions, Sync, WriteBatch};
+use strata::{Db, Durability, Metric, Options, SearchOptions, WriteBatch};
 
 use crate::progress;
 
@@ -157,7 +157,7 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
         })
         .collect();
     let opts = Options::new(dim, Metric::L2)
-        .sync(Sync::Always)
+        .durability(Durability::Always)
         .memtable_bytes(4 << 20);
 
     // 1. Ingest in atomic batches, each acknowledged only after fsync.
@@ -180,7 +180,7 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
     pb.finish_and_clear();
     let ingest = t.elapsed();
     println!(
-        "1. ingested {rows} rows in {:.2?} ({:.0} rows/s, Sync::Always, batches of 1000)",
+        "1. ingested {rows} rows in {:.2?} ({:.0} rows/s, Durability::Always, batches of 1000)",
         ingest,
         rows as f64 / ingest.as_secs_f64()
     );
@@ -239,7 +239,7 @@ pub fn run(dir: Option<PathBuf>, rows: usize, dim: usize, seed: u64) -> Result<(
 
     // 4. Recover and check every acknowledged write.
     let t = Instant::now();
-    let db = Db::open(&dir, Options::existing().sync(Sync::Always))?;
+    let db = Db::open(&dir, Options::existing().durability(Durability::Always))?;
     let open_time = t.elapsed();
     let t = Instant::now();
     for (id, want) in model.iter().enumerate() {

@@ -82,12 +82,14 @@ enum SyncArg {
     Never,
 }
 
-impl From<SyncArg> for strata::Sync {
+impl From<SyncArg> for strata::Durability {
     fn from(s: SyncArg) -> Self {
         match s {
-            SyncArg::Always => strata::Sync::Always,
-            SyncArg::Periodic => strata::Sync::Periodic(std::time::Duration::from_millis(100)),
-            SyncArg::Never => strata::Sync::Never,
+            SyncArg::Always => strata::Durability::Always,
+            SyncArg::Periodic => {
+                strata::Durability::Periodic(std::time::Duration::from_millis(100))
+            }
+            SyncArg::Never => strata::Durability::Never,
         }
     }
 }

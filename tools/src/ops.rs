@@ -13,8 +13,7 @@ use crate::progress;
 /// Opens for a command that reads or makes a small change: no background compaction
 /// (`strata compact` is the explicit way).
 fn open(dir: &Path) -> Result<Db> {
-    let mut opts = Options::existing();
-    opts.compaction.background = false;
+    let opts = Options::existing().background_compaction(false);
     Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
@@ -37,13 +36,12 @@ pub fn import(
     dir: &Path,
     file: &Path,
     ids_from: u64,
-    sync: strata::Sync,
+    sync: strata::Durability,
     batch_rows: usize,
     device: strata::BuildDevice,
 ) -> Result<()> {
     let mut input = VectorFile::open(file)?;
-    let mut opts = Options::existing().build_device(device);
-    opts.sync = sync;
+    let opts = Options::existing().build_device(device).durability(sync);
     let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
     let start = std::time::Instant::now();
     let n = import_rows(&db, &mut input, ids_from, batch_rows.max(1))?;

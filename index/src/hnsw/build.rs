@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::{greedy, search_layer, Cand, CompactGraph, Graph, Visited};
+use super::{greedy, search_layer, Cand, Graph, PackedGraph, Visited};
 use crate::distance::Metric;
 
 /// Construction parameters.
@@ -216,13 +216,13 @@ impl GrowingGraph {
     }
 
     /// Packs the graph into the immutable layout.
-    pub fn compact(&self) -> CompactGraph {
+    pub fn pack(&self) -> PackedGraph {
         let lists: Vec<Vec<Vec<u32>>> = self
             .nodes
             .iter()
             .map(|(_, n)| n.links.iter().map(|l| l.lock().clone()).collect())
             .collect();
-        CompactGraph::from_lists(&lists, 2 * self.m, *self.entry.lock())
+        PackedGraph::from_lists(&lists, 2 * self.m, *self.entry.lock())
     }
 }
 
@@ -320,7 +320,7 @@ pub(super) fn mips_lift(vectors: &[f32], dim: usize) -> Vec<f32> {
 
 /// Builds the graph of `vectors` (rows of `dim`, already normalised for cosine) on the
 /// current rayon pool.
-pub fn build(vectors: &[f32], dim: usize, metric: Metric, p: &HnswParams) -> CompactGraph {
+pub fn build(vectors: &[f32], dim: usize, metric: Metric, p: &HnswParams) -> PackedGraph {
     build_with_progress(vectors, dim, metric, p, &|_| true)
         .unwrap_or_else(|| unreachable!("a build that is never stopped finishes"))
 }
@@ -337,7 +337,7 @@ pub fn build_with_progress(
     metric: Metric,
     p: &HnswParams,
     progress: &(dyn Fn(usize) -> bool + Sync),
-) -> Option<CompactGraph> {
+) -> Option<PackedGraph> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let g = GrowingGraph::new(p);
@@ -366,5 +366,5 @@ pub fn build_with_progress(
     if stopped.load(Ordering::Relaxed) || !progress(n) {
         return None;
     }
-    Some(g.compact())
+    Some(g.pack())
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::build::{mips_lift, select, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY};
-use super::{Cand, CompactGraph};
+use super::{Cand, PackedGraph};
 use crate::distance::Metric;
 use crate::exact::NO_NEIGHBOR;
 
@@ -73,7 +73,7 @@ pub fn build_from_lists<E>(
     candidates: usize,
     lists: &mut NeighborLists<'_, E>,
     progress: &(dyn Fn(usize) -> bool + Sync),
-) -> Result<Option<CompactGraph>, E> {
+) -> Result<Option<PackedGraph>, E> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let g = GrowingGraph::new(p);
     for _ in 0..n {
@@ -81,7 +81,7 @@ pub fn build_from_lists<E>(
     }
     let levels: Vec<usize> = (0..n as u32).map(|i| g.level(i)).collect();
     let Some(top) = levels.iter().copied().max() else {
-        return Ok(Some(g.compact()));
+        return Ok(Some(g.pack()));
     };
     let entry = levels
         .iter()
@@ -163,7 +163,7 @@ pub fn build_from_lists<E>(
     if !progress(n) {
         return Ok(None);
     }
-    Ok(Some(g.compact()))
+    Ok(Some(g.pack()))
 }
 
 #[cfg(test)]
@@ -186,7 +186,7 @@ mod tests {
         out
     }
 
-    fn recall(g: &CompactGraph, data: &[f32], dim: usize, metric: Metric, queries: &[f32]) -> f64 {
+    fn recall(g: &PackedGraph, data: &[f32], dim: usize, metric: Metric, queries: &[f32]) -> f64 {
         let ef = 64;
         let view = g.view();
         let mut hits = 0;

@@ -10,17 +10,17 @@
 //!   GPU computes), pruned on the CPU with the same heuristic.
 
 mod build;
-mod compact;
 mod from_lists;
+mod layout;
 mod visited;
 
 pub use build::{
     build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
 };
-pub use compact::{CompactGraph, GraphError, GraphView};
 pub use from_lists::{
     build_from_lists, default_candidates, graph_space_rows, NeighborLists, MAX_CANDIDATES,
 };
+pub use layout::{GraphError, GraphView, PackedGraph};
 pub use visited::Visited;
 
 use std::cmp::Reverse;
@@ -377,7 +377,7 @@ mod growing_tests {
             let hits = search(&g, |x| Metric::L2.distance(q, vec(x)), 32, &mut visited);
             assert_eq!(hits[0].id, (qi * 7) as u64);
         }
-        assert_eq!(g.compact().node_count(), 3000);
+        assert_eq!(g.pack().node_count(), 3000);
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata::vfs::{Action, FaultVfs, Op, OsVfs};
-use strata::{Db, Sync};
+use strata::{Db, Durability};
 use strata_tests::workload;
 
 fn main() {
@@ -24,9 +24,9 @@ fn main() {
     let num = |s: &String| s.parse::<u64>().expect("a number");
     let (seed, steps, from, kill_at) = (num(seed), num(steps), num(from), num(kill_at));
     let sync = if sync == "never" {
-        Sync::Never
+        Durability::Never
     } else {
-        Sync::Always
+        Durability::Always
     };
     let fs = FaultVfs::new(
         Arc::new(OsVfs),

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use rand::Rng;
-use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
+use strata::{Db, HnswParams, IndexOptions, Metric, Options, SearchOptions, WriteBatch};
 
 use crate::common::{self, vector};
 
@@ -48,8 +48,12 @@ fn indexed_store(
 ) -> (Db, Vec<Vec<f32>>) {
     let mut rng = common::rng(17);
     let data = clustered(&mut rng, n, dim);
-    let mut opts = Options::new(dim, metric).memtable_bytes(64 << 20);
-    opts.index.min_rows = Some(1000);
+    let opts = Options::new(dim, metric)
+        .memtable_bytes(64 << 20)
+        .index(IndexOptions {
+            min_rows: Some(1000),
+            ..IndexOptions::default()
+        });
     let db = Db::open(dir, opts).unwrap();
     for (start, chunk) in (0u64..).step_by(1000).zip(data.chunks(1000)) {
         let mut b = WriteBatch::new();
@@ -241,10 +245,15 @@ fn memtable_graph_search_finds_the_true_neighbours_while_rows_arrive() {
 fn extreme_settings_neither_panic_nor_poison_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = common::rng(29);
-    let mut opts = Options::new(8, Metric::L2);
-    opts.index.min_rows = Some(100);
-    opts.index.hnsw.m = 600; // clamped to the format's limit
-    opts.index.hnsw.ef_construction = usize::MAX;
+    let opts = Options::new(8, Metric::L2).index(IndexOptions {
+        min_rows: Some(100),
+        hnsw: HnswParams {
+            m: 600, // clamped to the format's limit
+            ef_construction: usize::MAX,
+            ..HnswParams::default()
+        },
+        ..IndexOptions::default()
+    });
     let db = Db::open(dir.path(), opts).unwrap();
     let mut b = WriteBatch::new();
     for i in 0..300u64 {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
-use strata::{Db, Metric, Options, Sync};
+use strata::{Db, Durability, HnswParams, IndexOptions, Metric, Options};
 
 /// A seeded generator; every test prints its seed.
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
@@ -19,12 +19,17 @@ pub fn vector(rng: &mut impl Rng, dim: usize) -> Vec<f32> {
 /// Options with a tiny memtable so that flushes happen often, and an index on every
 /// segment of 8 rows or more so that index building and opening run on every flush.
 pub fn small(dim: usize, metric: Metric) -> Options {
-    let mut o = Options::new(dim, metric)
-        .sync(Sync::Always)
-        .memtable_bytes(4 * 1024);
-    o.index.min_rows = Some(8);
-    o.index.hnsw.ef_construction = 32;
-    o
+    Options::new(dim, metric)
+        .durability(Durability::Always)
+        .memtable_bytes(4 * 1024)
+        .index(IndexOptions {
+            min_rows: Some(8),
+            hnsw: HnswParams {
+                ef_construction: 32,
+                ..HnswParams::default()
+            },
+            ..IndexOptions::default()
+        })
 }
 
 /// Opens (or creates) a store with [`small`] options.

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use strata::{Db, Metric, Options, SearchOptions, Stage, Sync, WriteBatch};
+use strata::{
+    CompactionOptions, Db, Durability, HnswParams, IndexOptions, Metric, Options, SearchOptions,
+    Stage, WriteBatch,
+};
 
 use crate::common::{self, vector};
 
@@ -16,13 +19,28 @@ type Model = BTreeMap<u64, (Vec<f32>, Option<Vec<u8>>)>;
 
 /// Options with small memtables (many segments) and no background compaction.
 fn manual(dim: usize) -> Options {
-    let mut o = Options::new(dim, Metric::L2)
-        .sync(Sync::Never)
-        .memtable_bytes(16 * 1024);
-    o.index.min_rows = Some(64);
-    o.index.hnsw.ef_construction = 32;
-    o.compaction.background = false;
-    o
+    Options::new(dim, Metric::L2)
+        .durability(Durability::Never)
+        .memtable_bytes(16 * 1024)
+        .index(IndexOptions {
+            min_rows: Some(64),
+            hnsw: HnswParams {
+                ef_construction: 32,
+                ..HnswParams::default()
+            },
+            ..IndexOptions::default()
+        })
+        .background_compaction(false)
+}
+
+/// [`manual`] with unindexed segments, as a store this small has by default.
+fn manual_unindexed(dim: usize) -> Options {
+    let o = manual(dim);
+    let index = IndexOptions {
+        min_rows: None,
+        ..o.index_options()
+    };
+    o.index(index)
 }
 
 /// Writes `n` rows (every third with a payload) in batches with flushes between them.
@@ -214,11 +232,9 @@ fn background_compaction_bounds_segments_and_space_under_churn() {
     let mut rng = common::rng(44);
     let dim = 16;
     let n = 3000u64;
-    let mut opts = manual(dim);
-    opts.compaction.background = true;
     // Unindexed segments, as a store this small has by default (an index adds a fixed
     // codebook per segment that would blur the comparison).
-    opts.index.min_rows = None;
+    let opts = manual_unindexed(dim).background_compaction(true);
     let db = Db::open(dir.path(), opts).unwrap();
     let mut model = Model::new();
     // Every row upserted three times, then 30 % deleted.
@@ -271,9 +287,7 @@ fn background_compaction_bounds_segments_and_space_under_churn() {
 
     // A fresh store of the survivors, written once and flushed.
     let fresh_dir = tempfile::tempdir().unwrap();
-    let mut fresh_opts = manual(dim);
-    fresh_opts.index.min_rows = None;
-    let fresh = Db::open(fresh_dir.path(), fresh_opts).unwrap();
+    let fresh = Db::open(fresh_dir.path(), manual_unindexed(dim)).unwrap();
     let mut b = WriteBatch::new();
     for (id, (v, p)) in &model {
         match p {
@@ -340,11 +354,14 @@ fn write_stats_count_the_bytes_each_writer_put_on_disk() {
 fn writers_are_slowed_not_failed_while_compaction_is_behind() {
     let dir = tempfile::tempdir().unwrap();
     let dim = 8;
-    let mut opts = manual(dim);
-    opts.compaction.background = true;
-    opts.compaction.slowdown_segments = 2;
+    let mut compaction = CompactionOptions {
+        background: true,
+        slowdown_segments: 2,
+        ..CompactionOptions::default()
+    };
     // A policy that never merges (a tier needs 1,000 segments): the backlog stays.
-    opts.compaction.policy.fanout = 1000;
+    compaction.policy.fanout = 1000;
+    let opts = manual(dim).compaction(compaction);
     let db = Db::open(dir.path(), opts).unwrap();
     let mut rng = common::rng(46);
     let mut model = Model::new();
@@ -374,9 +391,11 @@ fn writers_are_slowed_not_failed_while_compaction_is_behind() {
 
     // A store whose compactor can catch up: the slowdown ends once it has merged.
     drop(db);
-    let mut opts = manual(dim);
-    opts.compaction.background = true;
-    opts.compaction.slowdown_segments = 2;
+    let opts = manual(dim).compaction(CompactionOptions {
+        background: true,
+        slowdown_segments: 2,
+        ..CompactionOptions::default()
+    });
     let db = Db::open(dir.path(), opts).unwrap();
     for round in 3..8u64 {
         fill(
@@ -477,11 +496,14 @@ fn deletes_keep_recall_before_any_compaction() {
         })
         .collect();
     let opts = |dir: &Path| {
-        let mut o = Options::new(dim, Metric::L2)
-            .sync(Sync::Never)
-            .memtable_bytes(64 << 20);
-        o.index.min_rows = Some(500);
-        o.compaction.background = false;
+        let o = Options::new(dim, Metric::L2)
+            .durability(Durability::Never)
+            .memtable_bytes(64 << 20)
+            .index(IndexOptions {
+                min_rows: Some(500),
+                ..IndexOptions::default()
+            })
+            .background_compaction(false);
         Db::open(dir, o).unwrap()
     };
     let load = |db: &Db, ids: &[usize]| {

@@ -11,9 +11,10 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
     let dir = tempfile::tempdir().unwrap();
     // Tiny memtables: many flushes while readers run; max one frozen memtable so the
     // writer is throttled.
-    let mut opts = Options::new(4, Metric::L2).memtable_bytes(2048);
-    opts.max_immutable_memtables = 1;
-    opts.sync = strata::Sync::Never;
+    let opts = Options::new(4, Metric::L2)
+        .memtable_bytes(2048)
+        .max_immutable_memtables(1)
+        .durability(strata::Durability::Never);
     let db = Arc::new(Db::open(dir.path(), opts).unwrap());
     let done = Arc::new(AtomicBool::new(false));
     // Invariant maintained by the writer: every batch upserts id i and deletes id i - 1
@@ -59,8 +60,9 @@ fn readers_see_consistent_snapshots_during_writes_and_flushes() {
 #[test]
 fn a_zero_frozen_memtable_limit_slows_writers_but_never_stalls_them() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(4, Metric::L2).memtable_bytes(1024);
-    opts.max_immutable_memtables = 0;
+    let opts = Options::new(4, Metric::L2)
+        .memtable_bytes(1024)
+        .max_immutable_memtables(0);
     let db = Db::open(dir.path(), opts).unwrap();
     for i in 0..300u64 {
         db.upsert(i, &[i as f32, 1.0, 2.0, 3.0]).unwrap();

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use strata::{Db, Metric, Options, Sync, WriteBatch};
+use strata::{Db, Durability, Metric, Options, WriteBatch};
 
 use crate::common::{self, vector};
 
@@ -96,15 +96,17 @@ fn drop_without_close_keeps_every_acknowledged_write() {
 #[test]
 fn every_sync_mode_survives_a_process_level_crash() {
     for sync in [
-        Sync::Always,
-        Sync::Periodic(std::time::Duration::from_millis(5)),
-        Sync::Never,
+        Durability::Always,
+        Durability::Periodic(std::time::Duration::from_millis(5)),
+        Durability::Never,
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut model = HashMap::new();
         let db = Db::open(
             dir.path(),
-            Options::new(8, Metric::L2).sync(sync).memtable_bytes(8192),
+            Options::new(8, Metric::L2)
+                .durability(sync)
+                .memtable_bytes(8192),
         )
         .unwrap();
         workload(&db, &mut model, 7, 200);
@@ -118,8 +120,7 @@ fn every_sync_mode_survives_a_process_level_crash() {
 fn flush_empties_the_wal_and_leaves_no_orphans() {
     let dir = tempfile::tempdir().unwrap();
     // Half the rows get deleted: without this, compaction would rewrite the segment.
-    let mut opts = Options::new(4, Metric::L2);
-    opts.compaction.background = false;
+    let opts = Options::new(4, Metric::L2).background_compaction(false);
     let db = Db::open(dir.path(), opts).unwrap();
     for i in 0..100 {
         db.upsert(i, &[i as f32, 0.0, 0.0, 1.0]).unwrap();
@@ -166,7 +167,7 @@ fn group_commit_shares_fsyncs_between_writers() {
     });
     let fsyncs = db.wal_fsyncs() - before;
     println!(
-        "{} acknowledged Sync::Always writes, {fsyncs} fsyncs",
+        "{} acknowledged Durability::Always writes, {fsyncs} fsyncs",
         writers * each
     );
     assert!(fsyncs < writers * each);

@@ -28,10 +28,14 @@ fn every_build_device_flushes_compacts_and_records_where_it_built() {
     for device in [BuildDevice::Cpu, BuildDevice::Auto, BuildDevice::Gpu] {
         let dir = tempfile::tempdir().unwrap();
         let dim = 8;
-        let mut opts = Options::new(dim, Metric::L2).build_device(device);
-        opts.index.min_rows = Some(200);
-        opts.index.gpu_min_rows = 500;
-        opts.compaction.background = false;
+        let opts = Options::new(dim, Metric::L2)
+            .index(strata::IndexOptions {
+                min_rows: Some(200),
+                gpu_min_rows: 500,
+                ..strata::IndexOptions::default()
+            })
+            .build_device(device)
+            .background_compaction(false);
         let db = Db::open(dir.path(), opts).unwrap();
         let data = rows(1500, dim);
         for (i, v) in data.iter().enumerate().take(800) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use strata::vfs::OsVfs;
-use strata::{Db, SearchOptions, Sync};
+use strata::{Db, Durability, SearchOptions};
 use strata_tests::workload::{self, State, Step, DIM, KEYS};
 
 use crate::Tally;
@@ -38,9 +38,9 @@ pub fn run(round: u64) -> Tally {
         .collect();
     let states = workload::history(&batches);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = workload::options(Sync::Never, Arc::new(OsVfs));
-    o.compaction.background = true;
-    o.search_threads = None;
+    let o = workload::options(Durability::Never, Arc::new(OsVfs))
+        .background_compaction(true)
+        .search_threads(None);
     let db = Db::open(dir.path(), o).expect("open");
     // `acked`: batches acknowledged; `begun`: batches whose write has started.
     let acked = AtomicUsize::new(0);

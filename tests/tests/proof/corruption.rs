@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use strata::vfs::{SimVfs, Vfs};
-use strata::{Db, Error, Options, SearchOptions, Sync};
+use strata::{Db, Durability, Error, Options, SearchOptions};
 use strata_tests::workload::{self, State, Step, Write, DIM, KEYS};
 
 use crate::Tally;
@@ -39,9 +39,9 @@ fn build(seed: u64, steps: usize) -> (Files, Files, Vec<State>, usize) {
     let states = workload::history(&plan);
     let sim = SimVfs::new();
     // Larger memtables and small WAL files: several WAL files stay live at the end.
-    let mut o = workload::options(Sync::Always, Arc::new(sim.clone()));
-    o.memtable_bytes = 24 * 1024;
-    o.wal_file_bytes = 1024;
+    let o = workload::options(Durability::Always, Arc::new(sim.clone()))
+        .memtable_bytes(24 * 1024)
+        .wal_file_bytes(1024);
     let db = Db::open(dir, o).expect("open");
     let mut older = Vec::new();
     for (i, step) in plan.iter().enumerate() {
@@ -121,8 +121,9 @@ fn judge(
 ) -> Result<Outcome, String> {
     let fs: Arc<dyn Vfs> = Arc::new(image(files));
     let dir = Path::new(DIR);
-    let mut opts = Options::existing().vfs(fs.clone());
-    opts.compaction.background = false;
+    let opts = Options::existing()
+        .vfs(fs.clone())
+        .background_compaction(false);
     let got = match Db::open(dir, opts) {
         Err(e) if is_store_corruption(&e) => return Ok(Outcome::Refused),
         Err(e) => return Err(format!("open gave an untyped error: {e}")),

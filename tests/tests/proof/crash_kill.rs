@@ -207,7 +207,7 @@ pub fn run(round: u64) -> Tally {
             return tally;
         }
     };
-    // Every k (one in five under `Sync::Never` while that mode has a k-th operation),
+    // Every k (one in five under `Durability::Never` while that mode has a k-th operation),
     // then kills at random times.
     let states = &states;
     let mut jobs: Vec<Job<Outcome>> = Vec::new();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use strata::vfs::{Action, CutStyle, FailPlan, FaultVfs, Op, SimVfs, Vfs};
-use strata::{Db, Sync, WriteBatch};
+use strata::{Db, Durability, WriteBatch};
 use strata_tests::workload::{self, Step};
 
 use crate::Tally;
@@ -23,7 +23,7 @@ const EIO: i32 = 5;
 /// Runs the workload over a failing file system and checks it; `Err` describes a loss,
 /// `Ok(true)` means a writer saw the fault. The store is reopened once the fault is gone:
 /// after a process restart, or with `cut` after a power cut keeping only what was synced
-/// (under `Sync::Always` that must still hold every acknowledged write).
+/// (under `Durability::Always` that must still hold every acknowledged write).
 fn one(
     seed: u64,
     steps: &[Step],
@@ -35,7 +35,7 @@ fn one(
     let sim = SimVfs::new();
     let fs = FaultVfs::failing(Arc::new(sim.clone()), plan);
     let mut first_fail = None;
-    if let Ok(db) = Db::open(dir, workload::options(Sync::Always, Arc::new(fs))) {
+    if let Ok(db) = Db::open(dir, workload::options(Durability::Always, Arc::new(fs))) {
         for (i, step) in steps.iter().enumerate() {
             let res = workload::run_step(&db, step);
             match (step, res, first_fail) {
@@ -93,8 +93,7 @@ fn group_commit(k: u64) -> Result<u64, String> {
             Action::Proceed
         },
     );
-    let mut o = workload::options(Sync::Always, Arc::new(fs));
-    o.memtable_bytes = 1 << 20;
+    let o = workload::options(Durability::Always, Arc::new(fs)).memtable_bytes(1 << 20);
     let db = Db::open(dir, o).map_err(|e| format!("open: {e}"))?;
     armed.store(true, Ordering::Release);
     let acked: Mutex<Vec<u64>> = Mutex::default();
@@ -130,7 +129,7 @@ fn group_commit(k: u64) -> Result<u64, String> {
         images.push(("failure", i));
     }
     for (when, image) in images {
-        let reopened = Db::open(dir, workload::options(Sync::Always, Arc::new(image)))
+        let reopened = Db::open(dir, workload::options(Durability::Always, Arc::new(image)))
             .map_err(|e| format!("reopen ({when}): {e}"))?;
         for &id in &acked {
             // Writers acknowledged before the failed fsync must be in the failure image;
@@ -156,7 +155,7 @@ pub fn run(round: u64) -> Tally {
     let counter = FaultVfs::counting(Arc::new(SimVfs::new()));
     let counted = Db::open(
         Path::new("/store"),
-        workload::options(Sync::Always, Arc::new(counter.clone())),
+        workload::options(Durability::Always, Arc::new(counter.clone())),
     )
     .map_err(|e| format!("open: {e}"))
     .and_then(|db| {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use strata::vfs::{SimVfs, Vfs};
-use strata::{Db, Sync};
+use strata::{Db, Durability};
 use strata_tests::fuzz::TARGETS;
 use strata_tests::workload;
 
@@ -43,7 +43,10 @@ fn store_seeds() -> Vec<(String, Vec<u8>)> {
     let sim = SimVfs::new();
     let dir = Path::new("/seed");
     let plan = workload::steps(7, 60);
-    if let Ok(db) = Db::open(dir, workload::options(Sync::Always, Arc::new(sim.clone()))) {
+    if let Ok(db) = Db::open(
+        dir,
+        workload::options(Durability::Always, Arc::new(sim.clone())),
+    ) {
         for s in &plan {
             let _ = workload::run_step(&db, s);
         }

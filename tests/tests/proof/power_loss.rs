@@ -2,7 +2,7 @@
 //! [`SimVfs`] until a simulated crash at a random file operation; the image a power cut
 //! would leave (only what was synced, or a seeded mix of what was pending: prefixes,
 //! reordered and torn sectors, a prefix of the directory changes) is opened. Under
-//! `Sync::Always` nothing acknowledged may be lost; under `Periodic` and `Never` the
+//! `Durability::Always` nothing acknowledged may be lost; under `Periodic` and `Never` the
 //! store must open, without a corruption error, to a prefix of the history no older
 //! than the last acknowledged flush.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use strata::vfs::{Action, CutStyle, FaultVfs, Op, SimVfs, Vfs};
-use strata::{Db, Sync};
+use strata::{Db, Durability};
 use strata_tests::workload::{self, Step};
 
 use crate::Tally;
@@ -22,11 +22,11 @@ const STEPS: usize = 60;
 /// Distinct workloads per round (each is crashed at many points).
 const WORKLOADS: u64 = 6;
 
-fn sync_of(i: u64) -> Sync {
+fn sync_of(i: u64) -> Durability {
     match i % 3 {
-        0 => Sync::Always,
-        1 => Sync::Never,
-        _ => Sync::Periodic(Duration::from_millis(2)),
+        0 => Durability::Always,
+        1 => Durability::Never,
+        _ => Durability::Periodic(Duration::from_millis(2)),
     }
 }
 
@@ -36,7 +36,7 @@ fn run_until_crash(
     fs: Arc<dyn Vfs>,
     dir: &Path,
     steps: &[Step],
-    sync: Sync,
+    sync: Durability,
 ) -> (Option<usize>, Option<usize>, Option<usize>) {
     let (mut ack, mut intent, mut durable) = (None, None, None);
     let Ok(db) = Db::open(dir, workload::options(sync, fs)) else {
@@ -66,7 +66,7 @@ pub fn run(round: u64) -> Tally {
         let states = workload::history(&steps);
         // Count the operations of an uncrashed run.
         let counter = FaultVfs::counting(Arc::new(SimVfs::new()));
-        run_until_crash(Arc::new(counter.clone()), dir, &steps, Sync::Always);
+        run_until_crash(Arc::new(counter.clone()), dir, &steps, Durability::Always);
         let ops = counter.ops().max(1);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for i in 0..IMAGES / WORKLOADS {
@@ -93,7 +93,7 @@ pub fn run(round: u64) -> Tally {
             let lo = ack.map_or(0, |a| a + 1);
             let hi = intent.map_or(0, |a| a + 1).max(lo);
             let accept: Vec<usize> = match sync {
-                Sync::Always => vec![lo, hi],
+                Durability::Always => vec![lo, hi],
                 _ => (durable.map_or(0, |d| d + 1)..=hi).collect(),
             };
             tally.add("power-loss images", 1);

@@ -2,7 +2,7 @@
 //! delete, get, exact search, batch, flush, compact, clean reopen, process-crash reopen
 //! and power-cut reopen run on a store over the simulated file system and on a model.
 //! After a power cut the model rolls back to the durable frontier: under
-//! `Sync::Always` nothing acknowledged is lost; under `Sync::Never` the store holds the
+//! `Durability::Always` nothing acknowledged is lost; under `Durability::Never` the store holds the
 //! state of some step at or after the last flush or clean close. Failures are shrunk
 //! and their seeds kept in `property.proptest-regressions` (committed), which every run
 //! replays first.
@@ -15,7 +15,7 @@ use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
 use strata::vfs::{CutStyle, SimVfs};
-use strata::{Db, SearchOptions, Sync};
+use strata::{Db, Durability, SearchOptions};
 use strata_tests::workload::{self, State, Write, DIM};
 
 use crate::Tally;
@@ -60,7 +60,7 @@ fn vector(seed: u8, id: u64) -> Vec<f32> {
 
 struct Machine {
     fs: SimVfs,
-    sync: Sync,
+    sync: Durability,
     db: Option<Db>,
     /// States since the last reopen; the last is the current one.
     history: Vec<State>,
@@ -73,7 +73,7 @@ fn fail(what: String) -> TestCaseError {
 }
 
 impl Machine {
-    fn open(fs: &SimVfs, sync: Sync) -> Result<Db, TestCaseError> {
+    fn open(fs: &SimVfs, sync: Durability) -> Result<Db, TestCaseError> {
         Db::open(
             Path::new("/p"),
             workload::options(sync, Arc::new(fs.clone())),
@@ -96,7 +96,7 @@ impl Machine {
         let mut s = self.current();
         workload::apply(&mut s, &ws);
         self.history.push(s);
-        if self.sync == Sync::Always {
+        if self.sync == Durability::Always {
             self.frontier = self.history.len() - 1;
         }
         Ok(())
@@ -222,7 +222,11 @@ impl Machine {
 
 fn run_case(never: bool, actions: &[Action]) -> Result<(), TestCaseError> {
     let fs = SimVfs::new();
-    let sync = if never { Sync::Never } else { Sync::Always };
+    let sync = if never {
+        Durability::Never
+    } else {
+        Durability::Always
+    };
     let db = Machine::open(&fs, sync)?;
     let mut m = Machine {
         fs,

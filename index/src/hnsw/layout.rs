@@ -29,7 +29,7 @@ impl std::error::Error for GraphError {}
 
 /// An owned graph (the output of a build).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompactGraph {
+pub struct PackedGraph {
     node_count: usize,
     m0: usize,
     bits: u32,
@@ -38,7 +38,7 @@ pub struct CompactGraph {
     entry: Option<(u32, usize)>,
 }
 
-impl CompactGraph {
+impl PackedGraph {
     /// Packs per-node, per-level lists (`lists[node][level]`).
     pub fn from_lists(lists: &[Vec<Vec<u32>>], m0: usize, entry: Option<(u32, usize)>) -> Self {
         let n = lists.len();
@@ -75,7 +75,7 @@ impl CompactGraph {
                 upper.extend_from_slice(&lists[i as usize][level]);
             }
         }
-        CompactGraph {
+        PackedGraph {
             node_count: n,
             m0,
             bits,
@@ -136,7 +136,7 @@ struct Level<'a> {
     links: &'a [u32],
 }
 
-/// A borrowed graph: over a [`CompactGraph`] or over a segment's mapped sections.
+/// A borrowed graph: over a [`PackedGraph`] or over a segment's mapped sections.
 #[derive(Debug, Clone)]
 pub struct GraphView<'a> {
     node_count: usize,
@@ -348,7 +348,7 @@ mod tests {
             vec![vec![0]],
             vec![vec![0, 1], vec![0], vec![]],
         ];
-        let g = CompactGraph::from_lists(&lists, 4, Some((2, 2)));
+        let g = PackedGraph::from_lists(&lists, 4, Some((2, 2)));
         let v = g.view();
         let mut out = Vec::new();
         v.neighbors(0, 0, &mut out);
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn damaged_arrays_are_refused_or_read_safely() {
         let lists = vec![vec![vec![1], vec![1]], vec![vec![0], vec![0]]];
-        let g = CompactGraph::from_lists(&lists, 2, Some((0, 1)));
+        let g = PackedGraph::from_lists(&lists, 2, Some((0, 1)));
         let b = g.id_bits();
         assert!(GraphView::parse(3, 2, b, Some((0, 1)), g.level0(), g.upper()).is_err());
         assert!(GraphView::parse(2, 2, b, Some((5, 1)), g.level0(), g.upper()).is_err());
@@ -436,7 +436,7 @@ mod tests {
             // A graph over `n` nodes of which the first 300 have lists.
             let mut all = lists.clone();
             all.resize(n, vec![vec![]]);
-            let g = CompactGraph::from_lists(&all, m0, Some((0, 0)));
+            let g = PackedGraph::from_lists(&all, m0, Some((0, 0)));
             assert_eq!(g.id_bits(), id_bits(n));
             assert_eq!(g.level0().len(), n * level0_stride(m0, g.id_bits()));
             let v = g.view();
