@@ -9,6 +9,7 @@
 //!
 //! The engine runs the job on its own threads and installs the result in the manifest.
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod build;
 pub mod merge;

@@ -161,7 +161,7 @@ impl Db {
         }
         for s in &v.segments {
             if let Some(row) = s.live_row(id) {
-                let vector = s.reader.vector(row).unwrap_or(&[]).to_vec();
+                let vector = s.reader.vector_rows(row..row + 1)?.to_vec();
                 let payload = s.reader.payload(row)?;
                 return Ok(Some(Record {
                     id,
@@ -197,13 +197,13 @@ impl Db {
             || rows < search::PARALLEL_MIN_ROWS
             || self.inner.cores.saturating_sub(merging) < 2
         {
-            return Ok(search::search(&v, metric, &q, opts, false));
+            return search::search(&v, metric, &q, opts, false);
         }
         let run = || search::search(&v, metric, &q, opts, true);
-        Ok(match &self.inner.search_pool {
+        match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),
-        })
+        }
     }
 
     /// Freezes the memtable and waits until every frozen memtable is in a segment and the

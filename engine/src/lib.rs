@@ -25,6 +25,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
 mod batch;

@@ -1,7 +1,7 @@
 //! Opening a store: lock, manifest, orphan removal, segments, WAL replay.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -320,11 +320,10 @@ pub(crate) fn replay(
     let mut next = m.checkpoint_seq + 1;
     let res = strata_wal::replay(&**fs, files, mode, |r| {
         let rec = r.record;
-        let path = files
-            .iter()
-            .find(|f| f.0 == r.file_no)
-            .map(|f| f.1.clone())
-            .unwrap_or_default();
+        let path = files.iter().find(|f| f.0 == r.file_no).map_or_else(
+            || PathBuf::from(format!("WAL file {}", r.file_no)),
+            |f| f.1.clone(),
+        );
         let bad = |kind| Error::Corruption {
             path: path.clone(),
             offset: r.offset,

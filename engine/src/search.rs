@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
 
+use crate::error::Result;
 use crate::live_segment::LiveSegment;
 use crate::options::SearchOptions;
 use crate::record::Hit;
@@ -23,17 +24,18 @@ enum Task<'a> {
 }
 
 /// The `k` nearest live rows of `v` to `query` (already normalised for cosine). With
-/// `parallel`, segment tasks run on the current rayon pool.
+/// `parallel`, segment tasks run on the current rayon pool. A segment whose sections do
+/// not hold the rows it claims fails the search with [`crate::Error::Corruption`].
 pub(crate) fn search(
     v: &Version,
     metric: Metric,
     query: &[f32],
     opts: &SearchOptions,
     parallel: bool,
-) -> Vec<Hit> {
+) -> Result<Vec<Hit>> {
     let k = opts.k;
     if k == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let ef = opts.ef.unwrap_or(SearchOptions::DEFAULT_EF);
     let rerank = opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK);
@@ -54,48 +56,55 @@ pub(crate) fn search(
     }
     let run = |t: &Task<'_>| match *t {
         Task::Indexed(s, ix) => {
-            segment_index::search(&s.reader, &s.deleted, ix, metric, query, k, ef, rerank)
-                .unwrap_or_else(|| scan_all(s, metric, query, k))
+            match segment_index::search(&s.reader, &s.deleted, ix, metric, query, k, ef, rerank)? {
+                Some(top) => Ok(top),
+                None => scan_all(s, metric, query, k),
+            }
         }
         Task::Scan(s, start) => scan_segment(s, metric, query, k, start),
     };
-    let merge = |mut a: TopK, b: TopK| {
+    let merge = |a: Result<TopK>, b: Result<TopK>| {
+        let (mut a, b) = (a?, b?);
         a.merge(b);
-        a
+        Ok(a)
     };
     let seg_top = if parallel {
-        tasks.par_iter().map(run).reduce(|| TopK::new(k), merge)
+        tasks.par_iter().map(run).reduce(|| Ok(TopK::new(k)), merge)
     } else {
-        tasks.iter().map(run).fold(TopK::new(k), merge)
-    };
+        tasks.iter().map(run).fold(Ok(TopK::new(k)), merge)
+    }?;
     top.merge(seg_top);
-    top.into_sorted()
+    Ok(top
+        .into_sorted()
         .into_iter()
         .map(|n| Hit {
             id: n.id,
             distance: n.distance,
         })
-        .collect()
+        .collect())
 }
 
-fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> TopK {
+fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {
     let mut all = TopK::new(k);
     for start in (0..s.reader.rows()).step_by(CHUNK_ROWS) {
-        all.merge(scan_segment(s, metric, query, k, start));
+        all.merge(scan_segment(s, metric, query, k, start)?);
     }
-    all
+    Ok(all)
 }
 
-fn scan_segment(s: &LiveSegment, metric: Metric, query: &[f32], k: usize, start: usize) -> TopK {
+fn scan_segment(
+    s: &LiveSegment,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    start: usize,
+) -> Result<TopK> {
     let dim = s.reader.dim();
     let end = (start + CHUNK_ROWS).min(s.reader.rows());
     let mut top = TopK::new(k);
-    let block = s
-        .reader
-        .vectors()
-        .get(start * dim..end * dim)
-        .unwrap_or(&[]);
-    let ids = s.reader.ids();
+    let block = s.reader.vector_rows(start..end)?;
+    // The same rows of the ids section: the scan's row numbers index both.
+    let ids = s.reader.id_rows(start..end)?;
     let deleted = &s.deleted;
     exact::scan_block(
         metric,
@@ -103,8 +112,8 @@ fn scan_segment(s: &LiveSegment, metric: Metric, query: &[f32], k: usize, start:
         block,
         dim,
         &mut top,
-        |r| ids.get(start + r).copied().unwrap_or(u64::MAX),
+        |r| ids.get(r).copied().unwrap_or(u64::MAX),
         |r| deleted.contains(start + r),
     );
-    top
+    Ok(top)
 }

@@ -8,6 +8,7 @@ use strata_index::hnsw::{self, GraphView};
 use strata_index::pq::ProductQuantizer;
 use strata_index::{Metric, TopK};
 
+use crate::error::Result;
 use crate::visited::with_visited;
 
 /// What a live segment keeps in memory to search its index: the PQ codebook. Codes and
@@ -33,7 +34,8 @@ impl SegmentIndex {
 /// Two-stage search of one indexed segment, with the beam widened by the segment's
 /// deleted fraction. `None` when the stored graph is unusable, when deletions would make
 /// the beam cover more than an eighth of the rows, or when the graph found fewer live
-/// rows than the segment could give: the caller then scans the segment exactly.
+/// rows than the segment could give: the caller then scans the segment exactly. A
+/// candidate row without a vector or an id is [`crate::Error::Corruption`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
     reader: &SegmentReader,
@@ -44,31 +46,34 @@ pub(crate) fn search(
     k: usize,
     ef: usize,
     rerank: usize,
-) -> Option<TopK> {
-    let parts = reader.index()?;
+) -> Result<Option<TopK>> {
+    let Some(parts) = reader.index() else {
+        return Ok(None);
+    };
     let rows = reader.rows();
     let live_rows = rows - deleted.count().min(rows);
     if live_rows == 0 {
-        return Some(TopK::new(k));
+        return Ok(Some(TopK::new(k)));
     }
     // Deleted rows take beam slots as waypoints: widen the beam so that about `ef` of
     // its candidates are live. When that beam would cover a large part of the graph, an
     // exact scan of the segment (the caller's fallback) is as cheap and exact.
     let ef = ef.max(k).saturating_mul(rows).div_ceil(live_rows);
     if live_rows < rows && ef.saturating_mul(8) > rows {
-        return None;
+        return Ok(None);
     }
     let entry = (parts.meta.entry_node != u32::MAX)
         .then_some((parts.meta.entry_node, parts.meta.entry_level as usize));
-    let graph = GraphView::parse(
+    let Ok(graph) = GraphView::parse(
         rows,
         parts.meta.m0 as usize,
         parts.meta.l0_id_bits,
         entry,
         parts.level0,
         parts.upper,
-    )
-    .ok()?;
+    ) else {
+        return Ok(None);
+    };
     let m = parts.meta.pq_m as usize;
     let table = ix.pq.adc_table(query, metric);
     let codes = parts.codes;
@@ -92,21 +97,19 @@ pub(crate) fn search(
         .filter(|&r| !deleted.contains(r))
         .take(rerank.max(k))
     {
-        let Some(v) = reader.vector(n) else {
-            continue;
-        };
+        let v = reader.vector_rows(n..n + 1)?;
         rows_top.push(n as u64, metric.distance(query, v));
         live += 1;
     }
     if live < k.min(live_rows) {
-        return None;
+        return Ok(None);
     }
-    let ids = reader.ids();
     let mut top = TopK::new(k);
     for n in rows_top.into_sorted() {
-        if let Some(&id) = ids.get(n.id as usize) {
+        let row = n.id as usize;
+        for &id in reader.id_rows(row..row + 1)? {
             top.push(id, n.distance);
         }
     }
-    Some(top)
+    Ok(Some(top))
 }

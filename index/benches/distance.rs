@@ -1,9 +1,11 @@
-//! Criterion benches: every compiled distance kernel at common dimensions, and an exact
-//! scan of 100k rows. `cargo bench -p strata-index`.
+//! Criterion benches: every compiled distance kernel at common dimensions, an exact
+//! scan of 100k rows, and PQ asymmetric distances (the graph walk's inner loop).
+//! `cargo bench -p strata-index`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use strata_index::distance::available;
+use strata_index::pq::ProductQuantizer;
 use strata_index::{exact::scan_block, Metric, TopK};
 
 fn kernels(c: &mut Criterion) {
@@ -47,5 +49,28 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, scan);
+fn adc(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (n, dim) = (20_000usize, 128usize);
+    let data: Vec<f32> = (0..n * dim).map(|_| rng.random()).collect();
+    let q: Vec<f32> = (0..dim).map(|_| rng.random()).collect();
+    let mut g = c.benchmark_group("adc");
+    for m in [16usize, 30] {
+        let pq = ProductQuantizer::train(&data, dim, m, 10_000, 1);
+        let codes = pq.encode_all(&data);
+        let table = pq.adc_table(&q, Metric::L2);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("20k codes", m), &m, |b, &m| {
+            b.iter(|| {
+                codes
+                    .chunks_exact(m)
+                    .map(|c| table.distance(std::hint::black_box(c)))
+                    .sum::<f32>()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernels, scan, adc);
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 //! Brute-force scans: the exact search used by memtables, small segments, `--exact`, and
 //! as the ground truth of every recall test.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::distance::{kernels, Metric};
 use crate::topk::TopK;
 
@@ -30,9 +32,10 @@ pub fn scan_block(
     const TILE: usize = 256;
     let mut dist = [0.0f32; TILE];
     for (t, tile) in block.chunks(TILE * dim).enumerate() {
-        let n = tile.len() / dim;
-        f(query, tile, dim, &mut dist[..n]);
-        for (i, &x) in dist[..n].iter().enumerate() {
+        let n = (tile.len() / dim).min(TILE);
+        let dist = dist.split_at_mut(n).0;
+        f(query, tile, dim, dist);
+        for (i, &x) in dist.iter().enumerate() {
             let d = offset + sign * x;
             let row = t * TILE + i;
             if d <= top.threshold() && !skip(row) {
@@ -62,10 +65,12 @@ pub fn earlier_neighbors(rows: &[f32], dim: usize, k: usize) -> Vec<u32> {
     }
     out.par_chunks_mut(k).enumerate().for_each(|(i, list)| {
         let mut top = TopK::new(k);
+        // Row i and the rows before it (both within `rows`: i < n).
+        let (before, rest) = rows.split_at((i * dim).min(rows.len()));
         scan_block(
             Metric::L2,
-            &rows[i * dim..(i + 1) * dim],
-            &rows[..i * dim],
+            rest.get(..dim).unwrap_or_default(),
+            before,
             dim,
             &mut top,
             |r| r as u64,

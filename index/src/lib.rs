@@ -9,6 +9,7 @@
 //! * [`kmeans`], [`pq`]: k-means and product quantization.
 //! * [`gpu`]: where indexes are built, and the CUDA device (feature `gpu`).
 #![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod distance;
 pub mod exact;

@@ -322,34 +322,38 @@ pub struct AdcTable {
     offset: f32,
 }
 
+// Codes usually come from a mapped segment file: no indexing that could panic.
+#[deny(clippy::indexing_slicing)]
 impl AdcTable {
     /// Distance from the query to the vector `code` stands for.
     ///
-    /// PERF: four independent accumulators over fixed-size table blocks: the lookups of
-    /// one code do not wait on each other, and the block size is known, so no bounds
-    /// check remains in the loop. This is the inner loop of every graph search.
+    /// PERF: four independent accumulators over fixed-size tables: the lookups of one
+    /// code do not wait on each other, and a byte always indexes inside a 256-entry table,
+    /// so no bounds check remains in the loop. This is the inner loop of every graph
+    /// search.
     #[inline]
     pub fn distance(&self, code: &[u8]) -> f32 {
-        let code = &code[..self.m.min(code.len())];
+        let code = code.get(..self.m).unwrap_or(code);
+        let (tables, _) = self.table.as_chunks::<KSUB>();
+        let (quads, tail) = code.as_chunks::<4>();
+        let (table_quads, _) = tables.as_chunks::<4>();
         let mut acc = [0.0f32; 4];
-        let blocks = self.table.chunks_exact(4 * KSUB);
-        let codes = code.chunks_exact(4);
-        let (tail_codes, tail_start) = (codes.remainder(), code.len() - code.len() % 4);
-        for (block, c) in blocks.zip(codes) {
-            let Ok(block) = <&[f32; 4 * KSUB]>::try_from(block) else {
-                continue;
-            };
-            acc[0] += block[c[0] as usize];
-            acc[1] += block[KSUB + c[1] as usize];
-            acc[2] += block[2 * KSUB + c[2] as usize];
-            acc[3] += block[3 * KSUB + c[3] as usize];
+        let [a0, a1, a2, a3] = &mut acc;
+        let at = |t: &[f32; KSUB], c: u8| t.get(usize::from(c)).copied().unwrap_or(0.0);
+        for ([t0, t1, t2, t3], &[c0, c1, c2, c3]) in table_quads.iter().zip(quads) {
+            *a0 += at(t0, c0);
+            *a1 += at(t1, c1);
+            *a2 += at(t2, c2);
+            *a3 += at(t3, c3);
         }
-        for (k, &c) in tail_codes.iter().enumerate() {
-            if let Some(v) = self.table.get((tail_start + k) * KSUB + c as usize) {
-                acc[k] += v;
+        if !tail.is_empty() {
+            let tail_tables = tables.get(4 * quads.len()..).unwrap_or_default();
+            for (a, (t, &c)) in acc.iter_mut().zip(tail_tables.iter().zip(tail)) {
+                *a += at(t, c);
             }
         }
-        (acc[0] + acc[1]) + (acc[2] + acc[3]) + self.offset
+        let [a0, a1, a2, a3] = acc;
+        (a0 + a1) + (a2 + a3) + self.offset
     }
 }
 

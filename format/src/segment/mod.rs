@@ -473,6 +473,34 @@ impl SegmentReader {
         self.vectors().get(row * d..(row + 1) * d)
     }
 
+    /// The vectors of `rows`, row-major; a range the vectors section does not hold is
+    /// [`Error::Corruption`] naming the file and the offset where it should start.
+    pub fn vector_rows(&self, rows: std::ops::Range<usize>) -> Result<&[f32]> {
+        let d = self.dim();
+        let start = rows.start.saturating_mul(d);
+        let end = rows.end.saturating_mul(d);
+        self.vectors().get(start..end).ok_or_else(|| {
+            crate::Error::corrupt(
+                &self.path,
+                self.section(SectionKind::Vectors).range.start + 4 * start as u64,
+                CorruptionKind::Invalid("row beyond the vectors section"),
+            )
+        })
+    }
+
+    /// The ids of `rows`; a range the ids section does not hold is
+    /// [`Error::Corruption`] naming the file and the offset where it should start.
+    pub fn id_rows(&self, rows: std::ops::Range<usize>) -> Result<&[u64]> {
+        let start = rows.start;
+        self.ids().get(rows).ok_or_else(|| {
+            crate::Error::corrupt(
+                &self.path,
+                self.section(SectionKind::Ids).range.start + 8 * start as u64,
+                CorruptionKind::Invalid("row beyond the ids section"),
+            )
+        })
+    }
+
     /// The row holding `id`, by binary search of the id column.
     pub fn find(&self, id: u64) -> Option<usize> {
         self.ids().binary_search(&id).ok()

@@ -5,6 +5,8 @@
 //! [`super::available`] after `is_x86_feature_detected!` confirmed both. Loads are
 //! unaligned (`loadu`) and stay within `min(a.len(), b.len())`.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::arch::x86_64::*;
 
 /// Squared L2 (caller guarantees AVX2+FMA were detected).

@@ -7,6 +7,8 @@
 //! within `min(a.len(), b.len())`; the tail load is masked to the remaining lanes, and
 //! masked-off lanes are not accessed.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::arch::x86_64::*;
 
 /// Squared L2 (caller guarantees AVX-512F was detected).
@@ -94,7 +96,8 @@ unsafe fn fixed<const C: usize, const L2: bool>(
             // SAFETY: row r lies within block (r < rows = block.len() / dim); the load is
             // masked to the row's last element.
             let x = _mm512_maskz_loadu_ps(mask(c), p.add(16 * c));
-            let a = &mut acc[c & 1];
+            let [a0, a1] = &mut acc;
+            let a = if c & 1 == 0 { a0 } else { a1 };
             *a = if L2 {
                 let d = _mm512_sub_ps(x, *v);
                 _mm512_fmadd_ps(d, d, *a)

@@ -7,6 +7,8 @@
 //! [`Metric::InnerProduct`], and `1 - dot` of unit vectors for [`Metric::Cosine`]
 //! (vectors are normalised on write and queries on search).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]

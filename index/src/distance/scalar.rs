@@ -3,6 +3,7 @@
 //! [`l2`] and [`dot`] are the straightforward definitions every SIMD kernel is tested
 //! against. The `_chunked` versions keep eight independent accumulators so that the
 //! compiler vectorises them even for the baseline target (SSE2).
+#![deny(clippy::indexing_slicing)]
 
 /// Squared L2, reference definition.
 pub fn l2(a: &[f32], b: &[f32]) -> f32 {
@@ -19,14 +20,14 @@ const LANES: usize = 8;
 /// Squared L2, portable chunked loop.
 pub fn l2_chunked(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+    let (a, b) = (a.split_at(n).0, b.split_at(n).0);
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            let d = x - y;
+            *s += d * d;
         }
     }
     acc.iter().sum::<f32>() + l2(ra, rb)
@@ -35,13 +36,13 @@ pub fn l2_chunked(a: &[f32], b: &[f32]) -> f32 {
 /// Dot product, portable chunked loop.
 pub fn dot_chunked(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+    let (a, b) = (a.split_at(n).0, b.split_at(n).0);
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
         }
     }
     acc.iter().sum::<f32>() + dot(ra, rb)
@@ -77,7 +78,7 @@ pub fn nearest_column(
     out: &mut [f32],
 ) -> (usize, f32) {
     let n = k.min(out.len());
-    let out = &mut out[..n];
+    let out = out.split_at_mut(n).0;
     out.iter_mut().for_each(|d| *d = 0.0);
     for (j, &x) in v.iter().enumerate().take(dim) {
         let Some(col) = cols.get(j * k..(j + 1) * k) else {

@@ -22,7 +22,6 @@ use rayon::prelude::*;
 use super::build::{mips_lift, select, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY};
 use super::{Cand, PackedGraph};
 use crate::distance::Metric;
-use crate::exact::NO_NEIGHBOR;
 
 /// `lists(rows, dim, k)`: for each row, its `k` nearest earlier rows (see
 /// [`build_from_lists`]).
@@ -96,7 +95,9 @@ pub fn build_from_lists<E>(
     for level in (0..=top).rev() {
         // The nodes present on this level, and their rows in graph space.
         let nodes: Vec<u32> = (0..n as u32)
-            .filter(|&i| levels[i as usize] >= level)
+            .zip(levels.iter())
+            .filter(|&(_, &l)| l >= level)
+            .map(|(i, _)| i)
             .collect();
         if nodes.len() < 2 {
             continue;
@@ -108,7 +109,9 @@ pub fn build_from_lists<E>(
                 nodes
                     .iter()
                     .flat_map(|&i| {
-                        space[i as usize * sdim..(i as usize + 1) * sdim]
+                        space
+                            .get(i as usize * sdim..(i as usize + 1) * sdim)
+                            .unwrap_or_default()
                             .iter()
                             .copied()
                     })
@@ -125,10 +128,11 @@ pub fn build_from_lists<E>(
                 if stopped.load(Ordering::Relaxed) {
                     return Vec::new();
                 }
-                let mut cands: Vec<Cand> = found[local * k..(local + 1) * k]
+                let mut cands: Vec<Cand> = found
+                    .get(local * k..(local + 1) * k)
+                    .unwrap_or_default()
                     .iter()
-                    .filter(|&&c| c != NO_NEIGHBOR && (c as usize) < nodes.len())
-                    .map(|&c| nodes[c as usize])
+                    .filter_map(|&c| nodes.get(c as usize).copied())
                     .filter(|&c| c != i)
                     .map(|c| Cand(dist(i, c), c))
                     .collect();

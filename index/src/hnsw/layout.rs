@@ -13,6 +13,8 @@
 //! [`GraphView::parse`] checks only the sizes (O(levels)); every access is bounds-checked
 //! and ignores ids out of range, so a damaged graph gives worse results, never a panic.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{Graph, NO_NODE};
 
 /// Why stored graph arrays were refused.
@@ -46,12 +48,12 @@ impl PackedGraph {
         let stride = level0_stride(m0, bits);
         let mut level0 = vec![0u8; n * stride];
         let mut slots = vec![NO_NODE; m0];
-        for (i, l) in lists.iter().enumerate() {
+        for (l, out) in lists.iter().zip(level0.chunks_exact_mut(stride.max(1))) {
             slots.fill(NO_NODE);
             for (slot, &x) in slots.iter_mut().zip(l.first().into_iter().flatten()) {
                 *slot = x;
             }
-            pack_ids(&slots, bits, &mut level0[i * stride..(i + 1) * stride]);
+            pack_ids(&slots, bits, out);
         }
         let top = lists
             .iter()
@@ -60,19 +62,22 @@ impl PackedGraph {
             .unwrap_or(0);
         let mut upper = vec![top as u32];
         for level in 1..=top {
-            let nodes: Vec<u32> = (0..n as u32)
-                .filter(|&i| lists[i as usize].len() > level)
-                .collect();
+            // The nodes on this level, with their links there.
+            let (nodes, links): (Vec<u32>, Vec<&[u32]>) = lists
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.get(level).map(|k| (i as u32, k.as_slice())))
+                .unzip();
             upper.push(nodes.len() as u32);
             upper.extend_from_slice(&nodes);
             let mut off = 0u32;
             upper.push(0);
-            for &i in &nodes {
-                off += lists[i as usize][level].len() as u32;
+            for l in &links {
+                off += l.len() as u32;
                 upper.push(off);
             }
-            for &i in &nodes {
-                upper.extend_from_slice(&lists[i as usize][level]);
+            for l in &links {
+                upper.extend_from_slice(l);
             }
         }
         PackedGraph {
@@ -283,7 +288,7 @@ fn unpack_ids(bytes: &[u8], bits: u32, m0: usize, mut f: impl FnMut(u32)) {
             None => {
                 let mut w = [0u8; 8];
                 let tail = bytes.get(at..).unwrap_or(&[]);
-                w[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                w.iter_mut().zip(tail).for_each(|(d, &s)| *d = s);
                 u64::from_le_bytes(w)
             }
         };

@@ -8,6 +8,7 @@
 //! * [`build`]: parallel construction with the paper's neighbour-selection heuristic.
 //! * [`build_from_lists`]: the same graph from precomputed exact neighbour lists (what a
 //!   GPU computes), pruned on the CPU with the same heuristic.
+#![deny(clippy::indexing_slicing)]
 
 mod build;
 mod from_lists;
