@@ -241,74 +241,15 @@ impl BuiltIndex {
             gpu: gpu.map(|g| g.device_name()),
             ..BuildReport::default()
         };
-        let seed = o.hnsw.seed;
         if !progress(Stage::Train, 0, n as u64) {
             return None;
         }
-        let pq = report
-            .on_gpu(&mut gpu, Stage::Train, BUILT_GPU_KMEANS, |g| {
-                let mut assign =
-                    |r: &[f32], b: &[usize], c: &[f32], codes: &mut [u8], d: &mut [f32]| {
-                        g.nearest_codes(r, b, c, codes, d)
-                    };
-                ProductQuantizer::train_batched(vectors, dim, m, o.train_sample, seed, &mut assign)
-                    .map(|(q, _objective)| q)
-            })
-            .unwrap_or_else(|| {
-                report.timed(Stage::Train, || {
-                    ProductQuantizer::train(vectors, dim, m, o.train_sample, seed)
-                })
-            });
+        let pq = train_pq(&mut report, &mut gpu, vectors, dim, m, o);
         if !progress(Stage::Encode, 0, n as u64) {
             return None;
         }
-        let codes = report.on_gpu(&mut gpu, Stage::Encode, BUILT_GPU_CODES, |g| {
-            let (mut codes, mut dists) = (vec![0u8; n * m], vec![0f32; n * m]);
-            g.nearest_codes(vectors, pq.bounds(), pq.centroids(), &mut codes, &mut dists)
-                .map(|()| codes)
-        });
-        let codes = codes.unwrap_or_else(|| report.timed(Stage::Encode, || pq.encode_all(vectors)));
-        let on_linked = |done: usize| progress(Stage::Graph, done as u64, n as u64);
-        let mut graph = None;
-        if let Some(g) = gpu {
-            if !progress(Stage::Lists, 0, n as u64) {
-                return None;
-            }
-            let mut lists_time = Duration::ZERO;
-            let mut lists = |r: &[f32], d: usize, k: usize| {
-                let t = Instant::now();
-                let l = g.earlier_neighbors(r, d, k);
-                lists_time += t.elapsed();
-                l
-            };
-            let t = Instant::now();
-            let candidates = hnsw::default_candidates(&o.hnsw);
-            let built = hnsw::build_from_lists(
-                vectors, dim, metric, &o.hnsw, candidates, &mut lists, &on_linked,
-            );
-            let total = t.elapsed();
-            match built {
-                Ok(None) => return None,
-                Ok(Some(gr)) => {
-                    report.stages.push((Stage::Lists, lists_time));
-                    report
-                        .stages
-                        .push((Stage::Graph, total.saturating_sub(lists_time)));
-                    report.built_by |= BUILT_GPU_LISTS;
-                    graph = Some(gr);
-                }
-                Err(e) => report.fall_back(Stage::Lists, &e),
-            }
-        }
-        let graph = match graph {
-            Some(g) => g,
-            None => {
-                let t = Instant::now();
-                let g = hnsw::build_with_progress(vectors, dim, metric, &o.hnsw, &on_linked)?;
-                report.stages.push((Stage::Graph, t.elapsed()));
-                g
-            }
-        };
+        let codes = encode(&mut report, &mut gpu, &pq, vectors, n, m);
+        let graph = build_graph(&mut report, gpu, vectors, dim, metric, o, progress)?;
         let (entry_node, entry_level) = graph.entry().map_or((u32::MAX, 0), |(n, l)| (n, l as u32));
         let meta = IndexMeta {
             pq_m: m as u32,
@@ -426,6 +367,99 @@ pub fn write_segment(
         strata_format::segment::write_segment(fs, path, &input)
     })?;
     Ok(Some(report))
+}
+
+/// Trains the product quantizer: k-means assignments on the GPU when one is in use (a
+/// failure falls back to the CPU), else on the CPU.
+fn train_pq(
+    report: &mut BuildReport,
+    gpu: &mut Option<&dyn BuildKernels>,
+    vectors: &[f32],
+    dim: usize,
+    m: usize,
+    o: &IndexOptions,
+) -> ProductQuantizer {
+    let seed = o.hnsw.seed;
+    report
+        .on_gpu(gpu, Stage::Train, BUILT_GPU_KMEANS, |g| {
+            let mut assign =
+                |r: &[f32], b: &[usize], c: &[f32], codes: &mut [u8], d: &mut [f32]| {
+                    g.nearest_codes(r, b, c, codes, d)
+                };
+            ProductQuantizer::train_batched(vectors, dim, m, o.train_sample, seed, &mut assign)
+                .map(|(q, _objective)| q)
+        })
+        .unwrap_or_else(|| {
+            report.timed(Stage::Train, || {
+                ProductQuantizer::train(vectors, dim, m, o.train_sample, seed)
+            })
+        })
+}
+
+/// Every row's PQ code, on the GPU when one is in use, else on the CPU.
+fn encode(
+    report: &mut BuildReport,
+    gpu: &mut Option<&dyn BuildKernels>,
+    pq: &ProductQuantizer,
+    vectors: &[f32],
+    n: usize,
+    m: usize,
+) -> Vec<u8> {
+    let codes = report.on_gpu(gpu, Stage::Encode, BUILT_GPU_CODES, |g| {
+        let (mut codes, mut dists) = (vec![0u8; n * m], vec![0f32; n * m]);
+        g.nearest_codes(vectors, pq.bounds(), pq.centroids(), &mut codes, &mut dists)
+            .map(|()| codes)
+    });
+    codes.unwrap_or_else(|| report.timed(Stage::Encode, || pq.encode_all(vectors)))
+}
+
+/// The HNSW graph: from the GPU's exact earlier-neighbour lists when one is in use (a
+/// failure falls back), else linked incrementally on the CPU. `None`: stopped.
+fn build_graph(
+    report: &mut BuildReport,
+    gpu: Option<&dyn BuildKernels>,
+    vectors: &[f32],
+    dim: usize,
+    metric: Metric,
+    o: &IndexOptions,
+    progress: &Progress<'_>,
+) -> Option<PackedGraph> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    let on_linked = |done: usize| progress(Stage::Graph, done as u64, n as u64);
+    if let Some(g) = gpu {
+        if !progress(Stage::Lists, 0, n as u64) {
+            return None;
+        }
+        let mut lists_time = Duration::ZERO;
+        let mut lists = |r: &[f32], d: usize, k: usize| {
+            let t = Instant::now();
+            let l = g.earlier_neighbors(r, d, k);
+            lists_time += t.elapsed();
+            l
+        };
+        let t = Instant::now();
+        let candidates = hnsw::default_candidates(&o.hnsw);
+        let built = hnsw::build_from_lists(
+            vectors, dim, metric, &o.hnsw, candidates, &mut lists, &on_linked,
+        );
+        let total = t.elapsed();
+        match built {
+            Ok(None) => return None,
+            Ok(Some(graph)) => {
+                report.stages.push((Stage::Lists, lists_time));
+                report
+                    .stages
+                    .push((Stage::Graph, total.saturating_sub(lists_time)));
+                report.built_by |= BUILT_GPU_LISTS;
+                return Some(graph);
+            }
+            Err(e) => report.fall_back(Stage::Lists, &e),
+        }
+    }
+    let t = Instant::now();
+    let graph = hnsw::build_with_progress(vectors, dim, metric, &o.hnsw, &on_linked)?;
+    report.stages.push((Stage::Graph, t.elapsed()));
+    Some(graph)
 }
 
 #[cfg(test)]

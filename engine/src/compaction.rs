@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_compaction::{
-    choose, choose_full, merge, MergeOutcome, MergeSource, MergeSpec, Merged, Progress,
+    choose, choose_full, merge, MergeOutcome, MergeSource, MergeSpec, Merged, Progress, Reason,
     SegmentMeta, Stage,
 };
 use strata_format::{fsutil, DeletionBitmap, SegmentReader};
@@ -42,7 +42,8 @@ pub(crate) fn metas(segments: &[LiveSegment]) -> Vec<SegmentMeta> {
 }
 
 /// Runs the next compaction the policy (or, with `full`, everything-into-one) asks
-/// for. `Ok(None)`: nothing to do, or the store is shutting down.
+/// for: pick the inputs, merge them into a new segment, install it. `Ok(None)`: nothing
+/// to do, or the store is shutting down.
 pub(crate) fn compact_once(
     inner: &Inner,
     full: bool,
@@ -50,79 +51,20 @@ pub(crate) fn compact_once(
 ) -> Result<Option<CompactionReport>> {
     let _one_at_a_time = inner.compacting.lock();
     let start = Instant::now();
-    let v = inner.snapshot();
-    let segs = metas(&v.segments);
-    let choice = if full {
-        choose_full(&segs)
-    } else {
-        choose(&segs, &inner.opts.compaction.policy)
-    };
-    let Some(choice) = choice else {
+    let Some((reason, inputs)) = pick(inner, full) else {
         return Ok(None);
     };
-    let inputs: Vec<LiveSegment> = choice
-        .inputs
-        .iter()
-        .filter_map(|f| v.segments.iter().find(|s| s.file_no == *f).cloned())
-        .collect();
-    drop(v);
     let out_no = {
         let mut st = inner.write.lock();
         inner.ensure_writable(&st)?;
         st.alloc_file_no()
     };
     let path = files::path(&inner.dir, FileKind::Segment, out_no);
-    let sources: Vec<MergeSource<'_>> = inputs
-        .iter()
-        .map(|s| MergeSource {
-            reader: &s.reader,
-            deleted: &s.deleted,
-        })
-        .collect();
-    let spec = MergeSpec {
-        fs: &*inner.opts.vfs,
-        path: &path,
-        metric: inner.metric,
-        index: &inner.opts.index,
-    };
-    let go_on =
-        |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);
-    let pool = inner.compaction_pool.get_or_init(|| {
-        priority::background_pool(
-            "strata-merge",
-            inner.opts.compaction.threads,
-            inner.opts.compaction.low_priority,
-        )
-    });
-    let outcome = match pool {
-        Some(pool) => pool.install(|| merge(&sources, &spec, &go_on)),
-        None => merge(&sources, &spec, &go_on),
-    };
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = inner.opts.vfs.remove(&path);
-            return Err(e.into());
-        }
-    };
-    let output = match outcome {
-        MergeOutcome::Stopped => return Ok(None),
-        MergeOutcome::Empty { .. } => None,
-        MergeOutcome::Written(m) => {
-            let opened = fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)
-                .and_then(|()| SegmentReader::open(&*inner.opts.vfs, &path))
-                .map_err(Error::from);
-            match opened {
-                Ok(r) => Some((m, Arc::new(r))),
-                Err(e) => {
-                    let _ = inner.opts.vfs.remove(&path);
-                    return Err(e);
-                }
-            }
-        }
+    let Some(output) = merge_inputs(inner, &inputs, &path, progress)? else {
+        return Ok(None);
     };
     let mut report = CompactionReport {
-        reason: choice.reason,
+        reason,
         inputs: inputs.len(),
         rows_in: inputs.iter().map(|s| s.reader.rows() as u64).sum(),
         rows_out: output.as_ref().map_or(0, |(m, _)| m.rows as u64),
@@ -144,13 +86,94 @@ pub(crate) fn compact_once(
     Ok(Some(report))
 }
 
+/// The policy's choice on the current segments (with `full`, all of them): why, and the
+/// input segments as the snapshot has them.
+fn pick(inner: &Inner, full: bool) -> Option<(Reason, Vec<LiveSegment>)> {
+    let v = inner.snapshot();
+    let segs = metas(&v.segments);
+    let choice = if full {
+        choose_full(&segs)
+    } else {
+        choose(&segs, &inner.opts.compaction.policy)
+    }?;
+    let inputs = choice
+        .inputs
+        .iter()
+        .filter_map(|f| v.segments.iter().find(|s| s.file_no == *f).cloned())
+        .collect();
+    Some((choice.reason, inputs))
+}
+
+/// A merge's output: the job's result and the new segment opened, or `None` when every
+/// input row was deleted.
+type MergeOutput = Option<(Merged, Arc<SegmentReader>)>;
+
+/// Merges `inputs` into a new segment at `path` on the compaction pool and opens it.
+/// `Ok(None)`: stopped (shutdown or `progress`). On failure nothing is left at `path`.
+fn merge_inputs(
+    inner: &Inner,
+    inputs: &[LiveSegment],
+    path: &std::path::Path,
+    progress: &Progress<'_>,
+) -> Result<Option<MergeOutput>> {
+    let sources: Vec<MergeSource<'_>> = inputs
+        .iter()
+        .map(|s| MergeSource {
+            reader: &s.reader,
+            deleted: &s.deleted,
+        })
+        .collect();
+    let spec = MergeSpec {
+        fs: &*inner.opts.vfs,
+        path,
+        metric: inner.metric,
+        index: &inner.opts.index,
+    };
+    let go_on =
+        |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);
+    let pool = inner.compaction_pool.get_or_init(|| {
+        priority::background_pool(
+            "strata-merge",
+            inner.opts.compaction.threads,
+            inner.opts.compaction.low_priority,
+        )
+    });
+    let outcome = match pool {
+        Some(pool) => pool.install(|| merge(&sources, &spec, &go_on)),
+        None => merge(&sources, &spec, &go_on),
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = inner.opts.vfs.remove(path);
+            return Err(e.into());
+        }
+    };
+    match outcome {
+        MergeOutcome::Stopped => Ok(None),
+        MergeOutcome::Empty { .. } => Ok(Some(None)),
+        MergeOutcome::Written(m) => {
+            let opened = fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)
+                .and_then(|()| SegmentReader::open(&*inner.opts.vfs, path))
+                .map_err(Error::from);
+            match opened {
+                Ok(r) => Ok(Some(Some((m, Arc::new(r))))),
+                Err(e) => {
+                    let _ = inner.opts.vfs.remove(path);
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
 /// Swaps `inputs` for the output in the current version and commits. False when the
 /// store is shutting down (nothing changed).
 fn install(
     inner: &Inner,
     inputs: &[LiveSegment],
     out_no: u64,
-    output: Option<(Merged, Arc<SegmentReader>)>,
+    output: MergeOutput,
 ) -> Result<bool> {
     let mut st = inner.write.lock();
     if inner.shutdown.load(Ordering::Acquire) {

@@ -19,6 +19,8 @@ use crate::live_segment::LiveSegment;
 use crate::options::Options;
 use crate::version::Version;
 
+/// Opens the store in `dir`: lock, manifest and schema, orphan removal, segments, WAL
+/// replay into a fresh memtable, then the shared state.
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
@@ -30,6 +32,55 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     create_dir_durably(&*fs, dir)?;
     let lock = files::lock(&*fs, dir)?;
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
+    let (dim, metric) = check_schema(dir, &manifest, &opts)?;
+    let max_seen = remove_orphans(&*fs, dir, &manifest)?;
+    let segments = open_segments(&fs, dir, &manifest)?;
+    let recovered = recover_wal(dir, &opts, &manifest, metric, segments, max_seen)?;
+    let search_pool = match opts.search_threads {
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::io(dir, std::io::Error::other(e)))?,
+        ),
+        None => None,
+    };
+    let version = Arc::new(recovered.version);
+    let st = WriteState {
+        next_seq: recovered.end_seq.max(manifest.checkpoint_seq + 1),
+        next_file_no: recovered.next_file_no,
+        version: version.clone(),
+        manifest,
+        closed: false,
+    };
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        opts,
+        dim,
+        metric,
+        wal: recovered.wal,
+        write: Mutex::new(st),
+        changed: Condvar::new(),
+        current: RwLock::new(version),
+        poisoned: std::sync::OnceLock::new(),
+        background_error: Mutex::new(None),
+        shutdown: AtomicBool::new(false),
+        search_pool,
+        compaction_pool: std::sync::OnceLock::new(),
+        flush_pool: std::sync::OnceLock::new(),
+        compacting: Mutex::new(()),
+        compactions: Default::default(),
+        writes: Default::default(),
+        builds: Default::default(),
+        indexer: std::sync::OnceLock::new(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _lock: lock,
+    })
+}
+
+/// The store's dimension and metric from its manifest; refuses options that asked for
+/// another schema.
+fn check_schema(dir: &Path, manifest: &Manifest, opts: &Options) -> Result<(usize, Metric)> {
     let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
         path: dir.join(files::MANIFEST),
         offset: 28,
@@ -47,11 +98,34 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
             .into());
         }
     }
-    let max_seen = remove_orphans(&*fs, dir, &manifest)?;
-    let segments = open_segments(&fs, dir, &manifest)?;
+    Ok((dim, metric))
+}
+
+/// What WAL recovery leaves: the version with the replayed memtable, the log open on a
+/// new file, the next sequence and file numbers.
+struct Recovered {
+    version: Version,
+    wal: Wal,
+    end_seq: u64,
+    next_file_no: u64,
+}
+
+/// Replays the live WAL files after the checkpoint into a fresh memtable over
+/// `segments`, makes the replayed tail durable, starts a new WAL file, and removes
+/// header-only WAL files.
+fn recover_wal(
+    dir: &Path,
+    opts: &Options,
+    manifest: &Manifest,
+    metric: Metric,
+    segments: Vec<LiveSegment>,
+    max_seen: u64,
+) -> Result<Recovered> {
+    let fs = &opts.vfs;
+    let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     // Header-only WAL files (left by opens that wrote nothing) hold no records: they are
     // removed after a successful replay instead of accumulating.
-    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(&*fs, dir, &manifest)?
+    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(&**fs, dir, manifest)?
         .into_iter()
         .partition(|&(_, _, len)| len <= strata_wal::record::FILE_HEADER_LEN as u64);
     let wal_files: Vec<_> = wal_files.into_iter().map(|(no, p, _)| (no, p)).collect();
@@ -59,16 +133,17 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
     next_file_no += 1;
-    let mem = Arc::new(new_memtable(&opts, metric, first_wal_no.unwrap_or(wal_no)));
+    let mem = Arc::new(new_memtable(opts, metric, first_wal_no.unwrap_or(wal_no)));
     let mut version = Version {
         seq: manifest.checkpoint_seq,
         memtables: vec![mem],
         segments,
     };
+    let dim = manifest.dim as usize;
     let end_seq = replay(
-        &fs,
+        fs,
         &wal_files,
-        &manifest,
+        manifest,
         dim,
         &mut version,
         ReplayMode::Repair,
@@ -82,53 +157,19 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
             fs.sync_file(last).map_err(|e| Error::io(last, e))?;
         }
     }
-    fsutil::sync_dir(&*fs, dir)?;
+    fsutil::sync_dir(&**fs, dir)?;
     let wal = Wal::create(fs.clone(), dir, wal_no)?;
     for (_, p, _) in &empty_wals {
         fs.remove(p).map_err(|e| Error::io(p, e))?;
     }
     if !empty_wals.is_empty() {
-        fsutil::sync_dir(&*fs, dir)?;
+        fsutil::sync_dir(&**fs, dir)?;
     }
-    let version = Arc::new(version);
-    let search_pool = match opts.search_threads {
-        Some(n) => Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| Error::io(dir, std::io::Error::other(e)))?,
-        ),
-        None => None,
-    };
-    let st = WriteState {
-        next_seq: end_seq.max(manifest.checkpoint_seq + 1),
-        next_file_no,
-        version: version.clone(),
-        manifest,
-        closed: false,
-    };
-    Ok(Inner {
-        dir: dir.to_path_buf(),
-        opts,
-        dim,
-        metric,
+    Ok(Recovered {
+        version,
         wal,
-        write: Mutex::new(st),
-        changed: Condvar::new(),
-        current: RwLock::new(version),
-        poisoned: std::sync::OnceLock::new(),
-        background_error: Mutex::new(None),
-        shutdown: AtomicBool::new(false),
-        search_pool,
-        compaction_pool: std::sync::OnceLock::new(),
-        flush_pool: std::sync::OnceLock::new(),
-        compacting: Mutex::new(()),
-        compactions: Default::default(),
-        writes: Default::default(),
-        builds: Default::default(),
-        indexer: std::sync::OnceLock::new(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _lock: lock,
+        end_seq,
+        next_file_no,
     })
 }
 

@@ -132,16 +132,14 @@ fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
 }
 
 /// Runs the benchmark.
+/// Runs `strata bench`: build (or reuse) the store, then search it in a fresh process
+/// and report every setting.
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // Only the rows used: the search process's own memory stays small (it is measured).
     let queries = VectorFile::read_first(&a.queries, a.nq)?;
     let gt = VectorFile::read_first(&a.gt, a.nq)?;
-    let nq = queries.len();
     ensure!(
-        !queries.is_empty() && gt.len() == nq,
+        !queries.is_empty() && gt.len() == queries.len(),
         "need queries and one ground-truth row per query"
     );
     let dim = queries[0].len();
@@ -153,123 +151,144 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             tmp.path().join("store")
         }
     };
-    let metric: strata::Metric = a.metric.into();
-
-    // Build: import with Durability::Never and one large memtable, then flush to segments
-    // (which builds the index). `--reuse` keeps a store already built in `--dir`.
-    let (n, import_s, build_s) = if a.reuse && dir.join("MANIFEST").exists() {
+    // `--reuse` keeps a store already built in `--dir` (the search process is one).
+    if a.reuse && dir.join("MANIFEST").exists() {
         let db = Db::open(&dir, Options::existing())?;
-        let n = db.stats()?.live_rows;
+        let built = Built {
+            rows: db.stats()?.live_rows,
+            import_s: a.imported_in.unwrap_or(0.0),
+            build_s: a.built_in.unwrap_or(0.0),
+        };
         db.close()?;
-        (n, a.imported_in.unwrap_or(0.0), a.built_in.unwrap_or(0.0))
-    } else {
-        let t = Instant::now();
-        // A bulk load: the whole set is flushed into one segment at close, whose index
-        // is built then, so the memtable's background graph would be wasted work.
-        let opts = Options::new(dim, metric)
-            .durability(Durability::Never)
-            .memtable_bytes(1 << 30)
-            .index(strata::IndexOptions {
-                memtable_graph: false,
-                hnsw: strata::HnswParams {
-                    m: a.hnsw_m,
-                    ef_construction: a.ef_construction,
-                    ..strata::HnswParams::default()
-                },
-                pq_m: a.pq_m,
-                ..strata::IndexOptions::default()
-            })
-            .build_device(a.build_device);
-        let db =
-            Db::open(&dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut base = VectorFile::open(&a.base)?;
-        let n = import_rows(&db, &mut base, 0, 10_000)?;
-        eprintln!("imported {n} rows");
-        let import_s = t.elapsed().as_secs_f64();
-        db.flush()?;
-        crate::build_report::print_all(&db.build_reports());
-        db.close()?;
-        let build_s = t.elapsed().as_secs_f64();
-        if a.build_only {
-            eprintln!("built {n} rows in {build_s:.2} s (import {import_s:.2} s)");
-            return Ok(());
-        }
-        // Search in a fresh process that only opens the store, as the peers are loaded,
-        // so that resident memory is the store's and not the import's.
-        let mut child = std::process::Command::new(std::env::current_exe()?);
-        child.args(std::env::args_os().skip(1));
-        if !a.reuse {
-            child.arg("--reuse");
-        }
-        if a.dir.is_none() {
-            child.arg("--dir").arg(&dir);
-        }
-        child.args([
-            "--imported-in",
-            &import_s.to_string(),
-            "--built-in",
-            &build_s.to_string(),
-        ]);
-        let status = child.status()?;
-        anyhow::ensure!(status.success(), "the search process failed");
+        return search(a, &dir, &queries, &gt, &built);
+    }
+    let built = build(a, &dir, dim)?;
+    if a.build_only {
+        eprintln!(
+            "built {} rows in {:.2} s (import {:.2} s)",
+            built.rows, built.build_s, built.import_s
+        );
         return Ok(());
-    };
+    }
+    search_in_fresh_process(a, &dir, &built)
+}
+
+/// What the build phase did.
+struct Built {
+    rows: u64,
+    import_s: f64,
+    build_s: f64,
+}
+
+/// Imports `--base` with `Durability::Never` into one large memtable, then flushes it
+/// to a segment (which builds the index) and closes the store.
+fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
+    let t = Instant::now();
+    // A bulk load: the whole set is flushed into one segment at close, whose index is
+    // built then, so the memtable's background graph would be wasted work.
+    let opts = Options::new(dim, a.metric.into())
+        .durability(Durability::Never)
+        .memtable_bytes(1 << 30)
+        .index(strata::IndexOptions {
+            memtable_graph: false,
+            hnsw: strata::HnswParams {
+                m: a.hnsw_m,
+                ef_construction: a.ef_construction,
+                ..strata::HnswParams::default()
+            },
+            pq_m: a.pq_m,
+            ..strata::IndexOptions::default()
+        })
+        .build_device(a.build_device);
+    let db = Db::open(dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut base = VectorFile::open(&a.base)?;
+    let rows = import_rows(&db, &mut base, 0, 10_000)?;
+    eprintln!("imported {rows} rows");
+    let import_s = t.elapsed().as_secs_f64();
+    db.flush()?;
+    crate::build_report::print_all(&db.build_reports());
+    db.close()?;
+    Ok(Built {
+        rows,
+        import_s,
+        build_s: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Searches in a fresh process that only opens the store, as the peers are loaded, so
+/// that resident memory is the store's and not the import's.
+fn search_in_fresh_process(a: &BenchArgs, dir: &std::path::Path, built: &Built) -> Result<()> {
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child.args(std::env::args_os().skip(1));
+    if !a.reuse {
+        child.arg("--reuse");
+    }
+    if a.dir.is_none() {
+        child.arg("--dir").arg(dir);
+    }
+    child.args([
+        "--imported-in",
+        &built.import_s.to_string(),
+        "--built-in",
+        &built.build_s.to_string(),
+    ]);
+    let status = child.status()?;
+    ensure!(status.success(), "the search process failed");
+    Ok(())
+}
+
+/// The store as the search phase opened it.
+struct Opened {
+    /// This process's RSS just before the open (queries and ground truth loaded).
+    rss_before_open: f64,
+    open_s: f64,
+    stats: strata::Stats,
+    disk: u64,
+}
+
+/// The search phase: every setting on one thread (best of `--runs`), then on all
+/// threads, one table row and JSON line per setting, and the chart.
+fn search(
+    a: &BenchArgs,
+    dir: &std::path::Path,
+    queries: &[Vec<f32>],
+    gt: &[Vec<f32>],
+    built: &Built,
+) -> Result<()> {
     // Resident memory is reported as the peers report it: the growth of this process's
-    // RSS from just before the store is opened (queries and ground truth already loaded).
+    // RSS from just before the store is opened.
     let rss_before_open = rss_mb("VmRSS:");
     let t = Instant::now();
-    let db = Db::open(&dir, Options::existing().search_threads(Some(1)))?;
+    let db = Db::open(dir, Options::existing().search_threads(Some(1)))?;
     let open_s = t.elapsed().as_secs_f64();
-    let s = db.stats()?;
-    let disk = s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes;
+    let stats = db.stats()?;
+    let disk = stats.segment_bytes + stats.deletion_bytes + stats.wal_bytes + stats.manifest_bytes;
     eprintln!(
-        "built {n} rows in {build_s:.2} s (import {import_s:.2} s), {} segments, {:.1} MiB on disk; reopened in {:.1} ms; kernels {}",
-        s.segments.len(),
+        "built {} rows in {:.2} s (import {:.2} s), {} segments, {:.1} MiB on disk; reopened in {:.1} ms; kernels {}",
+        built.rows,
+        built.build_s,
+        built.import_s,
+        stats.segments.len(),
         disk as f64 / (1 << 20) as f64,
         open_s * 1e3,
         strata::kernel_name()
     );
-
-    // Settings: every (ef, rerank) pair, then exact search.
-    let mut settings: Vec<SearchOptions> = Vec::new();
-    for &ef in &a.ef {
-        for &rerank in &a.rerank {
-            settings.push(SearchOptions {
-                k: a.k,
-                exact: false,
-                ef: Some(ef),
-                rerank: Some(rerank),
-            });
-        }
-    }
-    if a.exact || settings.is_empty() {
-        settings.push(SearchOptions::exact(a.k));
-    }
-
-    // Single thread: one query per call, as the peers measure it.
-    let mut singles = Vec::with_capacity(settings.len());
-    for sopts in &settings {
-        for q in queries.iter().take(50) {
-            db.search(q, sopts)?;
-        }
-        let mut best: Option<Pass> = None;
-        for _ in 0..a.runs.max(1) {
-            let p = single_thread_pass(&db, &queries, sopts)?;
-            if best.as_ref().is_none_or(|b| p.total < b.total) {
-                best = Some(p);
-            }
-        }
-        let Some(best) = best else {
-            unreachable!("at least one run")
-        };
-        singles.push((best, rss_mb("VmRSS:")));
-    }
+    let opened = Opened {
+        rss_before_open,
+        open_s,
+        stats,
+        disk,
+    };
+    let settings = settings(a);
+    let singles = single_thread_sweep(&db, queries, &settings, a.runs)?;
     // After the whole single-thread sweep: the most this store made resident.
     let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
 
-    // All threads: queries in parallel over one handle.
-    let db = Db::open(&dir, Options::existing().search_threads(None))?;
+    let db = Db::open(dir, Options::existing().search_threads(None))?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
@@ -297,70 +316,170 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
     let mut points = Vec::new();
     for (sopts, (mut best, rss)) in settings.iter().zip(singles) {
+        // All threads: queries in parallel over one handle.
         let t = Instant::now();
         pool.install(|| {
             queries
                 .par_iter()
                 .try_for_each(|q| db.search(q, sopts).map(|_| ()))
         })?;
-        let qps_all = nq as f64 / t.elapsed().as_secs_f64();
+        let all = AllThreads {
+            qps: queries.len() as f64 / t.elapsed().as_secs_f64(),
+            threads,
+        };
         best.lat.sort();
-        let pct = |p: f64| {
-            best.lat[((best.lat.len() as f64 * p) as usize).min(best.lat.len() - 1)].as_secs_f64()
-                * 1e3
+        let row = Row {
+            sopts,
+            best: &best,
+            recall: recall(&best.results, gt, a.k),
+            rss,
+            swept_rss_delta,
         };
-        let rec = recall(&best.results, &gt, a.k);
-        let qps1 = nq as f64 / best.total.as_secs_f64();
-        let (config, param) = if sopts.exact {
-            ("strata-exact", json!({"mode": "exact"}))
-        } else {
-            ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
-        };
-        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
-        let rss_delta = rss - rss_before_open;
-        println!(
-            "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {qps_all:>12.1} {rss:>7.0} {rss_delta:>9.1}",
-            label(sopts.ef.filter(|_| !sopts.exact)),
-            label(sopts.rerank.filter(|_| !sopts.exact)),
-            pct(0.5),
-            pct(0.99)
-        );
-        let line = json!({
-            "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
-            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
-            "search_param": param,
-            "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
-            "k": a.k, "nq": nq, "n": n,
-            "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": qps_all, "threads": threads,
-            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": best.total.as_secs_f64() * 1e3 / nq as f64,
-            "build_s": build_s, "import_s": import_s, "open_s": open_s, "build_threads": threads,
-            "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": disk,
-            "rss_after_search_delta_mb": rss_delta, "loaded_rss_delta_mb": swept_rss_delta,
-            "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
-            "kernels": strata::kernel_name(),
-        });
+        let line = row.print_and_json(a, built, &opened, &all);
         if let Some(f) = out.as_mut() {
             writeln!(f, "{line}")?;
         }
-        let label = if sopts.exact {
-            "exact".to_string()
-        } else {
-            format!("ef={} rr={}", label(sopts.ef), label(sopts.rerank))
-        };
-        points.push(crate::plot::Point {
-            label,
-            recall: rec,
-            qps: qps1,
-        });
+        points.push(row.point());
     }
     if let Some(p) = &a.plot {
         let title = format!(
-            "strata on {} ({n} rows, k={})",
+            "strata on {} ({} rows, k={})",
             a.base.file_name().and_then(|f| f.to_str()).unwrap_or("?"),
+            built.rows,
             a.k
         );
         crate::plot::recall_qps(p, &title, &points)?;
         eprintln!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// Every (ef, rerank) pair, then exact search (also when no pair is given).
+fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
+    let mut settings: Vec<SearchOptions> = Vec::new();
+    for &ef in &a.ef {
+        for &rerank in &a.rerank {
+            settings.push(SearchOptions {
+                k: a.k,
+                exact: false,
+                ef: Some(ef),
+                rerank: Some(rerank),
+            });
+        }
+    }
+    if a.exact || settings.is_empty() {
+        settings.push(SearchOptions::exact(a.k));
+    }
+    settings
+}
+
+/// Single thread, one query per call, as the peers measure it: per setting, a warm-up,
+/// then the fastest of `runs` passes and the RSS after it.
+fn single_thread_sweep(
+    db: &Db,
+    queries: &[Vec<f32>],
+    settings: &[SearchOptions],
+    runs: usize,
+) -> Result<Vec<(Pass, f64)>> {
+    let mut singles = Vec::with_capacity(settings.len());
+    for sopts in settings {
+        for q in queries.iter().take(50) {
+            db.search(q, sopts)?;
+        }
+        let mut best = single_thread_pass(db, queries, sopts)?;
+        for _ in 1..runs.max(1) {
+            let p = single_thread_pass(db, queries, sopts)?;
+            if p.total < best.total {
+                best = p;
+            }
+        }
+        singles.push((best, rss_mb("VmRSS:")));
+    }
+    Ok(singles)
+}
+
+/// The all-threads figure of one setting.
+struct AllThreads {
+    qps: f64,
+    threads: usize,
+}
+
+/// One setting's single-thread figures.
+struct Row<'a> {
+    sopts: &'a SearchOptions,
+    /// The fastest pass, latencies sorted.
+    best: &'a Pass,
+    recall: f64,
+    rss: f64,
+    swept_rss_delta: f64,
+}
+
+impl Row<'_> {
+    fn qps(&self) -> f64 {
+        self.best.lat.len() as f64 / self.best.total.as_secs_f64()
+    }
+
+    /// The `p` quantile of the latencies, in milliseconds.
+    fn pct(&self, p: f64) -> f64 {
+        let lat = &self.best.lat;
+        lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3
+    }
+
+    /// Prints the table row and returns the JSON line (the keys of `../shared/peers`).
+    fn print_and_json(
+        &self,
+        a: &BenchArgs,
+        built: &Built,
+        o: &Opened,
+        all: &AllThreads,
+    ) -> serde_json::Value {
+        let (sopts, rec, qps1, rss) = (self.sopts, self.recall, self.qps(), self.rss);
+        let nq = self.best.lat.len();
+        let (config, param) = if sopts.exact {
+            ("strata-exact", json!({"mode": "exact"}))
+        } else {
+            ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
+        };
+        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
+        let rss_delta = rss - o.rss_before_open;
+        println!(
+            "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {:>12.1} {rss:>7.0} {rss_delta:>9.1}",
+            label(sopts.ef.filter(|_| !sopts.exact)),
+            label(sopts.rerank.filter(|_| !sopts.exact)),
+            self.pct(0.5),
+            self.pct(0.99),
+            all.qps
+        );
+        let s = &o.stats;
+        json!({
+            "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
+            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
+            "search_param": param,
+            "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
+            "k": a.k, "nq": nq, "n": built.rows,
+            "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": all.qps, "threads": all.threads,
+            "p50_ms": self.pct(0.5), "p99_ms": self.pct(0.99), "mean_ms": self.best.total.as_secs_f64() * 1e3 / nq as f64,
+            "build_s": built.build_s, "import_s": built.import_s, "open_s": o.open_s, "build_threads": all.threads,
+            "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": o.disk,
+            "rss_after_search_delta_mb": rss_delta, "loaded_rss_delta_mb": self.swept_rss_delta,
+            "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
+            "kernels": strata::kernel_name(),
+        })
+    }
+
+    /// The chart point of this setting.
+    fn point(&self) -> crate::plot::Point {
+        let sopts = self.sopts;
+        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
+        let label = if sopts.exact {
+            "exact".to_string()
+        } else {
+            format!("ef={} rr={}", label(sopts.ef), label(sopts.rerank))
+        };
+        crate::plot::Point {
+            label,
+            recall: self.recall,
+            qps: self.qps(),
+        }
+    }
 }
