@@ -38,9 +38,9 @@ impl IndexOptions {
     /// 8,000 rows, GloVe (50-d) between 8,000 and 16,000 rows: about 600k components.
     pub const DEFAULT_MIN_FLOATS: usize = 600_000;
 
-    /// Default [`IndexOptions::gpu_min_rows`]. Not yet measured on a device (the GPU
-    /// issue had none): below a few tens of thousands of rows the CPU build takes well
-    /// under a second on a few cores, about what a GPU spends on copies and launches.
+    /// Default [`IndexOptions::gpu_min_rows`]. Not yet measured on a device: below a few
+    /// tens of thousands of rows the CPU build takes well under a second on a few cores,
+    /// about what a GPU spends on copies and launches.
     pub const DEFAULT_GPU_MIN_ROWS: usize = 20_000;
 
     /// The size from which a segment of dimension `dim` gets an index.

@@ -3,7 +3,7 @@
 //! * [`policy`]: a pure function from segment metadata to the next compaction
 //!   (size-tiered merges that bound the segment count; rewrites of segments whose
 //!   tombstone ratio passes a threshold).
-//! * [`merge`]: the job that reads the live rows of input segments and writes one
+//! * [`mod@merge`]: the job that reads the live rows of input segments and writes one
 //!   output segment, with a stop signal and progress reports.
 //! * [`build`]: the segment builder shared with flushes (PQ training, encoding, graph).
 //!

@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{Db, Error, Hit, Options, Record, Result, SearchOptions, WriteBatch};
+use crate::batch::WriteBatch;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::options::{Options, SearchOptions};
+use crate::record::{Hit, Record};
 
 /// A cloneable async handle over a [`Db`].
 #[derive(Clone)]

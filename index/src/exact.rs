@@ -45,7 +45,8 @@ pub fn scan_block(
     }
 }
 
-/// Marks an empty slot of a neighbour list from [`knn_lists`] (fewer than `k` others).
+/// Marks an empty slot of a neighbour list from [`earlier_neighbors`] (fewer than `k`
+/// others).
 pub const NO_NEIGHBOR: u32 = u32::MAX;
 
 /// For every row `i` of `rows` (rows of `dim`), its `k` nearest rows (squared L2) among

@@ -154,16 +154,22 @@ pub fn options(sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
         .durability(sync)
         .memtable_bytes(2 * 1024)
         .vfs(vfs)
-        .index(IndexOptions {
-            min_rows: Some(8),
-            hnsw: HnswParams {
-                ef_construction: 16,
-                ..HnswParams::default()
-            },
-            ..IndexOptions::default()
-        })
+        .index(small_index(8, 16))
         .background_compaction(false)
         .search_threads(Some(1))
+}
+
+/// Index options for test stores: an index on every segment of `min_rows` rows or more,
+/// built with a beam of `ef_construction` (small values keep builds fast).
+pub fn small_index(min_rows: usize, ef_construction: usize) -> IndexOptions {
+    IndexOptions {
+        min_rows: Some(min_rows),
+        hnsw: HnswParams {
+            ef_construction,
+            ..HnswParams::default()
+        },
+        ..IndexOptions::default()
+    }
 }
 
 /// Everything a store holds, read two ways (an exact search over all rows, and `get` of

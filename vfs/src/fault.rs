@@ -103,8 +103,8 @@ where
     }
 }
 
-/// The plan most tests use: fail operation `at` (counting only operations that change
-/// the disk when `mutating_only`), once or from then on, with OS error `errno`.
+/// The plan most tests use ([`FaultVfs::failing`]): fail the `at`-th operation that
+/// changes the disk ([`Op::mutates`]), once or from then on, with OS error `errno`.
 #[derive(Debug, Clone, Copy)]
 pub struct FailPlan {
     /// The operation to fail (1-based, in the counted kind).

@@ -4,7 +4,7 @@
 //! * [`record`]: the byte framing (file header with a per-file salt, CRC32-framed records).
 //! * [`writer`]: [`Wal`], appends with group commit ([`Wal::sync_to`]), rollover, and a
 //!   sticky error after any failed write or fsync.
-//! * [`replay`]: reads the log back, truncating a torn tail and reporting damage before
+//! * [`mod@replay`]: reads the log back, truncating a torn tail and reporting damage before
 //!   the last valid record as corruption.
 //!
 //! The log stores opaque payloads; the engine decides what a record means. This crate

@@ -474,7 +474,8 @@ impl SegmentReader {
     }
 
     /// The vectors of `rows`, row-major; a range the vectors section does not hold is
-    /// [`Error::Corruption`] naming the file and the offset where it should start.
+    /// [`Error::Corruption`](crate::Error::Corruption) naming the file and the offset
+    /// where it should start.
     pub fn vector_rows(&self, rows: std::ops::Range<usize>) -> Result<&[f32]> {
         let d = self.dim();
         let start = rows.start.saturating_mul(d);
@@ -489,7 +490,8 @@ impl SegmentReader {
     }
 
     /// The ids of `rows`; a range the ids section does not hold is
-    /// [`Error::Corruption`] naming the file and the offset where it should start.
+    /// [`Error::Corruption`](crate::Error::Corruption) naming the file and the offset
+    /// where it should start.
     pub fn id_rows(&self, rows: std::ops::Range<usize>) -> Result<&[u64]> {
         let start = rows.start;
         self.ids().get(rows).ok_or_else(|| {

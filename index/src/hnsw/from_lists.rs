@@ -1,6 +1,6 @@
 //! HNSW built from precomputed neighbour lists: the GPU computes exact neighbour lists
 //! (a dense, data-parallel job), and the CPU turns them into the graph with the same
-//! selection heuristic as [`super::build`].
+//! selection heuristic as [`super::build()`].
 //!
 //! An HNSW insertion of node `i` runs a beam search (width `ef_construction`) over the
 //! nodes inserted before it, keeps `m` of the results by the paper's heuristic, and links
@@ -11,7 +11,7 @@
 //! search cross between clusters (exact lists over all nodes leave well-separated
 //! clusters unlinked; the tests below measure both).
 //!
-//! Levels are drawn exactly as [`super::build`] draws them (same seed, node order), so
+//! Levels are drawn exactly as [`super::build()`] draws them (same seed, node order), so
 //! both builders give a segment the same entry point.
 
 use std::borrow::Cow;
@@ -58,7 +58,7 @@ pub fn graph_space_rows(vectors: &[f32], dim: usize, metric: Metric) -> (Cow<'_,
 /// Builds the graph of `vectors` (rows of `dim`, normalised for cosine) from neighbour
 /// lists. `lists(rows, dim, k)` must return, for each of the given rows (in graph space,
 /// see [`graph_space_rows`]), its `k` nearest rows among the rows before it by squared
-/// L2, nearest first, padded with [`NO_NEIGHBOR`] — what
+/// L2, nearest first, padded with [`NO_NEIGHBOR`](crate::exact::NO_NEIGHBOR) — what
 /// [`crate::exact::earlier_neighbors`] computes. It is called once per level, top down,
 /// level 0 (all rows) last; its error stops the build.
 ///

@@ -5,7 +5,7 @@
 //!   lock-per-node graph while it grows, so the search code is written once.
 //! * [`search`]: greedy descent through the upper levels, then a beam of width `ef` on
 //!   level 0, over any distance function of a node (exact, or PQ asymmetric).
-//! * [`build`]: parallel construction with the paper's neighbour-selection heuristic.
+//! * [`build()`] (`build.rs`): parallel construction with the paper's neighbour-selection heuristic.
 //! * [`build_from_lists`]: the same graph from precomputed exact neighbour lists (what a
 //!   GPU computes), pruned on the CPU with the same heuristic.
 #![deny(clippy::indexing_slicing)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
-use strata::{Db, Durability, HnswParams, IndexOptions, Metric, Options};
+use strata::{Db, Durability, Metric, Options};
 
 /// A seeded generator; every test prints its seed.
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
@@ -22,14 +22,7 @@ pub fn small(dim: usize, metric: Metric) -> Options {
     Options::new(dim, metric)
         .durability(Durability::Always)
         .memtable_bytes(4 * 1024)
-        .index(IndexOptions {
-            min_rows: Some(8),
-            hnsw: HnswParams {
-                ef_construction: 32,
-                ..HnswParams::default()
-            },
-            ..IndexOptions::default()
-        })
+        .index(strata_tests::workload::small_index(8, 32))
 }
 
 /// Opens (or creates) a store with [`small`] options.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use strata::{
-    CompactionOptions, Db, Durability, HnswParams, IndexOptions, Metric, Options, SearchOptions,
-    Stage, WriteBatch,
+    CompactionOptions, Db, Durability, IndexOptions, Metric, Options, SearchOptions, Stage,
+    WriteBatch,
 };
 
 use crate::common::{self, vector};
@@ -22,14 +22,7 @@ fn manual(dim: usize) -> Options {
     Options::new(dim, Metric::L2)
         .durability(Durability::Never)
         .memtable_bytes(16 * 1024)
-        .index(IndexOptions {
-            min_rows: Some(64),
-            hnsw: HnswParams {
-                ef_construction: 32,
-                ..HnswParams::default()
-            },
-            ..IndexOptions::default()
-        })
+        .index(strata_tests::workload::small_index(64, 32))
         .background_compaction(false)
 }
 

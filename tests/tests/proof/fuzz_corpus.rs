@@ -16,7 +16,7 @@ use strata_tests::workload;
 
 use crate::Tally;
 
-const MUTATIONS: usize = 1500;
+const MUTATIONS: usize = 1550;
 const STORE_OPS_MUTATIONS: usize = 400;
 
 fn fuzz_dir() -> PathBuf {
