@@ -26,7 +26,7 @@ pub(crate) fn commit(
     checkpoint: Option<(u64, u64)>,
     mut obsolete: Vec<PathBuf>,
 ) -> Result<Vec<PathBuf>> {
-    inner.wal.sync()?;
+    inner.wal.sync().map_err(|e| inner.wal_failed_locked(e))?;
     for s in v.segments.iter_mut().filter(|s| s.dirty) {
         let no = st.alloc_file_no();
         let path = files::path(&inner.dir, FileKind::Deletion, no);

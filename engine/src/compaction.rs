@@ -51,7 +51,7 @@ pub(crate) fn compact_once(
 ) -> Result<Option<CompactionReport>> {
     let _one_at_a_time = inner.compacting.lock();
     let start = Instant::now();
-    let Some((reason, inputs)) = pick(inner, full) else {
+    let Some((reason, inputs)) = pick(inner, full)? else {
         return Ok(None);
     };
     let out_no = {
@@ -83,25 +83,46 @@ pub(crate) fn compact_once(
     if let Some(b) = &report.build {
         inner.builds.record(out_no, b.clone());
     }
+    tracing::info!(
+        reason = ?report.reason,
+        inputs = report.inputs,
+        rows_in = report.rows_in,
+        rows_out = report.rows_out,
+        seconds = report.seconds,
+        "compacted segments"
+    );
     Ok(Some(report))
 }
 
 /// The policy's choice on the current segments (with `full`, all of them): why, and the
-/// input segments as the snapshot has them.
-fn pick(inner: &Inner, full: bool) -> Option<(Reason, Vec<LiveSegment>)> {
+/// input segments as the snapshot has them. `Ok(None)`: nothing to do.
+fn pick(inner: &Inner, full: bool) -> Result<Option<(Reason, Vec<LiveSegment>)>> {
     let v = inner.snapshot();
     let segs = metas(&v.segments);
     let choice = if full {
         choose_full(&segs)
     } else {
         choose(&segs, &inner.opts.compaction.policy)
-    }?;
+    };
+    let Some(choice) = choice else {
+        return Ok(None);
+    };
     let inputs = choice
         .inputs
         .iter()
-        .filter_map(|f| v.segments.iter().find(|s| s.file_no == *f).cloned())
-        .collect();
-    Some((choice.reason, inputs))
+        .map(|f| {
+            v.segments
+                .iter()
+                .find(|s| s.file_no == *f)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "the policy chose segment {f}, which the snapshot lacks"
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some((choice.reason, inputs)))
 }
 
 /// A merge's output: the job's result and the new segment opened, or `None` when every
@@ -264,6 +285,12 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
                         continue;
                     }
                     Ok(None) => pause = Duration::from_millis(200),
+                    Err(e) if inner.is_poisoned() => {
+                        tracing::error!(error = %e, "background compaction failed and stopped the store");
+                        inner.record_background_error(&e);
+                        inner.compactions.failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "background compaction failed; retrying after a pause");
                         inner.record_background_error(&e);

@@ -121,7 +121,9 @@ impl Db {
                 .map_err(|e| inner.wal_failed_locked(e))?;
             st.next_seq += batch.ops.len() as u64;
             let mut v = (*st.version).clone();
-            apply(&mut v, seq, batch.ops);
+            // The batch is in the log: failing to apply it leaves memory behind the log,
+            // so the store stops (a reopen replays it).
+            apply(&mut v, seq, batch.ops).inspect_err(|e| inner.poison_locked(e))?;
             inner.publish(&mut st, v);
             inner.maybe_switch(&mut st)?;
             lsn

@@ -35,13 +35,15 @@ pub(crate) fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> std::io::Resul
         .name("strata-sync".into())
         .spawn(move || {
             let mut st = inner.write.lock();
-            while !inner.shutdown.load(Ordering::Acquire) {
+            while !inner.shutdown.load(Ordering::Acquire) && !inner.is_poisoned() {
                 inner.changed.wait_for(&mut st, every);
                 drop(st);
                 if let Err(e) = inner.wal.sync() {
+                    // The store is stopped from here on: one report, then no more syncs.
                     let e = inner.wal_failed(e);
                     tracing::error!(error = %e, "periodic WAL sync failed; the store stops taking writes");
                     inner.record_background_error(&e);
+                    return;
                 }
                 st = inner.write.lock();
             }
@@ -125,10 +127,21 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 /// Writes `mem` (frozen) as segment `file_no` and installs it.
 fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
     let Some(frozen) = mem.frozen() else {
-        return Ok(());
+        return Err(Error::Internal(
+            "a memtable queued for flush is not frozen".into(),
+        ));
     };
+    let start = std::time::Instant::now();
     let written = write_rows(inner, mem, frozen, file_no)?;
-    install(inner, mem, frozen, written)
+    let rows = written.rows.len();
+    install(inner, mem, frozen, written)?;
+    tracing::info!(
+        segment = file_no,
+        rows,
+        seconds = start.elapsed().as_secs_f64(),
+        "flushed a memtable"
+    );
+    Ok(())
 }
 
 struct Written {

@@ -104,6 +104,15 @@ impl Inner {
         self.poisoned.get().is_some() || self.wal.is_poisoned()
     }
 
+    /// The failure that stopped the store: the one recorded here, else the WAL's own
+    /// (a writer can see the poisoned log before the failing thread records its cause).
+    pub fn poison_cause(&self) -> Option<Arc<Error>> {
+        self.poisoned
+            .get()
+            .cloned()
+            .or_else(|| self.wal.first_failure().map(|e| Arc::new(Error::from(e))))
+    }
+
     /// Records the failure of a background job (returned by `Db::stats`).
     pub fn record_background_error(&self, e: &Error) {
         *self.background_error.lock() = Some(Arc::new(e.duplicate()));
@@ -116,7 +125,7 @@ impl Inner {
             Err(Error::Closed)
         } else if self.is_poisoned() {
             Err(Error::Poisoned {
-                cause: self.poisoned.get().cloned(),
+                cause: self.poison_cause(),
             })
         } else {
             Ok(())
@@ -131,7 +140,7 @@ impl Inner {
         let e = Error::from(e);
         if already {
             return Error::Poisoned {
-                cause: self.poisoned.get().cloned(),
+                cause: self.poison_cause(),
             };
         }
         if !refused {
@@ -217,10 +226,13 @@ pub(crate) fn new_memtable(opts: &Options, metric: Metric, first_wal_no: u64) ->
 }
 
 /// Applies operations starting at `seq` to a version being built (live writes and replay).
-pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
+/// Every version has an active memtable; one without is [`Error::Internal`].
+pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) -> Result<()> {
     let n = ops.len() as u64;
     let Some(active) = v.active().cloned() else {
-        return;
+        return Err(Error::Internal(
+            "a version without an active memtable".into(),
+        ));
     };
     for (i, op) in ops.into_iter().enumerate() {
         let s = seq + i as u64;
@@ -236,4 +248,5 @@ pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) {
         }
     }
     v.seq = v.seq.max(seq + n - 1);
+    Ok(())
 }

@@ -85,8 +85,13 @@ impl Memtable {
         }
     }
 
-    fn vector(&self, row: u32) -> &[f32] {
-        self.rows.get(row as usize).map_or(&[], |r| &r.vector)
+    /// `f(vector of a, vector of b)`; infinitely far when a row is missing (graph nodes
+    /// are rows below `linked`, so it never is), never a fake nearest neighbour.
+    fn between(&self, a: u32, b: u32, f: impl Fn(&[f32], &[f32]) -> f32) -> f32 {
+        match (self.rows.get(a as usize), self.rows.get(b as usize)) {
+            (Some(a), Some(b)) => f(&a.vector, &b.vector),
+            _ => f32::INFINITY,
+        }
     }
 
     /// Links the next unlinked row into the graph; false when there is none (or no
@@ -102,10 +107,8 @@ impl Memtable {
         // lift needs, the memtable links by L2 between the raw vectors, which keeps the
         // graph navigable (searches still rank by `-q·x`).
         let dist = |a: u32, b: u32| match self.metric {
-            Metric::InnerProduct => {
-                strata_index::distance::l2_squared(self.vector(a), self.vector(b))
-            }
-            m => m.distance(self.vector(a), self.vector(b)),
+            Metric::InnerProduct => self.between(a, b, strata_index::distance::l2_squared),
+            m => self.between(a, b, |x, y| m.distance(x, y)),
         };
         g.link(node, &dist, visited, buf);
         self.linked.store(next + 1, Ordering::Release);
@@ -203,7 +206,11 @@ impl Memtable {
         let mut local = TopK::new(k);
         let mut start = 0;
         if let (Some(g), false) = (&self.graph, exact || linked < GRAPH_MIN_ROWS) {
-            let dist = |n: u32| self.metric.distance(query, self.vector(n));
+            let dist = |n: u32| {
+                self.rows
+                    .get(n as usize)
+                    .map_or(f32::INFINITY, |r| self.metric.distance(query, &r.vector))
+            };
             let found = crate::visited::with_visited(|v| hnsw::search(g, dist, ef.max(k), v));
             let mut visible = 0;
             for n in found.iter().filter(|n| (n.id as usize) < linked) {

@@ -169,13 +169,15 @@ impl Options {
         self
     }
 
-    /// How segments are indexed at flush and compaction.
+    /// How segments are indexed at flush and compaction. Replaces every index setting,
+    /// the build device included: call [`Options::build_device`] after it, not before.
     pub fn index(mut self, index: strata_compaction::IndexOptions) -> Self {
         self.index = index;
         self
     }
 
-    /// When and how segments are merged.
+    /// When and how segments are merged. Replaces every compaction setting: call
+    /// [`Options::background_compaction`] after it, not before.
     pub fn compaction(mut self, compaction: CompactionOptions) -> Self {
         self.compaction = compaction;
         self

@@ -140,15 +140,25 @@ fn recover_wal(
         segments,
     };
     let dim = manifest.dim as usize;
-    let end_seq = replay(
+    let (end_seq, report) = replay(
         fs,
         &wal_files,
         manifest,
         dim,
         &mut version,
         ReplayMode::Repair,
-    )?
-    .0;
+    )?;
+    tracing::info!(
+        dir = %dir.display(),
+        segments = version.segments.len(),
+        wal_files = wal_files.len(),
+        records = report.records,
+        torn_tail = report.torn_tail.is_some(),
+        "replayed the write-ahead log"
+    );
+    if let Some((path, offset, bytes)) = &report.torn_tail {
+        tracing::debug!(path = %path.display(), offset, bytes, "cut a torn WAL tail");
+    }
     // The replayed tail of the newest WAL file may never have been synced by the
     // session that wrote it (it crashed first). Make it durable before new records go to
     // a newer file: replay treats every file but the newest as fully synced.
@@ -386,7 +396,7 @@ pub(crate) fn replay(
         if ops.is_empty() {
             return Err(bad(CorruptionKind::Batch("empty batch")));
         }
-        apply(v, rec.seq, ops);
+        apply(v, rec.seq, ops)?;
         next = end;
         Ok(())
     });

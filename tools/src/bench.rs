@@ -131,7 +131,6 @@ fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
     found as f64 / (results.len() * k).max(1) as f64
 }
 
-/// Runs the benchmark.
 /// Runs `strata bench`: build (or reuse) the store, then search it in a fresh process
 /// and report every setting.
 pub fn run(a: &BenchArgs) -> Result<()> {

@@ -22,12 +22,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// for its duration. Start with `strata demo` to see the whole life cycle.
 ///
 /// Warnings (a GPU build falling back to the CPU, a failed background compaction) go to
-/// standard error; `-v` adds progress detail, `-vv` everything. `RUST_LOG` (for example
+/// standard error; `-v` adds what the store does (WAL replay at open, each flush and
+/// compaction with rows and seconds), `-vv` more. `RUST_LOG` (for example
 /// `RUST_LOG=strata=debug`) overrides both.
 #[derive(Parser)]
 #[command(name = "strata", version, propagate_version = true)]
 struct Cli {
-    /// More log detail on standard error: -v info, -vv debug, -vvv trace (default: warnings).
+    /// More log detail on standard error: -v what the store does (replay, flushes,
+    /// compactions), -vv debug, -vvv trace (default: warnings only).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -47,6 +49,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

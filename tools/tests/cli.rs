@@ -354,4 +354,17 @@ fn library_warnings_reach_stderr_through_the_log_and_rust_log_silences_them() {
     assert!(quiet.status.success());
     let err = String::from_utf8_lossy(&quiet.stderr);
     assert!(!err.contains("GPU builds asked for"), "RUST_LOG=off: {err}");
+    // -v shows what the store does; without it, nothing below a warning.
+    let verbose = strata(&["-v", "get", d, "1"]);
+    let err = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        verbose.status.success() && err.contains("replayed the write-ahead log"),
+        "-v: {err}"
+    );
+    let plain = strata(&["get", d, "1"]);
+    assert!(
+        plain.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
 }

@@ -183,7 +183,7 @@ mod tests {
     use crate::Wal;
     use std::sync::Arc;
 
-    /// `n` records, each acknowledged (synced) before the next, as under `Sync::Always`.
+    /// `n` records, each acknowledged (synced) before the next, as under `Durability::Always`.
     fn write_log(dir: &Path, n: u64) -> PathBuf {
         let wal = Wal::create(Arc::new(strata_vfs::OsVfs), dir, 1).unwrap();
         for s in 1..=n {

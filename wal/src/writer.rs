@@ -4,7 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -24,6 +24,8 @@ pub struct Wal {
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
     poisoned: AtomicBool,
+    /// The failure that poisoned the log (the first one).
+    first_failure: OnceLock<Failure>,
     fsyncs: AtomicU64,
     /// Mirror of `SyncState::synced`, readable while holding `active`.
     synced_lsn: AtomicU64,
@@ -37,6 +39,15 @@ struct Active {
     offset: u64,
     lsn_base: u64,
     buf: Vec<u8>,
+}
+
+/// A kept copy of the I/O failure that poisoned the log.
+#[derive(Debug)]
+struct Failure {
+    path: PathBuf,
+    kind: std::io::ErrorKind,
+    code: Option<i32>,
+    message: String,
 }
 
 struct SyncState {
@@ -60,6 +71,7 @@ impl Wal {
             }),
             synced_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            first_failure: OnceLock::new(),
             fsyncs: AtomicU64::new(0),
             synced_lsn: AtomicU64::new(synced),
         })
@@ -73,9 +85,27 @@ impl Wal {
         }
     }
 
-    fn poison(&self) {
+    /// Refuses every later write; `path` and `e` are kept as the first failure.
+    fn poison(&self, path: &Path, e: &std::io::Error) {
+        let _ = self.first_failure.set(Failure {
+            path: path.to_path_buf(),
+            kind: e.kind(),
+            code: e.raw_os_error(),
+            message: e.to_string(),
+        });
         self.poisoned.store(true, Ordering::Release);
         self.synced_cv.notify_all();
+    }
+
+    /// The I/O failure that poisoned the log, as an error (a copy: same path, kind, OS
+    /// code and message); `None` while the log takes writes.
+    pub fn first_failure(&self) -> Option<Error> {
+        let f = self.first_failure.get()?;
+        let source = match f.code {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(f.kind, f.message.clone()),
+        };
+        Some(Error::io(&f.path, source))
     }
 
     /// Whether an earlier failure made the log refuse writes.
@@ -103,7 +133,7 @@ impl Wal {
         if let Err(e) = res {
             // A partial record may be on disk: replay sees it as a torn tail. No later
             // record may follow it, so the log is poisoned.
-            self.poison();
+            self.poison(&a.path, &e);
             return Err(Error::io(&a.path, e));
         }
         a.offset += a.buf.len() as u64;
@@ -136,7 +166,7 @@ impl Wal {
             s.leader = false;
             if let Err(e) = res {
                 // Never retry a failed fsync: the kernel may have dropped the dirty pages.
-                self.poison();
+                self.poison(&path, &e);
                 return Err(Error::io(&path, e));
             }
             s.synced = s.synced.max(end);
@@ -160,7 +190,7 @@ impl Wal {
         let mut a = self.active.lock();
         self.check()?;
         if let Err(e) = a.file.sync() {
-            self.poison();
+            self.poison(&a.path, &e);
             return Err(Error::io(&a.path, e));
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -168,7 +198,10 @@ impl Wal {
         let next = match Active::create(&*self.fs, &self.dir, file_no, old_end) {
             Ok(n) => n,
             Err(e) => {
-                self.poison();
+                match &e {
+                    Error::Io { path, source } => self.poison(path, source),
+                    other => self.poison(&self.dir, &std::io::Error::other(other.to_string())),
+                }
                 return Err(e);
             }
         };

@@ -5,6 +5,10 @@
 //! seeded part of its bytes, as a torn write would); otherwise it runs to the end, closes
 //! the store and prints `OPS <operations>`, or is killed by the parent at a random time.
 //!
+//! With `STRATA_CRASH_CHILD_NO_KILL` set, the crash hook does not kill the process (the
+//! file system still fails every operation after the crash point): the parent uses this
+//! to check that a crash that did not happen is not counted.
+//!
 //! Usage: `crash_child DIR SEED STEPS FROM KILL_AT always|never`
 
 use std::io::Write as _;
@@ -40,9 +44,14 @@ fn main() {
             }
         },
     )
-    // SAFETY: kill(2) on our own pid with a constant signal has no memory effects.
-    .with_crash_hook(|| unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
+    .with_crash_hook(|| {
+        // The proof's self-check: a crash hook that does not fire must be caught.
+        if std::env::var_os("STRATA_CRASH_CHILD_NO_KILL").is_none() {
+            // SAFETY: kill(2) on our own pid with a constant signal has no memory effects.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
     });
     let plan = workload::steps(seed, steps as usize);
     let dir = PathBuf::from(dir);

@@ -1,6 +1,6 @@
 //! Bad input gives typed errors and changes nothing.
 
-use strata::{Db, Error, InvalidArgument, Metric, Options, SearchOptions, WriteBatch};
+use strata::{Db, Durability, Error, InvalidArgument, Metric, Options, SearchOptions, WriteBatch};
 
 #[test]
 fn wrong_dimension_is_invalid_argument_and_changes_nothing() {
@@ -205,4 +205,110 @@ fn a_failed_flush_stops_the_store_and_names_its_cause() {
     drop(db);
     let db = Db::open(dir.path(), Options::existing()).unwrap();
     assert_eq!(db.get(1).unwrap().unwrap().vector, vec![1.0, 2.0]);
+}
+
+/// Waits (up to a minute) until the store reports a background failure.
+fn wait_for_background_error(db: &Db) -> String {
+    for _ in 0..600 {
+        if let Some(e) = db.stats().unwrap().last_background_error {
+            return e;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no background failure was reported");
+}
+
+#[test]
+fn a_panicking_flush_stops_the_store_with_an_internal_error() {
+    use std::sync::Arc;
+    use strata::vfs::{Action, FaultVfs, Op, OsVfs};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultVfs::new(Arc::new(OsVfs), |_: u64, op: Op, p: &std::path::Path, _| {
+        if op == Op::Create && p.extension().is_some_and(|e| e == "seg") {
+            panic!("injected panic while creating a segment");
+        }
+        Action::Proceed
+    });
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2).vfs(Arc::new(fs))).unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    let e = db.flush().unwrap_err();
+    let Error::Poisoned { cause: Some(cause) } = &e else {
+        panic!("expected Poisoned with a cause, got {e:?}");
+    };
+    assert!(
+        matches!(&**cause, Error::Internal(m) if m.contains("injected panic")),
+        "{cause:?}"
+    );
+    assert!(wait_for_background_error(&db).contains("flush panicked"));
+}
+
+#[test]
+fn a_failed_background_compaction_is_reported_and_the_store_goes_on() {
+    use std::sync::Arc;
+    use strata::vfs::{Action, FaultVfs, Op, OsVfs};
+    let dir = tempfile::tempdir().unwrap();
+    // Segment files created by merges (on the compaction threads) fail with ENOSPC;
+    // flushes succeed.
+    let fs = FaultVfs::new(Arc::new(OsVfs), |_: u64, op: Op, p: &std::path::Path, _| {
+        let merging = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("strata-merge") || n.starts_with("strata-compact"));
+        if merging && op == Op::Create && p.extension().is_some_and(|e| e == "seg") {
+            Action::Fail(std::io::Error::from_raw_os_error(28))
+        } else {
+            Action::Proceed
+        }
+    });
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2).vfs(Arc::new(fs))).unwrap();
+    // Eight small segments: more than a size tier holds, so the policy merges.
+    for i in 0..8u64 {
+        db.upsert(i, &[i as f32, 1.0]).unwrap();
+        db.flush().unwrap();
+    }
+    let text = wait_for_background_error(&db);
+    assert!(text.contains(".seg"), "{text}");
+    assert!(db.stats().unwrap().compactions.failed >= 1);
+    // A failed merge leaves the store as it was: writes and reads go on.
+    db.upsert(100, &[0.5, 0.5]).unwrap();
+    for i in 0..8u64 {
+        assert_eq!(db.get(i).unwrap().unwrap().vector, vec![i as f32, 1.0]);
+    }
+    assert!(matches!(&*db.background_error().unwrap(), Error::Io { .. }));
+}
+
+#[test]
+fn a_failed_periodic_sync_stops_the_store_and_names_its_cause() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use strata::vfs::{Action, FaultVfs, Op, OsVfs};
+    let dir = tempfile::tempdir().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let armed2 = armed.clone();
+    // Once armed, every fsync of a WAL file fails with EIO.
+    let fs = FaultVfs::new(
+        Arc::new(OsVfs),
+        move |_: u64, op: Op, p: &std::path::Path, _| {
+            let wal = p.extension().is_some_and(|e| e == "wal");
+            if armed2.load(Ordering::Acquire) && wal && op == Op::FileSync {
+                Action::Fail(std::io::Error::from_raw_os_error(5))
+            } else {
+                Action::Proceed
+            }
+        },
+    );
+    let db = Db::open(
+        dir.path(),
+        Options::new(2, Metric::L2)
+            .durability(Durability::Periodic(std::time::Duration::from_millis(5)))
+            .vfs(Arc::new(fs)),
+    )
+    .unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    armed.store(true, Ordering::Release);
+    db.upsert(2, &[2.0, 1.0]).unwrap();
+    let text = wait_for_background_error(&db);
+    assert!(text.contains(".wal"), "{text}");
+    let e = db.upsert(3, &[3.0, 3.0]).unwrap_err();
+    let source = std::error::Error::source(&e).expect("the failed sync is the source");
+    assert!(source.to_string().contains(".wal"), "{e:?}");
 }

@@ -82,12 +82,8 @@ fn child(dir: &str) {
     // Sticky: later writes fail with Poisoned even though they would fit, and name the
     // first failure (the EFBIG write) as their source.
     let first_is_cause = |r: strata::Result<()>| match r {
-        Err(Error::Poisoned { cause: Some(c) }) => {
-            std::error::Error::source(&Error::Poisoned {
-                cause: Some(c.clone()),
-            })
-            .is_some()
-                && c.to_string() == err.to_string()
+        Err(e @ Error::Poisoned { .. }) => {
+            std::error::Error::source(&e).is_some_and(|s| s.to_string() == err.to_string())
         }
         _ => false,
     };

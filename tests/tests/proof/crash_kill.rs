@@ -24,6 +24,10 @@ const RANDOM_KILLS: usize = 300;
 const CHAINS: usize = 70;
 const CHAIN_LEN: usize = 4;
 
+/// Set for a child, its crash hook does not kill it (the check that a crash point that
+/// did not happen is caught).
+const NO_KILL_VAR: &str = "STRATA_CRASH_CHILD_NO_KILL";
+
 /// What a child reported before it died, and how it ended.
 #[derive(Debug, Default)]
 struct Report {
@@ -48,8 +52,10 @@ impl Report {
         }
         match (self.killed, self.ops, meant_at) {
             (true, None, _) => Ok(true),
-            (true, Some(_), _) => {
-                Err("the child printed its completion line, then was killed".into())
+            // The parent's timed kill can land between the completion line and the exit.
+            (true, Some(_), None) => Ok(false),
+            (true, Some(_), Some(_)) => {
+                Err("the child printed its completion line, then killed itself".into())
             }
             (false, Some(ops), Some(k)) if k <= ops => Err(format!(
                 "the child was meant to die at file operation {k} but ran all {ops} to the end"
@@ -83,6 +89,7 @@ fn parse(out: &str, status: Option<std::process::ExitStatus>) -> Report {
 
 fn child(dir: &Path, seed: u64, from: usize, kill_at: u64, never: bool) -> Command {
     let mut c = Command::new(CHILD);
+    c.env_remove(NO_KILL_VAR);
     c.arg(dir)
         .arg(seed.to_string())
         .arg(STEPS.to_string())
@@ -207,6 +214,11 @@ pub fn run(round: u64) -> Tally {
             return tally;
         }
     };
+    // The check can fail: a child whose crash hook does not kill it is not counted.
+    if let Err(e) = hook_failure_is_caught(seed, ops) {
+        tally.lose(e);
+        return tally;
+    }
     // Every k (one in five under `Durability::Never` while that mode has a k-th operation),
     // then kills at random times.
     let states = &states;
@@ -274,6 +286,26 @@ pub fn run(round: u64) -> Tally {
         }
     }
     tally
+}
+
+/// Runs a child whose crash hook is disabled at the middle operation of the workload:
+/// the crash check must refuse it.
+fn hook_failure_is_caught(seed: u64, ops: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let k = ops.div_ceil(2);
+    let r = match child(dir.path(), seed, 0, k, false)
+        .env(NO_KILL_VAR, "1")
+        .output()
+    {
+        Ok(out) => parse(&String::from_utf8_lossy(&out.stdout), Some(out.status)),
+        Err(e) => return Err(format!("spawn: {e}")),
+    };
+    match r.crash_confirmed(Some(k)) {
+        Err(_) => Ok(()),
+        Ok(crashed) => Err(format!(
+            "a child whose crash hook did not kill it at op {k} was accepted (crashed={crashed}): {r:?}"
+        )),
+    }
 }
 
 /// One chain of crash sessions over one directory, then an uncrashed session that must
