@@ -183,9 +183,7 @@ fn a_failed_flush_stops_the_store_and_names_its_cause() {
             Action::Proceed
         }
     });
-    let db = Db::open(dir.path(), Options::new(2, Metric::L2).vfs(Arc::new(fs))).unwrap();
-    db.upsert(1, &[1.0, 2.0]).unwrap();
-    let e = db.flush().unwrap_err();
+    let (db, e) = failing_flush(dir.path(), fs);
     let Error::Poisoned { cause: Some(cause) } = &e else {
         panic!("expected Poisoned with a cause, got {e:?}");
     };
@@ -229,9 +227,7 @@ fn a_panicking_flush_stops_the_store_with_an_internal_error() {
         }
         Action::Proceed
     });
-    let db = Db::open(dir.path(), Options::new(2, Metric::L2).vfs(Arc::new(fs))).unwrap();
-    db.upsert(1, &[1.0, 2.0]).unwrap();
-    let e = db.flush().unwrap_err();
+    let (db, e) = failing_flush(dir.path(), fs);
     let Error::Poisoned { cause: Some(cause) } = &e else {
         panic!("expected Poisoned with a cause, got {e:?}");
     };
@@ -311,4 +307,17 @@ fn a_failed_periodic_sync_stops_the_store_and_names_its_cause() {
     let e = db.upsert(3, &[3.0, 3.0]).unwrap_err();
     let source = std::error::Error::source(&e).expect("the failed sync is the source");
     assert!(source.to_string().contains(".wal"), "{e:?}");
+}
+
+/// Opens a 2-d store over `fs`, writes one row and flushes: returns the store and the
+/// flush's error (which the test expects).
+fn failing_flush(dir: &std::path::Path, fs: strata::vfs::FaultVfs) -> (Db, Error) {
+    let db = Db::open(
+        dir,
+        Options::new(2, Metric::L2).vfs(std::sync::Arc::new(fs)),
+    )
+    .unwrap();
+    db.upsert(1, &[1.0, 2.0]).unwrap();
+    let e = db.flush().unwrap_err();
+    (db, e)
 }
