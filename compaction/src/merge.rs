@@ -108,12 +108,9 @@ pub fn merge(
     let mut cache = PayloadCache::default();
     for (n, &(_, src, row)) in origin.iter().enumerate() {
         let s = &sources[src as usize];
-        let v = s
-            .reader
-            .vector(row as usize)
-            .ok_or_else(|| invalid(s.reader.path(), "row out of range"))?;
-        vectors.extend_from_slice(v);
-        payloads.push(cache.payload(src, s.reader, row as usize)?);
+        let row = row as usize;
+        vectors.extend_from_slice(s.reader.vector_rows(row..row + 1)?);
+        payloads.push(cache.payload(src, s.reader, row)?);
         if n % 65_536 == 65_535 && !progress(Stage::Read, n as u64 + 1, origin.len() as u64) {
             return Ok(MergeOutcome::Stopped);
         }

@@ -289,9 +289,7 @@ impl Db {
     /// left the store as it was and is retried). `None` when nothing failed since open.
     pub fn background_error(&self) -> Option<Arc<Error>> {
         self.inner
-            .poisoned
-            .get()
-            .cloned()
+            .poison_cause()
             .or_else(|| self.inner.background_error.lock().clone())
     }
 

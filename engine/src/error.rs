@@ -188,10 +188,7 @@ impl Error {
         match self {
             Error::Io { path, source } => Error::Io {
                 path: path.clone(),
-                source: match source.raw_os_error() {
-                    Some(code) => std::io::Error::from_raw_os_error(code),
-                    None => std::io::Error::new(source.kind(), source.to_string()),
-                },
+                source: strata_vfs::copy_io_error(source),
             },
             Error::Corruption { path, offset, kind } => Error::Corruption {
                 path: path.clone(),

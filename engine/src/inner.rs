@@ -135,18 +135,17 @@ impl Inner {
     /// Converts a failed WAL call: the store stops (poisoned with this failure as the
     /// cause) unless the log refused the record before writing anything.
     pub fn wal_failed_locked(&self, e: strata_wal::Error) -> Error {
-        let refused = matches!(e, strata_wal::Error::RecordTooLarge { .. });
-        let already = matches!(e, strata_wal::Error::Poisoned);
-        let e = Error::from(e);
-        if already {
-            return Error::Poisoned {
+        match e {
+            strata_wal::Error::Poisoned => Error::Poisoned {
                 cause: self.poison_cause(),
-            };
+            },
+            strata_wal::Error::RecordTooLarge { .. } => Error::from(e),
+            e => {
+                let e = Error::from(e);
+                self.poison_locked(&e);
+                e
+            }
         }
-        if !refused {
-            self.poison_locked(&e);
-        }
-        e
     }
 
     /// [`Inner::wal_failed_locked`] for callers without the write lock.

@@ -397,6 +397,11 @@ fn single_thread_sweep(
     Ok(singles)
 }
 
+/// A setting's `ef` or `rerank` as printed (`exact` when unset).
+fn label(x: Option<usize>) -> String {
+    x.map_or("exact".to_string(), |v| v.to_string())
+}
+
 /// The all-threads figure of one setting.
 struct AllThreads {
     qps: f64,
@@ -439,7 +444,6 @@ impl Row<'_> {
         } else {
             ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
         };
-        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
         let rss_delta = rss - o.rss_before_open;
         println!(
             "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {:>12.1} {rss:>7.0} {rss_delta:>9.1}",
@@ -469,14 +473,13 @@ impl Row<'_> {
     /// The chart point of this setting.
     fn point(&self) -> crate::plot::Point {
         let sopts = self.sopts;
-        let label = |x: Option<usize>| x.map_or("exact".to_string(), |v| v.to_string());
-        let label = if sopts.exact {
+        let text = if sopts.exact {
             "exact".to_string()
         } else {
             format!("ef={} rr={}", label(sopts.ef), label(sopts.rerank))
         };
         crate::plot::Point {
-            label,
+            label: text,
             recall: self.recall,
             qps: self.qps(),
         }

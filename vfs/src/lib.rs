@@ -78,6 +78,15 @@ pub fn os() -> Arc<dyn Vfs> {
     Arc::new(OsVfs)
 }
 
+/// A copy of `e` (`io::Error` is not `Clone`): the same OS code, or the same kind and
+/// message. For keeping a failure while the original goes to the caller that hit it.
+pub fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
 /// A small deterministic random source (SplitMix64) for simulated faults and power cuts,
 /// so that a seed reproduces an image exactly.
 #[derive(Debug, Clone)]

@@ -24,8 +24,8 @@ pub struct Wal {
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
     poisoned: AtomicBool,
-    /// The failure that poisoned the log (the first one).
-    first_failure: OnceLock<Failure>,
+    /// The file and I/O failure that poisoned the log (the first one).
+    first_failure: OnceLock<(PathBuf, std::io::Error)>,
     fsyncs: AtomicU64,
     /// Mirror of `SyncState::synced`, readable while holding `active`.
     synced_lsn: AtomicU64,
@@ -39,15 +39,6 @@ struct Active {
     offset: u64,
     lsn_base: u64,
     buf: Vec<u8>,
-}
-
-/// A kept copy of the I/O failure that poisoned the log.
-#[derive(Debug)]
-struct Failure {
-    path: PathBuf,
-    kind: std::io::ErrorKind,
-    code: Option<i32>,
-    message: String,
 }
 
 struct SyncState {
@@ -87,12 +78,9 @@ impl Wal {
 
     /// Refuses every later write; `path` and `e` are kept as the first failure.
     fn poison(&self, path: &Path, e: &std::io::Error) {
-        let _ = self.first_failure.set(Failure {
-            path: path.to_path_buf(),
-            kind: e.kind(),
-            code: e.raw_os_error(),
-            message: e.to_string(),
-        });
+        let _ = self
+            .first_failure
+            .set((path.to_path_buf(), strata_vfs::copy_io_error(e)));
         self.poisoned.store(true, Ordering::Release);
         self.synced_cv.notify_all();
     }
@@ -100,12 +88,8 @@ impl Wal {
     /// The I/O failure that poisoned the log, as an error (a copy: same path, kind, OS
     /// code and message); `None` while the log takes writes.
     pub fn first_failure(&self) -> Option<Error> {
-        let f = self.first_failure.get()?;
-        let source = match f.code {
-            Some(code) => std::io::Error::from_raw_os_error(code),
-            None => std::io::Error::new(f.kind, f.message.clone()),
-        };
-        Some(Error::io(&f.path, source))
+        let (path, e) = self.first_failure.get()?;
+        Some(Error::io(path, strata_vfs::copy_io_error(e)))
     }
 
     /// Whether an earlier failure made the log refuse writes.

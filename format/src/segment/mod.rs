@@ -467,10 +467,10 @@ impl SegmentReader {
         bytemuck::try_cast_slice(self.section_bytes(SectionKind::Vectors)).unwrap_or(&[])
     }
 
-    /// The vector of `row`.
+    /// The vector of `row` (`None` past the last row; [`SegmentReader::vector_rows`]
+    /// says where).
     pub fn vector(&self, row: usize) -> Option<&[f32]> {
-        let d = self.dim();
-        self.vectors().get(row * d..(row + 1) * d)
+        self.vector_rows(row..row.saturating_add(1)).ok()
     }
 
     /// The vectors of `rows`, row-major; a range the vectors section does not hold is
