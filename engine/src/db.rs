@@ -10,7 +10,7 @@ use strata_compaction::{BuildReport, Reason, Stage};
 use strata_index::Metric;
 
 use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
-use crate::error::{Error, InvalidArgument, Result};
+use crate::error::{Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 use crate::inner::{apply, Inner};
 use crate::options::{Durability, Options, SearchOptions, WriteOptions};
 use crate::record::{Hit, Record};
@@ -175,6 +175,19 @@ impl Db {
         Ok(None)
     }
 
+    /// Checks an upsert of `vector` (with `payload`) without writing it: the checks
+    /// [`Db::write`] applies to each upsert (dimension, finite components, the norm bound
+    /// [`MAX_VECTOR_NORM`], payload size, a non-zero vector for cosine). Lets an importer
+    /// refuse a whole input before any of it is written.
+    pub fn check_upsert(
+        &self,
+        vector: &[f32],
+        payload: Option<&[u8]>,
+    ) -> std::result::Result<(), InvalidArgument> {
+        let mut v = vector.to_vec();
+        check_upsert(&mut v, payload, self.inner.dim, self.inner.metric)
+    }
+
     /// The `opts.k` nearest live records to `query`, nearest first.
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
         let mut q = query.to_vec();
@@ -333,35 +346,66 @@ impl Drop for Db {
     }
 }
 
-fn check_vector(v: &[f32], dim: usize) -> Result<()> {
+fn check_vector(v: &[f32], dim: usize) -> std::result::Result<(), InvalidArgument> {
     if v.len() != dim {
         return Err(InvalidArgument::DimensionMismatch {
             expected: dim,
             got: v.len(),
-        }
-        .into());
+        });
     }
     if let Some(index) = v.iter().position(|x| !x.is_finite()) {
-        return Err(InvalidArgument::NonFinite { index }.into());
+        return Err(InvalidArgument::NonFinite { index });
+    }
+    // In f64 the sum of squares of finite f32 components cannot overflow.
+    let norm = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
+    if norm > MAX_VECTOR_NORM {
+        return Err(InvalidArgument::NormTooLarge {
+            norm,
+            max: MAX_VECTOR_NORM,
+        });
     }
     Ok(())
 }
 
-/// Validates a batch (and normalises vectors for cosine) before anything is written.
-fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
+/// Checks one upsert (and normalises its vector for cosine).
+fn check_upsert(
+    vector: &mut [f32],
+    payload: Option<&[u8]>,
+    dim: usize,
+    metric: Metric,
+) -> std::result::Result<(), InvalidArgument> {
+    check_vector(vector, dim)?;
     let max = strata_format::segment::MAX_PAYLOAD_LEN;
-    for op in ops.iter_mut() {
+    if let Some(p) = payload.filter(|p| p.len() > max) {
+        return Err(InvalidArgument::PayloadTooLarge { len: p.len(), max });
+    }
+    if metric == Metric::Cosine && !strata_index::distance::normalize(vector) {
+        return Err(InvalidArgument::ZeroVector);
+    }
+    Ok(())
+}
+
+/// Validates a batch (and normalises vectors for cosine) before anything is written. A
+/// refused operation is named by its position and id ([`InvalidArgument::InBatch`]).
+fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
+    for (index, op) in ops.iter_mut().enumerate() {
         if let Op::Upsert {
-            vector, payload, ..
+            id,
+            vector,
+            payload,
         } = op
         {
-            check_vector(vector, dim)?;
-            if let Some(p) = payload.as_ref().filter(|p| p.len() > max) {
-                return Err(InvalidArgument::PayloadTooLarge { len: p.len(), max }.into());
-            }
-            if metric == Metric::Cosine && !strata_index::distance::normalize(vector) {
-                return Err(InvalidArgument::ZeroVector.into());
-            }
+            check_upsert(vector, payload.as_deref(), dim, metric).map_err(|reason| {
+                InvalidArgument::InBatch {
+                    index,
+                    id: *id,
+                    reason: Box::new(reason),
+                }
+            })?;
         }
     }
     // The log's own limit on the batch's own encoding: the log then never refuses it.

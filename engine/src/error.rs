@@ -3,15 +3,29 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// " on PATH", or nothing for an error that names no file.
+fn on_path(p: &std::path::Path) -> String {
+    if p.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", p.display())
+    }
+}
+
 /// Result alias of the engine.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that can go wrong in a store.
+///
+/// Each message names what failed at its own level; a lower-level cause (the OS error of
+/// [`Error::Io`], the first failure of [`Error::Poisoned`]) is the error's
+/// [`source`](std::error::Error::source) and is not repeated in the message. Print the
+/// whole chain (anyhow's `{:#}`, or walk `source()`) to see both.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system error on `path`.
-    #[error("I/O error on {}: {source}", path.display())]
+    #[error("I/O error{}", on_path(path))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -29,9 +43,10 @@ pub enum Error {
         /// What is wrong.
         kind: CorruptionKind,
     },
-    /// A caller-supplied value is unacceptable; nothing was changed.
+    /// A caller-supplied value is unacceptable; nothing was changed. The reason is part
+    /// of the message (it is not also the error's source).
     #[error("invalid argument: {0}")]
-    InvalidArgument(#[from] InvalidArgument),
+    InvalidArgument(InvalidArgument),
     /// Another process (or another handle in this one) has the store open.
     #[error("store {} is locked by another process (is it open elsewhere?)", path.display())]
     Locked {
@@ -82,6 +97,11 @@ pub enum CorruptionKind {
     Inconsistent(&'static str),
 }
 
+/// The largest Euclidean norm a stored or query vector may have. Squared L2 distances
+/// between vectors within it stay below `4e36` and inner products below `1e36`, far from
+/// `f32::MAX` (about `3.4e38`), so every distance is finite.
+pub const MAX_VECTOR_NORM: f64 = 1e18;
+
 /// Why an argument was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -119,6 +139,26 @@ pub enum InvalidArgument {
         /// The limit.
         max: usize,
     },
+    /// A vector whose Euclidean norm exceeds [`MAX_VECTOR_NORM`]: distances between such
+    /// vectors can overflow `f32`.
+    #[error("vector norm {norm:e} exceeds the limit of {max:e} (distances could overflow)")]
+    NormTooLarge {
+        /// The vector's norm (computed in `f64`).
+        norm: f64,
+        /// [`MAX_VECTOR_NORM`].
+        max: f64,
+    },
+    /// One operation of a write batch was refused (so the whole batch was): which one,
+    /// its id, and why.
+    #[error("batch row {index} (id {id}): {reason}")]
+    InBatch {
+        /// Position of the operation in the batch, from 0.
+        index: usize,
+        /// The operation's id.
+        id: u64,
+        /// Why it was refused.
+        reason: Box<InvalidArgument>,
+    },
     /// A dimension of zero or above the format's limit.
     #[error("dimension {0} is out of range (1..=65536)")]
     Dimension(usize),
@@ -134,6 +174,23 @@ pub enum InvalidArgument {
         /// Requested metric name.
         asked_metric: &'static str,
     },
+}
+
+impl InvalidArgument {
+    /// The reason itself: for [`InvalidArgument::InBatch`], the refused operation's reason;
+    /// otherwise `self`.
+    pub fn reason(&self) -> &InvalidArgument {
+        match self {
+            InvalidArgument::InBatch { reason, .. } => reason.reason(),
+            other => other,
+        }
+    }
+}
+
+impl From<InvalidArgument> for Error {
+    fn from(e: InvalidArgument) -> Self {
+        Error::InvalidArgument(e)
+    }
 }
 
 impl From<strata_format::Error> for Error {

@@ -57,7 +57,7 @@ mod async_db;
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
 pub use db::Db;
-pub use error::{CorruptionKind, Error, InvalidArgument, Result};
+pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use options::{
     CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
 };

@@ -11,18 +11,33 @@ fn wrong_dimension_is_invalid_argument_and_changes_nothing() {
     let e = db.upsert(2, &[1.0, 2.0, 3.0]).unwrap_err();
     assert!(
         matches!(
-            e,
-            Error::InvalidArgument(InvalidArgument::DimensionMismatch {
+            reason(&e),
+            Some(InvalidArgument::DimensionMismatch {
                 expected: 4,
                 got: 3
             })
         ),
         "{e}"
     );
-    // A batch with one bad vector is refused whole.
+    // A batch with one bad vector is refused whole, naming the operation and its id.
     let mut b = WriteBatch::new();
     b.upsert(3, &[0.0; 4]).delete(1).upsert(4, &[0.0; 5]);
-    assert!(matches!(db.write(b), Err(Error::InvalidArgument(_))));
+    let e = db.write(b).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::InvalidArgument(InvalidArgument::InBatch {
+                index: 2,
+                id: 4,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: batch row 2 (id 4): vector has dimension 5, the store has 4"
+    );
     assert!(matches!(
         db.search(&[0.0; 2], &SearchOptions::new(1)),
         Err(Error::InvalidArgument(_))
@@ -40,22 +55,18 @@ fn wrong_dimension_is_invalid_argument_and_changes_nothing() {
 fn non_finite_zero_and_oversized_inputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::new(2, Metric::Cosine)).unwrap();
+    let e = db.upsert(1, &[f32::NAN, 1.0]).unwrap_err();
     assert!(matches!(
-        db.upsert(1, &[f32::NAN, 1.0]),
-        Err(Error::InvalidArgument(InvalidArgument::NonFinite {
-            index: 0
-        }))
+        reason(&e),
+        Some(InvalidArgument::NonFinite { index: 0 })
     ));
-    assert!(matches!(
-        db.upsert(1, &[0.0, 0.0]),
-        Err(Error::InvalidArgument(InvalidArgument::ZeroVector))
-    ));
+    let e = db.upsert(1, &[0.0, 0.0]).unwrap_err();
+    assert!(matches!(reason(&e), Some(InvalidArgument::ZeroVector)));
     let big = vec![0u8; 70_000];
+    let e = db.upsert_with_payload(1, &[1.0, 0.0], &big).unwrap_err();
     assert!(matches!(
-        db.upsert_with_payload(1, &[1.0, 0.0], &big),
-        Err(Error::InvalidArgument(
-            InvalidArgument::PayloadTooLarge { .. }
-        ))
+        reason(&e),
+        Some(InvalidArgument::PayloadTooLarge { .. })
     ));
     assert_eq!(db.stats().unwrap().live_rows, 0);
 }
@@ -320,4 +331,73 @@ fn failing_flush(dir: &std::path::Path, fs: strata::vfs::FaultVfs) -> (Db, Error
     db.upsert(1, &[1.0, 2.0]).unwrap();
     let e = db.flush().unwrap_err();
     (db, e)
+}
+
+/// The reason of an invalid-argument error, looking inside a batch's refusal.
+fn reason(e: &Error) -> Option<&InvalidArgument> {
+    match e {
+        Error::InvalidArgument(a) => Some(a.reason()),
+        _ => None,
+    }
+}
+
+#[test]
+fn vectors_whose_distances_could_overflow_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(3, Metric::L2)).unwrap();
+    // Every component finite, but the squared distance between these two would be
+    // about 3.6e77: infinity in f32.
+    let e = db.upsert(1, &[3e38, 0.0, 0.0]).unwrap_err();
+    assert!(
+        matches!(reason(&e), Some(InvalidArgument::NormTooLarge { .. })),
+        "{e}"
+    );
+    let e = db
+        .search(&[0.0, -3e38, 0.0], &SearchOptions::new(1))
+        .unwrap_err();
+    assert!(matches!(
+        reason(&e),
+        Some(InvalidArgument::NormTooLarge { .. })
+    ));
+    // At the bound, the farthest pair's distance is still finite, exactly and via graph.
+    let edge = (strata::MAX_VECTOR_NORM * 0.999) as f32;
+    db.upsert(1, &[edge, 0.0, 0.0]).unwrap();
+    db.upsert(2, &[0.0, 0.0, 0.0]).unwrap();
+    db.upsert(3, &[1.0, 1.0, 1.0]).unwrap();
+    db.flush().unwrap();
+    for opts in [SearchOptions::new(3), SearchOptions::exact(3)] {
+        let hits = db.search(&[-edge, 0.0, 0.0], &opts).unwrap();
+        assert_eq!(hits.len(), 3);
+        assert!(hits.iter().all(|h| h.distance.is_finite()), "{hits:?}");
+    }
+}
+
+#[test]
+fn messages_do_not_repeat_their_source() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
+    let bad = db.upsert(1, &[f32::NAN, 0.0]).unwrap_err();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    // A store under a regular file: the OS refuses to create the directory.
+    let io = Db::open(file.join("store"), Options::new(2, Metric::L2))
+        .err()
+        .unwrap();
+    assert!(matches!(io, Error::Io { .. }), "{io}");
+    for e in [&bad, &io] {
+        let mut err: &dyn std::error::Error = e;
+        while let Some(src) = err.source() {
+            assert!(
+                !err.to_string().contains(&src.to_string()),
+                "{err} repeats its source {src}"
+            );
+            err = src;
+        }
+    }
+    assert_eq!(
+        bad.to_string(),
+        "invalid argument: batch row 0 (id 1): vector component 0 is not finite"
+    );
+    assert!(io.source().is_some(), "the OS error is the source");
 }
