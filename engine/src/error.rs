@@ -53,6 +53,23 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// The store is already open through another handle in this process (a store has
+    /// one writer at a time; share one [`Db`](crate::Db) with `Arc`).
+    #[error("store {} is already open in this process (share one handle, or close the other first)", path.display())]
+    AlreadyOpen {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// Creating a store in a directory that holds other files: a store never deletes or
+    /// overwrites a file it did not create, so it is only created in an empty (or new)
+    /// directory.
+    #[error("cannot create a store in {}: the directory is not empty and holds no store (found {entry:?})", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// One entry found in it.
+        entry: String,
+    },
     /// No store exists at `path` and no schema was given to create one.
     #[error("no store at {} (create one with a dimension and metric)", path.display())]
     NotFound {
@@ -254,6 +271,11 @@ impl Error {
             },
             Error::InvalidArgument(a) => Error::InvalidArgument(a.clone()),
             Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::AlreadyOpen { path } => Error::AlreadyOpen { path: path.clone() },
+            Error::NotAStore { path, entry } => Error::NotAStore {
+                path: path.clone(),
+                entry: entry.clone(),
+            },
             Error::NotFound { path } => Error::NotFound { path: path.clone() },
             Error::Poisoned { cause } => Error::Poisoned {
                 cause: cause.clone(),

@@ -72,8 +72,54 @@ pub fn list(fs: &dyn Vfs, dir: &Path) -> Result<Vec<(FileKind, u64, u64)>> {
     Ok(out)
 }
 
-/// Takes the store's exclusive lock; the returned guard holds it until dropped.
-pub fn lock(fs: &dyn Vfs, dir: &Path) -> Result<Box<dyn VfsLock>> {
+/// Store directories this process holds the lock of, with a count (two virtual file
+/// systems can use the same path): a refused lock on one of them is this process's own.
+static HELD: parking_lot::Mutex<Vec<(PathBuf, usize)>> = parking_lot::Mutex::new(Vec::new());
+
+/// The name a directory is registered under: canonical when it can be resolved.
+fn held_key(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The store's lock, held until dropped.
+pub struct StoreLock {
+    _guard: Box<dyn VfsLock>,
+    key: PathBuf,
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock();
+        if let Some(i) = held.iter().position(|(k, _)| *k == self.key) {
+            if let Some(entry) = held.get_mut(i) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    held.swap_remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// Takes the store's exclusive lock. Refused with [`Error::AlreadyOpen`] when this
+/// process holds it, [`Error::Locked`] when another does.
+pub fn lock(fs: &dyn Vfs, dir: &Path) -> Result<StoreLock> {
+    let key = held_key(dir);
+    let guard = lock_file(fs, dir).map_err(|e| match e {
+        Error::Locked { path } if HELD.lock().iter().any(|(k, _)| *k == key) => {
+            Error::AlreadyOpen { path }
+        }
+        other => other,
+    })?;
+    let mut held = HELD.lock();
+    match held.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 += 1,
+        None => held.push((key.clone(), 1)),
+    }
+    Ok(StoreLock { _guard: guard, key })
+}
+
+fn lock_file(fs: &dyn Vfs, dir: &Path) -> Result<Box<dyn VfsLock>> {
     let p = dir.join(LOCK);
     // NOTE: a flock belongs to the open file description, which a child process forked
     // by any thread of this process shares until it execs. A store closed and reopened

@@ -72,7 +72,7 @@ pub(crate) struct Inner {
     pub indexer: OnceLock<std::thread::Thread>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
-    pub _lock: Box<dyn strata_vfs::VfsLock>,
+    pub _lock: crate::files::StoreLock,
 }
 
 impl Inner {

@@ -24,13 +24,21 @@ use crate::version::Version;
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
-    if !exists(&dir.join(files::MANIFEST))? && opts.schema.is_none() {
+    let creating = !exists(&dir.join(files::MANIFEST))?;
+    if creating && opts.schema.is_none() {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
     }
+    if creating {
+        refuse_foreign_files(&*fs, dir)?;
+    }
     create_dir_durably(&*fs, dir)?;
     let lock = files::lock(&*fs, dir)?;
+    if creating {
+        // Another process may have created files between the check and the lock.
+        refuse_foreign_files(&*fs, dir)?;
+    }
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
     let (dim, metric) = check_schema(dir, &manifest, &opts)?;
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
@@ -76,6 +84,28 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         _lock: lock,
     })
+}
+
+/// Refuses to create a store in a directory that holds anything but what an interrupted
+/// create leaves (`LOCK`, `MANIFEST.tmp`): open-time cleanup removes numbered files, so it
+/// must only ever run in a store's own directory.
+fn refuse_foreign_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    if !fs.exists(dir).map_err(|e| Error::io(dir, e))? {
+        return Ok(());
+    }
+    let manifest_tmp = format!("{}.tmp", files::MANIFEST);
+    let entries = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    match entries
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| name != files::LOCK && *name != manifest_tmp)
+    {
+        Some(entry) => Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            entry,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The store's dimension and metric from its manifest; refuses options that asked for

@@ -401,3 +401,38 @@ fn messages_do_not_repeat_their_source() {
     );
     assert!(io.source().is_some(), "the OS error is the source");
 }
+
+#[test]
+fn creating_a_store_refuses_a_directory_with_other_files_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    std::fs::write(dir.path().join("000001.wal"), b"also mine").unwrap();
+    let e = Db::open(dir.path(), Options::new(2, Metric::L2))
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::NotAStore { .. }), "{e}");
+    assert_eq!(
+        std::fs::read(dir.path().join("000001.wal")).unwrap(),
+        b"also mine"
+    );
+    assert!(dir.path().join("notes.txt").exists());
+    assert!(!dir.path().join("MANIFEST").exists());
+    assert!(
+        !dir.path().join("LOCK").exists(),
+        "nothing was added either"
+    );
+    // What an interrupted create leaves (the lock file) does not stop a new create.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("LOCK"), b"").unwrap();
+    Db::open(fresh.path(), Options::new(2, Metric::L2))
+        .unwrap()
+        .close()
+        .unwrap();
+    // An existing store opens as before, whatever else its directory holds.
+    std::fs::write(fresh.path().join("notes.txt"), b"x").unwrap();
+    Db::open(fresh.path(), Options::existing())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert!(fresh.path().join("notes.txt").exists());
+}

@@ -41,8 +41,10 @@ fn second_process_gets_locked_error() {
 fn second_handle_in_the_same_process_is_refused_too() {
     let dir = tempfile::tempdir().unwrap();
     let _db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
-    assert!(matches!(
-        Db::open(dir.path(), Options::existing()),
-        Err(Error::Locked { .. })
-    ));
+    let e = Db::open(dir.path(), Options::existing()).err().unwrap();
+    assert!(matches!(e, Error::AlreadyOpen { .. }), "{e}");
+    assert!(
+        e.to_string().contains("already open in this process"),
+        "{e}"
+    );
 }
