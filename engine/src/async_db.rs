@@ -9,6 +9,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::options::{Options, SearchOptions};
 use crate::record::{Hit, Record};
+use crate::stats::{CompactionReport, Stats};
 
 /// A cloneable async handle over a [`Db`].
 #[derive(Clone)]
@@ -19,10 +20,7 @@ pub struct AsyncDb {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Io {
-            path: PathBuf::new(),
-            source: std::io::Error::other(e),
-        })?
+        .map_err(|e| Error::Internal(format!("a blocking task of the async handle failed: {e}")))?
 }
 
 impl AsyncDb {
@@ -42,6 +40,17 @@ impl AsyncDb {
     pub async fn upsert(&self, id: u64, vector: Vec<f32>) -> Result<()> {
         let db = self.db.clone();
         blocking(move || db.upsert(id, &vector)).await
+    }
+
+    /// See [`Db::upsert_with_payload`].
+    pub async fn upsert_with_payload(
+        &self,
+        id: u64,
+        vector: Vec<f32>,
+        payload: Vec<u8>,
+    ) -> Result<()> {
+        let db = self.db.clone();
+        blocking(move || db.upsert_with_payload(id, &vector, &payload)).await
     }
 
     /// See [`Db::delete`].
@@ -66,6 +75,46 @@ impl AsyncDb {
     pub async fn search(&self, query: Vec<f32>, opts: SearchOptions) -> Result<Vec<Hit>> {
         let db = self.db.clone();
         blocking(move || db.search(&query, &opts)).await
+    }
+
+    /// See [`Db::search_many`].
+    pub async fn search_many(
+        &self,
+        queries: Vec<Vec<f32>>,
+        opts: SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let db = self.db.clone();
+        blocking(move || {
+            let qs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+            db.search_many(&qs, &opts)
+        })
+        .await
+    }
+
+    /// See [`Db::len`].
+    pub async fn len(&self) -> Result<u64> {
+        let db = self.db.clone();
+        blocking(move || Ok(db.len())).await
+    }
+
+    /// See [`Db::stats`].
+    pub async fn stats(&self) -> Result<Stats> {
+        let db = self.db.clone();
+        blocking(move || db.stats()).await
+    }
+
+    /// See [`Db::compact`] (without a progress callback).
+    pub async fn compact(&self, full: bool) -> Result<Vec<CompactionReport>> {
+        let db = self.db.clone();
+        blocking(move || db.compact(full, &|_, _, _| true)).await
+    }
+
+    /// Flushes, syncs and stops background work ([`Db::close`]) even while other clones
+    /// of this handle exist: their later writes get [`Error::Closed`]. The store's lock
+    /// is released when the last clone is dropped.
+    pub async fn close(self) -> Result<()> {
+        let db = self.db;
+        blocking(move || db.shut_down()).await
     }
 
     /// See [`Db::flush`].

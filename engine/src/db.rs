@@ -15,7 +15,7 @@ use crate::inner::{apply, Inner};
 use crate::options::{Durability, Options, SearchOptions, WriteOptions};
 use crate::record::{Hit, Record};
 use crate::stats::{CompactionReport, Stats, WriteCounters, WriteStats};
-use crate::{compaction, flush, inventory, recovery, search};
+use crate::{compaction, flush, inventory, lookup, recovery, search};
 
 /// An open store. `Send + Sync`: share it with `Arc`. Dropping it without [`Db::close`]
 /// is a crash that the next open recovers from.
@@ -147,32 +147,50 @@ impl Db {
 
     /// The record `id`, if it exists.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
+        lookup::record(&self.inner.snapshot(), id)
+    }
+
+    /// Whether a live record `id` exists (cheaper than [`Db::get`]: reads no vector).
+    pub fn contains(&self, id: u64) -> bool {
+        lookup::contains(&self.inner.snapshot(), id)
+    }
+
+    /// Live records (counted over the memtables, so linear in their rows).
+    pub fn len(&self) -> u64 {
+        lookup::live_rows(&self.inner.snapshot())
+    }
+
+    /// Whether the store holds no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`Db::search`] for many queries, run in parallel (on the store's search threads,
+    /// else rayon's global pool), each over the same snapshot. Results are in query order;
+    /// the first refused query fails the call.
+    pub fn search_many(&self, queries: &[&[f32]], opts: &SearchOptions) -> Result<Vec<Vec<Hit>>> {
+        use rayon::prelude::*;
         let v = self.inner.snapshot();
-        for m in &v.memtables {
-            match m.lookup_at(id, v.seq) {
-                Some(Some(row)) => {
-                    return Ok(Some(Record {
-                        id,
-                        vector: row.vector.to_vec(),
-                        payload: row.payload.as_ref().map(|p| p.to_vec()),
-                    }))
-                }
-                Some(None) => return Ok(None),
-                None => {}
-            }
+        let metric = self.inner.metric;
+        let one = |q: &&[f32]| {
+            let q = self.prepare_query(q)?;
+            search::search(&v, metric, &q, opts, false)
+        };
+        let run = || queries.par_iter().map(one).collect::<Result<Vec<_>>>();
+        match &self.inner.search_pool {
+            Some(pool) => pool.install(run),
+            None => run(),
         }
-        for s in &v.segments {
-            if let Some(row) = s.live_row(id) {
-                let vector = s.reader.vector_rows(row..row + 1)?.to_vec();
-                let payload = s.reader.payload(row)?;
-                return Ok(Some(Record {
-                    id,
-                    vector,
-                    payload,
-                }));
-            }
+    }
+
+    /// A query checked like a stored vector and normalised for cosine.
+    fn prepare_query(&self, query: &[f32]) -> Result<Vec<f32>> {
+        let mut q = query.to_vec();
+        check_vector(&q, self.inner.dim)?;
+        if self.inner.metric == Metric::Cosine && !strata_index::distance::normalize(&mut q) {
+            return Err(InvalidArgument::ZeroVector.into());
         }
-        Ok(None)
+        Ok(q)
     }
 
     /// Checks an upsert of `vector` (with `payload`) without writing it: the checks
@@ -190,11 +208,7 @@ impl Db {
 
     /// The `opts.k` nearest live records to `query`, nearest first.
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
-        let mut q = query.to_vec();
-        check_vector(&q, self.inner.dim)?;
-        if self.inner.metric == Metric::Cosine && !strata_index::distance::normalize(&mut q) {
-            return Err(InvalidArgument::ZeroVector.into());
-        }
+        let q = self.prepare_query(query)?;
         let v = self.inner.snapshot();
         let metric = self.inner.metric;
         // PERF: a small store, or a one-thread budget, is scanned on the caller's thread:
@@ -243,6 +257,12 @@ impl Db {
 
     /// Flushes, stops background work and releases the lock.
     pub fn close(self) -> Result<()> {
+        self.shut_down()
+    }
+
+    /// Flushes, syncs the log and stops background work; later writes get
+    /// [`Error::Closed`]. The lock goes with the last reference to this handle.
+    pub(crate) fn shut_down(&self) -> Result<()> {
         let res = self
             .flush()
             .and_then(|()| self.inner.wal.sync().map_err(|e| self.inner.wal_failed(e)));

@@ -38,6 +38,7 @@ mod flush;
 mod inner;
 mod inventory;
 mod live_segment;
+mod lookup;
 mod memtable;
 mod options;
 mod priority;

@@ -238,6 +238,9 @@ pub struct SearchOptions {
     /// Candidates of the graph walk re-scored exactly with full vectors (at least `k`).
     /// `None`: [`SearchOptions::DEFAULT_RERANK`].
     pub rerank: Option<usize>,
+    /// Return each hit's payload ([`Hit::payload`](crate::Hit)), read from the same
+    /// snapshot as the search.
+    pub with_payload: bool,
 }
 
 impl SearchOptions {
@@ -253,6 +256,7 @@ impl SearchOptions {
             exact: false,
             ef: None,
             rerank: None,
+            with_payload: false,
         }
     }
 

@@ -1,12 +1,15 @@
 //! The public record types: a stored [`Record`] and a search [`Hit`].
 
 /// A search result.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     /// Record id.
     pub id: u64,
     /// Distance to the query (squared L2, `-dot`, or `1 - cos`; smaller is nearer).
     pub distance: f32,
+    /// The record's payload, when [`SearchOptions::with_payload`](crate::SearchOptions)
+    /// asked for it and the record has one.
+    pub payload: Option<Vec<u8>>,
 }
 
 /// A stored record.

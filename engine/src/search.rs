@@ -77,11 +77,19 @@ pub(crate) fn search(
     Ok(top
         .into_sorted()
         .into_iter()
-        .map(|n| Hit {
-            id: n.id,
-            distance: n.distance,
+        .map(|n| {
+            let payload = if opts.with_payload {
+                crate::lookup::payload(v, n.id)?
+            } else {
+                None
+            };
+            Ok(Hit {
+                id: n.id,
+                distance: n.distance,
+                payload,
+            })
         })
-        .collect())
+        .collect::<Result<Vec<Hit>>>()?)
 }
 
 fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {

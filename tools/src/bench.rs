@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use strata::{Db, Durability, Options, SearchOptions};
 
+use crate::import::{write_rows, Plan};
 use crate::input::VectorFile;
-use crate::ops::import_rows;
 use crate::MetricArg;
 
 /// Arguments of `strata bench`.
@@ -201,7 +201,7 @@ fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
         .build_device(a.build_device);
     let db = Db::open(dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut base = VectorFile::open(&a.base)?;
-    let rows = import_rows(&db, &mut base, 0, 10_000)?;
+    let rows = write_rows(&db, &mut base, &Plan::all(10_000))?.written;
     eprintln!("imported {rows} rows");
     let import_s = t.elapsed().as_secs_f64();
     db.flush()?;
@@ -359,10 +359,9 @@ fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
     for &ef in &a.ef {
         for &rerank in &a.rerank {
             settings.push(SearchOptions {
-                k: a.k,
-                exact: false,
                 ef: Some(ef),
                 rerank: Some(rerank),
+                ..SearchOptions::new(a.k)
             });
         }
     }

@@ -210,7 +210,7 @@ impl Demo {
             .durability(Durability::Always)
             .memtable_bytes(4 << 20);
         let db = Db::open(&self.dir, opts)?;
-        let pb = progress::bar(rows as u64, "ingest");
+        let pb = progress::rows(rows as u64, "ingest");
         let t = Instant::now();
         for (start, chunk) in (0..).step_by(1000).zip(self.data.chunks(1000)) {
             let mut b = WriteBatch::new();

@@ -1,5 +1,6 @@
 //! Readers for vector files: `.fvecs`, `.bvecs`, `.ivecs` (TEXMEX), `.npy` (float32, 2-D,
-//! C order) and JSON lines (`{"id": u64, "vector": [...], "payload": any}`).
+//! C order), JSON lines (`.jsonl`, `.ndjson`: one `{"id": u64, "vector": [...],
+//! "payload": any}` per line) and `.json` (JSON lines, or one array of such objects).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -21,9 +22,17 @@ enum Kind {
     Fvecs,
     Bvecs,
     Ivecs,
-    Npy { dim: usize, rows: u64 },
+    Npy {
+        dim: usize,
+        rows: u64,
+    },
     Jsonl,
+    /// A `.json` file holding one array: its objects, in order.
+    JsonArray(std::vec::IntoIter<serde_json::Value>),
 }
+
+/// The extensions [`VectorFile::open`] reads, for help and error texts.
+pub const EXTENSIONS: &str = ".fvecs, .bvecs, .ivecs, .npy, .jsonl, .ndjson or .json";
 
 /// A streaming reader of rows.
 pub struct VectorFile {
@@ -34,6 +43,8 @@ pub struct VectorFile {
     /// File length, for progress.
     pub bytes: u64,
     line: String,
+    /// Lines read so far (JSON lines): the line of the latest row.
+    line_no: u64,
 }
 
 impl VectorFile {
@@ -54,9 +65,18 @@ impl VectorFile {
             "ivecs" => Kind::Ivecs,
             "npy" => read_npy_header(&mut reader)
                 .with_context(|| format!("{} is not a 2-D float32 .npy file", path.display()))?,
-            "jsonl" | "json" | "ndjson" => Kind::Jsonl,
+            "jsonl" | "ndjson" => Kind::Jsonl,
+            "json" if starts_with_bracket(&mut reader)? => {
+                let all: serde_json::Value = serde_json::from_reader(&mut reader)
+                    .map_err(|e| anyhow!("{}: {}", path.display(), json_error(&e, 0)))?;
+                match all {
+                    serde_json::Value::Array(rows) => Kind::JsonArray(rows.into_iter()),
+                    _ => bail!("{}: expected an array of objects", path.display()),
+                }
+            }
+            "json" => Kind::Jsonl,
             _ => bail!(
-                "{}: unknown input format (use .fvecs, .bvecs, .ivecs, .npy or .jsonl)",
+                "{}: unknown input format (use {EXTENSIONS})",
                 path.display()
             ),
         };
@@ -67,7 +87,25 @@ impl VectorFile {
             row: 0,
             bytes,
             line: String::new(),
+            line_no: 0,
         })
+    }
+
+    /// Whether reading can go on after a bad row (JSON: the next line or object is
+    /// independent; binary formats lose their place).
+    pub fn can_continue(&self) -> bool {
+        matches!(self.kind, Kind::Jsonl | Kind::JsonArray(_))
+    }
+
+    /// Where the latest row is, for messages: `line L` (from 1) for JSON lines, `object
+    /// N` (from 0) in a JSON array, else `row R` (from 0, the row number ids default to).
+    pub fn position(&self) -> String {
+        let row = self.row.saturating_sub(1);
+        match self.kind {
+            Kind::Jsonl => format!("line {}", self.line_no),
+            Kind::JsonArray(_) => format!("object {row}"),
+            _ => format!("row {row}"),
+        }
     }
 
     /// Rows read so far.
@@ -104,6 +142,10 @@ impl VectorFile {
                 }
             }
             Kind::Jsonl => self.jsonl()?,
+            Kind::JsonArray(ref mut rows) => match rows.next() {
+                None => None,
+                Some(v) => Some(self.json_row(&v)?),
+            },
         };
         if out.is_some() {
             self.row += 1;
@@ -142,12 +184,23 @@ impl VectorFile {
             if self.reader.read_line(&mut self.line)? == 0 {
                 return Ok(None);
             }
+            self.line_no += 1;
             if !self.line.trim().is_empty() {
                 break;
             }
         }
-        let v: serde_json::Value =
-            serde_json::from_str(&self.line).with_context(|| self.at("invalid JSON"))?;
+        let v: serde_json::Value = serde_json::from_str(&self.line).map_err(|e| {
+            anyhow!(
+                "{}: {}",
+                self.path.display(),
+                json_error(&e, self.line_no - 1)
+            )
+        })?;
+        self.json_row(&v).map(Some)
+    }
+
+    /// The row of one JSON object.
+    fn json_row(&self, v: &serde_json::Value) -> Result<Row> {
         let id = match v.get("id") {
             None | Some(serde_json::Value::Null) => None,
             Some(x) => Some(x.as_u64().ok_or_else(|| {
@@ -166,15 +219,21 @@ impl VectorFile {
             None | Some(serde_json::Value::Null) => None,
             Some(p) => Some(serde_json::to_vec(p)?),
         };
-        Ok(Some(Row {
+        Ok(Row {
             id,
             vector,
             payload,
-        }))
+        })
     }
 
+    /// "FILE POSITION: what" for the row being read.
     fn at(&self, what: &str) -> String {
-        format!("{} row {}: {what}", self.path.display(), self.row)
+        let pos = match self.kind {
+            Kind::Jsonl => format!("line {}", self.line_no),
+            Kind::JsonArray(_) => format!("object {}", self.row),
+            _ => format!("row {}", self.row),
+        };
+        format!("{} {pos}: {what}", self.path.display())
     }
 
     /// Reads every row's vector (for queries and ground truth).
@@ -192,6 +251,37 @@ impl VectorFile {
         }
         Ok(out)
     }
+}
+
+/// Whether the first non-blank byte is `[` (a JSON array rather than JSON lines).
+fn starts_with_bracket(r: &mut BufReader<File>) -> Result<bool> {
+    loop {
+        let buf = r.fill_buf()?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let bracket = buf.get(i) == Some(&b'[');
+                return Ok(bracket);
+            }
+            None if buf.is_empty() => return Ok(false),
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+}
+
+/// A JSON parse error as "line L, column C: what", with `lines_before` added to the
+/// parser's line (which counts within the text it was given).
+fn json_error(e: &serde_json::Error, lines_before: u64) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&suffix).unwrap_or(&text);
+    format!(
+        "line {}, column {}: invalid JSON: {what}",
+        e.line() as u64 + lines_before,
+        e.column()
+    )
 }
 
 fn read_npy_header(r: &mut impl Read) -> Result<Kind> {

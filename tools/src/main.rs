@@ -5,6 +5,7 @@ mod build_report;
 mod churn;
 mod compact;
 mod demo;
+mod import;
 mod input;
 mod ops;
 mod plot;
@@ -110,10 +111,22 @@ enum Command {
         #[arg(long, value_enum)]
         metric: MetricArg,
     },
-    /// Import vectors from .fvecs, .bvecs, .npy (float32, 2-D) or JSON lines.
+    /// Import vectors from .fvecs, .bvecs, .ivecs (TEXMEX), .npy (float32, 2-D), JSON
+    /// lines (.jsonl, .ndjson, .json) or a JSON array (.json).
     ///
-    /// Ids are row numbers (plus --ids-from) unless a JSON line gives "id". A JSON line's
-    /// "payload" (any JSON value) is stored with the record. Existing ids are replaced.
+    /// A JSON row is {"id": u64, "vector": [numbers], "payload": any JSON}; "id" and
+    /// "payload" are optional. Ids are row numbers (from 0, plus --ids-from) unless the
+    /// rows give "id": either every row gives one or none does. Existing ids are
+    /// replaced; an id given twice keeps the later row (and is reported).
+    ///
+    /// The whole file is checked first (format, dimension, finite values, the norm
+    /// bound, payload size, ids), so bad input writes nothing; --skip-bad-rows writes the
+    /// good rows instead and counts the bad ones. Rows are then written in atomic batches.
+    /// If writing stops (a full disk), the error says which input rows are committed and
+    /// the --from-row that continues. If the import is killed, what it committed stays
+    /// (in the write-ahead log until indexed): `strata flush DIR` indexes it, and
+    /// rerunning the same import (the ids are the same) or --from-row finishes it.
+    /// Progress goes to standard error (a bar on a terminal, a line per tenth otherwise).
     Import {
         /// Store directory.
         dir: PathBuf,
@@ -128,12 +141,21 @@ enum Command {
         /// Rows per atomic batch.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// Write the rows the store accepts and skip (and count) the others, instead of
+        /// refusing the whole file.
+        #[arg(long)]
+        skip_bad_rows: bool,
+        /// Start writing at this input row (0-based; earlier rows are read, not written),
+        /// to continue an import that stopped.
+        #[arg(long, default_value_t = 0)]
+        from_row: u64,
         /// Where to build the indexes of flushed segments: auto (a GPU when this binary
         /// has the `gpu` feature, one is present and the segment is large), cpu, or gpu.
         #[arg(long, default_value = "auto")]
         build_device: strata::BuildDevice,
     },
-    /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}.
+    /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}
+    /// (with --with-payload, then "payloads": [...]).
     Search {
         /// Store directory.
         dir: PathBuf,
@@ -153,6 +175,16 @@ enum Command {
         /// Graph candidates re-scored exactly with full vectors (default 100).
         #[arg(long)]
         rerank: Option<usize>,
+        /// Add each hit's payload: a "payloads" array beside "ids" (JSON payloads as
+        /// JSON, other bytes as a string or byte array, null for none).
+        #[arg(long)]
+        with_payload: bool,
+    },
+    /// Index the rows that are only in the write-ahead log (after an interrupted import
+    /// or a crash): writes them to a segment, so searches use its graph index.
+    Flush {
+        /// Store directory.
+        dir: PathBuf,
     },
     /// Print one record as JSON.
     Get {
@@ -161,7 +193,8 @@ enum Command {
         /// Record id.
         id: u64,
     },
-    /// Delete records by id.
+    /// Delete records by id; reports how many were deleted and how many were not found
+    /// (absent or already deleted).
     Delete {
         /// Store directory.
         dir: PathBuf,
@@ -240,8 +273,21 @@ fn main() -> ExitCode {
             ids_from,
             sync,
             batch,
+            skip_bad_rows,
+            from_row,
             build_device,
-        } => ops::import(&dir, &file, ids_from, sync.into(), batch, build_device),
+        } => import::run(
+            &dir,
+            &file,
+            &import::Plan {
+                ids_from,
+                batch_rows: batch.max(1),
+                skip_bad_rows,
+                from_row,
+            },
+            sync.into(),
+            build_device,
+        ),
         Command::Search {
             dir,
             queries,
@@ -249,6 +295,7 @@ fn main() -> ExitCode {
             exact,
             ef,
             rerank,
+            with_payload,
         } => ops::search(
             &dir,
             &queries,
@@ -257,9 +304,11 @@ fn main() -> ExitCode {
                 exact,
                 ef,
                 rerank,
+                with_payload,
             },
         ),
         Command::Get { dir, id } => ops::get(&dir, id),
+        Command::Flush { dir } => ops::flush(&dir),
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Verify { dir } => ops::verify(&dir),

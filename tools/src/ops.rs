@@ -8,7 +8,6 @@ use serde_json::json;
 use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
 
 use crate::input::VectorFile;
-use crate::progress;
 
 /// Opens for a command that reads or makes a small change: no background compaction
 /// (`strata compact` is the explicit way).
@@ -32,95 +31,62 @@ pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
     Ok(())
 }
 
-pub fn import(
-    dir: &Path,
-    file: &Path,
-    ids_from: u64,
-    sync: strata::Durability,
-    batch_rows: usize,
-    device: strata::BuildDevice,
-) -> Result<()> {
-    let mut input = VectorFile::open(file)?;
-    let opts = Options::existing().build_device(device).durability(sync);
-    let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
-    let start = std::time::Instant::now();
-    let n = import_rows(&db, &mut input, ids_from, batch_rows.max(1))?;
-    db.flush()?;
-    crate::build_report::print_all(&db.build_reports());
-    db.close()?;
-    eprintln!(
-        "imported {n} rows from {} in {:.2?}",
-        file.display(),
-        start.elapsed()
-    );
-    Ok(())
-}
-
-/// Writes every row of `input` in batches; returns the number of rows.
-pub fn import_rows(
-    db: &Db,
-    input: &mut VectorFile,
-    ids_from: u64,
-    batch_rows: usize,
-) -> Result<u64> {
-    let pb = progress::bytes_bar(input.bytes, "import");
-    let approx_row_bytes = (db.dim() * 4 + 4) as u64;
-    let mut batch = WriteBatch::new();
-    let mut first_row = 0;
-    while let Some(row) = input.next_row()? {
-        let r = input.rows_read() - 1;
-        if row.vector.len() != db.dim() {
-            bail!(
-                "row {r} of the input has dimension {}, the store has {}",
-                row.vector.len(),
-                db.dim()
-            );
-        }
-        let id = row.id.unwrap_or(ids_from + r);
-        match &row.payload {
-            Some(p) => batch.upsert_with_payload(id, &row.vector, p),
-            None => batch.upsert(id, &row.vector),
-        };
-        if batch.len() >= batch_rows {
-            db.write(std::mem::take(&mut batch))
-                .with_context(|| format!("writing rows {first_row}..={r}"))?;
-            first_row = r + 1;
-            pb.set_position(input.rows_read() * approx_row_bytes);
-        }
-    }
-    if !batch.is_empty() {
-        db.write(batch)
-            .with_context(|| format!("writing rows from {first_row}"))?;
-    }
-    pb.finish_and_clear();
-    Ok(input.rows_read())
-}
-
 pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
     let db = open(dir)?;
     let qs = VectorFile::read_all(queries)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // A query is checked as a stored vector would be (dimension, values, norm).
     for (row, q) in qs.iter().enumerate() {
-        if q.len() != db.dim() {
-            bail!(
-                "query {row} has dimension {}, the store has {}",
-                q.len(),
-                db.dim()
-            );
+        db.check_upsert(q, None)
+            .with_context(|| format!("query {row} is refused"))?;
+    }
+    let unindexed = db.stats()?.memtable_rows;
+    if unindexed >= UNINDEXED_NOTE_ROWS {
+        eprintln!(
+            "note: {unindexed} rows are only in the write-ahead log and are scanned without an \
+             index; `strata flush {}` indexes them",
+            dir.display()
+        );
+    }
+    // Queries run in parallel, a chunk at a time, and print in order.
+    let mut row = 0;
+    for chunk in qs.chunks(1024) {
+        let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+        for hits in db.search_many(&refs, opts)? {
+            write_hits(&mut out, row, hits, opts.with_payload)?;
+            row += 1;
         }
-        let hits = db.search(q, opts).with_context(|| format!("query {row}"))?;
-        let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
-        let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
-        // Keys in the documented order: query, ids, distances.
-        writeln!(
-            out,
-            "{{\"query\": {row}, \"ids\": {}, \"distances\": {}}}",
-            serde_json::to_string(&ids)?,
-            serde_json::to_string(&distances)?
-        )?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Memtable rows from which `search` suggests `strata flush`.
+const UNINDEXED_NOTE_ROWS: u64 = 10_000;
+
+/// One query's JSON line.
+fn write_hits(
+    out: &mut impl Write,
+    row: usize,
+    hits: Vec<strata::Hit>,
+    with_payload: bool,
+) -> Result<()> {
+    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
+    // Keys in the documented order: query, ids, distances (then payloads).
+    write!(
+        out,
+        "{{\"query\": {row}, \"ids\": {}, \"distances\": {}",
+        serde_json::to_string(&ids)?,
+        serde_json::to_string(&distances)?
+    )?;
+    if with_payload {
+        let payloads: Vec<serde_json::Value> =
+            hits.into_iter().map(|h| payload_json(h.payload)).collect();
+        write!(out, ", \"payloads\": {}", serde_json::to_string(&payloads)?)?;
+    }
+    writeln!(out, "}}")?;
     Ok(())
 }
 
@@ -129,16 +95,34 @@ pub fn get(dir: &Path, id: u64) -> Result<()> {
     let Some(r) = db.get(id)? else {
         bail!("no record with id {id}")
     };
-    let payload = match r.payload {
+    println!(
+        "{}",
+        json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload)})
+    );
+    Ok(())
+}
+
+/// A payload as JSON: itself when it is JSON text, else a string (UTF-8) or an array of
+/// bytes; null when there is none.
+fn payload_json(p: Option<Vec<u8>>) -> serde_json::Value {
+    match p {
         None => serde_json::Value::Null,
         Some(p) => serde_json::from_slice(&p).unwrap_or_else(|_| match String::from_utf8(p) {
             Ok(s) => json!(s),
             Err(e) => json!(e.into_bytes()),
         }),
-    };
-    println!(
-        "{}",
-        json!({"id": r.id, "vector": r.vector, "payload": payload})
+    }
+}
+
+pub fn flush(dir: &Path) -> Result<()> {
+    let db = open(dir)?;
+    let before = db.stats()?;
+    db.flush()?;
+    crate::build_report::print_all(&db.build_reports());
+    db.close()?;
+    eprintln!(
+        "flushed {} rows from the write-ahead log into segments",
+        before.memtable_rows
     );
     Ok(())
 }
@@ -161,7 +145,14 @@ pub fn delete(dir: &Path, mut ids: Vec<u64>, ids_file: Option<&Path>) -> Result<
         bail!("no ids given (pass ids or --ids-file)");
     }
     let db = open(dir)?;
-    for chunk in ids.chunks(10_000) {
+    // This command holds the store's only writer, so what `contains` says holds until
+    // the delete is written.
+    let mut seen = std::collections::HashSet::new();
+    let (found, not_found): (Vec<u64>, Vec<u64>) = ids
+        .into_iter()
+        .filter(|id| seen.insert(*id))
+        .partition(|&id| db.contains(id));
+    for chunk in found.chunks(10_000) {
         let mut b = WriteBatch::new();
         chunk.iter().for_each(|&id| {
             b.delete(id);
@@ -169,7 +160,11 @@ pub fn delete(dir: &Path, mut ids: Vec<u64>, ids_file: Option<&Path>) -> Result<
         db.write(b)?;
     }
     db.close()?;
-    eprintln!("deleted {} ids", ids.len());
+    eprintln!(
+        "deleted {} records; {} ids not found (absent or already deleted)",
+        found.len(),
+        not_found.len()
+    );
     Ok(())
 }
 

@@ -152,7 +152,68 @@ fn async_facade_writes_searches_and_reads() {
         assert!(db.get(1).await.unwrap().is_none());
         let err = db.upsert(4, vec![1.0]).await.unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)));
+        db.upsert_with_payload(5, vec![0.5, 0.5], b"five".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(db.len().await.unwrap(), 3);
+        let many = db
+            .search_many(vec![vec![0.5, 0.5], vec![0.0, 1.0]], SearchOptions::new(1))
+            .await
+            .unwrap();
+        assert_eq!(many.iter().map(|h| h[0].id).collect::<Vec<_>>(), vec![5, 2]);
+        assert!(db.compact(true).await.unwrap().len() <= 1);
+        assert_eq!(db.stats().await.unwrap().live_rows, 3);
+        // A clean close while another clone exists: the clone's writes are refused, and
+        // once it is dropped the store reopens with everything.
+        let other = db.clone();
+        db.close().await.unwrap();
+        assert!(matches!(
+            other.upsert(6, vec![1.0, 1.0]).await,
+            Err(Error::Closed)
+        ));
+        drop(other);
+        let db = Db::open(dir.path(), Options::existing()).unwrap();
+        assert_eq!(db.len(), 3);
+        assert_eq!(db.get(5).unwrap().unwrap().payload.unwrap(), b"five");
     });
+}
+
+#[test]
+fn search_many_len_contains_and_payloads_on_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
+    assert!(db.is_empty());
+    for i in 0..50u64 {
+        db.upsert_with_payload(i, &[i as f32, 0.0], format!("p{i}").as_bytes())
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.upsert(50, &[50.0, 0.0]).unwrap(); // in the memtable, no payload
+    db.delete(7).unwrap();
+    assert_eq!(db.len(), 50);
+    assert!(db.contains(6) && !db.contains(7) && db.contains(50) && !db.contains(99));
+    let qs: Vec<Vec<f32>> = (0..51).map(|i| vec![i as f32 + 0.1, 0.0]).collect();
+    let refs: Vec<&[f32]> = qs.iter().map(Vec::as_slice).collect();
+    let opts = SearchOptions {
+        with_payload: true,
+        ..SearchOptions::new(1)
+    };
+    let many = db.search_many(&refs, &opts).unwrap();
+    for (i, hits) in many.iter().enumerate() {
+        // Each answer is the one search gives for that query alone.
+        assert_eq!(hits, &db.search(&qs[i], &opts).unwrap(), "query {i}");
+    }
+    assert_eq!(many[6][0].payload.as_deref(), Some(&b"p6"[..]));
+    assert_eq!(many[7][0].id, 8, "the deleted row is not found");
+    assert_eq!(many[50][0].id, 50);
+    assert_eq!(many[50][0].payload, None);
+    let plain = db.search(&qs[6], &SearchOptions::new(1)).unwrap();
+    assert_eq!(plain[0].payload, None, "payloads only on request");
+    let bad: Vec<&[f32]> = vec![&[0.0, 0.0], &[1.0]];
+    assert!(matches!(
+        db.search_many(&bad, &opts),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]

@@ -1,0 +1,74 @@
+//! Point reads over a snapshot: where the live row of an id is, and its record or payload.
+
+use crate::error::Result;
+use crate::live_segment::LiveSegment;
+use crate::memtable::MemRow;
+use crate::record::Record;
+use crate::version::Version;
+
+/// Where the live row of an id is in a snapshot.
+enum Found<'a> {
+    Memtable(&'a MemRow),
+    Segment(&'a LiveSegment, usize),
+}
+
+/// The live row of `id` in `v`: the newest memtable that mentions it decides (a delete
+/// there hides older segments); otherwise the newest segment holding it live.
+fn find(v: &Version, id: u64) -> Option<Found<'_>> {
+    for m in &v.memtables {
+        match m.lookup_at(id, v.seq) {
+            Some(Some(row)) => return Some(Found::Memtable(row)),
+            Some(None) => return None,
+            None => {}
+        }
+    }
+    v.segments
+        .iter()
+        .find_map(|s| s.live_row(id).map(|row| Found::Segment(s, row)))
+}
+
+/// Whether `id` is live in `v`.
+pub(crate) fn contains(v: &Version, id: u64) -> bool {
+    find(v, id).is_some()
+}
+
+/// The record `id` in `v`.
+pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
+    Ok(match find(v, id) {
+        None => None,
+        Some(Found::Memtable(row)) => Some(Record {
+            id,
+            vector: row.vector.to_vec(),
+            payload: row.payload.as_ref().map(|p| p.to_vec()),
+        }),
+        Some(Found::Segment(s, row)) => Some(Record {
+            id,
+            vector: s.reader.vector_rows(row..row + 1)?.to_vec(),
+            payload: s.reader.payload(row)?,
+        }),
+    })
+}
+
+/// The payload of `id` in `v` (`None` when it has none or is not live).
+pub(crate) fn payload(v: &Version, id: u64) -> Result<Option<Vec<u8>>> {
+    Ok(match find(v, id) {
+        None => None,
+        Some(Found::Memtable(row)) => row.payload.as_ref().map(|p| p.to_vec()),
+        Some(Found::Segment(s, row)) => s.reader.payload(row)?,
+    })
+}
+
+/// Live records in `v`: segment rows not deleted plus memtable rows visible.
+pub(crate) fn live_rows(v: &Version) -> u64 {
+    let segments: u64 = v
+        .segments
+        .iter()
+        .map(|s| (s.reader.rows() - s.deleted.count()) as u64)
+        .sum();
+    let memtables: u64 = v
+        .memtables
+        .iter()
+        .map(|m| m.visible_rows(v.seq) as u64)
+        .sum();
+    segments + memtables
+}

@@ -1,0 +1,313 @@
+//! `strata import`: checks a whole input file, then writes it in atomic batches, and says
+//! exactly which rows are committed when it stops early.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use strata::{Db, InvalidArgument, Options, WriteBatch};
+
+use crate::input::{Row, VectorFile};
+use crate::progress;
+
+/// How to import.
+pub struct Plan {
+    /// Id of input row 0 when rows give no ids.
+    pub ids_from: u64,
+    /// Rows per atomic batch.
+    pub batch_rows: usize,
+    /// Skip rows the store refuses (and unreadable JSON lines) instead of stopping.
+    pub skip_bad_rows: bool,
+    /// First input row to write (earlier rows are read and skipped).
+    pub from_row: u64,
+}
+
+impl Plan {
+    /// Every row from the start, row numbers as ids, batches of `batch_rows`.
+    pub fn all(batch_rows: usize) -> Plan {
+        Plan {
+            ids_from: 0,
+            batch_rows,
+            skip_bad_rows: false,
+            from_row: 0,
+        }
+    }
+}
+
+/// What an import wrote.
+#[derive(Default)]
+pub struct Outcome {
+    /// Input rows read (written or skipped).
+    pub rows_read: u64,
+    /// Rows written.
+    pub written: u64,
+    /// Rows skipped as bad, and the first reason.
+    pub skipped: u64,
+    /// The first skipped row's reason.
+    pub first_skip: Option<String>,
+    /// Ids that occur more than once in the input (the later row is kept).
+    pub repeated_ids: u64,
+    /// Smallest and largest id written.
+    pub id_range: Option<(u64, u64)>,
+}
+
+/// Whether rows give their own ids: fixed by the first row, then required of all.
+#[derive(Clone, Copy, PartialEq)]
+enum IdMode {
+    Given,
+    RowNumbers,
+}
+
+/// Tracks ids across the input: mode, overflow, repeats.
+struct Ids {
+    ids_from: u64,
+    mode: Option<(IdMode, String)>,
+    seen: HashSet<u64>,
+    repeated: u64,
+}
+
+impl Ids {
+    fn new(ids_from: u64) -> Ids {
+        Ids {
+            ids_from,
+            mode: None,
+            seen: HashSet::new(),
+            repeated: 0,
+        }
+    }
+
+    /// The id of input row `r` (0-based) at `pos`; refuses a row whose kind of id differs
+    /// from the first row's, and a row number that overflows with `--ids-from`.
+    fn of(&mut self, row: &Row, r: u64, pos: &str) -> Result<u64> {
+        let mode = if row.id.is_some() {
+            IdMode::Given
+        } else {
+            IdMode::RowNumbers
+        };
+        match &self.mode {
+            None => self.mode = Some((mode, pos.to_string())),
+            Some((first, first_pos)) if *first != mode => {
+                let (with, without) = match first {
+                    IdMode::Given => (first_pos.as_str(), pos),
+                    IdMode::RowNumbers => (pos, first_pos.as_str()),
+                };
+                bail!(
+                    "{with} gives an \"id\" and {without} does not: give every row an id, or none \
+                     (then ids are row numbers plus --ids-from)"
+                );
+            }
+            Some(_) => {}
+        }
+        let id = match row.id {
+            Some(id) => id,
+            None => self.ids_from.checked_add(r).ok_or_else(|| {
+                anyhow!(
+                    "--ids-from {} plus row number {r} exceeds the largest id ({})",
+                    self.ids_from,
+                    u64::MAX
+                )
+            })?,
+        };
+        // Row-number ids never repeat; given ones are tracked.
+        if mode == IdMode::Given && !self.seen.insert(id) {
+            self.repeated += 1;
+        }
+        Ok(id)
+    }
+}
+
+/// Checks one row against the store: dimension, values, payload, id.
+fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<u64> {
+    let id = ids.of(row, r, pos)?;
+    if row.vector.len() != db.dim() {
+        bail!(
+            "{pos} (id {id}): dimension {}, the store has {}",
+            row.vector.len(),
+            db.dim()
+        );
+    }
+    db.check_upsert(&row.vector, row.payload.as_deref())
+        .map_err(|e: InvalidArgument| anyhow!("{pos} (id {id}): {e}"))?;
+    Ok(id)
+}
+
+/// Reads the whole input once and checks every row without writing: returns the number
+/// of rows, or the first fault (with its position).
+pub fn check_all(db: &Db, file: &Path, ids_from: u64) -> Result<u64> {
+    let mut input = VectorFile::open(file)?;
+    let mut ids = Ids::new(ids_from);
+    let pb = progress::bytes_bar(input.bytes, "check");
+    let approx_row_bytes = (db.dim() * 4 + 4) as u64;
+    while let Some(row) = input.next_row()? {
+        let r = input.rows_read() - 1;
+        check_row(db, &mut ids, &row, r, &input.position())
+            .context("input refused, nothing was written")?;
+        if r % 10_000 == 0 {
+            pb.set_position(r * approx_row_bytes);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(input.rows_read())
+}
+
+/// Writes the rows of `input` in batches by `plan`. On a failure after some batches, the
+/// error says which input rows are committed and how to continue.
+pub fn write_rows(db: &Db, input: &mut VectorFile, plan: &Plan) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let mut ids = Ids::new(plan.ids_from);
+    let pb = progress::rows(0, "import");
+    let mut batch = WriteBatch::new();
+    // Input rows in the pending batch, for naming a refused one.
+    let mut batch_pos: Vec<String> = Vec::new();
+    // Input rows [plan.from_row, committed) are in the store.
+    let mut committed = plan.from_row;
+    let stopped = |committed: u64| {
+        let done = if committed > plan.from_row {
+            format!(
+                "input rows {}..={} are committed",
+                plan.from_row,
+                committed - 1
+            )
+        } else {
+            "no row of this import was committed".to_string()
+        };
+        format!(
+            "{done}; rerun with --from-row {committed} to continue from the first row not written"
+        )
+    };
+    loop {
+        let row = match input.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) if plan.skip_bad_rows && input.can_continue() => {
+                note_skip(&mut out, format!("{e:#}"));
+                continue;
+            }
+            Err(e) if plan.skip_bad_rows => {
+                note_skip(
+                    &mut out,
+                    format!("{e:#} (the rest of the file is unreadable)"),
+                );
+                break;
+            }
+            Err(e) => {
+                // Commit what came before the bad row, then stop.
+                flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
+                return Err(e.context(stopped(input.rows_read())));
+            }
+        };
+        let r = input.rows_read() - 1;
+        out.rows_read = r + 1;
+        if r < plan.from_row {
+            continue;
+        }
+        let pos = input.position();
+        let id = match check_row(db, &mut ids, &row, r, &pos) {
+            Ok(id) => id,
+            Err(e) if plan.skip_bad_rows => {
+                note_skip(&mut out, format!("{e:#}"));
+                continue;
+            }
+            Err(e) => {
+                flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
+                return Err(e.context(stopped(r)));
+            }
+        };
+        match &row.payload {
+            Some(p) => batch.upsert_with_payload(id, &row.vector, p),
+            None => batch.upsert(id, &row.vector),
+        };
+        batch_pos.push(pos);
+        out.written += 1;
+        out.id_range = Some(match out.id_range {
+            None => (id, id),
+            Some((lo, hi)) => (lo.min(id), hi.max(id)),
+        });
+        if batch.len() >= plan.batch_rows {
+            flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
+            committed = r + 1;
+            pb.set_position(out.written);
+        }
+    }
+    flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
+    pb.finish_and_clear();
+    out.rows_read = input.rows_read();
+    out.repeated_ids = ids.repeated;
+    Ok(out)
+}
+
+fn note_skip(out: &mut Outcome, why: String) {
+    out.skipped += 1;
+    out.first_skip.get_or_insert(why);
+}
+
+/// Writes the pending batch; a refused row is named by its input position.
+fn flush_batch(db: &Db, batch: &mut WriteBatch, pos: &mut Vec<String>) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let b = std::mem::take(batch);
+    let positions = std::mem::take(pos);
+    db.write(b).map_err(|e| match &e {
+        strata::Error::InvalidArgument(InvalidArgument::InBatch { index, .. }) => {
+            let at = positions.get(*index).cloned().unwrap_or_default();
+            anyhow::Error::new(e).context(at)
+        }
+        _ => anyhow::Error::new(e),
+    })
+}
+
+/// `strata import`: check, write, flush, report.
+pub fn run(
+    dir: &Path,
+    file: &Path,
+    plan: &Plan,
+    sync: strata::Durability,
+    device: strata::BuildDevice,
+) -> Result<()> {
+    let opts = Options::existing().build_device(device).durability(sync);
+    let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
+    let start = std::time::Instant::now();
+    if !plan.skip_bad_rows {
+        check_all(&db, file, plan.ids_from)?;
+    }
+    let live_before = db.len();
+    let mut input = VectorFile::open(file)?;
+    let out = write_rows(&db, &mut input, plan)
+        .with_context(|| format!("import of {} stopped", file.display()))?;
+    db.flush()
+        .context("the rows are committed (in the write-ahead log) but indexing them failed; `strata flush` retries")?;
+    crate::build_report::print_all(&db.build_reports());
+    let live_after = db.len();
+    db.close()?;
+    let ids = match out.id_range {
+        Some((lo, hi)) => format!(", ids {lo}..={hi}"),
+        None => String::new(),
+    };
+    eprintln!(
+        "imported {} rows from {} in {:.2?}{ids}; the store has {live_after} live rows (was {live_before})",
+        out.written,
+        file.display(),
+        start.elapsed()
+    );
+    if plan.from_row > 0 {
+        eprintln!(
+            "note: input rows before {} were not read into the store (--from-row)",
+            plan.from_row
+        );
+    }
+    if out.repeated_ids > 0 {
+        eprintln!(
+            "note: {} rows repeat an id given by an earlier row; the later row replaced it",
+            out.repeated_ids
+        );
+    }
+    if out.skipped > 0 {
+        eprintln!(
+            "skipped {} bad rows (--skip-bad-rows); the first: {}",
+            out.skipped,
+            out.first_skip.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
