@@ -201,7 +201,7 @@ fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
         .build_device(a.build_device);
     let db = Db::open(dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut base = VectorFile::open(&a.base)?;
-    let rows = write_rows(&db, &mut base, &Plan::all(10_000))?.written;
+    let rows = write_rows(&db, &mut base, &Plan::all(10_000), 0)?.written;
     eprintln!("imported {rows} rows");
     let import_s = t.elapsed().as_secs_f64();
     db.flush()?;

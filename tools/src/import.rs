@@ -35,7 +35,7 @@ impl Plan {
 }
 
 /// What an import wrote.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// Input rows read (written or skipped).
     pub rows_read: u64,
@@ -138,10 +138,10 @@ pub fn check_all(db: &Db, file: &Path, ids_from: u64) -> Result<u64> {
     let mut ids = Ids::new(ids_from);
     let pb = progress::bytes_bar(input.bytes, "check");
     let approx_row_bytes = (db.dim() * 4 + 4) as u64;
-    while let Some(row) = input.next_row()? {
+    let refused = "input refused, nothing was written";
+    while let Some(row) = input.next_row().context(refused)? {
         let r = input.rows_read() - 1;
-        check_row(db, &mut ids, &row, r, &input.position())
-            .context("input refused, nothing was written")?;
+        check_row(db, &mut ids, &row, r, &input.position()).context(refused)?;
         if r % 10_000 == 0 {
             pb.set_position(r * approx_row_bytes);
         }
@@ -152,10 +152,16 @@ pub fn check_all(db: &Db, file: &Path, ids_from: u64) -> Result<u64> {
 
 /// Writes the rows of `input` in batches by `plan`. On a failure after some batches, the
 /// error says which input rows are committed and how to continue.
-pub fn write_rows(db: &Db, input: &mut VectorFile, plan: &Plan) -> Result<Outcome> {
+/// `total_rows` (0 when unknown) sizes the progress report.
+pub fn write_rows(
+    db: &Db,
+    input: &mut VectorFile,
+    plan: &Plan,
+    total_rows: u64,
+) -> Result<Outcome> {
     let mut out = Outcome::default();
     let mut ids = Ids::new(plan.ids_from);
-    let pb = progress::rows(0, "import");
+    let pb = progress::rows(total_rows, "import");
     let mut batch = WriteBatch::new();
     // Input rows in the pending batch, for naming a refused one.
     let mut batch_pos: Vec<String> = Vec::new();
@@ -226,10 +232,11 @@ pub fn write_rows(db: &Db, input: &mut VectorFile, plan: &Plan) -> Result<Outcom
         if batch.len() >= plan.batch_rows {
             flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
             committed = r + 1;
-            pb.set_position(out.written);
+            pb.set_position(committed);
         }
     }
     flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
+    pb.set_position(input.rows_read());
     pb.finish_and_clear();
     out.rows_read = input.rows_read();
     out.repeated_ids = ids.repeated;
@@ -268,12 +275,14 @@ pub fn run(
     let opts = Options::existing().build_device(device).durability(sync);
     let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
     let start = std::time::Instant::now();
-    if !plan.skip_bad_rows {
-        check_all(&db, file, plan.ids_from)?;
-    }
+    let total_rows = if plan.skip_bad_rows {
+        0
+    } else {
+        check_all(&db, file, plan.ids_from)?
+    };
     let live_before = db.len();
     let mut input = VectorFile::open(file)?;
-    let out = write_rows(&db, &mut input, plan)
+    let out = write_rows(&db, &mut input, plan, total_rows)
         .with_context(|| format!("import of {} stopped", file.display()))?;
     db.flush()
         .context("the rows are committed (in the write-ahead log) but indexing them failed; `strata flush` retries")?;
@@ -310,4 +319,65 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use strata::vfs::{Action, FaultVfs, Op, OsVfs};
+    use strata::Metric;
+
+    use super::*;
+
+    #[test]
+    fn a_write_failure_names_exactly_the_committed_rows_and_where_to_continue() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("store");
+        let file = t.path().join("rows.fvecs");
+        let mut bytes = Vec::new();
+        for i in 0..2500u32 {
+            bytes.extend_from_slice(&2i32.to_le_bytes());
+            bytes.extend_from_slice(&(i as f32).to_le_bytes());
+            bytes.extend_from_slice(&1f32.to_le_bytes());
+        }
+        std::fs::write(&file, bytes).unwrap();
+        // The disk fills at the third append to the log after the store is open.
+        let wal_writes = Arc::new(AtomicU64::new(0));
+        let seen = wal_writes.clone();
+        let fault = FaultVfs::new(
+            Arc::new(OsVfs),
+            move |_: u64, op: Op, path: &Path, _: usize| {
+                let wal = path.extension().is_some_and(|e| e == "wal");
+                if op == Op::Write && wal && seen.fetch_add(1, Ordering::SeqCst) >= 2 {
+                    Action::Fail(std::io::Error::from_raw_os_error(28))
+                } else {
+                    Action::Proceed
+                }
+            },
+        );
+        let db = Db::open(
+            &dir,
+            Options::new(2, Metric::L2)
+                .vfs(Arc::new(fault))
+                .durability(strata::Durability::Always),
+        )
+        .unwrap();
+        let mut input = VectorFile::open(&file).unwrap();
+        let e = write_rows(&db, &mut input, &Plan::all(1000), 2500).unwrap_err();
+        drop(db);
+        let text = format!("{e:#}");
+        let last: u64 = text
+            .split("input rows 0..=")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no committed range in: {text}"));
+        assert!(text.contains(&format!("--from-row {}", last + 1)), "{text}");
+        assert!(wal_writes.load(Ordering::SeqCst) >= 3, "the fault fired");
+        let db = Db::open(&dir, Options::existing()).unwrap();
+        assert_eq!(db.len(), last + 1, "{text}");
+        assert!(db.contains(last) && !db.contains(last + 1));
+    }
 }

@@ -1,5 +1,6 @@
 //! Progress on standard error: a bar on a terminal, otherwise one plain line each time
-//! another tenth of the work is done (so logs of long runs show where they are).
+//! another tenth of the work is done, or every 100,000 units when the total is unknown
+//! (so logs of long runs show where they are).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
@@ -16,13 +17,21 @@ struct Plain {
     unit: &'static str,
     total: u64,
     done: u64,
-    /// The next tenth to report (1..=10).
+    /// The next tenth to report (1..=10); with no total, the next multiple of
+    /// [`UNTOTALLED_STEP`].
     next_tenth: u64,
 }
+
+/// Off a terminal, work of unknown size is reported once per this many units.
+const UNTOTALLED_STEP: u64 = 100_000;
 
 impl Plain {
     fn report(&mut self) {
         if self.total == 0 {
+            if self.done >= self.next_tenth * UNTOTALLED_STEP {
+                eprintln!("{}: {} {}", self.what, self.done, self.unit);
+                self.next_tenth = self.done / UNTOTALLED_STEP + 1;
+            }
             return;
         }
         let tenth = (self.done.min(self.total) * 10) / self.total;

@@ -368,3 +368,210 @@ fn library_warnings_reach_stderr_through_the_log_and_rust_log_silences_them() {
         String::from_utf8_lossy(&plain.stderr)
     );
 }
+
+/// Runs a command that must succeed; returns its stderr.
+fn ok_stderr(args: &[&str]) -> String {
+    let out = strata(args);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "strata {args:?} failed: {err}");
+    err
+}
+
+/// A fresh 2-d L2 store in `t`; returns its path.
+fn store_2d(t: &tempfile::TempDir) -> String {
+    let d = t.path().join("store").to_str().unwrap().to_string();
+    ok(&["create", &d, "--dim", "2", "--metric", "l2"]);
+    d
+}
+
+fn write(t: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = t.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn import_refuses_id_overflow_and_mixed_ids_before_writing_anything() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let one = write(&t, "one.jsonl", "{\"id\": 0, \"vector\": [5, 5]}\n");
+    ok(&["import", &d, &one]);
+    // Two rows from the largest id: the second would wrap around to id 0.
+    let two = write(
+        &t,
+        "two.jsonl",
+        "{\"vector\": [1, 1]}\n{\"vector\": [2, 2]}\n",
+    );
+    let e = fails(&["import", &d, &two, "--ids-from", "18446744073709551615"]);
+    assert!(
+        e.contains("nothing was written") && e.contains("exceeds the largest id"),
+        "{e}"
+    );
+    let got: serde_json::Value = serde_json::from_str(&ok(&["get", &d, "0"])).unwrap();
+    assert_eq!(
+        got["vector"],
+        serde_json::json!([5.0, 5.0]),
+        "id 0 untouched"
+    );
+    // Line 1 without an id (it would be 0), line 3 with "id": 0.
+    let mixed = write(
+        &t,
+        "mixed.jsonl",
+        "{\"vector\": [1, 1]}\n\n{\"id\": 0, \"vector\": [2, 2]}\n",
+    );
+    let e = fails(&["import", &d, &mixed]);
+    assert!(
+        e.contains("line 3 gives an \"id\" and line 1 does not"),
+        "{e}"
+    );
+    assert_eq!(live_rows(&d), 1);
+    // An id given twice is imported once and reported, never counted as two records.
+    let twice = write(
+        &t,
+        "twice.jsonl",
+        "{\"id\": 4, \"vector\": [1, 1]}\n{\"id\": 4, \"vector\": [2, 2]}\n",
+    );
+    let err = ok_stderr(&["import", &d, &twice]);
+    assert!(
+        err.contains("the store has 2 live rows (was 1)") && err.contains("1 rows repeat an id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_stops_cleanly_says_what_is_committed_and_can_skip_or_continue() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    // 2,500 good rows, then a record cut short.
+    let rows: Vec<Vec<f32>> = (0..2500).map(|i| vec![i as f32, 1.0]).collect();
+    let fv = t.path().join("cut.fvecs");
+    write_fvecs(&fv, &rows);
+    let mut bytes = std::fs::read(&fv).unwrap();
+    bytes.extend_from_slice(&2i32.to_le_bytes());
+    bytes.extend_from_slice(&1f32.to_le_bytes());
+    std::fs::write(&fv, &bytes).unwrap();
+    let f = fv.to_str().unwrap();
+    let e = fails(&["import", &d, f]);
+    assert!(
+        e.contains("nothing was written") && e.contains("row 2500"),
+        "{e}"
+    );
+    assert_eq!(live_rows(&d), 0, "all or nothing");
+    // Skipping: the 2,500 good rows go in, the cut one is counted.
+    let err = ok_stderr(&["import", &d, f, "--skip-bad-rows"]);
+    assert!(
+        err.contains("imported 2500 rows") && err.contains("skipped 1 bad rows"),
+        "{err}"
+    );
+    assert_eq!(live_rows(&d), 2500);
+
+    // A row the store refuses (NaN on line 2), skipped or named with its line and id.
+    let d2 = t.path().join("s2");
+    let d2 = d2.to_str().unwrap();
+    ok(&["create", d2, "--dim", "2", "--metric", "l2"]);
+    let nan = write(
+        &t,
+        "nan.jsonl",
+        "{\"id\": 10, \"vector\": [1, 1]}\n{\"id\": 11, \"vector\": [1e39, 1]}\n{\"id\": 12, \"vector\": [3e38, 3e38]}\n{\"id\": 13, \"vector\": [2, 2]}\n",
+    );
+    let e = fails(&["import", d2, &nan]);
+    assert!(
+        e.contains("line 2 (id 11)") && e.contains("not finite"),
+        "{e}"
+    );
+    let err = ok_stderr(&["import", d2, &nan, "--skip-bad-rows"]);
+    assert!(err.contains("skipped 2 bad rows"), "{err}");
+    assert_eq!(live_rows(d2), 2);
+    // --from-row continues at an input row: rows before it are not written.
+    let d3 = t.path().join("s3");
+    let d3 = d3.to_str().unwrap();
+    ok(&["create", d3, "--dim", "2", "--metric", "l2"]);
+    let good = t.path().join("good.fvecs");
+    write_fvecs(&good, &rows);
+    ok(&["import", d3, good.to_str().unwrap(), "--from-row", "2000"]);
+    assert_eq!(live_rows(d3), 500);
+    assert!(ok(&["get", d3, "2000"]).contains("2000.0"));
+    fails(&["get", d3, "1999"]);
+}
+
+#[test]
+fn json_errors_name_the_file_line_and_json_arrays_are_read() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let bad = write(
+        &t,
+        "bad.jsonl",
+        "{\"vector\": [1, 1]}\n\n\n\n\n{,\n{\"vector\": [1, 1]}\n",
+    );
+    let e = fails(&["import", &d, &bad]);
+    assert!(e.contains("line 6, column 2"), "{e}");
+    assert!(!e.contains("line 1 column"), "{e}");
+    let arr = write(
+        &t,
+        "arr.json",
+        " [{\"vector\": [1, 2], \"payload\": \"a\"}, {\"vector\": [3, 4]}]",
+    );
+    ok(&["import", &d, &arr]);
+    assert_eq!(live_rows(&d), 2);
+    let q = t.path().join("q.fvecs");
+    write_fvecs(&q, &[vec![1.0, 2.0]]);
+    let out = ok(&[
+        "search",
+        &d,
+        "--queries",
+        q.to_str().unwrap(),
+        "--k",
+        "2",
+        "--with-payload",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["ids"], serde_json::json!([0, 1]));
+    assert_eq!(line["payloads"], serde_json::json!(["a", null]));
+    let plain = ok(&["search", &d, "--queries", q.to_str().unwrap()]);
+    assert!(!plain.contains("payloads"), "{plain}");
+}
+
+#[test]
+fn delete_reports_not_found_and_flush_indexes_the_log() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let rows = write(
+        &t,
+        "r.jsonl",
+        "{\"id\": 1, \"vector\": [1, 1]}\n{\"id\": 2, \"vector\": [2, 2]}\n",
+    );
+    ok(&["import", &d, &rows]);
+    let err = ok_stderr(&["delete", &d, "1", "1", "99"]);
+    assert!(err.contains("deleted 1 records; 1 ids not found"), "{err}");
+    let err = ok_stderr(&["delete", &d, "1"]);
+    assert!(err.contains("deleted 0 records; 1 ids not found"), "{err}");
+    // Rows left in the log by a process that died: `flush` moves them to a segment.
+    {
+        let db = strata::Db::open(&d, strata::Options::existing()).unwrap();
+        db.upsert(3, &[3.0, 3.0]).unwrap();
+        std::mem::forget(db); // a crash: no flush, no close
+    }
+    // The forgotten handle still holds the lock in this process; a child sees it free
+    // only once this process lets go, so run the rest on a copy.
+    let copy = t.path().join("copy");
+    copy_dir(Path::new(&d), &copy);
+    let c = copy.to_str().unwrap();
+    let before: serde_json::Value = serde_json::from_str(&ok(&["inspect", c])).unwrap();
+    assert_eq!(before["memtable_rows"], 1);
+    let err = ok_stderr(&["flush", c]);
+    assert!(err.contains("flushed 1 rows"), "{err}");
+    let after: serde_json::Value = serde_json::from_str(&ok(&["inspect", c])).unwrap();
+    assert_eq!(after["memtable_rows"], 0);
+    assert_eq!(after["live_rows"], 2);
+}
+
+#[test]
+fn progress_reaches_stderr_off_a_terminal() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let rows: Vec<Vec<f32>> = (0..3000).map(|i| vec![i as f32, 1.0]).collect();
+    let fv = t.path().join("p.fvecs");
+    write_fvecs(&fv, &rows);
+    let err = ok_stderr(&["import", &d, fv.to_str().unwrap(), "--batch", "100"]);
+    assert!(err.contains("import: 3000 of 3000 rows (100%)"), "{err}");
+}
