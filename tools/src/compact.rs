@@ -22,9 +22,12 @@ fn summary(s: &Stats) -> String {
     )
 }
 
-/// Prints the merges the policy would run, without touching the store.
+/// The file number the dry run gives the segment a flush would write.
+const FLUSHED_FILE_NO: u64 = PLANNED_FILE_NO - 1;
+
+/// Prints the flush and merges the run would do, without touching the store.
 fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
-    let segs: Vec<SegmentMeta> = s
+    let mut segs: Vec<SegmentMeta> = s
         .segments
         .iter()
         .rev()
@@ -35,6 +38,24 @@ fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
             bytes: g.bytes,
         })
         .collect();
+    if s.memtable_rows > 0 {
+        println!(
+            "would flush {} rows from the write-ahead log into a new segment",
+            s.memtable_rows
+        );
+        // Sized like the existing segments per row (or 4 bytes per dimension).
+        let per_row = if s.segment_rows > 0 {
+            s.segment_bytes / s.segment_rows
+        } else {
+            4 * s.dim as u64
+        };
+        segs.push(SegmentMeta {
+            file_no: FLUSHED_FILE_NO,
+            rows: s.memtable_rows,
+            deleted: 0,
+            bytes: s.memtable_rows * per_row,
+        });
+    }
     let (steps, _) = plan(&segs, policy, full);
     for step in &steps {
         let names: Vec<String> = step
@@ -42,7 +63,9 @@ fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
             .inputs
             .iter()
             .map(|&f| {
-                if f >= PLANNED_FILE_NO {
+                if f == FLUSHED_FILE_NO {
+                    "(flushed)".to_string()
+                } else if f >= PLANNED_FILE_NO {
                     "(merged)".to_string()
                 } else {
                     format!("{f:06}.seg")
@@ -57,7 +80,7 @@ fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
         );
     }
     if steps.is_empty() {
-        println!("nothing to compact");
+        println!("nothing to merge");
     }
 }
 
@@ -89,7 +112,15 @@ pub fn run(
         return Ok(());
     }
     // Memtable rows (replayed from the WAL) go to a segment first, so they are compacted.
-    db.flush()?;
+    if before.memtable_rows > 0 {
+        let t = std::time::Instant::now();
+        db.flush()?;
+        println!(
+            "flushed {} rows from the write-ahead log into a segment in {:.2} s",
+            before.memtable_rows,
+            t.elapsed().as_secs_f64()
+        );
+    }
     let bar = progress::bar(0, "compact");
     let t = std::time::Instant::now();
     let reports = db.compact(full, &|stage: Stage, done, total| {
@@ -113,8 +144,15 @@ pub fn run(
             r.seconds
         );
     }
-    let after = db.stats()?;
+    if reports.is_empty() {
+        println!("nothing to merge");
+    }
     db.close()?;
+    // Measured on the closed store: files the compaction replaced and log files the
+    // flush emptied are gone only then.
+    let after = Db::open(dir, Options::existing().background_compaction(false))
+        .and_then(|db| db.stats())
+        .with_context(|| format!("cannot reopen {} after compaction", dir.display()))?;
     println!("after:  {}", summary(&after));
     let rows: u64 = reports.iter().map(|r| r.rows_in).sum();
     if rows > 0 {

@@ -575,3 +575,44 @@ fn progress_reaches_stderr_off_a_terminal() {
     let err = ok_stderr(&["import", &d, fv.to_str().unwrap(), "--batch", "100"]);
     assert!(err.contains("import: 3000 of 3000 rows (100%)"), "{err}");
 }
+
+#[test]
+fn compact_of_a_log_only_store_says_it_flushes_and_reports_the_bytes_left() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("store");
+    {
+        let db = strata::Db::open(&d, strata::Options::new(16, strata::Metric::L2)).unwrap();
+        let mut b = strata::WriteBatch::new();
+        for i in 0..20_000u64 {
+            b.upsert(i, &[i as f32; 16]);
+        }
+        db.write(b).unwrap();
+        std::mem::forget(db); // killed before any flush: every row is only in the log
+    }
+    let copy = t.path().join("copy");
+    copy_dir(&d, &copy);
+    let c = copy.to_str().unwrap();
+    let plan = ok(&["compact", c, "--dry-run"]);
+    assert!(
+        plan.contains("would flush 20000 rows from the write-ahead log"),
+        "{plan}"
+    );
+    let out = ok(&["compact", c]);
+    assert!(out.contains("flushed 20000 rows"), "{out}");
+    let after = out.lines().find(|l| l.starts_with("after:")).unwrap();
+    let mib: f64 = after
+        .split(" tombstones, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let on_disk: u64 = std::fs::read_dir(&copy)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let disk_mib = on_disk as f64 / (1 << 20) as f64;
+    assert!(
+        (mib - disk_mib).abs() < 0.05 + disk_mib * 0.02,
+        "reported {mib} MiB, the directory holds {disk_mib:.2} MiB: {out}"
+    );
+}
