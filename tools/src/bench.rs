@@ -51,10 +51,10 @@ pub struct BenchArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Graph beam widths to sweep (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 40, 80, 160, 320])]
+    #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160,320")]
     ef: Vec<usize>,
     /// Exact-rerank depths to sweep (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [100usize])]
+    #[arg(long, value_delimiter = ',', default_value = "100")]
     rerank: Vec<usize>,
     /// Also measure exact search.
     #[arg(long)]
