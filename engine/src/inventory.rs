@@ -3,10 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::path::Path;
+
+use strata_index::Metric;
+use strata_vfs::Vfs;
+
 use crate::error::Result;
 use crate::files::{self, FileKind};
 use crate::inner::Inner;
 use crate::stats::{IndexSummary, SegmentStats, Stats, WriteStats};
+use crate::version::Version;
 
 /// Bytes written since open by kind, and the write amplification.
 pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
@@ -34,9 +40,30 @@ pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
 /// Counts and sizes of the store: segments, memtables, files, counters.
 pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let v = inner.snapshot();
+    let mut s = collect_version(&v, &*inner.opts.vfs, &inner.dir, inner.dim, inner.metric)?;
+    s.wal_fsyncs = inner.wal.fsync_count();
+    s.compactions = inner.compactions.snapshot();
+    s.writes = write_stats(inner);
+    s.last_background_error = inner
+        .background_error
+        .lock()
+        .as_ref()
+        .map(|e| error_chain(e));
+    Ok(s)
+}
+
+/// The counts and sizes of snapshot `v` of the store in `dir` and of its files (no
+/// counters of a writing handle).
+pub(crate) fn collect_version(
+    v: &Version,
+    fs: &dyn Vfs,
+    dir: &Path,
+    dim: usize,
+    metric: Metric,
+) -> Result<Stats> {
     let mut s = Stats {
-        dim: inner.dim,
-        metric: inner.metric.name(),
+        dim,
+        metric: metric.name(),
         last_seq: v.seq,
         ..Stats::default()
     };
@@ -69,7 +96,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     s.memtable_linked_rows = v.memtables.iter().map(|m| m.linked_rows() as u64).sum();
     s.live_rows = s.segment_rows - s.tombstones + s.memtable_rows;
     let mut segment_file_bytes = 0;
-    for (kind, _, len) in files::list(&*inner.opts.vfs, &inner.dir)? {
+    for (kind, _, len) in files::list(fs, dir)? {
         match kind {
             FileKind::Segment => segment_file_bytes += len,
             FileKind::Deletion => s.deletion_bytes += len,
@@ -78,19 +105,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     }
     s.segment_bytes = s.segments.iter().map(|g| g.bytes).sum();
     s.retired_bytes = segment_file_bytes.saturating_sub(s.segment_bytes);
-    s.manifest_bytes = inner
-        .opts
-        .vfs
-        .len(&inner.dir.join(files::MANIFEST))
-        .unwrap_or(0);
-    s.wal_fsyncs = inner.wal.fsync_count();
-    s.compactions = inner.compactions.snapshot();
-    s.writes = write_stats(inner);
-    s.last_background_error = inner
-        .background_error
-        .lock()
-        .as_ref()
-        .map(|e| error_chain(e));
+    s.manifest_bytes = fs.len(&dir.join(files::MANIFEST)).unwrap_or(0);
     let live_segment_bytes: f64 = s
         .segments
         .iter()
@@ -100,7 +115,7 @@ pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let bytes_per_row = if s.segment_rows > 0 {
         s.segment_bytes as f64 / s.segment_rows as f64
     } else {
-        4.0 * inner.dim as f64
+        4.0 * dim as f64
     };
     let fresh = live_segment_bytes + s.memtable_rows as f64 * bytes_per_row;
     let total = (s.segment_bytes + s.deletion_bytes + s.wal_bytes + s.manifest_bytes) as f64;

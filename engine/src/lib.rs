@@ -42,6 +42,7 @@ mod lookup;
 mod memtable;
 mod options;
 mod priority;
+mod read_only;
 mod record;
 mod recovery;
 mod search;
@@ -49,6 +50,7 @@ mod segment_index;
 mod stats;
 mod verify;
 mod version;
+mod validate;
 mod visited;
 
 #[cfg(feature = "tokio")]
@@ -58,6 +60,7 @@ mod async_db;
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
 pub use db::Db;
+pub use read_only::ReadOnlyDb;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use options::{
     CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,

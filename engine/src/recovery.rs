@@ -321,14 +321,34 @@ fn remove_orphans(fs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<u64> {
     Ok(max_seen)
 }
 
+/// Opens the segments `m` names, newest first, each with its deletion file.
 pub(crate) fn open_segments(
     fs: &Arc<dyn Vfs>,
     dir: &Path,
     m: &Manifest,
 ) -> Result<Vec<LiveSegment>> {
+    open_segments_cached(fs, dir, m, &mut SegmentCache::new())
+}
+
+/// Segments already open, by segment and deletion file number, as a manifest names
+/// them (before any WAL replay changes their bitmaps).
+pub(crate) type SegmentCache = std::collections::HashMap<(u64, Option<u64>), LiveSegment>;
+
+/// [`open_segments`], taking segments found in `cache` from there and adding the ones it
+/// opens.
+pub(crate) fn open_segments_cached(
+    fs: &Arc<dyn Vfs>,
+    dir: &Path,
+    m: &Manifest,
+    cache: &mut SegmentCache,
+) -> Result<Vec<LiveSegment>> {
     let mut out = Vec::with_capacity(m.segments.len());
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     for e in m.segments.iter().rev() {
+        if let Some(seg) = cache.get(&(e.file_no, e.deletion_file_no)) {
+            out.push(seg.clone());
+            continue;
+        }
         let path = files::path(dir, FileKind::Segment, e.file_no);
         if !exists(&path)? {
             return Err(Error::Corruption {
@@ -364,13 +384,15 @@ pub(crate) fn open_segments(
             }
             None => DeletionBitmap::new(reader.rows()),
         };
-        out.push(LiveSegment::new(
+        let seg = LiveSegment::new(
             fs.clone(),
             e.file_no,
             Arc::new(reader),
             deleted,
             e.deletion_file_no,
-        ));
+        );
+        cache.insert((e.file_no, e.deletion_file_no), seg.clone());
+        out.push(seg);
     }
     Ok(out)
 }

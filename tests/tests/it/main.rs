@@ -11,5 +11,6 @@ mod gpu_build;
 mod lock;
 mod model;
 mod poison;
+mod read_only;
 mod pq_reference;
 mod shared_data;

@@ -1,0 +1,92 @@
+//! The checks every write and query passes before anything changes: dimension, finite
+//! components, the norm bound, payload and batch sizes, and cosine normalisation.
+
+use strata_index::Metric;
+
+use crate::batch::Op;
+use crate::error::{InvalidArgument, Result, MAX_VECTOR_NORM};
+
+/// A query checked like a stored vector and normalised for cosine.
+pub(crate) fn prepare_query(query: &[f32], dim: usize, metric: Metric) -> Result<Vec<f32>> {
+    let mut q = query.to_vec();
+    check_vector(&q, dim)?;
+    if metric == Metric::Cosine && !strata_index::distance::normalize(&mut q) {
+        return Err(InvalidArgument::ZeroVector.into());
+    }
+    Ok(q)
+}
+
+pub(crate) fn check_vector(v: &[f32], dim: usize) -> std::result::Result<(), InvalidArgument> {
+    if v.len() != dim {
+        return Err(InvalidArgument::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        });
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Err(InvalidArgument::NonFinite { index });
+    }
+    // In f64 the sum of squares of finite f32 components cannot overflow.
+    let norm = v
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt();
+    if norm > MAX_VECTOR_NORM {
+        return Err(InvalidArgument::NormTooLarge {
+            norm,
+            max: MAX_VECTOR_NORM,
+        });
+    }
+    Ok(())
+}
+
+/// Checks one upsert (and normalises its vector for cosine).
+pub(crate) fn check_upsert(
+    vector: &mut [f32],
+    payload: Option<&[u8]>,
+    dim: usize,
+    metric: Metric,
+) -> std::result::Result<(), InvalidArgument> {
+    check_vector(vector, dim)?;
+    let max = strata_format::segment::MAX_PAYLOAD_LEN;
+    if let Some(p) = payload.filter(|p| p.len() > max) {
+        return Err(InvalidArgument::PayloadTooLarge { len: p.len(), max });
+    }
+    if metric == Metric::Cosine && !strata_index::distance::normalize(vector) {
+        return Err(InvalidArgument::ZeroVector);
+    }
+    Ok(())
+}
+
+/// Validates a batch (and normalises vectors for cosine) before anything is written. A
+/// refused operation is named by its position and id ([`InvalidArgument::InBatch`]).
+pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
+    for (index, op) in ops.iter_mut().enumerate() {
+        if let Op::Upsert {
+            id,
+            vector,
+            payload,
+        } = op
+        {
+            check_upsert(vector, payload.as_deref(), dim, metric).map_err(|reason| {
+                InvalidArgument::InBatch {
+                    index,
+                    id: *id,
+                    reason: Box::new(reason),
+                }
+            })?;
+        }
+    }
+    // The log's own limit on the batch's own encoding: the log then never refuses it.
+    let bytes: usize = ops.iter().map(Op::encoded_len).sum();
+    let max_batch = strata_wal::record::MAX_RECORD_LEN;
+    if bytes > max_batch {
+        return Err(InvalidArgument::BatchTooLarge {
+            bytes,
+            max: max_batch,
+        }
+        .into());
+    }
+    Ok(())
+}
