@@ -48,9 +48,9 @@ mod recovery;
 mod search;
 mod segment_index;
 mod stats;
+mod validate;
 mod verify;
 mod version;
-mod validate;
 mod visited;
 
 #[cfg(feature = "tokio")]
@@ -60,11 +60,11 @@ mod async_db;
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
 pub use db::Db;
-pub use read_only::ReadOnlyDb;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use options::{
     CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
 };
+pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{

@@ -18,7 +18,6 @@ use strata_index::Metric;
 use strata_vfs::Vfs;
 use strata_wal::ReplayMode;
 
-use crate::validate::prepare_query;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files;
 use crate::memtable::Memtable;
@@ -26,6 +25,7 @@ use crate::options::SearchOptions;
 use crate::record::{Hit, Record};
 use crate::recovery::{self, SegmentCache};
 use crate::stats::Stats;
+use crate::validate::prepare_query;
 use crate::version::Version;
 use crate::{inventory, lookup, search};
 
@@ -130,6 +130,12 @@ impl ReadOnlyDb {
         &self.dir
     }
 
+    /// Checks a query as [`ReadOnlyDb::search`] would (dimension, finite components, the
+    /// norm bound, a non-zero vector for cosine) without searching.
+    pub fn check_query(&self, query: &[f32]) -> Result<()> {
+        prepare_query(query, self.dim, self.metric).map(|_| ())
+    }
+
     /// See [`Db::search`](crate::Db::search).
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
         let q = prepare_query(query, self.dim, self.metric)?;
@@ -174,7 +180,13 @@ impl ReadOnlyDb {
     /// Counts and sizes of the snapshot and the store's files (the counters of a
     /// writing handle, such as fsyncs and write amplification, are zero here).
     pub fn stats(&self) -> Result<Stats> {
-        inventory::collect_version(&self.snapshot(), &*self.fs, &self.dir, self.dim, self.metric)
+        inventory::collect_version(
+            &self.snapshot(),
+            &*self.fs,
+            &self.dir,
+            self.dim,
+            self.metric,
+        )
     }
 }
 
@@ -251,6 +263,14 @@ fn load_version(
         memtables: vec![Arc::new(Memtable::new(0, metric, None))],
         segments,
     };
-    recovery::replay(fs, &wal, m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
+    let (_, report) = recovery::replay(fs, &wal, m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;
+    tracing::info!(
+        dir = %dir.display(),
+        segments = v.segments.len(),
+        wal_files = wal.len(),
+        records = report.records,
+        unfinished_tail = report.torn_tail.is_some(),
+        "read a snapshot of the store (read-only)"
+    );
     Ok(v)
 }

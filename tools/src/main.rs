@@ -19,8 +19,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Strata: an embedded, disk-resident vector store.
 ///
 /// A store is a directory holding a write-ahead log, immutable segment files, deletion
-/// files and a manifest. One process at a time may open it; every command here opens it
-/// for its duration. Start with `strata demo` to see the whole life cycle.
+/// files and a manifest. One process at a time may write it: the commands that change it
+/// take its lock for their duration. `search`, `get` and `inspect` only read: they work
+/// beside a writer and see its flushed segments and the records of its log. Start with
+/// `strata demo` to see the whole life cycle.
 ///
 /// Warnings (a GPU build falling back to the CPU, a failed background compaction) go to
 /// standard error; `-v` adds what the store does (WAL replay at open, each flush and
@@ -156,6 +158,9 @@ enum Command {
     },
     /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}
     /// (with --with-payload, then "payloads": [...]).
+    ///
+    /// Read-only: works while another process writes the store, and sees its flushed
+    /// segments and the records of its write-ahead log.
     Search {
         /// Store directory.
         dir: PathBuf,
@@ -186,7 +191,7 @@ enum Command {
         /// Store directory.
         dir: PathBuf,
     },
-    /// Print one record as JSON.
+    /// Print one record as JSON (read-only: works while another process writes).
     Get {
         /// Store directory.
         dir: PathBuf,
@@ -204,7 +209,8 @@ enum Command {
         #[arg(long)]
         ids_file: Option<PathBuf>,
     },
-    /// Print the store's segments, rows, tombstones and bytes per file kind as JSON.
+    /// Print the store's segments, rows, tombstones and bytes per file kind as JSON
+    /// (read-only: works while another process writes).
     Inspect {
         /// Store directory.
         dir: PathBuf,

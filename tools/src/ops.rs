@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use strata::{Db, Metric, Options, SearchOptions, WriteBatch};
+use strata::{Db, Metric, Options, ReadOnlyDb, SearchOptions, WriteBatch};
 
 use crate::input::VectorFile;
 
@@ -14,6 +14,12 @@ use crate::input::VectorFile;
 fn open(dir: &Path) -> Result<Db> {
     let opts = Options::existing().background_compaction(false);
     Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
+}
+
+/// Opens for a command that only reads: no lock, so it works while another process
+/// writes the store; it sees the published segments and the log's tail.
+fn open_reader(dir: &Path) -> Result<ReadOnlyDb> {
+    ReadOnlyDb::open(dir).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
 pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
@@ -32,13 +38,13 @@ pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
 }
 
 pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
-    let db = open(dir)?;
+    let db = open_reader(dir)?;
     let qs = VectorFile::read_all(queries)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // A query is checked as a stored vector would be (dimension, values, norm).
     for (row, q) in qs.iter().enumerate() {
-        db.check_upsert(q, None)
+        db.check_query(q)
             .with_context(|| format!("query {row} is refused"))?;
     }
     let unindexed = db.stats()?.memtable_rows;
@@ -91,7 +97,7 @@ fn write_hits(
 }
 
 pub fn get(dir: &Path, id: u64) -> Result<()> {
-    let db = open(dir)?;
+    let db = open_reader(dir)?;
     let Some(r) = db.get(id)? else {
         bail!("no record with id {id}")
     };
@@ -169,7 +175,7 @@ pub fn delete(dir: &Path, mut ids: Vec<u64>, ids_file: Option<&Path>) -> Result<
 }
 
 pub fn inspect(dir: &Path) -> Result<()> {
-    let db = open(dir)?;
+    let db = open_reader(dir)?;
     let s = db.stats()?;
     let segments: Vec<_> = s
         .segments
@@ -193,7 +199,6 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "space_amplification": s.space_amplification,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
-    drop(db); // inspect changes nothing: no flush on the way out
     Ok(())
 }
 

@@ -11,6 +11,6 @@ mod gpu_build;
 mod lock;
 mod model;
 mod poison;
-mod read_only;
 mod pq_reference;
+mod read_only;
 mod shared_data;

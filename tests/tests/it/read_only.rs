@@ -160,5 +160,8 @@ fn refreshes_racing_flushes_and_compactions_always_see_a_prefix() {
     let next = writer.join().unwrap();
     ro.refresh().unwrap();
     assert_eq!(ro.len(), next);
-    assert!(refreshes > 1, "the reader followed the writer ({refreshes} refreshes)");
+    assert!(
+        refreshes > 1,
+        "the reader followed the writer ({refreshes} refreshes)"
+    );
 }
