@@ -48,7 +48,10 @@ pub(crate) fn commit(
     manifest.next_file_no = st.next_file_no;
     // Commit point: after this rename the change is durable (see module doc).
     let bytes = manifest.write(&*inner.opts.vfs, &inner.dir.join(files::MANIFEST))?;
-    WriteCounters::add(&inner.writes.manifest_bytes, bytes);
+    // The mirror is written before any file the old manifest names is removed, so
+    // either copy describes files that exist.
+    let mirror = manifest.write(&*inner.opts.vfs, &inner.dir.join(files::MANIFEST_MIRROR))?;
+    WriteCounters::add(&inner.writes.manifest_bytes, bytes + mirror);
     if let Some((_, wal_no)) = checkpoint {
         for (kind, no, _) in files::list(&*inner.opts.vfs, &inner.dir)? {
             if kind == FileKind::Wal && no < wal_no {

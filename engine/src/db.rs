@@ -10,6 +10,7 @@ use strata_compaction::{BuildReport, Reason, Stage};
 use strata_index::Metric;
 
 use crate::batch::{self, WriteBatch, BATCH_RECORD};
+use crate::checkpoint::{self, CheckpointReport};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::inner::{apply, Inner};
 use crate::options::{Durability, Options, SearchOptions, WriteOptions};
@@ -310,6 +311,15 @@ impl Db {
                 None => return Ok(done),
             }
         }
+    }
+
+    /// Writes a consistent copy of the store, as of now, into `dest` (a new or empty
+    /// directory) while the store stays open: segment and deletion files are hard-linked
+    /// (copied across file systems), log files copied, the manifest written last. Writers
+    /// wait while the files are linked and the log copied. The copy is a closed store
+    /// that opens with every write acknowledged before the call.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<CheckpointReport> {
+        checkpoint::checkpoint(&self.inner, dest.as_ref())
     }
 
     /// How the latest segments written through this handle were built (flushes and

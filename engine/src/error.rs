@@ -70,6 +70,14 @@ pub enum Error {
         /// One entry found in it.
         entry: String,
     },
+    /// A checkpoint's destination exists and holds files.
+    #[error("the destination {} is not empty (found {entry:?}); give a new or empty directory", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+        /// One entry found in it.
+        entry: String,
+    },
     /// No store exists at `path` and no schema was given to create one.
     #[error("no store at {} (create one with a dimension and metric)", path.display())]
     NotFound {
@@ -273,6 +281,10 @@ impl Error {
             Error::Locked { path } => Error::Locked { path: path.clone() },
             Error::AlreadyOpen { path } => Error::AlreadyOpen { path: path.clone() },
             Error::NotAStore { path, entry } => Error::NotAStore {
+                path: path.clone(),
+                entry: entry.clone(),
+            },
+            Error::DestinationNotEmpty { path, entry } => Error::DestinationNotEmpty {
                 path: path.clone(),
                 entry: entry.clone(),
             },

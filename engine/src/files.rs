@@ -1,7 +1,8 @@
 //! File names of a store directory and the directory lock.
 //!
-//! `MANIFEST` (+ `MANIFEST.tmp` while publishing), `LOCK`, and numbered files from one
-//! counter: `NNNNNN.wal`, `NNNNNN.seg`, `NNNNNN.del`.
+//! `MANIFEST` (+ `MANIFEST.tmp` while publishing), its mirror `MANIFEST-MIRROR` (+
+//! `MANIFEST-MIRROR.tmp`), `LOCK`, and numbered files from one counter: `NNNNNN.wal`,
+//! `NNNNNN.seg`, `NNNNNN.del`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,9 @@ use crate::error::{Error, Result};
 
 /// Name of the manifest file.
 pub const MANIFEST: &str = "MANIFEST";
+/// Name of the manifest's mirror: a byte-identical copy written after each publish, so
+/// that damage to one copy is repairable from the other.
+pub const MANIFEST_MIRROR: &str = "MANIFEST-MIRROR";
 /// Name of the lock file.
 pub const LOCK: &str = "LOCK";
 

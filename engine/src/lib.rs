@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod checkpoint;
 mod commit;
 mod compaction;
 mod db;
@@ -45,6 +46,7 @@ mod priority;
 mod read_only;
 mod record;
 mod recovery;
+mod repair;
 mod search;
 mod segment_index;
 mod stats;
@@ -59,6 +61,7 @@ mod async_db;
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
+pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use options::{
@@ -66,6 +69,7 @@ pub use options::{
 };
 pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
+pub use repair::{repair, repair_with, RepairAction};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{
     BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,

@@ -215,7 +215,7 @@ fn recover_wal(
 
 /// Creates `dir` and any missing parents, and syncs the parent of each directory created
 /// so that a new store's directory survives a power loss.
-fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     let mut created = Vec::new();
     let mut p = Some(dir);
     // The root and an empty relative path need no entry anywhere.
@@ -246,7 +246,9 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
         fs.remove(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     if exists(&path)? {
-        return Ok(Manifest::read(fs, &path)?);
+        let m = Manifest::read(fs, &path)?;
+        sync_mirror(fs, dir, &m)?;
+        return Ok(m);
     }
     let Some(schema) = opts.schema else {
         return Err(Error::NotFound {
@@ -266,7 +268,24 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
         segments: Vec::new(),
     };
     m.write(fs, &path)?;
+    sync_mirror(fs, dir, &m)?;
     Ok(m)
+}
+
+/// Makes `MANIFEST-MIRROR` a copy of the manifest `m` when it is not one (a store
+/// from before mirrors, a crash between the two writes, a damaged mirror).
+pub(crate) fn sync_mirror(fs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
+    let path = dir.join(files::MANIFEST_MIRROR);
+    let want = m.encode();
+    let same = match fs.read(&path) {
+        Ok(have) => have == want,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    if !same {
+        m.write(fs, &path)?;
+    }
+    Ok(())
 }
 
 /// The numbered files a manifest names (or, for WAL files, covers).

@@ -71,6 +71,35 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Takes an exclusive lock on the file `path` (created if missing). An
     /// [`io::ErrorKind::WouldBlock`] error means someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
+    /// Makes `to` (which must not exist) hold the contents of the immutable file `from`,
+    /// durably: a hard link where the file system has them, else a synced copy. The
+    /// caller syncs `to`'s directory.
+    fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        copy_file(self, from, to, None)
+    }
+}
+
+/// Copies the first `len` bytes of `from` (all of it for `None`) to the new file `to`
+/// and syncs it.
+pub fn copy_file<V: Vfs + ?Sized>(
+    fs: &V,
+    from: &Path,
+    to: &Path,
+    len: Option<u64>,
+) -> io::Result<()> {
+    let mut bytes = fs.read(from)?;
+    if let Some(len) = len {
+        if (bytes.len() as u64) < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} is shorter than {len} bytes", from.display()),
+            ));
+        }
+        bytes.truncate(len as usize);
+    }
+    let f = fs.create_new(to)?;
+    f.write_all(&bytes)?;
+    f.sync()
 }
 
 /// The real file system, shared.

@@ -79,6 +79,20 @@ impl Vfs for OsVfs {
         fs::rename(from, to)
     }
 
+    fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match fs::hard_link(from, to) {
+            Ok(()) => Ok(()),
+            // Another file system (EXDEV), or links not allowed: copy.
+            Err(e)
+                if e.kind() != io::ErrorKind::AlreadyExists
+                    && e.kind() != io::ErrorKind::NotFound =>
+            {
+                crate::copy_file(self, from, to, None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
     }

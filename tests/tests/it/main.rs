@@ -13,4 +13,5 @@ mod model;
 mod poison;
 mod pq_reference;
 mod read_only;
+mod repair_backup;
 mod shared_data;
