@@ -238,6 +238,29 @@ enum Command {
         #[arg(long, default_value = "auto")]
         build_device: strata::BuildDevice,
     },
+    /// Write a consistent copy of the store into DEST (new or empty): segment and
+    /// deletion files hard-linked (copied across file systems), the log copied, the
+    /// manifest last. The copy is a closed store holding every committed write.
+    ///
+    /// Takes the store's lock. For a store another process has open, call
+    /// `Db::checkpoint` in that process instead.
+    Backup {
+        /// Store directory.
+        dir: PathBuf,
+        /// Destination directory (created if missing; must be empty).
+        dest: PathBuf,
+    },
+    /// Restore a damaged or missing MANIFEST from its mirror (MANIFEST-MIRROR), or the
+    /// mirror from the manifest, then verify the store.
+    ///
+    /// Every publish writes both copies before removing any file the previous manifest
+    /// named, so the mirror describes files that exist: nothing that was flushed is lost
+    /// (rows of a flush it predates are in the log it names). When both copies are
+    /// damaged it changes nothing and exits 1; restore from a backup.
+    Repair {
+        /// Store directory.
+        dir: PathBuf,
+    },
     /// Check every checksum and invariant; exit 0 when clean, 1 naming the first fault.
     Verify {
         /// Store directory.
@@ -266,6 +289,22 @@ enum Command {
     /// and space amplification, search latency during compaction against idle, and
     /// compaction throughput.
     Churn(Box<churn::ChurnArgs>),
+}
+
+/// What to do about an error, when there is a command for it.
+fn hint(e: &anyhow::Error) -> &'static str {
+    let manifest_damaged = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<strata::Error>(),
+            Some(strata::Error::Corruption { path, .. })
+                if path.file_name().is_some_and(|n| n == "MANIFEST")
+        )
+    });
+    if manifest_damaged {
+        " (`strata repair DIR` restores the manifest from its mirror)"
+    } else {
+        ""
+    }
 }
 
 fn main() -> ExitCode {
@@ -318,6 +357,8 @@ fn main() -> ExitCode {
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Verify { dir } => ops::verify(&dir),
+        Command::Backup { dir, dest } => ops::backup(&dir, &dest),
+        Command::Repair { dir } => ops::repair(&dir),
         Command::Compact {
             dir,
             full,
@@ -337,7 +378,7 @@ fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e:#}{}", hint(&e));
             ExitCode::FAILURE
         }
     }

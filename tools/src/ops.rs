@@ -202,6 +202,42 @@ pub fn inspect(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+pub fn backup(dir: &Path, dest: &Path) -> Result<()> {
+    let t = std::time::Instant::now();
+    let db = open(dir)?;
+    let r = db
+        .checkpoint(dest)
+        .with_context(|| format!("cannot back up {} to {}", dir.display(), dest.display()))?;
+    let live = db.len();
+    // The store is left as it was opened: no flush on the way out.
+    drop(db);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "backed up {} to {} in {:.2?}: {live} live rows; {} segment and deletion files linked ({:.1} MiB), {} log files copied ({:.1} MiB)",
+        dir.display(),
+        dest.display(),
+        t.elapsed(),
+        r.linked_files,
+        mib(r.linked_bytes),
+        r.copied_files,
+        mib(r.copied_bytes)
+    );
+    Ok(())
+}
+
+pub fn repair(dir: &Path) -> Result<()> {
+    let action = strata::repair(dir).with_context(|| format!("cannot repair {}", dir.display()))?;
+    println!(
+        "{}",
+        match action {
+            strata::RepairAction::ManifestRestored => "restored MANIFEST from MANIFEST-MIRROR",
+            strata::RepairAction::MirrorRewritten => "rewrote MANIFEST-MIRROR from MANIFEST",
+            _ => "nothing to repair: MANIFEST and its mirror are sound and equal",
+        }
+    );
+    verify(dir)
+}
+
 pub fn verify(dir: &Path) -> Result<()> {
     let r = strata::verify(dir).with_context(|| format!("verify {}", dir.display()))?;
     println!(

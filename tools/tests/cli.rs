@@ -622,3 +622,38 @@ fn compact_of_a_log_only_store_says_it_flushes_and_reports_the_bytes_left() {
         "reported {mib} MiB, the directory holds {disk_mib:.2} MiB: {out}"
     );
 }
+
+#[test]
+fn backup_copies_a_store_and_repair_restores_a_damaged_manifest() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let rows = write(
+        &t,
+        "r.jsonl",
+        "{\"id\": 1, \"vector\": [1, 1], \"payload\": \"one\"}\n{\"id\": 2, \"vector\": [2, 2]}\n",
+    );
+    ok(&["import", &d, &rows]);
+    let dest = t.path().join("backup");
+    let b = dest.to_str().unwrap();
+    let out = ok(&["backup", &d, b]);
+    assert!(out.contains("2 live rows"), "{out}");
+    assert!(ok(&["verify", b]).starts_with("ok:"));
+    assert!(ok(&["get", b, "1"]).contains("\"payload\":\"one\""));
+    let e = fails(&["backup", &d, b]);
+    assert!(e.contains("is not empty"), "{e}");
+
+    let m = Path::new(&d).join("MANIFEST");
+    let mut bytes = std::fs::read(&m).unwrap();
+    bytes[30] ^= 1;
+    std::fs::write(&m, bytes).unwrap();
+    let e = fails(&["get", &d, "1"]);
+    assert!(e.contains("strata repair"), "{e}");
+    let out = ok(&["repair", &d]);
+    assert!(
+        out.contains("restored MANIFEST from MANIFEST-MIRROR"),
+        "{out}"
+    );
+    assert!(out.contains("ok:"), "repair verifies: {out}");
+    assert_eq!(live_rows(&d), 2);
+    assert!(ok(&["repair", &d]).contains("nothing to repair"));
+}
