@@ -198,7 +198,7 @@ impl Db {
 
     /// Checks an upsert of `vector` (with `payload`) without writing it: the checks
     /// [`Db::write`] applies to each upsert (dimension, finite components, the norm bound
-    /// [`MAX_VECTOR_NORM`], payload size, a non-zero vector for cosine). Lets an importer
+    /// [`MAX_VECTOR_NORM`](crate::MAX_VECTOR_NORM), payload size, a non-zero vector for cosine). Lets an importer
     /// refuse a whole input before any of it is written.
     pub fn check_upsert(
         &self,

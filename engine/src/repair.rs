@@ -71,8 +71,11 @@ pub fn repair_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<RepairAction> {
     }
 }
 
+/// A manifest as read: decoded with its bytes, or why it does not decode.
+type Read = Result<(Manifest, Vec<u8>)>;
+
 /// The manifest at `path` and its bytes: `None` when absent, `Some(Err)` when damaged.
-fn read_manifest(fs: &dyn Vfs, path: &Path) -> Result<Option<Result<(Manifest, Vec<u8>)>>> {
+fn read_manifest(fs: &dyn Vfs, path: &Path) -> Result<Option<Read>> {
     let bytes = match fs.read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

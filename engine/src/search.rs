@@ -74,8 +74,7 @@ pub(crate) fn search(
         tasks.iter().map(run).fold(Ok(TopK::new(k)), merge)
     }?;
     top.merge(seg_top);
-    Ok(top
-        .into_sorted()
+    top.into_sorted()
         .into_iter()
         .map(|n| {
             let payload = if opts.with_payload {
@@ -89,7 +88,7 @@ pub(crate) fn search(
                 payload,
             })
         })
-        .collect::<Result<Vec<Hit>>>()?)
+        .collect::<Result<Vec<Hit>>>()
 }
 
 fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {

@@ -44,11 +44,10 @@ fn print_plan(s: &Stats, full: bool, policy: &strata::PolicyOptions) {
             s.memtable_rows
         );
         // Sized like the existing segments per row (or 4 bytes per dimension).
-        let per_row = if s.segment_rows > 0 {
-            s.segment_bytes / s.segment_rows
-        } else {
-            4 * s.dim as u64
-        };
+        let per_row = s
+            .segment_bytes
+            .checked_div(s.segment_rows)
+            .unwrap_or(4 * s.dim as u64);
         segs.push(SegmentMeta {
             file_no: FLUSHED_FILE_NO,
             rows: s.memtable_rows,
