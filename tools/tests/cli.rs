@@ -397,6 +397,19 @@ fn write(t: &tempfile::TempDir, name: &str, text: &str) -> String {
 }
 
 #[test]
+fn create_refuses_a_directory_with_other_files() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("mine");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("notes.txt"), b"keep").unwrap();
+    std::fs::write(d.join("000001.wal"), b"keep too").unwrap();
+    let e = fails(&["create", d.to_str().unwrap(), "--dim", "2", "--metric", "l2"]);
+    assert!(e.contains("not empty and holds no store"), "{e}");
+    assert_eq!(std::fs::read(d.join("000001.wal")).unwrap(), b"keep too");
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "nothing added");
+}
+
+#[test]
 fn import_refuses_id_overflow_and_mixed_ids_before_writing_anything() {
     let t = tempfile::tempdir().unwrap();
     let d = store_2d(&t);
@@ -482,8 +495,8 @@ fn import_stops_cleanly_says_what_is_committed_and_can_skip_or_continue() {
     );
     let e = fails(&["import", d2, &nan]);
     assert!(
-        e.contains("line 2 (id 11)") && e.contains("not finite"),
-        "{e}"
+        e.contains("line 2 (id 11)") && e.matches("not finite").count() == 1,
+        "the row named, the reason said once: {e}"
     );
     let err = ok_stderr(&["import", d2, &nan, "--skip-bad-rows"]);
     assert!(err.contains("skipped 2 bad rows"), "{err}");
