@@ -403,7 +403,14 @@ fn create_refuses_a_directory_with_other_files() {
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("notes.txt"), b"keep").unwrap();
     std::fs::write(d.join("000001.wal"), b"keep too").unwrap();
-    let e = fails(&["create", d.to_str().unwrap(), "--dim", "2", "--metric", "l2"]);
+    let e = fails(&[
+        "create",
+        d.to_str().unwrap(),
+        "--dim",
+        "2",
+        "--metric",
+        "l2",
+    ]);
     assert!(e.contains("not empty and holds no store"), "{e}");
     assert_eq!(std::fs::read(d.join("000001.wal")).unwrap(), b"keep too");
     assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "nothing added");
