@@ -63,7 +63,7 @@ pub enum Error {
     /// Creating a store in a directory that holds other files: a store never deletes or
     /// overwrites a file it did not create, so it is only created in an empty (or new)
     /// directory.
-    #[error("cannot create a store in {}: the directory is not empty and holds no store (found {entry:?})", path.display())]
+    #[error("the directory {} is not empty and holds no store (found {entry:?}); a store is created only in a new or empty directory", path.display())]
     NotAStore {
         /// The directory.
         path: PathBuf,

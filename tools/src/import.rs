@@ -116,8 +116,13 @@ impl Ids {
     }
 }
 
-/// Checks one row against the store: dimension, values, payload, id.
-fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<u64> {
+/// Checks one row against the store: dimension, values, payload, id. Errors name the
+/// input file.
+fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str, file: &Path) -> Result<u64> {
+    check_row_at(db, ids, row, r, pos).with_context(|| file.display().to_string())
+}
+
+fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<u64> {
     let id = ids.of(row, r, pos)?;
     if row.vector.len() != db.dim() {
         bail!(
@@ -141,7 +146,7 @@ pub fn check_all(db: &Db, file: &Path, ids_from: u64) -> Result<u64> {
     let refused = "input refused, nothing was written";
     while let Some(row) = input.next_row().context(refused)? {
         let r = input.rows_read() - 1;
-        check_row(db, &mut ids, &row, r, &input.position()).context(refused)?;
+        check_row(db, &mut ids, &row, r, &input.position(), file).context(refused)?;
         if r % 10_000 == 0 {
             pb.set_position(r * approx_row_bytes);
         }
@@ -208,7 +213,7 @@ pub fn write_rows(
             continue;
         }
         let pos = input.position();
-        let id = match check_row(db, &mut ids, &row, r, &pos) {
+        let id = match check_row(db, &mut ids, &row, r, &pos, input.path()) {
             Ok(id) => id,
             Err(e) if plan.skip_bad_rows => {
                 note_skip(&mut out, format!("{e:#}"));

@@ -108,6 +108,11 @@ impl VectorFile {
         }
     }
 
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Rows read so far.
     pub fn rows_read(&self) -> u64 {
         self.row
