@@ -137,7 +137,8 @@ enum Command {
         /// Id of the first row.
         #[arg(long, default_value_t = 0)]
         ids_from: u64,
-        /// Durability of each imported batch.
+        /// Durability of each imported batch (periodic by default, a bulk-load setting;
+        /// the library's own default is always).
         #[arg(long, value_enum, default_value = "periodic")]
         sync: SyncArg,
         /// Rows per atomic batch.
