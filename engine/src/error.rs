@@ -184,6 +184,22 @@ pub enum InvalidArgument {
         /// Why it was refused.
         reason: Box<InvalidArgument>,
     },
+    /// A filter that does not parse or does not type-check.
+    #[error("filter at `{path}`: expected {expected}")]
+    Filter {
+        /// Where in the filter (field path, operator, list index).
+        path: String,
+        /// What was expected there.
+        expected: String,
+    },
+    /// Metadata the model does not hold.
+    #[error("metadata at `{path}`: expected {expected}")]
+    Metadata {
+        /// Where in the metadata (dotted path, list index).
+        path: String,
+        /// What was expected there.
+        expected: String,
+    },
     /// A dimension of zero or above the format's limit.
     #[error("dimension {0} is out of range (1..=65536)")]
     Dimension(usize),

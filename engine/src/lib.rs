@@ -35,12 +35,14 @@ mod compaction;
 mod db;
 mod error;
 mod files;
+mod filter;
 mod flush;
 mod inner;
 mod inventory;
 mod live_segment;
 mod lookup;
 mod memtable;
+mod metadata;
 mod options;
 mod priority;
 mod read_only;
@@ -64,6 +66,8 @@ pub use batch::{Op, WriteBatch};
 pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
+pub use filter::{Cmp, Filter, MAX_FILTER_DEPTH};
+pub use metadata::{MetaValue, Metadata, MAX_METADATA_BYTES, MAX_METADATA_DEPTH};
 pub use options::{
     CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
 };

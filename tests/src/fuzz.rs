@@ -27,7 +27,30 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("deletion_decode", deletion_decode),
     ("store_open", store_open),
     ("store_ops", store_ops),
+    ("filter_parse", filter_parse),
 ];
+
+/// Filter and metadata parsing over arbitrary text: never panics; what parses passes
+/// validation, reads back equal from its own JSON, and evaluates on sample metadata.
+pub fn filter_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let sample = strata::Metadata::from_json_str(
+        r#"{"a": 1, "b": "x", "tags": ["x", 2], "o": {"x": 0.5}, "n": null, "t": true}"#,
+    )
+    .expect("sample metadata");
+    if let Ok(f) = strata::Filter::from_json_str(text) {
+        assert!(f.validate().is_ok(), "a parsed filter validates: {text}");
+        let back = strata::Filter::from_json(&f.to_json()).expect("own JSON parses");
+        assert_eq!(back.matches(&sample), f.matches(&sample), "{text}");
+    }
+    if let Ok(m) = strata::Metadata::from_json_str(text) {
+        let back = strata::Metadata::from_json(&m.to_json()).expect("own JSON parses");
+        assert_eq!(back, m, "{text}");
+        let _ = strata::Filter::All.matches(&m);
+    }
+}
 
 fn sim_dir() -> (SimVfs, &'static Path) {
     let fs = SimVfs::new();

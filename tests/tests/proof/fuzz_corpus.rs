@@ -77,6 +77,15 @@ fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> V
                     .to_vec()
             })
             .collect(),
+        "filter_parse" => [
+            r#"{"kind": "fact", "user": {"$in": [1, 2]}, "ts": {"$gte": 1.5, "$lt": 9}}"#,
+            r#"{"$or": [{"tags": {"$contains": "x"}}, {"$not": {"o.x": {"$exists": true}}}]}"#,
+            r#"{"$and": [{"a": {"$ne": null}}, {"b": {"$nin": ["x", true]}}]}"#,
+            r#"{"a": 1, "o": {"x": [1, "y"], "deep": {"z": false}}, "n": null}"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
         "deletion_decode" => ext(".del")
             .into_iter()
             .map(|b| {
