@@ -14,7 +14,7 @@
 //! value whatever their type (`1 == 1.0`); a range never holds on a string or a bool.
 //! Parsing refuses an unknown operator, a malformed operand or a range with a
 //! non-number bound with [`InvalidArgument::Filter`] naming the path and what was
-//! expected.
+//! expected. The full description, with examples: `docs/filters.md`.
 
 use std::cmp::Ordering;
 
@@ -49,7 +49,28 @@ pub enum Cmp {
     Contains(MetaValue),
 }
 
-/// A filter over record metadata; build it with the constructors or parse it from JSON.
+/// A filter over record metadata; build it with the constructors or parse it from JSON
+/// (the language: `docs/filters.md`).
+///
+/// ```
+/// use strata::{Filter, Metadata};
+///
+/// let recent_facts_of_user = Filter::eq("user", 42i64)
+///     .and(Filter::eq("kind", "fact"))
+///     .and(Filter::gte("ts", 1_764_000_000i64))
+///     .and(Filter::contains("tags", "rust").or(!Filter::exists("archived")));
+/// // The same filter from JSON:
+/// let parsed = Filter::from_json_str(
+///     r#"{"user": 42, "kind": "fact", "ts": {"$gte": 1764000000},
+///         "$or": [{"tags": {"$contains": "rust"}}, {"$not": {"archived": {"$exists": true}}}]}"#,
+/// )?;
+/// let m = Metadata::from_json_str(
+///     r#"{"user": 42, "kind": "fact", "ts": 1764100000, "tags": ["rust"]}"#,
+/// )?;
+/// assert!(recent_facts_of_user.matches(&m) && parsed.matches(&m));
+/// assert!(Filter::from_json_str(r#"{"ts": {"$gt": "yesterday"}}"#).is_err());
+/// # Ok::<(), strata::InvalidArgument>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// Every record (`{}`).
