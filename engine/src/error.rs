@@ -228,6 +228,21 @@ impl InvalidArgument {
     }
 }
 
+impl From<strata_format::metadata::MetadataError> for InvalidArgument {
+    fn from(e: strata_format::metadata::MetadataError) -> Self {
+        InvalidArgument::Metadata {
+            path: e.path,
+            expected: e.expected,
+        }
+    }
+}
+
+impl From<strata_format::metadata::MetadataError> for Error {
+    fn from(e: strata_format::metadata::MetadataError) -> Self {
+        Error::InvalidArgument(e.into())
+    }
+}
+
 impl From<InvalidArgument> for Error {
     fn from(e: InvalidArgument) -> Self {
         Error::InvalidArgument(e)

@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 
 use crate::error::InvalidArgument;
-use crate::metadata::{number, MetaValue, Metadata};
+use strata_format::metadata::{json_number as number, MetaValue, Metadata};
 
 /// Deepest nesting of `$and`, `$or` and `$not`.
 pub const MAX_FILTER_DEPTH: usize = 32;

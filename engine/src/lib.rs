@@ -42,7 +42,6 @@ mod inventory;
 mod live_segment;
 mod lookup;
 mod memtable;
-mod metadata;
 mod options;
 mod priority;
 mod read_only;
@@ -67,7 +66,6 @@ pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use filter::{Cmp, Filter, MAX_FILTER_DEPTH};
-pub use metadata::{MetaValue, Metadata, MAX_METADATA_BYTES, MAX_METADATA_DEPTH};
 pub use options::{
     CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
 };
@@ -77,6 +75,9 @@ pub use repair::{repair, repair_with, RepairAction};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{
     BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,
+};
+pub use strata_format::metadata::{
+    MetaValue, Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_DEPTH,
 };
 pub use strata_format::segment::describe_built_by;
 pub use strata_index::hnsw::HnswParams;

@@ -4,6 +4,7 @@
 //!   table, footer) written by a flush and read back as zero-copy views over an mmap.
 //! * [`deletion`]: deletion-bitmap files, one version per segment per flush.
 //! * [`manifest`]: the single file that says which files are live.
+//! * [`metadata`]: records' typed metadata, its JSON form and its binary encoding.
 //!
 //! Files are read and written through the I/O seam of `strata-vfs`.
 //!
@@ -24,6 +25,7 @@ pub mod deletion;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;
+pub mod metadata;
 pub mod segment;
 
 pub use deletion::DeletionBitmap;

@@ -28,7 +28,18 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("store_open", store_open),
     ("store_ops", store_ops),
     ("filter_parse", filter_parse),
+    ("metadata_decode", metadata_decode),
 ];
+
+/// The binary metadata decoder over arbitrary bytes: never panics, and what decodes
+/// encodes back to exactly the same bytes (the encoding is canonical).
+pub fn metadata_decode(data: &[u8]) {
+    if let Ok(m) = strata::Metadata::decode(data, 0) {
+        assert_eq!(m.encode(), data, "a second encoding of {m:?}");
+        let back = strata::Metadata::from_json(&m.to_json()).expect("own JSON parses");
+        assert_eq!(back, m);
+    }
+}
 
 /// Filter and metadata parsing over arbitrary text: never panics; what parses passes
 /// validation, reads back equal from its own JSON, and evaluates on sample metadata.

@@ -86,6 +86,14 @@ fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> V
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
+        "metadata_decode" => [
+            r#"{"a": 1, "b": "x", "tags": ["x", 2, 0.5], "o": {"x": -0.5, "d": {"z": false}}}"#,
+            r#"{"n": null, "t": true, "s": "", "l": []}"#,
+        ]
+        .iter()
+        .filter_map(|s| strata::Metadata::from_json_str(s).ok())
+        .map(|m| m.encode())
+        .collect(),
         "deletion_decode" => ext(".del")
             .into_iter()
             .map(|b| {

@@ -1,10 +1,24 @@
 //! Typed metadata of a record: an object whose fields hold strings, integers, floats,
 //! booleans, null, lists of strings or numbers (tags), or nested objects addressed by
-//! dotted paths (`"author.name"`).
+//! dotted paths (`"author.name"`); its JSON form, and its binary encoding (in
+//! `docs/format.md`, "Metadata encoding"), which is canonical: equal metadata encode to
+//! equal bytes, and the decoder refuses any other bytes.
 
 use std::collections::BTreeMap;
 
-use crate::error::InvalidArgument;
+use crate::codec::Reader;
+use crate::error::{CorruptionKind, DecodeError};
+
+/// Metadata the model does not hold: where (a dotted path, a list index) and what was
+/// expected there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata at `{path}`: expected {expected}")]
+pub struct MetadataError {
+    /// Where in the metadata.
+    pub path: String,
+    /// What was expected there.
+    pub expected: String,
+}
 
 /// Most bytes of a metadata object's JSON text.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
@@ -37,8 +51,8 @@ pub struct Metadata {
     fields: BTreeMap<String, MetaValue>,
 }
 
-fn bad(path: &str, expected: &str) -> InvalidArgument {
-    InvalidArgument::Metadata {
+fn bad(path: &str, expected: &str) -> MetadataError {
+    MetadataError {
         path: path.to_string(),
         expected: expected.to_string(),
     }
@@ -59,7 +73,7 @@ impl Metadata {
     }
 
     /// Parses metadata from JSON text (an object).
-    pub fn from_json_str(text: &str) -> Result<Metadata, InvalidArgument> {
+    pub fn from_json_str(text: &str) -> Result<Metadata, MetadataError> {
         if text.len() > MAX_METADATA_BYTES {
             return Err(bad(
                 "",
@@ -73,7 +87,7 @@ impl Metadata {
 
     /// Metadata from a JSON value, which must be an object; refuses what the model does
     /// not hold (lists of lists or objects, numbers outside `f64`, keys with `.`).
-    pub fn from_json(v: &serde_json::Value) -> Result<Metadata, InvalidArgument> {
+    pub fn from_json(v: &serde_json::Value) -> Result<Metadata, MetadataError> {
         match v {
             serde_json::Value::Object(map) => Ok(Metadata {
                 fields: object(map, "", 1)?,
@@ -97,7 +111,7 @@ impl Metadata {
         &mut self,
         key: impl Into<String>,
         value: MetaValue,
-    ) -> Result<&mut Self, InvalidArgument> {
+    ) -> Result<&mut Self, MetadataError> {
         let key = key.into();
         check_key(&key, "")?;
         check_value(&value, &key, 2)?;
@@ -145,7 +159,7 @@ fn collect_leaves<'a>(
     }
 }
 
-fn check_key(key: &str, prefix: &str) -> Result<(), InvalidArgument> {
+fn check_key(key: &str, prefix: &str) -> Result<(), MetadataError> {
     if key.is_empty() || key.contains('.') {
         return Err(bad(
             &join(prefix, key),
@@ -155,7 +169,7 @@ fn check_key(key: &str, prefix: &str) -> Result<(), InvalidArgument> {
     Ok(())
 }
 
-fn check_value(v: &MetaValue, path: &str, depth: usize) -> Result<(), InvalidArgument> {
+fn check_value(v: &MetaValue, path: &str, depth: usize) -> Result<(), MetadataError> {
     match v {
         MetaValue::Float(f) if !f.is_finite() => Err(bad(path, "a finite number")),
         MetaValue::List(items) => {
@@ -194,7 +208,7 @@ fn object(
     map: &serde_json::Map<String, serde_json::Value>,
     prefix: &str,
     depth: usize,
-) -> Result<BTreeMap<String, MetaValue>, InvalidArgument> {
+) -> Result<BTreeMap<String, MetaValue>, MetadataError> {
     if depth > MAX_METADATA_DEPTH {
         return Err(bad(
             prefix,
@@ -211,19 +225,19 @@ fn object(
 }
 
 /// A JSON number as an integer when it has no fraction and fits `i64`, else a float.
-pub(crate) fn number(n: &serde_json::Number) -> Option<MetaValue> {
+pub fn json_number(n: &serde_json::Number) -> Option<MetaValue> {
     if let Some(i) = n.as_i64() {
         return Some(MetaValue::Int(i));
     }
     n.as_f64().filter(|f| f.is_finite()).map(MetaValue::Float)
 }
 
-fn value(v: &serde_json::Value, path: &str, depth: usize) -> Result<MetaValue, InvalidArgument> {
+fn value(v: &serde_json::Value, path: &str, depth: usize) -> Result<MetaValue, MetadataError> {
     use serde_json::Value as J;
     Ok(match v {
         J::Null => MetaValue::Null,
         J::Bool(b) => MetaValue::Bool(*b),
-        J::Number(n) => number(n).ok_or_else(|| bad(path, "a finite number"))?,
+        J::Number(n) => json_number(n).ok_or_else(|| bad(path, "a finite number"))?,
         J::String(s) => MetaValue::Str(s.clone()),
         J::Array(items) => MetaValue::List(
             items
@@ -231,7 +245,7 @@ fn value(v: &serde_json::Value, path: &str, depth: usize) -> Result<MetaValue, I
                 .enumerate()
                 .map(|(i, item)| match item {
                     J::String(s) => Ok(MetaValue::Str(s.clone())),
-                    J::Number(n) => number(n).ok_or_else(|| bad(path, "a finite number")),
+                    J::Number(n) => json_number(n).ok_or_else(|| bad(path, "a finite number")),
                     _ => Err(bad(
                         &format!("{path}[{i}]"),
                         "a string or a finite number (lists hold tags)",
@@ -291,6 +305,182 @@ impl From<bool> for MetaValue {
     }
 }
 
+/// Value tags of the binary encoding.
+mod tag {
+    pub const NULL: u8 = 0;
+    pub const FALSE: u8 = 1;
+    pub const TRUE: u8 = 2;
+    pub const INT: u8 = 3;
+    pub const FLOAT: u8 = 4;
+    pub const STR: u8 = 5;
+    pub const LIST: u8 = 6;
+    pub const OBJECT: u8 = 7;
+}
+
+impl Metadata {
+    /// The canonical binary encoding (`docs/format.md`, "Metadata encoding").
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_object(&self.fields, &mut out);
+        out
+    }
+
+    /// Decodes [`Metadata::encode`]'s bytes; `base` is their offset in the file, for
+    /// errors. Refuses anything the encoder would not write: unknown tags, keys out of
+    /// order or repeated, empty keys or keys with `.`, invalid UTF-8, non-finite floats,
+    /// lists holding other than strings and numbers, nesting deeper than
+    /// [`MAX_METADATA_DEPTH`], trailing bytes.
+    pub fn decode(buf: &[u8], base: u64) -> Result<Metadata, DecodeError> {
+        let mut r = Reader::new(buf, base);
+        let fields = decode_object(&mut r, 1)?;
+        if r.remaining() != 0 {
+            return Err(r.fault(CorruptionKind::Invalid("bytes after the metadata object")));
+        }
+        Ok(Metadata { fields })
+    }
+}
+
+fn encode_object(map: &BTreeMap<String, MetaValue>, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(map.len() as u32).to_le_bytes());
+    for (k, v) in map {
+        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        encode_value(v, out);
+    }
+}
+
+fn encode_str(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode_value(v: &MetaValue, out: &mut Vec<u8>) {
+    match v {
+        MetaValue::Null => out.push(tag::NULL),
+        MetaValue::Bool(false) => out.push(tag::FALSE),
+        MetaValue::Bool(true) => out.push(tag::TRUE),
+        MetaValue::Int(i) => {
+            out.push(tag::INT);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        MetaValue::Float(f) => {
+            out.push(tag::FLOAT);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        MetaValue::Str(s) => {
+            out.push(tag::STR);
+            encode_str(s, out);
+        }
+        MetaValue::List(items) => {
+            out.push(tag::LIST);
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for item in items {
+                encode_value(item, out);
+            }
+        }
+        MetaValue::Object(m) => {
+            out.push(tag::OBJECT);
+            encode_object(m, out);
+        }
+    }
+}
+
+fn decode_str(r: &mut Reader<'_>, len: usize) -> Result<String, DecodeError> {
+    let at = r.offset();
+    let bytes = r.bytes(len)?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Reader::fault_at(at, CorruptionKind::Invalid("UTF-8 in metadata")))
+}
+
+/// A count, bounded by the bytes left (each entry takes at least one byte), so that a
+/// hostile count cannot make the decoder allocate beyond the input.
+fn count(r: &mut Reader<'_>) -> Result<usize, DecodeError> {
+    let n = r.u32()? as usize;
+    if n > r.remaining() {
+        return Err(r.fault(CorruptionKind::Invalid("metadata count beyond the data")));
+    }
+    Ok(n)
+}
+
+fn decode_object(
+    r: &mut Reader<'_>,
+    depth: usize,
+) -> Result<BTreeMap<String, MetaValue>, DecodeError> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(r.fault(CorruptionKind::Invalid("metadata nested too deep")));
+    }
+    let n = count(r)?;
+    let mut out = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for _ in 0..n {
+        let at = r.offset();
+        let len = u16::from_le_bytes(r.array()?) as usize;
+        let key = decode_str(r, len)?;
+        if key.is_empty() || key.contains('.') {
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("metadata key"),
+            ));
+        }
+        if last.as_ref().is_some_and(|l| *l >= key) {
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("metadata keys out of order"),
+            ));
+        }
+        let v = decode_value(r, depth, false)?;
+        last = Some(key.clone());
+        out.insert(key, v);
+    }
+    Ok(out)
+}
+
+fn decode_value(r: &mut Reader<'_>, depth: usize, in_list: bool) -> Result<MetaValue, DecodeError> {
+    let at = r.offset();
+    let t = r.u8()?;
+    if in_list && !matches!(t, tag::INT | tag::FLOAT | tag::STR) {
+        return Err(Reader::fault_at(
+            at,
+            CorruptionKind::Invalid("metadata list element"),
+        ));
+    }
+    Ok(match t {
+        tag::NULL => MetaValue::Null,
+        tag::FALSE => MetaValue::Bool(false),
+        tag::TRUE => MetaValue::Bool(true),
+        tag::INT => MetaValue::Int(i64::from_le_bytes(r.array()?)),
+        tag::FLOAT => {
+            let f = f64::from_le_bytes(r.array()?);
+            if !f.is_finite() {
+                return Err(Reader::fault_at(
+                    at,
+                    CorruptionKind::Invalid("metadata float"),
+                ));
+            }
+            MetaValue::Float(f)
+        }
+        tag::STR => {
+            let len = r.u32()? as usize;
+            MetaValue::Str(decode_str(r, len)?)
+        }
+        tag::LIST => {
+            let n = count(r)?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(decode_value(r, depth, true)?);
+            }
+            MetaValue::List(items)
+        }
+        tag::OBJECT => MetaValue::Object(decode_object(r, depth + 1)?),
+        _ => {
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("metadata tag"),
+            ))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +520,7 @@ mod tests {
             (r#"{"n": 1e999}"#, ""),
         ] {
             match Metadata::from_json_str(text) {
-                Err(InvalidArgument::Metadata { path: p, .. }) => assert_eq!(p, path, "{text}"),
+                Err(MetadataError { path: p, .. }) => assert_eq!(p, path, "{text}"),
                 other => panic!("{text}: {other:?}"),
             }
         }
@@ -338,5 +528,52 @@ mod tests {
         assert!(Metadata::from_json_str(&deep).is_err());
         let big = format!(r#"{{"s": "{}"}}"#, "x".repeat(MAX_METADATA_BYTES));
         assert!(Metadata::from_json_str(&big).is_err());
+    }
+
+    #[test]
+    fn encoding_round_trips_is_canonical_and_refuses_damage() {
+        let m = Metadata::from_json_str(
+            r#"{"user": -42, "kind": "fact", "score": 0.5, "ok": true, "no": false, "none": null,
+                "tags": ["a", 1, 2.5], "author": {"name": "x", "age": {"years": 3}}}"#,
+        )
+        .unwrap();
+        let bytes = m.encode();
+        assert_eq!(Metadata::decode(&bytes, 0).unwrap(), m);
+        assert_eq!(
+            Metadata::decode(&Metadata::new().encode(), 0).unwrap(),
+            Metadata::new()
+        );
+        // Every truncation and every single-bit flip is refused or decodes to metadata
+        // that encodes back to exactly the damaged bytes (canonical: no two encodings).
+        for cut in 0..bytes.len() {
+            assert!(
+                Metadata::decode(bytes.get(..cut).unwrap(), 0).is_err(),
+                "cut {cut}"
+            );
+        }
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            if let Some(x) = b.get_mut(i / 8) {
+                *x ^= 1 << (i % 8);
+            }
+            if let Ok(d) = Metadata::decode(&b, 0) {
+                assert_eq!(d.encode(), b, "bit {i}");
+            }
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Metadata::decode(&trailing, 0).is_err());
+        // Keys out of order.
+        let mut two = Vec::new();
+        two.extend_from_slice(&2u32.to_le_bytes());
+        for k in ["b", "a"] {
+            two.extend_from_slice(&1u16.to_le_bytes());
+            two.extend_from_slice(k.as_bytes());
+            two.push(0);
+        }
+        let e = Metadata::decode(&two, 100).unwrap_err();
+        assert_eq!(e.offset, 100 + 4 + 4);
+        // A count far beyond the data allocates nothing.
+        assert!(Metadata::decode(&u32::MAX.to_le_bytes(), 0).is_err());
     }
 }
