@@ -324,6 +324,8 @@ pub struct SegmentRows<'a> {
     pub vectors: &'a [f32],
     /// One payload per row.
     pub payloads: &'a [Option<&'a [u8]>],
+    /// One encoded metadata object per row (or empty: no row has metadata).
+    pub metadata: &'a [Option<&'a [u8]>],
 }
 
 /// Writes `rows` as the segment file `path` (synced; the caller syncs the directory),
@@ -357,6 +359,7 @@ pub fn write_segment(
         ids: rows.ids,
         vectors: rows.vectors,
         payloads: rows.payloads,
+        metadata: rows.metadata,
         index: index.as_ref().map(BuiltIndex::input),
     };
     let mut report = index

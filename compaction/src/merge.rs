@@ -105,17 +105,25 @@ pub fn merge(
     let ids: Vec<u64> = origin.iter().map(|o| o.0).collect();
     let mut vectors = Vec::with_capacity(origin.len() * dim);
     let mut payloads: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
-    let mut cache = PayloadCache::default();
+    let mut metadata: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
+    let mut payload_cache = BlockCache::default();
+    let mut metadata_cache = BlockCache::default();
     for (n, &(_, src, row)) in origin.iter().enumerate() {
         let s = &sources[src as usize];
         let row = row as usize;
         vectors.extend_from_slice(s.reader.vector_rows(row..row + 1)?);
-        payloads.push(cache.payload(src, s.reader, row)?);
+        payloads.push(payload_cache.item(src, row, |b| s.reader.block_payloads(b))?);
+        metadata.push(metadata_cache.item(src, row, |b| s.reader.block_metadata(b))?);
         if n % 65_536 == 65_535 && !progress(Stage::Read, n as u64 + 1, origin.len() as u64) {
             return Ok(MergeOutcome::Stopped);
         }
     }
     let payload_refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+    let metadata_refs: Vec<Option<&[u8]>> = if metadata.iter().any(Option::is_some) {
+        metadata.iter().map(|m| m.as_deref()).collect()
+    } else {
+        Vec::new()
+    };
     let max_seq = sources
         .iter()
         .map(|s| s.reader.header().max_seq)
@@ -128,6 +136,7 @@ pub fn merge(
         ids: &ids,
         vectors: &vectors,
         payloads: &payload_refs,
+        metadata: &metadata_refs,
     };
     let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(report) => report,
@@ -153,31 +162,31 @@ fn invalid(path: &Path, what: &'static str) -> strata_format::Error {
     }
 }
 
-/// Payloads are stored in compressed blocks of rows; merged rows come in id order, which
-/// visits one input's blocks in order, so keeping the last block per input decompresses
-/// each block once.
+/// Payloads and metadata are stored in compressed blocks of rows; merged rows come in id
+/// order, which visits one input's blocks in order, so keeping the last block per input
+/// decompresses each block once.
 #[derive(Default)]
-struct PayloadCache {
-    /// Per input: the block number and its payloads.
-    blocks: std::collections::HashMap<u32, (usize, BlockPayloads)>,
+struct BlockCache {
+    /// Per input: the block number and its items.
+    blocks: std::collections::HashMap<u32, (usize, BlockItems)>,
 }
 
-/// The payloads of one block's rows.
-type BlockPayloads = Vec<Option<Vec<u8>>>;
+/// The items (payloads or encoded metadata) of one block's rows.
+type BlockItems = Vec<Option<Vec<u8>>>;
 
-impl PayloadCache {
-    fn payload(
+impl BlockCache {
+    /// The item of `row` of input `src`, reading its block with `read_block` on a miss.
+    fn item(
         &mut self,
         src: u32,
-        reader: &SegmentReader,
         row: usize,
+        read_block: impl FnOnce(usize) -> strata_format::Result<BlockItems>,
     ) -> strata_format::Result<Option<Vec<u8>>> {
         let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
         let block = row / block_rows;
         let hit = self.blocks.get(&src).is_some_and(|(b, _)| *b == block);
         if !hit {
-            self.blocks
-                .insert(src, (block, reader.block_payloads(block)?));
+            self.blocks.insert(src, (block, read_block(block)?));
         }
         Ok(self
             .blocks

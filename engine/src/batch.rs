@@ -1,8 +1,11 @@
 //! Write batches and their WAL encoding.
 //!
 //! A batch is one WAL record (kind [`BATCH_RECORD`]) holding its operations in order:
-//! `op u8` (1 upsert, 2 delete) · `id u64` · for upserts `dim × f32` · payload flag `u8`
-//! (0 none, 1 present) · if present `len u32` and the bytes. All little-endian.
+//! `op u8` (1 upsert, 2 delete, 3 upsert with metadata) · `id u64` · for upserts
+//! `dim × f32` · payload flag `u8` (0 none, 1 present) · if present `len u32` and the
+//! bytes · for op 3, `len u32` and the metadata's canonical encoding. All little-endian.
+
+use strata_format::metadata::{Metadata, MAX_METADATA_LEN};
 
 use crate::error::CorruptionKind;
 
@@ -10,6 +13,7 @@ use crate::error::CorruptionKind;
 pub const BATCH_RECORD: u8 = 1;
 const OP_UPSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
+const OP_UPSERT_META: u8 = 3;
 
 /// One operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +26,8 @@ pub enum Op {
         vector: Vec<f32>,
         /// Optional payload bytes.
         payload: Option<Vec<u8>>,
+        /// Optional metadata (what filters test).
+        metadata: Option<Metadata>,
     },
     /// Remove `id` (a no-op if absent).
     Delete {
@@ -36,8 +42,15 @@ impl Op {
     pub fn user_bytes(&self) -> u64 {
         match self {
             Op::Upsert {
-                vector, payload, ..
-            } => 8 + 4 * vector.len() as u64 + payload.as_ref().map_or(0, |p| p.len() as u64),
+                vector,
+                payload,
+                metadata,
+                ..
+            } => {
+                8 + 4 * vector.len() as u64
+                    + payload.as_ref().map_or(0, |p| p.len() as u64)
+                    + metadata.as_ref().map_or(0, |m| m.encode().len() as u64)
+            }
             Op::Delete { .. } => 8,
         }
     }
@@ -46,8 +59,17 @@ impl Op {
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
             Op::Upsert {
-                vector, payload, ..
-            } => 1 + 8 + 4 * vector.len() + 1 + payload.as_ref().map_or(0, |p| 4 + p.len()),
+                vector,
+                payload,
+                metadata,
+                ..
+            } => {
+                1 + 8
+                    + 4 * vector.len()
+                    + 1
+                    + payload.as_ref().map_or(0, |p| 4 + p.len())
+                    + metadata.as_ref().map_or(0, |m| 4 + m.encode().len())
+            }
             Op::Delete { .. } => 1 + 8,
         }
     }
@@ -74,20 +96,27 @@ impl WriteBatch {
 
     /// Adds an upsert without payload.
     pub fn upsert(&mut self, id: u64, vector: &[f32]) -> &mut Self {
-        self.ops.push(Op::Upsert {
-            id,
-            vector: vector.to_vec(),
-            payload: None,
-        });
-        self
+        self.upsert_record(id, vector, None, None)
     }
 
     /// Adds an upsert with a payload.
     pub fn upsert_with_payload(&mut self, id: u64, vector: &[f32], payload: &[u8]) -> &mut Self {
+        self.upsert_record(id, vector, None, Some(payload))
+    }
+
+    /// Adds an upsert with metadata (what filters test) and a payload, each optional.
+    pub fn upsert_record(
+        &mut self,
+        id: u64,
+        vector: &[f32],
+        metadata: Option<&Metadata>,
+        payload: Option<&[u8]>,
+    ) -> &mut Self {
         self.ops.push(Op::Upsert {
             id,
             vector: vector.to_vec(),
-            payload: Some(payload.to_vec()),
+            payload: payload.map(<[u8]>::to_vec),
+            metadata: metadata.filter(|m| !m.is_empty()).cloned(),
         });
         self
     }
@@ -123,8 +152,13 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                 id,
                 vector,
                 payload,
+                metadata,
             } => {
-                out.push(OP_UPSERT);
+                out.push(if metadata.is_some() {
+                    OP_UPSERT_META
+                } else {
+                    OP_UPSERT
+                });
                 out.extend_from_slice(&id.to_le_bytes());
                 for x in vector {
                     out.extend_from_slice(&x.to_le_bytes());
@@ -136,6 +170,11 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
                         out.extend_from_slice(p);
                     }
+                }
+                if let Some(m) = metadata {
+                    let m = m.encode();
+                    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&m);
                 }
             }
             Op::Delete { id } => {
@@ -155,7 +194,7 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
         let op = r.u8()?;
         let id = u64::from_le_bytes(r.take::<8>()?);
         match op {
-            OP_UPSERT => {
+            OP_UPSERT | OP_UPSERT_META => {
                 let raw = r.bytes(
                     dim.checked_mul(4)
                         .ok_or(CorruptionKind::Batch("dimension"))?,
@@ -179,10 +218,25 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                     }
                     _ => return Err(CorruptionKind::Batch("payload flag")),
                 };
+                let metadata = if op == OP_UPSERT_META {
+                    let len = u32::from_le_bytes(r.take::<4>()?) as usize;
+                    if len > MAX_METADATA_LEN {
+                        return Err(CorruptionKind::Batch("metadata over the size limit"));
+                    }
+                    let m = Metadata::decode(r.bytes(len)?, 0)
+                        .map_err(|_| CorruptionKind::Batch("metadata encoding"))?;
+                    if m.is_empty() {
+                        return Err(CorruptionKind::Batch("empty metadata"));
+                    }
+                    Some(m)
+                } else {
+                    None
+                };
                 ops.push(Op::Upsert {
                     id,
                     vector,
                     payload,
+                    metadata,
                 });
             }
             OP_DELETE => ops.push(Op::Delete { id }),
@@ -229,17 +283,20 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let mut b = WriteBatch::new();
+        let m = Metadata::from_json_str(r#"{"k": "v", "n": [1, 2]}"#).unwrap();
         b.upsert(1, &[1.0, 2.0])
             .upsert_with_payload(2, &[3.0, 4.0], b"p")
+            .upsert_record(3, &[5.0, 6.0], Some(&m), Some(b"q"))
+            .upsert_record(4, &[7.0, 8.0], Some(&m), None)
             .delete(9);
         let enc = encode(b.ops());
         assert_eq!(enc.len(), b.ops.iter().map(Op::encoded_len).sum::<usize>());
-        assert_eq!(decode(&enc, 3, 2).unwrap(), b.ops);
+        assert_eq!(decode(&enc, 5, 2).unwrap(), b.ops);
         for cut in 0..enc.len() {
-            assert!(decode(&enc[..cut], 3, 2).is_err(), "cut {cut}");
+            assert!(decode(&enc[..cut], 5, 2).is_err(), "cut {cut}");
         }
         assert!(
-            decode(&enc, 2, 2).is_err(),
+            decode(&enc, 4, 2).is_err(),
             "count mismatch leaves trailing bytes"
         );
     }
@@ -252,11 +309,13 @@ mod tests {
                 id: 1,
                 vector: vec![0.5; 13],
                 payload: None,
+                metadata: None,
             },
             Op::Upsert {
                 id: 2,
                 vector: vec![],
                 payload: Some(vec![9; 1000]),
+                metadata: Metadata::from_json_str(r#"{"a": {"b": 1.5}}"#).ok(),
             },
         ];
         for op in &ops {

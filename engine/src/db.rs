@@ -209,7 +209,19 @@ impl Db {
         check_upsert(&mut v, payload, self.inner.dim, self.inner.metric)
     }
 
-    /// The `opts.k` nearest live records to `query`, nearest first.
+    /// [`Db::check_upsert`] for a record with metadata: also the metadata's size limit.
+    pub fn check_record(
+        &self,
+        vector: &[f32],
+        metadata: Option<&crate::Metadata>,
+        payload: Option<&[u8]>,
+    ) -> std::result::Result<(), InvalidArgument> {
+        self.check_upsert(vector, payload)?;
+        crate::validate::check_metadata(metadata)
+    }
+
+    /// The `opts.k` nearest live records to `query`, nearest first; with
+    /// [`SearchOptions::filter`], among the records whose metadata passes it.
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
         let q = self.prepare_query(query)?;
         let v = self.inner.snapshot();

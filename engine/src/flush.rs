@@ -170,6 +170,15 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         vectors.extend_from_slice(&all[i].vector);
     }
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|&i| all[i].payload.as_deref()).collect();
+    let encoded: Vec<Option<Vec<u8>>> = rows
+        .iter()
+        .map(|&i| all[i].metadata.as_ref().map(|m| m.encode()))
+        .collect();
+    let metadata: Vec<Option<&[u8]>> = if encoded.iter().any(Option::is_some) {
+        encoded.iter().map(|m| m.as_deref()).collect()
+    } else {
+        Vec::new()
+    };
     let path = files::path(&inner.dir, FileKind::Segment, file_no);
     let seg_rows = SegmentRows {
         dim: inner.dim,
@@ -178,6 +187,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
+        metadata: &metadata,
     };
     // A flush is never stopped: the progress callback always says go on.
     let build = || {

@@ -241,9 +241,10 @@ pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) -> Result<()> {
             id,
             vector,
             payload,
+            metadata,
         } = op
         {
-            active.insert(id, s, vector, payload);
+            active.insert(id, s, vector, payload, metadata);
         }
     }
     v.seq = v.seq.max(seq + n - 1);

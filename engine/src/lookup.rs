@@ -40,11 +40,13 @@ pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
             id,
             vector: row.vector.to_vec(),
             payload: row.payload.as_ref().map(|p| p.to_vec()),
+            metadata: row.metadata.as_deref().cloned(),
         }),
         Some(Found::Segment(s, row)) => Some(Record {
             id,
             vector: s.reader.vector_rows(row..row + 1)?.to_vec(),
             payload: s.reader.payload(row)?,
+            metadata: s.reader.metadata(row)?,
         }),
     })
 }

@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+use strata_format::metadata::Metadata;
 use strata_index::hnsw::{self, GrowingGraph, HnswParams, Visited};
+
+use crate::filter::Filter;
 use strata_index::{Metric, TopK};
 
 /// One version of a record.
@@ -23,6 +26,7 @@ pub(crate) struct MemRow {
     pub seq: u64,
     pub vector: Box<[f32]>,
     pub payload: Option<Box<[u8]>>,
+    pub metadata: Option<Box<Metadata>>,
     /// Sequence number of the write that deleted or replaced this row; 0 while live.
     pub deleted_seq: AtomicU64,
     /// The previous row of the same id in this memtable.
@@ -138,8 +142,19 @@ impl Memtable {
     }
 
     /// Appends a row (writer only, under the write lock).
-    pub fn insert(&self, id: u64, seq: u64, vector: Vec<f32>, payload: Option<Vec<u8>>) {
-        let size = vector.len() * 4 + payload.as_ref().map_or(0, |p| p.len()) + 96;
+    pub fn insert(
+        &self,
+        id: u64,
+        seq: u64,
+        vector: Vec<f32>,
+        payload: Option<Vec<u8>>,
+        metadata: Option<Metadata>,
+    ) {
+        // Metadata is counted at its encoded size (memory is within a small factor).
+        let size = vector.len() * 4
+            + payload.as_ref().map_or(0, |p| p.len())
+            + metadata.as_ref().map_or(0, |m| 2 * m.encode().len())
+            + 96;
         let mut latest = self.latest.lock();
         let prev = latest.get(&id).copied();
         let row = MemRow {
@@ -147,6 +162,7 @@ impl Memtable {
             seq,
             vector: vector.into_boxed_slice(),
             payload: payload.map(Vec::into_boxed_slice),
+            metadata: metadata.map(Box::new),
             deleted_seq: AtomicU64::new(0),
             prev,
         };
@@ -234,5 +250,20 @@ impl Memtable {
             }
         }
         top.merge(local);
+    }
+
+    /// The rows visible at `seq` whose metadata passes `filter`, nearest to `query`,
+    /// into `top`, by an exact scan (a row without metadata is tested as an empty
+    /// object).
+    pub fn search_filtered(&self, query: &[f32], seq: u64, filter: &Filter, top: &mut TopK) {
+        let empty = Metadata::new();
+        for (_, row) in self.rows.iter() {
+            if row.visible_at(seq) && filter.matches(row.metadata.as_deref().unwrap_or(&empty)) {
+                let d = self.metric.distance(query, &row.vector);
+                if d <= top.threshold() {
+                    top.push(row.id, d);
+                }
+            }
+        }
     }
 }

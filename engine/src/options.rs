@@ -241,6 +241,9 @@ pub struct SearchOptions {
     /// Return each hit's payload ([`Hit::payload`](crate::Hit)), read from the same
     /// snapshot as the search.
     pub with_payload: bool,
+    /// Only records whose metadata passes this filter (`docs/filters.md`); the result is
+    /// the true top `k` among them, and `k` hits whenever at least `k` records match.
+    pub filter: Option<crate::Filter>,
 }
 
 impl SearchOptions {
@@ -257,6 +260,7 @@ impl SearchOptions {
             ef: None,
             rerank: None,
             with_payload: false,
+            filter: None,
         }
     }
 

@@ -21,4 +21,6 @@ pub struct Record {
     pub vector: Vec<f32>,
     /// The payload, if one was written.
     pub payload: Option<Vec<u8>>,
+    /// The metadata, if any was written.
+    pub metadata: Option<crate::Metadata>,
 }

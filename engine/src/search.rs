@@ -5,7 +5,10 @@
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
 
+use strata_format::metadata::Metadata;
+
 use crate::error::Result;
+use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
 use crate::options::SearchOptions;
 use crate::record::Hit;
@@ -21,6 +24,8 @@ pub(crate) const PARALLEL_MIN_ROWS: usize = 2 * CHUNK_ROWS;
 enum Task<'a> {
     Indexed(&'a LiveSegment, &'a SegmentIndex),
     Scan(&'a LiveSegment, usize),
+    /// An exact scan of the rows of a chunk whose metadata passes the filter.
+    Filtered(&'a LiveSegment, usize, &'a Filter),
 }
 
 /// The `k` nearest live rows of `v` to `query` (already normalised for cosine). With
@@ -41,17 +46,18 @@ pub(crate) fn search(
     let rerank = opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK);
     let mut top = TopK::new(k);
     for m in &v.memtables {
-        m.search(query, v.seq, k, ef, opts.exact, &mut top);
+        match &opts.filter {
+            Some(f) => m.search_filtered(query, v.seq, f, &mut top),
+            None => m.search(query, v.seq, k, ef, opts.exact, &mut top),
+        }
     }
     let mut tasks: Vec<Task<'_>> = Vec::new();
     for s in &v.segments {
-        match (&s.index, opts.exact) {
-            (Some(ix), false) => tasks.push(Task::Indexed(s, ix)),
-            _ => tasks.extend(
-                (0..s.reader.rows())
-                    .step_by(CHUNK_ROWS)
-                    .map(|start| Task::Scan(s, start)),
-            ),
+        let chunks = (0..s.reader.rows()).step_by(CHUNK_ROWS);
+        match (&s.index, opts.exact, &opts.filter) {
+            (_, _, Some(f)) => tasks.extend(chunks.map(|start| Task::Filtered(s, start, f))),
+            (Some(ix), false, None) => tasks.push(Task::Indexed(s, ix)),
+            _ => tasks.extend(chunks.map(|start| Task::Scan(s, start))),
         }
     }
     let run = |t: &Task<'_>| match *t {
@@ -61,7 +67,8 @@ pub(crate) fn search(
                 None => scan_all(s, metric, query, k),
             }
         }
-        Task::Scan(s, start) => scan_segment(s, metric, query, k, start),
+        Task::Scan(s, start) => scan_segment(s, metric, query, k, start, None),
+        Task::Filtered(s, start, f) => scan_segment(s, metric, query, k, start, Some(f)),
     };
     let merge = |a: Result<TopK>, b: Result<TopK>| {
         let (mut a, b) = (a?, b?);
@@ -94,17 +101,21 @@ pub(crate) fn search(
 fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {
     let mut all = TopK::new(k);
     for start in (0..s.reader.rows()).step_by(CHUNK_ROWS) {
-        all.merge(scan_segment(s, metric, query, k, start)?);
+        all.merge(scan_segment(s, metric, query, k, start, None)?);
     }
     Ok(all)
 }
 
+/// The `k` nearest live rows of the chunk of `s` starting at row `start` (and, with a
+/// filter, passing it: each row's metadata is decoded and tested, a row without
+/// metadata as an empty object).
 fn scan_segment(
     s: &LiveSegment,
     metric: Metric,
     query: &[f32],
     k: usize,
     start: usize,
+    filter: Option<&Filter>,
 ) -> Result<TopK> {
     let dim = s.reader.dim();
     let end = (start + CHUNK_ROWS).min(s.reader.rows());
@@ -113,6 +124,10 @@ fn scan_segment(
     // The same rows of the ids section: the scan's row numbers index both.
     let ids = s.reader.id_rows(start..end)?;
     let deleted = &s.deleted;
+    let passes = match filter {
+        Some(f) => Some(filter_rows(s, start, end, f)?),
+        None => None,
+    };
     exact::scan_block(
         metric,
         query,
@@ -120,7 +135,42 @@ fn scan_segment(
         dim,
         &mut top,
         |r| ids.get(r).copied().unwrap_or(u64::MAX),
-        |r| deleted.contains(start + r),
+        |r| {
+            deleted.contains(start + r)
+                || passes
+                    .as_ref()
+                    .is_some_and(|p| !p.get(r).copied().unwrap_or(false))
+        },
     );
     Ok(top)
+}
+
+/// Whether each row in `start..end` of `s` passes `filter` (`start` is a multiple of
+/// the metadata block size).
+fn filter_rows(s: &LiveSegment, start: usize, end: usize, filter: &Filter) -> Result<Vec<bool>> {
+    let empty = Metadata::new();
+    let mut out = Vec::with_capacity(end - start);
+    if !s.reader.has_metadata() {
+        out.resize(end - start, filter.matches(&empty));
+        return Ok(out);
+    }
+    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    let base = s.reader.path();
+    for block in start / block_rows..end.div_ceil(block_rows) {
+        for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
+            let row = block * block_rows + i;
+            let pass = !s.deleted.contains(row)
+                && match item {
+                    None => filter.matches(&empty),
+                    Some(bytes) => {
+                        let m = Metadata::decode(&bytes, 0)
+                            .map_err(|e| crate::Error::from(e.at(base)))?;
+                        filter.matches(&m)
+                    }
+                };
+            out.push(pass);
+        }
+    }
+    out.truncate(end - start);
+    Ok(out)
 }

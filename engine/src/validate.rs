@@ -59,6 +59,20 @@ pub(crate) fn check_upsert(
     Ok(())
 }
 
+/// Checks a record's metadata against the size limit of its encoding.
+pub(crate) fn check_metadata(
+    metadata: Option<&strata_format::metadata::Metadata>,
+) -> std::result::Result<(), InvalidArgument> {
+    let max = strata_format::metadata::MAX_METADATA_LEN;
+    match metadata.map(|m| m.encode().len()) {
+        Some(len) if len > max => Err(InvalidArgument::Metadata {
+            path: String::new(),
+            expected: format!("at most {max} bytes encoded, not {len}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Validates a batch (and normalises vectors for cosine) before anything is written. A
 /// refused operation is named by its position and id ([`InvalidArgument::InBatch`]).
 pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
@@ -67,15 +81,16 @@ pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> 
             id,
             vector,
             payload,
+            metadata,
         } = op
         {
-            check_upsert(vector, payload.as_deref(), dim, metric).map_err(|reason| {
-                InvalidArgument::InBatch {
+            check_upsert(vector, payload.as_deref(), dim, metric)
+                .and_then(|()| check_metadata(metadata.as_ref()))
+                .map_err(|reason| InvalidArgument::InBatch {
                     index,
                     id: *id,
                     reason: Box::new(reason),
-                }
-            })?;
+                })?;
         }
     }
     // The log's own limit on the batch's own encoding: the log then never refuses it.

@@ -22,6 +22,8 @@ pub struct MetadataError {
 
 /// Most bytes of a metadata object's JSON text.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Most bytes of one record's encoded metadata in a segment or the log.
+pub const MAX_METADATA_LEN: usize = 64 * 1024;
 /// Deepest nesting of objects (the top level is depth 1).
 pub const MAX_METADATA_DEPTH: usize = 8;
 

@@ -131,7 +131,7 @@ fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<
             db.dim()
         );
     }
-    db.check_upsert(&row.vector, row.payload.as_deref())
+    db.check_record(&row.vector, row.metadata.as_ref(), row.payload.as_deref())
         .map_err(|e: InvalidArgument| anyhow!("{pos} (id {id}): {e}"))?;
     Ok(id)
 }
@@ -224,10 +224,12 @@ pub fn write_rows(
                 return Err(e.context(stopped(r)));
             }
         };
-        match &row.payload {
-            Some(p) => batch.upsert_with_payload(id, &row.vector, p),
-            None => batch.upsert(id, &row.vector),
-        };
+        batch.upsert_record(
+            id,
+            &row.vector,
+            row.metadata.as_ref(),
+            row.payload.as_deref(),
+        );
         batch_pos.push(pos);
         out.written += 1;
         out.id_range = Some(match out.id_range {

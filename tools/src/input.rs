@@ -1,6 +1,7 @@
 //! Readers for vector files: `.fvecs`, `.bvecs`, `.ivecs` (TEXMEX), `.npy` (float32, 2-D,
 //! C order), JSON lines (`.jsonl`, `.ndjson`: one `{"id": u64, "vector": [...],
-//! "payload": any}` per line) and `.json` (JSON lines, or one array of such objects).
+//! "metadata": {...}, "payload": any}` per line) and `.json` (JSON lines, or one array
+//! of such objects).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -16,6 +17,8 @@ pub struct Row {
     pub vector: Vec<f32>,
     /// Payload bytes (JSON lines: the `payload` value as JSON text).
     pub payload: Option<Vec<u8>>,
+    /// Metadata (JSON: the `metadata` object), what filters test.
+    pub metadata: Option<strata::Metadata>,
 }
 
 enum Kind {
@@ -143,6 +146,7 @@ impl VectorFile {
                         id: None,
                         vector,
                         payload: None,
+                        metadata: None,
                     })
                 }
             }
@@ -180,6 +184,7 @@ impl VectorFile {
             id: None,
             vector,
             payload: None,
+            metadata: None,
         }))
     }
 
@@ -220,6 +225,13 @@ impl VectorFile {
             .map(|x| x.as_f64().map(|f| f as f32))
             .collect::<Option<Vec<f32>>>()
             .ok_or_else(|| anyhow!("{}: \"vector\" must hold numbers", self.at("bad row")))?;
+        let metadata = match v.get("metadata") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(m) => Some(
+                strata::Metadata::from_json(m)
+                    .map_err(|e| anyhow!("{}: {e}", self.at("bad metadata")))?,
+            ),
+        };
         let payload = match v.get("payload") {
             None | Some(serde_json::Value::Null) => None,
             Some(p) => Some(serde_json::to_vec(p)?),
@@ -228,6 +240,7 @@ impl VectorFile {
             id,
             vector,
             payload,
+            metadata,
         })
     }
 

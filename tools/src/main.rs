@@ -185,6 +185,10 @@ enum Command {
         /// JSON, other bytes as a string or byte array, null for none).
         #[arg(long)]
         with_payload: bool,
+        /// Only records whose metadata passes this filter (JSON, the same for every
+        /// query; see docs/filters.md), e.g. '{"kind": "fact", "ts": {"$gte": 1700000000}}'.
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Index the rows that are only in the write-ahead log (after an interrupted import
     /// or a crash): writes them to a segment, so searches use its graph index.
@@ -342,17 +346,21 @@ fn main() -> ExitCode {
             ef,
             rerank,
             with_payload,
-        } => ops::search(
-            &dir,
-            &queries,
-            &strata::SearchOptions {
-                k,
-                exact,
-                ef,
-                rerank,
-                with_payload,
-            },
-        ),
+            filter,
+        } => ops::parse_filter(filter.as_deref()).and_then(|filter| {
+            ops::search(
+                &dir,
+                &queries,
+                &strata::SearchOptions {
+                    k,
+                    exact,
+                    ef,
+                    rerank,
+                    with_payload,
+                    filter,
+                },
+            )
+        }),
         Command::Get { dir, id } => ops::get(&dir, id),
         Command::Flush { dir } => ops::flush(&dir),
         Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),

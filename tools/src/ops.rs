@@ -68,6 +68,12 @@ pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
     Ok(())
 }
 
+/// The `--filter` argument, parsed.
+pub fn parse_filter(text: Option<&str>) -> Result<Option<strata::Filter>> {
+    text.map(|t| strata::Filter::from_json_str(t).context("--filter is refused"))
+        .transpose()
+}
+
 /// Memtable rows from which `search` suggests `strata flush`.
 const UNINDEXED_NOTE_ROWS: u64 = 10_000;
 
@@ -103,7 +109,7 @@ pub fn get(dir: &Path, id: u64) -> Result<()> {
     };
     println!(
         "{}",
-        json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload)})
+        json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload), "metadata": r.metadata.map(|m| m.to_json())})
     );
     Ok(())
 }

@@ -24,7 +24,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 /// Magic in the last 4 bytes of a segment.
 pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
 /// Format version written by this build.
-pub const SEGMENT_VERSION: u32 = 2;
+pub const SEGMENT_VERSION: u32 = 3;
 /// Oldest format version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -66,9 +66,14 @@ pub enum SectionKind {
     GraphLevel0 = 8,
     /// Graph upper levels, a flat `u32` array (see `docs/format.md`).
     GraphUpper = 9,
+    /// Per metadata block: offset `u64`, compressed length `u32`, raw length `u32`
+    /// (version 3 on).
+    MetadataDir = 10,
+    /// Concatenated zstd frames of metadata blocks (version 3 on).
+    Metadata = 11,
 }
 
-const SECTION_KINDS: [SectionKind; 9] = [
+const SECTION_KINDS: [SectionKind; 11] = [
     SectionKind::Ids,
     SectionKind::Vectors,
     SectionKind::PayloadDir,
@@ -78,10 +83,40 @@ const SECTION_KINDS: [SectionKind; 9] = [
     SectionKind::PqCodes,
     SectionKind::GraphLevel0,
     SectionKind::GraphUpper,
+    SectionKind::MetadataDir,
+    SectionKind::Metadata,
 ];
 
-/// Sections every segment has; the index sections are present all together or not at all.
-const REQUIRED: usize = 4;
+// Sections 1..=4 are in every segment; the index sections (5..=9) are present all
+// together or not at all, and so are the metadata sections (10, 11).
+/// The index section kinds.
+const INDEX_KINDS: std::ops::RangeInclusive<u32> = 5..=9;
+/// The metadata section kinds.
+const METADATA_KINDS: std::ops::RangeInclusive<u32> = 10..=11;
+
+/// A column of per-row byte strings stored in compressed blocks of
+/// [`PAYLOAD_BLOCK_ROWS`] rows: payloads, or encoded metadata.
+#[derive(Debug, Clone, Copy)]
+struct BlobColumn {
+    dir: SectionKind,
+    data: SectionKind,
+    max_item: usize,
+    what: &'static str,
+}
+
+const PAYLOAD_COLUMN: BlobColumn = BlobColumn {
+    dir: SectionKind::PayloadDir,
+    data: SectionKind::Payloads,
+    max_item: MAX_PAYLOAD_LEN,
+    what: "payload block",
+};
+
+const METADATA_COLUMN: BlobColumn = BlobColumn {
+    dir: SectionKind::MetadataDir,
+    data: SectionKind::Metadata,
+    max_item: crate::metadata::MAX_METADATA_LEN,
+    what: "metadata block",
+};
 
 /// Length of the `INDEX_META` section.
 pub const INDEX_META_LEN: usize = 32;
@@ -236,6 +271,9 @@ pub struct SegmentWriteInput<'a> {
     pub vectors: &'a [f32],
     /// Payload of each row, `None` when absent.
     pub payloads: &'a [Option<&'a [u8]>],
+    /// Encoded metadata of each row ([`crate::metadata::Metadata::encode`]), `None` when
+    /// absent; empty when no row has any.
+    pub metadata: &'a [Option<&'a [u8]>],
     /// The search index, for segments large enough to have one.
     pub index: Option<IndexInput<'a>>,
 }
@@ -282,7 +320,7 @@ pub struct SegmentReader {
 /// The section table, by kind (slot `kind - 1`).
 #[derive(Debug, Clone)]
 struct Sections {
-    slots: [Option<Section>; 9],
+    slots: [Option<Section>; 11],
 }
 
 const ABSENT: Section = Section {
@@ -342,6 +380,9 @@ impl SegmentReader {
         };
         seg.check_section(SectionKind::Ids)?;
         seg.check_section(SectionKind::PayloadDir)?;
+        if seg.sections.has(SectionKind::MetadataDir) {
+            seg.check_section(SectionKind::MetadataDir)?;
+        }
         if seg.sections.has(SectionKind::IndexMeta) {
             seg.check_section(SectionKind::IndexMeta)?;
             seg.check_section(SectionKind::PqCodebook)?;
@@ -510,13 +551,58 @@ impl SegmentReader {
 
     /// The payload of `row`, decompressing its block.
     pub fn payload(&self, row: usize) -> Result<Option<Vec<u8>>> {
-        self.payload_inner(row).map_err(|e| e.at(&self.path))
+        self.item(PAYLOAD_COLUMN, row).map_err(|e| e.at(&self.path))
     }
 
-    fn payload_inner(&self, row: usize) -> std::result::Result<Option<Vec<u8>>, DecodeError> {
+    /// Every payload of payload block `block` (rows `block × PAYLOAD_BLOCK_ROWS` on),
+    /// decompressing the block once; empty past the last block.
+    pub fn block_payloads(&self, block: usize) -> Result<Vec<Option<Vec<u8>>>> {
+        self.block_items(PAYLOAD_COLUMN, block)
+            .map_err(|e| e.at(&self.path))
+    }
+
+    /// Whether the segment holds metadata sections (some row has metadata).
+    pub fn has_metadata(&self) -> bool {
+        self.sections.has(SectionKind::MetadataDir)
+    }
+
+    /// The metadata of `row` (`None`: the row has none), decoded.
+    pub fn metadata(&self, row: usize) -> Result<Option<crate::metadata::Metadata>> {
+        if !self.has_metadata() {
+            return Ok(None);
+        }
+        let at = self.section(SectionKind::Metadata).range.start;
+        self.item(METADATA_COLUMN, row)
+            .and_then(|m| {
+                m.map(|b| crate::metadata::Metadata::decode(&b, at))
+                    .transpose()
+            })
+            .map_err(|e| e.at(&self.path))
+    }
+
+    /// The encoded metadata of every row of block `block` (as [`Self::block_payloads`]);
+    /// all `None` when the segment has no metadata sections.
+    pub fn block_metadata(&self, block: usize) -> Result<Vec<Option<Vec<u8>>>> {
+        if !self.has_metadata() {
+            let rows = if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
+                0
+            } else {
+                self.block_rows(block)
+            };
+            return Ok(vec![None; rows]);
+        }
+        self.block_items(METADATA_COLUMN, block)
+            .map_err(|e| e.at(&self.path))
+    }
+
+    fn item(
+        &self,
+        col: BlobColumn,
+        row: usize,
+    ) -> std::result::Result<Option<Vec<u8>>, DecodeError> {
         let block = row / PAYLOAD_BLOCK_ROWS;
-        let raw = self.block(block)?;
-        let base = self.section(SectionKind::Payloads).range.start;
+        let raw = self.block(col, block)?;
+        let base = self.section(col.data).range.start;
         let in_block = row % PAYLOAD_BLOCK_ROWS;
         let mut lens = Reader::new(&raw, base);
         let n = self.block_rows(block);
@@ -538,22 +624,16 @@ impl SegmentReader {
         }
     }
 
-    /// Every payload of payload block `block` (rows `block × PAYLOAD_BLOCK_ROWS` on),
-    /// decompressing the block once; empty past the last block.
-    pub fn block_payloads(&self, block: usize) -> Result<Vec<Option<Vec<u8>>>> {
-        self.block_payloads_inner(block)
-            .map_err(|e| e.at(&self.path))
-    }
-
-    fn block_payloads_inner(
+    fn block_items(
         &self,
+        col: BlobColumn,
         block: usize,
     ) -> std::result::Result<Vec<Option<Vec<u8>>>, DecodeError> {
         if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
             return Ok(Vec::new());
         }
-        let raw = self.block(block)?;
-        let base = self.section(SectionKind::Payloads).range.start;
+        let raw = self.block(col, block)?;
+        let base = self.section(col.data).range.start;
         let n = self.block_rows(block);
         let mut lens = Reader::new(&raw, base);
         let mut data = Reader::new(raw.get(n * 4..).unwrap_or(&[]), base);
@@ -569,9 +649,9 @@ impl SegmentReader {
         (self.rows() - block * PAYLOAD_BLOCK_ROWS).min(PAYLOAD_BLOCK_ROWS)
     }
 
-    fn block(&self, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
-        let dir_off = self.section(SectionKind::PayloadDir).range.start;
-        let dir = self.section_bytes(SectionKind::PayloadDir);
+    fn block(&self, col: BlobColumn, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+        let dir_off = self.section(col.dir).range.start;
+        let dir = self.section_bytes(col.dir);
         let mut r = Reader::new(
             dir.get(block * 16..).unwrap_or(&[]),
             dir_off + block as u64 * 16,
@@ -579,35 +659,29 @@ impl SegmentReader {
         let off = r.u64()?;
         let clen = r.u32()? as u64;
         let rlen = r.u32()? as usize;
-        let max_raw = self.block_rows(block) * (4 + MAX_PAYLOAD_LEN);
+        let max_raw = self.block_rows(block) * (4 + col.max_item);
         if rlen > max_raw {
-            return Err(r.fault(CorruptionKind::Invalid("payload block raw length")));
+            return Err(r.fault(CorruptionKind::Invalid(col.what)));
         }
-        let sec = &self.section(SectionKind::Payloads).range;
+        let sec = &self.section(col.data).range;
         let frame = off
             .checked_add(clen)
             .filter(|&end| end <= sec.end - sec.start)
-            .and_then(|end| {
-                self.section_bytes(SectionKind::Payloads)
-                    .get(off as usize..end as usize)
-            })
-            .ok_or_else(|| r.fault(CorruptionKind::Invalid("payload block range")))?;
-        let raw = zstd::bulk::decompress(frame, rlen).map_err(|_| {
-            Reader::fault_at(
-                sec.start + off,
-                CorruptionKind::Invalid("payload block (zstd)"),
-            )
-        })?;
+            .and_then(|end| self.section_bytes(col.data).get(off as usize..end as usize))
+            .ok_or_else(|| r.fault(CorruptionKind::Invalid(col.what)))?;
+        let raw = zstd::bulk::decompress(frame, rlen)
+            .map_err(|_| Reader::fault_at(sec.start + off, CorruptionKind::Invalid(col.what)))?;
         if raw.len() != rlen {
             return Err(Reader::fault_at(
                 sec.start + off,
-                CorruptionKind::Invalid("payload block length"),
+                CorruptionKind::Invalid(col.what),
             ));
         }
         Ok(raw)
     }
 
-    /// Full check: every section checksum, id order, and every payload block.
+    /// Full check: every section checksum, id order, every payload block, and every
+    /// metadata block with each row's metadata decoded.
     pub fn verify(&self) -> Result<()> {
         self.verify_inner().map_err(|e| e.at(&self.path))
     }
@@ -625,22 +699,30 @@ impl SegmentReader {
                 CorruptionKind::Invalid("id order"),
             ));
         }
-        for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
-            let raw = self.block(block)?;
-            let mut r = Reader::new(&raw, 0);
-            let mut total = 0usize;
-            for _ in 0..self.block_rows(block) {
-                let len = r.u32()?;
-                if len != NO_PAYLOAD {
-                    total += len as usize;
+        let mut columns = vec![PAYLOAD_COLUMN];
+        if self.has_metadata() {
+            columns.push(METADATA_COLUMN);
+        }
+        for col in columns {
+            for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
+                let raw = self.block(col, block)?;
+                let mut r = Reader::new(&raw, 0);
+                let mut total = 0usize;
+                for _ in 0..self.block_rows(block) {
+                    let len = r.u32()?;
+                    if len != NO_PAYLOAD {
+                        total += len as usize;
+                    }
                 }
-            }
-            if r.remaining() != total {
-                let off = self.section(SectionKind::Payloads).range.start;
-                return Err(Reader::fault_at(
-                    off,
-                    CorruptionKind::Invalid("payload block contents"),
-                ));
+                let off = self.section(col.data).range.start;
+                if r.remaining() != total {
+                    return Err(Reader::fault_at(off, CorruptionKind::Invalid(col.what)));
+                }
+                if col.dir == SectionKind::MetadataDir {
+                    for m in self.block_items(col, block)?.into_iter().flatten() {
+                        crate::metadata::Metadata::decode(&m, off)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -726,7 +808,7 @@ fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    let known = count as usize == REQUIRED || count as usize == SECTION_KINDS.len();
+    let known = matches!(count, 4 | 6 | 9 | 11);
     if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
             footer_at,
@@ -743,7 +825,7 @@ fn parse_table(
     );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 9] = Default::default();
+    let mut out: [Option<Section>; 11] = Default::default();
     for _ in 0..count {
         let at = r.offset();
         let kind = r.u32()?;
@@ -769,17 +851,31 @@ fn parse_table(
             crc,
         });
     }
-    let index_count = out.iter().skip(REQUIRED).flatten().count();
+    let present = |kinds: std::ops::RangeInclusive<u32>| {
+        let n = kinds.clone().count();
+        let have = kinds
+            .filter(|k| out.get(*k as usize - 1).is_some_and(Option::is_some))
+            .count();
+        (have, n)
+    };
     let [Some(ids), Some(vecs), Some(dir), Some(_), ..] = &out else {
         return Err(Reader::fault_at(
             table_off,
             CorruptionKind::Invalid("missing section"),
         ));
     };
-    if index_count != 0 && index_count != SECTION_KINDS.len() - REQUIRED {
+    let (index_count, index_all) = present(INDEX_KINDS);
+    if index_count != 0 && index_count != index_all {
         return Err(Reader::fault_at(
             table_off,
             CorruptionKind::Invalid("partial index sections"),
+        ));
+    }
+    let (meta_count, meta_all) = present(METADATA_KINDS);
+    if meta_count != 0 && (meta_count != meta_all || header.version < 3) {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("metadata sections"),
         ));
     }
     let rows = header.rows;
@@ -799,6 +895,13 @@ fn parse_table(
         "vectors section length",
     )?;
     expect(dir, blocks.checked_mul(16), "payload directory length")?;
+    if let Some(Some(meta_dir)) = out.get(SectionKind::MetadataDir as usize - 1) {
+        expect(
+            meta_dir,
+            blocks.checked_mul(16),
+            "metadata directory length",
+        )?;
+    }
     Ok(Sections { slots: out })
 }
 

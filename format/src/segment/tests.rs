@@ -15,6 +15,12 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         .enumerate()
         .map(|(i, p)| (i % 3 != 0).then_some(p.as_slice()))
         .collect();
+    let metas: Vec<Vec<u8>> = (0..rows).map(|i| sample_metadata(i).encode()).collect();
+    let metadata: Vec<Option<&[u8]>> = metas
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i % 4 == 0).then_some(m.as_slice()))
+        .collect();
     let path = dir.join("000001.seg");
     let input = SegmentWriteInput {
         dim: 4,
@@ -23,10 +29,16 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
+        metadata: &metadata,
         index: None,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
     (path, ids, vectors)
+}
+
+fn sample_metadata(i: usize) -> crate::metadata::Metadata {
+    crate::metadata::Metadata::from_json_str(&format!(r#"{{"i": {i}, "tags": ["a", {i}]}}"#))
+        .unwrap()
 }
 
 #[test]
@@ -41,6 +53,15 @@ fn round_trip_ids_vectors_payloads() {
     assert_eq!(seg.find(302), None);
     assert_eq!(seg.payload(0).unwrap(), None);
     assert_eq!(seg.payload(131).unwrap().unwrap(), b"payload 131");
+    assert!(seg.has_metadata());
+    assert_eq!(seg.metadata(132).unwrap(), Some(sample_metadata(132)));
+    assert_eq!(seg.metadata(131).unwrap(), None);
+    let block = seg.block_metadata(2).unwrap();
+    assert_eq!(block.len(), 64);
+    assert_eq!(
+        block[0].as_deref(),
+        Some(&sample_metadata(128).encode()[..])
+    );
     seg.verify().unwrap();
     assert_eq!(
         seg.vectors().as_ptr() as usize % 64,
@@ -171,6 +192,7 @@ fn index_sections_round_trip_and_are_checked() {
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
+        metadata: &[],
         index,
     };
     write_segment(&OsVfs, &path, &input).unwrap();

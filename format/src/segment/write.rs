@@ -19,7 +19,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
             std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
         )
     };
-    if input.vectors.len() != rows * dim || input.payloads.len() != rows || dim == 0 {
+    let metadata_ok = input.metadata.is_empty() || input.metadata.len() == rows;
+    if input.vectors.len() != rows * dim || input.payloads.len() != rows || !metadata_ok || dim == 0
+    {
         return Err(bad("segment input lengths disagree"));
     }
     if !strictly_ascending(input.ids) {
@@ -55,9 +57,14 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     }
     w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
         .map_err(io)?;
-    let (dir, blob) = encode_payloads(input.payloads).map_err(io)?;
+    let (dir, blob) = encode_blocks(input.payloads, PAYLOAD_COLUMN).map_err(io)?;
     w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
     w.section(SectionKind::Payloads, &blob).map_err(io)?;
+    if input.metadata.iter().any(Option::is_some) {
+        let (dir, blob) = encode_blocks(input.metadata, METADATA_COLUMN).map_err(io)?;
+        w.section(SectionKind::MetadataDir, &dir).map_err(io)?;
+        w.section(SectionKind::Metadata, &blob).map_err(io)?;
+    }
     w.finish().map_err(io)
 }
 
@@ -77,8 +84,11 @@ fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
     h
 }
 
-/// Compresses payloads in blocks; returns (directory, blob).
-fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+/// Compresses a column's items in blocks; returns (directory, blob).
+fn encode_blocks(
+    payloads: &[Option<&[u8]>],
+    col: BlobColumn,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let mut dir = Vec::new();
     let mut blob = Vec::new();
     let mut raw = Vec::new();
@@ -86,8 +96,13 @@ fn encode_payloads(payloads: &[Option<&[u8]>]) -> std::io::Result<(Vec<u8>, Vec<
         raw.clear();
         for p in block {
             let len = match p {
-                Some(p) if p.len() <= MAX_PAYLOAD_LEN => p.len() as u32,
-                Some(_) => return Err(std::io::Error::other("payload too large")),
+                Some(p) if p.len() <= col.max_item => p.len() as u32,
+                Some(_) => {
+                    return Err(std::io::Error::other(format!(
+                        "{} item too large",
+                        col.what
+                    )))
+                }
                 None => NO_PAYLOAD,
             };
             raw.extend_from_slice(&len.to_le_bytes());

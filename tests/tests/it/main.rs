@@ -7,6 +7,8 @@ mod concurrency;
 mod corruption;
 mod durability;
 mod errors;
+mod filtered;
+mod fixtures;
 mod gpu_build;
 mod lock;
 mod model;

@@ -1,0 +1,155 @@
+//! Records with metadata, and filtered search: the true top k among the live records
+//! that pass the filter, across memtables, flushed and compacted segments, deletes,
+//! upserts that change metadata, and a crash.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use strata::{Db, Filter, Metadata, Metric, Options, SearchOptions, WriteBatch};
+
+use crate::common;
+
+const DIM: usize = 8;
+
+/// The store's expected content: id → (vector, metadata).
+type Model = BTreeMap<u64, (Vec<f32>, Option<Metadata>)>;
+
+fn metadata_of(rng: &mut impl Rng, i: u64) -> Option<Metadata> {
+    if i.is_multiple_of(7) {
+        return None; // some rows carry none
+    }
+    let kind = ["fact", "note", "todo"][rng.random_range(0..3)];
+    let tags: Vec<String> = (0..rng.random_range(0..3))
+        .map(|_| format!("\"t{}\"", rng.random_range(0..4)))
+        .collect();
+    let text = format!(
+        r#"{{"user": {}, "kind": "{kind}", "ts": {}, "tags": [{}], "a": {{"b": {}}}}}"#,
+        i % 5,
+        rng.random_range(0..1000),
+        tags.join(","),
+        rng.random::<bool>()
+    );
+    Some(Metadata::from_json_str(&text).unwrap())
+}
+
+fn filters() -> Vec<Filter> {
+    [
+        r#"{}"#,
+        r#"{"user": 3}"#,
+        r#"{"kind": "fact", "ts": {"$gte": 500}}"#,
+        r#"{"tags": {"$contains": "t1"}}"#,
+        r#"{"$or": [{"user": {"$in": [1, 2]}}, {"a.b": true}]}"#,
+        r#"{"$not": {"kind": "note"}}"#,
+        r#"{"kind": {"$exists": false}}"#,
+        r#"{"ts": {"$lt": 20}}"#,
+        r#"{"user": 99}"#,
+    ]
+    .iter()
+    .map(|t| Filter::from_json_str(t).unwrap())
+    .collect()
+}
+
+/// Brute force over the model: the ids of the `k` nearest records passing `f`.
+fn expected(model: &Model, q: &[f32], f: &Filter, k: usize) -> Vec<u64> {
+    let empty = Metadata::new();
+    let mut all: Vec<(f32, u64)> = model
+        .iter()
+        .filter(|(_, (_, m))| f.matches(m.as_ref().unwrap_or(&empty)))
+        .map(|(&id, (v, _))| (common::distance(Metric::L2, q, v), id))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|(_, id)| id).collect()
+}
+
+fn check(db: &Db, model: &Model, rng: &mut impl Rng, label: &str) {
+    for f in filters() {
+        for _ in 0..5 {
+            let q = common::vector(rng, DIM);
+            let want = expected(model, &q, &f, 10);
+            for exact in [false, true] {
+                let opts = SearchOptions {
+                    filter: Some(f.clone()),
+                    exact,
+                    ..SearchOptions::new(10)
+                };
+                let got: Vec<u64> = db.search(&q, &opts).unwrap().iter().map(|h| h.id).collect();
+                assert_eq!(got, want, "{label}: filter {}", f.to_json());
+            }
+        }
+    }
+}
+
+#[test]
+fn filtered_search_is_the_true_top_k_among_matching_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = common::rng(15);
+    let mut model = Model::new();
+    let db = common::open(dir.path(), DIM, Metric::L2);
+    let write =
+        |db: &Db, model: &mut Model, ids: std::ops::Range<u64>, rng: &mut rand::rngs::StdRng| {
+            let mut b = WriteBatch::new();
+            for i in ids {
+                let v = common::vector(rng, DIM);
+                let m = metadata_of(rng, i);
+                b.upsert_record(i, &v, m.as_ref(), None);
+                model.insert(i, (v, m));
+            }
+            db.write(b).unwrap();
+        };
+    write(&db, &mut model, 0..600, &mut rng);
+    check(&db, &model, &mut rng, "memtable and small segments");
+    db.flush().unwrap();
+    write(&db, &mut model, 600..700, &mut rng);
+    // Upserts that change metadata, and deletes, on flushed rows.
+    write(&db, &mut model, 0..50, &mut rng);
+    for id in (100..200).step_by(3) {
+        db.delete(id).unwrap();
+        model.remove(&id);
+    }
+    check(&db, &model, &mut rng, "segments, memtable, deletes");
+    for (id, (v, m)) in model.iter().take(30) {
+        let r = db.get(*id).unwrap().unwrap();
+        assert_eq!((&r.vector, &r.metadata), (v, m), "get {id}");
+    }
+    db.compact(true, &|_, _, _| true).unwrap();
+    check(&db, &model, &mut rng, "after a full compaction");
+    // A crash: the last writes only in the log.
+    write(&db, &mut model, 700..760, &mut rng);
+    drop(db);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    check(&db, &model, &mut rng, "after recovery");
+    for id in [700, 701, 755] {
+        assert_eq!(db.get(id).unwrap().unwrap().metadata, model[&id].1);
+    }
+    db.close().unwrap();
+    strata::verify(dir.path()).unwrap();
+}
+
+#[test]
+fn a_filter_matching_k_or_more_records_always_returns_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::open(dir.path(), 2, Metric::L2);
+    let mut b = WriteBatch::new();
+    for i in 0..2000u64 {
+        // One tenant in a hundred; the others' rows sit nearer every query.
+        let tenant = if i.is_multiple_of(100) { 1 } else { 2 };
+        let m = Metadata::from_json_str(&format!(r#"{{"tenant": {tenant}}}"#)).unwrap();
+        let far = if tenant == 1 { 100.0 } else { 0.0 };
+        b.upsert_record(i, &[far + i as f32 * 1e-3, 0.0], Some(&m), None);
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    let opts = SearchOptions {
+        filter: Some(Filter::eq("tenant", 1i64)),
+        ..SearchOptions::new(10)
+    };
+    let hits = db.search(&[0.0, 0.0], &opts).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|h| h.id.is_multiple_of(100)), "{hits:?}");
+    let opts = SearchOptions { k: 50, ..opts };
+    assert_eq!(
+        db.search(&[0.0, 0.0], &opts).unwrap().len(),
+        20,
+        "all 20 that match"
+    );
+}

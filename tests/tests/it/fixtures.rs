@@ -1,0 +1,79 @@
+//! Stores written by earlier versions open, read, take new writes and compact with this
+//! build (`tests/fixtures/README.md` says what each holds).
+
+use std::path::Path;
+
+use strata::{Db, Filter, Metadata, Metric, Options, SearchOptions, WriteBatch};
+
+fn vector(id: u64) -> Vec<f32> {
+    (0..8u64)
+        .map(|j| ((id * 31 + j * 7) % 97) as f32 / 97.0 - 0.5)
+        .collect()
+}
+
+fn copy_fixture(name: &str, to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn check_v2_content(db: &Db) {
+    for id in [0u64, 5, 21, 599, 600, 649] {
+        let r = db.get(id).unwrap().unwrap_or_else(|| panic!("id {id}"));
+        assert_eq!(r.vector, vector(id), "id {id}");
+        let payload = (id.is_multiple_of(5) && id < 600).then(|| format!("p{id}").into_bytes());
+        assert_eq!(r.payload, payload, "id {id}");
+        assert_eq!(r.metadata, None);
+    }
+    for id in [10u64, 15, 19, 650] {
+        assert!(db.get(id).unwrap().is_none(), "id {id}");
+    }
+    // Ids 97 apart share a vector: the nearest are at distance 0, among them 123.
+    let hits = db.search(&vector(123), &SearchOptions::exact(8)).unwrap();
+    assert_eq!(hits[0].distance, 0.0);
+    assert!(hits.iter().any(|h| h.id == 123), "{hits:?}");
+}
+
+#[test]
+fn a_version_2_store_opens_reads_takes_writes_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v2", dir.path());
+    strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!((ro.len(), ro.dim(), ro.metric()), (640, 8, Metric::L2));
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.len(), 640);
+    check_v2_content(&db);
+    // New records with metadata go to a new-version segment beside the old one.
+    let mut b = WriteBatch::new();
+    for id in 1000..1100u64 {
+        let m = Metadata::from_json_str(&format!(r#"{{"batch": "new", "n": {id}}}"#)).unwrap();
+        b.upsert_record(id, &vector(id), Some(&m), None);
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    let only_new = SearchOptions {
+        filter: Some(Filter::eq("batch", "new")),
+        ..SearchOptions::new(5)
+    };
+    let hits = db.search(&vector(7), &only_new).unwrap();
+    assert!(
+        hits.len() == 5 && hits.iter().all(|h| h.id >= 1000),
+        "{hits:?}"
+    );
+    // A merge of the old segment with the new one keeps both kinds of rows.
+    db.compact(true, &|_, _, _| true).unwrap();
+    assert_eq!(db.len(), 740);
+    check_v2_content(&db);
+    assert_eq!(
+        db.get(1050).unwrap().unwrap().metadata,
+        Some(Metadata::from_json_str(r#"{"batch": "new", "n": 1050}"#).unwrap())
+    );
+    db.close().unwrap();
+    strata::verify(dir.path()).unwrap();
+}
