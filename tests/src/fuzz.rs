@@ -228,10 +228,12 @@ pub fn store_ops(data: &[u8]) {
                         .map(|_| f32::from(input.next().unwrap_or(7)) / 64.0 - 2.0)
                         .collect();
                     let payload = (op % 2 == 0).then(|| step.to_le_bytes().to_vec());
+                    let metadata = (op % 3 == 0).then(|| workload::metadata_for(step as usize, id));
                     Write::Upsert {
                         id,
                         vector,
                         payload,
+                        metadata,
                     }
                 };
                 match d.write(workload::batch(std::slice::from_ref(&w))) {

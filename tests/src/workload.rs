@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use strata::vfs::Vfs;
 use strata::{
-    Db, Durability, HnswParams, IndexOptions, Metric, Options, SearchOptions, WriteBatch,
+    Db, Durability, HnswParams, IndexOptions, Metadata, Metric, Options, SearchOptions, WriteBatch,
 };
 
 /// Vector dimension of every workload store.
@@ -26,6 +26,8 @@ pub enum Write {
         vector: Vec<f32>,
         /// Payload.
         payload: Option<Vec<u8>>,
+        /// Metadata.
+        metadata: Option<Metadata>,
     },
     /// Delete.
     Delete(u64),
@@ -42,8 +44,27 @@ pub enum Step {
     Compact(bool),
 }
 
-/// What the store holds: id → (vector, payload).
-pub type State = BTreeMap<u64, (Vec<f32>, Option<Vec<u8>>)>;
+/// One stored record as the model sees it: vector, payload, metadata.
+pub type Stored = (Vec<f32>, Option<Vec<u8>>, Option<Metadata>);
+
+/// What the store holds: id → its record.
+pub type State = BTreeMap<u64, Stored>;
+
+/// A record read back, as the model holds it.
+pub fn stored(r: strata::Record) -> Stored {
+    (r.vector, r.payload, r.metadata)
+}
+
+/// The metadata the workload writes for `id` at step `i` (on some upserts).
+pub fn metadata_for(i: usize, id: u64) -> Metadata {
+    let text = format!(
+        r#"{{"step": {i}, "tags": ["t{}", {}], "o": {{"even": {}}}}}"#,
+        id % 3,
+        id,
+        id.is_multiple_of(2)
+    );
+    Metadata::from_json_str(&text).unwrap_or_default()
+}
 
 /// `steps` seeded steps: mostly batches of 1-4 writes, some flushes and compactions.
 pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
@@ -65,10 +86,12 @@ pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
                                 let payload = r
                                     .random_bool(0.7)
                                     .then(|| format!("step {i} id {id}").into_bytes());
+                                let metadata = r.random_bool(0.5).then(|| metadata_for(i, id));
                                 Write::Upsert {
                                     id,
                                     vector,
                                     payload,
+                                    metadata,
                                 }
                             }
                         })
@@ -100,8 +123,9 @@ pub fn apply(s: &mut State, ws: &[Write]) {
                 id,
                 vector,
                 payload,
+                metadata,
             } => {
-                s.insert(*id, (vector.clone(), payload.clone()));
+                s.insert(*id, (vector.clone(), payload.clone(), metadata.clone()));
             }
             Write::Delete(id) => {
                 s.remove(id);
@@ -118,16 +142,10 @@ pub fn batch(ws: &[Write]) -> WriteBatch {
             Write::Upsert {
                 id,
                 vector,
-                payload: Some(p),
+                payload,
+                metadata,
             } => {
-                b.upsert_with_payload(*id, vector, p);
-            }
-            Write::Upsert {
-                id,
-                vector,
-                payload: None,
-            } => {
-                b.upsert(*id, vector);
+                b.upsert_record(*id, vector, metadata.as_ref(), payload.as_deref());
             }
             Write::Delete(id) => {
                 b.delete(*id);
@@ -181,7 +199,7 @@ pub fn read_state(db: &Db) -> Result<State, String> {
     let mut s = State::new();
     for id in 0..KEYS {
         if let Some(r) = db.get(id).map_err(|e| format!("get {id}: {e}"))? {
-            s.insert(id, (r.vector, r.payload));
+            s.insert(id, stored(r));
         }
     }
     let mut found: Vec<u64> = hits.iter().map(|h| h.id).collect();

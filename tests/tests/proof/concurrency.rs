@@ -21,7 +21,7 @@ const READERS: usize = 2;
 fn distances(s: &State, q: &[f32]) -> Vec<(u64, f32)> {
     let mut v: Vec<(u64, f32)> = s
         .iter()
-        .map(|(&id, (v, _))| (id, v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum()))
+        .map(|(&id, (v, _, _))| (id, v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum()))
         .collect();
     v.sort_by_key(|x| x.0);
     v
@@ -113,7 +113,7 @@ pub fn run(round: u64) -> Tally {
                                 .zip(&seen)
                                 .all(|(w, g)| w.0 == g.0 && (w.1 - g.1).abs() <= 1e-4 * (1.0 + w.1))
                     });
-                    let got = got.map(|r| (r.vector, r.payload));
+                    let got = got.map(workload::stored);
                     let get_ok = (lo..=hi).any(|j| states[j].get(&id) == got.as_ref());
                     checks.fetch_add(1, Ordering::Relaxed);
                     if !snapshot_ok || !get_ok {

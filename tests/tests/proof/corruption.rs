@@ -99,14 +99,14 @@ fn read_all(db: &Db) -> Result<State, Error> {
     let mut s = State::new();
     for id in 0..KEYS {
         if let Some(r) = db.get(id)? {
-            s.insert(id, (r.vector, r.payload));
+            s.insert(id, workload::stored(r));
         }
     }
     let mut ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
     ids.sort_unstable();
     if ids != s.keys().copied().collect::<Vec<_>>() {
         // Two views of the store disagree: a wrong answer unless verify finds why.
-        s.insert(u64::MAX, (Vec::new(), None));
+        s.insert(u64::MAX, (Vec::new(), None, None));
     }
     Ok(s)
 }

@@ -127,10 +127,12 @@ impl Machine {
         match a {
             Action::Upsert(id, s, p) => {
                 let payload = p.then(|| vec![*s; (*s % 9) as usize]);
+                let metadata = (*s % 3 == 0).then(|| workload::metadata_for(*s as usize, *id));
                 self.write(vec![Write::Upsert {
                     id: *id,
                     vector: vector(*s, *id),
                     payload,
+                    metadata,
                 }])?
             }
             Action::Delete(id) => self.write(vec![Write::Delete(*id)])?,
@@ -142,6 +144,7 @@ impl Machine {
                                 id,
                                 vector: vector(s, id),
                                 payload: None,
+                                metadata: None,
                             }
                         } else {
                             Write::Delete(id)
@@ -154,7 +157,7 @@ impl Machine {
                     .db()?
                     .get(*id)
                     .map_err(|e| fail(format!("get: {e}")))?
-                    .map(|r| (r.vector, r.payload));
+                    .map(workload::stored);
                 let cur = self.current();
                 prop_assert_eq!(got.as_ref(), cur.get(id), "get {}", id);
             }
@@ -167,13 +170,13 @@ impl Machine {
                 let cur = self.current();
                 let mut want: Vec<f32> = cur
                     .values()
-                    .map(|(v, _)| v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum())
+                    .map(|(v, _, _)| v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum())
                     .collect();
                 want.sort_by(f32::total_cmp);
                 want.truncate(*k);
                 prop_assert_eq!(hits.len(), want.len());
                 for (h, w) in hits.iter().zip(&want) {
-                    let Some((v, _)) = cur.get(&h.id) else {
+                    let Some((v, _, _)) = cur.get(&h.id) else {
                         return Err(fail(format!("search returned dead id {}", h.id)));
                     };
                     let d: f32 = v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
