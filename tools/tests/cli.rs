@@ -677,3 +677,74 @@ fn backup_copies_a_store_and_repair_restores_a_damaged_manifest() {
     assert_eq!(live_rows(&d), 2);
     assert!(ok(&["repair", &d]).contains("nothing to repair"));
 }
+
+#[test]
+fn metadata_is_imported_returned_and_filters_searches() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let rows = write(
+        &t,
+        "m.jsonl",
+        concat!(
+            "{\"id\": 1, \"vector\": [1, 1], \"metadata\": {\"kind\": \"fact\", \"ts\": 5}}\n",
+            "{\"id\": 2, \"vector\": [1.1, 1], \"metadata\": {\"kind\": \"note\", \"ts\": 9}}\n",
+            "{\"id\": 3, \"vector\": [9, 9], \"metadata\": {\"kind\": \"fact\", \"ts\": 7, \"tags\": [\"x\"]}}\n",
+            "{\"id\": 4, \"vector\": [1.2, 1]}\n",
+        ),
+    );
+    ok(&["import", &d, &rows]);
+    let got: serde_json::Value = serde_json::from_str(&ok(&["get", &d, "3"])).unwrap();
+    assert_eq!(
+        got["metadata"],
+        serde_json::json!({"kind": "fact", "ts": 7, "tags": ["x"]})
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&ok(&["get", &d, "4"])).unwrap()["metadata"],
+        serde_json::Value::Null
+    );
+    let q = t.path().join("q.fvecs");
+    write_fvecs(&q, &[vec![1.0, 1.0]]);
+    let qs = q.to_str().unwrap();
+    let ids = |filter: &str| -> serde_json::Value {
+        let out = ok(&[
+            "search",
+            &d,
+            "--queries",
+            qs,
+            "--k",
+            "3",
+            "--filter",
+            filter,
+        ]);
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["ids"].clone()
+    };
+    assert_eq!(ids(r#"{"kind": "fact"}"#), serde_json::json!([1, 3]));
+    assert_eq!(ids(r#"{"ts": {"$gt": 6}}"#), serde_json::json!([2, 3]));
+    assert_eq!(
+        ids(r#"{"kind": {"$exists": false}}"#),
+        serde_json::json!([4])
+    );
+    assert_eq!(
+        ids(r#"{"tags": {"$contains": "x"}}"#),
+        serde_json::json!([3])
+    );
+    let e = fails(&[
+        "search",
+        &d,
+        "--queries",
+        qs,
+        "--filter",
+        r#"{"ts": {"$gt": "x"}}"#,
+    ]);
+    assert!(
+        e.contains("--filter is refused") && e.contains("ts.$gt"),
+        "{e}"
+    );
+    let bad = write(
+        &t,
+        "bad.jsonl",
+        "{\"id\": 5, \"vector\": [1, 1], \"metadata\": {\"a.b\": 1}}\n",
+    );
+    let e = fails(&["import", &d, &bad]);
+    assert!(e.contains("line 1") && e.contains("a.b"), "{e}");
+}
