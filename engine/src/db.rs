@@ -9,13 +9,15 @@ use parking_lot::Mutex;
 use strata_compaction::{BuildReport, Reason, Stage};
 use strata_index::Metric;
 
-use crate::batch::{self, WriteBatch, BATCH_RECORD};
+use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
 use crate::checkpoint::{self, CheckpointReport};
 use crate::error::{Error, InvalidArgument, Result};
+use crate::filter::Filter;
 use crate::inner::{apply, Inner};
 use crate::options::{Durability, Options, SearchOptions, WriteOptions};
 use crate::read_only::ReadOnlyDb;
 use crate::record::{Hit, Record};
+use crate::records::{self, ScanPage};
 use crate::stats::{CompactionReport, Stats, WriteCounters, WriteStats};
 use crate::validate::{check_upsert, prepare, prepare_query};
 use crate::{compaction, flush, inventory, lookup, recovery, search};
@@ -112,24 +114,41 @@ impl Db {
         }
         prepare(&mut batch.ops, self.inner.dim, self.inner.metric)?;
         let payload = batch::encode(&batch.ops);
-        let user_bytes: u64 = batch.ops.iter().map(|op| op.user_bytes()).sum();
+        self.append(wo, move |_| Ok(Some((batch.ops, payload))))
+            .map(|_| ())
+    }
+
+    /// Logs and applies the operations `make` chooses, under the write lock, from the
+    /// current version (so that no other write comes between the choice and the log);
+    /// returns how many were written. `make` returns the operations and their encoding,
+    /// or `None` for nothing to write.
+    fn append(
+        &self,
+        wo: WriteOptions,
+        make: impl FnOnce(&crate::version::Version) -> Result<Option<(Vec<Op>, Vec<u8>)>>,
+    ) -> Result<usize> {
         let inner = &self.inner;
-        let lsn = {
+        let (lsn, n, user_bytes) = {
             let mut st = inner.write.lock();
             inner.wait_for_room(&mut st)?;
+            let Some((ops, payload)) = make(&st.version)? else {
+                return Ok(0);
+            };
+            let n = ops.len();
+            let user_bytes: u64 = ops.iter().map(|op| op.user_bytes()).sum();
             let seq = st.next_seq;
             let lsn = inner
                 .wal
-                .append(seq, batch.ops.len() as u32, BATCH_RECORD, &payload)
+                .append(seq, n as u32, BATCH_RECORD, &payload)
                 .map_err(|e| inner.wal_failed_locked(e))?;
-            st.next_seq += batch.ops.len() as u64;
+            st.next_seq += n as u64;
             let mut v = (*st.version).clone();
             // The batch is in the log: failing to apply it leaves memory behind the log,
             // so the store stops (a reopen replays it).
-            apply(&mut v, seq, batch.ops).inspect_err(|e| inner.poison_locked(e))?;
+            apply(&mut v, seq, ops).inspect_err(|e| inner.poison_locked(e))?;
             inner.publish(&mut st, v);
             inner.maybe_switch(&mut st)?;
-            lsn
+            (lsn, n, user_bytes)
         };
         WriteCounters::add(&inner.writes.user_bytes, user_bytes);
         if let Some(t) = inner.indexer.get() {
@@ -145,7 +164,60 @@ impl Db {
         if sync_now {
             inner.wal.sync_to(lsn).map_err(|e| inner.wal_failed(e))?;
         }
-        Ok(())
+        Ok(n)
+    }
+
+    /// Deletes every live record whose metadata passes `filter`, atomically (one batch,
+    /// chosen and logged under the write lock, so no write comes between); returns how
+    /// many were deleted. Writers wait while the matching records are found.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<u64> {
+        filter.validate()?;
+        let n = self.append(WriteOptions::default(), |v| {
+            let mut ids = records::matching_ids(v, Some(filter))?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            ids.sort_unstable();
+            let ops: Vec<Op> = ids.into_iter().map(|id| Op::Delete { id }).collect();
+            let bytes: usize = ops.iter().map(Op::encoded_len).sum();
+            let max = strata_wal::record::MAX_RECORD_LEN;
+            if bytes > max {
+                return Err(InvalidArgument::BatchTooLarge { bytes, max }.into());
+            }
+            let payload = batch::encode(&ops);
+            Ok(Some((ops, payload)))
+        })?;
+        Ok(n as u64)
+    }
+
+    /// Live records whose metadata passes `filter` (all live records for `None`).
+    pub fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        records::count(&self.inner.snapshot(), filter)
+    }
+
+    /// A page of up to `limit` live records passing `filter` (every record for `None`)
+    /// with ids above `after`, in ascending id order, read from one snapshot. Pass the
+    /// page's [`ScanPage::next`] as `after` for the next page: records are never
+    /// repeated or skipped across pages unless they are written or deleted meanwhile.
+    pub fn scan(
+        &self,
+        filter: Option<&Filter>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        records::scan(&self.inner.snapshot(), filter, after, limit)
+    }
+
+    /// The records of `ids` (`None` for an absent id), in order, from one snapshot.
+    pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Record>>> {
+        let v = self.inner.snapshot();
+        ids.iter().map(|&id| lookup::record(&v, id)).collect()
     }
 
     /// The record `id`, if it exists.

@@ -46,6 +46,7 @@ mod options;
 mod priority;
 mod read_only;
 mod record;
+mod records;
 mod recovery;
 mod repair;
 mod search;
@@ -71,6 +72,7 @@ pub use options::{
 };
 pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
+pub use records::ScanPage;
 pub use repair::{repair, repair_with, RepairAction};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{

@@ -60,6 +60,15 @@ pub(crate) fn payload(v: &Version, id: u64) -> Result<Option<Vec<u8>>> {
     })
 }
 
+/// The metadata of `id` in `v` (`None` when it has none or is not live).
+pub(crate) fn metadata(v: &Version, id: u64) -> Result<Option<crate::Metadata>> {
+    Ok(match find(v, id) {
+        None => None,
+        Some(Found::Memtable(row)) => row.metadata.as_deref().cloned(),
+        Some(Found::Segment(s, row)) => s.reader.metadata(row)?,
+    })
+}
+
 /// Live records in `v`: segment rows not deleted plus memtable rows visible.
 pub(crate) fn live_rows(v: &Version) -> u64 {
     let segments: u64 = v

@@ -241,6 +241,8 @@ pub struct SearchOptions {
     /// Return each hit's payload ([`Hit::payload`](crate::Hit)), read from the same
     /// snapshot as the search.
     pub with_payload: bool,
+    /// Return each hit's metadata ([`Hit::metadata`](crate::Hit)), from the same snapshot.
+    pub with_metadata: bool,
     /// Only records whose metadata passes this filter (`docs/filters.md`); the result is
     /// the true top `k` among them, and `k` hits whenever at least `k` records match.
     pub filter: Option<crate::Filter>,
@@ -260,6 +262,7 @@ impl SearchOptions {
             ef: None,
             rerank: None,
             with_payload: false,
+            with_metadata: false,
             filter: None,
         }
     }

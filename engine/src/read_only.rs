@@ -172,6 +172,33 @@ impl ReadOnlyDb {
         lookup::live_rows(&self.snapshot())
     }
 
+    /// See [`Db::count`](crate::Db::count).
+    pub fn count(&self, filter: Option<&crate::Filter>) -> Result<u64> {
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        crate::records::count(&self.snapshot(), filter)
+    }
+
+    /// See [`Db::scan`](crate::Db::scan).
+    pub fn scan(
+        &self,
+        filter: Option<&crate::Filter>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<crate::ScanPage> {
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        crate::records::scan(&self.snapshot(), filter, after, limit)
+    }
+
+    /// See [`Db::get_many`](crate::Db::get_many).
+    pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Record>>> {
+        let v = self.snapshot();
+        ids.iter().map(|&id| lookup::record(&v, id)).collect()
+    }
+
     /// Whether the snapshot holds no live record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

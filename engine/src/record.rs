@@ -10,6 +10,9 @@ pub struct Hit {
     /// The record's payload, when [`SearchOptions::with_payload`](crate::SearchOptions)
     /// asked for it and the record has one.
     pub payload: Option<Vec<u8>>,
+    /// The record's metadata, when [`SearchOptions::with_metadata`](crate::SearchOptions)
+    /// asked for it and the record has some.
+    pub metadata: Option<crate::Metadata>,
 }
 
 /// A stored record.

@@ -38,6 +38,9 @@ pub(crate) fn search(
     opts: &SearchOptions,
     parallel: bool,
 ) -> Result<Vec<Hit>> {
+    if let Some(f) = &opts.filter {
+        f.validate()?;
+    }
     let k = opts.k;
     if k == 0 {
         return Ok(Vec::new());
@@ -89,10 +92,16 @@ pub(crate) fn search(
             } else {
                 None
             };
+            let metadata = if opts.with_metadata {
+                crate::lookup::metadata(v, n.id)?
+            } else {
+                None
+            };
             Ok(Hit {
                 id: n.id,
                 distance: n.distance,
                 payload,
+                metadata,
             })
         })
         .collect::<Result<Vec<Hit>>>()
@@ -145,31 +154,18 @@ fn scan_segment(
     Ok(top)
 }
 
-/// Whether each row in `start..end` of `s` passes `filter` (`start` is a multiple of
-/// the metadata block size).
+/// Whether each row in `start..end` of `s` is live and passes `filter` (`start` is a
+/// multiple of the metadata block size).
 fn filter_rows(s: &LiveSegment, start: usize, end: usize, filter: &Filter) -> Result<Vec<bool>> {
-    let empty = Metadata::new();
     let mut out = Vec::with_capacity(end - start);
     if !s.reader.has_metadata() {
-        out.resize(end - start, filter.matches(&empty));
+        let pass = filter.matches(&Metadata::new());
+        out.extend((start..end).map(|row| pass && !s.deleted.contains(row)));
         return Ok(out);
     }
     let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
-    let base = s.reader.path();
     for block in start / block_rows..end.div_ceil(block_rows) {
-        for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
-            let row = block * block_rows + i;
-            let pass = !s.deleted.contains(row)
-                && match item {
-                    None => filter.matches(&empty),
-                    Some(bytes) => {
-                        let m = Metadata::decode(&bytes, 0)
-                            .map_err(|e| crate::Error::from(e.at(base)))?;
-                        filter.matches(&m)
-                    }
-                };
-            out.push(pass);
-        }
+        out.extend(crate::records::block_passes(s, block, filter)?);
     }
     out.truncate(end - start);
     Ok(out)

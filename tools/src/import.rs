@@ -20,6 +20,19 @@ pub struct Plan {
     pub skip_bad_rows: bool,
     /// First input row to write (earlier rows are read and skipped).
     pub from_row: u64,
+    /// A JSON-lines file whose line i is the metadata of input row i.
+    pub metadata_file: Option<std::path::PathBuf>,
+}
+
+impl Plan {
+    /// Opens the input (with its metadata file, if any).
+    fn open(&self, file: &Path) -> Result<VectorFile> {
+        let input = VectorFile::open(file)?;
+        match &self.metadata_file {
+            Some(m) => input.with_metadata_file(m),
+            None => Ok(input),
+        }
+    }
 }
 
 impl Plan {
@@ -30,6 +43,7 @@ impl Plan {
             batch_rows,
             skip_bad_rows: false,
             from_row: 0,
+            metadata_file: None,
         }
     }
 }
@@ -123,6 +137,9 @@ fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str, file: &Path) 
 }
 
 fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<u64> {
+    if let Some(e) = &row.metadata_error {
+        bail!("{pos}: {e}");
+    }
     let id = ids.of(row, r, pos)?;
     if row.vector.len() != db.dim() {
         bail!(
@@ -138,9 +155,9 @@ fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<
 
 /// Reads the whole input once and checks every row without writing: returns the number
 /// of rows, or the first fault (with its position).
-pub fn check_all(db: &Db, file: &Path, ids_from: u64) -> Result<u64> {
-    let mut input = VectorFile::open(file)?;
-    let mut ids = Ids::new(ids_from);
+pub fn check_all(db: &Db, file: &Path, plan: &Plan) -> Result<u64> {
+    let mut input = plan.open(file)?;
+    let mut ids = Ids::new(plan.ids_from);
     let pb = progress::bytes_bar(input.bytes, "check");
     let approx_row_bytes = (db.dim() * 4 + 4) as u64;
     let refused = "input refused, nothing was written";
@@ -285,10 +302,10 @@ pub fn run(
     let total_rows = if plan.skip_bad_rows {
         0
     } else {
-        check_all(&db, file, plan.ids_from)?
+        check_all(&db, file, plan)?
     };
     let live_before = db.len();
-    let mut input = VectorFile::open(file)?;
+    let mut input = plan.open(file)?;
     let out = write_rows(&db, &mut input, plan, total_rows)
         .with_context(|| format!("import of {} stopped", file.display()))?;
     db.flush()

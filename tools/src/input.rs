@@ -17,8 +17,19 @@ pub struct Row {
     pub vector: Vec<f32>,
     /// Payload bytes (JSON lines: the `payload` value as JSON text).
     pub payload: Option<Vec<u8>>,
-    /// Metadata (JSON: the `metadata` object), what filters test.
+    /// Metadata (JSON: the `metadata` object; or the row's line of a metadata file),
+    /// what filters test.
     pub metadata: Option<strata::Metadata>,
+    /// Why the row's line of the metadata file was refused, if it was.
+    pub metadata_error: Option<String>,
+}
+
+/// A JSON-lines file whose line i is the metadata object of input row i.
+struct SideMetadata {
+    path: PathBuf,
+    reader: BufReader<File>,
+    line_no: u64,
+    line: String,
 }
 
 enum Kind {
@@ -48,6 +59,8 @@ pub struct VectorFile {
     line: String,
     /// Lines read so far (JSON lines): the line of the latest row.
     line_no: u64,
+    /// The metadata file, when rows take their metadata from one.
+    side: Option<SideMetadata>,
 }
 
 impl VectorFile {
@@ -91,7 +104,22 @@ impl VectorFile {
             bytes,
             line: String::new(),
             line_no: 0,
+            side: None,
         })
+    }
+
+    /// Takes row i's metadata from line i of the JSON-lines file `path` (an empty line
+    /// or `null`: none); the file must have exactly one line per row.
+    pub fn with_metadata_file(mut self, path: &Path) -> Result<VectorFile> {
+        let file = File::open(path)
+            .with_context(|| format!("cannot read metadata file {}", path.display()))?;
+        self.side = Some(SideMetadata {
+            path: path.to_path_buf(),
+            reader: BufReader::new(file),
+            line_no: 0,
+            line: String::new(),
+        });
+        Ok(self)
     }
 
     /// Whether reading can go on after a bad row (JSON: the next line or object is
@@ -147,6 +175,7 @@ impl VectorFile {
                         vector,
                         payload: None,
                         metadata: None,
+                        metadata_error: None,
                     })
                 }
             }
@@ -155,6 +184,14 @@ impl VectorFile {
                 None => None,
                 Some(v) => Some(self.json_row(&v)?),
             },
+        };
+        let out = match (out, self.side.as_mut()) {
+            (out, None) => out,
+            (Some(row), Some(side)) => Some(side.attach(row, &self.path)?),
+            (None, Some(side)) => {
+                side.expect_end(&self.path)?;
+                None
+            }
         };
         if out.is_some() {
             self.row += 1;
@@ -185,6 +222,7 @@ impl VectorFile {
             vector,
             payload: None,
             metadata: None,
+            metadata_error: None,
         }))
     }
 
@@ -241,6 +279,7 @@ impl VectorFile {
             vector,
             payload,
             metadata,
+            metadata_error: None,
         })
     }
 
@@ -300,6 +339,54 @@ fn json_error(e: &serde_json::Error, lines_before: u64) -> String {
         e.line() as u64 + lines_before,
         e.column()
     )
+}
+
+impl SideMetadata {
+    /// Gives `row` the metadata of the next line.
+    fn attach(&mut self, mut row: Row, input: &Path) -> Result<Row> {
+        self.line.clear();
+        if self.reader.read_line(&mut self.line)? == 0 {
+            bail!(
+                "{} ended at line {} but {} has more rows",
+                self.path.display(),
+                self.line_no,
+                input.display()
+            );
+        }
+        self.line_no += 1;
+        let text = self.line.trim();
+        if text.is_empty() || text == "null" {
+            return Ok(row);
+        }
+        let at = format!("{} line {}", self.path.display(), self.line_no);
+        match strata::Metadata::from_json_str(text) {
+            Ok(_) if row.metadata.is_some() => {
+                row.metadata_error = Some(format!("{at}: the row has metadata of its own"));
+            }
+            Ok(m) => row.metadata = Some(m),
+            Err(e) => row.metadata_error = Some(format!("{at}: {e}")),
+        }
+        Ok(row)
+    }
+
+    /// At the end of the input: only blank lines may remain.
+    fn expect_end(&mut self, input: &Path) -> Result<()> {
+        loop {
+            self.line.clear();
+            if self.reader.read_line(&mut self.line)? == 0 {
+                return Ok(());
+            }
+            self.line_no += 1;
+            if !self.line.trim().is_empty() {
+                bail!(
+                    "{} has more lines than {} has rows (line {} has no row)",
+                    self.path.display(),
+                    input.display(),
+                    self.line_no
+                );
+            }
+        }
+    }
 }
 
 fn read_npy_header(r: &mut impl Read) -> Result<Kind> {

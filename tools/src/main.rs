@@ -152,6 +152,10 @@ enum Command {
         /// to continue an import that stopped.
         #[arg(long, default_value_t = 0)]
         from_row: u64,
+        /// A JSON-lines file whose line i is the metadata object of input row i (an
+        /// empty line or null: none), for inputs without their own (.fvecs, .npy, ...).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
         /// Where to build the indexes of flushed segments: auto (a GPU when this binary
         /// has the `gpu` feature, one is present and the segment is large), cpu, or gpu.
         #[arg(long, default_value = "auto")]
@@ -185,10 +189,17 @@ enum Command {
         /// JSON, other bytes as a string or byte array, null for none).
         #[arg(long)]
         with_payload: bool,
+        /// Add each hit's metadata: a "metadata" array after the other keys (null for
+        /// none).
+        #[arg(long)]
+        with_metadata: bool,
         /// Only records whose metadata passes this filter (JSON, the same for every
         /// query; see docs/filters.md), e.g. '{"kind": "fact", "ts": {"$gte": 1700000000}}'.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "filters")]
         filter: Option<String>,
+        /// A file of filters, one JSON object per line: line i filters query i.
+        #[arg(long)]
+        filters: Option<PathBuf>,
     },
     /// Index the rows that are only in the write-ahead log (after an interrupted import
     /// or a crash): writes them to a segment, so searches use its graph index.
@@ -213,6 +224,34 @@ enum Command {
         /// A file with one id per line.
         #[arg(long)]
         ids_file: Option<PathBuf>,
+        /// Delete every record whose metadata passes this filter (JSON, see
+        /// docs/filters.md), atomically; instead of ids.
+        #[arg(long, conflicts_with_all = ["ids", "ids_file"])]
+        filter: Option<String>,
+    },
+    /// Print how many live records pass a filter (all of them without one); read-only.
+    Count {
+        /// Store directory.
+        dir: PathBuf,
+        /// The filter (JSON, see docs/filters.md).
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Print records as JSON lines ({"id", "vector", "payload", "metadata"}) in id order,
+    /// optionally only those passing a filter; read-only. When more remain, the last
+    /// line on standard error says the --after that continues.
+    Scan {
+        /// Store directory.
+        dir: PathBuf,
+        /// The filter (JSON, see docs/filters.md).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Most records to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this id.
+        #[arg(long)]
+        after: Option<u64>,
     },
     /// Print the store's segments, rows, tombstones and bytes per file kind as JSON
     /// (read-only: works while another process writes).
@@ -325,6 +364,7 @@ fn main() -> ExitCode {
             batch,
             skip_bad_rows,
             from_row,
+            metadata,
             build_device,
         } => import::run(
             &dir,
@@ -334,6 +374,7 @@ fn main() -> ExitCode {
                 batch_rows: batch.max(1),
                 skip_bad_rows,
                 from_row,
+                metadata_file: metadata,
             },
             sync.into(),
             build_device,
@@ -346,7 +387,9 @@ fn main() -> ExitCode {
             ef,
             rerank,
             with_payload,
+            with_metadata,
             filter,
+            filters,
         } => ops::parse_filter(filter.as_deref()).and_then(|filter| {
             ops::search(
                 &dir,
@@ -357,13 +400,30 @@ fn main() -> ExitCode {
                     ef,
                     rerank,
                     with_payload,
+                    with_metadata,
                     filter,
                 },
+                filters.as_deref(),
             )
         }),
         Command::Get { dir, id } => ops::get(&dir, id),
         Command::Flush { dir } => ops::flush(&dir),
-        Command::Delete { dir, ids, ids_file } => ops::delete(&dir, ids, ids_file.as_deref()),
+        Command::Delete {
+            dir,
+            ids,
+            ids_file,
+            filter: Some(filter),
+        } if ids.is_empty() && ids_file.is_none() => ops::delete_by_filter(&dir, &filter),
+        Command::Delete {
+            dir, ids, ids_file, ..
+        } => ops::delete(&dir, ids, ids_file.as_deref()),
+        Command::Count { dir, filter } => ops::count(&dir, filter.as_deref()),
+        Command::Scan {
+            dir,
+            filter,
+            limit,
+            after,
+        } => ops::scan(&dir, filter.as_deref(), limit, after),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Backup { dir, dest } => ops::backup(&dir, &dest),

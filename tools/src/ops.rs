@@ -37,9 +37,18 @@ pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
     Ok(())
 }
 
-pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
+pub fn search(
+    dir: &Path,
+    queries: &Path,
+    opts: &SearchOptions,
+    filters: Option<&Path>,
+) -> Result<()> {
     let db = open_reader(dir)?;
     let qs = VectorFile::read_all(queries)?;
+    let per_query = match filters {
+        Some(f) => Some(read_filters(f, qs.len())?),
+        None => None,
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // A query is checked as a stored vector would be (dimension, values, norm).
@@ -58,14 +67,59 @@ pub fn search(dir: &Path, queries: &Path, opts: &SearchOptions) -> Result<()> {
     // Queries run in parallel, a chunk at a time, and print in order.
     let mut row = 0;
     for chunk in qs.chunks(1024) {
-        let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        for hits in db.search_many(&refs, opts)? {
-            write_hits(&mut out, row, hits, opts.with_payload)?;
+        let answers = match &per_query {
+            None => {
+                let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+                db.search_many(&refs, opts)?
+            }
+            Some(fs) => {
+                use rayon::prelude::*;
+                chunk
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, q)| {
+                        let o = SearchOptions {
+                            filter: fs.get(row + i).cloned().flatten(),
+                            ..opts.clone()
+                        };
+                        db.search(q, &o)
+                    })
+                    .collect::<strata::Result<Vec<_>>>()?
+            }
+        };
+        for hits in answers {
+            write_hits(&mut out, row, hits, opts)?;
             row += 1;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// A `--filters` file: line i is the filter of query i (an empty line or `{}`: none).
+fn read_filters(path: &Path, queries: usize) -> Result<Vec<Option<strata::Filter>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read filters file {}", path.display()))?;
+    let out: Vec<Option<strata::Filter>> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if line.trim().is_empty() {
+                return Ok(None);
+            }
+            strata::Filter::from_json_str(line)
+                .map(Some)
+                .with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if out.len() != queries {
+        bail!(
+            "{} has {} lines for {queries} queries (one filter per query)",
+            path.display(),
+            out.len()
+        );
+    }
+    Ok(out)
 }
 
 /// The `--filter` argument, parsed.
@@ -82,23 +136,73 @@ fn write_hits(
     out: &mut impl Write,
     row: usize,
     hits: Vec<strata::Hit>,
-    with_payload: bool,
+    opts: &SearchOptions,
 ) -> Result<()> {
     let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
     let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
-    // Keys in the documented order: query, ids, distances (then payloads).
+    // Keys in the documented order: query, ids, distances (then payloads, metadata).
     write!(
         out,
         "{{\"query\": {row}, \"ids\": {}, \"distances\": {}",
         serde_json::to_string(&ids)?,
         serde_json::to_string(&distances)?
     )?;
-    if with_payload {
-        let payloads: Vec<serde_json::Value> =
-            hits.into_iter().map(|h| payload_json(h.payload)).collect();
+    if opts.with_payload {
+        let payloads: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| payload_json(h.payload.clone()))
+            .collect();
         write!(out, ", \"payloads\": {}", serde_json::to_string(&payloads)?)?;
     }
+    if opts.with_metadata {
+        let metadata: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| {
+                h.metadata
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |m| m.to_json())
+            })
+            .collect();
+        write!(out, ", \"metadata\": {}", serde_json::to_string(&metadata)?)?;
+    }
     writeln!(out, "}}")?;
+    Ok(())
+}
+
+/// One record as its JSON line: {"id", "vector", "payload", "metadata"}.
+fn record_json(r: strata::Record) -> serde_json::Value {
+    json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload), "metadata": r.metadata.map(|m| m.to_json())})
+}
+
+pub fn count(dir: &Path, filter: Option<&str>) -> Result<()> {
+    let db = open_reader(dir)?;
+    let filter = parse_filter(filter)?;
+    println!("{}", db.count(filter.as_ref())?);
+    Ok(())
+}
+
+pub fn scan(dir: &Path, filter: Option<&str>, limit: usize, after: Option<u64>) -> Result<()> {
+    let db = open_reader(dir)?;
+    let filter = parse_filter(filter)?;
+    let page = db.scan(filter.as_ref(), after, limit)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in page.records {
+        writeln!(out, "{}", record_json(r))?;
+    }
+    out.flush()?;
+    if let Some(next) = page.next {
+        eprintln!("more records follow: --after {next}");
+    }
+    Ok(())
+}
+
+pub fn delete_by_filter(dir: &Path, filter: &str) -> Result<()> {
+    let filter = strata::Filter::from_json_str(filter).context("--filter is refused")?;
+    let db = open(dir)?;
+    let n = db.delete_by_filter(&filter)?;
+    db.close()?;
+    eprintln!("deleted {n} records matching the filter");
     Ok(())
 }
 
@@ -107,10 +211,7 @@ pub fn get(dir: &Path, id: u64) -> Result<()> {
     let Some(r) = db.get(id)? else {
         bail!("no record with id {id}")
     };
-    println!(
-        "{}",
-        json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload), "metadata": r.metadata.map(|m| m.to_json())})
-    );
+    println!("{}", record_json(r));
     Ok(())
 }
 

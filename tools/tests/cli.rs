@@ -748,3 +748,108 @@ fn metadata_is_imported_returned_and_filters_searches() {
     let e = fails(&["import", &d, &bad]);
     assert!(e.contains("line 1") && e.contains("a.b"), "{e}");
 }
+
+#[test]
+fn count_scan_delete_by_filter_per_query_filters_and_a_metadata_file() {
+    let t = tempfile::tempdir().unwrap();
+    let d = store_2d(&t);
+    let rows: Vec<Vec<f32>> = (0..6).map(|i| vec![i as f32, 0.0]).collect();
+    let fv = t.path().join("v.fvecs");
+    write_fvecs(&fv, &rows);
+    let meta = write(
+        &t,
+        "meta.jsonl",
+        "{\"kind\": \"a\"}\n{\"kind\": \"b\"}\n\n{\"kind\": \"a\", \"n\": 3}\nnull\n{\"kind\": \"b\"}\n",
+    );
+    let f = fv.to_str().unwrap();
+    ok(&["import", &d, f, "--metadata", &meta]);
+    assert_eq!(ok(&["count", &d]).trim(), "6");
+    assert_eq!(
+        ok(&["count", &d, "--filter", r#"{"kind": "a"}"#]).trim(),
+        "2"
+    );
+    let out = strata(&[
+        "scan",
+        &d,
+        "--filter",
+        r#"{"kind": {"$ne": "b"}}"#,
+        "--limit",
+        "2",
+    ]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["id"].clone(), lines[1]["id"].clone()),
+        (0.into(), 2.into())
+    );
+    assert_eq!(lines[1]["metadata"], serde_json::Value::Null);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--after 2"), "{err}");
+    let rest = ok(&[
+        "scan",
+        &d,
+        "--filter",
+        r#"{"kind": {"$ne": "b"}}"#,
+        "--after",
+        "2",
+    ]);
+    assert_eq!(rest.lines().count(), 2, "{rest}");
+    // One filter per query; hits with their metadata.
+    let q = t.path().join("q.fvecs");
+    write_fvecs(&q, &[vec![0.0, 0.0], vec![0.0, 0.0]]);
+    let filters = write(&t, "f.jsonl", "{\"kind\": \"b\"}\n{\"n\": {\"$gte\": 3}}\n");
+    let out = ok(&[
+        "search",
+        &d,
+        "--queries",
+        q.to_str().unwrap(),
+        "--k",
+        "1",
+        "--filters",
+        &filters,
+        "--with-metadata",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["ids"], serde_json::json!([1]));
+    assert_eq!(lines[1]["ids"], serde_json::json!([3]));
+    assert_eq!(
+        lines[1]["metadata"],
+        serde_json::json!([{"kind": "a", "n": 3}])
+    );
+    let short = write(&t, "short.jsonl", "{\"kind\": \"b\"}\n");
+    let e = fails(&[
+        "search",
+        &d,
+        "--queries",
+        q.to_str().unwrap(),
+        "--filters",
+        &short,
+    ]);
+    assert!(e.contains("1 lines for 2 queries"), "{e}");
+    // Delete by filter.
+    let err = ok_stderr(&["delete", &d, "--filter", r#"{"kind": "b"}"#]);
+    assert!(
+        err.contains("deleted 2 records matching the filter"),
+        "{err}"
+    );
+    assert_eq!(ok(&["count", &d]).trim(), "4");
+    // A metadata file with a line too many, or a bad line, writes nothing.
+    let d2 = t.path().join("s2");
+    let d2 = d2.to_str().unwrap();
+    ok(&["create", d2, "--dim", "2", "--metric", "l2"]);
+    let long = write(&t, "long.jsonl", &"{\"k\": 1}\n".repeat(7));
+    let e = fails(&["import", d2, f, "--metadata", &long]);
+    assert!(e.contains("more lines than") && e.contains("line 7"), "{e}");
+    let bad = write(&t, "bad.jsonl", "{}\n{}\n{\"a.b\": 1}\n{}\n{}\n{}\n");
+    let e = fails(&["import", d2, f, "--metadata", &bad]);
+    assert!(e.contains("bad.jsonl line 3") && e.contains("a.b"), "{e}");
+    assert_eq!(ok(&["count", d2]).trim(), "0");
+}

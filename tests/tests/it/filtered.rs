@@ -153,3 +153,104 @@ fn a_filter_matching_k_or_more_records_always_returns_k() {
         "all 20 that match"
     );
 }
+
+#[test]
+fn count_scan_get_many_and_delete_by_filter_agree_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = common::rng(16);
+    let db = common::open(dir.path(), DIM, Metric::L2);
+    let mut model = Model::new();
+    for chunk in [0..300u64, 300..420] {
+        let mut b = WriteBatch::new();
+        for i in chunk {
+            let v = common::vector(&mut rng, DIM);
+            let m = metadata_of(&mut rng, i);
+            b.upsert_record(i, &v, m.as_ref(), None);
+            model.insert(i, (v, m));
+        }
+        db.write(b).unwrap();
+        db.flush().unwrap();
+    }
+    for id in (0..50).step_by(4) {
+        db.delete(id).unwrap(); // in the log only, over flushed rows
+        model.remove(&id);
+    }
+    let empty = Metadata::new();
+    let passing = |model: &Model, f: &Filter| -> Vec<u64> {
+        model
+            .iter()
+            .filter(|(_, (_, m))| f.matches(m.as_ref().unwrap_or(&empty)))
+            .map(|(&id, _)| id)
+            .collect()
+    };
+    assert_eq!(db.count(None).unwrap(), model.len() as u64);
+    for f in filters() {
+        let want = passing(&model, &f);
+        assert_eq!(
+            db.count(Some(&f)).unwrap(),
+            want.len() as u64,
+            "{}",
+            f.to_json()
+        );
+        // Paging in small pages visits exactly the passing ids, in order.
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = db.scan(Some(&f), after, 7).unwrap();
+            assert!(page.records.len() <= 7);
+            got.extend(page.records.iter().map(|r| r.id));
+            for r in &page.records {
+                assert_eq!((&r.vector, &r.metadata), (&model[&r.id].0, &model[&r.id].1));
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "scan {}", f.to_json());
+    }
+    let many = db.get_many(&[1, 4, 999, 300]).unwrap();
+    assert_eq!(many[0].as_ref().map(|r| r.id), Some(1));
+    assert!(many[1].is_none() && many[2].is_none());
+    assert_eq!(many[3].as_ref().unwrap().metadata, model[&300].1);
+    // Hits carry metadata on request.
+    let q = common::vector(&mut rng, DIM);
+    let opts = SearchOptions {
+        with_metadata: true,
+        ..SearchOptions::new(5)
+    };
+    for h in db.search(&q, &opts).unwrap() {
+        assert_eq!(h.metadata, model[&h.id].1, "hit {}", h.id);
+    }
+    // Delete by filter: atomic, counted, and what remains is the model's rest.
+    let f = Filter::from_json_str(r#"{"$or": [{"kind": "todo"}, {"tags": {"$contains": "t2"}}]}"#)
+        .unwrap();
+    let doomed = passing(&model, &f);
+    assert!(!doomed.is_empty());
+    assert_eq!(db.delete_by_filter(&f).unwrap(), doomed.len() as u64);
+    for id in &doomed {
+        model.remove(id);
+    }
+    assert_eq!(db.count(Some(&f)).unwrap(), 0);
+    assert_eq!(db.delete_by_filter(&f).unwrap(), 0);
+    drop(db); // the delete batch is in the log only
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.count(None).unwrap(), model.len() as u64);
+    check(&db, &model, &mut rng, "after delete by filter and recovery");
+    let bad = Filter::gt("ts", "x");
+    assert!(matches!(
+        db.count(Some(&bad)),
+        Err(strata::Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        db.delete_by_filter(&bad),
+        Err(strata::Error::InvalidArgument(_))
+    ));
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    let f = Filter::eq("kind", "fact");
+    assert_eq!(ro.count(Some(&f)).unwrap(), db.count(Some(&f)).unwrap());
+    assert_eq!(
+        ro.scan(Some(&f), None, 5).unwrap(),
+        db.scan(Some(&f), None, 5).unwrap()
+    );
+}

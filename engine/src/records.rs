@@ -1,0 +1,166 @@
+//! Record operations over a snapshot by filter: counting, listing the matching ids, and
+//! paging through records in id order.
+
+use strata_format::metadata::Metadata;
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::live_segment::LiveSegment;
+use crate::lookup;
+use crate::record::Record;
+use crate::version::Version;
+
+/// One page of [`Db::scan`](crate::Db::scan): records in ascending id order, and the
+/// cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// The records, ids ascending.
+    pub records: Vec<Record>,
+    /// Pass as `after` for the next page; `None` when this page ended the scan.
+    pub next: Option<u64>,
+}
+
+fn passes(filter: Option<&Filter>, m: Option<&Metadata>) -> bool {
+    match filter {
+        None => true,
+        Some(f) => f.matches(m.unwrap_or(&Metadata::new())),
+    }
+}
+
+/// For each row of metadata block `block` of `s`: live, and passing `filter` (a row
+/// without metadata is tested as `{}`).
+pub(crate) fn block_passes(s: &LiveSegment, block: usize, filter: &Filter) -> Result<Vec<bool>> {
+    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    let empty = Metadata::new();
+    let items = s.reader.block_metadata(block)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let live = !s.deleted.contains(block * block_rows + i);
+        out.push(
+            live && match item {
+                None => filter.matches(&empty),
+                Some(bytes) => {
+                    let m = Metadata::decode(&bytes, 0)
+                        .map_err(|e| Error::from(e.at(s.reader.path())))?;
+                    filter.matches(&m)
+                }
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The live rows of `s` from row `start` on that pass `filter`, in row (= id) order,
+/// handed to `keep` until it returns false.
+fn segment_rows(
+    s: &LiveSegment,
+    start: usize,
+    filter: Option<&Filter>,
+    mut keep: impl FnMut(u64) -> bool,
+) -> Result<()> {
+    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    let ids = s.reader.ids();
+    let rows = s.reader.rows();
+    let mut block = start / block_rows;
+    while block * block_rows < rows {
+        let pass = match filter {
+            Some(f) => Some(block_passes(s, block, f)?),
+            None => None,
+        };
+        let first = (block * block_rows).max(start);
+        let last = ((block + 1) * block_rows).min(rows);
+        for row in first..last {
+            let ok = match &pass {
+                Some(p) => p.get(row - block * block_rows).copied().unwrap_or(false),
+                None => !s.deleted.contains(row),
+            };
+            if ok {
+                let Some(&id) = ids.get(row) else {
+                    return Ok(());
+                };
+                if !keep(id) {
+                    return Ok(());
+                }
+            }
+        }
+        block += 1;
+    }
+    Ok(())
+}
+
+/// Every live id of `v` passing `filter` (every live id for `None`), unordered.
+pub(crate) fn matching_ids(v: &Version, filter: Option<&Filter>) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for m in &v.memtables {
+        for row in m.rows() {
+            if row.visible_at(v.seq) && passes(filter, row.metadata.as_deref()) {
+                out.push(row.id);
+            }
+        }
+    }
+    for s in &v.segments {
+        segment_rows(s, 0, filter, |id| {
+            out.push(id);
+            true
+        })?;
+    }
+    Ok(out)
+}
+
+/// Live records of `v` passing `filter`.
+pub(crate) fn count(v: &Version, filter: Option<&Filter>) -> Result<u64> {
+    match filter {
+        None => Ok(lookup::live_rows(v)),
+        Some(_) => Ok(matching_ids(v, filter)?.len() as u64),
+    }
+}
+
+/// Up to `limit` live records of `v` passing `filter` with ids above `after`, ids
+/// ascending.
+pub(crate) fn scan(
+    v: &Version,
+    filter: Option<&Filter>,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<ScanPage> {
+    let above = |id: u64| after.is_none_or(|a| id > a);
+    // Each source yields its smallest passing ids; live rows of different sources are
+    // different ids, so the page is the smallest `limit + 1` of their union.
+    let want = limit.saturating_add(1);
+    let mut ids = Vec::new();
+    for m in &v.memtables {
+        let mut mine: Vec<u64> = m
+            .rows()
+            .filter(|r| r.visible_at(v.seq) && above(r.id))
+            .filter(|r| passes(filter, r.metadata.as_deref()))
+            .map(|r| r.id)
+            .collect();
+        mine.sort_unstable();
+        mine.truncate(want);
+        ids.extend(mine);
+    }
+    for s in &v.segments {
+        let start = match after {
+            None => 0,
+            Some(a) => s.reader.ids().partition_point(|&id| id <= a),
+        };
+        let mut taken = 0;
+        segment_rows(s, start, filter, |id| {
+            ids.push(id);
+            taken += 1;
+            taken < want
+        })?;
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    let mut records = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        if let Some(r) = lookup::record(v, id)? {
+            records.push(r);
+        }
+    }
+    let next = if more { ids.last().copied() } else { None };
+    Ok(ScanPage { records, next })
+}
