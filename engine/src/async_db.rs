@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crate::batch::WriteBatch;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::options::{Options, SearchOptions};
 use crate::record::{Hit, Record};
+use crate::records::ScanPage;
 use crate::stats::{CompactionReport, Stats};
 
 /// A cloneable async handle over a [`Db`].
@@ -89,6 +91,35 @@ impl AsyncDb {
             db.search_many(&qs, &opts)
         })
         .await
+    }
+
+    /// See [`Db::count`].
+    pub async fn count(&self, filter: Option<Filter>) -> Result<u64> {
+        let db = self.db.clone();
+        blocking(move || db.count(filter.as_ref())).await
+    }
+
+    /// See [`Db::scan`].
+    pub async fn scan(
+        &self,
+        filter: Option<Filter>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        let db = self.db.clone();
+        blocking(move || db.scan(filter.as_ref(), after, limit)).await
+    }
+
+    /// See [`Db::get_many`].
+    pub async fn get_many(&self, ids: Vec<u64>) -> Result<Vec<Option<Record>>> {
+        let db = self.db.clone();
+        blocking(move || db.get_many(&ids)).await
+    }
+
+    /// See [`Db::delete_by_filter`].
+    pub async fn delete_by_filter(&self, filter: Filter) -> Result<u64> {
+        let db = self.db.clone();
+        blocking(move || db.delete_by_filter(&filter)).await
     }
 
     /// See [`Db::len`].

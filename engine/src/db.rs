@@ -214,6 +214,12 @@ impl Db {
         records::scan(&self.inner.snapshot(), filter, after, limit)
     }
 
+    /// Every metadata path the live records use, with how many records have a value there
+    /// and of which kinds. Reads every record's metadata.
+    pub fn fields(&self) -> Result<std::collections::BTreeMap<String, crate::FieldSummary>> {
+        records::fields(&self.inner.snapshot())
+    }
+
     /// The records of `ids` (`None` for an absent id), in order, from one snapshot.
     pub fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Record>>> {
         let v = self.inner.snapshot();

@@ -72,7 +72,7 @@ pub use options::{
 };
 pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
-pub use records::ScanPage;
+pub use records::{FieldSummary, ScanPage};
 pub use repair::{repair, repair_with, RepairAction};
 pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
 pub use strata_compaction::{

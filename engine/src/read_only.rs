@@ -199,6 +199,11 @@ impl ReadOnlyDb {
         ids.iter().map(|&id| lookup::record(&v, id)).collect()
     }
 
+    /// See [`Db::fields`](crate::Db::fields).
+    pub fn fields(&self) -> Result<std::collections::BTreeMap<String, crate::FieldSummary>> {
+        crate::records::fields(&self.snapshot())
+    }
+
     /// Whether the snapshot holds no live record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

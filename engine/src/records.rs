@@ -164,3 +164,58 @@ pub(crate) fn scan(
     let next = if more { ids.last().copied() } else { None };
     Ok(ScanPage { records, next })
 }
+
+/// What the live records hold at one metadata path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSummary {
+    /// Live records with a value there.
+    pub rows: u64,
+    /// The kinds of value seen: `null`, `bool`, `int`, `float`, `string`, `list`.
+    pub kinds: std::collections::BTreeSet<&'static str>,
+}
+
+fn kind(v: &strata_format::metadata::MetaValue) -> &'static str {
+    use strata_format::metadata::MetaValue as V;
+    match v {
+        V::Null => "null",
+        V::Bool(_) => "bool",
+        V::Int(_) => "int",
+        V::Float(_) => "float",
+        V::Str(_) => "string",
+        V::List(_) => "list",
+        V::Object(_) => "object",
+    }
+}
+
+/// Every metadata path of the live records of `v` with its summary (reads all
+/// metadata).
+pub(crate) fn fields(v: &Version) -> Result<std::collections::BTreeMap<String, FieldSummary>> {
+    let mut out: std::collections::BTreeMap<String, FieldSummary> = Default::default();
+    let mut add = |m: &Metadata| {
+        for (path, value) in m.leaves() {
+            let f = out.entry(path).or_default();
+            f.rows += 1;
+            f.kinds.insert(kind(value));
+        }
+    };
+    for m in &v.memtables {
+        for row in m.rows() {
+            if let (true, Some(md)) = (row.visible_at(v.seq), row.metadata.as_deref()) {
+                add(md);
+            }
+        }
+    }
+    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    for s in v.segments.iter().filter(|s| s.reader.has_metadata()) {
+        for block in 0..s.reader.rows().div_ceil(block_rows) {
+            for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
+                if let (false, Some(bytes)) = (s.deleted.contains(block * block_rows + i), item) {
+                    let m = Metadata::decode(&bytes, 0)
+                        .map_err(|e| Error::from(e.at(s.reader.path())))?;
+                    add(&m);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -304,6 +304,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "bytes": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
         "wal_bytes": s.wal_bytes,
         "space_amplification": s.space_amplification,
+        "fields": db.fields()?.into_iter().map(|(path, f)| (path, json!({"rows": f.rows, "kinds": f.kinds}))).collect::<serde_json::Map<_, _>>(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -764,6 +764,11 @@ fn count_scan_delete_by_filter_per_query_filters_and_a_metadata_file() {
     let f = fv.to_str().unwrap();
     ok(&["import", &d, f, "--metadata", &meta]);
     assert_eq!(ok(&["count", &d]).trim(), "6");
+    let inspect: serde_json::Value = serde_json::from_str(&ok(&["inspect", &d])).unwrap();
+    assert_eq!(
+        inspect["fields"],
+        serde_json::json!({"kind": {"rows": 4, "kinds": ["string"]}, "n": {"rows": 1, "kinds": ["int"]}})
+    );
     assert_eq!(
         ok(&["count", &d, "--filter", r#"{"kind": "a"}"#]).trim(),
         "2"

@@ -162,6 +162,23 @@ fn async_facade_writes_searches_and_reads() {
             .unwrap();
         assert_eq!(many.iter().map(|h| h[0].id).collect::<Vec<_>>(), vec![5, 2]);
         assert!(db.compact(true).await.unwrap().len() <= 1);
+        let all = strata::Filter::All;
+        assert_eq!(db.count(Some(all.clone())).await.unwrap(), 3);
+        let page = db.scan(None, None, 2).await.unwrap();
+        assert_eq!((page.records.len(), page.next), (2, Some(3)));
+        assert_eq!(
+            db.get_many(vec![5, 1]).await.unwrap()[0]
+                .as_ref()
+                .unwrap()
+                .id,
+            5
+        );
+        assert_eq!(
+            db.delete_by_filter(strata::Filter::eq("x", 1i64))
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(db.stats().await.unwrap().live_rows, 3);
         // A clean close while another clone exists: the clone's writes are refused, and
         // once it is dropped the store reopens with everything.
