@@ -34,6 +34,7 @@ mod commit;
 mod compaction;
 mod db;
 mod error;
+mod field_index;
 mod files;
 mod filter;
 mod flush;

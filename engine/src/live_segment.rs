@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_vfs::Vfs;
 
+use crate::error::{Error, Result};
+use crate::field_index::FieldIndex;
 use crate::segment_index::SegmentIndex;
 
 /// A segment as a version sees it.
@@ -25,6 +27,9 @@ pub(crate) struct LiveSegment {
     pub index: Option<Arc<SegmentIndex>>,
     /// Deletes the file once compaction replaced it and the last version using it is gone.
     pub retire: Arc<RetireOnDrop>,
+    /// The metadata index, built by the first filter that reaches the segment and shared
+    /// by every version holding it.
+    pub fields: Arc<OnceLock<std::result::Result<Arc<FieldIndex>, Arc<Error>>>>,
 }
 
 /// Removes a segment file when the last snapshot that can read it is dropped, once
@@ -81,7 +86,20 @@ impl LiveSegment {
             deletion_file_no,
             index,
             retire,
+            fields: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The segment's metadata index (built on first use).
+    pub fn field_index(&self) -> Result<Arc<FieldIndex>> {
+        self.fields
+            .get_or_init(|| {
+                FieldIndex::build(&self.reader)
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .clone()
+            .map_err(|e| e.duplicate())
     }
 
     /// The row of `id` if it is live in this segment.

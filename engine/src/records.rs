@@ -4,6 +4,7 @@
 use strata_format::metadata::Metadata;
 
 use crate::error::{Error, Result};
+use crate::field_index::RowSet;
 use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
 use crate::lookup;
@@ -27,27 +28,11 @@ fn passes(filter: Option<&Filter>, m: Option<&Metadata>) -> bool {
     }
 }
 
-/// For each row of metadata block `block` of `s`: live, and passing `filter` (a row
-/// without metadata is tested as `{}`).
-pub(crate) fn block_passes(s: &LiveSegment, block: usize, filter: &Filter) -> Result<Vec<bool>> {
-    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
-    let empty = Metadata::new();
-    let items = s.reader.block_metadata(block)?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let live = !s.deleted.contains(block * block_rows + i);
-        out.push(
-            live && match item {
-                None => filter.matches(&empty),
-                Some(bytes) => {
-                    let m = Metadata::decode(&bytes, 0)
-                        .map_err(|e| Error::from(e.at(s.reader.path())))?;
-                    filter.matches(&m)
-                }
-            },
-        );
-    }
-    Ok(out)
+/// The live rows of `s` that pass `filter`, from the segment's metadata index.
+pub(crate) fn passing_rows(s: &LiveSegment, filter: &Filter) -> Result<RowSet> {
+    let mut pass = s.field_index()?.eval(filter);
+    pass.remove_all(s.deleted.words());
+    Ok(pass)
 }
 
 /// The live rows of `s` from row `start` on that pass `filter`, in row (= id) order,
@@ -58,32 +43,24 @@ fn segment_rows(
     filter: Option<&Filter>,
     mut keep: impl FnMut(u64) -> bool,
 ) -> Result<()> {
-    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
     let ids = s.reader.ids();
-    let rows = s.reader.rows();
-    let mut block = start / block_rows;
-    while block * block_rows < rows {
-        let pass = match filter {
-            Some(f) => Some(block_passes(s, block, f)?),
-            None => None,
+    let pass = match filter {
+        Some(f) => Some(passing_rows(s, f)?),
+        None => None,
+    };
+    for row in start..s.reader.rows() {
+        let ok = match &pass {
+            Some(p) => p.contains(row),
+            None => !s.deleted.contains(row),
         };
-        let first = (block * block_rows).max(start);
-        let last = ((block + 1) * block_rows).min(rows);
-        for row in first..last {
-            let ok = match &pass {
-                Some(p) => p.get(row - block * block_rows).copied().unwrap_or(false),
-                None => !s.deleted.contains(row),
+        if ok {
+            let Some(&id) = ids.get(row) else {
+                return Ok(());
             };
-            if ok {
-                let Some(&id) = ids.get(row) else {
-                    return Ok(());
-                };
-                if !keep(id) {
-                    return Ok(());
-                }
+            if !keep(id) {
+                return Ok(());
             }
         }
-        block += 1;
     }
     Ok(())
 }

@@ -5,14 +5,12 @@
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
 
-use strata_format::metadata::Metadata;
-
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
 use crate::options::SearchOptions;
 use crate::record::Hit;
-use crate::segment_index::{self, SegmentIndex};
+use crate::segment_index::{self, Eligible, SegmentIndex};
 use crate::version::Version;
 
 /// Rows per parallel task when scanning a segment.
@@ -24,8 +22,8 @@ pub(crate) const PARALLEL_MIN_ROWS: usize = 2 * CHUNK_ROWS;
 enum Task<'a> {
     Indexed(&'a LiveSegment, &'a SegmentIndex),
     Scan(&'a LiveSegment, usize),
-    /// An exact scan of the rows of a chunk whose metadata passes the filter.
-    Filtered(&'a LiveSegment, usize, &'a Filter),
+    /// The live rows of a segment that pass the filter: planned from their exact count.
+    Filtered(&'a LiveSegment, &'a Filter),
 }
 
 /// The `k` nearest live rows of `v` to `query` (already normalised for cosine). With
@@ -58,20 +56,30 @@ pub(crate) fn search(
     for s in &v.segments {
         let chunks = (0..s.reader.rows()).step_by(CHUNK_ROWS);
         match (&s.index, opts.exact, &opts.filter) {
-            (_, _, Some(f)) => tasks.extend(chunks.map(|start| Task::Filtered(s, start, f))),
+            (_, _, Some(f)) => tasks.push(Task::Filtered(s, f)),
             (Some(ix), false, None) => tasks.push(Task::Indexed(s, ix)),
             _ => tasks.extend(chunks.map(|start| Task::Scan(s, start))),
         }
     }
     let run = |t: &Task<'_>| match *t {
         Task::Indexed(s, ix) => {
-            match segment_index::search(&s.reader, &s.deleted, ix, metric, query, k, ef, rerank)? {
+            let skip = |r: usize| s.deleted.contains(r);
+            let eligible = Eligible::live(&s.deleted, &skip);
+            match segment_index::search(&s.reader, &eligible, ix, metric, query, k, ef, rerank)? {
                 Some(top) => Ok(top),
                 None => scan_all(s, metric, query, k),
             }
         }
-        Task::Scan(s, start) => scan_segment(s, metric, query, k, start, None),
-        Task::Filtered(s, start, f) => scan_segment(s, metric, query, k, start, Some(f)),
+        Task::Scan(s, start) => scan_segment(s, metric, query, k, start),
+        Task::Filtered(s, f) => {
+            let plan = FilteredPlan {
+                exact: opts.exact,
+                k,
+                ef,
+                rerank,
+            };
+            search_filtered(s, metric, query, f, &plan)
+        }
     };
     let merge = |a: Result<TopK>, b: Result<TopK>| {
         let (mut a, b) = (a?, b?);
@@ -110,21 +118,18 @@ pub(crate) fn search(
 fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {
     let mut all = TopK::new(k);
     for start in (0..s.reader.rows()).step_by(CHUNK_ROWS) {
-        all.merge(scan_segment(s, metric, query, k, start, None)?);
+        all.merge(scan_segment(s, metric, query, k, start)?);
     }
     Ok(all)
 }
 
-/// The `k` nearest live rows of the chunk of `s` starting at row `start` (and, with a
-/// filter, passing it: each row's metadata is decoded and tested, a row without
-/// metadata as an empty object).
+/// The `k` nearest live rows of the chunk of `s` starting at row `start`.
 fn scan_segment(
     s: &LiveSegment,
     metric: Metric,
     query: &[f32],
     k: usize,
     start: usize,
-    filter: Option<&Filter>,
 ) -> Result<TopK> {
     let dim = s.reader.dim();
     let end = (start + CHUNK_ROWS).min(s.reader.rows());
@@ -133,10 +138,6 @@ fn scan_segment(
     // The same rows of the ids section: the scan's row numbers index both.
     let ids = s.reader.id_rows(start..end)?;
     let deleted = &s.deleted;
-    let passes = match filter {
-        Some(f) => Some(filter_rows(s, start, end, f)?),
-        None => None,
-    };
     exact::scan_block(
         metric,
         query,
@@ -144,29 +145,75 @@ fn scan_segment(
         dim,
         &mut top,
         |r| ids.get(r).copied().unwrap_or(u64::MAX),
-        |r| {
-            deleted.contains(start + r)
-                || passes
-                    .as_ref()
-                    .is_some_and(|p| !p.get(r).copied().unwrap_or(false))
-        },
+        |r| deleted.contains(start + r),
     );
     Ok(top)
 }
 
-/// Whether each row in `start..end` of `s` is live and passes `filter` (`start` is a
-/// multiple of the metadata block size).
-fn filter_rows(s: &LiveSegment, start: usize, end: usize, filter: &Filter) -> Result<Vec<bool>> {
-    let mut out = Vec::with_capacity(end - start);
-    if !s.reader.has_metadata() {
-        let pass = filter.matches(&Metadata::new());
-        out.extend((start..end).map(|row| pass && !s.deleted.contains(row)));
-        return Ok(out);
+/// The knobs of a filtered search of one segment.
+struct FilteredPlan {
+    exact: bool,
+    k: usize,
+    ef: usize,
+    rerank: usize,
+}
+
+/// Whether the graph walk beats an exact scan of `count` eligible rows out of `rows`:
+/// the walk's beam is widened to `ef · rows / count` to find `ef` eligible candidates,
+/// and each beam node costs its neighbours' PQ distances (about 8 full distances); the
+/// scan costs `count` full distances.
+fn graph_pays(count: usize, rows: usize, ef: usize) -> bool {
+    (count as u128) * (count as u128) > 8 * (ef as u128) * (rows as u128)
+}
+
+/// The `k` nearest live rows of `s` that pass `f`: the segment's metadata index gives
+/// them exactly; few of them are scanned exactly, many are found by the graph walk that
+/// passes through the others without returning them (and falls back to the exact scan
+/// when it finds too few).
+fn search_filtered(
+    s: &LiveSegment,
+    metric: Metric,
+    query: &[f32],
+    f: &Filter,
+    plan: &FilteredPlan,
+) -> Result<TopK> {
+    let pass = crate::records::passing_rows(s, f)?;
+    let rows = s.reader.rows();
+    let count = pass.count();
+    let k = plan.k;
+    if count == 0 {
+        return Ok(TopK::new(k));
     }
-    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
-    for block in start / block_rows..end.div_ceil(block_rows) {
-        out.extend(crate::records::block_passes(s, block, filter)?);
+    if let (Some(ix), false) = (&s.index, plan.exact) {
+        if graph_pays(count, rows, plan.ef.max(k)) {
+            let skip = |r: usize| !pass.contains(r);
+            let eligible = Eligible { skip: &skip, count };
+            let found = segment_index::search(
+                &s.reader,
+                &eligible,
+                ix,
+                metric,
+                query,
+                k,
+                plan.ef,
+                plan.rerank,
+            )?;
+            if let Some(top) = found {
+                return Ok(top);
+            }
+        }
     }
-    out.truncate(end - start);
-    Ok(out)
+    let mut rows_top = TopK::new(k);
+    for r in pass.iter() {
+        let v = s.reader.vector_rows(r..r + 1)?;
+        rows_top.push(r as u64, metric.distance(query, v));
+    }
+    let mut top = TopK::new(k);
+    for n in rows_top.into_sorted() {
+        let row = n.id as usize;
+        for &id in s.reader.id_rows(row..row + 1)? {
+            top.push(id, n.distance);
+        }
+    }
+    Ok(top)
 }

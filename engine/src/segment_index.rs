@@ -31,15 +31,36 @@ impl SegmentIndex {
     }
 }
 
-/// Two-stage search of one indexed segment, with the beam widened by the segment's
-/// deleted fraction. `None` when the stored graph is unusable, when deletions would make
-/// the beam cover more than an eighth of the rows, or when the graph found fewer live
-/// rows than the segment could give: the caller then scans the segment exactly. A
-/// candidate row without a vector or an id is [`crate::Error::Corruption`].
+/// The rows a search may return: the live ones, or (under a filter) the live ones that
+/// pass it; `count` of them.
+pub(crate) struct Eligible<'a> {
+    /// Whether row `r` may not be returned (it still guides the walk).
+    pub skip: &'a (dyn Fn(usize) -> bool + Sync),
+    /// Rows that may be returned.
+    pub count: usize,
+}
+
+impl<'a> Eligible<'a> {
+    /// The live rows of a segment with deletion bitmap `deleted`.
+    pub fn live(deleted: &'a DeletionBitmap, skip: &'a (dyn Fn(usize) -> bool + Sync)) -> Self {
+        let rows = deleted.rows();
+        Eligible {
+            skip,
+            count: rows - deleted.count().min(rows),
+        }
+    }
+}
+
+/// Two-stage search of one indexed segment, returning only eligible rows, with the beam
+/// widened by the fraction of rows that are not. `None` when the stored graph is
+/// unusable, when that beam would cover more than an eighth of the rows, or when the
+/// graph found fewer eligible rows than the segment could give: the caller then scans
+/// the eligible rows exactly. A candidate row without a vector or an id is
+/// [`crate::Error::Corruption`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
     reader: &SegmentReader,
-    deleted: &DeletionBitmap,
+    eligible: &Eligible<'_>,
     ix: &SegmentIndex,
     metric: Metric,
     query: &[f32],
@@ -51,13 +72,13 @@ pub(crate) fn search(
         return Ok(None);
     };
     let rows = reader.rows();
-    let live_rows = rows - deleted.count().min(rows);
+    let live_rows = eligible.count.min(rows);
     if live_rows == 0 {
         return Ok(Some(TopK::new(k)));
     }
-    // Deleted rows take beam slots as waypoints: widen the beam so that about `ef` of
-    // its candidates are live. When that beam would cover a large part of the graph, an
-    // exact scan of the segment (the caller's fallback) is as cheap and exact.
+    // Deleted (and filtered-out) rows take beam slots as waypoints: widen the beam so
+    // that about `ef` of its candidates are eligible. When that beam would cover a large
+    // part of the graph, an exact scan (the caller's fallback) is as cheap and exact.
     let ef = ef.max(k).saturating_mul(rows).div_ceil(live_rows);
     if live_rows < rows && ef.saturating_mul(8) > rows {
         return Ok(None);
@@ -94,7 +115,7 @@ pub(crate) fn search(
     for n in found
         .iter()
         .map(|n| n.id as usize)
-        .filter(|&r| !deleted.contains(r))
+        .filter(|&r| !(eligible.skip)(r))
         .take(rerank.max(k))
     {
         let v = reader.vector_rows(n..n + 1)?;

@@ -44,6 +44,12 @@ impl DeletionBitmap {
         self.count
     }
 
+    /// The bitmap's words: bit `r % 64` of word `r / 64` set when row `r` is deleted
+    /// (bits past the last row are zero).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Whether `row` is deleted (rows out of range read as deleted).
     #[inline]
     pub fn contains(&self, row: usize) -> bool {

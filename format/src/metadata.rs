@@ -141,6 +141,27 @@ impl Metadata {
         out
     }
 
+    /// Every value with its dotted path, objects included (an object before its
+    /// fields), in path order.
+    pub fn entries(&self) -> Vec<(String, &MetaValue)> {
+        fn walk<'a>(
+            map: &'a BTreeMap<String, MetaValue>,
+            prefix: &str,
+            out: &mut Vec<(String, &'a MetaValue)>,
+        ) {
+            for (k, v) in map {
+                let path = join(prefix, k);
+                out.push((path.clone(), v));
+                if let MetaValue::Object(m) = v {
+                    walk(m, &path, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.fields, "", &mut out);
+        out
+    }
+
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()

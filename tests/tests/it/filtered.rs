@@ -254,3 +254,169 @@ fn count_scan_get_many_and_delete_by_filter_agree_with_the_model() {
         db.scan(Some(&f), None, 5).unwrap()
     );
 }
+
+mod index_model {
+    //! The segments' metadata index answers every filter as `Filter::matches` does.
+
+    use proptest::prelude::*;
+    use strata::{Db, Filter, Metadata, Metric, Options, WriteBatch};
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-2i64..3).prop_map(|i| i.to_string()),
+            (-2i32..3).prop_map(|x| format!("{:.1}", x as f64 / 2.0)),
+            prop::sample::select(vec!["\"p\"", "\"q\"", "true", "false", "null"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    fn metadata() -> impl Strategy<Value = Option<Metadata>> {
+        let field = || prop::option::of(value());
+        let tags = prop::option::of(prop::collection::vec(
+            prop::sample::select(vec!["\"p\"", "\"q\"", "1", "2.5"]),
+            0..3,
+        ));
+        prop::option::of((field(), field(), tags)).prop_map(|m| {
+            m.map(|(a, x, tags)| {
+                let mut parts = Vec::new();
+                if let Some(a) = a {
+                    parts.push(format!("\"a\": {a}"));
+                }
+                if let Some(x) = x {
+                    parts.push(format!("\"o\": {{\"x\": {x}}}"));
+                }
+                if let Some(t) = tags {
+                    parts.push(format!("\"tags\": [{}]", t.join(",")));
+                }
+                Metadata::from_json_str(&format!("{{{}}}", parts.join(","))).unwrap()
+            })
+        })
+    }
+
+    fn filter() -> impl Strategy<Value = Filter> {
+        let path = prop::sample::select(vec!["a", "o", "o.x", "tags", "zz"]);
+        let leaf = (path, value(), 0..8u8).prop_map(|(p, v, op)| {
+            let op = [
+                "$eq",
+                "$ne",
+                "$gt",
+                "$lte",
+                "$in",
+                "$nin",
+                "$exists",
+                "$contains",
+            ][op as usize];
+            let operand = match op {
+                "$gt" | "$lte" if !v.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
+                    "1".to_string()
+                }
+                "$in" | "$nin" if v == "null" => "[1]".to_string(),
+                "$in" | "$nin" => format!("[{v}, \"p\"]"),
+                "$exists" => "true".to_string(),
+                "$contains" if v == "null" => "\"p\"".to_string(),
+                _ => v,
+            };
+            Filter::from_json_str(&format!("{{\"{p}\": {{\"{op}\": {operand}}}}}")).unwrap()
+        });
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..3).prop_map(Filter::And),
+                prop::collection::vec(inner.clone(), 1..3).prop_map(Filter::Or),
+                inner.prop_map(|f| !f),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn count_and_scan_equal_the_per_record_evaluation(
+            rows in prop::collection::vec(metadata(), 1..40),
+            filters in prop::collection::vec(filter(), 1..12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(dir.path(), Options::new(2, Metric::L2)).unwrap();
+            let mut b = WriteBatch::new();
+            for (i, m) in rows.iter().enumerate() {
+                b.upsert_record(i as u64, &[i as f32, 0.0], m.as_ref(), None);
+            }
+            db.write(b).unwrap();
+            db.flush().unwrap(); // every row in a segment: the index answers
+            db.delete(0).unwrap();
+            let empty = Metadata::new();
+            for f in &filters {
+                let want: Vec<u64> = rows
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(_, m)| f.matches(m.as_ref().unwrap_or(&empty)))
+                    .map(|(i, _)| i as u64)
+                    .collect();
+                prop_assert_eq!(db.count(Some(f)).unwrap(), want.len() as u64, "{}", f.to_json());
+                let got: Vec<u64> = db
+                    .scan(Some(f), None, 100)
+                    .unwrap()
+                    .records
+                    .iter()
+                    .map(|r| r.id)
+                    .collect();
+                prop_assert_eq!(got, want, "{}", f.to_json());
+            }
+        }
+    }
+}
+
+#[test]
+fn unselective_filters_walk_the_graph_and_keep_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 16;
+    let opts = Options::new(dim, Metric::L2).index(strata_tests::workload::small_index(64, 64));
+    let db = Db::open(dir.path(), opts).unwrap();
+    let mut rng = common::rng(17);
+    let mut model = Model::new();
+    let mut b = WriteBatch::new();
+    for i in 0..20_000u64 {
+        let v = common::vector(&mut rng, dim);
+        let m = Metadata::from_json_str(&format!(r#"{{"half": {}, "k": {}}}"#, i % 2, i % 100))
+            .unwrap();
+        b.upsert_record(i, &v, Some(&m), None);
+        model.insert(i, (v, Some(m)));
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    assert!(db.stats().unwrap().indexed_segments >= 1);
+    for (filter, min_recall) in [(r#"{"half": 0}"#, 0.9), (r#"{"k": 7}"#, 1.0)] {
+        let f = Filter::from_json_str(filter).unwrap();
+        let mut hit = 0;
+        let mut total = 0;
+        for _ in 0..40 {
+            let q = common::vector(&mut rng, dim);
+            let want = expected(&model, &q, &f, 10);
+            let opts = SearchOptions {
+                filter: Some(f.clone()),
+                ..SearchOptions::new(10)
+            };
+            let got: Vec<u64> = db.search(&q, &opts).unwrap().iter().map(|h| h.id).collect();
+            assert_eq!(got.len(), 10);
+            let empty = Metadata::new();
+            assert!(got
+                .iter()
+                .all(|id| f.matches(model[id].1.as_ref().unwrap_or(&empty))));
+            hit += got.iter().filter(|id| want.contains(id)).count();
+            total += want.len();
+            let exact = SearchOptions {
+                exact: true,
+                ..opts
+            };
+            let got: Vec<u64> = db
+                .search(&q, &exact)
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(got, want, "exact {filter}");
+        }
+        let recall = hit as f64 / total as f64;
+        assert!(recall >= min_recall, "{filter}: recall {recall}");
+    }
+}
