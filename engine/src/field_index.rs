@@ -40,7 +40,7 @@ impl RowSet {
     }
 
     fn clear_tail(&mut self) {
-        if self.rows % 64 != 0 {
+        if !self.rows.is_multiple_of(64) {
             if let Some(last) = self.words.last_mut() {
                 *last &= (1u64 << (self.rows % 64)) - 1;
             }
