@@ -243,8 +243,9 @@ pub struct SearchOptions {
     pub with_payload: bool,
     /// Return each hit's metadata ([`Hit::metadata`](crate::Hit)), from the same snapshot.
     pub with_metadata: bool,
-    /// Only records whose metadata passes this filter (`docs/filters.md`); the result is
-    /// the true top `k` among them, and `k` hits whenever at least `k` records match.
+    /// Only records whose metadata passes this filter (`docs/filters.md`): the top `k`
+    /// among them (exactly when few pass or `exact` is set; by the graph walk, with its
+    /// recall, when many do), and `k` hits whenever at least `k` records pass.
     pub filter: Option<crate::Filter>,
 }
 
