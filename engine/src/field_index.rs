@@ -125,8 +125,10 @@ struct FieldRows {
     strings: HashMap<String, Vec<u32>>,
     /// Rows holding each bool.
     bools: [Vec<u32>; 2],
-    /// Every number held (a list: each element) with its row, sorted by value.
-    numbers: Vec<(MetaValue, u32)>,
+    /// Every integer held (a list: each element) with its row, sorted by value.
+    ints: Vec<(i64, u32)>,
+    /// Every float held with its row, sorted by value.
+    floats: Vec<(f64, u32)>,
 }
 
 /// The metadata index of one segment.
@@ -159,11 +161,12 @@ impl FieldIndex {
             }
         }
         for f in fields.values_mut() {
-            f.numbers.sort_by(|a, b| {
-                compare_numbers(&a.0, &b.0)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then(a.1.cmp(&b.1))
-            });
+            f.ints.sort_unstable();
+            f.floats
+                .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            f.ints.shrink_to_fit();
+            f.floats.shrink_to_fit();
+            f.present.shrink_to_fit();
         }
         Ok(FieldIndex { rows, fields })
     }
@@ -205,14 +208,14 @@ impl FieldIndex {
                     .get(s)
                     .map_or_else(|| RowSet::empty(rows), |r| RowSet::of_rows(rows, r)),
                 MetaValue::Int(_) | MetaValue::Float(_) => {
-                    numbers_where(rows, &f.numbers, x, |o| o == std::cmp::Ordering::Equal)
+                    numbers_where(rows, f, x, |o| o == std::cmp::Ordering::Equal)
                 }
                 _ => RowSet::empty(rows),
             }
         };
         let range = |x: &MetaValue, want: fn(std::cmp::Ordering) -> bool| match field {
             None => RowSet::empty(rows),
-            Some(f) => numbers_where(rows, &f.numbers, x, want),
+            Some(f) => numbers_where(rows, f, x, want),
         };
         use std::cmp::Ordering::{Greater, Less};
         match cmp {
@@ -249,35 +252,48 @@ fn add_value(f: &mut FieldRows, v: &MetaValue, row: u32) {
         MetaValue::Null => f.nulls.push(row),
         MetaValue::Bool(b) => f.bools[*b as usize].push(row),
         MetaValue::Str(s) => f.strings.entry(s.clone()).or_default().push(row),
-        MetaValue::Int(_) | MetaValue::Float(_) => f.numbers.push((v.clone(), row)),
+        MetaValue::Int(i) => f.ints.push((*i, row)),
+        MetaValue::Float(x) => f.floats.push((*x, row)),
         MetaValue::List(items) => items.iter().for_each(|x| add_value(f, x, row)),
         MetaValue::Object(_) => {}
     }
 }
 
-/// The rows holding a number that relates to `x` as `want` says (`numbers` sorted by
-/// value): a binary search for each end of the run, then the rows between.
+/// The rows holding a number that relates to `x` as `want` says: in each sorted column,
+/// a binary search for each end of the run equal to `x`, then the rows on the wanted
+/// sides.
 fn numbers_where(
     rows: usize,
-    numbers: &[(MetaValue, u32)],
+    f: &FieldRows,
     x: &MetaValue,
     want: fn(std::cmp::Ordering) -> bool,
 ) -> RowSet {
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    let ord = |v: &MetaValue| compare_numbers(v, x).unwrap_or(Less);
-    // Values below x, then equal, then above.
-    let lo = numbers.partition_point(|(v, _)| ord(v) == Less);
-    let hi = numbers.partition_point(|(v, _)| ord(v) != Greater);
     let mut s = RowSet::empty(rows);
-    let mut take = |part: &[(MetaValue, u32)]| part.iter().for_each(|&(_, r)| s.insert(r as usize));
+    take_where(&mut s, &f.ints, |&i| MetaValue::Int(i), x, want);
+    take_where(&mut s, &f.floats, |&v| MetaValue::Float(v), x, want);
+    s
+}
+
+fn take_where<T>(
+    s: &mut RowSet,
+    column: &[(T, u32)],
+    value: impl Fn(&T) -> MetaValue,
+    x: &MetaValue,
+    want: fn(std::cmp::Ordering) -> bool,
+) {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let ord = |v: &T| compare_numbers(&value(v), x).unwrap_or(Less);
+    // Values below x, then equal, then above.
+    let lo = column.partition_point(|(v, _)| ord(v) == Less);
+    let hi = column.partition_point(|(v, _)| ord(v) != Greater);
+    let mut take = |part: &[(T, u32)]| part.iter().for_each(|(_, r)| s.insert(*r as usize));
     if want(Less) {
-        take(numbers.get(..lo).unwrap_or(&[]));
+        take(column.get(..lo).unwrap_or(&[]));
     }
     if want(Equal) {
-        take(numbers.get(lo..hi).unwrap_or(&[]));
+        take(column.get(lo..hi).unwrap_or(&[]));
     }
     if want(Greater) {
-        take(numbers.get(hi..).unwrap_or(&[]));
+        take(column.get(hi..).unwrap_or(&[]));
     }
-    s
 }
