@@ -253,3 +253,32 @@ fn index_meta_reads_version_1_as_32_bit_ids_and_checks_the_width() {
     meta.l0_id_bits = 33;
     assert!(IndexMeta::decode(&meta.encode(), 0, 2).is_err());
 }
+
+#[test]
+fn a_damaged_metadata_block_is_an_error_never_other_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, _) = sample(dir.path(), 70);
+    let good = std::fs::read(&path).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    let section = seg.section(SectionKind::Metadata).range.clone();
+    drop(seg);
+    let mut refused = 0;
+    for at in section.start as usize..section.end as usize {
+        let mut bad = good.clone();
+        bad[at] ^= 0x04;
+        std::fs::write(&path, &bad).unwrap();
+        let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+        for row in 0..70 {
+            match seg.metadata(row) {
+                Ok(m) => {
+                    let want = (row % 4 == 0).then(|| sample_metadata(row));
+                    assert_eq!(m, want, "flip at {at}, row {row}");
+                }
+                Err(Error::Corruption { .. }) => refused += 1,
+                Err(e) => panic!("flip at {at}: {e}"),
+            }
+        }
+        assert!(seg.verify().is_err(), "verify sees the flip at {at}");
+    }
+    assert!(refused > 0, "the flips were read");
+}
