@@ -169,9 +169,13 @@ impl Db {
 
     /// Deletes every live record whose metadata passes `filter`, atomically (one batch,
     /// chosen and logged under the write lock, so no write comes between); returns how
-    /// many were deleted. Writers wait while the matching records are found.
+    /// many were deleted. Writers wait while the matching records are found (the
+    /// segments' metadata indexes are built before, without the lock).
     pub fn delete_by_filter(&self, filter: &Filter) -> Result<u64> {
         filter.validate()?;
+        // Build the segments' metadata indexes outside the write lock, so that writers
+        // wait only for the matching itself.
+        records::count(&self.inner.snapshot(), Some(filter))?;
         let n = self.append(WriteOptions::default(), |v| {
             let mut ids = records::matching_ids(v, Some(filter))?;
             if ids.is_empty() {
