@@ -49,7 +49,7 @@ impl Op {
             } => {
                 8 + 4 * vector.len() as u64
                     + payload.as_ref().map_or(0, |p| p.len() as u64)
-                    + metadata.as_ref().map_or(0, |m| m.encode().len() as u64)
+                    + metadata.as_ref().map_or(0, |m| m.encoded_len() as u64)
             }
             Op::Delete { .. } => 8,
         }
@@ -68,7 +68,7 @@ impl Op {
                     + 4 * vector.len()
                     + 1
                     + payload.as_ref().map_or(0, |p| 4 + p.len())
-                    + metadata.as_ref().map_or(0, |m| 4 + m.encode().len())
+                    + metadata.as_ref().map_or(0, |m| 4 + m.encoded_len())
             }
             Op::Delete { .. } => 1 + 8,
         }

@@ -175,7 +175,9 @@ impl Db {
         filter.validate()?;
         // Build the segments' metadata indexes outside the write lock, so that writers
         // wait only for the matching itself.
-        records::count(&self.inner.snapshot(), Some(filter))?;
+        for s in &self.inner.snapshot().segments {
+            s.field_index()?;
+        }
         let n = self.append(WriteOptions::default(), |v| {
             let mut ids = records::matching_ids(v, Some(filter))?;
             if ids.is_empty() {

@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 
 use crate::error::InvalidArgument;
-use strata_format::metadata::{json_number as number, MetaValue, Metadata};
+use strata_format::metadata::{join_path as join, json_number as number, MetaValue, Metadata};
 
 /// Deepest nesting of `$and`, `$or` and `$not`.
 pub const MAX_FILTER_DEPTH: usize = 32;
@@ -94,14 +94,6 @@ fn bad(path: &str, expected: &str) -> InvalidArgument {
     InvalidArgument::Filter {
         path: path.to_string(),
         expected: expected.to_string(),
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
     }
 }
 

@@ -153,7 +153,7 @@ impl Memtable {
         // Metadata is counted at its encoded size (memory is within a small factor).
         let size = vector.len() * 4
             + payload.as_ref().map_or(0, |p| p.len())
-            + metadata.as_ref().map_or(0, |m| 2 * m.encode().len())
+            + metadata.as_ref().map_or(0, |m| 2 * m.encoded_len())
             + 96;
         let mut latest = self.latest.lock();
         let prev = latest.get(&id).copied();

@@ -225,12 +225,5 @@ fn search_filtered(
             rows_top.push(r as u64, d);
         }
     }
-    let mut top = TopK::new(k);
-    for n in rows_top.into_sorted() {
-        let row = n.id as usize;
-        for &id in s.reader.id_rows(row..row + 1)? {
-            top.push(id, n.distance);
-        }
-    }
-    Ok(top)
+    segment_index::rows_to_ids(&s.reader, rows_top, k)
 }

@@ -125,6 +125,12 @@ pub(crate) fn search(
     if live < k.min(live_rows) {
         return Ok(None);
     }
+    rows_to_ids(reader, rows_top, k).map(Some)
+}
+
+/// A top list of segment rows as the same list of their ids: only the winners' ids are
+/// read (the ids section then stays out of a search's working set).
+pub(crate) fn rows_to_ids(reader: &SegmentReader, rows_top: TopK, k: usize) -> Result<TopK> {
     let mut top = TopK::new(k);
     for n in rows_top.into_sorted() {
         let row = n.id as usize;
@@ -132,5 +138,5 @@ pub(crate) fn search(
             top.push(id, n.distance);
         }
     }
-    Ok(Some(top))
+    Ok(top)
 }

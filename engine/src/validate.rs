@@ -64,7 +64,7 @@ pub(crate) fn check_metadata(
     metadata: Option<&strata_format::metadata::Metadata>,
 ) -> std::result::Result<(), InvalidArgument> {
     let max = strata_format::metadata::MAX_METADATA_LEN;
-    match metadata.map(|m| m.encode().len()) {
+    match metadata.map(|m| m.encoded_len()) {
         Some(len) if len > max => Err(InvalidArgument::Metadata {
             path: String::new(),
             expected: format!("at most {max} bytes encoded, not {len}"),

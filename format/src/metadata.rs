@@ -60,7 +60,8 @@ fn bad(path: &str, expected: &str) -> MetadataError {
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
+/// The dotted path of field `key` under `prefix` (`key` itself at the top).
+pub fn join_path(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {
@@ -150,7 +151,7 @@ impl Metadata {
             out: &mut Vec<(String, &'a MetaValue)>,
         ) {
             for (k, v) in map {
-                let path = join(prefix, k);
+                let path = join_path(prefix, k);
                 out.push((path.clone(), v));
                 if let MetaValue::Object(m) = v {
                     walk(m, &path, out);
@@ -174,7 +175,7 @@ fn collect_leaves<'a>(
     out: &mut Vec<(String, &'a MetaValue)>,
 ) {
     for (k, v) in map {
-        let path = join(prefix, k);
+        let path = join_path(prefix, k);
         match v {
             MetaValue::Object(m) => collect_leaves(m, &path, out),
             leaf => out.push((path, leaf)),
@@ -185,7 +186,7 @@ fn collect_leaves<'a>(
 fn check_key(key: &str, prefix: &str) -> Result<(), MetadataError> {
     if key.is_empty() || key.contains('.') {
         return Err(bad(
-            &join(prefix, key),
+            &join_path(prefix, key),
             "a field name that is non-empty and holds no '.'",
         ));
     }
@@ -219,7 +220,7 @@ fn check_value(v: &MetaValue, path: &str, depth: usize) -> Result<(), MetadataEr
             }
             for (k, v) in m {
                 check_key(k, path)?;
-                check_value(v, &join(path, k), depth + 1)?;
+                check_value(v, &join_path(path, k), depth + 1)?;
             }
             Ok(())
         }
@@ -241,7 +242,7 @@ fn object(
     let mut out = BTreeMap::new();
     for (k, v) in map {
         check_key(k, prefix)?;
-        let path = join(prefix, k);
+        let path = join_path(prefix, k);
         out.insert(k.clone(), value(v, &path, depth)?);
     }
     Ok(out)
@@ -348,6 +349,11 @@ impl Metadata {
         out
     }
 
+    /// The length of [`Metadata::encode`]'s bytes, computed without encoding.
+    pub fn encoded_len(&self) -> usize {
+        object_len(&self.fields)
+    }
+
     /// Decodes [`Metadata::encode`]'s bytes; `base` is their offset in the file, for
     /// errors. Refuses anything the encoder would not write: unknown tags, keys out of
     /// order or repeated, empty keys or keys with `.`, invalid UTF-8, non-finite floats,
@@ -360,6 +366,23 @@ impl Metadata {
             return Err(r.fault(CorruptionKind::Invalid("bytes after the metadata object")));
         }
         Ok(Metadata { fields })
+    }
+}
+
+fn object_len(map: &BTreeMap<String, MetaValue>) -> usize {
+    4 + map
+        .iter()
+        .map(|(k, v)| 2 + k.len() + value_len(v))
+        .sum::<usize>()
+}
+
+fn value_len(v: &MetaValue) -> usize {
+    1 + match v {
+        MetaValue::Null | MetaValue::Bool(_) => 0,
+        MetaValue::Int(_) | MetaValue::Float(_) => 8,
+        MetaValue::Str(s) => 4 + s.len(),
+        MetaValue::List(items) => 4 + items.iter().map(value_len).sum::<usize>(),
+        MetaValue::Object(m) => object_len(m),
     }
 }
 
@@ -561,6 +584,7 @@ mod tests {
         )
         .unwrap();
         let bytes = m.encode();
+        assert_eq!(bytes.len(), m.encoded_len());
         assert_eq!(Metadata::decode(&bytes, 0).unwrap(), m);
         assert_eq!(
             Metadata::decode(&Metadata::new().encode(), 0).unwrap(),
