@@ -326,6 +326,8 @@ pub struct SegmentRows<'a> {
     pub payloads: &'a [Option<&'a [u8]>],
     /// One encoded metadata object per row (or empty: no row has metadata).
     pub metadata: &'a [Option<&'a [u8]>],
+    /// The string key of each row (empty in a store of `u64` ids).
+    pub keys: &'a [&'a str],
 }
 
 /// Writes `rows` as the segment file `path` (synced; the caller syncs the directory),
@@ -360,6 +362,7 @@ pub fn write_segment(
         vectors: rows.vectors,
         payloads: rows.payloads,
         metadata: rows.metadata,
+        keys: rows.keys,
         index: index.as_ref().map(BuiltIndex::input),
     };
     let mut report = index

@@ -118,6 +118,22 @@ pub fn merge(
             return Ok(MergeOutcome::Stopped);
         }
     }
+    let keys: Vec<&str> = if sources.iter().any(|s| s.reader.has_keys()) {
+        let mut keys = Vec::with_capacity(origin.len());
+        for &(_, src, row) in &origin {
+            let s = &sources[src as usize];
+            let key = s.reader.key(row as usize)?.ok_or_else(|| {
+                invalid(
+                    s.reader.path(),
+                    "a segment of a string-keyed store has no keys",
+                )
+            })?;
+            keys.push(key);
+        }
+        keys
+    } else {
+        Vec::new()
+    };
     let payload_refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
     let metadata_refs: Vec<Option<&[u8]>> = if metadata.iter().any(Option::is_some) {
         metadata.iter().map(|m| m.as_deref()).collect()
@@ -137,6 +153,7 @@ pub fn merge(
         vectors: &vectors,
         payloads: &payload_refs,
         metadata: &metadata_refs,
+        keys: &keys,
     };
     let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(report) => report,

@@ -61,6 +61,40 @@ impl AsyncDb {
         blocking(move || db.delete(id)).await
     }
 
+    /// See [`Db::upsert_key`].
+    pub async fn upsert_key(
+        &self,
+        key: String,
+        vector: Vec<f32>,
+        metadata: Option<crate::Metadata>,
+        payload: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let db = self.db.clone();
+        blocking(move || db.upsert_key(&key, &vector, metadata.as_ref(), payload.as_deref())).await
+    }
+
+    /// See [`Db::delete_key`].
+    pub async fn delete_key(&self, key: String) -> Result<()> {
+        let db = self.db.clone();
+        blocking(move || db.delete_key(&key)).await
+    }
+
+    /// See [`Db::get_key`].
+    pub async fn get_key(&self, key: String) -> Result<Option<Record>> {
+        let db = self.db.clone();
+        blocking(move || db.get_key(&key)).await
+    }
+
+    /// See [`Db::get_many_keys`].
+    pub async fn get_many_keys(&self, keys: Vec<String>) -> Result<Vec<Option<Record>>> {
+        let db = self.db.clone();
+        blocking(move || {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            db.get_many_keys(&keys)
+        })
+        .await
+    }
+
     /// See [`Db::write`].
     pub async fn write(&self, batch: WriteBatch) -> Result<()> {
         let db = self.db.clone();

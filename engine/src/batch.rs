@@ -1,9 +1,15 @@
 //! Write batches and their WAL encoding.
 //!
 //! A batch is one WAL record (kind [`BATCH_RECORD`]) holding its operations in order:
-//! `op u8` (1 upsert, 2 delete, 3 upsert with metadata) · `id u64` · for upserts
+//! `op u8` (1 upsert, 2 delete, 3 upsert with metadata, 4 upsert by string key) ·
+//! `id u64` · for op 4, `key_len u16` and the key's UTF-8 bytes · for upserts
 //! `dim × f32` · payload flag `u8` (0 none, 1 present) · if present `len u32` and the
-//! bytes · for op 3, `len u32` and the metadata's canonical encoding. All little-endian.
+//! bytes · for op 3, `len u32` and the metadata's canonical encoding; for op 4, a
+//! metadata flag `u8` and, if 1, the same. All little-endian.
+//!
+//! Operations by string key ([`WriteBatch::upsert_keyed`], [`WriteBatch::delete_key`])
+//! are bound to ids under the write lock before they are logged: the log holds the key
+//! and its id for an upsert, and only the id for a delete.
 
 use strata_format::metadata::{Metadata, MAX_METADATA_LEN};
 
@@ -14,14 +20,17 @@ pub const BATCH_RECORD: u8 = 1;
 const OP_UPSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_UPSERT_META: u8 = 3;
+const OP_UPSERT_KEYED: u8 = 4;
 
 /// One operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Insert or replace `id`.
+    /// Insert or replace `id` (or, with a `key`, the record of that key).
     Upsert {
-        /// Record id.
+        /// Record id (in a batch by string key, 0 until the key is bound to its id).
         id: u64,
+        /// The string key, in a store of string keys.
+        key: Option<Box<str>>,
         /// The vector.
         vector: Vec<f32>,
         /// Optional payload bytes.
@@ -34,6 +43,12 @@ pub enum Op {
         /// Record id.
         id: u64,
     },
+    /// Remove the record of a string key (a no-op if absent); replaced by
+    /// [`Op::Delete`] of its id (or dropped) before the batch is logged.
+    DeleteKey {
+        /// The key.
+        key: Box<str>,
+    },
 }
 
 impl Op {
@@ -42,16 +57,19 @@ impl Op {
     pub fn user_bytes(&self) -> u64 {
         match self {
             Op::Upsert {
+                key,
                 vector,
                 payload,
                 metadata,
                 ..
             } => {
-                8 + 4 * vector.len() as u64
+                key.as_ref().map_or(8, |k| k.len() as u64)
+                    + 4 * vector.len() as u64
                     + payload.as_ref().map_or(0, |p| p.len() as u64)
                     + metadata.as_ref().map_or(0, |m| m.encoded_len() as u64)
             }
             Op::Delete { .. } => 8,
+            Op::DeleteKey { key } => key.len() as u64,
         }
     }
 
@@ -59,25 +77,38 @@ impl Op {
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
             Op::Upsert {
+                key,
                 vector,
                 payload,
                 metadata,
                 ..
             } => {
                 1 + 8
+                    + key.as_ref().map_or(0, |k| 2 + k.len() + 1)
                     + 4 * vector.len()
                     + 1
                     + payload.as_ref().map_or(0, |p| 4 + p.len())
                     + metadata.as_ref().map_or(0, |m| 4 + m.encoded_len())
             }
-            Op::Delete { .. } => 1 + 8,
+            // A delete by key is logged as a delete of its id.
+            Op::Delete { .. } | Op::DeleteKey { .. } => 1 + 8,
         }
     }
 
-    /// The id the operation touches.
+    /// The id the operation touches (0 for an operation by key not yet bound).
     pub fn id(&self) -> u64 {
         match self {
             Op::Upsert { id, .. } | Op::Delete { id } => *id,
+            Op::DeleteKey { .. } => 0,
+        }
+    }
+
+    /// The string key of an operation by key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Op::Upsert { key, .. } => key.as_deref(),
+            Op::DeleteKey { key } => Some(key),
+            Op::Delete { .. } => None,
         }
     }
 }
@@ -114,6 +145,7 @@ impl WriteBatch {
     ) -> &mut Self {
         self.ops.push(Op::Upsert {
             id,
+            key: None,
             vector: vector.to_vec(),
             payload: payload.map(<[u8]>::to_vec),
             metadata: metadata.filter(|m| !m.is_empty()).cloned(),
@@ -124,6 +156,32 @@ impl WriteBatch {
     /// Adds a delete.
     pub fn delete(&mut self, id: u64) -> &mut Self {
         self.ops.push(Op::Delete { id });
+        self
+    }
+
+    /// Adds an upsert by string key (a store created with
+    /// [`KeyKind::String`](crate::KeyKind)), with metadata and a payload, each optional:
+    /// inserts the record or replaces the one with this key.
+    pub fn upsert_keyed(
+        &mut self,
+        key: &str,
+        vector: &[f32],
+        metadata: Option<&Metadata>,
+        payload: Option<&[u8]>,
+    ) -> &mut Self {
+        self.ops.push(Op::Upsert {
+            id: 0,
+            key: Some(key.into()),
+            vector: vector.to_vec(),
+            payload: payload.map(<[u8]>::to_vec),
+            metadata: metadata.filter(|m| !m.is_empty()).cloned(),
+        });
+        self
+    }
+
+    /// Adds a delete by string key (a no-op when no record has it).
+    pub fn delete_key(&mut self, key: &str) -> &mut Self {
+        self.ops.push(Op::DeleteKey { key: key.into() });
         self
     }
 
@@ -150,16 +208,21 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
         match op {
             Op::Upsert {
                 id,
+                key,
                 vector,
                 payload,
                 metadata,
             } => {
-                out.push(if metadata.is_some() {
-                    OP_UPSERT_META
-                } else {
-                    OP_UPSERT
+                out.push(match (key, metadata) {
+                    (Some(_), _) => OP_UPSERT_KEYED,
+                    (None, Some(_)) => OP_UPSERT_META,
+                    (None, None) => OP_UPSERT,
                 });
                 out.extend_from_slice(&id.to_le_bytes());
+                if let Some(k) = key {
+                    out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+                    out.extend_from_slice(k.as_bytes());
+                }
                 for x in vector {
                     out.extend_from_slice(&x.to_le_bytes());
                 }
@@ -171,6 +234,9 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                         out.extend_from_slice(p);
                     }
                 }
+                if key.is_some() {
+                    out.push(metadata.is_some() as u8);
+                }
                 if let Some(m) = metadata {
                     let m = m.encode();
                     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
@@ -181,6 +247,8 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                 out.push(OP_DELETE);
                 out.extend_from_slice(&id.to_le_bytes());
             }
+            // Bound to ids (`keys::bind`) before any batch is encoded; never logged.
+            Op::DeleteKey { .. } => {}
         }
     }
     out
@@ -194,7 +262,18 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
         let op = r.u8()?;
         let id = u64::from_le_bytes(r.take::<8>()?);
         match op {
-            OP_UPSERT | OP_UPSERT_META => {
+            OP_UPSERT | OP_UPSERT_META | OP_UPSERT_KEYED => {
+                let key = if op == OP_UPSERT_KEYED {
+                    let len = u16::from_le_bytes(r.take::<2>()?) as usize;
+                    let max = strata_format::segment::MAX_KEY_LEN;
+                    let key = std::str::from_utf8(r.bytes(len)?)
+                        .ok()
+                        .filter(|k| (1..=max).contains(&k.len()))
+                        .ok_or(CorruptionKind::Batch("string key"))?;
+                    Some(Box::<str>::from(key))
+                } else {
+                    None
+                };
                 let raw = r.bytes(
                     dim.checked_mul(4)
                         .ok_or(CorruptionKind::Batch("dimension"))?,
@@ -218,7 +297,16 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                     }
                     _ => return Err(CorruptionKind::Batch("payload flag")),
                 };
-                let metadata = if op == OP_UPSERT_META {
+                let has_metadata = match op {
+                    OP_UPSERT_META => true,
+                    OP_UPSERT_KEYED => match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(CorruptionKind::Batch("metadata flag")),
+                    },
+                    _ => false,
+                };
+                let metadata = if has_metadata {
                     let len = u32::from_le_bytes(r.take::<4>()?) as usize;
                     if len > MAX_METADATA_LEN {
                         return Err(CorruptionKind::Batch("metadata over the size limit"));
@@ -234,6 +322,7 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                 };
                 ops.push(Op::Upsert {
                     id,
+                    key,
                     vector,
                     payload,
                     metadata,
@@ -288,15 +377,17 @@ mod tests {
             .upsert_with_payload(2, &[3.0, 4.0], b"p")
             .upsert_record(3, &[5.0, 6.0], Some(&m), Some(b"q"))
             .upsert_record(4, &[7.0, 8.0], Some(&m), None)
+            .upsert_keyed("ключ/1", &[9.0, 1.0], Some(&m), Some(b"r"))
+            .upsert_keyed("k", &[9.0, 2.0], None, None)
             .delete(9);
         let enc = encode(b.ops());
         assert_eq!(enc.len(), b.ops.iter().map(Op::encoded_len).sum::<usize>());
-        assert_eq!(decode(&enc, 5, 2).unwrap(), b.ops);
+        assert_eq!(decode(&enc, 7, 2).unwrap(), b.ops);
         for cut in 0..enc.len() {
-            assert!(decode(&enc[..cut], 5, 2).is_err(), "cut {cut}");
+            assert!(decode(&enc[..cut], 7, 2).is_err(), "cut {cut}");
         }
         assert!(
-            decode(&enc, 4, 2).is_err(),
+            decode(&enc, 6, 2).is_err(),
             "count mismatch leaves trailing bytes"
         );
     }
@@ -307,15 +398,31 @@ mod tests {
             Op::Delete { id: 7 },
             Op::Upsert {
                 id: 1,
+                key: None,
                 vector: vec![0.5; 13],
                 payload: None,
                 metadata: None,
             },
             Op::Upsert {
                 id: 2,
+                key: None,
                 vector: vec![],
                 payload: Some(vec![9; 1000]),
                 metadata: Metadata::from_json_str(r#"{"a": {"b": 1.5}}"#).ok(),
+            },
+            Op::Upsert {
+                id: 3,
+                key: Some("a key".into()),
+                vector: vec![1.0; 3],
+                payload: None,
+                metadata: Metadata::from_json_str(r#"{"a": 1}"#).ok(),
+            },
+            Op::Upsert {
+                id: 4,
+                key: Some("k".into()),
+                vector: vec![1.0; 3],
+                payload: Some(vec![1]),
+                metadata: None,
             },
         ];
         for op in &ops {

@@ -94,6 +94,46 @@ impl Db {
         self.write(b)
     }
 
+    /// What identifies this store's records: `u64` ids or string keys.
+    pub fn keys(&self) -> crate::KeyKind {
+        self.inner.keys
+    }
+
+    /// Inserts the record of string key `key`, or replaces it (a store of
+    /// [`KeyKind::String`](crate::KeyKind)), with metadata and a payload, each optional.
+    pub fn upsert_key(
+        &self,
+        key: &str,
+        vector: &[f32],
+        metadata: Option<&crate::Metadata>,
+        payload: Option<&[u8]>,
+    ) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.upsert_keyed(key, vector, metadata, payload);
+        self.write(b)
+    }
+
+    /// Deletes the record of string key `key` (no error when absent).
+    pub fn delete_key(&self, key: &str) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_key(key);
+        self.write(b)
+    }
+
+    /// The record of string key `key`, if it exists.
+    pub fn get_key(&self, key: &str) -> Result<Option<Record>> {
+        crate::keys::record_by_key(&self.inner.snapshot(), self.inner.keys, key)
+    }
+
+    /// The records of string keys `keys` (`None` for an absent key), in order, from one
+    /// snapshot.
+    pub fn get_many_keys(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
+        let v = self.inner.snapshot();
+        keys.iter()
+            .map(|k| crate::keys::record_by_key(&v, self.inner.keys, k))
+            .collect()
+    }
+
     /// Deletes `id` (no error when absent).
     pub fn delete(&self, id: u64) -> Result<()> {
         let mut b = WriteBatch::new();
@@ -112,26 +152,43 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
-        prepare(&mut batch.ops, self.inner.dim, self.inner.metric)?;
-        let payload = batch::encode(&batch.ops);
-        self.append(wo, move |_| Ok(Some((batch.ops, payload))))
-            .map(|_| ())
+        let inner = &self.inner;
+        prepare(&mut batch.ops, inner.dim, inner.metric, inner.keys)?;
+        if inner.keys == crate::KeyKind::U64 {
+            let payload = batch::encode(&batch.ops);
+            return self
+                .append(wo, move |_, _| Ok(Some((batch.ops, payload))))
+                .map(|_| ());
+        }
+        // Keys are bound to ids under the lock: no other write comes between the lookup
+        // of a key and the log record that binds it.
+        self.append(wo, move |v, next_id| {
+            let ops = crate::keys::bind(v, next_id, batch.ops)?;
+            if ops.is_empty() {
+                return Ok(None);
+            }
+            let payload = batch::encode(&ops);
+            Ok(Some((ops, payload)))
+        })
+        .map(|_| ())
     }
 
     /// Logs and applies the operations `make` chooses, under the write lock, from the
     /// current version (so that no other write comes between the choice and the log);
     /// returns how many were written. `make` returns the operations and their encoding,
-    /// or `None` for nothing to write.
+    /// or `None` for nothing to write; it may take ids for new string keys from the
+    /// counter it is given.
     fn append(
         &self,
         wo: WriteOptions,
-        make: impl FnOnce(&crate::version::Version) -> Result<Option<(Vec<Op>, Vec<u8>)>>,
+        make: impl FnOnce(&crate::version::Version, &mut u64) -> Result<Option<(Vec<Op>, Vec<u8>)>>,
     ) -> Result<usize> {
         let inner = &self.inner;
         let (lsn, n, user_bytes) = {
             let mut st = inner.write.lock();
             inner.wait_for_room(&mut st)?;
-            let Some((ops, payload)) = make(&st.version)? else {
+            let version = st.version.clone();
+            let Some((ops, payload)) = make(&version, &mut st.next_id)? else {
                 return Ok(0);
             };
             let n = ops.len();
@@ -178,7 +235,7 @@ impl Db {
         for s in &self.inner.snapshot().segments {
             s.field_index()?;
         }
-        let n = self.append(WriteOptions::default(), |v| {
+        let n = self.append(WriteOptions::default(), |v, _| {
             let mut ids = records::matching_ids(v, Some(filter))?;
             if ids.is_empty() {
                 return Ok(None);
@@ -261,7 +318,7 @@ impl Db {
         let metric = self.inner.metric;
         let one = |q: &&[f32]| {
             let q = self.prepare_query(q)?;
-            search::search(&v, metric, &q, opts, false)
+            search::search(&v, metric, self.inner.keys, &q, opts, false)
         };
         let run = || queries.par_iter().map(one).collect::<Result<Vec<_>>>();
         match &self.inner.search_pool {
@@ -325,9 +382,9 @@ impl Db {
             || rows < search::PARALLEL_MIN_ROWS
             || self.inner.cores.saturating_sub(merging) < 2
         {
-            return search::search(&v, metric, &q, opts, false);
+            return search::search(&v, metric, self.inner.keys, &q, opts, false);
         }
-        let run = || search::search(&v, metric, &q, opts, true);
+        let run = || search::search(&v, metric, self.inner.keys, &q, opts, true);
         match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),

@@ -174,13 +174,15 @@ pub enum InvalidArgument {
         max: f64,
     },
     /// One operation of a write batch was refused (so the whole batch was): which one,
-    /// its id, and why.
-    #[error("batch row {index} (id {id}): {reason}")]
+    /// its id or key, and why.
+    #[error("batch row {index} ({}): {reason}", match key { Some(k) => format!("key {k:?}"), None => format!("id {id}") })]
     InBatch {
         /// Position of the operation in the batch, from 0.
         index: usize,
-        /// The operation's id.
+        /// The operation's id (0 for an operation by string key).
         id: u64,
+        /// The operation's string key, in a store of string keys.
+        key: Option<String>,
         /// Why it was refused.
         reason: Box<InvalidArgument>,
     },
@@ -199,6 +201,34 @@ pub enum InvalidArgument {
         path: String,
         /// What was expected there.
         expected: String,
+    },
+    /// An operation by `u64` id on a store of string keys, or by string key on a store
+    /// of `u64` ids.
+    #[error("the store's records have {store} keys; this call gives a {given} key (use the {hint} calls)")]
+    KeyKind {
+        /// The store's kind (`u64` or `string`).
+        store: &'static str,
+        /// The kind the call gave.
+        given: &'static str,
+        /// Which calls fit the store.
+        hint: &'static str,
+    },
+    /// A string key that is empty or longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)
+    /// bytes.
+    #[error("a key of {len} bytes: keys are 1 to {max} bytes of UTF-8")]
+    KeyLength {
+        /// The key's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Opening an existing store with another kind of key than it was created with.
+    #[error("the store has {stored} keys; {asked} keys were asked for")]
+    KeysMismatch {
+        /// The store's kind.
+        stored: &'static str,
+        /// The kind asked for.
+        asked: &'static str,
     },
     /// A dimension of zero or above the format's limit.
     #[error("dimension {0} is out of range (1..=65536)")]

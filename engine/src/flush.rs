@@ -179,6 +179,14 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     } else {
         Vec::new()
     };
+    let keys: Vec<&str> = match inner.keys {
+        crate::KeyKind::U64 => Vec::new(),
+        crate::KeyKind::String => rows
+            .iter()
+            .map(|&i| all[i].key.as_deref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Internal("a row of a string-keyed store has no key".into()))?,
+    };
     let path = files::path(&inner.dir, FileKind::Segment, file_no);
     let seg_rows = SegmentRows {
         dim: inner.dim,
@@ -188,6 +196,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         vectors: &vectors,
         payloads: &payloads,
         metadata: &metadata,
+        keys: &keys,
     };
     // A flush is never stopped: the progress callback always says go on.
     let build = || {

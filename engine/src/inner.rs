@@ -22,6 +22,8 @@ use crate::version::Version;
 /// Mutable state guarded by the write lock.
 pub(crate) struct WriteState {
     pub next_seq: u64,
+    /// The id the next string key new to the store is bound to (string-keyed stores).
+    pub next_id: u64,
     pub next_file_no: u64,
     pub version: Arc<Version>,
     pub manifest: Manifest,
@@ -42,6 +44,7 @@ pub(crate) struct Inner {
     pub opts: Options,
     pub dim: usize,
     pub metric: Metric,
+    pub keys: crate::KeyKind,
     pub wal: Wal,
     pub write: Mutex<WriteState>,
     /// Signals flush work, finished flushes (for stalled writers) and shutdown.
@@ -235,17 +238,25 @@ pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) -> Result<()> {
     };
     for (i, op) in ops.into_iter().enumerate() {
         let s = seq + i as u64;
-        v.tombstone(op.id(), s);
-        active.count_op();
-        if let Op::Upsert {
-            id,
-            vector,
-            payload,
-            metadata,
-        } = op
-        {
-            active.insert(id, s, vector, payload, metadata);
+        match op {
+            Op::Upsert {
+                id,
+                key,
+                vector,
+                payload,
+                metadata,
+            } => {
+                v.tombstone(id, s);
+                active.insert(id, key.map(Into::into), s, vector, payload, metadata);
+            }
+            Op::Delete { id } => v.tombstone(id, s),
+            Op::DeleteKey { .. } => {
+                return Err(Error::Internal(
+                    "a delete by key reached the memtable unresolved".into(),
+                ))
+            }
         }
+        active.count_op();
     }
     v.seq = v.seq.max(seq + n - 1);
     Ok(())

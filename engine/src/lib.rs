@@ -40,6 +40,7 @@ mod filter;
 mod flush;
 mod inner;
 mod inventory;
+mod keys;
 mod live_segment;
 mod lookup;
 mod memtable;
@@ -68,8 +69,9 @@ pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use filter::{Cmp, Filter, MAX_FILTER_DEPTH};
+pub use keys::{check_key, MAX_KEY_LEN};
 pub use options::{
-    CompactionOptions, Durability, Metric, Options, Schema, SearchOptions, WriteOptions,
+    CompactionOptions, Durability, KeyKind, Metric, Options, Schema, SearchOptions, WriteOptions,
 };
 pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};

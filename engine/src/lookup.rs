@@ -27,6 +27,53 @@ fn find(v: &Version, id: u64) -> Option<Found<'_>> {
         .find_map(|s| s.live_row(id).map(|row| Found::Segment(s, row)))
 }
 
+impl Found<'_> {
+    /// The string key of the row (string-keyed stores).
+    fn key(&self) -> Result<Option<&str>> {
+        Ok(match self {
+            Found::Memtable(row) => row.key.as_deref(),
+            Found::Segment(s, row) => s.reader.key(*row)?,
+        })
+    }
+}
+
+/// The id `key` is bound to in `v`, when a record with that key is live. Candidates are
+/// the ids the key was ever bound to, newest memtable first, then newest segment first;
+/// the first live one whose row holds the key is it (at most one id of a key is live at
+/// a time).
+pub(crate) fn key_id(v: &Version, key: &str) -> Result<Option<u64>> {
+    let check = |id: u64| -> Result<bool> {
+        Ok(match find(v, id) {
+            Some(found) => found.key()? == Some(key),
+            None => false,
+        })
+    };
+    for m in &v.memtables {
+        for id in m.key_ids(key) {
+            if check(id)? {
+                return Ok(Some(id));
+            }
+        }
+    }
+    for s in &v.segments {
+        for row in s.reader.rows_with_key(key)? {
+            let id = s.reader.id_rows(row..row + 1)?[0];
+            if check(id)? {
+                return Ok(Some(id));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The string key of the live record `id` in `v` (`None` in a store of `u64` ids).
+pub(crate) fn key(v: &Version, id: u64) -> Result<Option<String>> {
+    match find(v, id) {
+        Some(found) => Ok(found.key()?.map(str::to_owned)),
+        None => Ok(None),
+    }
+}
+
 /// Whether `id` is live in `v`.
 pub(crate) fn contains(v: &Version, id: u64) -> bool {
     find(v, id).is_some()
@@ -38,12 +85,14 @@ pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
         None => None,
         Some(Found::Memtable(row)) => Some(Record {
             id,
+            key: row.key.as_deref().map(str::to_owned),
             vector: row.vector.to_vec(),
             payload: row.payload.as_ref().map(|p| p.to_vec()),
             metadata: row.metadata.as_deref().cloned(),
         }),
         Some(Found::Segment(s, row)) => Some(Record {
             id,
+            key: s.reader.key(row)?.map(str::to_owned),
             vector: s.reader.vector_rows(row..row + 1)?.to_vec(),
             payload: s.reader.payload(row)?,
             metadata: s.reader.metadata(row)?,

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use strata_format::metadata::Metadata;
@@ -23,6 +23,8 @@ use strata_index::{Metric, TopK};
 /// One version of a record.
 pub(crate) struct MemRow {
     pub id: u64,
+    /// The row's string key (string-keyed stores).
+    pub key: Option<Arc<str>>,
     pub seq: u64,
     pub vector: Box<[f32]>,
     pub payload: Option<Box<[u8]>>,
@@ -59,6 +61,9 @@ pub(crate) struct Frozen {
 pub(crate) struct Memtable {
     rows: boxcar::Vec<MemRow>,
     latest: Mutex<HashMap<u64, usize>>,
+    /// The ids each string key was bound to in this memtable, oldest first (one unless
+    /// the key was deleted and written again).
+    keys: Mutex<HashMap<Arc<str>, Vec<u64>>>,
     bytes: AtomicUsize,
     ops: AtomicU64,
     /// First WAL file holding this memtable's writes.
@@ -79,6 +84,7 @@ impl Memtable {
         Memtable {
             rows: boxcar::Vec::new(),
             latest: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
             ops: AtomicU64::new(0),
             first_wal_no,
@@ -145,6 +151,7 @@ impl Memtable {
     pub fn insert(
         &self,
         id: u64,
+        key: Option<Arc<str>>,
         seq: u64,
         vector: Vec<f32>,
         payload: Option<Vec<u8>>,
@@ -154,11 +161,20 @@ impl Memtable {
         let size = vector.len() * 4
             + payload.as_ref().map_or(0, |p| p.len())
             + metadata.as_ref().map_or(0, |m| 2 * m.encoded_len())
+            + key.as_ref().map_or(0, |k| k.len() + 48)
             + 96;
+        if let Some(k) = &key {
+            let mut keys = self.keys.lock();
+            let ids = keys.entry(k.clone()).or_default();
+            if ids.last() != Some(&id) {
+                ids.push(id);
+            }
+        }
         let mut latest = self.latest.lock();
         let prev = latest.get(&id).copied();
         let row = MemRow {
             id,
+            key,
             seq,
             vector: vector.into_boxed_slice(),
             payload: payload.map(Vec::into_boxed_slice),
@@ -169,6 +185,14 @@ impl Memtable {
         let idx = self.rows.push(row);
         latest.insert(id, idx);
         self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// The ids `key` was bound to in this memtable, newest first (live or not).
+    pub fn key_ids(&self, key: &str) -> Vec<u64> {
+        let keys = self.keys.lock();
+        keys.get(key)
+            .map(|ids| ids.iter().rev().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The newest row of `id` in this memtable, live or not.

@@ -21,20 +21,72 @@ pub enum Durability {
     Never,
 }
 
-/// What every vector of a store is: its dimension and the metric that compares them.
-/// Fixed when the store is created.
+/// What identifies a record of a store. Fixed when the store is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyKind {
+    /// `u64` ids chosen by the caller ([`Db::upsert`](crate::Db::upsert) and friends).
+    #[default]
+    U64,
+    /// UTF-8 string keys of 1 to [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes
+    /// ([`Db::upsert_key`](crate::Db::upsert_key) and friends). Keys are exact: two
+    /// different strings are always two records. Each key is bound to an internal `u64`
+    /// id (what [`Hit::id`](crate::Hit::id) and [`Record::id`](crate::Record::id) hold)
+    /// that stays the same while the record lives.
+    String,
+}
+
+impl KeyKind {
+    /// `u64` or `string`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::U64 => "u64",
+            KeyKind::String => "string",
+        }
+    }
+
+    /// The manifest's code for this kind.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            KeyKind::U64 => strata_format::manifest::KEYS_U64,
+            KeyKind::String => strata_format::manifest::KEYS_STRING,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            strata_format::manifest::KEYS_U64 => Some(KeyKind::U64),
+            strata_format::manifest::KEYS_STRING => Some(KeyKind::String),
+            _ => None,
+        }
+    }
+}
+
+/// What every record of a store is: the dimension of its vector, the metric that
+/// compares vectors, and what kind of key identifies it. Fixed when the store is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schema {
     /// Vector dimension (1..=65536).
     pub dim: usize,
     /// Distance metric.
     pub metric: Metric,
+    /// What identifies a record ([`KeyKind::U64`] unless set).
+    pub keys: KeyKind,
 }
 
 impl Schema {
-    /// A schema of `dim`-dimensional vectors compared by `metric`.
+    /// A schema of `dim`-dimensional vectors compared by `metric`, with `u64` ids.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        Schema { dim, metric }
+        Schema {
+            dim,
+            metric,
+            keys: KeyKind::U64,
+        }
+    }
+
+    /// The same schema with records identified by `keys`.
+    pub fn with_keys(mut self, keys: KeyKind) -> Self {
+        self.keys = keys;
+        self
     }
 }
 
@@ -134,6 +186,16 @@ impl Options {
     /// The schema a new store gets (`None` for [`Options::existing`]).
     pub fn schema(&self) -> Option<Schema> {
         self.schema
+    }
+
+    /// What identifies the records of a store this creates ([`KeyKind::U64`] unless set);
+    /// an existing store of another kind is refused. No effect on
+    /// [`Options::existing`], which opens whatever kind the store has.
+    pub fn keys(mut self, keys: KeyKind) -> Self {
+        if let Some(s) = &mut self.schema {
+            s.keys = keys;
+        }
+        self
     }
 
     /// Default durability of writes ([`Durability::Always`] unless set).

@@ -18,7 +18,7 @@ use strata_index::Metric;
 use strata_vfs::Vfs;
 use strata_wal::ReplayMode;
 
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Result};
 use crate::files;
 use crate::memtable::Memtable;
 use crate::options::SearchOptions;
@@ -59,6 +59,7 @@ pub struct ReadOnlyDb {
     fs: Arc<dyn Vfs>,
     dim: usize,
     metric: Metric,
+    keys: crate::KeyKind,
     current: RwLock<Arc<Version>>,
     state: Mutex<ReaderState>,
 }
@@ -75,14 +76,12 @@ impl ReadOnlyDb {
         let dir = dir.as_ref().to_path_buf();
         let mut cache = SegmentCache::new();
         let (stamp, manifest, version) = load(&fs, &dir, &mut cache)?;
-        let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
-            path: dir.join(files::MANIFEST),
-            offset: 0,
-            kind: CorruptionKind::Inconsistent("unknown metric code"),
-        })?;
+        let (dim, metric, keys) =
+            recovery::check_schema(&dir, &manifest, &crate::Options::existing())?;
         Ok(ReadOnlyDb {
-            dim: manifest.dim as usize,
+            dim,
             metric,
+            keys,
             fs,
             current: RwLock::new(Arc::new(version)),
             state: Mutex::new(ReaderState { stamp, cache }),
@@ -141,7 +140,14 @@ impl ReadOnlyDb {
         let q = prepare_query(query, self.dim, self.metric)?;
         let v = self.snapshot();
         let rows: usize = v.segments.iter().map(|s| s.reader.rows()).sum();
-        search::search(&v, self.metric, &q, opts, rows >= search::PARALLEL_MIN_ROWS)
+        search::search(
+            &v,
+            self.metric,
+            self.keys,
+            &q,
+            opts,
+            rows >= search::PARALLEL_MIN_ROWS,
+        )
     }
 
     /// See [`Db::search_many`](crate::Db::search_many) (on rayon's global pool).
@@ -152,7 +158,7 @@ impl ReadOnlyDb {
             .par_iter()
             .map(|q| {
                 let q = prepare_query(q, self.dim, self.metric)?;
-                search::search(&v, self.metric, &q, opts, false)
+                search::search(&v, self.metric, self.keys, &q, opts, false)
             })
             .collect()
     }
@@ -160,6 +166,24 @@ impl ReadOnlyDb {
     /// See [`Db::get`](crate::Db::get).
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
         lookup::record(&self.snapshot(), id)
+    }
+
+    /// See [`Db::keys`](crate::Db::keys).
+    pub fn keys(&self) -> crate::KeyKind {
+        self.keys
+    }
+
+    /// See [`Db::get_key`](crate::Db::get_key).
+    pub fn get_key(&self, key: &str) -> Result<Option<Record>> {
+        crate::keys::record_by_key(&self.snapshot(), self.keys, key)
+    }
+
+    /// See [`Db::get_many_keys`](crate::Db::get_many_keys).
+    pub fn get_many_keys(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {
+        let v = self.snapshot();
+        keys.iter()
+            .map(|k| crate::keys::record_by_key(&v, self.keys, k))
+            .collect()
     }
 
     /// See [`Db::contains`](crate::Db::contains).

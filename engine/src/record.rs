@@ -3,8 +3,10 @@
 /// A search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
-    /// Record id.
+    /// Record id (in a store of string keys, the internal id the key is bound to).
     pub id: u64,
+    /// The record's string key, in a store of string keys.
+    pub key: Option<String>,
     /// Distance to the query (squared L2, `-dot`, or `1 - cos`; smaller is nearer).
     pub distance: f32,
     /// The record's payload, when [`SearchOptions::with_payload`](crate::SearchOptions)
@@ -18,8 +20,10 @@ pub struct Hit {
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// Record id.
+    /// Record id (in a store of string keys, the internal id the key is bound to).
     pub id: u64,
+    /// The record's string key, in a store of string keys.
+    pub key: Option<String>,
     /// The vector as stored (unit length for the cosine metric).
     pub vector: Vec<f32>,
     /// The payload, if one was written.

@@ -16,7 +16,7 @@ use crate::error::{CorruptionKind, Error, InvalidArgument, Result};
 use crate::files::{self, FileKind};
 use crate::inner::{apply, new_memtable, Inner, WriteState};
 use crate::live_segment::LiveSegment;
-use crate::options::Options;
+use crate::options::{KeyKind, Options};
 use crate::version::Version;
 
 /// Opens the store in `dir`: lock, manifest and schema, orphan removal, segments, WAL
@@ -40,7 +40,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         refuse_foreign_files(&*fs, dir)?;
     }
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
-    let (dim, metric) = check_schema(dir, &manifest, &opts)?;
+    let (dim, metric, keys) = check_schema(dir, &manifest, &opts)?;
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
     let segments = open_segments(&fs, dir, &manifest)?;
     let recovered = recover_wal(dir, &opts, &manifest, metric, segments, max_seen)?;
@@ -54,7 +54,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         None => None,
     };
     let version = Arc::new(recovered.version);
+    let next_id = first_unused_id(&version);
     let st = WriteState {
+        next_id,
         next_seq: recovered.end_seq.max(manifest.checkpoint_seq + 1),
         next_file_no: recovered.next_file_no,
         version: version.clone(),
@@ -66,6 +68,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         opts,
         dim,
         metric,
+        keys,
         wal: recovered.wal,
         write: Mutex::new(st),
         changed: Condvar::new(),
@@ -108,15 +111,39 @@ fn refuse_foreign_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     }
 }
 
-/// The store's dimension and metric from its manifest; refuses options that asked for
-/// another schema.
-fn check_schema(dir: &Path, manifest: &Manifest, opts: &Options) -> Result<(usize, Metric)> {
+/// The id a string key new to the store is bound to next: above every id any segment or
+/// memtable row holds (deleted rows included, so an id is never bound to a second key
+/// while a row of the first one exists).
+fn first_unused_id(v: &Version) -> u64 {
+    let segments = v
+        .segments
+        .iter()
+        .filter_map(|s| s.reader.ids().last().copied());
+    let memtables = v.memtables.iter().flat_map(|m| m.rows().map(|r| r.id));
+    segments
+        .chain(memtables)
+        .max()
+        .map_or(0, |m| m.saturating_add(1))
+}
+
+/// The store's dimension, metric and key kind from its manifest; refuses options that
+/// asked for another schema.
+pub(crate) fn check_schema(
+    dir: &Path,
+    manifest: &Manifest,
+    opts: &Options,
+) -> Result<(usize, Metric, KeyKind)> {
     let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
         path: dir.join(files::MANIFEST),
         offset: 28,
         kind: CorruptionKind::Inconsistent("unknown metric code"),
     })?;
     let dim = manifest.dim as usize;
+    let keys = KeyKind::from_code(manifest.keys).ok_or_else(|| Error::Corruption {
+        path: dir.join(files::MANIFEST),
+        offset: 29,
+        kind: CorruptionKind::Inconsistent("unknown key kind"),
+    })?;
     if let Some(asked) = opts.schema {
         if asked.dim != dim || asked.metric != metric {
             return Err(InvalidArgument::SchemaMismatch {
@@ -127,8 +154,15 @@ fn check_schema(dir: &Path, manifest: &Manifest, opts: &Options) -> Result<(usiz
             }
             .into());
         }
+        if asked.keys != keys {
+            return Err(InvalidArgument::KeysMismatch {
+                stored: keys.name(),
+                asked: asked.keys.name(),
+            }
+            .into());
+        }
     }
-    Ok((dim, metric))
+    Ok((dim, metric, keys))
 }
 
 /// What WAL recovery leaves: the version with the replayed memtable, the log open on a
@@ -262,6 +296,7 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
     let m = Manifest {
         dim: dim as u32,
         metric: schema.metric.code(),
+        keys: schema.keys.code(),
         next_file_no: 1,
         checkpoint_seq: 0,
         wal_min_no: 1,

@@ -32,6 +32,7 @@ enum Task<'a> {
 pub(crate) fn search(
     v: &Version,
     metric: Metric,
+    keys: crate::KeyKind,
     query: &[f32],
     opts: &SearchOptions,
     parallel: bool,
@@ -105,8 +106,13 @@ pub(crate) fn search(
             } else {
                 None
             };
+            let key = match keys {
+                crate::KeyKind::String => crate::lookup::key(v, n.id)?,
+                crate::KeyKind::U64 => None,
+            };
             Ok(Hit {
                 id: n.id,
+                key,
                 distance: n.distance,
                 payload,
                 metadata,

@@ -5,6 +5,7 @@ use strata_index::Metric;
 
 use crate::batch::Op;
 use crate::error::{InvalidArgument, Result, MAX_VECTOR_NORM};
+use crate::options::KeyKind;
 
 /// A query checked like a stored vector and normalised for cosine.
 pub(crate) fn prepare_query(query: &[f32], dim: usize, metric: Metric) -> Result<Vec<f32>> {
@@ -73,24 +74,28 @@ pub(crate) fn check_metadata(
     }
 }
 
-/// Validates a batch (and normalises vectors for cosine) before anything is written. A
-/// refused operation is named by its position and id ([`InvalidArgument::InBatch`]).
-pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric) -> Result<()> {
+/// Validates a batch (and normalises vectors for cosine) before anything is written:
+/// each operation's kind of key against the store's `keys`, then each upsert. A refused
+/// operation is named by its position and id or key ([`InvalidArgument::InBatch`]).
+pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric, keys: KeyKind) -> Result<()> {
     for (index, op) in ops.iter_mut().enumerate() {
+        let refuse = |op: &Op, reason| InvalidArgument::InBatch {
+            index,
+            id: op.id(),
+            key: op.key().map(str::to_owned),
+            reason: Box::new(reason),
+        };
+        crate::keys::check_op(op, keys).map_err(|r| refuse(op, r))?;
         if let Op::Upsert {
-            id,
             vector,
             payload,
             metadata,
+            ..
         } = op
         {
-            check_upsert(vector, payload.as_deref(), dim, metric)
-                .and_then(|()| check_metadata(metadata.as_ref()))
-                .map_err(|reason| InvalidArgument::InBatch {
-                    index,
-                    id: *id,
-                    reason: Box::new(reason),
-                })?;
+            let checked = check_upsert(vector, payload.as_deref(), dim, metric)
+                .and_then(|()| check_metadata(metadata.as_ref()));
+            checked.map_err(|r| refuse(op, r))?;
         }
     }
     // The log's own limit on the batch's own encoding: the log then never refuses it.

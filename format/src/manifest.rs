@@ -1,8 +1,9 @@
 //! The manifest: the single source of truth for which files of a store are live.
 //!
-//! Layout (version 1): magic `STRATMAN` · version `u32` · body length `u32` ·
+//! Layout (version 2): magic `STRATMAN` · version `u32` · body length `u32` ·
 //! CRC32 of (version, body length, body) `u32` · reserved `u32` · body.
-//! Body: dim `u32` · metric `u8` · 3 zero bytes · next file number `u64` · checkpoint
+//! Body: dim `u32` · metric `u8` · key kind `u8` (0 `u64` ids, 1 strings; always 0 in
+//! version 1) · 2 zero bytes · next file number `u64` · checkpoint
 //! sequence `u64` · minimum live WAL file number `u64` · segment count `u32` · per segment
 //! 40 bytes: file number `u64`, rows `u64`, deleted rows `u64`, deletion file number `u64`
 //! (0 = none), file length `u64`.
@@ -18,7 +19,11 @@ use crate::error::{CorruptionKind, DecodeError, Error, Result};
 /// Magic at offset 0 of the manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"STRATMAN";
 /// Format version written by this build.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
+/// [`Manifest::keys`]: records are identified by `u64` ids.
+pub const KEYS_U64: u8 = 0;
+/// [`Manifest::keys`]: records are identified by UTF-8 string keys.
+pub const KEYS_STRING: u8 = 1;
 /// Largest body this build accepts (bounds allocation on hostile input).
 pub const MAX_BODY_LEN: u32 = 64 << 20;
 const HEADER_LEN: usize = 24;
@@ -46,6 +51,8 @@ pub struct Manifest {
     pub dim: u32,
     /// Metric code (the engine's).
     pub metric: u8,
+    /// What identifies a record: [`KEYS_U64`] or [`KEYS_STRING`].
+    pub keys: u8,
     /// Next unused file number.
     pub next_file_no: u64,
     /// Every write with a sequence number up to this one is in the segments.
@@ -61,7 +68,7 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(40 + self.segments.len() * SEGMENT_ENTRY_LEN);
         body.extend_from_slice(&self.dim.to_le_bytes());
-        body.extend_from_slice(&[self.metric, 0, 0, 0]);
+        body.extend_from_slice(&[self.metric, self.keys, 0, 0]);
         body.extend_from_slice(&self.next_file_no.to_le_bytes());
         body.extend_from_slice(&self.checkpoint_seq.to_le_bytes());
         body.extend_from_slice(&self.wal_min_no.to_le_bytes());
@@ -127,7 +134,7 @@ impl Manifest {
                 CorruptionKind::Invalid("reserved field"),
             ));
         }
-        decode_body(body)
+        decode_body(body, version)
     }
 
     /// Reads and decodes the manifest at `path`.
@@ -145,11 +152,19 @@ impl Manifest {
     }
 }
 
-fn decode_body(body: &[u8]) -> std::result::Result<Manifest, DecodeError> {
+fn decode_body(body: &[u8], version: u32) -> std::result::Result<Manifest, DecodeError> {
     let mut r = Reader::new(body, HEADER_LEN as u64);
     let dim = r.u32()?;
     let metric = r.u8()?;
-    r.bytes(3)?;
+    let keys_at = r.offset();
+    let keys = r.u8()?;
+    r.bytes(2)?;
+    if keys > KEYS_STRING || (version == 1 && keys != KEYS_U64) {
+        return Err(Reader::fault_at(
+            keys_at,
+            CorruptionKind::Invalid("key kind"),
+        ));
+    }
     let next_file_no = r.u64()?;
     let checkpoint_seq = r.u64()?;
     let wal_min_no = r.u64()?;
@@ -188,6 +203,7 @@ fn decode_body(body: &[u8]) -> std::result::Result<Manifest, DecodeError> {
     Ok(Manifest {
         dim,
         metric,
+        keys,
         next_file_no,
         checkpoint_seq,
         wal_min_no,
@@ -204,6 +220,7 @@ mod tests {
         Manifest {
             dim: 128,
             metric: 1,
+            keys: KEYS_STRING,
             next_file_no: 9,
             checkpoint_seq: 1234,
             wal_min_no: 7,
@@ -230,6 +247,29 @@ mod tests {
     fn round_trip() {
         let m = sample();
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+    }
+
+    /// `m` encoded as version 1 (the key-kind byte as given).
+    fn as_version_1(m: &Manifest) -> Vec<u8> {
+        let mut enc = m.encode();
+        enc[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&enc[8..16]);
+        h.update(&enc[HEADER_LEN..]);
+        let crc = h.finalize();
+        enc[16..20].copy_from_slice(&crc.to_le_bytes());
+        enc
+    }
+
+    #[test]
+    fn version_1_has_u64_keys_only() {
+        let mut m = sample();
+        m.keys = KEYS_U64;
+        assert_eq!(Manifest::decode(&as_version_1(&m)).unwrap(), m);
+        m.keys = KEYS_STRING;
+        assert!(Manifest::decode(&as_version_1(&m)).is_err());
+        m.keys = 2;
+        assert!(Manifest::decode(&m.encode()).is_err(), "unknown key kind");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! A seeded workload of batches, flushes and compactions, the history of states it
 //! passes through, and the check of a reopened store against that history.
+//!
+//! The model names records by `u64` ids `0..KEYS`. A store of string keys
+//! ([`options_for_seed`] with an odd seed) stores model id `i` under the key
+//! [`key_of`]`(i)`; every write and read here goes by the store's kind of key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +11,8 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use strata::vfs::Vfs;
 use strata::{
-    Db, Durability, HnswParams, IndexOptions, Metadata, Metric, Options, SearchOptions, WriteBatch,
+    Db, Durability, HnswParams, IndexOptions, KeyKind, Metadata, Metric, Options, SearchOptions,
+    WriteBatch,
 };
 
 /// Vector dimension of every workload store.
@@ -134,21 +139,90 @@ pub fn apply(s: &mut State, ws: &[Write]) {
     }
 }
 
-/// The batch of a list of writes.
+/// The string key model id `id` has in a store of string keys: keys of many lengths
+/// (up to the 512-byte limit), ASCII and not, some a prefix of another.
+pub fn key_of(id: u64) -> String {
+    match id % 4 {
+        0 => format!("k{id}"),
+        1 => format!("k{id}/ключ-{}", "é".repeat(id as usize % 9)),
+        2 => format!("k{id}{}", "x".repeat(512 - 1 - id.to_string().len())),
+        _ => format!("user:{id}:memory"),
+    }
+}
+
+/// The model id of string key `key` (`None` for a key the workload never writes).
+pub fn id_of_key(key: &str) -> Option<u64> {
+    (0..KEYS).find(|&id| key_of(id) == key)
+}
+
+/// The model id of a search hit: its id, or in a store of string keys its key's
+/// (`None` for a hit that is not of its store's kind or a key the workload never writes).
+pub fn hit_model_id(keys: KeyKind, h: &strata::Hit) -> Option<u64> {
+    match (keys, h.key.as_deref()) {
+        (KeyKind::U64, None) => Some(h.id),
+        (KeyKind::String, Some(k)) => id_of_key(k),
+        _ => None,
+    }
+}
+
+/// The record of model id `id`, read by the store's kind of key; a record whose key is
+/// not the one asked for is an error.
+pub fn get_model(db: &Db, id: u64) -> strata::Result<Option<strata::Record>> {
+    match db.keys() {
+        KeyKind::U64 => db.get(id),
+        _ => {
+            let key = key_of(id);
+            let r = db.get_key(&key)?;
+            match &r {
+                Some(rec) if rec.key.as_deref() != Some(key.as_str()) => {
+                    Err(strata::Error::Internal(format!(
+                        "get_key({key:?}) returned the record of {:?}",
+                        rec.key
+                    )))
+                }
+                _ => Ok(r),
+            }
+        }
+    }
+}
+
+/// The batch of a list of writes, by `u64` id.
 pub fn batch(ws: &[Write]) -> WriteBatch {
+    batch_for(KeyKind::U64, ws)
+}
+
+/// The batch of a list of writes for a store of `keys`.
+pub fn batch_for(keys: KeyKind, ws: &[Write]) -> WriteBatch {
     let mut b = WriteBatch::new();
     for w in ws {
-        match w {
-            Write::Upsert {
-                id,
-                vector,
-                payload,
-                metadata,
-            } => {
+        match (w, keys) {
+            (
+                Write::Upsert {
+                    id,
+                    vector,
+                    payload,
+                    metadata,
+                },
+                KeyKind::U64,
+            ) => {
                 b.upsert_record(*id, vector, metadata.as_ref(), payload.as_deref());
             }
-            Write::Delete(id) => {
+            (
+                Write::Upsert {
+                    id,
+                    vector,
+                    payload,
+                    metadata,
+                },
+                _,
+            ) => {
+                b.upsert_keyed(&key_of(*id), vector, metadata.as_ref(), payload.as_deref());
+            }
+            (Write::Delete(id), KeyKind::U64) => {
                 b.delete(*id);
+            }
+            (Write::Delete(id), _) => {
+                b.delete_key(&key_of(*id));
             }
         }
     }
@@ -158,7 +232,7 @@ pub fn batch(ws: &[Write]) -> WriteBatch {
 /// Runs one step.
 pub fn run_step(db: &Db, step: &Step) -> strata::Result<()> {
     match step {
-        Step::Batch(ws) => db.write(batch(ws)),
+        Step::Batch(ws) => db.write(batch_for(db.keys(), ws)),
         Step::Flush => db.flush(),
         Step::Compact(full) => db.compact(*full, &|_, _, _| true).map(|_| ()),
     }
@@ -168,8 +242,26 @@ pub fn run_step(db: &Db, step: &Step) -> strata::Result<()> {
 /// index on segments of 8 rows or more, no background compaction (the workload compacts),
 /// all I/O through `vfs`.
 pub fn options(sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
-    Options::new(DIM, Metric::L2)
-        .durability(sync)
+    settings(Options::new(DIM, Metric::L2), sync, vfs)
+}
+
+/// [`options`] for the store of workload `seed`: odd seeds make a store of string keys.
+pub fn options_for_seed(seed: u64, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
+    let keys = if seed % 2 == 1 {
+        KeyKind::String
+    } else {
+        KeyKind::U64
+    };
+    options(sync, vfs).keys(keys)
+}
+
+/// [`options`] that open an existing workload store of either kind of key.
+pub fn reopen_options(sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
+    settings(Options::existing(), sync, vfs)
+}
+
+fn settings(o: Options, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
+    o.durability(sync)
         .memtable_bytes(2 * 1024)
         .vfs(vfs)
         .index(small_index(8, 16))
@@ -198,11 +290,17 @@ pub fn read_state(db: &Db) -> Result<State, String> {
         .map_err(|e| format!("search: {e}"))?;
     let mut s = State::new();
     for id in 0..KEYS {
-        if let Some(r) = db.get(id).map_err(|e| format!("get {id}: {e}"))? {
+        if let Some(r) = get_model(db, id).map_err(|e| format!("get {id}: {e}"))? {
             s.insert(id, stored(r));
         }
     }
-    let mut found: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    let mut found = Vec::with_capacity(hits.len());
+    for h in &hits {
+        found.push(
+            hit_model_id(db.keys(), h)
+                .ok_or_else(|| format!("hit {} has key {:?}", h.id, h.key))?,
+        );
+    }
     found.sort_unstable();
     let listed: Vec<u64> = s.keys().copied().collect();
     if found != listed {
@@ -261,7 +359,7 @@ pub fn check_recovered(
         return empty_ok().ok_or_else(|| "no manifest, but acknowledged writes".to_string());
     }
     strata::verify_with(fs.clone(), dir).map_err(|e| format!("verify after the crash: {e}"))?;
-    let db = Db::open(dir, options(Durability::Always, fs.clone()))
+    let db = Db::open(dir, reopen_options(Durability::Always, fs.clone()))
         .map_err(|e| format!("open after the crash: {e}"))?;
     let got = read_state(&db)?;
     let found = accept

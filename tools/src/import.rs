@@ -59,7 +59,7 @@ pub struct Outcome {
     pub skipped: u64,
     /// The first skipped row's reason.
     pub first_skip: Option<String>,
-    /// Ids that occur more than once in the input (the later row is kept).
+    /// Ids or keys that occur more than once in the input (the later row is kept).
     pub repeated_ids: u64,
     /// Smallest and largest id written.
     pub id_range: Option<(u64, u64)>,
@@ -72,28 +72,60 @@ enum IdMode {
     RowNumbers,
 }
 
-/// Tracks ids across the input: mode, overflow, repeats.
+/// What a row is written under: a `u64` id, or a string key in a store of string keys.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum RowKey {
+    Id(u64),
+    Key(String),
+}
+
+impl std::fmt::Display for RowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowKey::Id(id) => write!(f, "id {id}"),
+            RowKey::Key(k) => write!(f, "key {k:?}"),
+        }
+    }
+}
+
+/// Tracks ids (or keys) across the input: mode, overflow, repeats.
 struct Ids {
     ids_from: u64,
+    keyed: bool,
     mode: Option<(IdMode, String)>,
-    seen: HashSet<u64>,
+    seen: HashSet<RowKey>,
     repeated: u64,
 }
 
 impl Ids {
-    fn new(ids_from: u64) -> Ids {
+    fn new(ids_from: u64, keys: strata::KeyKind) -> Ids {
         Ids {
             ids_from,
+            keyed: keys == strata::KeyKind::String,
             mode: None,
             seen: HashSet::new(),
             repeated: 0,
         }
     }
 
-    /// The id of input row `r` (0-based) at `pos`; refuses a row whose kind of id differs
-    /// from the first row's, and a row number that overflows with `--ids-from`.
-    fn of(&mut self, row: &Row, r: u64, pos: &str) -> Result<u64> {
-        let mode = if row.id.is_some() {
+    /// The id (or key) of input row `r` (0-based) at `pos`; refuses a row that names
+    /// itself by the other kind of key than the store's, a row whose kind of id differs
+    /// from the first row's, and a row number that overflows with `--ids-from`. Rows of
+    /// a store of string keys that give none are keyed by their row number (plus
+    /// `--ids-from`) in decimal.
+    fn of(&mut self, row: &Row, r: u64, pos: &str) -> Result<RowKey> {
+        let (field, given) = match (self.keyed, &row.id, &row.key) {
+            (true, Some(_), _) => bail!(
+                "{pos}: the store has string keys: give each row a \"key\" (a string), not an \"id\""
+            ),
+            (false, _, Some(_)) => bail!(
+                "{pos}: the store has u64 ids: give each row an \"id\" (an unsigned integer), not a \"key\" \
+                 (a store of string keys is made with `strata create --keys string`)"
+            ),
+            (true, None, key) => ("key", key.is_some()),
+            (false, id, None) => ("id", id.is_some()),
+        };
+        let mode = if given {
             IdMode::Given
         } else {
             IdMode::RowNumbers
@@ -106,50 +138,58 @@ impl Ids {
                     IdMode::RowNumbers => (pos, first_pos.as_str()),
                 };
                 bail!(
-                    "{with} gives an \"id\" and {without} does not: give every row an id, or none \
-                     (then ids are row numbers plus --ids-from)"
+                    "{with} gives an \"{field}\" and {without} does not: give every row one, or none \
+                     (then rows are named by their row numbers plus --ids-from)"
                 );
             }
             Some(_) => {}
         }
-        let id = match row.id {
-            Some(id) => id,
-            None => self.ids_from.checked_add(r).ok_or_else(|| {
+        let number = || {
+            self.ids_from.checked_add(r).ok_or_else(|| {
                 anyhow!(
                     "--ids-from {} plus row number {r} exceeds the largest id ({})",
                     self.ids_from,
                     u64::MAX
                 )
-            })?,
+            })
+        };
+        let key = match (&row.key, row.id) {
+            (Some(k), _) => {
+                strata::check_key(k).map_err(|e| anyhow!("{pos}: {e}"))?;
+                RowKey::Key(k.clone())
+            }
+            (None, Some(id)) => RowKey::Id(id),
+            (None, None) if self.keyed => RowKey::Key(number()?.to_string()),
+            (None, None) => RowKey::Id(number()?),
         };
         // Row-number ids never repeat; given ones are tracked.
-        if mode == IdMode::Given && !self.seen.insert(id) {
+        if mode == IdMode::Given && !self.seen.insert(key.clone()) {
             self.repeated += 1;
         }
-        Ok(id)
+        Ok(key)
     }
 }
 
 /// Checks one row against the store: dimension, values, payload, id. Errors name the
 /// input file.
-fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str, file: &Path) -> Result<u64> {
+fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str, file: &Path) -> Result<RowKey> {
     check_row_at(db, ids, row, r, pos).with_context(|| file.display().to_string())
 }
 
-fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<u64> {
+fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<RowKey> {
     if let Some(e) = &row.metadata_error {
         bail!("{pos}: {e}");
     }
     let id = ids.of(row, r, pos)?;
     if row.vector.len() != db.dim() {
         bail!(
-            "{pos} (id {id}): dimension {}, the store has {}",
+            "{pos} ({id}): dimension {}, the store has {}",
             row.vector.len(),
             db.dim()
         );
     }
     db.check_record(&row.vector, row.metadata.as_ref(), row.payload.as_deref())
-        .map_err(|e: InvalidArgument| anyhow!("{pos} (id {id}): {e}"))?;
+        .map_err(|e: InvalidArgument| anyhow!("{pos} ({id}): {e}"))?;
     Ok(id)
 }
 
@@ -157,7 +197,7 @@ fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<
 /// of rows, or the first fault (with its position).
 pub fn check_all(db: &Db, file: &Path, plan: &Plan) -> Result<u64> {
     let mut input = plan.open(file)?;
-    let mut ids = Ids::new(plan.ids_from);
+    let mut ids = Ids::new(plan.ids_from, db.keys());
     let pb = progress::bytes_bar(input.bytes, "check");
     let approx_row_bytes = (db.dim() * 4 + 4) as u64;
     let refused = "input refused, nothing was written";
@@ -182,7 +222,7 @@ pub fn write_rows(
     total_rows: u64,
 ) -> Result<Outcome> {
     let mut out = Outcome::default();
-    let mut ids = Ids::new(plan.ids_from);
+    let mut ids = Ids::new(plan.ids_from, db.keys());
     let pb = progress::rows(total_rows, "import");
     let mut batch = WriteBatch::new();
     // Input rows in the pending batch, for naming a refused one.
@@ -241,18 +281,19 @@ pub fn write_rows(
                 return Err(e.context(stopped(r)));
             }
         };
-        batch.upsert_record(
-            id,
-            &row.vector,
-            row.metadata.as_ref(),
-            row.payload.as_deref(),
-        );
+        let (metadata, payload) = (row.metadata.as_ref(), row.payload.as_deref());
+        match &id {
+            RowKey::Id(id) => batch.upsert_record(*id, &row.vector, metadata, payload),
+            RowKey::Key(k) => batch.upsert_keyed(k, &row.vector, metadata, payload),
+        };
         batch_pos.push(pos);
         out.written += 1;
-        out.id_range = Some(match out.id_range {
-            None => (id, id),
-            Some((lo, hi)) => (lo.min(id), hi.max(id)),
-        });
+        if let RowKey::Id(id) = id {
+            out.id_range = Some(match out.id_range {
+                None => (id, id),
+                Some((lo, hi)) => (lo.min(id), hi.max(id)),
+            });
+        }
         if batch.len() >= plan.batch_rows {
             flush_batch(db, &mut batch, &mut batch_pos).with_context(|| stopped(committed))?;
             committed = r + 1;
@@ -331,7 +372,7 @@ pub fn run(
     }
     if out.repeated_ids > 0 {
         eprintln!(
-            "note: {} rows repeat an id given by an earlier row; the later row replaced it",
+            "note: {} rows repeat an id (or key) given by an earlier row; the later row replaced it",
             out.repeated_ids
         );
     }

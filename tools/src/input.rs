@@ -1,6 +1,6 @@
 //! Readers for vector files: `.fvecs`, `.bvecs`, `.ivecs` (TEXMEX), `.npy` (float32, 2-D,
-//! C order), JSON lines (`.jsonl`, `.ndjson`: one `{"id": u64, "vector": [...],
-//! "metadata": {...}, "payload": any}` per line) and `.json` (JSON lines, or one array
+//! C order), JSON lines (`.jsonl`, `.ndjson`: one `{"id": u64 | "key": string,
+//! "vector": [...], "metadata": {...}, "payload": any}` per line) and `.json` (JSON lines, or one array
 //! of such objects).
 
 use std::fs::File;
@@ -13,6 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 pub struct Row {
     /// Explicit id (JSON lines only).
     pub id: Option<u64>,
+    /// Explicit string key (JSON lines only).
+    pub key: Option<String>,
     /// The vector.
     pub vector: Vec<f32>,
     /// Payload bytes (JSON lines: the `payload` value as JSON text).
@@ -172,6 +174,7 @@ impl VectorFile {
                         .collect();
                     Some(Row {
                         id: None,
+                        key: None,
                         vector,
                         payload: None,
                         metadata: None,
@@ -219,6 +222,7 @@ impl VectorFile {
         let vector = buf.chunks_exact(width).map(conv).collect();
         Ok(Some(Row {
             id: None,
+            key: None,
             vector,
             payload: None,
             metadata: None,
@@ -255,6 +259,14 @@ impl VectorFile {
                 anyhow!("{}: \"id\" must be an unsigned integer", self.at("bad id"))
             })?),
         };
+        let key = match v.get("key") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(x) => Some(
+                x.as_str()
+                    .ok_or_else(|| anyhow!("{}: \"key\" must be a string", self.at("bad key")))?
+                    .to_owned(),
+            ),
+        };
         let vector = v
             .get("vector")
             .and_then(|x| x.as_array())
@@ -276,6 +288,7 @@ impl VectorFile {
         };
         Ok(Row {
             id,
+            key,
             vector,
             payload,
             metadata,

@@ -79,6 +79,23 @@ impl From<MetricArg> for strata::Metric {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum KeysArg {
+    /// Unsigned 64-bit integer ids.
+    U64,
+    /// UTF-8 string keys (1 to 512 bytes).
+    String,
+}
+
+impl From<KeysArg> for strata::KeyKind {
+    fn from(k: KeysArg) -> Self {
+        match k {
+            KeysArg::U64 => strata::KeyKind::U64,
+            KeysArg::String => strata::KeyKind::String,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum SyncArg {
     /// Fsync before acknowledging each batch (survives power loss).
     Always,
@@ -112,14 +129,21 @@ enum Command {
         /// Distance metric.
         #[arg(long, value_enum)]
         metric: MetricArg,
+        /// What identifies a record: u64 ids, or UTF-8 string keys of 1 to 512 bytes
+        /// (JSON imports give "key"; output prints keys as JSON strings). Fixed for the
+        /// store's life.
+        #[arg(long, value_enum, default_value = "u64")]
+        keys: KeysArg,
     },
     /// Import vectors from .fvecs, .bvecs, .ivecs (TEXMEX), .npy (float32, 2-D), JSON
     /// lines (.jsonl, .ndjson, .json) or a JSON array (.json).
     ///
-    /// A JSON row is {"id": u64, "vector": [numbers], "payload": any JSON}; "id" and
-    /// "payload" are optional. Ids are row numbers (from 0, plus --ids-from) unless the
-    /// rows give "id": either every row gives one or none does. Existing ids are
-    /// replaced; an id given twice keeps the later row (and is reported).
+    /// A JSON row is {"id": u64, "vector": [numbers], "metadata": {...}, "payload": any
+    /// JSON} ("key": string instead of "id" in a store of string keys); all but "vector"
+    /// are optional. Ids are row numbers (from 0, plus --ids-from; in a store of string
+    /// keys, those numbers in decimal) unless the rows give "id" (or "key"): either every
+    /// row gives one or none does. Existing records are replaced; an id given twice keeps
+    /// the later row (and is reported).
     ///
     /// The whole file is checked first (format, dimension, finite values, the norm
     /// bound, payload size, ids), so bad input writes nothing; --skip-bad-rows writes the
@@ -211,17 +235,17 @@ enum Command {
     Get {
         /// Store directory.
         dir: PathBuf,
-        /// Record id.
-        id: u64,
+        /// Record id (the string key in a store of string keys).
+        id: String,
     },
-    /// Delete records by id; reports how many were deleted and how many were not found
-    /// (absent or already deleted).
+    /// Delete records by id (or key); reports how many were deleted and how many were
+    /// not found (absent or already deleted).
     Delete {
         /// Store directory.
         dir: PathBuf,
-        /// Ids to delete.
-        ids: Vec<u64>,
-        /// A file with one id per line.
+        /// Ids to delete (string keys in a store of string keys).
+        ids: Vec<String>,
+        /// A file with one id (or key) per line.
         #[arg(long)]
         ids_file: Option<PathBuf>,
         /// Delete every record whose metadata passes this filter (JSON, see
@@ -355,7 +379,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let res = match cli.cmd {
-        Command::Create { dir, dim, metric } => ops::create(&dir, dim, metric.into()),
+        Command::Create {
+            dir,
+            dim,
+            metric,
+            keys,
+        } => ops::create(&dir, dim, metric.into(), keys.into()),
         Command::Import {
             dir,
             file,
@@ -406,7 +435,7 @@ fn main() -> ExitCode {
                 filters.as_deref(),
             )
         }),
-        Command::Get { dir, id } => ops::get(&dir, id),
+        Command::Get { dir, id } => ops::get(&dir, &id),
         Command::Flush { dir } => ops::flush(&dir),
         Command::Delete {
             dir,

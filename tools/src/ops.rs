@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use strata::{Db, Metric, Options, ReadOnlyDb, SearchOptions, WriteBatch};
+use strata::{Db, KeyKind, Metric, Options, ReadOnlyDb, SearchOptions, WriteBatch};
 
 use crate::input::VectorFile;
 
@@ -22,15 +22,19 @@ fn open_reader(dir: &Path) -> Result<ReadOnlyDb> {
     ReadOnlyDb::open(dir).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
-pub fn create(dir: &Path, dim: usize, metric: Metric) -> Result<()> {
+pub fn create(dir: &Path, dim: usize, metric: Metric, keys: KeyKind) -> Result<()> {
     if dir.join("MANIFEST").exists() {
         bail!("{} already holds a store", dir.display());
     }
-    let db = Db::open(dir, Options::new(dim, metric))
+    let db = Db::open(dir, Options::new(dim, metric).keys(keys))
         .with_context(|| format!("cannot create store {}", dir.display()))?;
     db.close()?;
+    let keys = match keys {
+        KeyKind::U64 => String::new(),
+        other => format!(", {} keys", other.name()),
+    };
     println!(
-        "created {} (dim {dim}, metric {})",
+        "created {} (dim {dim}, metric {}{keys})",
         dir.display(),
         metric.name()
     );
@@ -138,7 +142,8 @@ fn write_hits(
     hits: Vec<strata::Hit>,
     opts: &SearchOptions,
 ) -> Result<()> {
-    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    // A store of string keys lists its keys as JSON strings.
+    let ids: Vec<serde_json::Value> = hits.iter().map(|h| key_json(h.id, &h.key)).collect();
     let distances: Vec<f32> = hits.iter().map(|h| h.distance).collect();
     // Keys in the documented order: query, ids, distances (then payloads, metadata).
     write!(
@@ -169,9 +174,26 @@ fn write_hits(
     Ok(())
 }
 
-/// One record as its JSON line: {"id", "vector", "payload", "metadata"}.
+/// A record's id as JSON: its string key in a store of string keys, else the number.
+fn key_json(id: u64, key: &Option<String>) -> serde_json::Value {
+    match key {
+        Some(k) => json!(k),
+        None => json!(id),
+    }
+}
+
+/// One record as its JSON line: {"id", "vector", "payload", "metadata"}, or in a store of
+/// string keys {"key", ...} (the form `strata import` reads).
 fn record_json(r: strata::Record) -> serde_json::Value {
-    json!({"id": r.id, "vector": r.vector, "payload": payload_json(r.payload), "metadata": r.metadata.map(|m| m.to_json())})
+    let mut o = serde_json::Map::new();
+    match r.key {
+        Some(k) => o.insert("key".into(), json!(k)),
+        None => o.insert("id".into(), json!(r.id)),
+    };
+    o.insert("vector".into(), json!(r.vector));
+    o.insert("payload".into(), payload_json(r.payload));
+    o.insert("metadata".into(), json!(r.metadata.map(|m| m.to_json())));
+    serde_json::Value::Object(o)
 }
 
 pub fn count(dir: &Path, filter: Option<&str>) -> Result<()> {
@@ -206,10 +228,24 @@ pub fn delete_by_filter(dir: &Path, filter: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn get(dir: &Path, id: u64) -> Result<()> {
+/// Parses a record argument as a `u64` id (a store of ids).
+fn parse_id(arg: &str) -> Result<u64> {
+    arg.trim().parse().with_context(|| {
+        format!("not an id: {arg:?} (this store has u64 ids; a store of string keys is made with `strata create --keys string`)")
+    })
+}
+
+pub fn get(dir: &Path, id: &str) -> Result<()> {
     let db = open_reader(dir)?;
-    let Some(r) = db.get(id)? else {
-        bail!("no record with id {id}")
+    let found = match db.keys() {
+        KeyKind::String => db.get_key(id)?,
+        _ => db.get(parse_id(id)?)?,
+    };
+    let Some(r) = found else {
+        match db.keys() {
+            KeyKind::String => bail!("no record with key {id:?}"),
+            _ => bail!("no record with id {id}"),
+        }
     };
     println!("{}", record_json(r));
     Ok(())
@@ -240,43 +276,76 @@ pub fn flush(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(dir: &Path, mut ids: Vec<u64>, ids_file: Option<&Path>) -> Result<()> {
+pub fn delete(dir: &Path, mut args: Vec<String>, ids_file: Option<&Path>) -> Result<()> {
+    // In a store of string keys a line is a key as it is (only the line end removed).
+    let mut file_lines = Vec::new();
     if let Some(f) = ids_file {
         let file = std::fs::File::open(f)
             .with_context(|| format!("cannot read ids file {}", f.display()))?;
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line?;
-            let t = line.trim();
-            if !t.is_empty() {
-                ids.push(t.parse().with_context(|| {
-                    format!("{} line {}: not an id: {t:?}", f.display(), n + 1)
-                })?);
+            if !line.trim().is_empty() {
+                file_lines.push((format!("{} line {}", f.display(), n + 1), line));
             }
         }
     }
-    if ids.is_empty() {
+    if args.is_empty() && file_lines.is_empty() {
         bail!("no ids given (pass ids or --ids-file)");
     }
     let db = open(dir)?;
+    let keyed = db.keys() == KeyKind::String;
+    let mut ids: Vec<u64> = Vec::new();
+    if !keyed {
+        for a in &args {
+            ids.push(parse_id(a)?);
+        }
+        for (at, line) in &file_lines {
+            ids.push(parse_id(line).with_context(|| at.clone())?);
+        }
+    } else {
+        args.extend(file_lines.into_iter().map(|(_, l)| l));
+        for k in &args {
+            strata::check_key(k).with_context(|| format!("key {k:?} is refused"))?;
+        }
+    }
     // This command holds the store's only writer, so what `contains` says holds until
     // the delete is written.
     let mut seen = std::collections::HashSet::new();
-    let (found, not_found): (Vec<u64>, Vec<u64>) = ids
-        .into_iter()
-        .filter(|id| seen.insert(*id))
-        .partition(|&id| db.contains(id));
-    for chunk in found.chunks(10_000) {
-        let mut b = WriteBatch::new();
-        chunk.iter().for_each(|&id| {
-            b.delete(id);
-        });
-        db.write(b)?;
-    }
+    let (found, not_found) = if keyed {
+        let (mut f, mut n) = (Vec::new(), Vec::new());
+        for k in args.into_iter().filter(|k| seen.insert(k.clone())) {
+            if db.get_key(&k)?.is_some() {
+                f.push(k);
+            } else {
+                n.push(k);
+            }
+        }
+        for chunk in f.chunks(10_000) {
+            let mut b = WriteBatch::new();
+            chunk.iter().for_each(|k| {
+                b.delete_key(k);
+            });
+            db.write(b)?;
+        }
+        (f.len(), n.len())
+    } else {
+        let (f, n): (Vec<u64>, Vec<u64>) = ids
+            .into_iter()
+            .filter(|id| seen.insert(id.to_string()))
+            .partition(|&id| db.contains(id));
+        for chunk in f.chunks(10_000) {
+            let mut b = WriteBatch::new();
+            chunk.iter().for_each(|&id| {
+                b.delete(id);
+            });
+            db.write(b)?;
+        }
+        (f.len(), n.len())
+    };
     db.close()?;
     eprintln!(
-        "deleted {} records; {} ids not found (absent or already deleted)",
-        found.len(),
-        not_found.len()
+        "deleted {found} records; {not_found} {} not found (absent or already deleted)",
+        if keyed { "keys" } else { "ids" }
     );
     Ok(())
 }
@@ -293,6 +362,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "path": dir.display().to_string(),
         "dim": s.dim,
         "metric": s.metric,
+        "keys": db.keys().name(),
         "segments": segments,
         "segment_count": s.segments.len(),
         "indexed_segments": s.indexed_segments,

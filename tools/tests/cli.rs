@@ -858,3 +858,83 @@ fn count_scan_delete_by_filter_per_query_filters_and_a_metadata_file() {
     assert!(e.contains("bad.jsonl line 3") && e.contains("a.b"), "{e}");
     assert_eq!(ok(&["count", d2]).trim(), "0");
 }
+
+#[test]
+fn a_store_of_string_keys_imports_searches_gets_scans_and_deletes_by_key() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let d = dir.to_str().unwrap();
+    let created = ok(&[
+        "create", d, "--dim", "2", "--metric", "l2", "--keys", "string",
+    ]);
+    assert!(created.contains("string keys"), "{created}");
+    let rows = write(
+        &t,
+        "rows.jsonl",
+        concat!(
+            r#"{"key": "mem/1", "vector": [0, 0], "metadata": {"user": 42}}"#,
+            "\n",
+            r#"{"key": "mem/2", "vector": [1, 0], "metadata": {"user": 7}}"#,
+            "\n",
+            r#"{"key": "ключ", "vector": [2, 0], "metadata": {"user": 42}, "payload": {"t": "x"}}"#,
+            "\n",
+            r#"{"key": "mem/1", "vector": [0.5, 0]}"#,
+            "\n",
+        ),
+    );
+    let report = ok_stderr(&["import", d, &rows]);
+    assert!(report.contains("repeat an id (or key)"), "{report}");
+    let q = write(&t, "q.jsonl", "{\"vector\": [0, 0]}\n");
+    let out = ok(&["search", d, "--queries", &q, "--k", "3"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ids"], serde_json::json!(["mem/1", "mem/2", "ключ"]));
+    let out = ok(&[
+        "search",
+        d,
+        "--queries",
+        &q,
+        "--k",
+        "3",
+        "--filter",
+        r#"{"user": 42}"#,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["ids"],
+        serde_json::json!(["ключ"]),
+        "mem/1 was replaced without metadata"
+    );
+    let got: serde_json::Value = serde_json::from_str(ok(&["get", d, "ключ"]).trim()).unwrap();
+    assert_eq!(got["key"], "ключ");
+    assert_eq!(got["payload"], serde_json::json!({"t": "x"}));
+    assert!(fails(&["get", d, "mem/9"]).contains("no record with key \"mem/9\""));
+    // Scan prints records in the form import reads.
+    let scanned = ok(&["scan", d]);
+    let keys: Vec<String> = scanned
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(keys.len(), 3);
+    let inspect: serde_json::Value = serde_json::from_str(&ok(&["inspect", d])).unwrap();
+    assert_eq!(inspect["keys"], "string");
+    let deleted = ok_stderr(&["delete", d, "mem/2", "nope"]);
+    assert!(
+        deleted.contains("deleted 1 records; 1 keys not found"),
+        "{deleted}"
+    );
+    assert_eq!(ok(&["count", d]).trim(), "2");
+    // The wrong kind of key is refused before anything is written.
+    let ids = write(&t, "ids.jsonl", "{\"id\": 5, \"vector\": [1, 1]}\n");
+    assert!(fails(&["import", d, &ids]).contains("the store has string keys"));
+    assert_eq!(ok(&["count", d]).trim(), "2");
+    let t2 = tempfile::tempdir().unwrap();
+    let plain = store_2d(&t2);
+    let keyed = write(&t, "keyed.jsonl", "{\"key\": \"a\", \"vector\": [1, 1]}\n");
+    assert!(fails(&["import", &plain, &keyed]).contains("the store has u64 ids"));
+    assert!(fails(&["get", &plain, "a"]).contains("not an id"));
+}

@@ -2,14 +2,18 @@
 //!
 //! Layout (all integers little-endian; `docs/format.md` is the normative spec):
 //! header (64 B) · sections, each at a 64-byte aligned offset · section table · footer (32 B).
-//! Sections (format versions 1 and 2; version 2 bit-packs `GRAPH_L0`): `IDS` (sorted `u64`), then, for an indexed segment,
+//! Sections: `IDS` (sorted `u64`), then, for an indexed segment,
 //! `INDEX_META`, `PQ_CODEBOOK`, `PQ_CODES`, `GRAPH_L0`, `GRAPH_UPPER`; then `VECTORS`
 //! (`f32` rows), `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and
-//! `PAYLOADS` (zstd frames). Small sections are checksummed at open, the large ones by
+//! `PAYLOADS` (zstd frames); `METADATA_DIR`/`METADATA` when a row has metadata (version
+//! 3 on); `KEY_OFFSETS`/`KEY_BYTES`/`KEY_HASHES` in a string-keyed store (version 4 on,
+//! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. Small sections are checksummed at open, the large ones by
 //! [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`) produces the file.
 
+mod keys;
 mod write;
 
+pub use keys::{key_hash, MAX_KEY_LEN};
 pub use write::write_segment;
 
 use std::ops::Range;
@@ -24,7 +28,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 /// Magic in the last 4 bytes of a segment.
 pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
 /// Format version written by this build.
-pub const SEGMENT_VERSION: u32 = 3;
+pub const SEGMENT_VERSION: u32 = 4;
 /// Oldest format version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -71,9 +75,16 @@ pub enum SectionKind {
     MetadataDir = 10,
     /// Concatenated zstd frames of metadata blocks (version 3 on).
     Metadata = 11,
+    /// `rows + 1` ascending `u64` offsets into `KEY_BYTES` (version 4 on).
+    KeyOffsets = 12,
+    /// Every row's string key, UTF-8, concatenated in row order (version 4 on).
+    KeyBytes = 13,
+    /// `rows` ascending `u64` key hashes, then the `rows` `u32` rows they belong to
+    /// (version 4 on).
+    KeyHashes = 14,
 }
 
-const SECTION_KINDS: [SectionKind; 11] = [
+const SECTION_KINDS: [SectionKind; 14] = [
     SectionKind::Ids,
     SectionKind::Vectors,
     SectionKind::PayloadDir,
@@ -85,14 +96,20 @@ const SECTION_KINDS: [SectionKind; 11] = [
     SectionKind::GraphUpper,
     SectionKind::MetadataDir,
     SectionKind::Metadata,
+    SectionKind::KeyOffsets,
+    SectionKind::KeyBytes,
+    SectionKind::KeyHashes,
 ];
 
 // Sections 1..=4 are in every segment; the index sections (5..=9) are present all
-// together or not at all, and so are the metadata sections (10, 11).
+// together or not at all, and so are the metadata sections (10, 11) and the key
+// sections (12..=14).
 /// The index section kinds.
 const INDEX_KINDS: std::ops::RangeInclusive<u32> = 5..=9;
 /// The metadata section kinds.
 const METADATA_KINDS: std::ops::RangeInclusive<u32> = 10..=11;
+/// The key sections.
+const KEY_KINDS: std::ops::RangeInclusive<u32> = 12..=14;
 
 /// A column of per-row byte strings stored in compressed blocks of
 /// [`PAYLOAD_BLOCK_ROWS`] rows: payloads, or encoded metadata.
@@ -274,6 +291,9 @@ pub struct SegmentWriteInput<'a> {
     /// Encoded metadata of each row ([`crate::metadata::Metadata::encode`]), `None` when
     /// absent; empty when no row has any.
     pub metadata: &'a [Option<&'a [u8]>],
+    /// The string key of each row (each at most [`MAX_KEY_LEN`] bytes); empty in a store
+    /// of `u64` ids.
+    pub keys: &'a [&'a str],
     /// The search index, for segments large enough to have one.
     pub index: Option<IndexInput<'a>>,
 }
@@ -320,7 +340,7 @@ pub struct SegmentReader {
 /// The section table, by kind (slot `kind - 1`).
 #[derive(Debug, Clone)]
 struct Sections {
-    slots: [Option<Section>; 11],
+    slots: [Option<Section>; 14],
 }
 
 const ABSENT: Section = Section {
@@ -382,6 +402,13 @@ impl SegmentReader {
         seg.check_section(SectionKind::PayloadDir)?;
         if seg.sections.has(SectionKind::MetadataDir) {
             seg.check_section(SectionKind::MetadataDir)?;
+        }
+        // Every key section is checked at open: a damaged key would make its record
+        // unreachable by key, and a later upsert of that key would add a second record.
+        if seg.has_keys() {
+            seg.check_section(SectionKind::KeyOffsets)?;
+            seg.check_section(SectionKind::KeyBytes)?;
+            seg.check_section(SectionKind::KeyHashes)?;
         }
         if seg.sections.has(SectionKind::IndexMeta) {
             seg.check_section(SectionKind::IndexMeta)?;
@@ -725,7 +752,7 @@ impl SegmentReader {
                 }
             }
         }
-        Ok(())
+        self.verify_keys()
     }
 }
 
@@ -808,7 +835,8 @@ fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    let known = matches!(count, 4 | 6 | 9 | 11);
+    // Required 4, index 5, metadata 2, keys 3.
+    let known = matches!(count, 4 | 6 | 7 | 9 | 11 | 12 | 14);
     if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
             footer_at,
@@ -825,7 +853,7 @@ fn parse_table(
     );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 11] = Default::default();
+    let mut out: [Option<Section>; 14] = Default::default();
     for _ in 0..count {
         let at = r.offset();
         let kind = r.u32()?;
@@ -878,6 +906,13 @@ fn parse_table(
             CorruptionKind::Invalid("metadata sections"),
         ));
     }
+    let (key_count, key_all) = present(KEY_KINDS);
+    if key_count != 0 && (key_count != key_all || header.version < 4) {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("key sections"),
+        ));
+    }
     let rows = header.rows;
     let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);
     let expect = |s: &Section, want: Option<u64>, what| match want {
@@ -901,6 +936,14 @@ fn parse_table(
             blocks.checked_mul(16),
             "metadata directory length",
         )?;
+    }
+    if let [Some(offsets), _, Some(hashes)] = out.get(11..14).unwrap_or(&[]) {
+        expect(
+            offsets,
+            rows.checked_add(1).and_then(|r| r.checked_mul(8)),
+            "key offsets length",
+        )?;
+        expect(hashes, rows.checked_mul(12), "key hashes length")?;
     }
     Ok(Sections { slots: out })
 }

@@ -22,6 +22,8 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         .map(|(i, m)| (i % 4 == 0).then_some(m.as_slice()))
         .collect();
     let path = dir.join("000001.seg");
+    let owned_keys: Vec<String> = (0..rows).map(sample_key).collect();
+    let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
     let input = SegmentWriteInput {
         dim: 4,
         metric: 0,
@@ -30,10 +32,19 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         vectors: &vectors,
         payloads: &payloads,
         metadata: &metadata,
+        keys: &keys,
         index: None,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
     (path, ids, vectors)
+}
+
+fn sample_key(i: usize) -> String {
+    match i % 3 {
+        0 => format!("user/{i}"),
+        1 => format!("ключ-{i}-{}", "x".repeat(i % 40)),
+        _ => i.to_string(),
+    }
 }
 
 fn sample_metadata(i: usize) -> crate::metadata::Metadata {
@@ -56,6 +67,13 @@ fn round_trip_ids_vectors_payloads() {
     assert!(seg.has_metadata());
     assert_eq!(seg.metadata(132).unwrap(), Some(sample_metadata(132)));
     assert_eq!(seg.metadata(131).unwrap(), None);
+    assert!(seg.has_keys());
+    for row in 0..200 {
+        assert_eq!(seg.key(row).unwrap(), Some(sample_key(row).as_str()));
+        assert_eq!(seg.rows_with_key(&sample_key(row)).unwrap(), vec![row]);
+    }
+    assert!(seg.rows_with_key("user/1").unwrap().is_empty());
+    assert!(seg.rows_with_key("").unwrap().is_empty());
     let block = seg.block_metadata(2).unwrap();
     assert_eq!(block.len(), 64);
     assert_eq!(
@@ -162,6 +180,8 @@ fn index_sections_round_trip_and_are_checked() {
     let ids: Vec<u64> = (0..rows as u64).collect();
     let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
     let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+    let key_strings: Vec<String> = (0..rows).map(|i| format!("k{i}")).collect();
+    let key_refs: Vec<&str> = key_strings.iter().map(String::as_str).collect();
     let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
     let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
     // 40 rows: 6-bit ids, 4 slots per node = 3 bytes per node.
@@ -193,6 +213,7 @@ fn index_sections_round_trip_and_are_checked() {
         vectors: &vectors,
         payloads: &payloads,
         metadata: &[],
+        keys: &key_refs,
         index,
     };
     write_segment(&OsVfs, &path, &input).unwrap();

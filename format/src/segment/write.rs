@@ -20,8 +20,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         )
     };
     let metadata_ok = input.metadata.is_empty() || input.metadata.len() == rows;
-    if input.vectors.len() != rows * dim || input.payloads.len() != rows || !metadata_ok || dim == 0
-    {
+    let keys_ok = input.keys.is_empty() || input.keys.len() == rows;
+    let lengths_ok = input.vectors.len() == rows * dim && input.payloads.len() == rows;
+    if !lengths_ok || !metadata_ok || !keys_ok || dim == 0 {
         return Err(bad("segment input lengths disagree"));
     }
     if !strictly_ascending(input.ids) {
@@ -64,6 +65,12 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         let (dir, blob) = encode_blocks(input.metadata, METADATA_COLUMN).map_err(io)?;
         w.section(SectionKind::MetadataDir, &dir).map_err(io)?;
         w.section(SectionKind::Metadata, &blob).map_err(io)?;
+    }
+    if !input.keys.is_empty() {
+        let [offsets, bytes, hashes] = keys::encode_keys(input.keys).map_err(io)?;
+        w.section(SectionKind::KeyOffsets, &offsets).map_err(io)?;
+        w.section(SectionKind::KeyBytes, &bytes).map_err(io)?;
+        w.section(SectionKind::KeyHashes, &hashes).map_err(io)?;
     }
     w.finish().map_err(io)
 }

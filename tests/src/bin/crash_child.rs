@@ -55,7 +55,10 @@ fn main() {
     });
     let plan = workload::steps(seed, steps as usize);
     let dir = PathBuf::from(dir);
-    let db = match Db::open(&dir, workload::options(sync, Arc::new(fs.clone()))) {
+    let db = match Db::open(
+        &dir,
+        workload::options_for_seed(seed, sync, Arc::new(fs.clone())),
+    ) {
         Ok(db) => db,
         Err(e) => {
             println!("E open {e}");

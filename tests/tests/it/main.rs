@@ -17,3 +17,4 @@ mod pq_reference;
 mod read_only;
 mod repair_backup;
 mod shared_data;
+mod string_keys;

@@ -29,8 +29,17 @@ fn distances(s: &State, q: &[f32]) -> Vec<(u64, f32)> {
 
 /// One round.
 pub fn run(round: u64) -> Tally {
+    // Two workloads per round: an even seed (a store of `u64` ids) and an odd one (a
+    // store of string keys; see `workload::options_for_seed`).
     let mut tally = Tally::default();
-    let seed = 0xC0C0 + round;
+    for seed in [0xC0C0 + 2 * round, 0xC0C0 + 2 * round + 1] {
+        tally.merge(run_seed(seed));
+    }
+    tally
+}
+
+fn run_seed(seed: u64) -> Tally {
+    let mut tally = Tally::default();
     let batches: Vec<Step> = workload::steps(seed, BATCHES * 2)
         .into_iter()
         .filter(|s| matches!(s, Step::Batch(_)))
@@ -38,7 +47,7 @@ pub fn run(round: u64) -> Tally {
         .collect();
     let states = workload::history(&batches);
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = workload::options(Durability::Never, Arc::new(OsVfs))
+    let o = workload::options_for_seed(seed, Durability::Never, Arc::new(OsVfs))
         .background_compaction(true)
         .search_threads(None);
     let db = Db::open(dir.path(), o).expect("open");
@@ -93,7 +102,7 @@ pub fn run(round: u64) -> Tally {
                     let lo = acked.load(Ordering::SeqCst);
                     let hits = db.search(&q, &SearchOptions::exact(10 * KEYS as usize));
                     let id = n % KEYS;
-                    let got = db.get(id);
+                    let got = workload::get_model(db, id);
                     let hi = begun.load(Ordering::SeqCst);
                     let (Ok(hits), Ok(got)) = (hits, got) else {
                         losses
@@ -102,8 +111,13 @@ pub fn run(round: u64) -> Tally {
                             .ok();
                         return;
                     };
-                    let mut seen: Vec<(u64, f32)> =
-                        hits.iter().map(|h| (h.id, h.distance)).collect();
+                    let mut seen: Vec<(u64, f32)> = hits
+                        .iter()
+                        .map(|h| {
+                            let id = workload::hit_model_id(db.keys(), h).unwrap_or(u64::MAX);
+                            (id, h.distance)
+                        })
+                        .collect();
                     seen.sort_by_key(|x| x.0);
                     let snapshot_ok = (lo..=hi).any(|j| {
                         let want = distances(&states[j], &q);

@@ -199,8 +199,17 @@ type Outcome = (u64, Result<(), String>);
 /// child was confirmed killed count as crash points; a child meant to die that did not is
 /// a loss.
 pub fn run(round: u64) -> Tally {
+    // Two workloads per round: an even seed (a store of `u64` ids) and an odd one (a
+    // store of string keys; see `workload::options_for_seed`).
     let mut tally = Tally::default();
-    let seed = 0xC0FFEE + round;
+    for seed in [0xC0FFEE + 2 * round, 0xC0FFEE + 2 * round + 1] {
+        tally.merge(run_seed(seed));
+    }
+    tally
+}
+
+fn run_seed(seed: u64) -> Tally {
+    let mut tally = Tally::default();
     let plan = workload::steps(seed, STEPS);
     let states = workload::history(&plan);
     // The whole workload once per sync mode, to count its operations and time it.

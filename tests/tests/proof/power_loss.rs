@@ -37,9 +37,10 @@ fn run_until_crash(
     dir: &Path,
     steps: &[Step],
     sync: Durability,
+    seed: u64,
 ) -> (Option<usize>, Option<usize>, Option<usize>) {
     let (mut ack, mut intent, mut durable) = (None, None, None);
-    let Ok(db) = Db::open(dir, workload::options(sync, fs)) else {
+    let Ok(db) = Db::open(dir, workload::options_for_seed(seed, sync, fs)) else {
         return (ack, intent, durable);
     };
     for (i, step) in steps.iter().enumerate() {
@@ -66,7 +67,13 @@ pub fn run(round: u64) -> Tally {
         let states = workload::history(&steps);
         // Count the operations of an uncrashed run.
         let counter = FaultVfs::counting(Arc::new(SimVfs::new()));
-        run_until_crash(Arc::new(counter.clone()), dir, &steps, Durability::Always);
+        run_until_crash(
+            Arc::new(counter.clone()),
+            dir,
+            &steps,
+            Durability::Always,
+            seed,
+        );
         let ops = counter.ops().max(1);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for i in 0..IMAGES / WORKLOADS {
@@ -83,7 +90,7 @@ pub fn run(round: u64) -> Tally {
                     }
                 },
             );
-            let (ack, intent, durable) = run_until_crash(Arc::new(fs), dir, &steps, sync);
+            let (ack, intent, durable) = run_until_crash(Arc::new(fs), dir, &steps, sync, seed);
             let style = if i % 2 == 0 {
                 CutStyle::SyncedOnly
             } else {

@@ -1,6 +1,7 @@
 //! Model-based property test (a proptest state machine): random sequences of upsert,
 //! delete, get, exact search, batch, flush, compact, clean reopen, process-crash reopen
-//! and power-cut reopen run on a store over the simulated file system and on a model.
+//! and power-cut reopen run on a store over the simulated file system and on a model,
+//! the store holding `u64` ids or string keys ([`workload::key_of`]).
 //! After a power cut the model rolls back to the durable frontier: under
 //! `Durability::Always` nothing acknowledged is lost; under `Durability::Never` the store holds the
 //! state of some step at or after the last flush or clean close. Failures are shrunk
@@ -15,7 +16,7 @@ use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
 use strata::vfs::{CutStyle, SimVfs};
-use strata::{Db, Durability, SearchOptions};
+use strata::{Db, Durability, KeyKind, SearchOptions};
 use strata_tests::workload::{self, State, Write, DIM};
 
 use crate::Tally;
@@ -61,6 +62,7 @@ fn vector(seed: u8, id: u64) -> Vec<f32> {
 struct Machine {
     fs: SimVfs,
     sync: Durability,
+    keys: KeyKind,
     db: Option<Db>,
     /// States since the last reopen; the last is the current one.
     history: Vec<State>,
@@ -73,10 +75,10 @@ fn fail(what: String) -> TestCaseError {
 }
 
 impl Machine {
-    fn open(fs: &SimVfs, sync: Durability) -> Result<Db, TestCaseError> {
+    fn open(fs: &SimVfs, sync: Durability, keys: KeyKind) -> Result<Db, TestCaseError> {
         Db::open(
             Path::new("/p"),
-            workload::options(sync, Arc::new(fs.clone())),
+            workload::options(sync, Arc::new(fs.clone())).keys(keys),
         )
         .map_err(|e| fail(format!("open: {e}")))
     }
@@ -91,7 +93,7 @@ impl Machine {
 
     fn write(&mut self, ws: Vec<Write>) -> Result<(), TestCaseError> {
         self.db()?
-            .write(workload::batch(&ws))
+            .write(workload::batch_for(self.keys, &ws))
             .map_err(|e| fail(format!("write: {e}")))?;
         let mut s = self.current();
         workload::apply(&mut s, &ws);
@@ -104,7 +106,7 @@ impl Machine {
 
     /// Reopens on `fs`; the store must hold a state of `history[from..]`.
     fn reopen(&mut self, fs: SimVfs, from: usize) -> Result<(), TestCaseError> {
-        let db = Self::open(&fs, self.sync)?;
+        let db = Self::open(&fs, self.sync, self.keys)?;
         let got = workload::read_state(&db).map_err(fail)?;
         let found = (from..self.history.len())
             .rev()
@@ -153,9 +155,12 @@ impl Machine {
                     .collect(),
             )?,
             Action::Get(id) => {
-                let got = self
-                    .db()?
-                    .get(*id)
+                let db = self.db()?;
+                let got = match self.keys {
+                    KeyKind::String => db.get_key(&workload::key_of(*id)),
+                    _ => db.get(*id),
+                };
+                let got = got
                     .map_err(|e| fail(format!("get: {e}")))?
                     .map(workload::stored);
                 let cur = self.current();
@@ -176,7 +181,15 @@ impl Machine {
                 want.truncate(*k);
                 prop_assert_eq!(hits.len(), want.len());
                 for (h, w) in hits.iter().zip(&want) {
-                    let Some((v, _, _)) = cur.get(&h.id) else {
+                    let id = match self.keys {
+                        KeyKind::String => h
+                            .key
+                            .as_deref()
+                            .and_then(workload::id_of_key)
+                            .ok_or_else(|| fail(format!("hit without a known key: {h:?}")))?,
+                        _ => h.id,
+                    };
+                    let Some((v, _, _)) = cur.get(&id) else {
                         return Err(fail(format!("search returned dead id {}", h.id)));
                     };
                     let d: f32 = v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
@@ -223,17 +236,19 @@ impl Machine {
     }
 }
 
-fn run_case(never: bool, actions: &[Action]) -> Result<(), TestCaseError> {
+fn run_case(never: bool, keyed: bool, actions: &[Action]) -> Result<(), TestCaseError> {
     let fs = SimVfs::new();
     let sync = if never {
         Durability::Never
     } else {
         Durability::Always
     };
-    let db = Machine::open(&fs, sync)?;
+    let keys = if keyed { KeyKind::String } else { KeyKind::U64 };
+    let db = Machine::open(&fs, sync, keys)?;
     let mut m = Machine {
         fs,
         sync,
+        keys,
         db: Some(db),
         history: vec![State::new()],
         frontier: 0,
@@ -264,13 +279,19 @@ pub fn run(round: u64) -> Tally {
     seed[..8].copy_from_slice(&(0x9209 + round).to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    let strategy = (any::<bool>(), prop::collection::vec(action(), 1..40));
-    let result = runner.run(&strategy, |(never, actions)| run_case(never, &actions));
+    let strategy = (
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(action(), 1..40),
+    );
+    let result = runner.run(&strategy, |(never, keyed, actions)| {
+        run_case(never, keyed, &actions)
+    });
     tally.add("property cases", u64::from(cases));
     match result {
         Ok(()) => {}
-        Err(TestError::Fail(why, (never, actions))) => tally.lose(format!(
-            "property (never={never}): {why}; minimal sequence: {actions:?}"
+        Err(TestError::Fail(why, (never, keyed, actions))) => tally.lose(format!(
+            "property (never={never}, keyed={keyed}): {why}; minimal sequence: {actions:?}"
         )),
         Err(TestError::Abort(why)) => tally.lose(format!("property aborted: {why}")),
     }
