@@ -111,7 +111,19 @@ pub fn segment_open(data: &[u8]) {
     for row in 0..seg.rows().min(1000) {
         let _ = seg.vector(row);
         let _ = seg.payload(row);
+        let _ = seg.metadata(row);
+        // A key read back must find its own row.
+        if let Ok(Some(key)) = seg.key(row) {
+            let key = key.to_owned();
+            if let Ok(rows) = seg.rows_with_key(&key) {
+                assert!(
+                    rows.contains(&row) || seg.verify().is_err(),
+                    "key of row {row} does not find it in a segment verify accepts"
+                );
+            }
+        }
     }
+    let _ = seg.rows_with_key("k");
     if let Some(&id) = seg.ids().first() {
         let _ = seg.find(id);
     }

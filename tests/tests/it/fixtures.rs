@@ -77,3 +77,78 @@ fn a_version_2_store_opens_reads_takes_writes_and_compacts() {
     db.close().unwrap();
     strata::verify(dir.path()).unwrap();
 }
+
+/// The metadata `store-v3` holds for `id` (on even ids below 300 and every id from 300).
+fn v3_metadata(id: u64) -> Option<Metadata> {
+    let tag = if id.is_multiple_of(4) { "a" } else { "b" };
+    let text = format!(
+        r#"{{"n": {id}, "group": {}, "tags": ["{tag}", "t{}"], "o": {{"even": {}}}}}"#,
+        id % 3,
+        id % 7,
+        id.is_multiple_of(2)
+    );
+    (id.is_multiple_of(2) || id >= 300).then(|| Metadata::from_json_str(&text).unwrap())
+}
+
+fn v3_live(id: u64) -> bool {
+    id < 340 && !(10..20).contains(&id)
+}
+
+fn check_v3_content(db: &Db) {
+    for id in [0u64, 1, 5, 20, 299, 300, 339] {
+        let r = db.get(id).unwrap().unwrap_or_else(|| panic!("id {id}"));
+        assert_eq!(r.vector, vector(id), "id {id}");
+        let payload = (id.is_multiple_of(5) && id < 300).then(|| format!("p{id}").into_bytes());
+        assert_eq!(r.payload, payload, "id {id}");
+        assert_eq!(r.metadata, v3_metadata(id), "id {id}");
+    }
+    for id in [10u64, 19, 340] {
+        assert!(db.get(id).unwrap().is_none(), "id {id}");
+    }
+    // Filters over the segment's and the log's metadata agree with the model.
+    let f = Filter::from_json_str(r#"{"group": 0, "tags": {"$contains": "a"}}"#).unwrap();
+    let want: Vec<u64> = (0..340)
+        .filter(|&id| v3_live(id))
+        .filter(|&id| v3_metadata(id).is_some_and(|m| f.matches(&m)))
+        .collect();
+    assert!(want.len() > 10);
+    assert_eq!(db.count(Some(&f)).unwrap(), want.len() as u64);
+    let o = SearchOptions {
+        filter: Some(f),
+        ..SearchOptions::new(want.len() + 5)
+    };
+    let mut got: Vec<u64> = db
+        .search(&vector(3), &o)
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_version_3_store_with_metadata_opens_reads_filters_takes_writes_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v3", dir.path());
+    strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
+    assert_eq!(ro.keys(), strata::KeyKind::U64);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.len(), 330);
+    check_v3_content(&db);
+    let mut b = WriteBatch::new();
+    for id in 1000..1100u64 {
+        b.upsert(id, &vector(id));
+    }
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    db.compact(true, &|_, _, _| true).unwrap();
+    assert_eq!(db.len(), 430);
+    check_v3_content(&db);
+    db.close().unwrap();
+    strata::verify(dir.path()).unwrap();
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    check_v3_content(&db);
+}

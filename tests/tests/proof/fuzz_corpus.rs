@@ -38,24 +38,29 @@ fn inputs_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Real files of a small store, as seeds for the parsers.
+/// Real files of two small stores (string keys, `u64` ids), as seeds for the parsers.
 fn store_seeds() -> Vec<(String, Vec<u8>)> {
-    let sim = SimVfs::new();
-    let dir = Path::new("/seed");
-    let plan = workload::steps(7, 60);
-    if let Ok(db) = Db::open(
-        dir,
-        workload::options(Durability::Always, Arc::new(sim.clone())),
-    ) {
-        for s in &plan {
-            let _ = workload::run_step(&db, s);
+    let mut out = Vec::new();
+    for seed in [7, 8] {
+        let sim = SimVfs::new();
+        let dir = Path::new("/seed");
+        let plan = workload::steps(seed, 60);
+        if let Ok(db) = Db::open(
+            dir,
+            workload::options_for_seed(seed, Durability::Always, Arc::new(sim.clone())),
+        ) {
+            for s in &plan {
+                let _ = workload::run_step(&db, s);
+            }
         }
+        out.extend(
+            sim.list(dir)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(n, _)| sim.read(&dir.join(&n)).ok().map(|b| (n, b))),
+        );
     }
-    sim.list(dir)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(n, _)| sim.read(&dir.join(&n)).ok().map(|b| (n, b)))
-        .collect()
+    out
 }
 
 fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> Vec<Vec<u8>> {
