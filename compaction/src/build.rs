@@ -78,6 +78,8 @@ pub enum Stage {
     /// Linking the graph (`done` counts linked rows); in a GPU build, pruning the
     /// neighbour lists into the graph.
     Graph,
+    /// Indexing the rows' metadata (the segment's field index).
+    Fields,
     /// Writing and syncing the file.
     Write,
 }
@@ -91,6 +93,7 @@ impl Stage {
             Stage::Encode => "encode",
             Stage::Lists => "neighbour lists",
             Stage::Graph => "graph",
+            Stage::Fields => "field index",
             Stage::Write => "write",
         }
     }
@@ -328,6 +331,9 @@ pub struct SegmentRows<'a> {
     pub metadata: &'a [Option<&'a [u8]>],
     /// The string key of each row (empty in a store of `u64` ids).
     pub keys: &'a [&'a str],
+    /// Metadata paths left out of the segment's field index (with everything under
+    /// them).
+    pub unindexed: &'a [String],
 }
 
 /// Writes `rows` as the segment file `path` (synced; the caller syncs the directory),
@@ -351,6 +357,11 @@ pub fn write_segment(
     } else {
         None
     };
+    let mut report = index
+        .as_ref()
+        .map(|ix| ix.report.clone())
+        .unwrap_or_default();
+    let fields = report.timed(Stage::Fields, || field_index(rows))?;
     if !progress(Stage::Write, 0, n as u64) {
         return Ok(None);
     }
@@ -363,16 +374,31 @@ pub fn write_segment(
         payloads: rows.payloads,
         metadata: rows.metadata,
         keys: rows.keys,
+        field_index: fields.as_deref(),
         index: index.as_ref().map(BuiltIndex::input),
     };
-    let mut report = index
-        .as_ref()
-        .map(|ix| ix.report.clone())
-        .unwrap_or_default();
     report.timed(Stage::Write, || {
         strata_format::segment::write_segment(fs, path, &input)
     })?;
     Ok(Some(report))
+}
+
+/// The encoded field index of `rows`' metadata (`None` when no row has any).
+fn field_index(rows: &SegmentRows<'_>) -> strata_format::Result<Option<Vec<u8>>> {
+    if rows.metadata.is_empty() {
+        return Ok(None);
+    }
+    let mut ix = strata_format::field_index::FieldIndexData::new(rows.unindexed);
+    for (row, m) in rows.metadata.iter().enumerate() {
+        if let Some(bytes) = m {
+            // Damage in an input segment's metadata (it is read, not decoded, by a merge).
+            let m = strata_format::metadata::Metadata::decode(bytes, 0)
+                .map_err(|e| e.at(std::path::Path::new("")))?;
+            ix.add(row as u32, &m);
+        }
+    }
+    ix.finish(rows.ids.len() as u32);
+    Ok(Some(ix.encode()))
 }
 
 /// Trains the product quantizer: k-means assignments on the GPU when one is in use (a

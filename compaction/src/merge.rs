@@ -33,6 +33,8 @@ pub struct MergeSpec<'a> {
     pub metric: Metric,
     /// Index parameters (an index is built when the output is large enough).
     pub index: &'a IndexOptions,
+    /// Metadata paths left out of the output's field index.
+    pub unindexed: &'a [String],
 }
 
 /// A written merge output.
@@ -154,6 +156,7 @@ pub fn merge(
         payloads: &payload_refs,
         metadata: &metadata_refs,
         keys: &keys,
+        unindexed: spec.unindexed,
     };
     let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(report) => report,

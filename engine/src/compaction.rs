@@ -149,6 +149,7 @@ fn merge_inputs(
         path,
         metric: inner.metric,
         index: &inner.opts.index,
+        unindexed: &inner.opts.unindexed_fields,
     };
     let go_on =
         |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);

@@ -197,6 +197,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         payloads: &payloads,
         metadata: &metadata,
         keys: &keys,
+        unindexed: &inner.opts.unindexed_fields,
     };
     // A flush is never stopped: the progress callback always says go on.
     let build = || {

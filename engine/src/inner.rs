@@ -224,7 +224,7 @@ impl Inner {
 /// A fresh memtable for `opts`.
 pub(crate) fn new_memtable(opts: &Options, metric: Metric, first_wal_no: u64) -> Memtable {
     let graph = opts.index.memtable_graph.then_some(&opts.index.hnsw);
-    Memtable::new(first_wal_no, metric, graph)
+    Memtable::new(first_wal_no, metric, graph, &opts.unindexed_fields)
 }
 
 /// Applies operations starting at `seq` to a version being built (live writes and replay).

@@ -76,6 +76,7 @@ pub(crate) fn collect_version(
             deleted,
             bytes: seg.reader.file_len(),
             indexed: seg.index.is_some(),
+            field_index_bytes: seg.reader.field_index_len(),
             index: seg.reader.index().map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,

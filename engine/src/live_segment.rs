@@ -90,11 +90,12 @@ impl LiveSegment {
         }
     }
 
-    /// The segment's metadata index (built on first use).
+    /// The segment's metadata index (read from its `FIELD_INDEX` section, or built from
+    /// its metadata for an older segment, on first use).
     pub fn field_index(&self) -> Result<Arc<FieldIndex>> {
         self.fields
             .get_or_init(|| {
-                FieldIndex::build(&self.reader)
+                FieldIndex::load(&self.reader)
                     .map(Arc::new)
                     .map_err(Arc::new)
             })

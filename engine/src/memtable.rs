@@ -13,10 +13,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use strata_format::field_index::FieldIndexData;
 use strata_format::metadata::Metadata;
 use strata_index::hnsw::{self, GrowingGraph, HnswParams, Visited};
 
+use crate::field_index::{FieldIndex, RowSet};
 use crate::filter::Filter;
 use strata_index::{Metric, TopK};
 
@@ -64,6 +66,8 @@ pub(crate) struct Memtable {
     /// The ids each string key was bound to in this memtable, oldest first (one unless
     /// the key was deleted and written again).
     keys: Mutex<HashMap<Arc<str>, Vec<u64>>>,
+    /// The metadata index of the rows (row = position in `rows`), grown as they arrive.
+    fields: RwLock<FieldIndexData>,
     bytes: AtomicUsize,
     ops: AtomicU64,
     /// First WAL file holding this memtable's writes.
@@ -80,11 +84,17 @@ const GRAPH_MIN_ROWS: usize = 2048;
 
 impl Memtable {
     /// An empty memtable; with `graph`, its rows are indexed in the background.
-    pub fn new(first_wal_no: u64, metric: Metric, graph: Option<&HnswParams>) -> Self {
+    pub fn new(
+        first_wal_no: u64,
+        metric: Metric,
+        graph: Option<&HnswParams>,
+        unindexed: &[String],
+    ) -> Self {
         Memtable {
             rows: boxcar::Vec::new(),
             latest: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
+            fields: RwLock::new(FieldIndexData::new(unindexed)),
             bytes: AtomicUsize::new(0),
             ops: AtomicU64::new(0),
             first_wal_no,
@@ -172,13 +182,19 @@ impl Memtable {
         }
         let mut latest = self.latest.lock();
         let prev = latest.get(&id).copied();
+        let metadata = metadata.map(Box::new);
+        // Indexed before the row is pushed at the index's next row number: the writer is
+        // the only one pushing, so that number is the row's.
+        if let Some(m) = &metadata {
+            self.fields.write().add(self.rows.count() as u32, m);
+        }
         let row = MemRow {
             id,
             key,
             seq,
             vector: vector.into_boxed_slice(),
             payload: payload.map(Vec::into_boxed_slice),
-            metadata: metadata.map(Box::new),
+            metadata,
             deleted_seq: AtomicU64::new(0),
             prev,
         };
@@ -277,17 +293,37 @@ impl Memtable {
     }
 
     /// The rows visible at `seq` whose metadata passes `filter`, nearest to `query`,
-    /// into `top`, by an exact scan (a row without metadata is tested as an empty
-    /// object).
-    pub fn search_filtered(&self, query: &[f32], seq: u64, filter: &Filter, top: &mut TopK) {
+    /// into `top`: the rows passing are found in the memtable's metadata index (leaves
+    /// on unindexed paths by testing each row; a row without metadata is tested as an
+    /// empty object), then scored exactly.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        seq: u64,
+        filter: &Filter,
+        top: &mut TopK,
+    ) -> crate::error::Result<()> {
+        let n = self.rows.count();
         let empty = Metadata::new();
-        for (_, row) in self.rows.iter() {
-            if row.visible_at(seq) && filter.matches(row.metadata.as_deref().unwrap_or(&empty)) {
-                let d = self.metric.distance(query, &row.vector);
-                if d <= top.threshold() {
-                    top.push(row.id, d);
+        let leaf = |leaf: &Filter| {
+            let mut set = RowSet::empty(n);
+            for (i, row) in self.rows.iter().take_while(|(i, _)| *i < n) {
+                if leaf.matches(row.metadata.as_deref().unwrap_or(&empty)) {
+                    set.insert(i);
                 }
             }
+            Ok(set)
+        };
+        let pass = FieldIndex::eval(&self.fields.read(), &Default::default(), n, filter, &leaf)?;
+        for r in pass.iter() {
+            let Some(row) = self.rows.get(r).filter(|row| row.visible_at(seq)) else {
+                continue;
+            };
+            let d = self.metric.distance(query, &row.vector);
+            if d <= top.threshold() {
+                top.push(row.id, d);
+            }
         }
+        Ok(())
     }
 }

@@ -106,6 +106,7 @@ pub struct Options {
     pub(crate) index: strata_compaction::IndexOptions,
     pub(crate) compaction: CompactionOptions,
     pub(crate) low_priority_flush: bool,
+    pub(crate) unindexed_fields: Vec<String>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -169,6 +170,7 @@ impl Options {
             index: strata_compaction::IndexOptions::default(),
             compaction: CompactionOptions::default(),
             low_priority_flush: false,
+            unindexed_fields: Vec::new(),
             vfs: strata_vfs::os(),
         }
     }
@@ -195,6 +197,16 @@ impl Options {
         if let Some(s) = &mut self.schema {
             s.keys = keys;
         }
+        self
+    }
+
+    /// Metadata paths to leave out of the field indexes (each with every path under it):
+    /// every other path is indexed as rows are written, flushed and merged
+    /// (`docs/filters.md`). A filter on an unindexed path is still answered exactly, by
+    /// reading each candidate row's metadata, which is slower. Applies to memtables and
+    /// to segments written from now on; segments keep the index they were written with.
+    pub fn unindexed_fields<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.unindexed_fields = paths.into_iter().map(Into::into).collect();
         self
     }
 

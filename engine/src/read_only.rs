@@ -316,7 +316,7 @@ fn load_version(
         .collect();
     let mut v = Version {
         seq: m.checkpoint_seq,
-        memtables: vec![Arc::new(Memtable::new(0, metric, None))],
+        memtables: vec![Arc::new(Memtable::new(0, metric, None, &[]))],
         segments,
     };
     let (_, report) = recovery::replay(fs, &wal, m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;

@@ -4,7 +4,7 @@
 use strata_format::metadata::Metadata;
 
 use crate::error::{Error, Result};
-use crate::field_index::RowSet;
+use crate::field_index::{FieldIndex, RowSet};
 use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
 use crate::lookup;
@@ -28,11 +28,32 @@ fn passes(filter: Option<&Filter>, m: Option<&Metadata>) -> bool {
     }
 }
 
-/// The live rows of `s` that pass `filter`, from the segment's metadata index.
+/// The live rows of `s` that pass `filter`, from the segment's metadata index (leaves
+/// on unindexed paths by reading every row's metadata).
 pub(crate) fn passing_rows(s: &LiveSegment, filter: &Filter) -> Result<RowSet> {
-    let mut pass = s.field_index()?.eval(filter);
+    let ix = s.field_index()?;
+    let rows = s.reader.rows();
+    let mut pass = FieldIndex::eval(&ix.data, &ix.dense, rows, filter, &|leaf| leaf_rows(s, leaf))?;
     pass.remove_all(s.deleted.words());
     Ok(pass)
+}
+
+/// The rows of `s` whose metadata passes `leaf`, read row by row.
+fn leaf_rows(s: &LiveSegment, leaf: &Filter) -> Result<RowSet> {
+    let rows = s.reader.rows();
+    let mut set = RowSet::empty(rows);
+    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    let empty = Metadata::new();
+    let at = |e: strata_format::error::DecodeError| Error::from(e.at(s.reader.path()));
+    for block in 0..rows.div_ceil(block_rows) {
+        for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
+            let m = item.map(|b| Metadata::decode(&b, 0)).transpose().map_err(at)?;
+            if leaf.matches(m.as_ref().unwrap_or(&empty)) {
+                set.insert(block * block_rows + i);
+            }
+        }
+    }
+    Ok(set)
 }
 
 /// The live rows of `s` from row `start` on that pass `filter`, in row (= id) order,
@@ -149,6 +170,9 @@ pub struct FieldSummary {
     pub rows: u64,
     /// The kinds of value seen: `null`, `bool`, `int`, `float`, `string`, `list`.
     pub kinds: std::collections::BTreeSet<&'static str>,
+    /// Bytes of the segments' metadata indexes for this path (deleted rows included;
+    /// 0 when unindexed or only in memtables).
+    pub index_bytes: u64,
 }
 
 fn kind(v: &strata_format::metadata::MetaValue) -> &'static str {
@@ -190,6 +214,15 @@ pub(crate) fn fields(v: &Version) -> Result<std::collections::BTreeMap<String, F
                     let m = Metadata::decode(&bytes, 0)
                         .map_err(|e| Error::from(e.at(s.reader.path())))?;
                     add(&m);
+                }
+            }
+        }
+    }
+    for s in &v.segments {
+        if s.reader.has_metadata() {
+            for (path, bytes) in s.field_index()?.data.field_bytes() {
+                if let Some(f) = out.get_mut(&path) {
+                    f.index_bytes += bytes as u64;
                 }
             }
         }

@@ -49,7 +49,7 @@ pub(crate) fn search(
     let mut top = TopK::new(k);
     for m in &v.memtables {
         match &opts.filter {
-            Some(f) => m.search_filtered(query, v.seq, f, &mut top),
+            Some(f) => m.search_filtered(query, v.seq, f, &mut top)?,
             None => m.search(query, v.seq, k, ef, opts.exact, &mut top),
         }
     }
@@ -156,6 +156,37 @@ fn scan_segment(
     Ok(top)
 }
 
+/// The rows of a segment that pass a filter: a row set, or for a range on one path of
+/// integers the rows whose value is in it (tested per row; deleted rows masked here).
+enum Pass {
+    Set(crate::field_index::RowSet),
+    Range(crate::field_index::IntRange),
+}
+
+impl Pass {
+    /// Rows passing (for a range, deleted rows included: an upper bound).
+    fn count(&self) -> usize {
+        match self {
+            Pass::Set(p) => p.count(),
+            Pass::Range(r) => r.len(),
+        }
+    }
+
+    fn contains(&self, row: usize, s: &LiveSegment) -> bool {
+        match self {
+            Pass::Set(p) => p.contains(row),
+            Pass::Range(r) => r.contains(row) && !s.deleted.contains(row),
+        }
+    }
+
+    fn rows(&self, s: &LiveSegment) -> Vec<usize> {
+        match self {
+            Pass::Set(p) => p.iter().collect(),
+            Pass::Range(r) => r.rows().filter(|&row| !s.deleted.contains(row)).collect(),
+        }
+    }
+}
+
 /// The knobs of a filtered search of one segment.
 struct FilteredPlan {
     exact: bool,
@@ -185,7 +216,11 @@ fn search_filtered(
     f: &Filter,
     plan: &FilteredPlan,
 ) -> Result<TopK> {
-    let pass = crate::records::passing_rows(s, f)?;
+    let ix = s.field_index()?;
+    let pass = match ix.int_range(f) {
+        Some(range) => Pass::Range(range),
+        None => Pass::Set(crate::records::passing_rows(s, f)?),
+    };
     let rows = s.reader.rows();
     let count = pass.count();
     let k = plan.k;
@@ -194,8 +229,12 @@ fn search_filtered(
     }
     if let (Some(ix), false) = (&s.index, plan.exact) {
         if graph_pays(count, rows, plan.ef.max(k)) {
-            let skip = |r: usize| !pass.contains(r);
-            let eligible = Eligible { skip: &skip, count };
+            let skip = |r: usize| !pass.contains(r, s);
+            let eligible = Eligible {
+                skip: &skip,
+                count,
+                filtered: true,
+            };
             let found = segment_index::search(
                 &s.reader,
                 &eligible,
@@ -214,7 +253,7 @@ fn search_filtered(
     // The passing rows are scattered: fetch a few rows ahead so that their vectors are
     // on their way to the cache while earlier ones are scored.
     const AHEAD: usize = 8;
-    let passing: Vec<usize> = pass.iter().collect();
+    let passing: Vec<usize> = pass.rows(s);
     let mut rows_top = TopK::new(k);
     for (i, &r) in passing.iter().enumerate() {
         if let Some(&next) = passing.get(i + AHEAD) {

@@ -38,6 +38,9 @@ pub(crate) struct Eligible<'a> {
     pub skip: &'a (dyn Fn(usize) -> bool + Sync),
     /// Rows that may be returned.
     pub count: usize,
+    /// Keep only eligible rows in the beam (a filter's walk) instead of widening the
+    /// beam by the share of rows that are not (deleted rows' walk).
+    pub filtered: bool,
 }
 
 impl<'a> Eligible<'a> {
@@ -47,6 +50,7 @@ impl<'a> Eligible<'a> {
         Eligible {
             skip,
             count: rows - deleted.count().min(rows),
+            filtered: false,
         }
     }
 }
@@ -76,11 +80,16 @@ pub(crate) fn search(
     if live_rows == 0 {
         return Ok(Some(TopK::new(k)));
     }
-    // Deleted (and filtered-out) rows take beam slots as waypoints: widen the beam so
-    // that about `ef` of its candidates are eligible. When that beam would cover a large
-    // part of the graph, an exact scan (the caller's fallback) is as cheap and exact.
-    let ef = ef.max(k).saturating_mul(rows).div_ceil(live_rows);
-    if live_rows < rows && ef.saturating_mul(8) > rows {
+    // Deleted rows take beam slots as waypoints: widen the beam so that about `ef` of
+    // its candidates are eligible. When that beam would cover a large part of the graph,
+    // an exact scan (the caller's fallback) is as cheap and exact. A filter's walk keeps
+    // only eligible rows in its beam instead.
+    let ef = if eligible.filtered {
+        ef.max(k)
+    } else {
+        ef.max(k).saturating_mul(rows).div_ceil(live_rows)
+    };
+    if !eligible.filtered && live_rows < rows && ef.saturating_mul(8) > rows {
         return Ok(None);
     }
     let entry = (parts.meta.entry_node != u32::MAX)
@@ -106,7 +115,20 @@ pub(crate) fn search(
     };
     let prefetch =
         |n: u32| strata_index::distance::prefetch(codes.get(n as usize * m..).unwrap_or(&[]));
-    let found = with_visited(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), v));
+    let found = if eligible.filtered {
+        // Past as many scored nodes as there are eligible rows, the exact scan of those
+        // rows costs less than the rest of the walk.
+        let pass = |n: u32| !(eligible.skip)(n as usize);
+        let walked = with_visited(|v| {
+            hnsw::search_eligible(&graph, dist, prefetch, pass, ef, live_rows.max(ef), v)
+        });
+        match walked {
+            Some(found) => found,
+            None => return Ok(None),
+        }
+    } else {
+        with_visited(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), v))
+    };
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
     // section then stays out of a search's working set under memory pressure).

@@ -43,6 +43,8 @@ pub struct SegmentStats {
     pub indexed: bool,
     /// How its index was built, when it has one.
     pub index: Option<IndexSummary>,
+    /// Bytes of its metadata index (`FIELD_INDEX`; 0 without one).
+    pub field_index_bytes: u64,
 }
 
 /// The parameters a segment's index was built with.

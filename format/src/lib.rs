@@ -5,6 +5,8 @@
 //! * [`deletion`]: deletion-bitmap files, one version per segment per flush.
 //! * [`manifest`]: the single file that says which files are live.
 //! * [`metadata`]: records' typed metadata, its JSON form and its binary encoding.
+//! * [`field_index`]: the metadata index of a segment's rows (values to row bitmaps,
+//!   sorted number columns) and its encoding.
 //!
 //! Files are read and written through the I/O seam of `strata-vfs`.
 //!
@@ -23,6 +25,7 @@ compile_error!(
 pub mod codec;
 pub mod deletion;
 pub mod error;
+pub mod field_index;
 pub mod fsutil;
 pub mod manifest;
 pub mod metadata;

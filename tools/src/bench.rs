@@ -82,6 +82,17 @@ pub struct BenchArgs {
     /// Write a recall-versus-QPS chart (SVG) of the settings here.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// A JSON-lines file whose line i is the metadata object of base row i (imported
+    /// with the vectors; `bench/filtered/gen.py` writes one).
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// A JSON-lines file whose line i is the filter of query i: every search is
+    /// filtered, and `--gt` must be the ground truth among each query's matching rows.
+    #[arg(long)]
+    filters: Option<PathBuf>,
+    /// A name for this run in the JSON lines (`"tag"`), e.g. the filter bucket.
+    #[arg(long)]
+    tag: Option<String>,
     /// (internal) import time of the build process, for the search process's report.
     #[arg(long, hide = true)]
     imported_in: Option<f64>,
@@ -105,13 +116,33 @@ struct Pass {
     results: Vec<Vec<u64>>,
 }
 
-fn single_thread_pass(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> Result<Pass> {
+/// Each query's filter (`None` inside: unfiltered), from `--filters`.
+type Filters = Vec<Option<strata::Filter>>;
+
+/// `opts` with query `i`'s filter.
+fn for_query(opts: &SearchOptions, filters: &Filters, i: usize) -> SearchOptions {
+    SearchOptions {
+        filter: filters.get(i).cloned().flatten(),
+        ..opts.clone()
+    }
+}
+
+fn single_thread_pass(
+    db: &Db,
+    queries: &[Vec<f32>],
+    filters: &Filters,
+    opts: &SearchOptions,
+) -> Result<Pass> {
     let mut lat = Vec::with_capacity(queries.len());
     let mut results = Vec::with_capacity(queries.len());
+    // Filters are cloned into the options outside the timed call.
+    let per_query: Vec<SearchOptions> = (0..queries.len())
+        .map(|i| for_query(opts, filters, i))
+        .collect();
     let start = Instant::now();
-    for q in queries {
+    for (q, o) in queries.iter().zip(&per_query) {
         let t = Instant::now();
-        let hits = db.search(q, opts)?;
+        let hits = db.search(q, o)?;
         lat.push(t.elapsed());
         results.push(hits.into_iter().map(|h| h.id).collect());
     }
@@ -201,6 +232,9 @@ fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
         .build_device(a.build_device);
     let db = Db::open(dir, opts).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut base = VectorFile::open(&a.base)?;
+    if let Some(m) = &a.metadata {
+        base = base.with_metadata_file(m)?;
+    }
     let rows = write_rows(&db, &mut base, &Plan::all(10_000), 0)?.written;
     eprintln!("imported {rows} rows");
     let import_s = t.elapsed().as_secs_f64();
@@ -278,13 +312,24 @@ fn search(
         stats,
         disk,
     };
+    let filters: Filters = match &a.filters {
+        Some(f) => crate::ops::read_filters(f, queries.len())?,
+        None => Vec::new(),
+    };
+    // Build the segments' metadata indexes before timing (a store does it on first use).
+    if let Some(f) = filters.iter().flatten().next() {
+        db.count(Some(f))?;
+    }
     let settings = settings(a);
-    let singles = single_thread_sweep(&db, queries, &settings, a.runs)?;
+    let singles = single_thread_sweep(&db, queries, &filters, &settings, a.runs)?;
     // After the whole single-thread sweep: the most this store made resident.
     let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
 
     let db = Db::open(dir, Options::existing().search_threads(None))?;
+    if let Some(f) = filters.iter().flatten().next() {
+        db.count(Some(f))?;
+    }
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -320,7 +365,8 @@ fn search(
         pool.install(|| {
             queries
                 .par_iter()
-                .try_for_each(|q| db.search(q, sopts).map(|_| ()))
+                .enumerate()
+                .try_for_each(|(i, q)| db.search(q, &for_query(sopts, &filters, i)).map(|_| ()))
         })?;
         let all = AllThreads {
             qps: queries.len() as f64 / t.elapsed().as_secs_f64(),
@@ -376,17 +422,18 @@ fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
 fn single_thread_sweep(
     db: &Db,
     queries: &[Vec<f32>],
+    filters: &Filters,
     settings: &[SearchOptions],
     runs: usize,
 ) -> Result<Vec<(Pass, f64)>> {
     let mut singles = Vec::with_capacity(settings.len());
     for sopts in settings {
-        for q in queries.iter().take(50) {
-            db.search(q, sopts)?;
+        for (i, q) in queries.iter().enumerate().take(50) {
+            db.search(q, &for_query(sopts, filters, i))?;
         }
-        let mut best = single_thread_pass(db, queries, sopts)?;
+        let mut best = single_thread_pass(db, queries, filters, sopts)?;
         for _ in 1..runs.max(1) {
-            let p = single_thread_pass(db, queries, sopts)?;
+            let p = single_thread_pass(db, queries, filters, sopts)?;
             if p.total < best.total {
                 best = p;
             }
@@ -456,7 +503,8 @@ impl Row<'_> {
         json!({
             "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
             "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
-            "search_param": param,
+            "search_param": param, "tag": a.tag,
+            "filtered": a.filters.is_some(), "min_results": self.best.results.iter().map(Vec::len).min(),
             "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
             "k": a.k, "nq": nq, "n": built.rows,
             "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": all.qps, "threads": all.threads,

@@ -101,7 +101,7 @@ pub fn search(
 }
 
 /// A `--filters` file: line i is the filter of query i (an empty line or `{}`: none).
-fn read_filters(path: &Path, queries: usize) -> Result<Vec<Option<strata::Filter>>> {
+pub fn read_filters(path: &Path, queries: usize) -> Result<Vec<Option<strata::Filter>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read filters file {}", path.display()))?;
     let out: Vec<Option<strata::Filter>> = text
@@ -356,7 +356,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
     let segments: Vec<_> = s
         .segments
         .iter()
-        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
+        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "field_index_bytes": g.field_index_bytes, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
         .collect();
     let out = json!({
         "path": dir.display().to_string(),
@@ -374,7 +374,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
         "bytes": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
         "wal_bytes": s.wal_bytes,
         "space_amplification": s.space_amplification,
-        "fields": db.fields()?.into_iter().map(|(path, f)| (path, json!({"rows": f.rows, "kinds": f.kinds}))).collect::<serde_json::Map<_, _>>(),
+        "fields": db.fields()?.into_iter().map(|(path, f)| (path, json!({"rows": f.rows, "kinds": f.kinds, "index_bytes": f.index_bytes}))).collect::<serde_json::Map<_, _>>(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -82,9 +82,12 @@ pub enum SectionKind {
     /// `rows` ascending `u64` key hashes, then the `rows` `u32` rows they belong to
     /// (version 4 on).
     KeyHashes = 14,
+    /// The metadata index of the rows ([`crate::field_index`]), beside the metadata
+    /// sections (version 4 on).
+    FieldIndex = 15,
 }
 
-const SECTION_KINDS: [SectionKind; 14] = [
+const SECTION_KINDS: [SectionKind; 15] = [
     SectionKind::Ids,
     SectionKind::Vectors,
     SectionKind::PayloadDir,
@@ -99,6 +102,7 @@ const SECTION_KINDS: [SectionKind; 14] = [
     SectionKind::KeyOffsets,
     SectionKind::KeyBytes,
     SectionKind::KeyHashes,
+    SectionKind::FieldIndex,
 ];
 
 // Sections 1..=4 are in every segment; the index sections (5..=9) are present all
@@ -294,6 +298,9 @@ pub struct SegmentWriteInput<'a> {
     /// The string key of each row (each at most [`MAX_KEY_LEN`] bytes); empty in a store
     /// of `u64` ids.
     pub keys: &'a [&'a str],
+    /// The encoded metadata index of the rows ([`crate::field_index::FieldIndexData`]);
+    /// only with metadata.
+    pub field_index: Option<&'a [u8]>,
     /// The search index, for segments large enough to have one.
     pub index: Option<IndexInput<'a>>,
 }
@@ -340,7 +347,7 @@ pub struct SegmentReader {
 /// The section table, by kind (slot `kind - 1`).
 #[derive(Debug, Clone)]
 struct Sections {
-    slots: [Option<Section>; 14],
+    slots: [Option<Section>; 15],
 }
 
 const ABSENT: Section = Section {
@@ -588,6 +595,33 @@ impl SegmentReader {
             .map_err(|e| e.at(&self.path))
     }
 
+    /// The segment's metadata index, when it holds one (written beside metadata from
+    /// version 4): checksummed and decoded on each call.
+    pub fn field_index(&self) -> Result<Option<crate::field_index::FieldIndexData>> {
+        if !self.sections.has(SectionKind::FieldIndex) {
+            return Ok(None);
+        }
+        let load = || {
+            self.check_section(SectionKind::FieldIndex)?;
+            let at = self.section(SectionKind::FieldIndex).range.start;
+            let data = crate::field_index::FieldIndexData::decode(
+                self.section_bytes(SectionKind::FieldIndex),
+                at,
+            )?;
+            if data.rows as usize != self.rows() {
+                return Err(Reader::fault_at(at, CorruptionKind::Invalid("field index rows")));
+            }
+            Ok(data)
+        };
+        load().map(Some).map_err(|e: DecodeError| e.at(&self.path))
+    }
+
+    /// Bytes of the metadata index section (0 without one).
+    pub fn field_index_len(&self) -> u64 {
+        let r = &self.section(SectionKind::FieldIndex).range;
+        r.end - r.start
+    }
+
     /// Whether the segment holds metadata sections (some row has metadata).
     pub fn has_metadata(&self) -> bool {
         self.sections.has(SectionKind::MetadataDir)
@@ -707,10 +741,11 @@ impl SegmentReader {
         Ok(raw)
     }
 
-    /// Full check: every section checksum, id order, every payload block, and every
-    /// metadata block with each row's metadata decoded.
+    /// Full check: every section checksum, id order, every payload block, every
+    /// metadata block with each row's metadata decoded, the keys and the field index.
     pub fn verify(&self) -> Result<()> {
-        self.verify_inner().map_err(|e| e.at(&self.path))
+        self.verify_inner().map_err(|e| e.at(&self.path))?;
+        self.field_index().map(|_| ())
     }
 
     fn verify_inner(&self) -> std::result::Result<(), DecodeError> {
@@ -835,8 +870,8 @@ fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    // Required 4, index 5, metadata 2, keys 3.
-    let known = matches!(count, 4 | 6 | 7 | 9 | 11 | 12 | 14);
+    // Required 4, then optional groups: index 5, metadata 2, keys 3, field index 1.
+    let known = (4..=15).contains(&count);
     if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
             footer_at,
@@ -853,7 +888,7 @@ fn parse_table(
     );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 14] = Default::default();
+    let mut out: [Option<Section>; 15] = Default::default();
     for _ in 0..count {
         let at = r.offset();
         let kind = r.u32()?;
@@ -904,6 +939,13 @@ fn parse_table(
         return Err(Reader::fault_at(
             table_off,
             CorruptionKind::Invalid("metadata sections"),
+        ));
+    }
+    let has_fields = out.get(14).is_some_and(Option::is_some);
+    if has_fields && (meta_count == 0 || header.version < 4) {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("field index section"),
         ));
     }
     let (key_count, key_all) = present(KEY_KINDS);

@@ -24,6 +24,14 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
     let path = dir.join("000001.seg");
     let owned_keys: Vec<String> = (0..rows).map(sample_key).collect();
     let keys: Vec<&str> = owned_keys.iter().map(String::as_str).collect();
+    let mut fields = crate::field_index::FieldIndexData::new(&[]);
+    for (row, m) in metadata.iter().enumerate() {
+        if let Some(m) = m {
+            fields.add(row as u32, &crate::metadata::Metadata::decode(m, 0).unwrap());
+        }
+    }
+    fields.finish(rows as u32);
+    let fields = fields.encode();
     let input = SegmentWriteInput {
         dim: 4,
         metric: 0,
@@ -33,6 +41,7 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         payloads: &payloads,
         metadata: &metadata,
         keys: &keys,
+        field_index: (rows > 0).then_some(&fields[..]),
         index: None,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
@@ -68,6 +77,9 @@ fn round_trip_ids_vectors_payloads() {
     assert_eq!(seg.metadata(132).unwrap(), Some(sample_metadata(132)));
     assert_eq!(seg.metadata(131).unwrap(), None);
     assert!(seg.has_keys());
+    let fields = seg.field_index().unwrap().unwrap();
+    assert_eq!(fields.rows, 200);
+    assert_eq!(fields.fields["i"].present.len(), 50);
     for row in 0..200 {
         assert_eq!(seg.key(row).unwrap(), Some(sample_key(row).as_str()));
         assert_eq!(seg.rows_with_key(&sample_key(row)).unwrap(), vec![row]);
@@ -214,6 +226,7 @@ fn index_sections_round_trip_and_are_checked() {
         payloads: &payloads,
         metadata: &[],
         keys: &key_refs,
+        field_index: None,
         index,
     };
     write_segment(&OsVfs, &path, &input).unwrap();

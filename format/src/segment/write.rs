@@ -65,6 +65,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         let (dir, blob) = encode_blocks(input.metadata, METADATA_COLUMN).map_err(io)?;
         w.section(SectionKind::MetadataDir, &dir).map_err(io)?;
         w.section(SectionKind::Metadata, &blob).map_err(io)?;
+        if let Some(fields) = input.field_index {
+            w.section(SectionKind::FieldIndex, fields).map_err(io)?;
+        }
     }
     if !input.keys.is_empty() {
         let [offsets, bytes, hashes] = keys::encode_keys(input.keys).map_err(io)?;

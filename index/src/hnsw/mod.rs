@@ -103,6 +103,82 @@ pub fn search_prefetching<G: Graph + ?Sized>(
         .collect()
 }
 
+/// The `ef` nearest nodes that pass `eligible`, nearest first, by a beam search that
+/// walks through every node but keeps only eligible ones as results (a node that does
+/// not pass still leads on to its neighbours, so the walk stays connected however few
+/// nodes pass). The walk ends when its nearest unexpanded node is farther than the
+/// `ef`-th result found. `None` once it has scored more than `max_visits` nodes: with few
+/// eligible nodes, or eligible nodes far from the query, a walk can cover much of the
+/// graph, and an exact scan of the eligible nodes is then cheaper.
+pub fn search_eligible<G: Graph + ?Sized>(
+    g: &G,
+    dist: impl Fn(u32) -> f32,
+    prefetch: impl Fn(u32),
+    eligible: impl Fn(u32) -> bool,
+    ef: usize,
+    max_visits: usize,
+    visited: &mut Visited,
+) -> Option<Vec<Neighbor>> {
+    let Some((entry, top)) = g.entry_point() else {
+        return Some(Vec::new());
+    };
+    visited.reset(g.node_count());
+    let mut buf = Vec::new();
+    let mut cur = Cand(dist(entry), entry);
+    for level in (1..=top).rev() {
+        cur = greedy(g, &dist, cur, level, &mut buf);
+    }
+    visited.next_round(g.node_count());
+    let ef = ef.clamp(1, g.node_count().max(1));
+    let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 4);
+    let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
+    visited.insert(cur.1);
+    candidates.push(Reverse(cur));
+    if eligible(cur.1) {
+        results.push(cur);
+    }
+    let mut visits = 1usize;
+    while let Some(Reverse(c)) = candidates.pop() {
+        if results.len() >= ef && results.peek().is_some_and(|w| c.0 > w.0) {
+            break;
+        }
+        if let Some(Reverse(next)) = candidates.peek() {
+            g.prefetch_neighbors(next.1, 0);
+        }
+        g.neighbors(c.1, 0, &mut buf);
+        buf.retain(|&n| visited.insert(n));
+        for &n in buf.iter() {
+            prefetch(n);
+        }
+        visits += buf.len();
+        if visits > max_visits {
+            return None;
+        }
+        for &n in buf.iter() {
+            let d = dist(n);
+            if results.len() < ef || results.peek().is_some_and(|w| d < w.0) {
+                candidates.push(Reverse(Cand(d, n)));
+                if eligible(n) {
+                    results.push(Cand(d, n));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+    }
+    Some(
+        results
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| Neighbor {
+                id: c.1 as u64,
+                distance: c.0,
+            })
+            .collect(),
+    )
+}
+
 /// Moves to the nearest neighbour until no neighbour is nearer (beam of one).
 pub(crate) fn greedy<G: Graph + ?Sized>(
     g: &G,
