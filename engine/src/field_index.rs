@@ -177,7 +177,12 @@ impl IntRange {
 
     /// The rows in the range, in value order.
     pub fn rows(&self) -> impl Iterator<Item = usize> + '_ {
-        let col = self.ix.data.fields.get(&self.path).map_or(&[][..], |f| &f.ints[..]);
+        let col = self
+            .ix
+            .data
+            .fields
+            .get(&self.path)
+            .map_or(&[][..], |f| &f.ints[..]);
         col.get(self.lo..self.hi)
             .unwrap_or(&[])
             .iter()
@@ -369,10 +374,7 @@ fn compare(data: &FieldIndexData, dense: &Dense, rows: usize, path: &str, cmp: &
         match x {
             MetaValue::Null => set(&f.nulls).or(&set(&f.present).not()),
             MetaValue::Bool(b) => set(&f.bools[*b as usize]),
-            MetaValue::Str(s) => f
-                .strings
-                .get(s)
-                .map_or_else(|| RowSet::empty(rows), set),
+            MetaValue::Str(s) => f.strings.get(s).map_or_else(|| RowSet::empty(rows), set),
             MetaValue::Int(_) | MetaValue::Float(_) => {
                 numbers_where(rows, f, sorted, x, |o| o == std::cmp::Ordering::Equal)
             }
@@ -441,7 +443,6 @@ fn numbers_where(
     }
     s
 }
-
 
 /// Adds to `s` the rows of `column` (sorted by value) whose value meets every bound.
 fn take_interval<T>(

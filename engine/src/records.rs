@@ -33,7 +33,9 @@ fn passes(filter: Option<&Filter>, m: Option<&Metadata>) -> bool {
 pub(crate) fn passing_rows(s: &LiveSegment, filter: &Filter) -> Result<RowSet> {
     let ix = s.field_index()?;
     let rows = s.reader.rows();
-    let mut pass = FieldIndex::eval(&ix.data, &ix.dense, rows, filter, &|leaf| leaf_rows(s, leaf))?;
+    let mut pass = FieldIndex::eval(&ix.data, &ix.dense, rows, filter, &|leaf| {
+        leaf_rows(s, leaf)
+    })?;
     pass.remove_all(s.deleted.words());
     Ok(pass)
 }
@@ -47,7 +49,10 @@ fn leaf_rows(s: &LiveSegment, leaf: &Filter) -> Result<RowSet> {
     let at = |e: strata_format::error::DecodeError| Error::from(e.at(s.reader.path()));
     for block in 0..rows.div_ceil(block_rows) {
         for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
-            let m = item.map(|b| Metadata::decode(&b, 0)).transpose().map_err(at)?;
+            let m = item
+                .map(|b| Metadata::decode(&b, 0))
+                .transpose()
+                .map_err(at)?;
             if leaf.matches(m.as_ref().unwrap_or(&empty)) {
                 set.insert(block * block_rows + i);
             }

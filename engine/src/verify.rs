@@ -80,7 +80,12 @@ pub fn verify_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
         .collect();
     let mut v = Version {
         seq: m.checkpoint_seq,
-        memtables: vec![Arc::new(Memtable::new(0, strata_index::Metric::L2, None, &[]))],
+        memtables: vec![Arc::new(Memtable::new(
+            0,
+            strata_index::Metric::L2,
+            None,
+            &[],
+        ))],
         segments,
     };
     let (_, rep) = recovery::replay(&fs, &wal, &m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;

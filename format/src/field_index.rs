@@ -135,7 +135,10 @@ impl FieldIndexData {
         let mut r = Reader::new(buf, at);
         let bad = |r: &Reader<'_>| r.fault(CorruptionKind::Invalid("field index"));
         if r.u8()? != FIELD_INDEX_VERSION || r.bytes(3)? != [0, 0, 0] {
-            return Err(Reader::fault_at(at, CorruptionKind::Invalid("field index version")));
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("field index version"),
+            ));
         }
         let rows = r.u32()?;
         let n = r.u32()? as usize;
@@ -168,12 +171,19 @@ impl FieldIndexData {
             }
             f.ints = get_column(&mut r, rows, i64::from_le_bytes)?;
             f.floats = get_column(&mut r, rows, f64::from_le_bytes)?;
-            let ints_sorted = f.ints.windows(2).all(|w| w[0] <= w[1]);
+            let ints_sorted = f
+                .ints
+                .iter()
+                .zip(f.ints.iter().skip(1))
+                .all(|(a, b)| a <= b);
             let floats_sorted = f
                 .floats
-                .windows(2)
-                .all(|w| w[0].0.total_cmp(&w[1].0).then(w[0].1.cmp(&w[1].1)).is_le());
-            let prev = fields.last_key_value().map(|(k, _): (&String, _)| k.clone());
+                .iter()
+                .zip(f.floats.iter().skip(1))
+                .all(|(a, b)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_le());
+            let prev = fields
+                .last_key_value()
+                .map(|(k, _): (&String, _)| k.clone());
             if !ints_sorted || !floats_sorted || prev.is_some_and(|p| p >= path) {
                 return Err(bad(&r));
             }
@@ -199,7 +209,8 @@ fn add_value(f: &mut FieldColumns, v: &MetaValue, row: u32) -> bool {
             false
         }
         MetaValue::Bool(b) => {
-            f.bools[*b as usize].insert(row);
+            let [no, yes] = &mut f.bools;
+            if *b { yes } else { no }.insert(row);
             false
         }
         MetaValue::Str(s) => {
@@ -216,9 +227,12 @@ fn add_value(f: &mut FieldColumns, v: &MetaValue, row: u32) -> bool {
         }
         MetaValue::List(items) => {
             f.lists = true;
-            items
-                .iter()
-                .fold(false, |acc, x| add_value(f, x, row) || acc)
+            // Every element is added (no short circuit).
+            let mut numbers = false;
+            for x in items {
+                numbers |= add_value(f, x, row);
+            }
+            numbers
         }
         MetaValue::Object(_) => false,
     }
@@ -266,7 +280,8 @@ fn get_str(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     let len = u16::from_le_bytes(r.array()?) as usize;
     let at = r.offset();
     let b = r.bytes(len)?;
-    String::from_utf8(b.to_vec()).map_err(|_| Reader::fault_at(at, CorruptionKind::Invalid("field index string")))
+    String::from_utf8(b.to_vec())
+        .map_err(|_| Reader::fault_at(at, CorruptionKind::Invalid("field index string")))
 }
 
 fn get_bitmap(r: &mut Reader<'_>, rows: u32) -> Result<RoaringBitmap, DecodeError> {
@@ -292,13 +307,18 @@ fn get_column<T: Copy>(
     if need.is_none() {
         return Err(r.fault(CorruptionKind::Invalid("field index column")));
     }
-    let values: Vec<T> = (0..n).map(|_| r.array().map(from)).collect::<Result<_, _>>()?;
+    let values: Vec<T> = (0..n)
+        .map(|_| r.array().map(from))
+        .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(n);
     for v in values {
         let at = r.offset();
         let row = r.u32()?;
         if row >= rows {
-            return Err(Reader::fault_at(at, CorruptionKind::Invalid("field index row")));
+            return Err(Reader::fault_at(
+                at,
+                CorruptionKind::Invalid("field index row"),
+            ));
         }
         out.push((v, row));
     }
@@ -339,7 +359,10 @@ mod tests {
         assert!(!ix.fields.contains_key("secret") && !ix.fields.contains_key("secret.k"));
         assert!(ix.fields.contains_key("secrets"));
         let f = &ix.fields["kind"];
-        assert_eq!(f.strings["fact"].len() + f.strings["note"].len(), f.present.len());
+        assert_eq!(
+            f.strings["fact"].len() + f.strings["note"].len(),
+            f.present.len()
+        );
         assert!(ix.fields["tags"].lists && !ix.fields["n"].lists);
         assert!(ix.fields["n"].ints.windows(2).all(|w| w[0] <= w[1]));
         let enc = ix.encode();

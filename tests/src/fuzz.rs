@@ -29,7 +29,27 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("store_ops", store_ops),
     ("filter_parse", filter_parse),
     ("metadata_decode", metadata_decode),
+    ("field_index_decode", field_index_decode),
 ];
+
+/// The metadata-index decoder (a segment's `FIELD_INDEX` section) over arbitrary bytes:
+/// never panics, and what decodes holds only rows below its row count and encodes to
+/// bytes that decode to the same index.
+pub fn field_index_decode(data: &[u8]) {
+    use strata_format::field_index::FieldIndexData;
+    if let Ok(d) = FieldIndexData::decode(data, 0) {
+        for f in d.fields.values() {
+            for m in [&f.present, &f.nulls, &f.bools[0], &f.bools[1]]
+                .into_iter()
+                .chain(f.strings.values())
+            {
+                assert!(m.max().is_none_or(|r| r < d.rows), "row past the index");
+            }
+        }
+        let again = FieldIndexData::decode(&d.encode(), 0).expect("own encoding decodes");
+        assert_eq!(again, d);
+    }
+}
 
 /// The binary metadata decoder over arbitrary bytes: never panics, and what decodes
 /// encodes back to exactly the same bytes (the encoding is canonical).

@@ -765,9 +765,25 @@ fn count_scan_delete_by_filter_per_query_filters_and_a_metadata_file() {
     ok(&["import", &d, f, "--metadata", &meta]);
     assert_eq!(ok(&["count", &d]).trim(), "6");
     let inspect: serde_json::Value = serde_json::from_str(&ok(&["inspect", &d])).unwrap();
-    assert_eq!(
-        inspect["fields"],
-        serde_json::json!({"kind": {"rows": 4, "kinds": ["string"]}, "n": {"rows": 1, "kinds": ["int"]}})
+    let fields = &inspect["fields"];
+    assert_eq!(fields["kind"]["rows"], 4);
+    assert_eq!(fields["kind"]["kinds"], serde_json::json!(["string"]));
+    assert_eq!(fields["n"]["rows"], 1);
+    assert_eq!(fields["n"]["kinds"], serde_json::json!(["int"]));
+    // The import's flush wrote the segment's metadata index: its bytes, per path too.
+    assert!(
+        fields["kind"]["index_bytes"].as_u64().unwrap() > 0,
+        "{inspect}"
+    );
+    assert!(
+        fields["n"]["index_bytes"].as_u64().unwrap() > 0,
+        "{inspect}"
+    );
+    assert!(
+        inspect["segments"][0]["field_index_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
     );
     assert_eq!(
         ok(&["count", &d, "--filter", r#"{"kind": "a"}"#]).trim(),

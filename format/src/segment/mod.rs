@@ -609,7 +609,10 @@ impl SegmentReader {
                 at,
             )?;
             if data.rows as usize != self.rows() {
-                return Err(Reader::fault_at(at, CorruptionKind::Invalid("field index rows")));
+                return Err(Reader::fault_at(
+                    at,
+                    CorruptionKind::Invalid("field index rows"),
+                ));
             }
             Ok(data)
         };

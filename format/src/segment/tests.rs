@@ -27,7 +27,10 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
     let mut fields = crate::field_index::FieldIndexData::new(&[]);
     for (row, m) in metadata.iter().enumerate() {
         if let Some(m) = m {
-            fields.add(row as u32, &crate::metadata::Metadata::decode(m, 0).unwrap());
+            fields.add(
+                row as u32,
+                &crate::metadata::Metadata::decode(m, 0).unwrap(),
+            );
         }
     }
     fields.finish(rows as u32);

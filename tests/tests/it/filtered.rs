@@ -309,7 +309,9 @@ mod index_model {
                 "$lt",
             ][op as usize];
             let operand = match op {
-                "$gt" | "$lte" | "$gte" | "$lt" if !v.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
+                "$gt" | "$lte" | "$gte" | "$lt"
+                    if !v.starts_with(|c: char| c.is_ascii_digit() || c == '-') =>
+                {
                     "1".to_string()
                 }
                 "$in" | "$nin" if v == "null" => "[1]".to_string(),
@@ -328,7 +330,11 @@ mod index_model {
             any::<bool>(),
         )
             .prop_map(|(p, lo, hi, strict)| {
-                let (l, h) = if strict { ("$gt", "$lt") } else { ("$gte", "$lte") };
+                let (l, h) = if strict {
+                    ("$gt", "$lt")
+                } else {
+                    ("$gte", "$lte")
+                };
                 let (lo, hi) = (lo as f64 / 2.0, hi as f64 / 2.0);
                 Filter::from_json_str(&format!("{{\"{p}\": {{\"{l}\": {lo}, \"{h}\": {hi}}}}}"))
                     .unwrap()

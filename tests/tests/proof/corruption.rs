@@ -114,7 +114,33 @@ fn read_all(db: &Db) -> Result<State, Error> {
         .map(|h| workload::hit_model_id(db.keys(), h).unwrap_or(u64::MAX))
         .collect();
     ids.sort_unstable();
-    if !keys_agree || ids != s.keys().copied().collect::<Vec<_>>() {
+    // Filtered searches read the segments' metadata indexes (FIELD_INDEX): they must
+    // agree with the metadata read back.
+    let mut filters_agree = true;
+    for text in [
+        r#"{"o.even": true}"#,
+        r#"{"tags": {"$contains": "t1"}, "step": {"$gte": 40}}"#,
+    ] {
+        let f = strata::Filter::from_json_str(text).expect("filter");
+        let o = SearchOptions {
+            filter: Some(f.clone()),
+            ..SearchOptions::exact(10 * KEYS as usize)
+        };
+        let mut got: Vec<u64> = db
+            .search(&[0.0; DIM], &o)?
+            .iter()
+            .map(|h| workload::hit_model_id(db.keys(), h).unwrap_or(u64::MAX))
+            .collect();
+        got.sort_unstable();
+        let empty = strata::Metadata::new();
+        let want: Vec<u64> = s
+            .iter()
+            .filter(|(_, (_, _, m))| f.matches(m.as_ref().unwrap_or(&empty)))
+            .map(|(id, _)| *id)
+            .collect();
+        filters_agree &= got == want;
+    }
+    if !keys_agree || !filters_agree || ids != s.keys().copied().collect::<Vec<_>>() {
         // Two views of the store disagree: a wrong answer unless verify finds why.
         s.insert(u64::MAX, (Vec::new(), None, None));
     }

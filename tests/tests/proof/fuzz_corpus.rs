@@ -99,6 +99,24 @@ fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> V
         .filter_map(|s| strata::Metadata::from_json_str(s).ok())
         .map(|m| m.encode())
         .collect(),
+        "field_index_decode" => {
+            let mut ix = strata_format::field_index::FieldIndexData::new(&["o.x".to_string()]);
+            let rows = [
+                r#"{"a": 1, "b": "x", "tags": ["x", 2, 0.5], "o": {"x": -0.5, "d": {"z": false}}}"#,
+                r#"{"n": null, "t": true, "s": "", "l": [], "a": 2.5}"#,
+                r#"{"a": -7, "b": "y", "tags": ["y"]}"#,
+            ];
+            for (row, text) in rows.iter().enumerate() {
+                if let Ok(m) = strata::Metadata::from_json_str(text) {
+                    ix.add(row as u32 * 40, &m);
+                }
+            }
+            ix.finish(100);
+            vec![
+                ix.encode(),
+                strata_format::field_index::FieldIndexData::new(&[]).encode(),
+            ]
+        }
         "deletion_decode" => ext(".del")
             .into_iter()
             .map(|b| {
