@@ -47,6 +47,8 @@ pub enum Step {
     Flush,
     /// `Db::compact` (full when true).
     Compact(bool),
+    /// `Db::delete_by_filter`: every live record passing the filter, atomically.
+    DeleteWhere(strata::Filter),
 }
 
 /// One stored record as the model sees it: vector, payload, metadata.
@@ -78,6 +80,16 @@ pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
         .map(|i| match r.random_range(0..100) {
             0..=7 => Step::Flush,
             8..=12 => Step::Compact(r.random_bool(0.3)),
+            13..=15 => {
+                // Older records of one tag class: some match, most do not.
+                let text = format!(
+                    r#"{{"tags": {{"$contains": "t{}"}}, "step": {{"$lt": {}}}}}"#,
+                    r.random_range(0..3),
+                    i.saturating_sub(r.random_range(5..40))
+                );
+                let f = strata::Filter::from_json_str(&text);
+                Step::DeleteWhere(f.unwrap_or_else(|_| strata::Filter::eq("never", true)))
+            }
             _ => {
                 let n = r.random_range(1..=4);
                 Step::Batch(
@@ -112,8 +124,13 @@ pub fn history(steps: &[Step]) -> Vec<State> {
     let mut out = vec![State::new()];
     let mut s = State::new();
     for step in steps {
-        if let Step::Batch(ws) = step {
-            apply(&mut s, ws);
+        match step {
+            Step::Batch(ws) => apply(&mut s, ws),
+            Step::DeleteWhere(f) => {
+                let empty = Metadata::new();
+                s.retain(|_, (_, _, m)| !f.matches(m.as_ref().unwrap_or(&empty)));
+            }
+            _ => {}
         }
         out.push(s.clone());
     }
@@ -235,6 +252,7 @@ pub fn run_step(db: &Db, step: &Step) -> strata::Result<()> {
         Step::Batch(ws) => db.write(batch_for(db.keys(), ws)),
         Step::Flush => db.flush(),
         Step::Compact(full) => db.compact(*full, &|_, _, _| true).map(|_| ()),
+        Step::DeleteWhere(f) => db.delete_by_filter(f).map(|_| ()),
     }
 }
 

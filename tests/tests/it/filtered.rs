@@ -406,6 +406,21 @@ mod index_model {
                     prop_assert_eq!(found, want, "search, {}", what);
                 }
             }
+            // delete_by_filter removes exactly the live records that pass.
+            let f = &filters[0];
+            let live: Vec<u64> = (2..rows.len() as u64).collect();
+            let (gone, kept): (Vec<u64>, Vec<u64>) = live
+                .into_iter()
+                .partition(|&i| f.matches(rows[i as usize].as_ref().unwrap_or(&empty)));
+            prop_assert_eq!(db.delete_by_filter(f).unwrap(), gone.len() as u64);
+            let left: Vec<u64> = db
+                .scan(None, None, 100)
+                .unwrap()
+                .records
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            prop_assert_eq!(left, kept, "after delete_by_filter {}", f.to_json());
         }
     }
 }

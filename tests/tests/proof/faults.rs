@@ -45,7 +45,7 @@ fn one(
                 // A failed compaction leaves the store as it was; writes go on.
                 (Step::Compact(_), _, _) => {}
                 (_, Err(_), None) => first_fail = Some(i),
-                (Step::Batch(_), Ok(()), Some(f)) => {
+                (Step::Batch(_) | Step::DeleteWhere(_), Ok(()), Some(f)) => {
                     return Err(format!(
                     "step {i} acknowledged after the failure at step {f} (seed {seed}, {plan:?})"
                 ))
