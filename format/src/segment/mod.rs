@@ -6,11 +6,13 @@
 //! `INDEX_META`, `PQ_CODEBOOK`, `PQ_CODES`, `GRAPH_L0`, `GRAPH_UPPER`; then `VECTORS`
 //! (`f32` rows), `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and
 //! `PAYLOADS` (zstd frames); `METADATA_DIR`/`METADATA` when a row has metadata (version
-//! 3 on); `KEY_OFFSETS`/`KEY_BYTES`/`KEY_HASHES` in a string-keyed store (version 4 on,
-//! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. Small sections are checksummed at open, the large ones by
+//! 3 on), with `FIELD_INDEX` (version 4 on); `KEY_OFFSETS`/`KEY_BYTES`/`KEY_HASHES` in a string-keyed store (version 4 on,
+//! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. `layout.rs` parses header,
+//! footer and section table. Small sections are checksummed at open, the large ones by
 //! [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`) produces the file.
 
 mod keys;
+mod layout;
 mod write;
 
 pub use keys::{key_hash, MAX_KEY_LEN};
@@ -19,8 +21,9 @@ pub use write::write_segment;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::codec::{check_crc, expect_magic, expect_version, Reader};
+use crate::codec::{check_crc, Reader};
 use crate::error::{CorruptionKind, DecodeError, Result};
+use layout::{parse_footer, parse_header, parse_table};
 use strata_vfs::MappedBytes;
 
 /// Magic at offset 0 of a segment.
@@ -792,205 +795,6 @@ impl SegmentReader {
         }
         self.verify_keys()
     }
-}
-
-fn parse_header(buf: &[u8]) -> std::result::Result<SegmentHeader, DecodeError> {
-    let mut r = Reader::new(buf, 0);
-    expect_magic(&mut r, SEGMENT_MAGIC)?;
-    let version = r.u32()?;
-    let head = buf.get(..60).unwrap_or(&[]);
-    let stored = u32::from_le_bytes(
-        buf.get(60..64)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 4]),
-    );
-    check_crc(head, stored, 60)?;
-    expect_version(version, SEGMENT_MIN_VERSION, SEGMENT_VERSION, 8)?;
-    let header_len = r.u32()?;
-    if header_len as u64 != HEADER_LEN {
-        return Err(Reader::fault_at(
-            12,
-            CorruptionKind::Invalid("header length"),
-        ));
-    }
-    let dim = r.u32()?;
-    let metric = r.u8()?;
-    r.bytes(3)?;
-    let rows = r.u64()?;
-    let max_seq = r.u64()?;
-    let block_rows = r.u32()?;
-    if dim == 0 || dim > MAX_DIM {
-        return Err(Reader::fault_at(16, CorruptionKind::Invalid("dimension")));
-    }
-    if block_rows as usize != PAYLOAD_BLOCK_ROWS {
-        return Err(Reader::fault_at(
-            40,
-            CorruptionKind::Invalid("payload block rows"),
-        ));
-    }
-    Ok(SegmentHeader {
-        version,
-        dim,
-        metric,
-        rows,
-        max_seq,
-    })
-}
-
-fn parse_footer(buf: &[u8]) -> std::result::Result<(u64, u32), DecodeError> {
-    let len = buf.len() as u64;
-    let at = len - FOOTER_LEN;
-    let f = buf.get(at as usize..).unwrap_or(&[]);
-    let mut r = Reader::new(f, at);
-    let table_off = r.u64()?;
-    let count = r.u32()?;
-    let _table_crc = r.u32()?;
-    let file_len = r.u64()?;
-    let stored = r.u32()?;
-    expect_magic(&mut r, FOOTER_MAGIC).map_err(|e| DecodeError {
-        offset: at + 28,
-        ..e
-    })?;
-    check_crc(f.get(..24).unwrap_or(&[]), stored, at + 24)?;
-    if file_len != len {
-        return Err(Reader::fault_at(
-            at + 16,
-            CorruptionKind::Length {
-                expected: file_len,
-                actual: len,
-            },
-        ));
-    }
-    Ok((table_off, count))
-}
-
-fn parse_table(
-    buf: &[u8],
-    table_off: u64,
-    count: u32,
-    header: &SegmentHeader,
-) -> std::result::Result<Sections, DecodeError> {
-    let len = buf.len() as u64;
-    let footer_at = len - FOOTER_LEN;
-    let table_len = count as u64 * TABLE_ENTRY_LEN;
-    // Required 4, then optional groups: index 5, metadata 2, keys 3, field index 1.
-    let known = (4..=15).contains(&count);
-    if !known || table_off.checked_add(table_len) != Some(footer_at) {
-        return Err(Reader::fault_at(
-            footer_at,
-            CorruptionKind::Invalid("section table location"),
-        ));
-    }
-    let table = buf
-        .get(table_off as usize..footer_at as usize)
-        .unwrap_or(&[]);
-    let stored = u32::from_le_bytes(
-        buf.get(footer_at as usize + 12..footer_at as usize + 16)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 4]),
-    );
-    check_crc(table, stored, table_off)?;
-    let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 15] = Default::default();
-    for _ in 0..count {
-        let at = r.offset();
-        let kind = r.u32()?;
-        r.u32()?;
-        let off = r.u64()?;
-        let slen = r.u64()?;
-        let crc = r.u32()?;
-        r.u32()?;
-        let end = off
-            .checked_add(slen)
-            .filter(|&e| e <= table_off && off >= HEADER_LEN && off % SECTION_ALIGN == 0);
-        let (Some(end), Some(slot @ None)) = (
-            end,
-            kind.checked_sub(1).and_then(|k| out.get_mut(k as usize)),
-        ) else {
-            return Err(Reader::fault_at(
-                at,
-                CorruptionKind::Invalid("section entry"),
-            ));
-        };
-        *slot = Some(Section {
-            range: off..end,
-            crc,
-        });
-    }
-    let present = |kinds: std::ops::RangeInclusive<u32>| {
-        let n = kinds.clone().count();
-        let have = kinds
-            .filter(|k| out.get(*k as usize - 1).is_some_and(Option::is_some))
-            .count();
-        (have, n)
-    };
-    let [Some(ids), Some(vecs), Some(dir), Some(_), ..] = &out else {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("missing section"),
-        ));
-    };
-    let (index_count, index_all) = present(INDEX_KINDS);
-    if index_count != 0 && index_count != index_all {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("partial index sections"),
-        ));
-    }
-    let (meta_count, meta_all) = present(METADATA_KINDS);
-    if meta_count != 0 && (meta_count != meta_all || header.version < 3) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("metadata sections"),
-        ));
-    }
-    let has_fields = out.get(14).is_some_and(Option::is_some);
-    if has_fields && (meta_count == 0 || header.version < 4) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("field index section"),
-        ));
-    }
-    let (key_count, key_all) = present(KEY_KINDS);
-    if key_count != 0 && (key_count != key_all || header.version < 4) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("key sections"),
-        ));
-    }
-    let rows = header.rows;
-    let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);
-    let expect = |s: &Section, want: Option<u64>, what| match want {
-        Some(w) if s.range.end - s.range.start == w => Ok(()),
-        _ => Err(Reader::fault_at(
-            s.range.start,
-            CorruptionKind::Invalid(what),
-        )),
-    };
-    expect(ids, rows.checked_mul(8), "ids section length")?;
-    expect(
-        vecs,
-        rows.checked_mul(header.dim as u64)
-            .and_then(|x| x.checked_mul(4)),
-        "vectors section length",
-    )?;
-    expect(dir, blocks.checked_mul(16), "payload directory length")?;
-    if let Some(Some(meta_dir)) = out.get(SectionKind::MetadataDir as usize - 1) {
-        expect(
-            meta_dir,
-            blocks.checked_mul(16),
-            "metadata directory length",
-        )?;
-    }
-    if let [Some(offsets), _, Some(hashes)] = out.get(11..14).unwrap_or(&[]) {
-        expect(
-            offsets,
-            rows.checked_add(1).and_then(|r| r.checked_mul(8)),
-            "key offsets length",
-        )?;
-        expect(hashes, rows.checked_mul(12), "key hashes length")?;
-    }
-    Ok(Sections { slots: out })
 }
 
 #[cfg(test)]
