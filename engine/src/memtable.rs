@@ -303,6 +303,26 @@ impl Memtable {
         filter: &Filter,
         top: &mut TopK,
     ) -> crate::error::Result<()> {
+        for row in self.visible_passing(seq, Some(filter))? {
+            let d = self.metric.distance(query, &row.vector);
+            if d <= top.threshold() {
+                top.push(row.id, d);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows visible at `seq` that pass `filter` (every visible row for `None`), in
+    /// row order: the passing rows come from the memtable's metadata index (leaves on
+    /// unindexed paths by testing each row; a row without metadata is tested as `{}`).
+    pub fn visible_passing(
+        &self,
+        seq: u64,
+        filter: Option<&Filter>,
+    ) -> crate::error::Result<Vec<&MemRow>> {
+        let Some(filter) = filter else {
+            return Ok(self.rows().filter(|r| r.visible_at(seq)).collect());
+        };
         let n = self.rows.count();
         let empty = Metadata::new();
         let leaf = |leaf: &Filter| {
@@ -315,15 +335,10 @@ impl Memtable {
             Ok(set)
         };
         let pass = FieldIndex::eval(&self.fields.read(), &Default::default(), n, filter, &leaf)?;
-        for r in pass.iter() {
-            let Some(row) = self.rows.get(r).filter(|row| row.visible_at(seq)) else {
-                continue;
-            };
-            let d = self.metric.distance(query, &row.vector);
-            if d <= top.threshold() {
-                top.push(row.id, d);
-            }
-        }
-        Ok(())
+        Ok(pass
+            .iter()
+            .filter_map(|r| self.rows.get(r))
+            .filter(|row| row.visible_at(seq))
+            .collect())
     }
 }

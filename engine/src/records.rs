@@ -21,13 +21,6 @@ pub struct ScanPage {
     pub next: Option<u64>,
 }
 
-fn passes(filter: Option<&Filter>, m: Option<&Metadata>) -> bool {
-    match filter {
-        None => true,
-        Some(f) => f.matches(m.unwrap_or(&Metadata::new())),
-    }
-}
-
 /// The live rows of `s` that pass `filter`, from the segment's metadata index (leaves
 /// on unindexed paths by reading every row's metadata).
 pub(crate) fn passing_rows(s: &LiveSegment, filter: &Filter) -> Result<RowSet> {
@@ -95,11 +88,7 @@ fn segment_rows(
 pub(crate) fn matching_ids(v: &Version, filter: Option<&Filter>) -> Result<Vec<u64>> {
     let mut out = Vec::new();
     for m in &v.memtables {
-        for row in m.rows() {
-            if row.visible_at(v.seq) && passes(filter, row.metadata.as_deref()) {
-                out.push(row.id);
-            }
-        }
+        out.extend(m.visible_passing(v.seq, filter)?.iter().map(|r| r.id));
     }
     for s in &v.segments {
         segment_rows(s, 0, filter, |id| {
@@ -133,10 +122,10 @@ pub(crate) fn scan(
     let mut ids = Vec::new();
     for m in &v.memtables {
         let mut mine: Vec<u64> = m
-            .rows()
-            .filter(|r| r.visible_at(v.seq) && above(r.id))
-            .filter(|r| passes(filter, r.metadata.as_deref()))
+            .visible_passing(v.seq, filter)?
+            .iter()
             .map(|r| r.id)
+            .filter(|&id| above(id))
             .collect();
         mine.sort_unstable();
         mine.truncate(want);
