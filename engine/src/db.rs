@@ -125,6 +125,12 @@ impl Db {
         crate::keys::record_by_key(&self.inner.snapshot(), self.inner.keys, key)
     }
 
+    /// Whether a live record has string key `key` (cheaper than [`Db::get_key`]: reads
+    /// no vector).
+    pub fn contains_key(&self, key: &str) -> Result<bool> {
+        crate::keys::live_id(&self.inner.snapshot(), self.inner.keys, key).map(|id| id.is_some())
+    }
+
     /// The records of string keys `keys` (`None` for an absent key), in order, from one
     /// snapshot.
     pub fn get_many_keys(&self, keys: &[&str]) -> Result<Vec<Option<Record>>> {

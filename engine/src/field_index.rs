@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use strata_format::field_index::{FieldColumns, FieldIndexData};
-use strata_format::metadata::{MetaValue, Metadata};
+use strata_format::metadata::MetaValue;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filter::{compare_numbers, Cmp, Filter};
 use strata_format::SegmentReader;
 
@@ -198,17 +198,11 @@ impl FieldIndex {
             return Ok(FieldIndex::new(data, reader.rows()));
         }
         let mut data = FieldIndexData::new(&[]);
-        let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
-        if reader.has_metadata() {
-            for block in 0..reader.rows().div_ceil(block_rows) {
-                for (i, item) in reader.block_metadata(block)?.into_iter().enumerate() {
-                    let Some(bytes) = item else { continue };
-                    let m = Metadata::decode(&bytes, 0)
-                        .map_err(|e| Error::from(e.at(reader.path())))?;
-                    data.add((block * block_rows + i) as u32, &m);
-                }
+        reader.for_each_metadata(|row, m| {
+            if let Some(m) = m {
+                data.add(row as u32, &m);
             }
-        }
+        })?;
         data.finish(reader.rows() as u32);
         Ok(FieldIndex::new(data, reader.rows()))
     }

@@ -110,17 +110,23 @@ fn id_of(v: &Version, bound: &HashMap<Box<str>, u64>, key: &str) -> Result<Optio
     }
 }
 
+/// The id `key` is bound to in `v`, in a store of `store` keys (refused unless
+/// strings); `None` when no live record has it.
+pub(crate) fn live_id(v: &Version, store: KeyKind, key: &str) -> Result<Option<u64>> {
+    if store != KeyKind::String {
+        return Err(kind_error(store).into());
+    }
+    check_key(key)?;
+    crate::lookup::key_id(v, key)
+}
+
 /// The record of `key` in `v`, in a store of `store` keys (refused unless strings).
 pub(crate) fn record_by_key(
     v: &Version,
     store: KeyKind,
     key: &str,
 ) -> Result<Option<crate::Record>> {
-    if store != KeyKind::String {
-        return Err(kind_error(store).into());
-    }
-    check_key(key)?;
-    match crate::lookup::key_id(v, key)? {
+    match live_id(v, store, key)? {
         Some(id) => crate::lookup::record(v, id),
         None => Ok(None),
     }

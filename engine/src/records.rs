@@ -3,7 +3,7 @@
 
 use strata_format::metadata::Metadata;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::field_index::{FieldIndex, RowSet};
 use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
@@ -35,22 +35,13 @@ pub(crate) fn passing_rows(s: &LiveSegment, filter: &Filter) -> Result<RowSet> {
 
 /// The rows of `s` whose metadata passes `leaf`, read row by row.
 fn leaf_rows(s: &LiveSegment, leaf: &Filter) -> Result<RowSet> {
-    let rows = s.reader.rows();
-    let mut set = RowSet::empty(rows);
-    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
+    let mut set = RowSet::empty(s.reader.rows());
     let empty = Metadata::new();
-    let at = |e: strata_format::error::DecodeError| Error::from(e.at(s.reader.path()));
-    for block in 0..rows.div_ceil(block_rows) {
-        for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
-            let m = item
-                .map(|b| Metadata::decode(&b, 0))
-                .transpose()
-                .map_err(at)?;
-            if leaf.matches(m.as_ref().unwrap_or(&empty)) {
-                set.insert(block * block_rows + i);
-            }
+    s.reader.for_each_metadata(|row, m| {
+        if leaf.matches(m.as_ref().unwrap_or(&empty)) {
+            set.insert(row);
         }
-    }
+    })?;
     Ok(set)
 }
 
@@ -200,17 +191,12 @@ pub(crate) fn fields(v: &Version) -> Result<std::collections::BTreeMap<String, F
             }
         }
     }
-    let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
     for s in v.segments.iter().filter(|s| s.reader.has_metadata()) {
-        for block in 0..s.reader.rows().div_ceil(block_rows) {
-            for (i, item) in s.reader.block_metadata(block)?.into_iter().enumerate() {
-                if let (false, Some(bytes)) = (s.deleted.contains(block * block_rows + i), item) {
-                    let m = Metadata::decode(&bytes, 0)
-                        .map_err(|e| Error::from(e.at(s.reader.path())))?;
-                    add(&m);
-                }
+        s.reader.for_each_metadata(|row, m| {
+            if let (false, Some(m)) = (s.deleted.contains(row), m) {
+                add(&m);
             }
-        }
+        })?;
     }
     for s in &v.segments {
         if s.reader.has_metadata() {

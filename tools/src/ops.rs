@@ -314,7 +314,7 @@ pub fn delete(dir: &Path, mut args: Vec<String>, ids_file: Option<&Path>) -> Res
     let (found, not_found) = if keyed {
         let (mut f, mut n) = (Vec::new(), Vec::new());
         for k in args.into_iter().filter(|k| seen.insert(k.clone())) {
-            if db.get_key(&k)?.is_some() {
+            if db.contains_key(&k)? {
                 f.push(k);
             } else {
                 n.push(k);

@@ -647,6 +647,29 @@ impl SegmentReader {
             .map_err(|e| e.at(&self.path))
     }
 
+    /// Calls `f(row, metadata)` for every row in order (`None`: the row has none),
+    /// decompressing each block once and decoding each row's metadata.
+    pub fn for_each_metadata(
+        &self,
+        mut f: impl FnMut(usize, Option<crate::metadata::Metadata>),
+    ) -> Result<()> {
+        if !self.has_metadata() {
+            (0..self.rows()).for_each(|row| f(row, None));
+            return Ok(());
+        }
+        let at = self.section(SectionKind::Metadata).range.start;
+        for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
+            for (i, item) in self.block_metadata(block)?.into_iter().enumerate() {
+                let m = item
+                    .map(|b| crate::metadata::Metadata::decode(&b, at))
+                    .transpose()
+                    .map_err(|e| e.at(&self.path))?;
+                f(block * PAYLOAD_BLOCK_ROWS + i, m);
+            }
+        }
+        Ok(())
+    }
+
     /// The encoded metadata of every row of block `block` (as [`Self::block_payloads`]);
     /// all `None` when the segment has no metadata sections.
     pub fn block_metadata(&self, block: usize) -> Result<Vec<Option<Vec<u8>>>> {

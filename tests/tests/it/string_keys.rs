@@ -154,6 +154,7 @@ fn a_batch_binds_a_key_once_and_applies_its_operations_in_order() {
     assert_eq!(k.metadata, Some(m));
     assert_eq!(k.payload.as_deref(), Some(&b"p"[..]));
     assert!(db.get_key("j").unwrap().is_none());
+    assert!(db.contains_key("k").unwrap() && !db.contains_key("j").unwrap());
     assert_eq!(db.get_key("i").unwrap().unwrap().vector, vec![5.0; DIM]);
     // A batch of only deletes of absent keys writes nothing.
     let mut b = WriteBatch::new();
