@@ -334,6 +334,8 @@ pub struct SegmentRows<'a> {
     /// Metadata paths left out of the segment's field index (with everything under
     /// them).
     pub unindexed: &'a [String],
+    /// How the segment stores its vectors.
+    pub vector_codec: strata_format::VectorCodec,
 }
 
 /// Writes `rows` as the segment file `path` (synced; the caller syncs the directory),
@@ -376,6 +378,7 @@ pub fn write_segment(
         keys: rows.keys,
         field_index: fields.as_deref(),
         index: index.as_ref().map(BuiltIndex::input),
+        vector_codec: rows.vector_codec,
     };
     report.timed(Stage::Write, || {
         strata_format::segment::write_segment(fs, path, &input)

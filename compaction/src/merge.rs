@@ -35,6 +35,8 @@ pub struct MergeSpec<'a> {
     pub index: &'a IndexOptions,
     /// Metadata paths left out of the output's field index.
     pub unindexed: &'a [String],
+    /// How the output stores its vectors (inputs are decoded to `f32` and re-encoded).
+    pub vector_codec: strata_format::VectorCodec,
 }
 
 /// A written merge output.
@@ -113,7 +115,7 @@ pub fn merge(
     for (n, &(_, src, row)) in origin.iter().enumerate() {
         let s = &sources[src as usize];
         let row = row as usize;
-        vectors.extend_from_slice(s.reader.vector_rows(row..row + 1)?);
+        s.reader.read_vectors(row..row + 1, &mut vectors)?;
         payloads.push(payload_cache.item(src, row, |b| s.reader.block_payloads(b))?);
         metadata.push(metadata_cache.item(src, row, |b| s.reader.block_metadata(b))?);
         if n % 65_536 == 65_535 && !progress(Stage::Read, n as u64 + 1, origin.len() as u64) {
@@ -157,6 +159,7 @@ pub fn merge(
         metadata: &metadata_refs,
         keys: &keys,
         unindexed: spec.unindexed,
+        vector_codec: spec.vector_codec,
     };
     let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(report) => report,

@@ -150,6 +150,7 @@ fn merge_inputs(
         metric: inner.metric,
         index: &inner.opts.index,
         unindexed: &inner.opts.unindexed_fields,
+        vector_codec: inner.vector_codec,
     };
     let go_on =
         |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);

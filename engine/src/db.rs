@@ -99,6 +99,11 @@ impl Db {
         self.inner.keys
     }
 
+    /// How this store keeps its full vectors on disk ([`Options::vector_codec`](crate::Options::vector_codec)).
+    pub fn vector_codec(&self) -> crate::VectorCodec {
+        self.inner.vector_codec
+    }
+
     /// Inserts the record of string key `key`, or replaces it (a store of
     /// [`KeyKind::String`](crate::KeyKind)), with metadata and a payload, each optional.
     pub fn upsert_key(

@@ -230,6 +230,14 @@ pub enum InvalidArgument {
         /// The kind asked for.
         asked: &'static str,
     },
+    /// Opening an existing store with another vector codec than it was created with.
+    #[error("the store keeps {stored} vectors; {asked} was asked for")]
+    VectorCodecMismatch {
+        /// The store's codec.
+        stored: &'static str,
+        /// The codec asked for.
+        asked: &'static str,
+    },
     /// A dimension of zero or above the format's limit.
     #[error("dimension {0} is out of range (1..=65536)")]
     Dimension(usize),

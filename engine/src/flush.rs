@@ -198,6 +198,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         metadata: &metadata,
         keys: &keys,
         unindexed: &inner.opts.unindexed_fields,
+        vector_codec: inner.vector_codec,
     };
     // A flush is never stopped: the progress callback always says go on.
     let build = || {

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub dim: usize,
     pub metric: Metric,
     pub keys: crate::KeyKind,
+    /// How new segments store their vectors (the manifest's codec).
+    pub vector_codec: crate::VectorCodec,
     pub wal: Wal,
     pub write: Mutex<WriteState>,
     /// Signals flush work, finished flushes (for stalled writers) and shutdown.

@@ -77,6 +77,14 @@ pub(crate) fn collect_version(
             bytes: seg.reader.file_len(),
             indexed: seg.index.is_some(),
             field_index_bytes: seg.reader.field_index_len(),
+            vector_codec: seg.reader.vector_codec().name(),
+            vector_bytes: seg.reader.vectors_len(),
+            front_bytes: seg.reader.index().map_or(0, |ix| {
+                (std::mem::size_of_val(ix.codebook)
+                    + ix.codes.len()
+                    + ix.level0.len()
+                    + std::mem::size_of_val(ix.upper)) as u64
+            }),
             index: seg.reader.index().map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,

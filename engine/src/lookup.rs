@@ -93,7 +93,7 @@ pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
         Some(Found::Segment(s, row)) => Some(Record {
             id,
             key: s.reader.key(row)?.map(str::to_owned),
-            vector: s.reader.vector_rows(row..row + 1)?.to_vec(),
+            vector: s.reader.vector(row)?,
             payload: s.reader.payload(row)?,
             metadata: s.reader.metadata(row)?,
         }),

@@ -107,6 +107,7 @@ pub struct Options {
     pub(crate) compaction: CompactionOptions,
     pub(crate) low_priority_flush: bool,
     pub(crate) unindexed_fields: Vec<String>,
+    pub(crate) vector_codec: Option<crate::VectorCodec>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -171,6 +172,7 @@ impl Options {
             compaction: CompactionOptions::default(),
             low_priority_flush: false,
             unindexed_fields: Vec::new(),
+            vector_codec: None,
             vfs: strata_vfs::os(),
         }
     }
@@ -188,6 +190,15 @@ impl Options {
     /// The schema a new store gets (`None` for [`Options::existing`]).
     pub fn schema(&self) -> Option<Schema> {
         self.schema
+    }
+
+    /// How a store this creates keeps its full vectors on disk
+    /// ([`VectorCodec::F32`](crate::VectorCodec) unless set; `docs/vector-codecs.md`
+    /// gives each codec's recall, disk and speed). Opening an existing store with a
+    /// codec set checks it is the store's ([`InvalidArgument::VectorCodecMismatch`](crate::InvalidArgument)).
+    pub fn vector_codec(mut self, codec: crate::VectorCodec) -> Self {
+        self.vector_codec = Some(codec);
+        self
     }
 
     /// What identifies the records of a store this creates ([`KeyKind::U64`] unless set);

@@ -60,6 +60,7 @@ pub struct ReadOnlyDb {
     dim: usize,
     metric: Metric,
     keys: crate::KeyKind,
+    vector_codec: crate::VectorCodec,
     current: RwLock<Arc<Version>>,
     state: Mutex<ReaderState>,
 }
@@ -82,6 +83,7 @@ impl ReadOnlyDb {
             dim,
             metric,
             keys,
+            vector_codec: manifest.vector_codec,
             fs,
             current: RwLock::new(Arc::new(version)),
             state: Mutex::new(ReaderState { stamp, cache }),
@@ -171,6 +173,11 @@ impl ReadOnlyDb {
     /// See [`Db::keys`](crate::Db::keys).
     pub fn keys(&self) -> crate::KeyKind {
         self.keys
+    }
+
+    /// See [`Db::vector_codec`](crate::Db::vector_codec).
+    pub fn vector_codec(&self) -> crate::VectorCodec {
+        self.vector_codec
     }
 
     /// See [`Db::get_key`](crate::Db::get_key).

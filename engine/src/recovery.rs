@@ -41,6 +41,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     }
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
     let (dim, metric, keys) = check_schema(dir, &manifest, &opts)?;
+    let vector_codec = manifest.vector_codec;
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
     let segments = open_segments(&fs, dir, &manifest)?;
     let recovered = recover_wal(dir, &opts, &manifest, metric, segments, max_seen)?;
@@ -68,6 +69,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         opts,
         dim,
         metric,
+        vector_codec,
         keys,
         wal: recovered.wal,
         write: Mutex::new(st),
@@ -144,6 +146,13 @@ pub(crate) fn check_schema(
         offset: 29,
         kind: CorruptionKind::Inconsistent("unknown key kind"),
     })?;
+    if let Some(asked) = opts.vector_codec.filter(|&c| c != manifest.vector_codec) {
+        return Err(InvalidArgument::VectorCodecMismatch {
+            stored: manifest.vector_codec.name(),
+            asked: asked.name(),
+        }
+        .into());
+    }
     if let Some(asked) = opts.schema {
         if asked.dim != dim || asked.metric != metric {
             return Err(InvalidArgument::SchemaMismatch {
@@ -297,6 +306,7 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
         dim: dim as u32,
         metric: schema.metric.code(),
         keys: schema.keys.code(),
+        vector_codec: opts.vector_codec.unwrap_or_default(),
         next_file_no: 1,
         checkpoint_seq: 0,
         wal_min_no: 1,

@@ -140,7 +140,8 @@ fn scan_segment(
     let dim = s.reader.dim();
     let end = (start + CHUNK_ROWS).min(s.reader.rows());
     let mut top = TopK::new(k);
-    let block = s.reader.vector_rows(start..end)?;
+    let mut scratch = Vec::new();
+    let block = s.reader.vector_rows(start..end, &mut scratch)?;
     // The same rows of the ids section: the scan's row numbers index both.
     let ids = s.reader.id_rows(start..end)?;
     let deleted = &s.deleted;
@@ -255,16 +256,15 @@ fn search_filtered(
     const AHEAD: usize = 8;
     let passing: Vec<usize> = pass.rows(s);
     let mut rows_top = TopK::new(k);
+    let mut scratch = Vec::with_capacity(s.reader.dim());
     for (i, &r) in passing.iter().enumerate() {
         if let Some(&next) = passing.get(i + AHEAD) {
-            if let Ok(v) = s.reader.vector_rows(next..next + 1) {
-                // 128 bytes per call: the whole vector, two cache lines at a time.
-                for part in v.chunks(32) {
-                    strata_index::distance::prefetch(part);
-                }
+            // 128 bytes per call: the whole stored vector, two cache lines at a time.
+            for part in s.reader.stored_vector(next).chunks(128) {
+                strata_index::distance::prefetch(part);
             }
         }
-        let v = s.reader.vector_rows(r..r + 1)?;
+        let v = s.reader.vector_rows(r..r + 1, &mut scratch)?;
         let d = metric.distance(query, v);
         if d <= rows_top.threshold() {
             rows_top.push(r as u64, d);

@@ -1,10 +1,15 @@
 //! A segment's search index: built at flush (PQ codebooks and codes, HNSW graph over
 //! the full vectors), and searched in two stages — the graph walked with asymmetric PQ
-//! distances (`ef`), then the best `rerank` live candidates re-scored exactly with the
-//! full vectors from the mmap.
+//! distances (`ef`), then the best `rerank` live candidates re-scored with the stored
+//! vectors (decoded from the segment's codec) from the mmap. Every code, graph row and
+//! vector is checked against its block checksum the first time it is read (segment
+//! format 5): a damaged block ends the search with [`crate::Error::Corruption`].
 
+use std::cell::Cell;
+
+use strata_format::segment::{RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
-use strata_index::hnsw::{self, GraphView};
+use strata_index::hnsw::{self, Graph, GraphView};
 use strata_index::pq::ProductQuantizer;
 use strata_index::{Metric, TopK};
 
@@ -107,7 +112,18 @@ pub(crate) fn search(
     let m = parts.meta.pq_m as usize;
     let table = ix.pq.adc_table(query, metric);
     let codes = parts.codes;
+    let damage = Cell::new(None);
+    let codes_check = reader.row_check(SectionKind::PqCodes);
+    let graph = CheckedGraph {
+        view: graph,
+        check: reader.row_check(SectionKind::GraphLevel0),
+        damage: &damage,
+    };
     let dist = |n: u32| {
+        if let Err(e) = codes_check.row(n as usize) {
+            damage.set(Some(e));
+            return f32::INFINITY;
+        }
         let i = n as usize * m;
         codes
             .get(i..i + m)
@@ -129,18 +145,22 @@ pub(crate) fn search(
     } else {
         with_visited(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), v))
     };
+    if let Some(e) = damage.take() {
+        return Err(e.into());
+    }
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
     // section then stays out of a search's working set under memory pressure).
     let mut rows_top = TopK::new(k);
     let mut live = 0;
+    let mut scratch = Vec::with_capacity(reader.dim());
     for n in found
         .iter()
         .map(|n| n.id as usize)
         .filter(|&r| !(eligible.skip)(r))
         .take(rerank.max(k))
     {
-        let v = reader.vector_rows(n..n + 1)?;
+        let v = reader.vector_rows(n..n + 1, &mut scratch)?;
         rows_top.push(n as u64, metric.distance(query, v));
         live += 1;
     }
@@ -161,4 +181,38 @@ pub(crate) fn rows_to_ids(reader: &SegmentReader, rows_top: TopK, k: usize) -> R
         }
     }
     Ok(top)
+}
+
+/// A segment's stored graph whose level-0 rows are checked against their block
+/// checksums before they are read; a damaged row reads as no neighbours and is kept in
+/// `damage` for the search to report.
+struct CheckedGraph<'a> {
+    view: GraphView<'a>,
+    check: RowCheck<'a>,
+    damage: &'a Cell<Option<strata_format::Error>>,
+}
+
+impl Graph for CheckedGraph<'_> {
+    fn node_count(&self) -> usize {
+        self.view.node_count()
+    }
+
+    fn entry_point(&self) -> Option<(u32, usize)> {
+        self.view.entry_point()
+    }
+
+    fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
+        if level == 0 {
+            if let Err(e) = self.check.row(node as usize) {
+                self.damage.set(Some(e));
+                out.clear();
+                return;
+            }
+        }
+        self.view.neighbors(node, level, out);
+    }
+
+    fn prefetch_neighbors(&self, node: u32, level: usize) {
+        self.view.prefetch_neighbors(node, level);
+    }
 }

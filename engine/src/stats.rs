@@ -45,6 +45,13 @@ pub struct SegmentStats {
     pub index: Option<IndexSummary>,
     /// Bytes of its metadata index (`FIELD_INDEX`; 0 without one).
     pub field_index_bytes: u64,
+    /// How it stores its vectors (`f32`, `f16`, `int8`).
+    pub vector_codec: &'static str,
+    /// Bytes of its stored vectors (`VECTORS`).
+    pub vector_bytes: u64,
+    /// Bytes of what every search of it walks: PQ codebook and codes and the graph
+    /// (0 without an index).
+    pub front_bytes: u64,
 }
 
 /// The parameters a segment's index was built with.

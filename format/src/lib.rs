@@ -30,11 +30,13 @@ pub mod fsutil;
 pub mod manifest;
 pub mod metadata;
 pub mod segment;
+pub mod vector_codec;
 
 pub use deletion::DeletionBitmap;
 pub use error::{CorruptionKind, Error, Result};
 pub use manifest::{Manifest, SegmentEntry};
 pub use segment::{SegmentReader, SegmentWriteInput};
+pub use vector_codec::VectorCodec;
 
 /// Rounds `n` up to the next multiple of `align` (a power of two).
 pub const fn align_up(n: u64, align: u64) -> u64 {

@@ -1,9 +1,10 @@
 //! The manifest: the single source of truth for which files of a store are live.
 //!
-//! Layout (version 2): magic `STRATMAN` · version `u32` · body length `u32` ·
+//! Layout (version 3): magic `STRATMAN` · version `u32` · body length `u32` ·
 //! CRC32 of (version, body length, body) `u32` · reserved `u32` · body.
 //! Body: dim `u32` · metric `u8` · key kind `u8` (0 `u64` ids, 1 strings; always 0 in
-//! version 1) · 2 zero bytes · next file number `u64` · checkpoint
+//! version 1) · vector codec `u8` ([`crate::VectorCodec::code`]; 0 = `f32` before
+//! version 3) · a zero byte · next file number `u64` · checkpoint
 //! sequence `u64` · minimum live WAL file number `u64` · segment count `u32` · per segment
 //! 40 bytes: file number `u64`, rows `u64`, deleted rows `u64`, deletion file number `u64`
 //! (0 = none), file length `u64`.
@@ -19,7 +20,7 @@ use crate::error::{CorruptionKind, DecodeError, Error, Result};
 /// Magic at offset 0 of the manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"STRATMAN";
 /// Format version written by this build.
-pub const MANIFEST_VERSION: u32 = 2;
+pub const MANIFEST_VERSION: u32 = 3;
 /// [`Manifest::keys`]: records are identified by `u64` ids.
 pub const KEYS_U64: u8 = 0;
 /// [`Manifest::keys`]: records are identified by UTF-8 string keys.
@@ -53,6 +54,8 @@ pub struct Manifest {
     pub metric: u8,
     /// What identifies a record: [`KEYS_U64`] or [`KEYS_STRING`].
     pub keys: u8,
+    /// How new segments store their vectors (`f32` in manifests before version 3).
+    pub vector_codec: crate::VectorCodec,
     /// Next unused file number.
     pub next_file_no: u64,
     /// Every write with a sequence number up to this one is in the segments.
@@ -68,7 +71,7 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(40 + self.segments.len() * SEGMENT_ENTRY_LEN);
         body.extend_from_slice(&self.dim.to_le_bytes());
-        body.extend_from_slice(&[self.metric, self.keys, 0, 0]);
+        body.extend_from_slice(&[self.metric, self.keys, self.vector_codec.code(), 0]);
         body.extend_from_slice(&self.next_file_no.to_le_bytes());
         body.extend_from_slice(&self.checkpoint_seq.to_le_bytes());
         body.extend_from_slice(&self.wal_min_no.to_le_bytes());
@@ -158,13 +161,21 @@ fn decode_body(body: &[u8], version: u32) -> std::result::Result<Manifest, Decod
     let metric = r.u8()?;
     let keys_at = r.offset();
     let keys = r.u8()?;
-    r.bytes(2)?;
+    let codec_at = r.offset();
+    let codec = r.u8()?;
+    r.bytes(1)?;
     if keys > KEYS_STRING || (version == 1 && keys != KEYS_U64) {
         return Err(Reader::fault_at(
             keys_at,
             CorruptionKind::Invalid("key kind"),
         ));
     }
+    // Before version 3 the byte was written as zero and not read.
+    let vector_codec = match version {
+        1 | 2 => Some(crate::VectorCodec::F32),
+        _ => crate::VectorCodec::from_code(codec),
+    }
+    .ok_or_else(|| Reader::fault_at(codec_at, CorruptionKind::Invalid("vector codec")))?;
     let next_file_no = r.u64()?;
     let checkpoint_seq = r.u64()?;
     let wal_min_no = r.u64()?;
@@ -204,6 +215,7 @@ fn decode_body(body: &[u8], version: u32) -> std::result::Result<Manifest, Decod
         dim,
         metric,
         keys,
+        vector_codec,
         next_file_no,
         checkpoint_seq,
         wal_min_no,
@@ -221,6 +233,7 @@ mod tests {
             dim: 128,
             metric: 1,
             keys: KEYS_STRING,
+            vector_codec: crate::VectorCodec::Int8,
             next_file_no: 9,
             checkpoint_seq: 1234,
             wal_min_no: 7,
@@ -251,8 +264,13 @@ mod tests {
 
     /// `m` encoded as version 1 (the key-kind byte as given).
     fn as_version_1(m: &Manifest) -> Vec<u8> {
+        as_version(m, 1)
+    }
+
+    /// `m` encoded as `version` (every byte as given).
+    fn as_version(m: &Manifest, version: u32) -> Vec<u8> {
         let mut enc = m.encode();
-        enc[8..12].copy_from_slice(&1u32.to_le_bytes());
+        enc[8..12].copy_from_slice(&version.to_le_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&enc[8..16]);
         h.update(&enc[HEADER_LEN..]);
@@ -262,8 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn versions_before_3_hold_f32_vectors_and_unknown_codecs_are_refused() {
+        let mut m = sample();
+        m.vector_codec = crate::VectorCodec::F32;
+        for version in [1, 2] {
+            m.keys = KEYS_U64;
+            assert_eq!(Manifest::decode(&as_version(&m, version)).unwrap(), m);
+        }
+        let mut enc = m.encode();
+        enc[HEADER_LEN + 6] = 3;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&enc[8..16]);
+        h.update(&enc[HEADER_LEN..]);
+        let crc = h.finalize();
+        enc[16..20].copy_from_slice(&crc.to_le_bytes());
+        assert!(Manifest::decode(&enc).is_err(), "codec 3");
+    }
+
+    #[test]
     fn version_1_has_u64_keys_only() {
         let mut m = sample();
+        m.vector_codec = crate::VectorCodec::F32;
         m.keys = KEYS_U64;
         assert_eq!(Manifest::decode(&as_version_1(&m)).unwrap(), m);
         m.keys = KEYS_STRING;

@@ -99,7 +99,11 @@ pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
                             if r.random_bool(0.25) {
                                 Write::Delete(id)
                             } else {
-                                let vector = (0..DIM).map(|_| r.random_range(-1.0..1.0)).collect();
+                                // Multiples of 1/1024 in (-1, 1): exact in every lossless
+                                // codec (an `f16` store keeps them bit for bit).
+                                let vector = (0..DIM)
+                                    .map(|_| r.random_range(-1023i32..1024) as f32 / 1024.0)
+                                    .collect();
                                 let payload = r
                                     .random_bool(0.7)
                                     .then(|| format!("step {i} id {id}").into_bytes());
@@ -263,14 +267,17 @@ pub fn options(sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
     settings(Options::new(DIM, Metric::L2), sync, vfs)
 }
 
-/// [`options`] for the store of workload `seed`: odd seeds make a store of string keys.
+/// [`options`] for the store of workload `seed`: odd seeds make a store of string keys
+/// whose segments keep `f16` vectors.
 pub fn options_for_seed(seed: u64, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
-    let keys = if seed % 2 == 1 {
-        KeyKind::String
+    // Odd seeds: string keys and `f16` vectors (so every suite's two seeds per round
+    // cover both kinds of key and both lossless codecs).
+    let (keys, codec) = if seed % 2 == 1 {
+        (KeyKind::String, strata::VectorCodec::F16)
     } else {
-        KeyKind::U64
+        (KeyKind::U64, strata::VectorCodec::F32)
     };
-    options(sync, vfs).keys(keys)
+    options(sync, vfs).keys(keys).vector_codec(codec)
 }
 
 /// [`options`] that open an existing workload store of either kind of key.

@@ -15,7 +15,7 @@ use strata::{Db, Durability, Options, SearchOptions};
 
 use crate::import::{write_rows, Plan};
 use crate::input::VectorFile;
-use crate::MetricArg;
+use crate::{CodecArg, MetricArg};
 
 /// Arguments of `strata bench`.
 #[derive(clap::Args)]
@@ -71,6 +71,9 @@ pub struct BenchArgs {
     /// Bytes per PQ code (default: one per two dimensions).
     #[arg(long)]
     pq_m: Option<usize>,
+    /// How the store keeps its full vectors (`strata create --vector-codec`).
+    #[arg(long, value_enum, default_value = "f32")]
+    vector_codec: CodecArg,
     /// Where to build the segment indexes: auto (a GPU when this binary has the `gpu`
     /// feature, one is present and the segment is large), cpu, or gpu. The build's
     /// stages (k-means, encode, neighbour lists, graph, write) are timed and printed.
@@ -217,6 +220,7 @@ fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
     // A bulk load: the whole set is flushed into one segment at close, whose index is
     // built then, so the memtable's background graph would be wasted work.
     let opts = Options::new(dim, a.metric.into())
+        .vector_codec(a.vector_codec.into())
         .durability(Durability::Never)
         .memtable_bytes(1 << 30)
         .index(strata::IndexOptions {
@@ -512,6 +516,9 @@ impl Row<'_> {
             "build_s": built.build_s, "import_s": built.import_s, "open_s": o.open_s, "build_threads": all.threads,
             "rss_mb": rss, "peak_rss_mb": rss_mb("VmHWM:"), "disk_bytes": o.disk,
             "rss_after_search_delta_mb": rss_delta, "loaded_rss_delta_mb": self.swept_rss_delta,
+            "vector_codec": s.segments.first().map(|g| g.vector_codec),
+            "vector_bytes": s.segments.iter().map(|g| g.vector_bytes).sum::<u64>(),
+            "front_bytes": s.segments.iter().map(|g| g.front_bytes).sum::<u64>(),
             "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
             "kernels": strata::kernel_name(),
         })

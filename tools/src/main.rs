@@ -96,6 +96,26 @@ impl From<KeysArg> for strata::KeyKind {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum CodecArg {
+    /// 4 bytes per value, exact.
+    F32,
+    /// 2 bytes per value (IEEE half precision).
+    F16,
+    /// 1 byte per value (256 levels per dimension between its minimum and maximum).
+    Int8,
+}
+
+impl From<CodecArg> for strata::VectorCodec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::F32 => strata::VectorCodec::F32,
+            CodecArg::F16 => strata::VectorCodec::F16,
+            CodecArg::Int8 => strata::VectorCodec::Int8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum SyncArg {
     /// Fsync before acknowledging each batch (survives power loss).
     Always,
@@ -134,6 +154,13 @@ enum Command {
         /// store's life.
         #[arg(long, value_enum, default_value = "u64")]
         keys: KeysArg,
+        /// How segments store the full vectors that rerank the graph's candidates and
+        /// that `get` returns: f32 (exact), f16 (half the bytes) or int8 (a quarter;
+        /// `get` returns the quantised values). Searches walk the PQ codes whatever the
+        /// codec; docs/vector-codecs.md gives each codec's recall, disk and speed. Fixed
+        /// for the store's life.
+        #[arg(long, value_enum, default_value = "f32")]
+        vector_codec: CodecArg,
     },
     /// Import vectors from .fvecs, .bvecs, .ivecs (TEXMEX), .npy (float32, 2-D), JSON
     /// lines (.jsonl, .ndjson, .json) or a JSON array (.json).
@@ -384,7 +411,8 @@ fn main() -> ExitCode {
             dim,
             metric,
             keys,
-        } => ops::create(&dir, dim, metric.into(), keys.into()),
+            vector_codec,
+        } => ops::create(&dir, dim, metric.into(), keys.into(), vector_codec.into()),
         Command::Import {
             dir,
             file,

@@ -22,19 +22,32 @@ fn open_reader(dir: &Path) -> Result<ReadOnlyDb> {
     ReadOnlyDb::open(dir).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
-pub fn create(dir: &Path, dim: usize, metric: Metric, keys: KeyKind) -> Result<()> {
+pub fn create(
+    dir: &Path,
+    dim: usize,
+    metric: Metric,
+    keys: KeyKind,
+    codec: strata::VectorCodec,
+) -> Result<()> {
     if dir.join("MANIFEST").exists() {
         bail!("{} already holds a store", dir.display());
     }
-    let db = Db::open(dir, Options::new(dim, metric).keys(keys))
-        .with_context(|| format!("cannot create store {}", dir.display()))?;
+    let db = Db::open(
+        dir,
+        Options::new(dim, metric).keys(keys).vector_codec(codec),
+    )
+    .with_context(|| format!("cannot create store {}", dir.display()))?;
     db.close()?;
     let keys = match keys {
         KeyKind::U64 => String::new(),
         other => format!(", {} keys", other.name()),
     };
+    let codec = match codec {
+        strata::VectorCodec::F32 => String::new(),
+        other => format!(", {} vectors", other.name()),
+    };
     println!(
-        "created {} (dim {dim}, metric {}{keys})",
+        "created {} (dim {dim}, metric {}{keys}{codec})",
         dir.display(),
         metric.name()
     );
@@ -356,13 +369,14 @@ pub fn inspect(dir: &Path) -> Result<()> {
     let segments: Vec<_> = s
         .segments
         .iter()
-        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "field_index_bytes": g.field_index_bytes, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
+        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "field_index_bytes": g.field_index_bytes, "vector_codec": g.vector_codec, "vector_bytes": g.vector_bytes, "front_bytes": g.front_bytes, "front_bytes_per_row": if g.rows > 0 { g.front_bytes as f64 / g.rows as f64 } else { 0.0 }, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
         .collect();
     let out = json!({
         "path": dir.display().to_string(),
         "dim": s.dim,
         "metric": s.metric,
         "keys": db.keys().name(),
+        "vector_codec": db.vector_codec().name(),
         "segments": segments,
         "segment_count": s.segments.len(),
         "indexed_segments": s.indexed_segments,

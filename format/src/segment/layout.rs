@@ -84,8 +84,9 @@ pub(super) fn parse_table(
     let len = buf.len() as u64;
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
-    // Required 4, then optional groups: index 5, metadata 2, keys 3, field index 1.
-    let known = (4..=15).contains(&count);
+    // Required 4 (6 from version 5), then optional groups: index 5, metadata 2, keys 3,
+    // field index 1.
+    let known = (4..=KIND_COUNT as u32).contains(&count);
     if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
             footer_at,
@@ -102,7 +103,7 @@ pub(super) fn parse_table(
     );
     check_crc(table, stored, table_off)?;
     let mut r = Reader::new(table, table_off);
-    let mut out: [Option<Section>; 15] = Default::default();
+    let mut out: [Option<Section>; KIND_COUNT] = Default::default();
     for _ in 0..count {
         let at = r.offset();
         let kind = r.u32()?;
@@ -162,6 +163,13 @@ pub(super) fn parse_table(
             CorruptionKind::Invalid("field index section"),
         ));
     }
+    let (v5_count, _) = present(VERSION_5_KINDS);
+    if (header.version >= 5) != (v5_count == 2) || (v5_count != 0 && header.version < 5) {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("vector codec and block checksum sections"),
+        ));
+    }
     let (key_count, key_all) = present(KEY_KINDS);
     if key_count != 0 && (key_count != key_all || header.version < 4) {
         return Err(Reader::fault_at(
@@ -179,12 +187,15 @@ pub(super) fn parse_table(
         )),
     };
     expect(ids, rows.checked_mul(8), "ids section length")?;
-    expect(
-        vecs,
-        rows.checked_mul(header.dim as u64)
-            .and_then(|x| x.checked_mul(4)),
-        "vectors section length",
-    )?;
+    // From version 5 the vectors' length depends on their codec (checked at open).
+    if header.version < 5 {
+        expect(
+            vecs,
+            rows.checked_mul(header.dim as u64)
+                .and_then(|x| x.checked_mul(4)),
+            "vectors section length",
+        )?;
+    }
     expect(dir, blocks.checked_mul(16), "payload directory length")?;
     if let Some(Some(meta_dir)) = out.get(SectionKind::MetadataDir as usize - 1) {
         expect(

@@ -7,14 +7,20 @@
 //! (`f32` rows), `PAYLOAD_DIR` (one entry per block of [`PAYLOAD_BLOCK_ROWS`] rows) and
 //! `PAYLOADS` (zstd frames); `METADATA_DIR`/`METADATA` when a row has metadata (version
 //! 3 on), with `FIELD_INDEX` (version 4 on); `KEY_OFFSETS`/`KEY_BYTES`/`KEY_HASHES` in a string-keyed store (version 4 on,
-//! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. `layout.rs` parses header,
-//! footer and section table. Small sections are checksummed at open, the large ones by
-//! [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`) produces the file.
+//! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. Version 5 stores `VECTORS` in
+//! the codec its `VECTOR_CODEC` section names ([`crate::vector_codec`]) and checksums
+//! `VECTORS`, `PQ_CODES` and `GRAPH_L0` per 4 KiB block in `BLOCK_CRCS`, each block
+//! checked on first use (`blocks.rs`). `layout.rs` parses header, footer and section
+//! table. Small sections are checksummed at open, the large ones per block on first use
+//! (version 5) and whole by [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`)
+//! produces the file.
 
+mod blocks;
 mod keys;
 mod layout;
 mod write;
 
+pub use blocks::{RowCheck, CHECK_BLOCK};
 pub use keys::{key_hash, MAX_KEY_LEN};
 pub use write::write_segment;
 
@@ -31,7 +37,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 /// Magic in the last 4 bytes of a segment.
 pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
 /// Format version written by this build.
-pub const SEGMENT_VERSION: u32 = 4;
+pub const SEGMENT_VERSION: u32 = 5;
 /// Oldest format version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -57,7 +63,7 @@ const NO_PAYLOAD: u32 = u32::MAX;
 pub enum SectionKind {
     /// Sorted, unique `u64` ids.
     Ids = 1,
-    /// `rows × dim` little-endian `f32`.
+    /// `rows × dim` values in the segment's vector codec (`f32` before version 5).
     Vectors = 2,
     /// Per payload block: offset `u64`, compressed length `u32`, raw length `u32`.
     PayloadDir = 3,
@@ -88,9 +94,16 @@ pub enum SectionKind {
     /// The metadata index of the rows ([`crate::field_index`]), beside the metadata
     /// sections (version 4 on).
     FieldIndex = 15,
+    /// The codec of `VECTORS` and its parameters ([`crate::vector_codec`]; version 5 on).
+    VectorCodec = 16,
+    /// CRC32 of every 4 KiB block of `VECTORS`, `PQ_CODES` and `GRAPH_L0` (version 5 on).
+    BlockCrcs = 17,
 }
 
-const SECTION_KINDS: [SectionKind; 15] = [
+/// Number of section kinds.
+const KIND_COUNT: usize = 17;
+
+const SECTION_KINDS: [SectionKind; KIND_COUNT] = [
     SectionKind::Ids,
     SectionKind::Vectors,
     SectionKind::PayloadDir,
@@ -106,6 +119,8 @@ const SECTION_KINDS: [SectionKind; 15] = [
     SectionKind::KeyBytes,
     SectionKind::KeyHashes,
     SectionKind::FieldIndex,
+    SectionKind::VectorCodec,
+    SectionKind::BlockCrcs,
 ];
 
 // Sections 1..=4 are in every segment; the index sections (5..=9) are present all
@@ -117,6 +132,8 @@ const INDEX_KINDS: std::ops::RangeInclusive<u32> = 5..=9;
 const METADATA_KINDS: std::ops::RangeInclusive<u32> = 10..=11;
 /// The key sections.
 const KEY_KINDS: std::ops::RangeInclusive<u32> = 12..=14;
+/// The sections every segment has from version 5 on (vector codec, block checksums).
+const VERSION_5_KINDS: std::ops::RangeInclusive<u32> = 16..=17;
 
 /// A column of per-row byte strings stored in compressed blocks of
 /// [`PAYLOAD_BLOCK_ROWS`] rows: payloads, or encoded metadata.
@@ -306,6 +323,8 @@ pub struct SegmentWriteInput<'a> {
     pub field_index: Option<&'a [u8]>,
     /// The search index, for segments large enough to have one.
     pub index: Option<IndexInput<'a>>,
+    /// How `VECTORS` stores the vectors.
+    pub vector_codec: crate::VectorCodec,
 }
 
 /// Parsed fixed header of a segment.
@@ -345,12 +364,14 @@ pub struct SegmentReader {
     bytes: MappedBytes,
     header: SegmentHeader,
     sections: Sections,
+    vector_decoder: crate::vector_codec::VectorDecoder,
+    blocks: blocks::BlockChecks,
 }
 
 /// The section table, by kind (slot `kind - 1`).
 #[derive(Debug, Clone)]
 struct Sections {
-    slots: [Option<Section>; 15],
+    slots: [Option<Section>; KIND_COUNT],
 }
 
 const ABSENT: Section = Section {
@@ -402,12 +423,17 @@ impl SegmentReader {
         let header = parse_header(buf)?;
         let (table_off, count) = parse_footer(buf)?;
         let sections = parse_table(buf, table_off, count, &header)?;
-        let seg = SegmentReader {
+        let mut seg = SegmentReader {
             path: path.to_path_buf(),
             bytes,
             header,
             sections,
+            vector_decoder: crate::vector_codec::VectorDecoder::f32(header.dim as usize),
+            blocks: blocks::BlockChecks::default(),
         };
+        if header.version >= 5 {
+            seg.open_version_5()?;
+        }
         seg.check_section(SectionKind::Ids)?;
         seg.check_section(SectionKind::PayloadDir)?;
         if seg.sections.has(SectionKind::MetadataDir) {
@@ -438,6 +464,45 @@ impl SegmentReader {
 
     fn section(&self, kind: SectionKind) -> &Section {
         self.sections.get(kind)
+    }
+
+    /// Version 5 at open: the vector codec (and the vectors' length in it), the block
+    /// checksums' layout, and the upper graph levels (small, read by every search).
+    fn open_version_5(&mut self) -> std::result::Result<(), DecodeError> {
+        self.check_section(SectionKind::VectorCodec)?;
+        let at = self.section(SectionKind::VectorCodec).range.start;
+        self.vector_decoder = crate::vector_codec::VectorDecoder::parse(
+            self.section_bytes(SectionKind::VectorCodec),
+            self.dim(),
+            at,
+        )?;
+        let vectors = self.section(SectionKind::Vectors).range.clone();
+        let want = self
+            .header
+            .rows
+            .checked_mul(self.vector_decoder.row_bytes() as u64);
+        if want != Some(vectors.end - vectors.start) {
+            return Err(Reader::fault_at(
+                vectors.start,
+                CorruptionKind::Invalid("vectors section length"),
+            ));
+        }
+        self.check_section(SectionKind::BlockCrcs)?;
+        if self.sections.has(SectionKind::IndexMeta) {
+            self.check_section(SectionKind::GraphUpper)?;
+        }
+        let lens = blocks::COVERED.map(|k| {
+            self.sections.has(k).then(|| {
+                let r = &self.section(k).range;
+                r.end - r.start
+            })
+        });
+        self.blocks = blocks::BlockChecks::layout(
+            self.section_bytes(SectionKind::BlockCrcs),
+            self.section(SectionKind::BlockCrcs).range.start,
+            lens,
+        )?;
+        Ok(())
     }
 
     /// Parses `INDEX_META` and checks the other index sections' sizes against it.
@@ -540,31 +605,80 @@ impl SegmentReader {
         bytemuck::try_cast_slice(self.section_bytes(SectionKind::Ids)).unwrap_or(&[])
     }
 
-    /// All vectors, row-major.
-    pub fn vectors(&self) -> &[f32] {
-        bytemuck::try_cast_slice(self.section_bytes(SectionKind::Vectors)).unwrap_or(&[])
+    /// How this segment stores its vectors (`f32` before version 5).
+    pub fn vector_codec(&self) -> crate::VectorCodec {
+        self.vector_decoder.codec()
     }
 
-    /// The vector of `row` (`None` past the last row; [`SegmentReader::vector_rows`]
-    /// says where).
-    pub fn vector(&self, row: usize) -> Option<&[f32]> {
-        self.vector_rows(row..row.saturating_add(1)).ok()
+    /// Bytes of the stored vectors (the `VECTORS` section).
+    pub fn vectors_len(&self) -> u64 {
+        let r = &self.section(SectionKind::Vectors).range;
+        r.end - r.start
     }
 
-    /// The vectors of `rows`, row-major; a range the vectors section does not hold is
-    /// [`Error::Corruption`](crate::Error::Corruption) naming the file and the offset
-    /// where it should start.
-    pub fn vector_rows(&self, rows: std::ops::Range<usize>) -> Result<&[f32]> {
-        let d = self.dim();
-        let start = rows.start.saturating_mul(d);
-        let end = rows.end.saturating_mul(d);
-        self.vectors().get(start..end).ok_or_else(|| {
-            crate::Error::corrupt(
-                &self.path,
-                self.section(SectionKind::Vectors).range.start + 4 * start as u64,
-                CorruptionKind::Invalid("row beyond the vectors section"),
-            )
-        })
+    /// The vector of `row`, decoded to `f32`.
+    pub fn vector(&self, row: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.dim());
+        self.read_vectors(row..row.saturating_add(1), &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the vectors of `rows` to `out`, decoded to `f32`, row-major. Their blocks
+    /// are checksummed on first use (version 5); a range the vectors section does not
+    /// hold, or a damaged block, is [`Error::Corruption`](crate::Error::Corruption)
+    /// naming the file and the offset.
+    pub fn read_vectors(&self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        let bytes = self.stored_vector_rows(rows)?;
+        self.vector_decoder.decode_into(bytes, out);
+        Ok(())
+    }
+
+    /// The vectors of `rows` as `f32`, row-major: borrowed from the map when the
+    /// segment stores `f32`, else decoded into `scratch` (replacing its contents).
+    /// Errors as [`Self::read_vectors`].
+    pub fn vector_rows<'a>(
+        &'a self,
+        rows: std::ops::Range<usize>,
+        scratch: &'a mut Vec<f32>,
+    ) -> Result<&'a [f32]> {
+        let bytes = self.stored_vector_rows(rows)?;
+        if self.vector_codec() == crate::VectorCodec::F32 {
+            if let Ok(v) = bytemuck::try_cast_slice(bytes) {
+                return Ok(v);
+            }
+        }
+        scratch.clear();
+        self.vector_decoder.decode_into(bytes, scratch);
+        Ok(scratch)
+    }
+
+    /// The stored bytes of `row`'s vector, unchecked (empty past the last row): for
+    /// prefetch hints; reads go through [`Self::vector_rows`] or [`Self::read_vectors`].
+    pub fn stored_vector(&self, row: usize) -> &[u8] {
+        let w = self.vector_decoder.row_bytes();
+        let start = row.saturating_mul(w);
+        self.section_bytes(SectionKind::Vectors)
+            .get(start..start.saturating_add(w))
+            .unwrap_or(&[])
+    }
+
+    /// The stored bytes of `rows`' vectors, bounds- and block-checked.
+    fn stored_vector_rows(&self, rows: std::ops::Range<usize>) -> Result<&[u8]> {
+        let w = self.vector_decoder.row_bytes();
+        let start = rows.start.saturating_mul(w);
+        let end = rows.end.saturating_mul(w);
+        let bytes = self
+            .section_bytes(SectionKind::Vectors)
+            .get(start..end)
+            .ok_or_else(|| {
+                crate::Error::corrupt(
+                    &self.path,
+                    self.section(SectionKind::Vectors).range.start + start as u64,
+                    CorruptionKind::Invalid("row beyond the vectors section"),
+                )
+            })?;
+        self.row_check(SectionKind::Vectors).bytes(start..end)?;
+        Ok(bytes)
     }
 
     /// The ids of `rows`; a range the ids section does not hold is
@@ -770,10 +884,11 @@ impl SegmentReader {
         Ok(raw)
     }
 
-    /// Full check: every section checksum, id order, every payload block, every
+    /// Full check: every section checksum (and block checksum), id order, every payload block, every
     /// metadata block with each row's metadata decoded, the keys and the field index.
     pub fn verify(&self) -> Result<()> {
         self.verify_inner().map_err(|e| e.at(&self.path))?;
+        self.verify_blocks()?;
         self.field_index().map(|_| ())
     }
 

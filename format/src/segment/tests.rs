@@ -5,6 +5,14 @@ use crate::error::Error;
 use strata_vfs::OsVfs;
 
 fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
+    sample_with(dir, rows, crate::VectorCodec::F32)
+}
+
+fn sample_with(
+    dir: &Path,
+    rows: usize,
+    vector_codec: crate::VectorCodec,
+) -> (PathBuf, Vec<u64>, Vec<f32>) {
     let ids: Vec<u64> = (0..rows as u64).map(|i| i * 3 + 1).collect();
     let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32 * 0.5).collect();
     let owned: Vec<Vec<u8>> = (0..rows)
@@ -46,6 +54,7 @@ fn sample(dir: &Path, rows: usize) -> (PathBuf, Vec<u64>, Vec<f32>) {
         keys: &keys,
         field_index: (rows > 0).then_some(&fields[..]),
         index: None,
+        vector_codec,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
     (path, ids, vectors)
@@ -70,8 +79,12 @@ fn round_trip_ids_vectors_payloads() {
     let (path, ids, vectors) = sample(dir.path(), 200);
     let seg = SegmentReader::open(&OsVfs, &path).unwrap();
     assert_eq!(seg.ids(), &ids[..]);
-    assert_eq!(seg.vectors(), &vectors[..]);
+    let mut all = Vec::new();
+    seg.read_vectors(0..200, &mut all).unwrap();
+    assert_eq!(all, vectors);
     assert_eq!(seg.vector(7).unwrap(), &vectors[28..32]);
+    assert!(seg.vector(200).is_err());
+    assert_eq!(seg.vector_codec(), crate::VectorCodec::F32);
     assert_eq!(seg.find(301), Some(100));
     assert_eq!(seg.find(302), None);
     assert_eq!(seg.payload(0).unwrap(), None);
@@ -96,11 +109,13 @@ fn round_trip_ids_vectors_payloads() {
         Some(&sample_metadata(128).encode()[..])
     );
     seg.verify().unwrap();
+    let mut scratch = Vec::new();
     assert_eq!(
-        seg.vectors().as_ptr() as usize % 64,
+        seg.vector_rows(0..1, &mut scratch).unwrap().as_ptr() as usize % 64,
         0,
-        "vectors are 64-byte aligned"
+        "f32 vectors are read in place, 64-byte aligned"
     );
+    assert!(scratch.is_empty());
 }
 
 #[test]
@@ -231,6 +246,7 @@ fn index_sections_round_trip_and_are_checked() {
         keys: &key_refs,
         field_index: None,
         index,
+        vector_codec: crate::VectorCodec::F32,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
     let seg = SegmentReader::open(&OsVfs, &path).unwrap();
@@ -240,7 +256,11 @@ fn index_sections_round_trip_and_are_checked() {
         (ix.codebook, ix.codes, ix.level0, ix.upper),
         (&codebook[..], &codes[..], &level0[..], &upper[..])
     );
-    assert_eq!(seg.vectors(), &vectors[..]);
+    let mut scratch = Vec::new();
+    assert_eq!(
+        seg.vector_rows(0..rows, &mut scratch).unwrap(),
+        &vectors[..]
+    );
     seg.verify().unwrap();
     let good = std::fs::read(&path).unwrap();
     let sections: Vec<Section> = seg.sections.all().into_iter().cloned().collect();
@@ -318,4 +338,121 @@ fn a_damaged_metadata_block_is_an_error_never_other_metadata() {
         assert!(seg.verify().is_err(), "verify sees the flip at {at}");
     }
     assert!(refused > 0, "the flips were read");
+}
+
+#[test]
+fn every_codec_round_trips_through_a_segment() {
+    for codec in crate::vector_codec::VECTOR_CODECS {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, vectors) = sample_with(dir.path(), 130, codec);
+        let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+        assert_eq!(seg.vector_codec(), codec);
+        assert_eq!(seg.vectors_len(), (130 * 4 * codec.value_bytes()) as u64);
+        let mut scratch = Vec::new();
+        let got = seg.vector_rows(0..130, &mut scratch).unwrap().to_vec();
+        // Values 0..260 in steps of 0.5: f16 holds them exactly, int8 within half a
+        // step of its per-dimension grid.
+        let tolerance = match codec {
+            crate::VectorCodec::Int8 => 258.0 / 255.0 / 2.0 + 1e-3,
+            _ => 0.0,
+        };
+        for (a, b) in vectors.iter().zip(&got) {
+            assert!((a - b).abs() <= tolerance, "{codec:?}: {a} vs {b}");
+        }
+        assert_eq!(seg.vector(129).unwrap(), &got[129 * 4..]);
+        seg.verify().unwrap();
+    }
+}
+
+/// A flipped bit in a block-checksummed section is reported by the first read of a row
+/// in that block — as corruption at the block's offset — and rows of other blocks still
+/// read; `verify` reports it too.
+#[test]
+fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 3000usize;
+    let dim = 4usize;
+    let ids: Vec<u64> = (0..rows as u64).collect();
+    let vectors: Vec<f32> = (0..rows * dim).map(|i| i as f32).collect();
+    let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+    let codebook = vec![0.5f32; 256 * dim];
+    let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
+    let bits = 12u32;
+    let stride = (8 * bits as usize).div_ceil(8);
+    let level0: Vec<u8> = (0..rows * stride).map(|i| (i * 7) as u8).collect();
+    let meta = IndexMeta {
+        pq_m: 2,
+        m0: 8,
+        entry_node: 0,
+        entry_level: 0,
+        hnsw_m: 4,
+        ef_construction: 9,
+        built_by: 0,
+        l0_id_bits: bits,
+    };
+    let path = dir.path().join("000003.seg");
+    let input = SegmentWriteInput {
+        dim: dim as u32,
+        metric: 0,
+        max_seq: 1,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payloads,
+        metadata: &[],
+        keys: &[],
+        field_index: None,
+        index: Some(IndexInput {
+            meta,
+            codebook: &codebook,
+            codes: &codes,
+            level0: &level0,
+            upper: &[0],
+        }),
+        vector_codec: crate::VectorCodec::F32,
+    };
+    write_segment(&OsVfs, &path, &input).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    let kinds = [
+        (SectionKind::Vectors, dim * 4),
+        (SectionKind::PqCodes, 2),
+        (SectionKind::GraphLevel0, stride),
+    ];
+    let starts: Vec<u64> = kinds
+        .iter()
+        .map(|(k, _)| seg.section(*k).range.start)
+        .collect();
+    drop(seg);
+    for ((kind, row_bytes), start) in kinds.into_iter().zip(starts) {
+        // A byte in the second block of the section.
+        let within = CHECK_BLOCK + 100;
+        let mut bad = good.clone();
+        bad[start as usize + within] ^= 0x08;
+        std::fs::write(&path, &bad).unwrap();
+        let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+        let check = seg.row_check(kind);
+        check.row(0).unwrap();
+        let damaged_row = within / row_bytes;
+        match check.row(damaged_row) {
+            Err(Error::Corruption {
+                path: p,
+                offset,
+                kind: CorruptionKind::Checksum { .. },
+            }) => {
+                assert_eq!(p, path);
+                assert_eq!(offset, start + CHECK_BLOCK as u64, "{kind:?}");
+            }
+            other => panic!("{kind:?}: {other:?}"),
+        }
+        // Still refused on the next read: a damaged block is never marked checked.
+        assert!(check.row(damaged_row).is_err());
+        if (rows - 1) * row_bytes / CHECK_BLOCK != 1 {
+            check.row(rows - 1).unwrap();
+        }
+        if kind == SectionKind::Vectors {
+            assert!(seg.vector(damaged_row).is_err());
+            seg.vector(0).unwrap();
+        }
+        assert!(matches!(seg.verify(), Err(Error::Corruption { .. })));
+    }
 }

@@ -39,6 +39,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
         .map_err(io)?;
     // What a search needs resident comes first, full vectors and payloads after.
+    let mut covered: Vec<&[u8]> = Vec::with_capacity(3);
+    let vectors = crate::vector_codec::encode(input.vector_codec, dim, input.vectors);
+    covered.push(&vectors.data);
     if let Some(ix) = &input.index {
         let m = ix.meta;
         let sizes_ok = ix.codebook.len() == 256 * dim
@@ -55,9 +58,11 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         w.section(SectionKind::GraphLevel0, ix.level0).map_err(io)?;
         w.section(SectionKind::GraphUpper, bytemuck::cast_slice(ix.upper))
             .map_err(io)?;
+        covered.extend([ix.codes, ix.level0]);
     }
-    w.section(SectionKind::Vectors, bytemuck::cast_slice(input.vectors))
+    w.section(SectionKind::VectorCodec, &vectors.params)
         .map_err(io)?;
+    w.section(SectionKind::Vectors, &vectors.data).map_err(io)?;
     let (dir, blob) = encode_blocks(input.payloads, PAYLOAD_COLUMN).map_err(io)?;
     w.section(SectionKind::PayloadDir, &dir).map_err(io)?;
     w.section(SectionKind::Payloads, &blob).map_err(io)?;
@@ -75,6 +80,8 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         w.section(SectionKind::KeyBytes, &bytes).map_err(io)?;
         w.section(SectionKind::KeyHashes, &hashes).map_err(io)?;
     }
+    w.section(SectionKind::BlockCrcs, &blocks::encode(&covered))
+        .map_err(io)?;
     w.finish().map_err(io)
 }
 

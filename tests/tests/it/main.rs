@@ -18,3 +18,4 @@ mod read_only;
 mod repair_backup;
 mod shared_data;
 mod string_keys;
+mod vector_codecs;

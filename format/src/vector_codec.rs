@@ -1,0 +1,342 @@
+//! How a segment stores its full vectors (`VECTORS` section, format version 5 on):
+//! `f32`, IEEE `f16`, or `int8` (8 bits per value, affine per dimension:
+//! `x ≈ lo[j] + q · step[j]`, `q` in `0..=255`). The codec and its parameters are the
+//! `VECTOR_CODEC` section (`docs/format.md`); segments of earlier versions hold `f32`.
+
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
+use crate::codec::Reader;
+use crate::error::{CorruptionKind, DecodeError};
+
+/// The encoding of a store's full vectors. Chosen when the store is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum VectorCodec {
+    /// 4 bytes per value, exact.
+    #[default]
+    F32,
+    /// 2 bytes per value: IEEE half precision (11 significant bits; magnitudes above
+    /// 65,504 are stored as ±65,504).
+    F16,
+    /// 1 byte per value: each dimension quantised to 256 evenly spaced levels between
+    /// that dimension's minimum and maximum in the segment.
+    Int8,
+}
+
+/// Every codec, in code order.
+pub const VECTOR_CODECS: [VectorCodec; 3] = [VectorCodec::F32, VectorCodec::F16, VectorCodec::Int8];
+
+impl VectorCodec {
+    /// `f32`, `f16` or `int8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorCodec::F32 => "f32",
+            VectorCodec::F16 => "f16",
+            VectorCodec::Int8 => "int8",
+        }
+    }
+
+    /// The codec called `name` ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        VECTOR_CODECS.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The code stored in `VECTOR_CODEC` and in the manifest.
+    pub fn code(self) -> u8 {
+        match self {
+            VectorCodec::F32 => 0,
+            VectorCodec::F16 => 1,
+            VectorCodec::Int8 => 2,
+        }
+    }
+
+    /// The codec with code `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        VECTOR_CODECS.into_iter().find(|c| c.code() == code)
+    }
+
+    /// Bytes per stored value.
+    pub fn value_bytes(self) -> usize {
+        match self {
+            VectorCodec::F32 => 4,
+            VectorCodec::F16 => 2,
+            VectorCodec::Int8 => 1,
+        }
+    }
+}
+
+/// Vectors encoded for a segment: the `VECTOR_CODEC` and `VECTORS` sections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedVectors {
+    /// The `VECTOR_CODEC` section.
+    pub params: Vec<u8>,
+    /// The `VECTORS` section.
+    pub data: Vec<u8>,
+}
+
+/// Encodes `vectors` (`dim` values per row, row-major) with `codec`.
+pub fn encode(codec: VectorCodec, dim: usize, vectors: &[f32]) -> EncodedVectors {
+    let mut params = Vec::with_capacity(8);
+    params.extend_from_slice(&u32::from(codec.code()).to_le_bytes());
+    params.extend_from_slice(&0u32.to_le_bytes());
+    let data = match codec {
+        VectorCodec::F32 => bytemuck::cast_slice(vectors).to_vec(),
+        VectorCodec::F16 => {
+            let clamped: Vec<f32> = vectors
+                .iter()
+                .map(|x| x.clamp(-65_504.0, 65_504.0))
+                .collect();
+            let mut half = vec![half::f16::ZERO; vectors.len()];
+            half.convert_from_f32_slice(&clamped);
+            half.iter()
+                .flat_map(|h| h.to_bits().to_le_bytes())
+                .collect()
+        }
+        VectorCodec::Int8 => {
+            let (lo, step) = int8_grid(dim, vectors);
+            lo.iter()
+                .for_each(|v| params.extend_from_slice(&v.to_le_bytes()));
+            step.iter()
+                .for_each(|v| params.extend_from_slice(&v.to_le_bytes()));
+            vectors
+                .chunks_exact(dim.max(1))
+                .flat_map(|row| {
+                    row.iter().zip(lo.iter().zip(&step)).map(|(&x, (&l, &s))| {
+                        if s > 0.0 {
+                            ((x - l) / s).round().clamp(0.0, 255.0) as u8
+                        } else {
+                            0
+                        }
+                    })
+                })
+                .collect()
+        }
+    };
+    EncodedVectors { params, data }
+}
+
+/// Per dimension: the minimum, and the step that spreads 256 levels up to the maximum.
+fn int8_grid(dim: usize, vectors: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut lo = vec![f32::INFINITY; dim];
+    let mut hi = vec![f32::NEG_INFINITY; dim];
+    for row in vectors.chunks_exact(dim.max(1)) {
+        for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+            *l = l.min(x);
+            *h = h.max(x);
+        }
+    }
+    let step = lo
+        .iter()
+        .zip(&hi)
+        .map(|(&l, &h)| if h > l { (h - l) / 255.0 } else { 0.0 })
+        .collect();
+    let lo = lo
+        .into_iter()
+        .map(|l| if l.is_finite() { l } else { 0.0 })
+        .collect();
+    (lo, step)
+}
+
+/// Decodes rows of a `VECTORS` section: the parsed `VECTOR_CODEC` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorDecoder {
+    codec: VectorCodec,
+    dim: usize,
+    lo: Vec<f32>,
+    step: Vec<f32>,
+}
+
+impl VectorDecoder {
+    /// The decoder of `f32` rows (segments before version 5).
+    pub fn f32(dim: usize) -> Self {
+        VectorDecoder {
+            codec: VectorCodec::F32,
+            dim,
+            lo: Vec::new(),
+            step: Vec::new(),
+        }
+    }
+
+    /// Parses a `VECTOR_CODEC` section found at file offset `at`.
+    pub fn parse(section: &[u8], dim: usize, at: u64) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(section, at);
+        let code_at = r.offset();
+        let code = r.u32()?;
+        let codec = u8::try_from(code)
+            .ok()
+            .and_then(VectorCodec::from_code)
+            .ok_or_else(|| Reader::fault_at(code_at, CorruptionKind::Invalid("vector codec")))?;
+        if r.u32()? != 0 {
+            return Err(Reader::fault_at(
+                code_at + 4,
+                CorruptionKind::Invalid("vector codec"),
+            ));
+        }
+        let mut d = VectorDecoder {
+            codec,
+            dim,
+            lo: Vec::new(),
+            step: Vec::new(),
+        };
+        if codec == VectorCodec::Int8 {
+            let mut floats = |n: usize| -> Result<Vec<f32>, DecodeError> {
+                (0..n).map(|_| r.u32().map(f32::from_bits)).collect()
+            };
+            d.lo = floats(dim)?;
+            d.step = floats(dim)?;
+            let bad = d.lo.iter().chain(&d.step).any(|x| !x.is_finite())
+                || d.step.iter().any(|&s| s < 0.0);
+            if bad {
+                return Err(Reader::fault_at(
+                    at + 8,
+                    CorruptionKind::Invalid("int8 vector grid"),
+                ));
+            }
+        }
+        if r.remaining() != 0 {
+            return Err(Reader::fault_at(
+                r.offset(),
+                CorruptionKind::Invalid("vector codec length"),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> VectorCodec {
+        self.codec
+    }
+
+    /// Bytes of one stored row.
+    pub fn row_bytes(&self) -> usize {
+        self.dim * self.codec.value_bytes()
+    }
+
+    /// Appends the rows stored in `bytes` (whole rows) to `out` as `f32`.
+    pub fn decode_into(&self, bytes: &[u8], out: &mut Vec<f32>) {
+        let n = bytes.len() / self.codec.value_bytes();
+        let start = out.len();
+        out.resize(start + n, 0.0);
+        let dst = out.get_mut(start..).unwrap_or(&mut []);
+        match self.codec {
+            VectorCodec::F32 => {
+                for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *d = f32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+                }
+            }
+            VectorCodec::F16 => match bytemuck::try_cast_slice::<u8, u16>(bytes) {
+                Ok(bits) => bits
+                    .reinterpret_cast::<half::f16>()
+                    .convert_to_f32_slice(dst),
+                Err(_) => {
+                    for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let bits = u16::from_le_bytes(b.try_into().unwrap_or([0; 2]));
+                        *d = half::f16::from_bits(bits).to_f32();
+                    }
+                }
+            },
+            VectorCodec::Int8 => {
+                for (row, src) in dst
+                    .chunks_mut(self.dim.max(1))
+                    .zip(bytes.chunks(self.dim.max(1)))
+                {
+                    for (((d, &q), &l), &s) in row.iter_mut().zip(src).zip(&self.lo).zip(&self.step)
+                    {
+                        *d = l + f32::from(q) * s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, dim: usize) -> Vec<f32> {
+        (0..n * dim)
+            .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 37.0 - 13.0)
+            .collect()
+    }
+
+    fn round_trip(codec: VectorCodec, dim: usize, v: &[f32]) -> Vec<f32> {
+        let e = encode(codec, dim, v);
+        assert_eq!(e.data.len(), v.len() * codec.value_bytes());
+        let d = VectorDecoder::parse(&e.params, dim, 0).unwrap();
+        assert_eq!(d.codec(), codec);
+        let mut out = vec![9.0];
+        d.decode_into(&e.data, &mut out);
+        assert_eq!(out.remove(0), 9.0, "decoding appends");
+        out
+    }
+
+    #[test]
+    fn f32_is_exact() {
+        let v = rows(10, 7);
+        assert_eq!(round_trip(VectorCodec::F32, 7, &v), v);
+    }
+
+    #[test]
+    fn f16_keeps_eleven_significant_bits_and_clamps_its_range() {
+        let mut v = rows(10, 7);
+        v[3] = 1e6;
+        v[4] = -1e6;
+        let out = round_trip(VectorCodec::F16, 7, &v);
+        assert_eq!((out[3], out[4]), (65_504.0, -65_504.0));
+        for (a, b) in v.iter().zip(&out).filter(|(a, _)| a.abs() < 60_000.0) {
+            assert!((a - b).abs() <= a.abs() / 1024.0, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn int8_error_is_at_most_half_a_step_per_dimension() {
+        let dim = 5;
+        let mut v = rows(50, dim);
+        // A constant dimension and an extreme one.
+        v.iter_mut().skip(1).step_by(dim).for_each(|x| *x = 0.25);
+        v[2] = 1e4;
+        let out = round_trip(VectorCodec::Int8, dim, &v);
+        for j in 0..dim {
+            let col: Vec<f32> = v.iter().skip(j).step_by(dim).copied().collect();
+            let (lo, hi) = col
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            let step = (hi - lo) / 255.0;
+            for (i, &x) in col.iter().enumerate() {
+                let got = out[i * dim + j];
+                assert!(
+                    (got - x).abs() <= step / 2.0 + 1e-3 * step.max(1e-6),
+                    "dim {j}: {x} vs {got}"
+                );
+            }
+        }
+        assert!(out.iter().skip(1).step_by(dim).all(|&x| x == 0.25));
+    }
+
+    #[test]
+    fn names_and_codes_round_trip() {
+        for c in VECTOR_CODECS {
+            assert_eq!(VectorCodec::from_name(c.name()), Some(c));
+            assert_eq!(VectorCodec::from_code(c.code()), Some(c));
+        }
+        assert_eq!(VectorCodec::from_name("bf16"), None);
+        assert_eq!(VectorCodec::from_code(3), None);
+    }
+
+    #[test]
+    fn damaged_parameters_are_refused() {
+        let e = encode(VectorCodec::Int8, 3, &rows(4, 3));
+        assert!(VectorDecoder::parse(&e.params, 4, 0).is_err(), "length");
+        let mut p = e.params.clone();
+        p[0] = 7;
+        assert!(VectorDecoder::parse(&p, 3, 0).is_err(), "code");
+        let mut p = e.params.clone();
+        p[8 + 12..8 + 16].copy_from_slice(&(-1.0f32).to_le_bytes());
+        assert!(VectorDecoder::parse(&p, 3, 0).is_err(), "negative step");
+        let mut p = e.params;
+        p[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(VectorDecoder::parse(&p, 3, 0).is_err(), "NaN");
+    }
+}
