@@ -489,10 +489,18 @@ impl Row<'_> {
     ) -> serde_json::Value {
         let (sopts, rec, qps1, rss) = (self.sopts, self.recall, self.qps(), self.rss);
         let nq = self.best.lat.len();
+        // A store of another codec than f32 is its own config (`strata-int8`).
+        let codec = match o.stats.segments.first().map(|g| g.vector_codec) {
+            Some(c) if c != "f32" => format!("-{c}"),
+            _ => String::new(),
+        };
         let (config, param) = if sopts.exact {
-            ("strata-exact", json!({"mode": "exact"}))
+            (format!("strata-exact{codec}"), json!({"mode": "exact"}))
         } else {
-            ("strata", json!({"ef": sopts.ef, "rerank": sopts.rerank}))
+            (
+                format!("strata{codec}"),
+                json!({"ef": sopts.ef, "rerank": sopts.rerank}),
+            )
         };
         let rss_delta = rss - o.rss_before_open;
         println!(

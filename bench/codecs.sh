@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Recall, speed and disk of each vector codec (f32, f16, int8) beside hnswlib, from ONE
+# invocation of ../shared/peers/peers.py (only figures from the same run compare):
+#
+#   bench/codecs.sh DATASET [NQ]
+#     DATASET  glove-50 | siftsmall | manpages-minilm-384 | a directory with
+#              *_base.fvecs, *_query.fvecs, *_groundtruth.ivecs
+#     NQ       queries to use (default: 1000)
+#
+# Each codec is its own config in the table (strata, strata-f16, strata-int8); the JSON
+# lines (OUT, default /tmp/strata-codecs-DATASET.jsonl) carry vector_bytes and
+# front_bytes per store. Needs the peers' virtualenv (../shared/peers/setup.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${STRATA_SHARED:-$root/../shared}
+ds=${1:?usage: bench/codecs.sh DATASET [NQ]}
+nq=${2:-1000}
+case "$ds" in
+  /*|./*|../*) dir=$ds ;;
+  *) dir=$shared/data/$ds ;;
+esac
+name=$(basename "$dir")
+base=$(ls "$dir"/*_base.fvecs)
+query=$(ls "$dir"/*_query.fvecs)
+gt=$(ls "$dir"/*_groundtruth.ivecs)
+metric=l2
+case "$name" in glove-50|manpages-minilm-384) metric=cosine ;; esac
+py=${PEERS_PY:-$HOME/.cache/strata-peers/venv/bin/python}
+[ -x "$py" ] || { echo "peers venv missing: run $shared/peers/setup.sh" >&2; exit 1; }
+(cd "$root" && cargo build --release -p strata-tools)
+out=${OUT:-/tmp/strata-codecs-$name.jsonl}
+rm -f "$out"
+ext=()
+for codec in f32 f16 int8; do
+  ext+=(--external "strata-$codec=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --json {out} --vector-codec $codec --ef 10,16,20,24,32,40,48,64,96,128,192,256 --rerank 50,100")
+done
+"$py" "$shared/peers/peers.py" --base "$base" --query "$query" --gt "$gt" --metric "$metric" --k 10 \
+  --nq "$nq" --peers hnswlib-hnsw --json-out "$out" "${ext[@]}"
+"$py" "$shared/peers/peers.py" --summarize "$out" --markdown
+echo "JSON lines: $out"
