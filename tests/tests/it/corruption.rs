@@ -76,11 +76,18 @@ fn flipped_segment_metadata_fails_open_and_vector_damage_fails_verify() {
         assert_names(&open_err(&dir), &seg);
         flip(&seg, off);
     }
-    // The vectors section is checked by verify.
-    let vectors_at = 64 + (151u64 * 8).next_multiple_of(64) + 40;
+    // The vectors section (after the ids and the 8-byte vector codec section, each in a
+    // 64-byte aligned slot) is checked per block by the first read, and by verify.
+    let vectors_at = 64 + (151u64 * 8).next_multiple_of(64) + 64 + 40;
     flip(&seg, vectors_at);
     let e = strata::verify(&dir).unwrap_err();
     assert_names(&e, &seg);
+    let db = Db::open(&dir, Options::existing()).unwrap();
+    let e = db
+        .search(&[0.0; 16], &strata::SearchOptions::exact(1000))
+        .unwrap_err();
+    assert_names(&e, &seg);
+    db.close().unwrap();
     flip(&seg, vectors_at);
     strata::verify(&dir).unwrap();
 }
