@@ -78,6 +78,8 @@ pub enum Stage {
     /// Linking the graph (`done` counts linked rows); in a GPU build, pruning the
     /// neighbour lists into the graph.
     Graph,
+    /// Putting the rows in the graph's locality order (indexed segments).
+    Order,
     /// Indexing the rows' metadata (the segment's field index).
     Fields,
     /// Writing and syncing the file.
@@ -93,6 +95,7 @@ impl Stage {
             Stage::Encode => "encode",
             Stage::Lists => "neighbour lists",
             Stage::Graph => "graph",
+            Stage::Order => "locality order",
             Stage::Fields => "field index",
             Stage::Write => "write",
         }
@@ -116,6 +119,10 @@ pub struct BuildReport {
     pub stages: Vec<(Stage, Duration)>,
     /// Why a GPU build fell back to the CPU, if it did.
     pub fallback: Option<String>,
+    /// The written segment's row order, when it is not the input's: row `r` of the file
+    /// holds input row `row_order[r]` (indexed segments are written in the graph's
+    /// locality order).
+    pub row_order: Option<Vec<u32>>,
 }
 
 impl BuildReport {
@@ -202,6 +209,23 @@ pub struct BuiltIndex {
 }
 
 impl BuiltIndex {
+    /// Renumbers the graph's nodes and reorders the codes so that row `r` is input row
+    /// `order[r]`.
+    fn permute(&mut self, order: &[u32]) {
+        let m = self.meta.pq_m as usize;
+        let mut codes = Vec::with_capacity(self.codes.len());
+        for &r in order {
+            let at = r as usize * m;
+            codes.extend_from_slice(self.codes.get(at..at + m).unwrap_or(&[]));
+        }
+        self.codes = codes;
+        self.graph = self.graph.renumbered(order);
+        if let Some((entry, level)) = self.graph.entry() {
+            self.meta.entry_node = entry;
+            self.meta.entry_level = level as u32;
+        }
+    }
+
     /// Trains PQ, encodes every row and builds the graph, on the current rayon pool
     /// (and the GPU, as `o.device` says).
     pub fn build(vectors: &[f32], dim: usize, metric: Metric, o: &IndexOptions) -> BuiltIndex {
@@ -313,7 +337,9 @@ impl BuiltIndex {
     }
 }
 
-/// The rows of a new segment, sorted by id.
+/// The rows of a new segment, sorted by id (an indexed segment is written in its
+/// graph's locality order instead: [`BuildReport::row_order`]).
+#[derive(Clone, Copy)]
 pub struct SegmentRows<'a> {
     /// Vector dimension.
     pub dim: usize,
@@ -363,6 +389,20 @@ pub fn write_segment(
         .as_ref()
         .map(|ix| ix.report.clone())
         .unwrap_or_default();
+    // An indexed segment's rows go in the graph's breadth-first order: a search's walk
+    // and its rerank candidates then share pages.
+    let mut index = index;
+    let permuted = index.as_mut().map(|ix| {
+        report.timed(Stage::Order, || {
+            let order = strata_index::hnsw::locality_order(&ix.graph.view());
+            ix.permute(&order);
+            PermutedRows::new(rows, order)
+        })
+    });
+    let rows = &match &permuted {
+        Some(p) => p.rows(rows),
+        None => *rows,
+    };
     let fields = report.timed(Stage::Fields, || field_index(rows))?;
     if !progress(Stage::Write, 0, n as u64) {
         return Ok(None);
@@ -383,7 +423,60 @@ pub fn write_segment(
     report.timed(Stage::Write, || {
         strata_format::segment::write_segment(fs, path, &input)
     })?;
+    report.row_order = permuted.map(|p| p.order);
     Ok(Some(report))
+}
+
+/// The columns of [`SegmentRows`] in another row order (owned; borrowed items stay
+/// borrowed).
+struct PermutedRows<'a> {
+    order: Vec<u32>,
+    ids: Vec<u64>,
+    vectors: Vec<f32>,
+    payloads: Vec<Option<&'a [u8]>>,
+    metadata: Vec<Option<&'a [u8]>>,
+    keys: Vec<&'a str>,
+}
+
+impl<'a> PermutedRows<'a> {
+    /// `rows` with row `r` taken from input row `order[r]`.
+    fn new(rows: &SegmentRows<'a>, order: Vec<u32>) -> Self {
+        fn pick<T: Copy>(col: &[T], order: &[u32]) -> Vec<T> {
+            if col.is_empty() {
+                return Vec::new();
+            }
+            order
+                .iter()
+                .filter_map(|&r| col.get(r as usize).copied())
+                .collect()
+        }
+        let dim = rows.dim;
+        let mut vectors = Vec::with_capacity(rows.vectors.len());
+        for &r in &order {
+            let at = r as usize * dim;
+            vectors.extend_from_slice(rows.vectors.get(at..at + dim).unwrap_or(&[]));
+        }
+        PermutedRows {
+            ids: pick(rows.ids, &order),
+            vectors,
+            payloads: pick(rows.payloads, &order),
+            metadata: pick(rows.metadata, &order),
+            keys: pick(rows.keys, &order),
+            order,
+        }
+    }
+
+    /// The permuted rows, with `like`'s other fields.
+    fn rows<'b>(&'b self, like: &SegmentRows<'b>) -> SegmentRows<'b> {
+        SegmentRows {
+            ids: &self.ids,
+            vectors: &self.vectors,
+            payloads: &self.payloads,
+            metadata: &self.metadata,
+            keys: &self.keys,
+            ..*like
+        }
+    }
 }
 
 /// The encoded field index of `rows`' metadata (`None` when no row has any).

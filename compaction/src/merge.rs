@@ -161,16 +161,25 @@ pub fn merge(
         unindexed: spec.unindexed,
         vector_codec: spec.vector_codec,
     };
-    let build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
+    let mut build = match write_segment(spec.fs, spec.path, &rows, spec.index, progress)? {
         Some(report) => report,
         None => {
             let _ = spec.fs.remove(spec.path);
             return Ok(MergeOutcome::Stopped);
         }
     };
+    // An indexed output's rows are in the graph's locality order.
+    let origin: Vec<(u32, u32)> = match build.row_order.take() {
+        Some(order) => order
+            .iter()
+            .filter_map(|&o| origin.get(o as usize))
+            .map(|&(_, s, r)| (s, r))
+            .collect(),
+        None => origin.iter().map(|&(_, s, r)| (s, r)).collect(),
+    };
     Ok(MergeOutcome::Written(Merged {
         rows: ids.len(),
-        origin: origin.iter().map(|&(_, s, r)| (s, r)).collect(),
+        origin,
         indexed: build.indexed,
         build,
         dropped,

@@ -217,7 +217,14 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         Some(pool) => pool.install(build),
         None => build(),
     }?;
-    if let Some(r) = report {
+    if let Some(mut r) = report {
+        // An indexed segment's rows are in the graph's locality order.
+        if let Some(order) = r.row_order.take() {
+            rows = order
+                .iter()
+                .filter_map(|&o| rows.get(o as usize).copied())
+                .collect();
+        }
         inner.builds.record(file_no, r);
     }
     fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)?;

@@ -78,6 +78,11 @@ pub(crate) fn collect_version(
             indexed: seg.index.is_some(),
             field_index_bytes: seg.reader.field_index_len(),
             vector_codec: seg.reader.vector_codec().name(),
+            row_order: if seg.reader.rows_in_id_order() {
+                "id"
+            } else {
+                "graph"
+            },
             vector_bytes: seg.reader.vectors_len(),
             front_bytes: seg.reader.index().map_or(0, |ix| {
                 (std::mem::size_of_val(ix.codebook)

@@ -45,8 +45,8 @@ fn leaf_rows(s: &LiveSegment, leaf: &Filter) -> Result<RowSet> {
     Ok(set)
 }
 
-/// The live rows of `s` from row `start` on that pass `filter`, in row (= id) order,
-/// handed to `keep` until it returns false.
+/// The live rows of `s` from the `start`-th smallest id on that pass `filter`, in id
+/// order, handed to `keep` until it returns false.
 fn segment_rows(
     s: &LiveSegment,
     start: usize,
@@ -58,7 +58,10 @@ fn segment_rows(
         Some(f) => Some(passing_rows(s, f)?),
         None => None,
     };
-    for row in start..s.reader.rows() {
+    for rank in start..s.reader.rows() {
+        let Some(row) = s.reader.row_of_rank(rank) else {
+            return Ok(());
+        };
         let ok = match &pass {
             Some(p) => p.contains(row),
             None => !s.deleted.contains(row),
@@ -125,7 +128,7 @@ pub(crate) fn scan(
     for s in &v.segments {
         let start = match after {
             None => 0,
-            Some(a) => s.reader.ids().partition_point(|&id| id <= a),
+            Some(a) => s.reader.rank_after(a),
         };
         let mut taken = 0;
         segment_rows(s, start, filter, |id| {

@@ -117,10 +117,7 @@ fn refuse_foreign_files(fs: &dyn Vfs, dir: &Path) -> Result<()> {
 /// memtable row holds (deleted rows included, so an id is never bound to a second key
 /// while a row of the first one exists).
 fn first_unused_id(v: &Version) -> u64 {
-    let segments = v
-        .segments
-        .iter()
-        .filter_map(|s| s.reader.ids().last().copied());
+    let segments = v.segments.iter().filter_map(|s| s.reader.max_id());
     let memtables = v.memtables.iter().flat_map(|m| m.rows().map(|r| r.id));
     segments
         .chain(memtables)

@@ -47,6 +47,9 @@ pub struct SegmentStats {
     pub field_index_bytes: u64,
     /// How it stores its vectors (`f32`, `f16`, `int8`).
     pub vector_codec: &'static str,
+    /// The order of its rows: `id` (ascending ids), or `graph` (its graph's locality
+    /// order, with an id index: indexed segments from format 5).
+    pub row_order: &'static str,
     /// Bytes of its stored vectors (`VECTORS`).
     pub vector_bytes: u64,
     /// Bytes of what every search of it walks: PQ codebook and codes and the graph

@@ -170,6 +170,15 @@ pub(super) fn parse_table(
             CorruptionKind::Invalid("vector codec and block checksum sections"),
         ));
     }
+    let has_order = out
+        .get(SectionKind::IdOrder as usize - 1)
+        .is_some_and(Option::is_some);
+    if has_order && header.version < 5 {
+        return Err(Reader::fault_at(
+            table_off,
+            CorruptionKind::Invalid("id order section"),
+        ));
+    }
     let (key_count, key_all) = present(KEY_KINDS);
     if key_count != 0 && (key_count != key_all || header.version < 4) {
         return Err(Reader::fault_at(
@@ -197,6 +206,9 @@ pub(super) fn parse_table(
         )?;
     }
     expect(dir, blocks.checked_mul(16), "payload directory length")?;
+    if let Some(Some(order)) = out.get(SectionKind::IdOrder as usize - 1) {
+        expect(order, rows.checked_mul(4), "id order length")?;
+    }
     if let Some(Some(meta_dir)) = out.get(SectionKind::MetadataDir as usize - 1) {
         expect(
             meta_dir,

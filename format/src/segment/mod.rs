@@ -16,6 +16,7 @@
 //! produces the file.
 
 mod blocks;
+mod id_order;
 mod keys;
 mod layout;
 mod write;
@@ -61,7 +62,7 @@ const NO_PAYLOAD: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SectionKind {
-    /// Sorted, unique `u64` ids.
+    /// Unique `u64` ids in row order: ascending unless `ID_ORDER` is present.
     Ids = 1,
     /// `rows × dim` values in the segment's vector codec (`f32` before version 5).
     Vectors = 2,
@@ -98,10 +99,12 @@ pub enum SectionKind {
     VectorCodec = 16,
     /// CRC32 of every 4 KiB block of `VECTORS`, `PQ_CODES` and `GRAPH_L0` (version 5 on).
     BlockCrcs = 17,
+    /// The rows as `u32`, by ascending id, when they are not in id order (version 5 on).
+    IdOrder = 18,
 }
 
 /// Number of section kinds.
-const KIND_COUNT: usize = 17;
+const KIND_COUNT: usize = 18;
 
 const SECTION_KINDS: [SectionKind; KIND_COUNT] = [
     SectionKind::Ids,
@@ -121,6 +124,7 @@ const SECTION_KINDS: [SectionKind; KIND_COUNT] = [
     SectionKind::FieldIndex,
     SectionKind::VectorCodec,
     SectionKind::BlockCrcs,
+    SectionKind::IdOrder,
 ];
 
 // Sections 1..=4 are in every segment; the index sections (5..=9) are present all
@@ -306,7 +310,7 @@ pub struct SegmentWriteInput<'a> {
     pub metric: u8,
     /// Highest sequence number of any row written (informational).
     pub max_seq: u64,
-    /// Strictly ascending ids.
+    /// Unique ids, in row order (rows not in id order get an `ID_ORDER` section).
     pub ids: &'a [u64],
     /// `ids.len() × dim` values, row-major.
     pub vectors: &'a [f32],
@@ -488,6 +492,9 @@ impl SegmentReader {
             ));
         }
         self.check_section(SectionKind::BlockCrcs)?;
+        if self.sections.has(SectionKind::IdOrder) {
+            self.check_section(SectionKind::IdOrder)?;
+        }
         if self.sections.has(SectionKind::IndexMeta) {
             self.check_section(SectionKind::GraphUpper)?;
         }
@@ -600,7 +607,9 @@ impl SegmentReader {
         self.bytes.len() as u64
     }
 
-    /// The sorted id column.
+    /// The id of every row, in row order: ascending unless
+    /// [`rows_in_id_order`](Self::rows_in_id_order) is false (then
+    /// [`row_of_rank`](Self::row_of_rank) lists the rows by id).
     pub fn ids(&self) -> &[u64] {
         bytemuck::try_cast_slice(self.section_bytes(SectionKind::Ids)).unwrap_or(&[])
     }
@@ -693,11 +702,6 @@ impl SegmentReader {
                 CorruptionKind::Invalid("row beyond the ids section"),
             )
         })
-    }
-
-    /// The row holding `id`, by binary search of the id column.
-    pub fn find(&self, id: u64) -> Option<usize> {
-        self.ids().binary_search(&id).ok()
     }
 
     /// The payload of `row`, decompressing its block.
@@ -898,13 +902,7 @@ impl SegmentReader {
                 self.check_section(kind)?;
             }
         }
-        let ids_off = self.section(SectionKind::Ids).range.start;
-        if let Some(i) = first_unordered(self.ids()) {
-            return Err(Reader::fault_at(
-                ids_off + 8 * (i as u64 + 1),
-                CorruptionKind::Invalid("id order"),
-            ));
-        }
+        self.verify_id_order()?;
         let mut columns = vec![PAYLOAD_COLUMN];
         if self.has_metadata() {
             columns.push(METADATA_COLUMN);

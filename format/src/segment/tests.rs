@@ -456,3 +456,66 @@ fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
         assert!(matches!(seg.verify(), Err(Error::Corruption { .. })));
     }
 }
+
+/// Rows in another order than their ids: `ID_ORDER` is written, lookups, ranks and the
+/// highest id go through it, and a damaged `ID_ORDER` is refused at open.
+#[test]
+fn rows_out_of_id_order_are_found_through_the_id_order_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 500usize;
+    // A permutation of the ids 10, 13, 16, ...
+    let ids: Vec<u64> = (0..rows as u64)
+        .map(|i| 10 + 3 * ((i * 7) % rows as u64))
+        .collect();
+    let vectors: Vec<f32> = (0..rows * 2).map(|i| i as f32).collect();
+    let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+    let path = dir.path().join("000004.seg");
+    let input = SegmentWriteInput {
+        dim: 2,
+        metric: 0,
+        max_seq: 1,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payloads,
+        metadata: &[],
+        keys: &[],
+        field_index: None,
+        index: None,
+        vector_codec: crate::VectorCodec::F32,
+    };
+    write_segment(&OsVfs, &path, &input).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    assert!(!seg.rows_in_id_order());
+    for (row, &id) in ids.iter().enumerate() {
+        assert_eq!(seg.find(id), Some(row));
+        assert_eq!(seg.find(id + 1), None);
+    }
+    assert_eq!(seg.find(0), None);
+    let by_rank: Vec<u64> = (0..rows)
+        .map(|k| ids[seg.row_of_rank(k).unwrap()])
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(by_rank, sorted);
+    assert_eq!(seg.row_of_rank(rows), None);
+    assert_eq!(seg.rank_after(9), 0);
+    assert_eq!(seg.rank_after(10), 1);
+    assert_eq!(seg.rank_after(12), 1);
+    assert_eq!(seg.rank_after(u64::MAX), rows);
+    assert_eq!(seg.max_id(), Some(10 + 3 * (rows as u64 - 1)));
+    seg.verify().unwrap();
+    let order_at = seg.section(SectionKind::IdOrder).range.start as usize;
+    drop(seg);
+    let mut bad = std::fs::read(&path).unwrap();
+    bad[order_at + 4] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    assert!(matches!(
+        SegmentReader::open(&OsVfs, &path),
+        Err(Error::Corruption { .. })
+    ));
+    // Duplicate ids are refused by the writer.
+    let mut dup = ids.clone();
+    dup[7] = dup[300];
+    let input = SegmentWriteInput { ids: &dup, ..input };
+    assert!(write_segment(&OsVfs, &dir.path().join("000005.seg"), &input).is_err());
+}

@@ -25,8 +25,13 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     if !lengths_ok || !metadata_ok || !keys_ok || dim == 0 {
         return Err(bad("segment input lengths disagree"));
     }
-    if !strictly_ascending(input.ids) {
-        return Err(bad("segment ids are not strictly ascending"));
+    let id_order = id_order::encode(input.ids);
+    if id_order.is_some() {
+        let mut sorted = input.ids.to_vec();
+        sorted.sort_unstable();
+        if !strictly_ascending(&sorted) {
+            return Err(bad("segment ids are not unique"));
+        }
     }
     let file = fs.create_new(path).map_err(|e| Error::io(path, e))?;
     let mut w = SectionWriter {
@@ -38,6 +43,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     w.put(&header_bytes(input, rows as u64)).map_err(io)?;
     w.section(SectionKind::Ids, bytemuck::cast_slice(input.ids))
         .map_err(io)?;
+    if let Some(order) = &id_order {
+        w.section(SectionKind::IdOrder, order).map_err(io)?;
+    }
     // What a search needs resident comes first, full vectors and payloads after.
     let mut covered: Vec<&[u8]> = Vec::with_capacity(3);
     let vectors = crate::vector_codec::encode(input.vector_codec, dim, input.vectors);

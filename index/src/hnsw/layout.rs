@@ -234,6 +234,19 @@ impl<'a> GraphView<'a> {
 }
 
 impl GraphView<'_> {
+    /// The highest level (0 for a graph with only level 0).
+    pub fn top_level(&self) -> usize {
+        self.upper.len()
+    }
+
+    /// The nodes on upper level `level` (1-based), ascending.
+    pub fn level_nodes(&self, level: usize) -> &[u32] {
+        level
+            .checked_sub(1)
+            .and_then(|i| self.upper.get(i))
+            .map_or(&[], |l| l.nodes)
+    }
+
     /// Node `node`'s packed level-0 slots (empty when out of range).
     #[inline]
     fn level0_bytes(&self, node: u32) -> &[u8] {

@@ -13,6 +13,7 @@
 mod build;
 mod from_lists;
 mod layout;
+mod reorder;
 mod visited;
 
 pub use build::{
@@ -22,6 +23,7 @@ pub use from_lists::{
     build_from_lists, default_candidates, graph_space_rows, NeighborLists, MAX_CANDIDATES,
 };
 pub use layout::{GraphError, GraphView, PackedGraph};
+pub use reorder::{invert, locality_order};
 pub use visited::Visited;
 
 use std::cmp::Reverse;
