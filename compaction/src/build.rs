@@ -78,7 +78,7 @@ pub enum Stage {
     /// Linking the graph (`done` counts linked rows); in a GPU build, pruning the
     /// neighbour lists into the graph.
     Graph,
-    /// Putting the rows in the graph's locality order (indexed segments).
+    /// Putting the rows in a spatial order (indexed segments).
     Order,
     /// Indexing the rows' metadata (the segment's field index).
     Fields,
@@ -120,8 +120,8 @@ pub struct BuildReport {
     /// Why a GPU build fell back to the CPU, if it did.
     pub fallback: Option<String>,
     /// The written segment's row order, when it is not the input's: row `r` of the file
-    /// holds input row `row_order[r]` (indexed segments are written in the graph's
-    /// locality order).
+    /// holds input row `row_order[r]` (indexed segments are written in a spatial order,
+    /// [`strata_index::hnsw::spatial_order`]).
     pub row_order: Option<Vec<u32>>,
 }
 
@@ -337,8 +337,8 @@ impl BuiltIndex {
     }
 }
 
-/// The rows of a new segment, sorted by id (an indexed segment is written in its
-/// graph's locality order instead: [`BuildReport::row_order`]).
+/// The rows of a new segment, sorted by id (an indexed segment is written in a spatial
+/// order instead: [`BuildReport::row_order`]).
 #[derive(Clone, Copy)]
 pub struct SegmentRows<'a> {
     /// Vector dimension.
@@ -389,12 +389,13 @@ pub fn write_segment(
         .as_ref()
         .map(|ix| ix.report.clone())
         .unwrap_or_default();
-    // An indexed segment's rows go in the graph's breadth-first order: a search's walk
-    // and its rerank candidates then share pages.
+    // An indexed segment's rows go in a spatial order (the graph renumbered to match):
+    // a search's walk and its rerank candidates, which gather around the query, then
+    // share pages.
     let mut index = index;
     let permuted = index.as_mut().map(|ix| {
         report.timed(Stage::Order, || {
-            let order = strata_index::hnsw::locality_order(&ix.graph.view());
+            let order = strata_index::hnsw::spatial_order(rows.vectors, rows.dim);
             ix.permute(&order);
             PermutedRows::new(rows, order)
         })

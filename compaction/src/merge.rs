@@ -168,7 +168,7 @@ pub fn merge(
             return Ok(MergeOutcome::Stopped);
         }
     };
-    // An indexed output's rows are in the graph's locality order.
+    // An indexed output's rows are in a spatial order.
     let origin: Vec<(u32, u32)> = match build.row_order.take() {
         Some(order) => order
             .iter()

@@ -218,7 +218,7 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         None => build(),
     }?;
     if let Some(mut r) = report {
-        // An indexed segment's rows are in the graph's locality order.
+        // An indexed segment's rows are in a spatial order.
         if let Some(order) = r.row_order.take() {
             rows = order
                 .iter()

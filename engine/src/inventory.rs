@@ -81,7 +81,7 @@ pub(crate) fn collect_version(
             row_order: if seg.reader.rows_in_id_order() {
                 "id"
             } else {
-                "graph"
+                "spatial"
             },
             vector_bytes: seg.reader.vectors_len(),
             front_bytes: seg.reader.index().map_or(0, |ix| {

@@ -47,8 +47,8 @@ pub struct SegmentStats {
     pub field_index_bytes: u64,
     /// How it stores its vectors (`f32`, `f16`, `int8`).
     pub vector_codec: &'static str,
-    /// The order of its rows: `id` (ascending ids), or `graph` (its graph's locality
-    /// order, with an id index: indexed segments from format 5).
+    /// The order of its rows: `id` (ascending ids), or `spatial` (rows close in space
+    /// kept close, with an id index: indexed segments from format 5).
     pub row_order: &'static str,
     /// Bytes of its stored vectors (`VECTORS`).
     pub vector_bytes: u64,

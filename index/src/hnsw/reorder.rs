@@ -1,46 +1,79 @@
-//! Locality order: renumbering a graph's nodes so that nodes a search visits together
-//! have nearby numbers. Segments store rows in that order, so a query's walk (PQ codes,
-//! graph rows) and its rerank candidates (full vectors) fall on fewer pages.
+//! Locality order: renumbering a segment's rows (and its graph's nodes) so that rows
+//! close in space have close numbers. Segments store rows in that order, so a query's
+//! walk (PQ codes, graph rows) and its rerank candidates (full vectors), which gather
+//! around the query, fall on few pages.
 
-use super::{Graph, GraphView, PackedGraph};
+use super::{Graph, PackedGraph};
 
-/// A breadth-first order of `g`'s level 0 from its entry point, each node's neighbours
-/// in their stored order (nearest first); nodes the walk does not reach follow in their
-/// own order. Returns, for each new position, the old node number.
-pub fn locality_order(g: &GraphView<'_>) -> Vec<u32> {
-    let n = g.node_count();
-    let mut order: Vec<u32> = Vec::with_capacity(n);
-    let mut seen = vec![false; n];
-    let mut buf = Vec::new();
-    let mark = |node: u32, seen: &mut [bool], order: &mut Vec<u32>| {
-        if let Some(s) = seen.get_mut(node as usize) {
-            if !*s {
-                *s = true;
-                order.push(node);
-            }
+/// Rows per leaf of [`spatial_order`]'s tree.
+pub const SPATIAL_LEAF: usize = 64;
+
+/// A spatial order of `dim`-dimensional `vectors` (row-major): the rows are split
+/// recursively at the median of their projection on their principal direction (a few
+/// power iterations over at most 1,024 of them) down to [`SPATIAL_LEAF`] rows, and the
+/// leaves are laid out left to right. Rows close in space get close positions at every
+/// scale, so the rows a search reaches together — a query's neighbourhood — share pages.
+/// Returns, for each new position, the old row number.
+pub fn spatial_order(vectors: &[f32], dim: usize) -> Vec<u32> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    let mut rows: Vec<u32> = (0..n as u32).collect();
+    split(&mut rows, vectors, dim);
+    rows
+}
+
+fn row_of(vectors: &[f32], dim: usize, r: u32) -> &[f32] {
+    let at = r as usize * dim;
+    vectors.get(at..at + dim).unwrap_or(&[])
+}
+
+fn split(rows: &mut [u32], vectors: &[f32], dim: usize) {
+    if rows.len() <= SPATIAL_LEAF {
+        return;
+    }
+    let step = rows.len().div_ceil(1024);
+    let sample: Vec<&[f32]> = rows
+        .iter()
+        .step_by(step)
+        .map(|&r| row_of(vectors, dim, r))
+        .collect();
+    let mut mean = vec![0f32; dim];
+    for v in &sample {
+        mean.iter_mut().zip(v.iter()).for_each(|(m, x)| *m += x);
+    }
+    mean.iter_mut().for_each(|m| *m /= sample.len() as f32);
+    // Power iteration for the principal direction of the centred sample.
+    let mut dir: Vec<f32> = (0..dim).map(|j| 1.0 + (j % 7) as f32 * 0.1).collect();
+    for _ in 0..8 {
+        let mut next = vec![0f32; dim];
+        for v in &sample {
+            let p: f32 = v
+                .iter()
+                .zip(&mean)
+                .zip(&dir)
+                .map(|((x, m), d)| (x - m) * d)
+                .sum();
+            next.iter_mut()
+                .zip(v.iter().zip(&mean))
+                .for_each(|(o, (x, m))| *o += p * (x - m));
         }
+        let norm = next.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm.is_nan() || norm <= 0.0 {
+            break;
+        }
+        dir = next.into_iter().map(|x| x / norm).collect();
+    }
+    let key = |r: &u32| -> f32 {
+        row_of(vectors, dim, *r)
+            .iter()
+            .zip(&dir)
+            .map(|(x, d)| x * d)
+            .sum()
     };
-    if let Some((entry, _)) = g.entry_point() {
-        mark(entry, &mut seen, &mut order);
-    }
-    let mut next = 0;
-    let mut unreached = 0u32;
-    while order.len() < n {
-        if let Some(&node) = order.get(next) {
-            next += 1;
-            g.neighbors(node, 0, &mut buf);
-            for &x in &buf {
-                mark(x, &mut seen, &mut order);
-            }
-        } else {
-            // The walk ended: start again from the first node not yet placed.
-            while seen.get(unreached as usize) == Some(&true) {
-                unreached += 1;
-            }
-            mark(unreached, &mut seen, &mut order);
-        }
-    }
-    order
+    let mid = rows.len() / 2;
+    rows.select_nth_unstable_by(mid, |a, b| key(a).total_cmp(&key(b)));
+    let (left, right) = rows.split_at_mut(mid);
+    split(left, vectors, dim);
+    split(right, vectors, dim);
 }
 
 /// `old_of_new` inverted: for each old node number, its new one.
@@ -56,7 +89,7 @@ pub fn invert(old_of_new: &[u32]) -> Vec<u32> {
 
 impl PackedGraph {
     /// The same graph with node `old_of_new[i]` renumbered `i` (a permutation of the
-    /// nodes, e.g. from [`locality_order`]).
+    /// nodes, e.g. from [`spatial_order`]).
     pub fn renumbered(&self, old_of_new: &[u32]) -> PackedGraph {
         let v = self.view();
         let n = self.node_count();
@@ -96,7 +129,6 @@ mod tests {
 
     #[test]
     fn renumbering_keeps_every_edge_and_level() {
-        // Node 3 is not reachable on level 0 from the entry (2).
         let lists = vec![
             vec![vec![1, 2], vec![2]],
             vec![vec![0]],
@@ -104,11 +136,11 @@ mod tests {
             vec![vec![1]],
         ];
         let g = PackedGraph::from_lists(&lists, 4, Some((2, 2)));
-        let order = locality_order(&g.view());
-        assert_eq!(order, vec![2, 0, 1, 3]);
+        let order = vec![2, 0, 3, 1];
         let r = g.renumbered(&order);
         let new_of_old = invert(&order);
-        assert_eq!(r.entry(), Some((new_of_old[2], 2)));
+        assert_eq!(new_of_old, vec![1, 3, 0, 2]);
+        assert_eq!(r.entry(), Some((0, 2)));
         let (a, b) = (g.view(), r.view());
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for old in 0..4u32 {
@@ -119,5 +151,27 @@ mod tests {
                 assert_eq!(mapped, y, "node {old} level {level}");
             }
         }
+    }
+
+    #[test]
+    fn spatial_order_is_a_permutation_that_keeps_clusters_together() {
+        // 8 clusters of 100 points on a line in 3-d, rows interleaved.
+        let dim = 3;
+        let n = 800;
+        let vectors: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = (i % 8) as f32 * 10.0;
+                let e = (i / 8) as f32 * 0.01;
+                [c + e, -c, 0.5 * c - e]
+            })
+            .collect();
+        let order = spatial_order(&vectors, dim);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+        // Each cluster's rows take consecutive positions.
+        let cluster_changes = order.windows(2).filter(|w| w[0] % 8 != w[1] % 8).count();
+        assert_eq!(cluster_changes, 7, "{order:?}");
+        assert!(spatial_order(&[], 4).is_empty());
     }
 }

@@ -99,9 +99,9 @@ fn each_codec_stores_searches_merges_and_reopens() {
         let stats = db.stats().unwrap();
         assert_eq!(stats.segments.len(), 1);
         assert_eq!(stats.segments[0].vector_codec, codec.name());
-        // An indexed segment's rows are in its graph's locality order; scans still
+        // An indexed segment's rows are in a spatial order; scans still
         // page through the ids in order, and lookups by id find them.
-        assert_eq!(stats.segments[0].row_order, "graph");
+        assert_eq!(stats.segments[0].row_order, "spatial");
         let mut scanned = Vec::new();
         let mut after = None;
         loop {
