@@ -23,7 +23,7 @@ pub use from_lists::{
     build_from_lists, default_candidates, graph_space_rows, NeighborLists, MAX_CANDIDATES,
 };
 pub use layout::{GraphError, GraphView, PackedGraph};
-pub use reorder::{invert, spatial_order};
+pub use reorder::{invert, spatial_order, SPATIAL_LEAF};
 pub use visited::Visited;
 
 use std::cmp::Reverse;
