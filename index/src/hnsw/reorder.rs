@@ -13,7 +13,7 @@ pub const SPATIAL_LEAF: usize = 64;
 /// power iterations over at most 1,024 of them) down to [`SPATIAL_LEAF`] rows, and the
 /// leaves are laid out left to right. Rows close in space get close positions at every
 /// scale, so the rows a search reaches together — a query's neighbourhood — share pages.
-/// Returns, for each new position, the old row number.
+/// Runs on the current rayon pool. Returns, for each new position, the old row number.
 pub fn spatial_order(vectors: &[f32], dim: usize) -> Vec<u32> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let mut rows: Vec<u32> = (0..n as u32).collect();
@@ -72,8 +72,8 @@ fn split(rows: &mut [u32], vectors: &[f32], dim: usize) {
     let mid = rows.len() / 2;
     rows.select_nth_unstable_by(mid, |a, b| key(a).total_cmp(&key(b)));
     let (left, right) = rows.split_at_mut(mid);
-    split(left, vectors, dim);
-    split(right, vectors, dim);
+    // The halves are independent: split them on the current rayon pool.
+    rayon::join(|| split(left, vectors, dim), || split(right, vectors, dim));
 }
 
 /// `old_of_new` inverted: for each old node number, its new one.
