@@ -11,22 +11,9 @@
 # lines (OUT, default /tmp/strata-codecs-DATASET.jsonl) carry vector_bytes and
 # front_bytes per store. Needs the peers' virtualenv (../shared/peers/setup.sh).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${STRATA_SHARED:-$root/../shared}
 ds=${1:?usage: bench/codecs.sh DATASET [NQ]}
 nq=${2:-1000}
-case "$ds" in
-  /*|./*|../*) dir=$ds ;;
-  *) dir=$shared/data/$ds ;;
-esac
-name=$(basename "$dir")
-base=$(ls "$dir"/*_base.fvecs)
-query=$(ls "$dir"/*_query.fvecs)
-gt=$(ls "$dir"/*_groundtruth.ivecs)
-metric=l2
-case "$name" in glove-50|manpages-minilm-384) metric=cosine ;; esac
-py=${PEERS_PY:-$HOME/.cache/strata-peers/venv/bin/python}
-[ -x "$py" ] || { echo "peers venv missing: run $shared/peers/setup.sh" >&2; exit 1; }
+. "$(dirname "$0")/dataset.sh"
 (cd "$root" && cargo build --release -p strata-tools)
 out=${OUT:-/tmp/strata-codecs-$name.jsonl}
 rm -f "$out"

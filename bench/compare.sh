@@ -10,23 +10,10 @@
 #
 # Needs the peers' virtualenv (../shared/peers/setup.sh) and builds target/release/strata.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${STRATA_SHARED:-$root/../shared}
 ds=${1:?usage: bench/compare.sh DATASET [PEERS] [NQ]}
 peers=${2:-hnswlib-hnsw,faiss-ivfpq-refine,faiss-flat}
 nq=${3:-1000}
-case "$ds" in
-  /*|./*|../*) dir=$ds ;;
-  *) dir=$shared/data/$ds ;;
-esac
-name=$(basename "$dir")
-base=$(ls "$dir"/*_base.fvecs)
-query=$(ls "$dir"/*_query.fvecs)
-gt=$(ls "$dir"/*_groundtruth.ivecs)
-metric=l2
-[ "$name" = glove-50 ] && metric=cosine
-py=${PEERS_PY:-$HOME/.cache/strata-peers/venv/bin/python}
-[ -x "$py" ] || { echo "peers venv missing: run $shared/peers/setup.sh" >&2; exit 1; }
+. "$(dirname "$0")/dataset.sh"
 (cd "$root" && cargo build --release -p strata-tools)
 out=${OUT:-/tmp/strata-compare-$name.jsonl}
 rm -f "$out"

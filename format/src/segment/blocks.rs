@@ -45,6 +45,9 @@ pub(super) fn encode(sections: &[&[u8]]) -> Vec<u8> {
 struct Covered {
     crcs_at: usize,
     blocks: usize,
+    /// Bytes per row of the section (fixed at open: dimension and codec, PQ code
+    /// length, graph row stride).
+    row_bytes: usize,
     checked: Vec<AtomicU64>,
 }
 
@@ -55,12 +58,13 @@ pub(super) struct BlockChecks {
 }
 
 impl BlockChecks {
-    /// Lays out the checksums of a `BLOCK_CRCS` section of `len` bytes at file offset
-    /// `at` over the covered sections' lengths (`None`: absent), checking the lengths agree.
+    /// Lays out the checksums of a `BLOCK_CRCS` section at file offset `at` over the
+    /// covered sections' lengths and row widths (`None`: absent), checking the lengths
+    /// agree.
     pub(super) fn layout(
         section: &[u8],
         at: u64,
-        lens: [Option<u64>; 3],
+        covered: [Option<(u64, usize)>; 3],
     ) -> std::result::Result<Self, DecodeError> {
         let mut r = Reader::new(section, at);
         if r.u32()? as usize != CHECK_BLOCK || r.u32()? != 0 {
@@ -71,12 +75,15 @@ impl BlockChecks {
         }
         let mut checks = BlockChecks::default();
         let mut crcs_at = HEADER;
-        for (slot, len) in checks.covered.iter_mut().zip(lens) {
-            let Some(len) = len else { continue };
+        for (slot, section) in checks.covered.iter_mut().zip(covered) {
+            let Some((len, row_bytes)) = section else {
+                continue;
+            };
             let blocks = len.div_ceil(CHECK_BLOCK as u64) as usize;
             *slot = Some(Covered {
                 crcs_at,
                 blocks,
+                row_bytes,
                 checked: (0..blocks.div_ceil(64))
                     .map(|_| AtomicU64::new(0))
                     .collect(),
@@ -103,7 +110,6 @@ impl BlockChecks {
 pub struct RowCheck<'a> {
     seg: &'a SegmentReader,
     kind: SectionKind,
-    row_bytes: usize,
     covered: Option<&'a Covered>,
 }
 
@@ -112,8 +118,11 @@ impl RowCheck<'_> {
     /// left to the reader's bounds checks.
     #[inline]
     pub fn row(&self, row: usize) -> Result<()> {
-        let start = row.saturating_mul(self.row_bytes);
-        self.bytes(start..start.saturating_add(self.row_bytes))
+        let Some(c) = self.covered else {
+            return Ok(());
+        };
+        let start = row.saturating_mul(c.row_bytes);
+        self.bytes(start..start.saturating_add(c.row_bytes))
     }
 
     /// Checks the blocks holding byte range `bytes` of the section.
@@ -165,16 +174,9 @@ impl SegmentReader {
     /// A checker of `kind`'s rows (`VECTORS`, `PQ_CODES` or `GRAPH_L0`; any other kind,
     /// or a segment before version 5, checks nothing): call it before using a row.
     pub fn row_check(&self, kind: SectionKind) -> RowCheck<'_> {
-        let row_bytes = match kind {
-            SectionKind::Vectors => self.vector_decoder.row_bytes(),
-            SectionKind::PqCodes => self.index_meta().map_or(0, |m| m.pq_m as usize),
-            SectionKind::GraphLevel0 => self.index_meta().map_or(0, |m| m.level0_stride() as usize),
-            _ => 0,
-        };
         RowCheck {
             seg: self,
             kind,
-            row_bytes,
             covered: self.blocks.get(kind),
         }
     }

@@ -142,49 +142,33 @@ pub(super) fn parse_table(
             CorruptionKind::Invalid("missing section"),
         ));
     };
+    let refuse = |what| Err(Reader::fault_at(table_off, CorruptionKind::Invalid(what)));
     let (index_count, index_all) = present(INDEX_KINDS);
     if index_count != 0 && index_count != index_all {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("partial index sections"),
-        ));
+        return refuse("partial index sections");
     }
     let (meta_count, meta_all) = present(METADATA_KINDS);
     if meta_count != 0 && (meta_count != meta_all || header.version < 3) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("metadata sections"),
-        ));
+        return refuse("metadata sections");
     }
     let has_fields = out.get(14).is_some_and(Option::is_some);
     if has_fields && (meta_count == 0 || header.version < 4) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("field index section"),
-        ));
+        return refuse("field index section");
     }
-    let (v5_count, _) = present(VERSION_5_KINDS);
-    if (header.version >= 5) != (v5_count == 2) || (v5_count != 0 && header.version < 5) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("vector codec and block checksum sections"),
-        ));
+    // Vector codec and block checksums: both from version 5, neither before.
+    let (v5_count, v5_all) = present(VERSION_5_KINDS);
+    if v5_count != if header.version >= 5 { v5_all } else { 0 } {
+        return refuse("vector codec and block checksum sections");
     }
     let has_order = out
         .get(SectionKind::IdOrder as usize - 1)
         .is_some_and(Option::is_some);
     if has_order && header.version < 5 {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("id order section"),
-        ));
+        return refuse("id order section");
     }
     let (key_count, key_all) = present(KEY_KINDS);
     if key_count != 0 && (key_count != key_all || header.version < 4) {
-        return Err(Reader::fault_at(
-            table_off,
-            CorruptionKind::Invalid("key sections"),
-        ));
+        return refuse("key sections");
     }
     let rows = header.rows;
     let blocks = rows.div_ceil(PAYLOAD_BLOCK_ROWS as u64);

@@ -495,19 +495,31 @@ impl SegmentReader {
         if self.sections.has(SectionKind::IdOrder) {
             self.check_section(SectionKind::IdOrder)?;
         }
-        if self.sections.has(SectionKind::IndexMeta) {
+        // Row widths of the covered sections: the codec's, and the index's (0 without
+        // one: its sections are then absent).
+        let (codes_row, graph_row) = if self.sections.has(SectionKind::IndexMeta) {
+            self.check_section(SectionKind::IndexMeta)?;
             self.check_section(SectionKind::GraphUpper)?;
-        }
-        let lens = blocks::COVERED.map(|k| {
+            let m = self.index_meta()?;
+            (m.pq_m as usize, m.level0_stride() as usize)
+        } else {
+            (0, 0)
+        };
+        let covered = blocks::COVERED.map(|k| {
+            let row_bytes = match k {
+                SectionKind::Vectors => self.vector_decoder.row_bytes(),
+                SectionKind::PqCodes => codes_row,
+                _ => graph_row,
+            };
             self.sections.has(k).then(|| {
                 let r = &self.section(k).range;
-                r.end - r.start
+                (r.end - r.start, row_bytes)
             })
         });
         self.blocks = blocks::BlockChecks::layout(
             self.section_bytes(SectionKind::BlockCrcs),
             self.section(SectionKind::BlockCrcs).range.start,
-            lens,
+            covered,
         )?;
         Ok(())
     }
