@@ -70,6 +70,7 @@ pub(crate) fn collect_version(
     for seg in &v.segments {
         let rows = seg.reader.rows() as u64;
         let deleted = seg.deleted.count() as u64;
+        let index = seg.reader.index();
         s.segments.push(SegmentStats {
             file_no: seg.file_no,
             rows,
@@ -84,13 +85,13 @@ pub(crate) fn collect_version(
                 "spatial"
             },
             vector_bytes: seg.reader.vectors_len(),
-            front_bytes: seg.reader.index().map_or(0, |ix| {
+            front_bytes: index.map_or(0, |ix| {
                 (std::mem::size_of_val(ix.codebook)
                     + ix.codes.len()
                     + ix.level0.len()
                     + std::mem::size_of_val(ix.upper)) as u64
             }),
-            index: seg.reader.index().map(|ix| IndexSummary {
+            index: index.map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,
                 ef_construction: ix.meta.ef_construction,

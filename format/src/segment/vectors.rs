@@ -1,0 +1,83 @@
+//! Reading a segment's full vectors: the `VECTORS` section decoded from its codec
+//! (`crate::vector_codec`) to `f32`, each block checked on first use (`blocks.rs`).
+
+use super::{SectionKind, SegmentReader};
+use crate::error::{CorruptionKind, Result};
+
+impl SegmentReader {
+    /// How this segment stores its vectors (`f32` before version 5).
+    pub fn vector_codec(&self) -> crate::VectorCodec {
+        self.vector_decoder.codec()
+    }
+
+    /// Bytes of the stored vectors (the `VECTORS` section).
+    pub fn vectors_len(&self) -> u64 {
+        let r = &self.section(SectionKind::Vectors).range;
+        r.end - r.start
+    }
+
+    /// The vector of `row`, decoded to `f32`.
+    pub fn vector(&self, row: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.dim());
+        self.read_vectors(row..row.saturating_add(1), &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the vectors of `rows` to `out`, decoded to `f32`, row-major. Their blocks
+    /// are checksummed on first use (version 5); a range the vectors section does not
+    /// hold, or a damaged block, is [`Error::Corruption`](crate::Error::Corruption)
+    /// naming the file and the offset.
+    pub fn read_vectors(&self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        let bytes = self.stored_vector_rows(rows)?;
+        self.vector_decoder.decode_into(bytes, out);
+        Ok(())
+    }
+
+    /// The vectors of `rows` as `f32`, row-major: borrowed from the map when the
+    /// segment stores `f32`, else decoded into `scratch` (replacing its contents).
+    /// Errors as [`Self::read_vectors`].
+    pub fn vector_rows<'a>(
+        &'a self,
+        rows: std::ops::Range<usize>,
+        scratch: &'a mut Vec<f32>,
+    ) -> Result<&'a [f32]> {
+        let bytes = self.stored_vector_rows(rows)?;
+        if self.vector_codec() == crate::VectorCodec::F32 {
+            if let Ok(v) = bytemuck::try_cast_slice(bytes) {
+                return Ok(v);
+            }
+        }
+        scratch.clear();
+        self.vector_decoder.decode_into(bytes, scratch);
+        Ok(scratch)
+    }
+
+    /// The stored bytes of `row`'s vector, unchecked (empty past the last row): for
+    /// prefetch hints; reads go through [`Self::vector_rows`] or [`Self::read_vectors`].
+    pub fn stored_vector(&self, row: usize) -> &[u8] {
+        let w = self.vector_decoder.row_bytes();
+        let start = row.saturating_mul(w);
+        self.section_bytes(SectionKind::Vectors)
+            .get(start..start.saturating_add(w))
+            .unwrap_or(&[])
+    }
+
+    /// The stored bytes of `rows`' vectors, bounds- and block-checked.
+    fn stored_vector_rows(&self, rows: std::ops::Range<usize>) -> Result<&[u8]> {
+        let w = self.vector_decoder.row_bytes();
+        let start = rows.start.saturating_mul(w);
+        let end = rows.end.saturating_mul(w);
+        let bytes = self
+            .section_bytes(SectionKind::Vectors)
+            .get(start..end)
+            .ok_or_else(|| {
+                crate::Error::corrupt(
+                    &self.path,
+                    self.section(SectionKind::Vectors).range.start + start as u64,
+                    CorruptionKind::Invalid("row beyond the vectors section"),
+                )
+            })?;
+        self.row_check(SectionKind::Vectors).bytes(start..end)?;
+        Ok(bytes)
+    }
+}
