@@ -1,4 +1,5 @@
-//! The segment container: an immutable file of rows sorted by id.
+//! The segment container: an immutable file of rows (in id order, or in a spatial order
+//! with an `ID_ORDER` index).
 //!
 //! Layout (all integers little-endian; `docs/format.md` is the normative spec):
 //! header (64 B) · sections, each at a 64-byte aligned offset · section table · footer (32 B).
@@ -303,7 +304,8 @@ pub struct IndexParts<'a> {
     pub upper: &'a [u32],
 }
 
-/// What a flush hands to [`write_segment`]. Rows must already be sorted by id.
+/// What a flush hands to [`write_segment`]: rows in the order to write them, ids unique
+/// (rows not in id order get an `ID_ORDER` section).
 pub struct SegmentWriteInput<'a> {
     /// Vector dimension.
     pub dim: u32,
