@@ -84,7 +84,7 @@ pub use strata_compaction::{
 pub use strata_format::metadata::{
     MetaValue, Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_DEPTH,
 };
-pub use strata_format::segment::describe_built_by;
+pub use strata_format::segment::{describe_built_by, Prefetch};
 pub use strata_format::VectorCodec;
 pub use strata_index::hnsw::HnswParams;
 pub use verify::{verify, verify_with, VerifyReport};

@@ -332,6 +332,10 @@ pub struct SearchOptions {
     /// among them (exactly when few pass or `exact` is set; by the graph walk, with its
     /// recall, when many do), and `k` hits whenever at least `k` records pass.
     pub filter: Option<crate::Filter>,
+    /// Whether each indexed segment requests its rerank candidates' vector pages from
+    /// the disk together before reading them ([`Prefetch`](crate::Prefetch); by default
+    /// only while some of them are found missing from memory).
+    pub prefetch: crate::Prefetch,
 }
 
 impl SearchOptions {
@@ -350,6 +354,7 @@ impl SearchOptions {
             with_payload: false,
             with_metadata: false,
             filter: None,
+            prefetch: crate::Prefetch::Auto,
         }
     }
 

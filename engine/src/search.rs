@@ -10,7 +10,7 @@ use crate::filter::Filter;
 use crate::live_segment::LiveSegment;
 use crate::options::SearchOptions;
 use crate::record::Hit;
-use crate::segment_index::{self, Eligible, SegmentIndex};
+use crate::segment_index::{self, Eligible, SegmentIndex, Walk};
 use crate::version::Version;
 
 /// Rows per parallel task when scanning a segment.
@@ -45,7 +45,12 @@ pub(crate) fn search(
         return Ok(Vec::new());
     }
     let ef = opts.ef.unwrap_or(SearchOptions::DEFAULT_EF);
-    let rerank = opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK);
+    let walk = Walk {
+        k,
+        ef,
+        rerank: opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK),
+        prefetch: opts.prefetch,
+    };
     let mut top = TopK::new(k);
     for m in &v.memtables {
         match &opts.filter {
@@ -66,7 +71,7 @@ pub(crate) fn search(
         Task::Indexed(s, ix) => {
             let skip = |r: usize| s.deleted.contains(r);
             let eligible = Eligible::live(&s.deleted, &skip);
-            match segment_index::search(&s.reader, &eligible, ix, metric, query, k, ef, rerank)? {
+            match segment_index::search(&s.reader, &eligible, ix, metric, query, &walk)? {
                 Some(top) => Ok(top),
                 None => scan_all(s, metric, query, k),
             }
@@ -75,9 +80,7 @@ pub(crate) fn search(
         Task::Filtered(s, f) => {
             let plan = FilteredPlan {
                 exact: opts.exact,
-                k,
-                ef,
-                rerank,
+                walk,
             };
             search_filtered(s, metric, query, f, &plan)
         }
@@ -191,9 +194,7 @@ impl Pass {
 /// The knobs of a filtered search of one segment.
 struct FilteredPlan {
     exact: bool,
-    k: usize,
-    ef: usize,
-    rerank: usize,
+    walk: Walk,
 }
 
 /// Whether the graph walk beats an exact scan of `count` eligible rows out of `rows`:
@@ -224,28 +225,19 @@ fn search_filtered(
     };
     let rows = s.reader.rows();
     let count = pass.count();
-    let k = plan.k;
+    let k = plan.walk.k;
     if count == 0 {
         return Ok(TopK::new(k));
     }
     if let (Some(ix), false) = (&s.index, plan.exact) {
-        if graph_pays(count, rows, plan.ef.max(k)) {
+        if graph_pays(count, rows, plan.walk.ef.max(k)) {
             let skip = |r: usize| !pass.contains(r, s);
             let eligible = Eligible {
                 skip: &skip,
                 count,
                 filtered: true,
             };
-            let found = segment_index::search(
-                &s.reader,
-                &eligible,
-                ix,
-                metric,
-                query,
-                k,
-                plan.ef,
-                plan.rerank,
-            )?;
+            let found = segment_index::search(&s.reader, &eligible, ix, metric, query, &plan.walk)?;
             if let Some(top) = found {
                 return Ok(top);
             }

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use strata_format::segment::{RowCheck, SectionKind};
+use strata_format::segment::{Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_index::hnsw::{self, Graph, GraphView};
 use strata_index::pq::ProductQuantizer;
@@ -60,23 +60,34 @@ impl<'a> Eligible<'a> {
     }
 }
 
+/// How far one segment's two-stage search goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walk {
+    /// Results wanted.
+    pub k: usize,
+    /// Beam width of the graph walk (at least `k`).
+    pub ef: usize,
+    /// Live candidates re-scored with the stored vectors (at least `k`).
+    pub rerank: usize,
+    /// Whether the candidates' vector pages are requested before they are read.
+    pub prefetch: Prefetch,
+}
+
 /// Two-stage search of one indexed segment, returning only eligible rows, with the beam
 /// widened by the fraction of rows that are not. `None` when the stored graph is
 /// unusable, when that beam would cover more than an eighth of the rows, or when the
 /// graph found fewer eligible rows than the segment could give: the caller then scans
 /// the eligible rows exactly. A candidate row without a vector or an id is
 /// [`crate::Error::Corruption`].
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
     reader: &SegmentReader,
     eligible: &Eligible<'_>,
     ix: &SegmentIndex,
     metric: Metric,
     query: &[f32],
-    k: usize,
-    ef: usize,
-    rerank: usize,
+    walk: &Walk,
 ) -> Result<Option<TopK>> {
+    let Walk { k, ef, rerank, .. } = *walk;
     let Some(parts) = reader.index() else {
         return Ok(None);
     };
@@ -151,20 +162,22 @@ pub(crate) fn search(
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
     // section then stays out of a search's working set under memory pressure).
-    let mut rows_top = TopK::new(k);
-    let mut live = 0;
-    let mut scratch = Vec::with_capacity(reader.dim());
-    for n in found
+    // Their vectors are requested together first (when they are not in memory), so
+    // that the disk reads them in parallel rather than one fault at a time.
+    let candidates: Vec<usize> = found
         .iter()
         .map(|n| n.id as usize)
         .filter(|&r| !(eligible.skip)(r))
         .take(rerank.max(k))
-    {
+        .collect();
+    reader.prefetch_vectors(&candidates, walk.prefetch);
+    let mut rows_top = TopK::new(k);
+    let mut scratch = Vec::with_capacity(reader.dim());
+    for &n in &candidates {
         let v = reader.vector_rows(n..n + 1, &mut scratch)?;
         rows_top.push(n as u64, metric.distance(query, v));
-        live += 1;
     }
-    if live < k.min(live_rows) {
+    if candidates.len() < k.min(live_rows) {
         return Ok(None);
     }
     rows_to_ids(reader, rows_top, k).map(Some)

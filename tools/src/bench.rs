@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Exact-rerank depths to sweep (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     rerank: Vec<usize>,
+    /// Whether searches request their rerank candidates' vector pages together
+    /// (`strata search --prefetch`).
+    #[arg(long, value_enum, default_value = "auto")]
+    prefetch: crate::PrefetchArg,
     /// Also measure exact search.
     #[arg(long)]
     exact: bool,
@@ -411,6 +415,7 @@ fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
             settings.push(SearchOptions {
                 ef: Some(ef),
                 rerank: Some(rerank),
+                prefetch: a.prefetch.into(),
                 ..SearchOptions::new(a.k)
             });
         }

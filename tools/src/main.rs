@@ -115,6 +115,27 @@ impl From<CodecArg> for strata::VectorCodec {
     }
 }
 
+/// `--prefetch`: whether a search requests its rerank candidates' pages together.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum PrefetchArg {
+    /// While a sample of searches finds some of those pages missing from memory.
+    Auto,
+    /// On every search (one read-ahead request per run of pages).
+    Always,
+    /// Never: a page missing from memory is read when the rerank reaches it.
+    Never,
+}
+
+impl From<PrefetchArg> for strata::Prefetch {
+    fn from(p: PrefetchArg) -> Self {
+        match p {
+            PrefetchArg::Auto => strata::Prefetch::Auto,
+            PrefetchArg::Always => strata::Prefetch::Always,
+            PrefetchArg::Never => strata::Prefetch::Never,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SyncArg {
     /// Fsync before acknowledging each batch (survives power loss).
@@ -251,6 +272,10 @@ enum Command {
         /// A file of filters, one JSON object per line: line i filters query i.
         #[arg(long)]
         filters: Option<PathBuf>,
+        /// Request each segment's rerank candidates from the disk together before
+        /// reading them: auto (while some are found missing from memory), always, never.
+        #[arg(long, value_enum, default_value = "auto")]
+        prefetch: PrefetchArg,
     },
     /// Index the rows that are only in the write-ahead log (after an interrupted import
     /// or a crash): writes them to a segment, so searches use its graph index.
@@ -447,6 +472,7 @@ fn main() -> ExitCode {
             with_metadata,
             filter,
             filters,
+            prefetch,
         } => ops::parse_filter(filter.as_deref()).and_then(|filter| {
             ops::search(
                 &dir,
@@ -459,6 +485,7 @@ fn main() -> ExitCode {
                     with_payload,
                     with_metadata,
                     filter,
+                    prefetch: prefetch.into(),
                 },
                 filters.as_deref(),
             )

@@ -83,6 +83,10 @@ fn create_import_search_get_delete_inspect_verify() {
     assert_eq!(lines[1]["ids"][0], 107);
     assert_eq!(lines[1]["ids"][1], 7);
     assert_eq!(lines[0].as_object().unwrap().len(), 3);
+    for prefetch in ["always", "never", "auto"] {
+        let args = ["search", d, "--queries", q.to_str().unwrap(), "--k", "2"];
+        assert_eq!(ok(&[&args[..], &["--prefetch", prefetch]].concat()), out);
+    }
     assert!(
         out.starts_with("{\"query\": 0, \"ids\": [103,104], \"distances\": ["),
         "{out}"

@@ -114,6 +114,34 @@ impl MappedBytes {
         let _ = map.advise_range(advice, aligned, end - aligned);
     }
 
+    /// Which pages under `range` (relative to this view) are in memory (`mincore`):
+    /// fills `out` with one entry per 4 KiB page, from the page holding `range.start`
+    /// to the one holding its last byte, `true` for a resident page. Heap bytes, and
+    /// maps the kernel cannot answer for, read as all resident (a hint, like
+    /// [`Self::advise`]).
+    pub fn resident_pages(&self, range: Range<u64>, out: &mut Vec<bool>) {
+        out.clear();
+        let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
+        else {
+            return;
+        };
+        let start = self.range.start + start.min(self.len());
+        let end = (self.range.start + end.min(self.len())).max(start);
+        if start == end {
+            return;
+        }
+        let page = 4096;
+        let aligned = start - start % page;
+        let pages = (end - aligned).div_ceil(page);
+        let mut bits = vec![1u8; pages];
+        if let Some(Backing::Map(map)) = self.map.as_deref() {
+            if resident::mincore(map, aligned, end - aligned, &mut bits).is_none() {
+                bits.fill(1);
+            }
+        }
+        out.extend(bits.iter().map(|&b| b & 1 == 1));
+    }
+
     /// A sub-range, or `None` when it is out of bounds.
     pub fn slice(&self, range: Range<u64>) -> Option<MappedBytes> {
         let start = usize::try_from(range.start).ok()?;
@@ -125,5 +153,62 @@ impl MappedBytes {
             map: self.map.clone(),
             range: self.range.start + start..self.range.start + end,
         })
+    }
+}
+
+/// The page-residency query, where the platform has one.
+mod resident {
+    use memmap2::Mmap;
+
+    /// Fills `out` (one byte per 4 KiB page) with the residency of `len` bytes of `map`
+    /// from `offset` (page-aligned): bit 0 set when the page is in memory. `None` when
+    /// the arguments do not fit the map or the kernel refuses.
+    #[cfg(target_os = "linux")]
+    pub(super) fn mincore(map: &Mmap, offset: usize, len: usize, out: &mut [u8]) -> Option<()> {
+        let end = offset.checked_add(len)?;
+        if end > map.len() || out.len() < len.div_ceil(4096) || !offset.is_multiple_of(4096) {
+            return None;
+        }
+        let addr = map.as_ptr().wrapping_add(offset);
+        // SAFETY: `addr..addr + len` lies inside the live mapping `map` (checked above;
+        // mappings start on a page boundary and `offset` is page-aligned), and `out`
+        // has room for one byte per page of it, which is all `mincore` writes.
+        let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, out.as_mut_ptr()) };
+        (rc == 0).then_some(())
+    }
+
+    /// Elsewhere the kernel is not asked: every page counts as resident.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn mincore(_: &Mmap, _: usize, _: usize, _: &mut [u8]) -> Option<()> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_read_through_the_map_are_resident() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 5 * 4096 + 100]).unwrap();
+        let bytes = MappedBytes::map_file(&path).unwrap();
+        let sum: u64 = bytes.as_slice().iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(sum, 7 * (5 * 4096 + 100));
+        let mut out = Vec::new();
+        bytes.resident_pages(0..bytes.len() as u64, &mut out);
+        assert_eq!(out, vec![true; 6]);
+        // One entry per page touched, the unaligned start widened to its page.
+        bytes.resident_pages(4095..8193, &mut out);
+        assert_eq!(out.len(), 3);
+        bytes.resident_pages(100..100, &mut out);
+        assert!(out.is_empty());
+        // Heap bytes have nothing to fetch.
+        MappedBytes::from_vec(vec![1; 9000]).resident_pages(0..9000, &mut out);
+        assert_eq!(out, vec![true; 3]);
+        let sub = bytes.slice(4096..3 * 4096).unwrap();
+        sub.resident_pages(0..8192, &mut out);
+        assert_eq!(out, vec![true; 2]);
     }
 }

@@ -20,11 +20,13 @@ mod blocks;
 mod id_order;
 mod keys;
 mod layout;
+mod prefetch;
 mod vectors;
 mod write;
 
 pub use blocks::{RowCheck, CHECK_BLOCK};
 pub use keys::{key_hash, MAX_KEY_LEN};
+pub use prefetch::{Prefetch, PROBE_EVERY};
 pub use write::write_segment;
 
 use std::ops::Range;
@@ -373,6 +375,7 @@ pub struct SegmentReader {
     sections: Sections,
     vector_decoder: crate::vector_codec::VectorDecoder,
     blocks: blocks::BlockChecks,
+    residency: prefetch::Residency,
 }
 
 /// The section table, by kind (slot `kind - 1`).
@@ -437,6 +440,7 @@ impl SegmentReader {
             sections,
             vector_decoder: crate::vector_codec::VectorDecoder::f32(header.dim as usize),
             blocks: blocks::BlockChecks::default(),
+            residency: prefetch::Residency::default(),
         };
         if header.version >= 5 {
             seg.open_version_5()?;

@@ -519,3 +519,48 @@ fn rows_out_of_id_order_are_found_through_the_id_order_section() {
     let input = SegmentWriteInput { ids: &dup, ..input };
     assert!(write_segment(&OsVfs, &dir.path().join("000005.seg"), &input).is_err());
 }
+
+#[test]
+fn prefetch_runs_cover_each_row_once_and_merge_touching_pages() {
+    use super::prefetch::{Prefetch, PROBE_EVERY};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _, vectors) = sample(dir.path(), 3000);
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    let section = seg.section(SectionKind::Vectors).range.clone();
+    let width = 16;
+    let rows = [2900, 3, 4, 3, 1200, 1_000_000];
+    let runs = seg.vector_page_runs(&rows);
+    for &r in rows.iter().filter(|&&r| r < 3000) {
+        let (s, e) = (
+            section.start + r as u64 * width,
+            section.start + (r as u64 + 1) * width,
+        );
+        assert_eq!(
+            runs.iter()
+                .filter(|run| run.start <= s && e <= run.end)
+                .count(),
+            1
+        );
+    }
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for w in runs.windows(2) {
+        assert!(
+            w[0].end < w[1].start,
+            "runs {w:?} touch and were not merged"
+        );
+    }
+    assert!(runs
+        .iter()
+        .all(|r| r.start % 4096 == 0 && r.end % 4096 == 0));
+    // Just written and read: nothing is missing, so nothing is requested.
+    assert_eq!(seg.vector(3).unwrap(), vectors[3 * 4..4 * 4]);
+    assert_eq!(seg.request_missing(&runs), 0);
+    // Every mode is a hint: the vectors read the same after it.
+    for mode in [Prefetch::Auto, Prefetch::Always, Prefetch::Never] {
+        for _ in 0..=PROBE_EVERY {
+            seg.prefetch_vectors(&rows, mode);
+        }
+        seg.prefetch_vectors(&[], mode);
+    }
+    assert_eq!(seg.vector(2900).unwrap(), vectors[2900 * 4..2901 * 4]);
+}

@@ -2,7 +2,9 @@
 //! of the original vectors, flush, merge and reopen, the codec fixed at creation, and a
 //! damaged vector block found by the read that touches it.
 
-use strata::{Db, Error, InvalidArgument, Metric, Options, SearchOptions, VectorCodec, WriteBatch};
+use strata::{
+    Db, Error, InvalidArgument, Metric, Options, Prefetch, SearchOptions, VectorCodec, WriteBatch,
+};
 
 use crate::common::{self, distance};
 
@@ -89,6 +91,21 @@ fn each_codec_stores_searches_merges_and_reopens() {
                         "{codec:?} {stage}: id {id}: {a} read back as {b}"
                     );
                 }
+            }
+            // Requesting the rerank's pages ahead is a hint: the same answers.
+            for q in queries.iter().take(10) {
+                let answer = |prefetch| {
+                    let o = SearchOptions {
+                        prefetch,
+                        ..SearchOptions::new(10)
+                    };
+                    let hits = db.search(q, &o).unwrap();
+                    hits.iter().map(|h| (h.id, h.distance)).collect::<Vec<_>>()
+                };
+                let auto = answer(Prefetch::Auto);
+                assert_eq!(auto.len(), 10);
+                assert_eq!(answer(Prefetch::Always), auto, "{codec:?} {stage}");
+                assert_eq!(answer(Prefetch::Never), auto, "{codec:?} {stage}");
             }
             let r = recall(db, &data, &queries);
             println!("{codec:?} {stage}: recall@10 {r:.3}");
