@@ -177,8 +177,14 @@ fn merge_inputs(
         MergeOutcome::Empty { .. } => Ok(Some(None)),
         MergeOutcome::Written(m) => {
             let opened = fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)
-                .and_then(|()| SegmentReader::open(&*inner.opts.vfs, path))
-                .map_err(Error::from);
+                .map_err(Error::from)
+                .and_then(|()| {
+                    crate::live_segment::open_reader(
+                        &*inner.opts.vfs,
+                        path,
+                        inner.opts.resident_front,
+                    )
+                });
             match opened {
                 Ok(r) => Ok(Some(Some((m, Arc::new(r))))),
                 Err(e) => {

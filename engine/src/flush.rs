@@ -228,7 +228,11 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         inner.builds.record(file_no, r);
     }
     fsutil::sync_dir(&*inner.opts.vfs, &inner.dir)?;
-    let reader = Arc::new(SegmentReader::open(&*inner.opts.vfs, &path)?);
+    let reader = Arc::new(crate::live_segment::open_reader(
+        &*inner.opts.vfs,
+        &path,
+        inner.opts.resident_front,
+    )?);
     WriteCounters::add(&inner.writes.flush_bytes, reader.file_len());
     Ok(Written {
         file_no,

@@ -91,6 +91,7 @@ pub(crate) fn collect_version(
                     + ix.level0.len()
                     + std::mem::size_of_val(ix.upper)) as u64
             }),
+            front_in_memory: seg.reader.front_in_memory(),
             index: index.map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,

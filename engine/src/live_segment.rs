@@ -13,6 +13,20 @@ use crate::error::{Error, Result};
 use crate::field_index::FieldIndex;
 use crate::segment_index::SegmentIndex;
 
+/// Opens the segment file at `path`, its search front read into process memory when
+/// `resident_front` ([`crate::Options::resident_front`]).
+pub(crate) fn open_reader(
+    vfs: &dyn Vfs,
+    path: &std::path::Path,
+    resident_front: bool,
+) -> Result<SegmentReader> {
+    let mut reader = SegmentReader::open(vfs, path)?;
+    if resident_front {
+        reader.load_front()?;
+    }
+    Ok(reader)
+}
+
 /// A segment as a version sees it.
 #[derive(Clone)]
 pub(crate) struct LiveSegment {

@@ -108,6 +108,7 @@ pub struct Options {
     pub(crate) low_priority_flush: bool,
     pub(crate) unindexed_fields: Vec<String>,
     pub(crate) vector_codec: Option<crate::VectorCodec>,
+    pub(crate) resident_front: bool,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -173,6 +174,7 @@ impl Options {
             low_priority_flush: false,
             unindexed_fields: Vec::new(),
             vector_codec: None,
+            resident_front: false,
             vfs: strata_vfs::os(),
         }
     }
@@ -190,6 +192,18 @@ impl Options {
     /// The schema a new store gets (`None` for [`Options::existing`]).
     pub fn schema(&self) -> Option<Schema> {
         self.schema
+    }
+
+    /// Keep each indexed segment's search front — the PQ codes and graph that every
+    /// search walks, a little over half of the segment's vector bytes at `f32` — in
+    /// process memory, read and checked when the segment is opened, instead of in the
+    /// page cache (off by default). Under a memory limit smaller than the store, the
+    /// page cache then gives up full vectors (read a few pages per search, requested
+    /// together: [`SearchOptions::prefetch`]) rather than the front every step of a
+    /// walk needs; opening a segment costs one sequential read of its front.
+    pub fn resident_front(mut self, on: bool) -> Self {
+        self.resident_front = on;
+        self
     }
 
     /// How a store this creates keeps its full vectors on disk

@@ -313,7 +313,7 @@ fn load_version(
     cache: &mut SegmentCache,
 ) -> Result<Version> {
     let metric = Metric::from_code(m.metric).unwrap_or(Metric::L2);
-    let segments = recovery::open_segments_cached(fs, dir, m, cache)?;
+    let segments = recovery::open_segments_cached(fs, dir, m, cache, false)?;
     // Header-only files hold no records (the writer's fresh log, or an empty one).
     let header = strata_wal::record::FILE_HEADER_LEN as u64;
     let wal: Vec<_> = recovery::wal_files(&**fs, dir, m)?

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use strata_format::{fsutil, DeletionBitmap, Manifest, SegmentReader};
+use strata_format::{fsutil, DeletionBitmap, Manifest};
 use strata_index::Metric;
 use strata_vfs::Vfs;
 use strata_wal::{ReplayError, ReplayMode, Wal};
@@ -43,7 +43,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let (dim, metric, keys) = check_schema(dir, &manifest, &opts)?;
     let vector_codec = manifest.vector_codec;
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
-    let segments = open_segments(&fs, dir, &manifest)?;
+    let segments = open_segments(&fs, dir, &manifest, opts.resident_front)?;
     let recovered = recover_wal(dir, &opts, &manifest, metric, segments, max_seen)?;
     let search_pool = match opts.search_threads {
         Some(n) => Some(
@@ -382,13 +382,15 @@ fn remove_orphans(fs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<u64> {
     Ok(max_seen)
 }
 
-/// Opens the segments `m` names, newest first, each with its deletion file.
+/// Opens the segments `m` names, newest first, each with its deletion file (and its
+/// search front in process memory when `resident_front`).
 pub(crate) fn open_segments(
     fs: &Arc<dyn Vfs>,
     dir: &Path,
     m: &Manifest,
+    resident_front: bool,
 ) -> Result<Vec<LiveSegment>> {
-    open_segments_cached(fs, dir, m, &mut SegmentCache::new())
+    open_segments_cached(fs, dir, m, &mut SegmentCache::new(), resident_front)
 }
 
 /// Segments already open, by segment and deletion file number, as a manifest names
@@ -402,6 +404,7 @@ pub(crate) fn open_segments_cached(
     dir: &Path,
     m: &Manifest,
     cache: &mut SegmentCache,
+    resident_front: bool,
 ) -> Result<Vec<LiveSegment>> {
     let mut out = Vec::with_capacity(m.segments.len());
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
@@ -418,7 +421,7 @@ pub(crate) fn open_segments_cached(
                 kind: CorruptionKind::MissingFile,
             });
         }
-        let reader = SegmentReader::open(&**fs, &path)?;
+        let reader = crate::live_segment::open_reader(&**fs, &path, resident_front)?;
         let h = reader.header();
         let inconsistent = |what| Error::Corruption {
             path: path.clone(),

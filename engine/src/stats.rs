@@ -55,6 +55,9 @@ pub struct SegmentStats {
     /// Bytes of what every search of it walks: PQ codebook and codes and the graph
     /// (0 without an index).
     pub front_bytes: u64,
+    /// Bytes of that front held in process memory ([`crate::Options::resident_front`];
+    /// 0 when it is read from the page cache).
+    pub front_in_memory: u64,
 }
 
 /// The parameters a segment's index was built with.

@@ -48,7 +48,7 @@ pub fn verify_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
     }
     let _lock = files::lock(&*fs, dir)?;
     let m = Manifest::read(&*fs, &mpath)?;
-    let segments = recovery::open_segments(&fs, dir, &m)?;
+    let segments = recovery::open_segments(&fs, dir, &m, false)?;
     let mut report = VerifyReport::default();
     let mut seen = HashSet::new();
     for (seg, entry) in segments.iter().zip(m.segments.iter().rev()) {

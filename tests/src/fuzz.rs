@@ -188,6 +188,22 @@ pub fn segment_open(data: &[u8]) {
         }
         let _ = ProductQuantizer::from_parts(seg.dim(), m.pq_m as usize, ix.codebook.to_vec());
     }
+    // The front in process memory: loads whenever verify passes, and reads the same.
+    let before = seg
+        .index()
+        .map(|ix| (ix.meta, ix.codes.to_vec(), ix.level0.to_vec()));
+    let mut seg = seg;
+    let loaded = seg.load_front();
+    assert!(
+        loaded.is_ok() || !verified,
+        "a verified segment's front fails to load"
+    );
+    if loaded.is_ok() {
+        let after = seg
+            .index()
+            .map(|ix| (ix.meta, ix.codes.to_vec(), ix.level0.to_vec()));
+        assert_eq!(before, after, "the front reads differently from memory");
+    }
 }
 
 /// Manifest decoding: never panics; what decodes re-encodes to the same bytes.

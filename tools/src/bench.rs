@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// (`strata search --prefetch`).
     #[arg(long, value_enum, default_value = "auto")]
     prefetch: crate::PrefetchArg,
+    /// Keep each segment's search front (PQ codes, graph) in process memory
+    /// (`Options::resident_front`) instead of the page cache.
+    #[arg(long)]
+    resident_front: bool,
     /// Also measure exact search.
     #[arg(long)]
     exact: bool,
@@ -300,7 +304,12 @@ fn search(
     // RSS from just before the store is opened.
     let rss_before_open = rss_mb("VmRSS:");
     let t = Instant::now();
-    let db = Db::open(dir, Options::existing().search_threads(Some(1)))?;
+    let db = Db::open(
+        dir,
+        Options::existing()
+            .search_threads(Some(1))
+            .resident_front(a.resident_front),
+    )?;
     let open_s = t.elapsed().as_secs_f64();
     let stats = db.stats()?;
     let disk = stats.segment_bytes + stats.deletion_bytes + stats.wal_bytes + stats.manifest_bytes;
@@ -334,7 +343,12 @@ fn search(
     let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
 
-    let db = Db::open(dir, Options::existing().search_threads(None))?;
+    let db = Db::open(
+        dir,
+        Options::existing()
+            .search_threads(None)
+            .resident_front(a.resident_front),
+    )?;
     if let Some(f) = filters.iter().flatten().next() {
         db.count(Some(f))?;
     }
@@ -532,6 +546,7 @@ impl Row<'_> {
             "vector_codec": s.segments.first().map(|g| g.vector_codec),
             "vector_bytes": s.segments.iter().map(|g| g.vector_bytes).sum::<u64>(),
             "front_bytes": s.segments.iter().map(|g| g.front_bytes).sum::<u64>(),
+            "front_in_memory": s.segments.iter().map(|g| g.front_in_memory).sum::<u64>(),
             "disk_bytes_by_kind": {"segments": s.segment_bytes, "deletions": s.deletion_bytes, "wal": s.wal_bytes, "manifest": s.manifest_bytes},
             "kernels": strata::kernel_name(),
         })

@@ -17,6 +17,7 @@
 //! produces the file.
 
 mod blocks;
+mod front;
 mod id_order;
 mod keys;
 mod layout;
@@ -376,6 +377,8 @@ pub struct SegmentReader {
     vector_decoder: crate::vector_codec::VectorDecoder,
     blocks: blocks::BlockChecks,
     residency: prefetch::Residency,
+    /// The search front in process memory, once [`Self::load_front`] has run.
+    front: Option<front::HeapFront>,
 }
 
 /// The section table, by kind (slot `kind - 1`).
@@ -441,6 +444,7 @@ impl SegmentReader {
             vector_decoder: crate::vector_codec::VectorDecoder::f32(header.dim as usize),
             blocks: blocks::BlockChecks::default(),
             residency: prefetch::Residency::default(),
+            front: None,
         };
         if header.version >= 5 {
             seg.open_version_5()?;
@@ -590,6 +594,9 @@ impl SegmentReader {
 
     fn section_bytes(&self, kind: SectionKind) -> &[u8] {
         let r = &self.section(kind).range;
+        if let Some(bytes) = self.front.as_ref().and_then(|f| f.get(r)) {
+            return bytes;
+        }
         self.bytes
             .as_slice()
             .get(r.start as usize..r.end as usize)

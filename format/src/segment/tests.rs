@@ -262,10 +262,44 @@ fn index_sections_round_trip_and_are_checked() {
         &vectors[..]
     );
     seg.verify().unwrap();
+    // The front in process memory reads the same, and the rest is still mapped.
+    let mut seg = seg;
+    assert_eq!(seg.front_in_memory(), 0);
+    seg.load_front().unwrap();
+    let front: u64 = [
+        SectionKind::IndexMeta,
+        SectionKind::PqCodebook,
+        SectionKind::PqCodes,
+        SectionKind::GraphLevel0,
+        SectionKind::GraphUpper,
+    ]
+    .iter()
+    .map(|&k| seg.section(k).range.end - seg.section(k).range.start)
+    .sum();
+    assert!(
+        seg.front_in_memory() >= front,
+        "{} < {front}",
+        seg.front_in_memory()
+    );
+    let ix = seg.index().unwrap();
+    assert_eq!(ix.meta, meta);
+    assert_eq!(
+        (ix.codebook, ix.codes, ix.level0, ix.upper),
+        (&codebook[..], &codes[..], &level0[..], &upper[..])
+    );
+    assert_eq!(
+        seg.vector_rows(0..rows, &mut scratch).unwrap(),
+        &vectors[..]
+    );
+    seg.verify().unwrap();
     let good = std::fs::read(&path).unwrap();
-    let sections: Vec<Section> = seg.sections.all().into_iter().cloned().collect();
+    let sections: Vec<(SectionKind, Section)> = SECTION_KINDS
+        .into_iter()
+        .filter(|&k| seg.sections.has(k))
+        .map(|k| (k, seg.section(k).clone()))
+        .collect();
     drop(seg);
-    for sec in sections {
+    for (kind, sec) in sections {
         if sec.range.is_empty() {
             continue;
         }
@@ -278,6 +312,18 @@ fn index_sections_round_trip_and_are_checked() {
             "flip at {} went unnoticed",
             sec.range.start
         );
+        // A flip in the front that the open does not check is found by its load.
+        if let Ok(mut s) = SegmentReader::open(&OsVfs, &path) {
+            let in_front = matches!(kind, SectionKind::PqCodes | SectionKind::GraphLevel0);
+            if in_front {
+                assert!(
+                    matches!(s.load_front(), Err(Error::Corruption { .. })),
+                    "{kind:?}: flip at {} loaded",
+                    sec.range.start
+                );
+                assert_eq!(s.front_in_memory(), 0);
+            }
+        }
     }
 }
 

@@ -205,3 +205,96 @@ fn a_damaged_vector_block_is_refused_by_the_read_that_touches_it() {
     assert_eq!(db.get(0).unwrap().unwrap().vector, data[0]);
     assert!(strata::verify(dir.path()).is_err());
 }
+
+/// Every segment file of the store in `dir`.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A store whose segments keep their search front in process memory answers exactly as
+/// it does from the map, through flushes, a merge and a reopen; a damaged graph block is
+/// refused when the front is loaded (at open), naming the segment.
+#[test]
+fn a_resident_front_answers_as_the_mapped_one_and_is_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = vectors(21);
+    let queries: Vec<Vec<f32>> = vectors(22).into_iter().take(20).collect();
+    let answers = |db: &Db| -> Vec<Vec<(u64, f32)>> {
+        queries
+            .iter()
+            .map(|q| {
+                let hits = db.search(q, &SearchOptions::new(10)).unwrap();
+                hits.iter().map(|h| (h.id, h.distance)).collect()
+            })
+            .collect()
+    };
+    let db = Db::open(dir.path(), options(VectorCodec::F16).resident_front(true)).unwrap();
+    for half in [0..ROWS / 2, ROWS / 2..ROWS] {
+        let mut b = WriteBatch::new();
+        for id in half {
+            b.upsert(id, &data[id as usize]);
+        }
+        db.write(b).unwrap();
+        db.flush().unwrap();
+    }
+    let in_memory = |db: &Db| {
+        let stats = db.stats().unwrap();
+        assert!(stats.segments.iter().any(|s| s.indexed), "{stats:?}");
+        for s in &stats.segments {
+            assert_eq!(s.indexed, s.front_bytes > 0);
+            assert!(s.front_in_memory >= s.front_bytes, "{s:?}");
+        }
+    };
+    in_memory(&db);
+    let flushed = answers(&db);
+    db.close().unwrap();
+    let mapped = Db::open(dir.path(), options(VectorCodec::F16)).unwrap();
+    assert!(mapped
+        .stats()
+        .unwrap()
+        .segments
+        .iter()
+        .all(|s| s.front_in_memory == 0));
+    assert_eq!(answers(&mapped), flushed);
+    mapped.close().unwrap();
+
+    let db = Db::open(dir.path(), options(VectorCodec::F16).resident_front(true)).unwrap();
+    in_memory(&db);
+    assert_eq!(answers(&db), flushed);
+    db.compact(true, &|_, _, _| true).unwrap();
+    in_memory(&db);
+    let merged = answers(&db);
+    assert!(recall(&db, &data, &queries) >= 0.9);
+    db.close().unwrap();
+    let mapped = Db::open(dir.path(), options(VectorCodec::F16)).unwrap();
+    assert_eq!(answers(&mapped), merged);
+    mapped.close().unwrap();
+
+    // One flipped bit in the middle of the level-0 graph.
+    let [seg] = &segment_files(dir.path())[..] else {
+        panic!("one merged segment expected");
+    };
+    let level0 = {
+        let reader = strata_format::SegmentReader::open(&strata_vfs::OsVfs, seg).unwrap();
+        reader.index().expect("an indexed segment").level0.to_vec()
+    };
+    let mut bytes = std::fs::read(seg).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &level0[..64])
+        .expect("the graph in the file");
+    bytes[at + level0.len() / 2] ^= 0x08;
+    std::fs::write(seg, &bytes).unwrap();
+    match Db::open(dir.path(), options(VectorCodec::F16).resident_front(true)) {
+        Err(Error::Corruption { path, .. }) => assert_eq!(&path, seg),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // Mapped, the store opens and the damage is found by the search that reads it.
+    assert!(strata::verify(dir.path()).is_err());
+}
