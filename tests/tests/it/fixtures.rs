@@ -159,11 +159,20 @@ fn v4_metadata(id: u64) -> Option<Metadata> {
 }
 
 fn check_v4_content(db: &Db) {
+    check_keyed_content(db, 0.0);
+}
+
+/// `store-v4`'s content (also `store-v5`'s), each vector component read back within
+/// `tolerance` of its magnitude (0: exactly).
+fn check_keyed_content(db: &Db, tolerance: f32) {
     for id in [0u64, 1, 5, 20, 299, 300, 339] {
         let key = format!("doc/{id}");
         let r = db.get_key(&key).unwrap().unwrap_or_else(|| panic!("{key}"));
         assert_eq!(r.key.as_deref(), Some(key.as_str()));
-        assert_eq!(r.vector, vector(id), "{key}");
+        for (a, b) in r.vector.iter().zip(vector(id)) {
+            assert!((a - b).abs() <= b.abs() * tolerance, "{key}: {a} for {b}");
+        }
+        assert_eq!(r.vector.len(), 8);
         let payload = (id.is_multiple_of(5) && id < 300).then(|| format!("p{id}").into_bytes());
         assert_eq!(r.payload, payload, "{key}");
         assert_eq!(r.metadata, v4_metadata(id), "{key}");
@@ -199,7 +208,12 @@ fn check_v4_content(db: &Db) {
     assert_eq!(got, want);
     // The graph search finds an exact duplicate (ids 97 apart share a vector).
     let hits = db.search(&vector(123), &SearchOptions::new(4)).unwrap();
-    assert_eq!(hits[0].distance, 0.0);
+    assert!(hits[0].distance <= tolerance, "{hits:?}");
+    let twins = ["doc/26", "doc/123", "doc/220", "doc/317"];
+    assert!(
+        twins.contains(&hits[0].key.as_deref().unwrap_or("")),
+        "{hits:?}"
+    );
 }
 
 #[test]
@@ -229,4 +243,40 @@ fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compa
     strata::verify(dir.path()).unwrap();
     let db = Db::open(dir.path(), Options::existing()).unwrap();
     check_v4_content(&db);
+}
+
+#[test]
+fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v5", dir.path());
+    strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
+    assert_eq!(ro.vector_codec(), strata::VectorCodec::F16);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    let stats = db.stats().unwrap();
+    let seg = &stats.segments[0];
+    assert_eq!(
+        (seg.rows, seg.row_order, seg.indexed),
+        (300, "spatial", true)
+    );
+    // Half precision: within 2^-11 of each component's magnitude.
+    let tolerance = 1.0 / 2048.0;
+    check_keyed_content(&db, tolerance);
+    let mut b = WriteBatch::new();
+    for id in 1000..1100u64 {
+        b.upsert_keyed(&format!("doc/{id}"), &vector(id), None, None);
+    }
+    b.delete_key("doc/0");
+    db.write(b).unwrap();
+    db.flush().unwrap();
+    db.compact(true, &|_, _, _| true).unwrap();
+    assert_eq!(db.len(), 429);
+    db.upsert_key("doc/0", &vector(0), v4_metadata(0).as_ref(), Some(b"p0"))
+        .unwrap();
+    check_keyed_content(&db, tolerance);
+    db.close().unwrap();
+    strata::verify(dir.path()).unwrap();
+    let db = Db::open(dir.path(), Options::existing().resident_front(true)).unwrap();
+    check_keyed_content(&db, tolerance);
 }
