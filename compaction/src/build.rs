@@ -78,7 +78,8 @@ pub enum Stage {
     /// Linking the graph (`done` counts linked rows); in a GPU build, pruning the
     /// neighbour lists into the graph.
     Graph,
-    /// Putting the rows in a spatial order (indexed segments).
+    /// Putting the rows in a spatial order (indexed segments), and coding the graph's
+    /// level 0 on it.
     Order,
     /// Indexing the rows' metadata (the segment's field index).
     Fields,
@@ -205,6 +206,9 @@ pub struct BuiltIndex {
     pq: ProductQuantizer,
     codes: Vec<u8>,
     graph: PackedGraph,
+    /// Level 0 in the Rice-coded layout, once [`BuiltIndex::code_level0`] found it
+    /// smaller than the packed one (`meta.l0_rice` then names its parameters).
+    level0_rice: Option<Vec<u8>>,
     report: BuildReport,
 }
 
@@ -223,6 +227,20 @@ impl BuiltIndex {
         if let Some((entry, level)) = self.graph.entry() {
             self.meta.entry_node = entry;
             self.meta.entry_level = level as u32;
+        }
+        self.level0_rice = None;
+        self.meta.l0_rice = None;
+    }
+
+    /// Codes level 0 in the Rice-coded layout when that is smaller than the packed one
+    /// (it is when neighbours are close in number: after a locality order).
+    fn code_level0(&mut self) {
+        let Some((bytes, params)) = strata_index::hnsw::encode_level0(&self.graph.view()) else {
+            return;
+        };
+        if bytes.len() < self.graph.level0().len() {
+            self.level0_rice = Some(bytes);
+            self.meta.l0_rice = Some(params.to_u32());
         }
     }
 
@@ -287,6 +305,7 @@ impl BuiltIndex {
             ef_construction: o.hnsw.ef_construction as u32,
             built_by: report.built_by,
             l0_id_bits: graph.id_bits(),
+            l0_rice: None,
         };
         if report.built_by == 0 {
             report.gpu = None;
@@ -296,6 +315,7 @@ impl BuiltIndex {
             pq,
             codes,
             graph,
+            level0_rice: None,
             report,
         })
     }
@@ -331,7 +351,7 @@ impl BuiltIndex {
             meta: self.meta,
             codebook: self.pq.centroids(),
             codes: &self.codes,
-            level0: self.graph.level0(),
+            level0: self.level0_rice.as_deref().unwrap_or(self.graph.level0()),
             upper: self.graph.upper(),
         }
     }
@@ -397,6 +417,7 @@ pub fn write_segment(
         report.timed(Stage::Order, || {
             let order = strata_index::hnsw::spatial_order(rows.vectors, rows.dim);
             ix.permute(&order);
+            ix.code_level0();
             PermutedRows::new(rows, order)
         })
     });

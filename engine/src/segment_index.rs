@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use strata_format::segment::{Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
-use strata_index::hnsw::{self, Graph, GraphView};
+use strata_index::hnsw::{self, Graph, GraphView, Level0Layout};
 use strata_index::pq::ProductQuantizer;
 use strata_index::{Metric, TopK};
 
@@ -110,10 +110,13 @@ pub(crate) fn search(
     }
     let entry = (parts.meta.entry_node != u32::MAX)
         .then_some((parts.meta.entry_node, parts.meta.entry_level as usize));
+    let Some(layout) = Level0Layout::stored(parts.meta.l0_id_bits, parts.meta.l0_rice) else {
+        return Ok(None);
+    };
     let Ok(graph) = GraphView::parse(
         rows,
         parts.meta.m0 as usize,
-        parts.meta.l0_id_bits,
+        layout,
         entry,
         parts.level0,
         parts.upper,
@@ -216,7 +219,12 @@ impl Graph for CheckedGraph<'_> {
 
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
         if level == 0 {
-            if let Err(e) = self.check.row(node as usize) {
+            let checked = self
+                .view
+                .level0_spans(node)
+                .into_iter()
+                .try_for_each(|span| self.check.bytes(span));
+            if let Err(e) = checked {
                 self.damage.set(Some(e));
                 out.clear();
                 return;

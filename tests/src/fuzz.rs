@@ -11,7 +11,7 @@ use strata::vfs::{CutStyle, FailPlan, FaultVfs, SimVfs, Vfs};
 use strata::{Db, Durability, Options};
 use strata_format::segment::SectionKind;
 use strata_format::{DeletionBitmap, Manifest, SegmentReader};
-use strata_index::hnsw::{self, GraphView, Visited};
+use strata_index::hnsw::{self, GraphView, Level0Layout, Visited};
 use strata_index::pq::ProductQuantizer;
 use strata_wal::{replay, ReplayMode};
 
@@ -169,14 +169,28 @@ pub fn segment_open(data: &[u8]) {
     if let Some(ix) = seg.index() {
         let m = ix.meta;
         let entry = (m.entry_node != u32::MAX).then_some((m.entry_node, m.entry_level as usize));
-        if let Ok(g) = GraphView::parse(
-            seg.rows(),
-            m.m0 as usize,
-            m.l0_id_bits,
-            entry,
-            ix.level0,
-            ix.upper,
-        ) {
+        let layout = Level0Layout::stored(m.l0_id_bits, m.l0_rice);
+        if let Some(Ok(g)) = layout.map(|layout| {
+            GraphView::parse(
+                seg.rows(),
+                m.m0 as usize,
+                layout,
+                entry,
+                ix.level0,
+                ix.upper,
+            )
+        }) {
+            // What a search checks before reading a node's level-0 neighbours.
+            let check = seg.row_check(SectionKind::GraphLevel0);
+            for node in 0..seg.rows().min(1000) as u32 {
+                for span in g.level0_spans(node) {
+                    let ok = check.bytes(span).is_ok();
+                    assert!(
+                        ok || !verified,
+                        "level-0 span of {node} fails a check verify passed"
+                    );
+                }
+            }
             let codes = ix.codes;
             let pq_m = m.pq_m as usize;
             let dist = |n: u32| {

@@ -168,8 +168,15 @@ const METADATA_COLUMN: BlobColumn = BlobColumn {
     what: "metadata block",
 };
 
-/// Length of the `INDEX_META` section.
+/// Length of the `INDEX_META` section of a graph in the packed level-0 layout.
 pub const INDEX_META_LEN: usize = 32;
+/// Length of the `INDEX_META` section of a graph in the Rice-coded level-0 layout
+/// (version 5 on): two more `u32`, the layout (1) and its parameters.
+pub const INDEX_META_RICE_LEN: usize = 40;
+/// The level-0 layout code of a Rice-coded graph in a 40-byte `INDEX_META`.
+const LAYOUT_RICE: u32 = 1;
+/// Largest Rice parameter a level-0 graph may declare.
+pub const MAX_RICE_K: u32 = 24;
 
 /// Parameters of a segment's index (the `INDEX_META` section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +198,10 @@ pub struct IndexMeta {
     /// Bits per id in `GRAPH_L0` (1..=32). Version-1 files store 0 there and plain
     /// `u32` ids, which is the same layout as 32-bit packing; decoding reports 32.
     pub l0_id_bits: u32,
+    /// `None`: `GRAPH_L0` holds `m0` packed slots per node. `Some(p)`: it holds each
+    /// node's sorted neighbours Rice-coded, with parameters `p = k_first | k_gap << 8`
+    /// (each at most [`MAX_RICE_K`]; version 5 on, `docs/format.md`).
+    pub l0_rice: Option<u32>,
 }
 
 /// [`IndexMeta::built_by`] bit: the PQ codebooks were trained on a GPU.
@@ -227,15 +238,35 @@ pub fn describe_built_by(bits: u32) -> String {
 }
 
 impl IndexMeta {
-    /// Bytes per node in `GRAPH_L0`: `m0` ids of `l0_id_bits` bits, rounded up.
+    /// Bytes per node in a packed `GRAPH_L0`: `m0` ids of `l0_id_bits` bits, rounded
+    /// up (0 for the Rice-coded layout, whose nodes take varying bytes).
     pub fn level0_stride(&self) -> u64 {
+        if self.l0_rice.is_some() {
+            return 0;
+        }
         (self.m0 as u64 * self.l0_id_bits as u64).div_ceil(8)
+    }
+
+    /// Whether `GRAPH_L0`'s length fits these parameters for `rows` nodes: `rows`
+    /// packed rows, or at least the Rice layout's `rows + 1` offsets.
+    pub fn level0_len_fits(&self, len: u64, rows: u64) -> bool {
+        match self.l0_rice {
+            None => rows.checked_mul(self.level0_stride()) == Some(len),
+            Some(_) => rows
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(4))
+                .is_some_and(|table| len >= table),
+        }
     }
 }
 
+fn rice_params_ok(p: u32) -> bool {
+    p >> 16 == 0 && p & 0xff <= MAX_RICE_K && (p >> 8) & 0xff <= MAX_RICE_K
+}
+
 impl IndexMeta {
-    fn encode(&self) -> [u8; INDEX_META_LEN] {
-        let mut b = [0u8; INDEX_META_LEN];
+    fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; INDEX_META_LEN];
         let vals = [
             self.pq_m,
             self.m0,
@@ -248,6 +279,10 @@ impl IndexMeta {
         ];
         for (chunk, v) in b.chunks_exact_mut(4).zip(vals) {
             chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(p) = self.l0_rice {
+            b.extend_from_slice(&LAYOUT_RICE.to_le_bytes());
+            b.extend_from_slice(&p.to_le_bytes());
         }
         b
     }
@@ -263,11 +298,19 @@ impl IndexMeta {
             ef_construction: r.u32()?,
             built_by: r.u32()?,
             l0_id_bits: r.u32()?,
+            l0_rice: None,
         };
         let bits_ok = match version {
             1 => meta.l0_id_bits == 0,
             _ => (1..=32).contains(&meta.l0_id_bits),
         };
+        if version >= 5 && r.remaining() == INDEX_META_RICE_LEN - INDEX_META_LEN {
+            let (layout, params) = (r.u32()?, r.u32()?);
+            if layout != LAYOUT_RICE || !rice_params_ok(params) {
+                return Err(Reader::fault_at(at, CorruptionKind::Invalid("index meta")));
+            }
+            meta.l0_rice = Some(params);
+        }
         if !bits_ok || r.remaining() != 0 {
             return Err(Reader::fault_at(at, CorruptionKind::Invalid("index meta")));
         }
@@ -286,7 +329,8 @@ pub struct IndexInput<'a> {
     pub codebook: &'a [f32],
     /// PQ codes (`rows × pq_m`).
     pub codes: &'a [u8],
-    /// Graph level 0, bit-packed (`rows × meta.level0_stride()` bytes).
+    /// Graph level 0 in the layout `meta.l0_rice` names: packed (`rows ×
+    /// meta.level0_stride()` bytes) or Rice-coded.
     pub level0: &'a [u8],
     /// Graph upper levels.
     pub upper: &'a [u32],
@@ -301,7 +345,7 @@ pub struct IndexParts<'a> {
     pub codebook: &'a [f32],
     /// PQ codes.
     pub codes: &'a [u8],
-    /// Graph level 0, bit-packed.
+    /// Graph level 0, packed or Rice-coded (`meta.l0_rice`).
     pub level0: &'a [u8],
     /// Graph upper levels.
     pub upper: &'a [u32],
@@ -567,7 +611,7 @@ impl SegmentReader {
         if Some(len(SectionKind::PqCodes)) != rows.checked_mul(m.pq_m as u64) {
             return fault(SectionKind::PqCodes, "PQ codes length");
         }
-        if Some(len(SectionKind::GraphLevel0)) != rows.checked_mul(m.level0_stride()) {
+        if !m.level0_len_fits(len(SectionKind::GraphLevel0), rows) {
             return fault(SectionKind::GraphLevel0, "graph level-0 length");
         }
         if len(SectionKind::GraphUpper) % 4 != 0 || len(SectionKind::GraphUpper) == 0 {

@@ -226,6 +226,7 @@ fn index_sections_round_trip_and_are_checked() {
         ef_construction: 9,
         built_by: 0,
         l0_id_bits: 6,
+        l0_rice: None,
     };
     let path = dir.path().join("000002.seg");
     let index = Some(IndexInput {
@@ -338,6 +339,7 @@ fn index_meta_reads_version_1_as_32_bit_ids_and_checks_the_width() {
         ef_construction: 200,
         built_by: 0,
         l0_id_bits: 0,
+        l0_rice: None,
     };
     let v1 = IndexMeta::decode(&meta.encode(), 0, 1).unwrap();
     assert_eq!(v1.l0_id_bits, 32);
@@ -355,6 +357,41 @@ fn index_meta_reads_version_1_as_32_bit_ids_and_checks_the_width() {
     );
     meta.l0_id_bits = 33;
     assert!(IndexMeta::decode(&meta.encode(), 0, 2).is_err());
+}
+
+#[test]
+fn index_meta_of_a_rice_coded_graph_is_40_bytes_from_version_5() {
+    let meta = IndexMeta {
+        pq_m: 2,
+        m0: 32,
+        entry_node: 0,
+        entry_level: 0,
+        hnsw_m: 16,
+        ef_construction: 200,
+        built_by: 0,
+        l0_id_bits: 19,
+        l0_rice: Some(9 | 12 << 8),
+    };
+    let bytes = meta.encode();
+    assert_eq!(bytes.len(), INDEX_META_RICE_LEN);
+    assert_eq!(IndexMeta::decode(&bytes, 0, 5).unwrap(), meta);
+    assert_eq!(meta.level0_stride(), 0);
+    assert!(meta.level0_len_fits(4 * 11, 10) && !meta.level0_len_fits(4 * 11 - 1, 10));
+    // Before version 5 the longer form does not exist.
+    assert!(IndexMeta::decode(&bytes, 0, 4).is_err());
+    // Another layout code, parameters out of range, or a torn tail are refused.
+    for (at, value) in [(32, 2u32), (36, 25), (36, 25 << 8), (36, 1 << 16)] {
+        let mut bad = bytes.clone();
+        bad[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        assert!(IndexMeta::decode(&bad, 0, 5).is_err(), "{at}: {value}");
+    }
+    assert!(IndexMeta::decode(&bytes[..36], 0, 5).is_err());
+    // The packed layout keeps the 32-byte form.
+    let packed = IndexMeta {
+        l0_rice: None,
+        ..meta
+    };
+    assert_eq!(packed.encode().len(), INDEX_META_LEN);
 }
 
 #[test]
@@ -435,6 +472,7 @@ fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
         ef_construction: 9,
         built_by: 0,
         l0_id_bits: bits,
+        l0_rice: None,
     };
     let path = dir.path().join("000003.seg");
     let input = SegmentWriteInput {

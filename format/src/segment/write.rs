@@ -55,7 +55,8 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         let sizes_ok = ix.codebook.len() == 256 * dim
             && ix.codes.len() == rows * m.pq_m as usize
             && (1..=32).contains(&m.l0_id_bits)
-            && ix.level0.len() as u64 == rows as u64 * m.level0_stride();
+            && m.l0_rice.is_none_or(rice_params_ok)
+            && m.level0_len_fits(ix.level0.len() as u64, rows as u64);
         if !sizes_ok {
             return Err(bad("segment index sizes disagree with rows and dim"));
         }

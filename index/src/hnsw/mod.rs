@@ -11,6 +11,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod build;
+mod delta;
 mod from_lists;
 mod layout;
 mod reorder;
@@ -19,10 +20,11 @@ mod visited;
 pub use build::{
     build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
 };
+pub use delta::{encode_level0, RiceParams};
 pub use from_lists::{
     build_from_lists, default_candidates, graph_space_rows, NeighborLists, MAX_CANDIDATES,
 };
-pub use layout::{GraphError, GraphView, PackedGraph};
+pub use layout::{GraphError, GraphView, Level0Layout, PackedGraph};
 pub use reorder::{invert, spatial_order, SPATIAL_LEAF};
 pub use visited::Visited;
 

@@ -382,11 +382,17 @@ fn writers_are_slowed_not_failed_while_compaction_is_behind() {
     );
     assert!(!db.compaction_pending());
 
-    // A store whose compactor can catch up: the slowdown ends once it has merged.
+    // A store whose compactor can catch up: the slowdown ends once it has merged. With
+    // a fanout of 2, caught up means at most one segment per size tier (all these rows
+    // are in the smallest), whenever the flushes happen to land.
     drop(db);
     let opts = manual(dim).compaction(CompactionOptions {
         background: true,
         slowdown_segments: 2,
+        policy: strata::PolicyOptions {
+            fanout: 2,
+            ..Default::default()
+        },
         ..CompactionOptions::default()
     });
     let db = Db::open(dir.path(), opts).unwrap();
