@@ -109,6 +109,19 @@ impl GrowingGraph {
         visited: &mut Visited,
         buf: &mut Vec<u32>,
     ) {
+        self.link_prefetching(i, dist, &|_| {}, visited, buf);
+    }
+
+    /// [`GrowingGraph::link`], calling `prefetch(n)` for each node whose distance the
+    /// insert's searches are about to compute (a hint to start loading its vector).
+    pub fn link_prefetching(
+        &self,
+        i: u32,
+        dist: &impl Fn(u32, u32) -> f32,
+        prefetch: &impl Fn(u32),
+        visited: &mut Visited,
+        buf: &mut Vec<u32>,
+    ) {
         let lvl = self.level(i);
         let Some((ep, top)) = self.entry_or_become(i, lvl) else {
             return;
@@ -123,7 +136,7 @@ impl GrowingGraph {
             let mut found = search_layer(
                 self,
                 &from_i,
-                &|_| {},
+                prefetch,
                 &entries,
                 self.ef_construction,
                 level,
@@ -294,6 +307,15 @@ impl<'a> NodeDistance<'a> {
         self.vectors.get(i..i + self.dim).unwrap_or(&[])
     }
 
+    /// Starts loading node `n`'s vector into the cache (a hint).
+    #[inline]
+    pub fn prefetch(&self, n: u32) {
+        // 32 values (two cache lines) per call: the whole vector.
+        for part in self.vec(n).chunks(32) {
+            crate::distance::prefetch(part);
+        }
+    }
+
     /// Distance between nodes `a` and `b`.
     pub fn between(&self, a: u32, b: u32) -> f32 {
         match self.metric {
@@ -346,16 +368,17 @@ pub fn build_with_progress(
     }
     let nd = NodeDistance::new(vectors, dim, metric);
     let dist = |a: u32, b: u32| nd.between(a, b);
+    let prefetch = |n: u32| nd.prefetch(n);
     let (linked, stopped) = (AtomicUsize::new(0), AtomicBool::new(false));
     if n > 0 {
-        g.link(0, &dist, &mut Visited::new(), &mut Vec::new());
+        g.link_prefetching(0, &dist, &prefetch, &mut Visited::new(), &mut Vec::new());
         (1..n as u32).into_par_iter().for_each_init(
             || (Visited::new(), Vec::new()),
             |(visited, buf), i| {
                 if stopped.load(Ordering::Relaxed) {
                     return;
                 }
-                g.link(i, &dist, visited, buf);
+                g.link_prefetching(i, &dist, &prefetch, visited, buf);
                 let done = linked.fetch_add(1, Ordering::Relaxed) + 2;
                 if done % PROGRESS_EVERY == 0 && !progress(done) {
                     stopped.store(true, Ordering::Relaxed);
