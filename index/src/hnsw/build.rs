@@ -41,8 +41,10 @@ const MAX_LEVEL: usize = 16;
 pub const MAX_M: usize = 512;
 
 struct Node {
-    /// One list per level, `0..=level`.
-    links: Box<[Mutex<Vec<u32>>]>,
+    /// Level-0 links, inline: every step of every search reads them.
+    level0: Mutex<Vec<u32>>,
+    /// Links on levels `1..=level`.
+    upper: Box<[Mutex<Vec<u32>>]>,
 }
 
 /// A graph that grows: nodes are appended ([`GrowingGraph::push`]) and then linked
@@ -93,12 +95,15 @@ impl GrowingGraph {
     pub fn push(&self) -> u32 {
         let u: f64 = 1.0 - self.rng.lock().random::<f64>();
         let level = ((-u.ln() / (self.m as f64).ln()) as usize).min(MAX_LEVEL);
-        let links = (0..=level).map(|_| Mutex::new(Vec::new())).collect();
-        self.nodes.push(Node { links }) as u32
+        let upper = (0..level).map(|_| Mutex::new(Vec::new())).collect();
+        self.nodes.push(Node {
+            level0: Mutex::new(Vec::new()),
+            upper,
+        }) as u32
     }
 
     pub(super) fn level(&self, n: u32) -> usize {
-        self.nodes.get(n as usize).map_or(0, |x| x.links.len() - 1)
+        self.nodes.get(n as usize).map_or(0, |x| x.upper.len())
     }
 
     /// Links node `i` into the graph; `dist(a, b)` is the distance between two nodes.
@@ -186,7 +191,11 @@ impl GrowingGraph {
     }
 
     pub(super) fn list(&self, n: u32, level: usize) -> Option<&Mutex<Vec<u32>>> {
-        self.nodes.get(n as usize).and_then(|x| x.links.get(level))
+        let node = self.nodes.get(n as usize)?;
+        match level.checked_sub(1) {
+            None => Some(&node.level0),
+            Some(up) => node.upper.get(up),
+        }
     }
 
     /// Adds `new` to `e`'s list at `level`, pruning with the heuristic when it overflows.
@@ -233,7 +242,12 @@ impl GrowingGraph {
         let lists: Vec<Vec<Vec<u32>>> = self
             .nodes
             .iter()
-            .map(|(_, n)| n.links.iter().map(|l| l.lock().clone()).collect())
+            .map(|(_, n)| {
+                std::iter::once(&n.level0)
+                    .chain(n.upper.iter())
+                    .map(|l| l.lock().clone())
+                    .collect()
+            })
             .collect();
         PackedGraph::from_lists(&lists, 2 * self.m, *self.entry.lock())
     }
@@ -252,6 +266,13 @@ impl Graph for GrowingGraph {
         out.clear();
         if let Some(l) = self.list(node, level) {
             out.extend_from_slice(&l.lock());
+        }
+    }
+
+    fn prefetch_neighbors(&self, node: u32, _level: usize) {
+        // The node's lock and list header (the list itself is behind them).
+        if let Some(n) = self.nodes.get(node as usize) {
+            crate::distance::prefetch(std::slice::from_ref(n));
         }
     }
 }
