@@ -251,10 +251,7 @@ fn search_filtered(
     let mut scratch = Vec::with_capacity(s.reader.dim());
     for (i, &r) in passing.iter().enumerate() {
         if let Some(&next) = passing.get(i + AHEAD) {
-            // 128 bytes per call: the whole stored vector, two cache lines at a time.
-            for part in s.reader.stored_vector(next).chunks(128) {
-                strata_index::distance::prefetch(part);
-            }
+            strata_index::distance::prefetch_all(s.reader.stored_vector(next));
         }
         let v = s.reader.vector_rows(r..r + 1, &mut scratch)?;
         let d = metric.distance(query, v);

@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+/// The page size `madvise` and `mincore` work in.
+const PAGE: usize = 4096;
+
 /// What a [`MappedBytes`] views: a memory map of a file, or bytes on the heap (files of
 /// the simulated file system, fuzz inputs).
 enum Backing {
@@ -90,28 +93,31 @@ impl MappedBytes {
         self.range.is_empty()
     }
 
+    /// `range` (relative to this view) clamped to it, as offsets in the backing buffer,
+    /// its start widened down to its 4 KiB page (what `madvise` and `mincore` take);
+    /// `None` when nothing of it is in the view.
+    fn page_span(&self, range: Range<u64>) -> Option<Range<usize>> {
+        let start = usize::try_from(range.start).ok()?;
+        let end = usize::try_from(range.end).ok()?;
+        let start = self.range.start + start.min(self.len());
+        let end = self.range.start + end.min(self.len());
+        (start < end).then(|| start - start % PAGE..end)
+    }
+
     /// Tells the kernel how `range` (relative to this view) will be read: `random` for
     /// data read a record at a time (no readahead beyond the page), else "will need"
     /// (start reading it now). A hint: failures are ignored.
     pub fn advise(&self, range: Range<u64>, random: bool) {
-        let (Some(Backing::Map(map)), Ok(start), Ok(end)) = (
-            self.map.as_deref(),
-            usize::try_from(range.start),
-            usize::try_from(range.end),
-        ) else {
+        let (Some(Backing::Map(map)), Some(span)) = (self.map.as_deref(), self.page_span(range))
+        else {
             return;
         };
-        let start = self.range.start + start.min(self.len());
-        let end = (self.range.start + end.min(self.len())).max(start);
-        // madvise wants a page-aligned start; widen the range down to its page.
-        let page = 4096;
-        let aligned = start - start % page;
         let advice = if random {
             memmap2::Advice::Random
         } else {
             memmap2::Advice::WillNeed
         };
-        let _ = map.advise_range(advice, aligned, end - aligned);
+        let _ = map.advise_range(advice, span.start, span.len());
     }
 
     /// Which pages under `range` (relative to this view) are in memory (`mincore`):
@@ -121,21 +127,12 @@ impl MappedBytes {
     /// [`Self::advise`]).
     pub fn resident_pages(&self, range: Range<u64>, out: &mut Vec<bool>) {
         out.clear();
-        let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
-        else {
+        let Some(span) = self.page_span(range) else {
             return;
         };
-        let start = self.range.start + start.min(self.len());
-        let end = (self.range.start + end.min(self.len())).max(start);
-        if start == end {
-            return;
-        }
-        let page = 4096;
-        let aligned = start - start % page;
-        let pages = (end - aligned).div_ceil(page);
-        let mut bits = vec![1u8; pages];
+        let mut bits = vec![1u8; span.len().div_ceil(PAGE)];
         if let Some(Backing::Map(map)) = self.map.as_deref() {
-            if resident::mincore(map, aligned, end - aligned, &mut bits).is_none() {
+            if resident::mincore(map, span.start, span.len(), &mut bits).is_none() {
                 bits.fill(1);
             }
         }

@@ -114,24 +114,19 @@ impl SegmentReader {
             for run in cluster {
                 let from = ((run.start - first.start) / PAGE) as usize;
                 let to = ((run.end - first.start) / PAGE) as usize;
-                let pages = resident.get(from..to).unwrap_or(&[]);
                 // Each stretch of missing pages in this run is one request.
-                let mut i = 0;
-                while i < pages.len() {
-                    if pages.get(i) == Some(&true) {
-                        i += 1;
-                        continue;
+                let mut at = run.start;
+                for stretch in resident
+                    .get(from..to)
+                    .unwrap_or(&[])
+                    .chunk_by(|a, b| a == b)
+                {
+                    let len = stretch.len() as u64 * PAGE;
+                    if stretch.first() == Some(&false) {
+                        missing += stretch.len();
+                        self.bytes.advise(at..at + len, false);
                     }
-                    let j = i + pages
-                        .get(i..)
-                        .unwrap_or(&[])
-                        .iter()
-                        .take_while(|&&r| !r)
-                        .count();
-                    missing += j - i;
-                    let at = run.start + i as u64 * PAGE;
-                    self.bytes.advise(at..at + (j - i) as u64 * PAGE, false);
-                    i = j;
+                    at += len;
                 }
             }
         }

@@ -191,6 +191,16 @@ pub fn prefetch<T>(data: &[T]) {
     }
 }
 
+/// Asks the CPU to start loading every cache line of `data` (a whole stored vector, say):
+/// [`prefetch`] over each 128-byte part.
+#[inline(always)]
+pub fn prefetch_all<T>(data: &[T]) {
+    let per_call = (128 / std::mem::size_of::<T>().max(1)).max(1);
+    for part in data.chunks(per_call) {
+        prefetch(part);
+    }
+}
+
 /// Scales `v` to unit length in place; returns false (leaving it unchanged) for a zero
 /// or non-finite norm.
 pub fn normalize(v: &mut [f32]) -> bool {

@@ -331,10 +331,7 @@ impl<'a> NodeDistance<'a> {
     /// Starts loading node `n`'s vector into the cache (a hint).
     #[inline]
     pub fn prefetch(&self, n: u32) {
-        // 32 values (two cache lines) per call: the whole vector.
-        for part in self.vec(n).chunks(32) {
-            crate::distance::prefetch(part);
-        }
+        crate::distance::prefetch_all(self.vec(n));
     }
 
     /// Distance between nodes `a` and `b`.

@@ -96,12 +96,7 @@ impl BitWriter {
             self.put(v >> 32, bits - 32);
             return;
         }
-        let v = if bits == 64 {
-            v
-        } else {
-            v & ((1u64 << bits) - 1)
-        };
-        self.acc |= v << self.used;
+        self.acc |= (v & ((1u64 << bits) - 1)) << self.used;
         self.used += bits;
         while self.used >= 8 {
             self.bytes.push(self.acc as u8);
@@ -133,57 +128,46 @@ impl BitWriter {
     }
 }
 
-/// Each node's level-0 neighbours, sorted, without duplicates or ids out of range.
-fn sorted_lists(view: &GraphView<'_>) -> Vec<Vec<u32>> {
-    let n = view.node_count();
-    let mut out = Vec::new();
-    (0..n as u32)
-        .map(|node| {
-            view.neighbors(node, 0, &mut out);
-            let mut l = out.clone();
-            l.sort_unstable();
-            l.dedup();
-            l
-        })
-        .collect()
+/// Replaces `out` with `node`'s level-0 neighbours, sorted, without duplicates (the view
+/// already drops ids out of range).
+fn sorted_neighbors(view: &GraphView<'_>, node: u32, out: &mut Vec<u32>) {
+    view.neighbors(node, 0, out);
+    out.sort_unstable();
+    out.dedup();
 }
 
 /// Level 0 of `view` in the Rice-coded layout, with its parameters; `None` when the
 /// stream would not fit `u32` offsets.
 pub fn encode_level0(view: &GraphView<'_>) -> Option<(Vec<u8>, RiceParams)> {
-    let n = view.node_count();
-    let lists = sorted_lists(view);
-    // Parameters from (a sample of at most about 64k of) the values they code.
-    let step = (n / 65_536).max(1);
-    let sample = lists.iter().enumerate().step_by(step);
-    let firsts: Vec<u64> = sample
-        .clone()
-        .filter_map(|(i, l)| l.first().map(|&x| zigzag(x as i64 - i as i64)))
-        .collect();
-    let gaps: Vec<u64> = sample
-        .flat_map(|(_, l)| {
-            l.windows(2).map(|w| match w {
-                [a, b] => (b - a - 1) as u64,
-                _ => 0,
-            })
-        })
-        .collect();
+    let n = view.node_count() as u32;
+    let mut list = Vec::new();
+    // Parameters from the values of a sample of at most about 64k nodes.
+    let (mut firsts, mut gaps) = (Vec::new(), Vec::new());
+    for node in (0..n).step_by((n as usize / 65_536).max(1)) {
+        sorted_neighbors(view, node, &mut list);
+        firsts.extend(list.first().map(|&x| zigzag(x as i64 - node as i64)));
+        gaps.extend(list.windows(2).map(|w| match w {
+            [a, b] => (b - a - 1) as u64,
+            _ => 0,
+        }));
+    }
     let params = RiceParams {
         k_first: best_k(&firsts),
         k_gap: best_k(&gaps),
     };
     let cbits = count_bits(view.m0());
-    let mut offsets: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut offsets: Vec<u32> = Vec::with_capacity(n as usize + 1);
     let mut w = BitWriter {
         bytes: Vec::new(),
         acc: 0,
         used: 0,
     };
-    for (node, l) in lists.iter().enumerate() {
+    for node in 0..n {
+        sorted_neighbors(view, node, &mut list);
         offsets.push(u32::try_from(w.bytes.len()).ok()?);
-        w.put(l.len() as u64, cbits);
+        w.put(list.len() as u64, cbits);
         let mut prev = None;
-        for &x in l {
+        for &x in &list {
             match prev {
                 None => w.rice(zigzag(x as i64 - node as i64), params.k_first),
                 Some(p) => w.rice((x - p - 1) as u64, params.k_gap),
@@ -355,7 +339,13 @@ mod tests {
     use super::*;
 
     fn lists_of(view: &GraphView<'_>) -> Vec<Vec<u32>> {
-        sorted_lists(view)
+        (0..view.node_count() as u32)
+            .map(|node| {
+                let mut l = Vec::new();
+                sorted_neighbors(view, node, &mut l);
+                l
+            })
+            .collect()
     }
 
     #[test]
