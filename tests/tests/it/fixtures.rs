@@ -216,17 +216,15 @@ fn check_keyed_content(db: &Db, tolerance: f32) {
     );
 }
 
-#[test]
-fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compacts() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture("store-v4", dir.path());
-    strata::verify(dir.path()).unwrap();
-    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
-    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
-    assert_eq!(ro.keys(), strata::KeyKind::String);
-    let db = Db::open(dir.path(), Options::existing()).unwrap();
-    assert_eq!(db.len(), 330);
-    check_v4_content(&db);
+/// A store holding `store-v4`'s content: takes 100 new keys and a delete, flushes and
+/// compacts to one segment, takes the deleted key back, and reads the same after a
+/// reopen with `reopen` (vectors within `tolerance`, as [`check_keyed_content`]).
+fn keyed_store_takes_writes_compacts_and_reopens(
+    db: Db,
+    dir: &Path,
+    tolerance: f32,
+    reopen: Options,
+) {
     let mut b = WriteBatch::new();
     for id in 1000..1100u64 {
         b.upsert_keyed(&format!("doc/{id}"), &vector(id), None, None);
@@ -238,11 +236,25 @@ fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compa
     assert_eq!(db.len(), 429);
     db.upsert_key("doc/0", &vector(0), v4_metadata(0).as_ref(), Some(b"p0"))
         .unwrap();
-    check_v4_content(&db);
+    check_keyed_content(&db, tolerance);
     db.close().unwrap();
+    strata::verify(dir).unwrap();
+    let db = Db::open(dir, reopen).unwrap();
+    check_keyed_content(&db, tolerance);
+}
+
+#[test]
+fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v4", dir.path());
     strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
+    assert_eq!(ro.keys(), strata::KeyKind::String);
     let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(db.len(), 330);
     check_v4_content(&db);
+    keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), 0.0, Options::existing());
 }
 
 #[test]
@@ -263,20 +275,6 @@ fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_c
     // Half precision: within 2^-11 of each component's magnitude.
     let tolerance = 1.0 / 2048.0;
     check_keyed_content(&db, tolerance);
-    let mut b = WriteBatch::new();
-    for id in 1000..1100u64 {
-        b.upsert_keyed(&format!("doc/{id}"), &vector(id), None, None);
-    }
-    b.delete_key("doc/0");
-    db.write(b).unwrap();
-    db.flush().unwrap();
-    db.compact(true, &|_, _, _| true).unwrap();
-    assert_eq!(db.len(), 429);
-    db.upsert_key("doc/0", &vector(0), v4_metadata(0).as_ref(), Some(b"p0"))
-        .unwrap();
-    check_keyed_content(&db, tolerance);
-    db.close().unwrap();
-    strata::verify(dir.path()).unwrap();
-    let db = Db::open(dir.path(), Options::existing().resident_front(true)).unwrap();
-    check_keyed_content(&db, tolerance);
+    let reopen = Options::existing().resident_front(true);
+    keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), tolerance, reopen);
 }

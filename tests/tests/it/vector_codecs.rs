@@ -64,6 +64,18 @@ fn recall(db: &Db, data: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
     found as f64 / (k * queries.len()) as f64
 }
 
+/// Writes `data` (row `i` under id `i`) in two batches, each flushed to a segment.
+fn write_in_two_flushes(db: &Db, data: &[Vec<f32>]) {
+    for half in [0..ROWS / 2, ROWS / 2..ROWS] {
+        let mut b = WriteBatch::new();
+        for id in half {
+            b.upsert(id, &data[id as usize]);
+        }
+        db.write(b).unwrap();
+        db.flush().unwrap();
+    }
+}
+
 #[test]
 fn each_codec_stores_searches_merges_and_reopens() {
     let data = vectors(11);
@@ -74,14 +86,7 @@ fn each_codec_stores_searches_merges_and_reopens() {
         let db = Db::open(dir.path(), options(codec)).unwrap();
         assert_eq!(db.vector_codec(), codec);
         // Two segments, then one merged segment.
-        for half in [0..ROWS / 2, ROWS / 2..ROWS] {
-            let mut b = WriteBatch::new();
-            for id in half {
-                b.upsert(id, &data[id as usize]);
-            }
-            db.write(b).unwrap();
-            db.flush().unwrap();
-        }
+        write_in_two_flushes(&db, &data);
         let check = |db: &Db, stage: &str| {
             for id in (0..ROWS).step_by(97) {
                 let got = db.get(id).unwrap().expect("record").vector;
@@ -235,14 +240,7 @@ fn a_resident_front_answers_as_the_mapped_one_and_is_checked_when_loaded() {
             .collect()
     };
     let db = Db::open(dir.path(), options(VectorCodec::F16).resident_front(true)).unwrap();
-    for half in [0..ROWS / 2, ROWS / 2..ROWS] {
-        let mut b = WriteBatch::new();
-        for id in half {
-            b.upsert(id, &data[id as usize]);
-        }
-        db.write(b).unwrap();
-        db.flush().unwrap();
-    }
+    write_in_two_flushes(&db, &data);
     let in_memory = |db: &Db| {
         let stats = db.stats().unwrap();
         assert!(stats.segments.iter().any(|s| s.indexed), "{stats:?}");
