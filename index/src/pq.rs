@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::distance::Metric;
+use crate::distance::{self, Metric};
 use crate::kmeans::{self, KMeansParams, Transposed};
 
 /// Centroids per sub-quantizer (one byte per code).
@@ -293,17 +293,7 @@ impl ProductQuantizer {
         for (j, out) in t.chunks_exact_mut(KSUB).enumerate() {
             let (a, e) = (self.bounds[j], self.bounds[j + 1]);
             let cols = &self.cols[KSUB * a..KSUB * e];
-            for (&q, col) in query[a..e].iter().zip(cols.chunks_exact(KSUB)) {
-                match metric {
-                    Metric::L2 => out
-                        .iter_mut()
-                        .zip(col)
-                        .for_each(|(o, &c)| *o += (q - c) * (q - c)),
-                    Metric::InnerProduct | Metric::Cosine => {
-                        out.iter_mut().zip(col).for_each(|(o, &c)| *o -= q * c)
-                    }
-                }
-            }
+            distance::column_distances(metric == Metric::L2, &query[a..e], cols, KSUB, e - a, out);
         }
         let offset = if metric == Metric::Cosine { 1.0 } else { 0.0 };
         AdcTable {

@@ -125,6 +125,21 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// [`super::scalar::column_distances`] compiled with `avx2,fma`.
+///
+/// # Safety
+/// The CPU must support `avx2,fma`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn column_distances<const L2: bool>(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
+    super::scalar::column_distances::<L2>(v, cols, k, dim, out)
+}
+
 /// [`super::scalar::nearest_column`] compiled with `avx2,fma`.
 ///
 /// # Safety

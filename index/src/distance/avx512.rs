@@ -184,6 +184,21 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
     ))
 }
 
+/// [`super::scalar::column_distances`] compiled with `avx512f`.
+///
+/// # Safety
+/// The CPU must support `avx512f`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn column_distances<const L2: bool>(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
+    super::scalar::column_distances::<L2>(v, cols, k, dim, out)
+}
+
 /// [`super::scalar::nearest_column`] compiled with `avx512f`.
 ///
 /// # Safety

@@ -148,6 +148,42 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     (kernels().dot)(a, b)
 }
 
+/// Distances from `v` to each of `k` centroids stored dimension-major (`cols[j * k + c]`
+/// = component `j` of centroid `c`) into `out[..k]`: squared L2 when `l2`, else the
+/// negated dot product (smaller is nearer for both). The same loop is compiled for
+/// AVX-512 and AVX2 and picked at run time. This builds a query's PQ lookup table.
+pub fn column_distances(l2: bool, v: &[f32], cols: &[f32], k: usize, dim: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above).
+            return unsafe {
+                if l2 {
+                    avx512::column_distances::<true>(v, cols, k, dim, out)
+                } else {
+                    avx512::column_distances::<false>(v, cols, k, dim, out)
+                }
+            };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe {
+                if l2 {
+                    avx2::column_distances::<true>(v, cols, k, dim, out)
+                } else {
+                    avx2::column_distances::<false>(v, cols, k, dim, out)
+                }
+            };
+        }
+    }
+    if l2 {
+        scalar::column_distances::<true>(v, cols, k, dim, out)
+    } else {
+        scalar::column_distances::<false>(v, cols, k, dim, out)
+    }
+}
+
 /// The nearest of `k` centroids stored dimension-major (`cols[j * k + c]` = component
 /// `j` of centroid `c`) to `v`, and its squared distance; `out` (at least `k` long) is
 /// scratch. The same loop is compiled for AVX-512 and AVX2 and picked at run time (the
@@ -319,6 +355,46 @@ mod tests {
                     .unwrap();
                 let got = nearest_column(&v, &cols, k, dim, &mut vec![0.0; k]);
                 assert!((got.1 - want.1).abs() <= 1e-5, "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_distances_match_the_definitions() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for (k, dim) in [(256usize, 4usize), (256, 2), (37, 5), (16, 1), (3, 7)] {
+            let rows: Vec<f32> = (0..k * dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let mut cols = vec![0.0; k * dim];
+            for c in 0..k {
+                for j in 0..dim {
+                    cols[j * k + c] = rows[c * dim + j];
+                }
+            }
+            let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+            for l2 in [true, false] {
+                // One extra slot: the kernel fills exactly k entries.
+                let mut out = vec![f32::NAN; k + 1];
+                column_distances(l2, &v, &cols, k, dim, &mut out);
+                for c in 0..k {
+                    let row = &rows[c * dim..(c + 1) * dim];
+                    let want = if l2 {
+                        scalar::l2(&v, row)
+                    } else {
+                        -scalar::dot(&v, row)
+                    };
+                    assert!((out[c] - want).abs() <= 1e-4, "k {k} dim {dim} c {c}");
+                }
+                assert!(out[k].is_nan());
+                let mut portable = vec![0.0; k];
+                if l2 {
+                    scalar::column_distances::<true>(&v, &cols, k, dim, &mut portable);
+                } else {
+                    scalar::column_distances::<false>(&v, &cols, k, dim, &mut portable);
+                }
+                assert!(portable
+                    .iter()
+                    .zip(&out)
+                    .all(|(a, b)| (a - b).abs() <= 1e-4));
             }
         }
     }

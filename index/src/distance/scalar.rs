@@ -68,6 +68,66 @@ pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
+/// Portable body of [`super::column_distances`] (also compiled per instruction set):
+/// from `v` to each of `k` centroids stored dimension-major (`cols[j * k + c]` =
+/// component `j` of centroid `c`) into `out[..k]`, the squared L2 distance when `L2`,
+/// else the negated dot product. Entries past the last complete dimension of `cols`
+/// count as absent.
+///
+/// PERF: sixteen centroids at a time in one accumulator array (one vector register), so
+/// each column element is read once and each output written once, where a loop over
+/// dimensions outside the centroids reads and writes every output once per dimension.
+#[inline(always)]
+pub fn column_distances<const L2: bool>(
+    v: &[f32],
+    cols: &[f32],
+    k: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
+    let n = k.min(out.len());
+    let dims = dim.min(v.len()).min(cols.len().checked_div(k).unwrap_or(0));
+    let v = v.get(..dims).unwrap_or_default();
+    let out = out.split_at_mut(n).0;
+    let (blocks, tail) = out.as_chunks_mut::<16>();
+    for (b, block) in blocks.iter_mut().enumerate() {
+        let mut acc = [0.0f32; 16];
+        for (j, &x) in v.iter().enumerate() {
+            let at = j * k + 16 * b;
+            let Some(col) = cols
+                .get(at..at + 16)
+                .and_then(|c| <&[f32; 16]>::try_from(c).ok())
+            else {
+                break;
+            };
+            for (a, &c) in acc.iter_mut().zip(col) {
+                if L2 {
+                    let t = x - c;
+                    *a += t * t;
+                } else {
+                    *a -= x * c;
+                }
+            }
+        }
+        *block = acc;
+    }
+    let first = 16 * blocks.len();
+    for (i, o) in tail.iter_mut().enumerate() {
+        *o = v
+            .iter()
+            .enumerate()
+            .map(|(j, &x)| {
+                let c = cols.get(j * k + first + i).copied().unwrap_or(0.0);
+                if L2 {
+                    (x - c) * (x - c)
+                } else {
+                    -x * c
+                }
+            })
+            .sum();
+    }
+}
+
 /// Portable body of [`super::nearest_column`] (also compiled per instruction set).
 #[inline(always)]
 pub fn nearest_column(
@@ -79,16 +139,7 @@ pub fn nearest_column(
 ) -> (usize, f32) {
     let n = k.min(out.len());
     let out = out.split_at_mut(n).0;
-    out.iter_mut().for_each(|d| *d = 0.0);
-    for (j, &x) in v.iter().enumerate().take(dim) {
-        let Some(col) = cols.get(j * k..(j + 1) * k) else {
-            break;
-        };
-        for (d, &c) in out.iter_mut().zip(col) {
-            let t = x - c;
-            *d += t * t;
-        }
-    }
+    column_distances::<true>(v, cols, k, dim, out);
     // Sixteen independent (min, index) lanes: branch-free selects the compiler
     // vectorises, where a single running minimum is a serial chain of compares.
     let mut lanes = [f32::INFINITY; 16];

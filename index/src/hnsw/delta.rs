@@ -319,10 +319,13 @@ impl BitReader<'_> {
     /// One Rice code; `None` when its unary part runs past the code (damage).
     #[inline]
     fn rice(&mut self, k: u32) -> Option<u64> {
-        let q = self.window().trailing_zeros();
+        let w = self.window();
+        let q = w.trailing_zeros();
         if q < ESCAPE {
-            self.pos += q as u64 + 1;
-            let low = self.take(k);
+            // The unary part (q < 24), its stop bit and k ≤ 24 low bits lie within the
+            // 56 bits one window holds: one load per code.
+            let low = (w >> (q + 1)) & ((1u64 << k) - 1);
+            self.pos += (q + 1 + k) as u64;
             Some(((q as u64) << k) | low)
         } else if q == ESCAPE {
             self.pos += ESCAPE as u64 + 1;
