@@ -346,9 +346,11 @@ pub struct SearchOptions {
     /// among them (exactly when few pass or `exact` is set; by the graph walk, with its
     /// recall, when many do), and `k` hits whenever at least `k` records pass.
     pub filter: Option<crate::Filter>,
-    /// Whether each indexed segment requests its rerank candidates' vector pages from
-    /// the disk together before reading them ([`Prefetch`](crate::Prefetch); by default
-    /// only while some of them are found missing from memory).
+    /// Whether each indexed segment requests the pages a search reads from the disk
+    /// together before reading them — each batch of neighbours' PQ codes and graph rows
+    /// as the walk scores them, and the rerank candidates' vectors
+    /// ([`Prefetch`](crate::Prefetch); by default only while a sample of searches finds
+    /// some of them missing from memory, for the front and the vectors separately).
     pub prefetch: crate::Prefetch,
 }
 

@@ -115,14 +115,16 @@ impl From<CodecArg> for strata::VectorCodec {
     }
 }
 
-/// `--prefetch`: whether a search requests its rerank candidates' pages together.
+/// `--prefetch`: whether a search requests the pages it reads next together (the walk's
+/// PQ codes and graph rows, a batch of neighbours at a time, and the rerank candidates'
+/// vectors).
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum PrefetchArg {
     /// While a sample of searches finds some of those pages missing from memory.
     Auto,
     /// On every search (one read-ahead request per run of pages).
     Always,
-    /// Never: a page missing from memory is read when the rerank reaches it.
+    /// Never: a page missing from memory is read when the walk or the rerank reaches it.
     Never,
 }
 

@@ -33,7 +33,7 @@ pub use index_meta::{
     BUILT_GPU_LISTS, INDEX_META_LEN, INDEX_META_RICE_LEN, MAX_RICE_K,
 };
 pub use keys::{key_hash, MAX_KEY_LEN};
-pub use prefetch::{Prefetch, PROBE_EVERY};
+pub use prefetch::{FrontPrefetch, Prefetch, PROBE_EVERY};
 pub use write::write_segment;
 
 use std::ops::Range;
@@ -244,6 +244,8 @@ pub struct SegmentReader {
     vector_decoder: crate::vector_codec::VectorDecoder,
     blocks: blocks::BlockChecks,
     residency: prefetch::Residency,
+    /// Sampled residency of the front (PQ codes, level-0 graph), for the walk's requests.
+    front_residency: prefetch::Residency,
     /// The search front in process memory, once [`Self::load_front`] has run.
     front: Option<front::HeapFront>,
 }
@@ -311,6 +313,7 @@ impl SegmentReader {
             vector_decoder: crate::vector_codec::VectorDecoder::f32(header.dim as usize),
             blocks: blocks::BlockChecks::default(),
             residency: prefetch::Residency::default(),
+            front_residency: prefetch::Residency::default(),
             front: None,
         };
         if header.version >= 5 {

@@ -1,7 +1,10 @@
-//! Requesting a search's rerank candidates' vector pages together: when some are not in
-//! memory, one read-ahead request (`madvise(WILLNEED)`) per run of missing pages puts
-//! every read in flight at once, and the disk serves them in parallel instead of one
-//! page fault at a time.
+//! Requesting a search's pages together: when some are not in memory, one read-ahead
+//! request (`madvise(WILLNEED)`) per run of missing pages puts every read in flight at
+//! once, and the disk serves them in parallel instead of one page fault at a time. Two
+//! kinds of reads are requested this way: the rerank candidates' full vectors
+//! ([`SegmentReader::prefetch_vectors`]), and, while the walk's front (PQ codes, level-0
+//! graph) does not stay in memory, the codes and graph rows of each batch of neighbours
+//! the walk is about to score ([`SegmentReader::front_prefetch`]).
 //!
 //! Asking costs system calls, which a store held in memory should not pay, so
 //! [`Prefetch::Auto`] measures: one call in [`PROBE_EVERY`] asks the kernel which of its
@@ -10,12 +13,14 @@
 //! at least one page (a fault costs far more than the few calls that avoid it), every
 //! search asks the same and requests only its missing runs.
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{SectionKind, SegmentReader};
 
-/// Whether a search requests its rerank candidates' vector pages ahead of reading them.
+/// Whether a search requests the pages it reads next (the walk's PQ codes and graph rows,
+/// the rerank candidates' vectors) ahead of reading them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Prefetch {
@@ -23,16 +28,20 @@ pub enum Prefetch {
     /// average, at least one page missing from memory (the default).
     #[default]
     Auto,
-    /// Always request every candidate's pages (one `madvise` per run, no residency
-    /// check).
+    /// Always request every page (one `madvise` per run, no residency check).
     Always,
-    /// Never: each page missing from memory is read when the rerank faults on it.
+    /// Never: each page missing from memory is read when the walk or the rerank faults
+    /// on it.
     Never,
 }
 
 /// While the segment is not prefetching, one [`Prefetch::Auto`] call in this many
 /// samples the residency of its pages.
 pub const PROBE_EVERY: u32 = 32;
+
+/// Batches of neighbours a sampling search's walk looks at (see
+/// [`SegmentReader::front_prefetch`]).
+const PROBE_BATCHES: u32 = 8;
 
 /// Pages: candidates' runs this close share one residency query.
 const CLUSTER_GAP: u64 = 16;
@@ -42,7 +51,7 @@ const PAGE: u64 = 4096;
 /// Fixed-point unit of the moving average (sixteenths of a page).
 const UNIT: u32 = 16;
 
-/// A segment's sampled residency of its vectors (for [`Prefetch::Auto`]).
+/// A segment's sampled residency of its vectors or of its front (for [`Prefetch::Auto`]).
 #[derive(Debug, Default)]
 pub(super) struct Residency {
     calls: AtomicU32,
@@ -51,6 +60,13 @@ pub(super) struct Residency {
 }
 
 impl Residency {
+    /// Whether this call (of [`Prefetch::Auto`]) should look at residency: one call in
+    /// [`PROBE_EVERY`], or every call while pages are being found missing.
+    fn probe(&self) -> bool {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        n.is_multiple_of(PROBE_EVERY) || self.prefetching()
+    }
+
     fn prefetching(&self) -> bool {
         self.missing_avg.load(Ordering::Relaxed) >= UNIT
     }
@@ -78,13 +94,40 @@ impl SegmentReader {
                 }
             }
             Prefetch::Auto => {
-                let n = self.residency.calls.fetch_add(1, Ordering::Relaxed);
-                if !n.is_multiple_of(PROBE_EVERY) && !self.residency.prefetching() {
-                    return;
+                if self.residency.probe() {
+                    let missing = self.request_missing(&self.vector_page_runs(rows));
+                    self.residency.record(missing);
                 }
-                let missing = self.request_missing(&self.vector_page_runs(rows));
-                self.residency.record(missing);
             }
+        }
+    }
+
+    /// One search's requests for its walk's front pages, as `mode` says: whether they
+    /// are made is decided here, once per search ([`Prefetch::Auto`] samples as for
+    /// vectors, with its own average). Nothing is ever requested for a segment without
+    /// an index or whose front is in process memory ([`Self::load_front`]).
+    pub fn front_prefetch(&self, mode: Prefetch) -> FrontPrefetch<'_> {
+        let mapped = self.front.is_none() && self.sections.has(SectionKind::IndexMeta);
+        let state = match mode {
+            _ if !mapped => FrontState::Off,
+            Prefetch::Never => FrontState::Off,
+            Prefetch::Always => FrontState::Always,
+            Prefetch::Auto if self.front_residency.probe() => FrontState::Measured,
+            Prefetch::Auto => FrontState::Off,
+        };
+        // A sampling search (the front was found in memory so far) looks at its first
+        // few batches only: a whole walk's worth of residency queries costs more than a
+        // search from memory, and a front that pages shows within a few batches.
+        let batches = if self.front_residency.prefetching() {
+            u32::MAX
+        } else {
+            PROBE_BATCHES
+        };
+        FrontPrefetch {
+            reader: self,
+            state,
+            missing: Cell::new(0),
+            batches: Cell::new(batches),
         }
     }
 
@@ -136,28 +179,118 @@ impl SegmentReader {
     /// The file byte ranges, page-aligned and merged where pages touch, of the stored
     /// vectors of `rows`, in file order.
     pub(super) fn vector_page_runs(&self, rows: &[usize]) -> Vec<Range<u64>> {
-        let section = &self.section(SectionKind::Vectors).range;
         let width = self.vector_decoder.row_bytes() as u64;
-        let rows_held = (section.end - section.start)
-            .checked_div(width)
-            .unwrap_or(0);
-        let mut pages: Vec<(u64, u64)> = rows
-            .iter()
-            .map(|&r| r as u64)
-            .filter(|&r| r < rows_held)
-            .map(|r| {
-                let start = section.start + r * width;
-                (start / PAGE, (start + width - 1) / PAGE)
-            })
-            .collect();
-        pages.sort_unstable();
-        let mut runs: Vec<Range<u64>> = Vec::with_capacity(pages.len());
-        for (first, last) in pages {
-            match runs.last_mut() {
-                Some(run) if first * PAGE <= run.end => run.end = run.end.max((last + 1) * PAGE),
-                _ => runs.push(first * PAGE..(last + 1) * PAGE),
-            }
+        page_runs(row_ranges(
+            &self.section(SectionKind::Vectors).range,
+            width,
+            rows.iter().map(|&r| r as u64),
+        ))
+    }
+}
+
+/// The file ranges of rows `rows` of `width` bytes in `section` (rows past its end are
+/// left out).
+fn row_ranges(
+    section: &Range<u64>,
+    width: u64,
+    rows: impl Iterator<Item = u64>,
+) -> impl Iterator<Item = Range<u64>> {
+    let rows_held = (section.end - section.start)
+        .checked_div(width)
+        .unwrap_or(0);
+    let start = section.start;
+    rows.filter(move |&r| r < rows_held)
+        .map(move |r| start + r * width..start + (r + 1) * width)
+}
+
+/// The pages of `ranges` (file byte ranges, any order), as page-aligned runs merged where
+/// pages touch, in file order. Empty ranges are left out.
+fn page_runs(ranges: impl Iterator<Item = Range<u64>>) -> Vec<Range<u64>> {
+    let mut pages: Vec<(u64, u64)> = ranges
+        .filter(|r| r.end > r.start)
+        .map(|r| (r.start / PAGE, (r.end - 1) / PAGE))
+        .collect();
+    pages.sort_unstable();
+    let mut runs: Vec<Range<u64>> = Vec::with_capacity(pages.len());
+    for (first, last) in pages {
+        match runs.last_mut() {
+            Some(run) if first * PAGE <= run.end => run.end = run.end.max((last + 1) * PAGE),
+            _ => runs.push(first * PAGE..(last + 1) * PAGE),
         }
-        runs
+    }
+    runs
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontState {
+    /// Nothing requested.
+    Off,
+    /// Missing pages are looked up, requested and counted into the segment's average.
+    Measured,
+    /// Every page is requested, without looking.
+    Always,
+}
+
+/// One search's requests for the front pages its walk reads next (from
+/// [`SegmentReader::front_prefetch`]); for [`Prefetch::Auto`] the pages it found
+/// missing count into the segment's average when it is dropped.
+#[derive(Debug)]
+pub struct FrontPrefetch<'a> {
+    reader: &'a SegmentReader,
+    state: FrontState,
+    missing: Cell<usize>,
+    /// Batches left to look at ([`FrontState::Measured`]).
+    batches: Cell<u32>,
+}
+
+impl FrontPrefetch<'_> {
+    /// Whether this search requests pages at all (callers skip gathering them if not).
+    pub fn active(&self) -> bool {
+        match self.state {
+            FrontState::Off => false,
+            FrontState::Measured => self.batches.get() > 0,
+            FrontState::Always => true,
+        }
+    }
+
+    /// Requests the pages of the PQ codes (`code_bytes` each) of `nodes` and of the
+    /// level-0 graph byte ranges `level0` (relative to that section, as
+    /// `GraphView::level0_spans` gives them) that are not in memory. A hint: it never
+    /// fails and never changes what is read.
+    pub fn request(
+        &self,
+        nodes: &[u32],
+        code_bytes: usize,
+        level0: impl Iterator<Item = Range<usize>>,
+    ) {
+        if !self.active() {
+            return;
+        }
+        self.batches.set(self.batches.get().saturating_sub(1));
+        let r = self.reader;
+        let codes = row_ranges(
+            &r.section(SectionKind::PqCodes).range,
+            code_bytes as u64,
+            nodes.iter().map(|&n| u64::from(n)),
+        );
+        let graph = r.section(SectionKind::GraphLevel0).range.clone();
+        let spans = level0
+            .map(|s| graph.start + s.start as u64..graph.start + s.end as u64)
+            .filter(|s| s.end <= graph.end);
+        let runs = page_runs(codes.chain(spans));
+        match self.state {
+            FrontState::Always => runs.into_iter().for_each(|run| r.bytes.advise(run, false)),
+            _ => self
+                .missing
+                .set(self.missing.get() + r.request_missing(&runs)),
+        }
+    }
+}
+
+impl Drop for FrontPrefetch<'_> {
+    fn drop(&mut self) {
+        if self.state == FrontState::Measured {
+            self.reader.front_residency.record(self.missing.get());
+        }
     }
 }

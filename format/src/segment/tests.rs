@@ -263,10 +263,37 @@ fn index_sections_round_trip_and_are_checked() {
         &vectors[..]
     );
     seg.verify().unwrap();
+    // Requests for the walk's front pages are hints, whatever the nodes and spans (out
+    // of range ones included); `never` makes none, `always` every time, `auto` samples.
+    let spans = || [0..3, 3..6, 117..120, 118..4000, 9_000..9_001].into_iter();
+    let nodes = [0u32, 1, 39, 40, u32::MAX];
+    for mode in [Prefetch::Auto, Prefetch::Always, Prefetch::Never] {
+        let mut active = 0;
+        for _ in 0..2 * PROBE_EVERY {
+            let fp = seg.front_prefetch(mode);
+            if fp.active() {
+                active += 1;
+            }
+            fp.request(&nodes, 2, spans());
+            fp.request(&[], 2, std::iter::empty());
+        }
+        let want = match mode {
+            Prefetch::Never => 0,
+            Prefetch::Always => 2 * PROBE_EVERY,
+            // One probe in PROBE_EVERY: the front was found in memory each time.
+            _ => 2,
+        };
+        assert_eq!(active, want, "{mode:?}");
+    }
+    assert_eq!(seg.index().unwrap().codes, &codes[..]);
     // The front in process memory reads the same, and the rest is still mapped.
     let mut seg = seg;
     assert_eq!(seg.front_in_memory(), 0);
     seg.load_front().unwrap();
+    // A front in memory has no pages to request.
+    for mode in [Prefetch::Auto, Prefetch::Always] {
+        assert!(!seg.front_prefetch(mode).active());
+    }
     let front: u64 = [
         SectionKind::IndexMeta,
         SectionKind::PqCodebook,

@@ -141,7 +141,7 @@ impl GrowingGraph {
             let mut found = search_layer(
                 self,
                 &from_i,
-                prefetch,
+                &|nodes: &[u32]| nodes.iter().for_each(|&n| prefetch(n)),
                 &entries,
                 self.ef_construction,
                 level,

@@ -75,16 +75,16 @@ pub fn search<G: Graph + ?Sized>(
     ef: usize,
     visited: &mut Visited,
 ) -> Vec<Neighbor> {
-    search_prefetching(g, dist, |_| {}, ef, visited)
+    search_prefetching(g, dist, |_: &[u32]| {}, ef, visited)
 }
 
-/// [`search`] that calls `prefetch(node)` for every node about to be scored, a batch of
-/// neighbours at a time, so that their data (codes, vectors) is on its way to the cache
-/// while earlier ones are scored.
+/// [`search`] that calls `prefetch(nodes)` with each batch of neighbours about to be
+/// scored, before scoring them, so that their data (codes, vectors; from memory or from
+/// disk) is on its way while earlier ones are scored.
 pub fn search_prefetching<G: Graph + ?Sized>(
     g: &G,
     dist: impl Fn(u32) -> f32,
-    prefetch: impl Fn(u32),
+    prefetch: impl Fn(&[u32]),
     ef: usize,
     visited: &mut Visited,
 ) -> Vec<Neighbor> {
@@ -117,7 +117,7 @@ pub fn search_prefetching<G: Graph + ?Sized>(
 pub fn search_eligible<G: Graph + ?Sized>(
     g: &G,
     dist: impl Fn(u32) -> f32,
-    prefetch: impl Fn(u32),
+    prefetch: impl Fn(&[u32]),
     eligible: impl Fn(u32) -> bool,
     ef: usize,
     max_visits: usize,
@@ -151,9 +151,7 @@ pub fn search_eligible<G: Graph + ?Sized>(
         }
         g.neighbors(c.1, 0, &mut buf);
         buf.retain(|&n| visited.insert(n));
-        for &n in buf.iter() {
-            prefetch(n);
-        }
+        prefetch(&buf);
         visits += buf.len();
         if visits > max_visits {
             return None;
@@ -212,7 +210,7 @@ pub(crate) fn greedy<G: Graph + ?Sized>(
 pub(crate) fn search_layer<G: Graph + ?Sized>(
     g: &G,
     dist: &impl Fn(u32) -> f32,
-    prefetch: &impl Fn(u32),
+    prefetch: &impl Fn(&[u32]),
     entries: &[Cand],
     ef: usize,
     level: usize,
@@ -244,9 +242,7 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
         g.neighbors(c.1, level, buf);
         // First pass: drop visited nodes and start fetching the rest.
         buf.retain(|&n| visited.insert(n));
-        for &n in buf.iter() {
-            prefetch(n);
-        }
+        prefetch(buf);
         for &n in buf.iter() {
             let d = dist(n);
             if results.len() < ef || results.peek().is_some_and(|w| d < w.0) {
