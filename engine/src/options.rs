@@ -335,7 +335,8 @@ pub struct SearchOptions {
     /// slower and finds more. `None`: [`SearchOptions::DEFAULT_EF`].
     pub ef: Option<usize>,
     /// Candidates of the graph walk re-scored exactly with full vectors (at least `k`).
-    /// `None`: [`SearchOptions::DEFAULT_RERANK`].
+    /// `None`: [`SearchOptions::DEFAULT_RERANK`]. No effect on segments storing `int8`
+    /// vectors, whose walk scores nodes on those vectors already.
     pub rerank: Option<usize>,
     /// Return each hit's payload ([`Hit::payload`](crate::Hit)), read from the same
     /// snapshot as the search.

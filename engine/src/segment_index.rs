@@ -1,7 +1,10 @@
 //! A segment's search index: built at flush (PQ codebooks and codes, HNSW graph over
 //! the full vectors), and searched in two stages — the graph walked with asymmetric PQ
 //! distances (`ef`), then the best `rerank` live candidates re-scored with the stored
-//! vectors (decoded from the segment's codec) from the mmap. Every code, graph row and
+//! vectors (decoded from the segment's codec) from the mmap. A segment storing `int8`
+//! vectors is walked on those instead, by distances computed on their codes
+//! (`strata_index::sq8`): as many bytes per row as dimensions, no rerank to do, and no
+//! second copy of each row in the search's working set. Every code, graph row and
 //! vector is checked against its block checksum the first time it is read (segment
 //! format 5): a damaged block ends the search with [`crate::Error::Corruption`].
 
@@ -10,7 +13,8 @@ use std::cell::Cell;
 use strata_format::segment::{Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_index::hnsw::{self, Graph, GraphView, Level0Layout};
-use strata_index::pq::ProductQuantizer;
+use strata_index::pq::{AdcTable, ProductQuantizer};
+use strata_index::sq8::Sq8Query;
 use strata_index::{Metric, TopK};
 
 use crate::error::Result;
@@ -123,25 +127,33 @@ pub(crate) fn search(
     ) else {
         return Ok(None);
     };
-    let m = parts.meta.pq_m as usize;
-    let table = ix.pq.adc_table(query, metric);
-    let codes = parts.codes;
+    let scorer = match reader.int8_rows() {
+        Some(rows) => Scorer {
+            kind: ScoreOn::Int8(Sq8Query::new(query, rows.lo, rows.step, metric)),
+            rows: rows.codes,
+            width: reader.dim(),
+            section: SectionKind::Vectors,
+        },
+        None => Scorer {
+            kind: ScoreOn::Pq(ix.pq.adc_table(query, metric)),
+            rows: parts.codes,
+            width: parts.meta.pq_m as usize,
+            section: SectionKind::PqCodes,
+        },
+    };
     let damage = Cell::new(None);
-    let codes_check = reader.row_check(SectionKind::PqCodes);
+    let rows_check = reader.row_check(scorer.section);
     let graph = CheckedGraph {
         view: graph,
         check: reader.row_check(SectionKind::GraphLevel0),
         damage: &damage,
     };
     let dist = |n: u32| {
-        if let Err(e) = codes_check.row(n as usize) {
+        if let Err(e) = rows_check.row(n as usize) {
             damage.set(Some(e));
             return f32::INFINITY;
         }
-        let i = n as usize * m;
-        codes
-            .get(i..i + m)
-            .map_or(f32::INFINITY, |c| table.distance(c))
+        scorer.distance(n)
     };
     // Each batch of neighbours about to be scored: their codes towards the CPU cache
     // and, while the front does not stay in memory, their codes' and graph rows' pages
@@ -149,11 +161,11 @@ pub(crate) fn search(
     let front = reader.front_prefetch(walk.prefetch);
     let prefetch = |nodes: &[u32]| {
         for &n in nodes {
-            strata_index::distance::prefetch(codes.get(n as usize * m..).unwrap_or(&[]));
+            strata_index::distance::prefetch_all(scorer.row(n));
         }
         if front.active() {
             let spans = nodes.iter().flat_map(|&n| graph.view.level0_spans(n));
-            front.request(nodes, m, spans);
+            front.request(nodes, (scorer.section, scorer.width), spans);
         }
     };
     let found = if eligible.filtered {
@@ -172,6 +184,23 @@ pub(crate) fn search(
     };
     if let Some(e) = damage.take() {
         return Err(e.into());
+    }
+    if matches!(scorer.kind, ScoreOn::Int8(_)) {
+        // The walk's distances are those the rerank would compute.
+        let mut rows_top = TopK::new(k);
+        let mut n = 0;
+        for c in found
+            .iter()
+            .filter(|c| !(eligible.skip)(c.id as usize))
+            .take(k)
+        {
+            rows_top.push(c.id, c.distance);
+            n += 1;
+        }
+        if n < k.min(live_rows) {
+            return Ok(None);
+        }
+        return rows_to_ids(reader, rows_top, k).map(Some);
     }
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
@@ -195,6 +224,42 @@ pub(crate) fn search(
         return Ok(None);
     }
     rows_to_ids(reader, rows_top, k).map(Some)
+}
+
+/// What a walk scores each node on: its row in the PQ codes or in the `int8` vectors.
+struct Scorer<'a> {
+    kind: ScoreOn,
+    /// Every row, `width` bytes each (unchecked: the walk checks each row's blocks).
+    rows: &'a [u8],
+    width: usize,
+    /// The section `rows` is.
+    section: SectionKind,
+}
+
+enum ScoreOn {
+    Pq(AdcTable),
+    Int8(Sq8Query),
+}
+
+impl Scorer<'_> {
+    /// Row `n`'s bytes (empty past the last row).
+    #[inline]
+    fn row(&self, n: u32) -> &[u8] {
+        let i = n as usize * self.width;
+        self.rows.get(i..i + self.width).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn distance(&self, n: u32) -> f32 {
+        let row = self.row(n);
+        if row.is_empty() {
+            return f32::INFINITY;
+        }
+        match &self.kind {
+            ScoreOn::Pq(table) => table.distance(row),
+            ScoreOn::Int8(q) => q.distance(row),
+        }
+    }
 }
 
 /// A top list of segment rows as the same list of their ids: only the winners' ids are

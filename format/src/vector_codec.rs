@@ -207,6 +207,11 @@ impl VectorDecoder {
         self.codec
     }
 
+    /// The `int8` grid (`lo`, `step` per dimension); `None` for other codecs.
+    pub fn int8_grid(&self) -> Option<(&[f32], &[f32])> {
+        (self.codec == VectorCodec::Int8).then_some((&self.lo, &self.step))
+    }
+
     /// Bytes of one stored row.
     pub fn row_bytes(&self) -> usize {
         self.dim * self.codec.value_bytes()

@@ -6,7 +6,8 @@
 //! * [`exact`]: brute-force scans over row-major vector blocks.
 //!
 //! * [`hnsw`]: graph search and construction (incremental, or from neighbour lists).
-//! * [`kmeans`], [`pq`]: k-means and product quantization.
+//! * [`kmeans`], [`pq`]: k-means and product quantization; [`sq8`]: distances on
+//!   8-bit scalar codes.
 //! * [`gpu`]: where indexes are built, and the CUDA device (feature `gpu`).
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +18,7 @@ pub mod gpu;
 pub mod hnsw;
 pub mod kmeans;
 pub mod pq;
+pub mod sq8;
 pub mod topk;
 
 pub use distance::Metric;

@@ -34,6 +34,7 @@ pub use index_meta::{
 };
 pub use keys::{key_hash, MAX_KEY_LEN};
 pub use prefetch::{FrontPrefetch, Prefetch, PROBE_EVERY};
+pub use vectors::Int8Rows;
 pub use write::write_segment;
 
 use std::ops::Range;
@@ -336,14 +337,17 @@ impl SegmentReader {
             seg.check_section(SectionKind::PqCodebook)?;
             seg.index_meta()?;
         }
-        // The front (codes, graph) is what searches walk: start reading it. Ids are read
-        // only for the k results and by `get`, full vectors a row at a time to rerank: no
-        // readahead for those, which under memory pressure would evict the front for
-        // neighbouring rows nobody asked for.
+        // No read-ahead on faults anywhere in the file: ids are read for the k results
+        // and by `get`, full vectors a row at a time to rerank, and the front (codes,
+        // graph) a row at a time by each step of a walk. Under memory pressure a fault's
+        // read-ahead (up to the device's `read_ahead_kb`, megabytes on some) would evict
+        // the pages searches need for neighbouring ones nobody asked for; the reads a
+        // search needs together are requested together (`prefetch.rs`). The front is
+        // what every search walks: start reading all of it now.
         let ids = seg.section(SectionKind::Ids).range.clone();
         let vectors = seg.section(SectionKind::Vectors).range.clone();
+        seg.bytes.advise(0..len, true);
         seg.bytes.advise(ids.end..vectors.start, false);
-        seg.bytes.advise(vectors, true);
         Ok(seg)
     }
 

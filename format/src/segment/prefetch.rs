@@ -253,14 +253,14 @@ impl FrontPrefetch<'_> {
         }
     }
 
-    /// Requests the pages of the PQ codes (`code_bytes` each) of `nodes` and of the
-    /// level-0 graph byte ranges `level0` (relative to that section, as
-    /// `GraphView::level0_spans` gives them) that are not in memory. A hint: it never
-    /// fails and never changes what is read.
+    /// Requests the pages of the rows of `nodes` in `section` (`row_bytes` each: the PQ
+    /// codes, or the vectors a walk scores on) and of the level-0 graph byte ranges
+    /// `level0` (relative to that section, as `GraphView::level0_spans` gives them)
+    /// that are not in memory. A hint: it never fails and never changes what is read.
     pub fn request(
         &self,
         nodes: &[u32],
-        code_bytes: usize,
+        (section, row_bytes): (SectionKind, usize),
         level0: impl Iterator<Item = Range<usize>>,
     ) {
         if !self.active() {
@@ -269,8 +269,8 @@ impl FrontPrefetch<'_> {
         self.batches.set(self.batches.get().saturating_sub(1));
         let r = self.reader;
         let codes = row_ranges(
-            &r.section(SectionKind::PqCodes).range,
-            code_bytes as u64,
+            &r.section(section).range,
+            row_bytes as u64,
             nodes.iter().map(|&n| u64::from(n)),
         );
         let graph = r.section(SectionKind::GraphLevel0).range.clone();

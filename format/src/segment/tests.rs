@@ -274,8 +274,9 @@ fn index_sections_round_trip_and_are_checked() {
             if fp.active() {
                 active += 1;
             }
-            fp.request(&nodes, 2, spans());
-            fp.request(&[], 2, std::iter::empty());
+            fp.request(&nodes, (SectionKind::PqCodes, 2), spans());
+            fp.request(&nodes, (SectionKind::Vectors, 16), spans());
+            fp.request(&[], (SectionKind::PqCodes, 2), std::iter::empty());
         }
         let want = match mode {
             Prefetch::Never => 0,

@@ -4,6 +4,18 @@
 use super::{SectionKind, SegmentReader};
 use crate::error::{CorruptionKind, Result};
 
+/// An `int8` segment's vectors as stored ([`SegmentReader::int8_rows`]): row `r`'s
+/// value in dimension `j` is `lo[j] + codes[r · dim + j] · step[j]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Int8Rows<'a> {
+    /// Per dimension: the grid's lowest value.
+    pub lo: &'a [f32],
+    /// Per dimension: the grid's step.
+    pub step: &'a [f32],
+    /// Every row's codes, row-major, one byte per dimension (unchecked).
+    pub codes: &'a [u8],
+}
+
 impl SegmentReader {
     /// How this segment stores its vectors (`f32` before version 5).
     pub fn vector_codec(&self) -> crate::VectorCodec {
@@ -14,6 +26,19 @@ impl SegmentReader {
     pub fn vectors_len(&self) -> u64 {
         let r = &self.section(SectionKind::Vectors).range;
         r.end - r.start
+    }
+
+    /// For a segment storing `int8` vectors: the grid they are coded on and every row's
+    /// codes, for distances computed on the codes (`strata_index::sq8`). The codes are
+    /// not checked here: check a row's blocks with
+    /// [`row_check(SectionKind::Vectors)`](Self::row_check) before reading it.
+    pub fn int8_rows(&self) -> Option<Int8Rows<'_>> {
+        let (lo, step) = self.vector_decoder.int8_grid()?;
+        Some(Int8Rows {
+            lo,
+            step,
+            codes: self.section_bytes(SectionKind::Vectors),
+        })
     }
 
     /// The vector of `row`, decoded to `f32`.

@@ -89,6 +89,10 @@ pub struct Kernels {
     pub l2_many: ManyFn,
     /// Dot product with many rows.
     pub dot_many: ManyFn,
+    /// Weighted squared L2 to a row of bytes ([`scalar::sq8_l2`]).
+    pub sq8_l2: fn(&[f32], &[f32], &[u8]) -> f32,
+    /// Dot product with a row of bytes ([`scalar::sq8_dot`]).
+    pub sq8_dot: fn(&[f32], &[u8]) -> f32,
 }
 
 /// The portable kernels (always available).
@@ -98,6 +102,8 @@ pub const PORTABLE: Kernels = Kernels {
     dot: scalar::dot_chunked,
     l2_many: scalar::l2_many,
     dot_many: scalar::dot_many,
+    sq8_l2: scalar::sq8_l2,
+    sq8_dot: scalar::sq8_dot,
 };
 
 /// Every kernel set this CPU can run, best first (for tests and benches).
@@ -112,6 +118,8 @@ pub fn available() -> Vec<Kernels> {
                 dot: avx512::dot,
                 l2_many: avx512::l2_many,
                 dot_many: avx512::dot_many,
+                sq8_l2: avx512::sq8_l2,
+                sq8_dot: avx512::sq8_dot,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -122,6 +130,8 @@ pub fn available() -> Vec<Kernels> {
                 dot: avx2::dot,
                 l2_many: avx2::l2_many,
                 dot_many: avx2::dot_many,
+                sq8_l2: avx2::sq8_l2,
+                sq8_dot: avx2::sq8_dot,
             });
         }
     }

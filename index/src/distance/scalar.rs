@@ -68,6 +68,55 @@ pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
+/// Weighted squared L2 between `t` and the bytes `c` read as numbers:
+/// `Σ w[j] · (t[j] − c[j])²` over the shortest of the three (the distance to an `int8`
+/// row, see [`crate::sq8`]). Sixteen lanes of accumulators, so the compiler vectorises
+/// it (byte widening included) under each instruction set it is compiled for.
+#[inline(always)]
+pub fn sq8_l2(t: &[f32], w: &[f32], c: &[u8]) -> f32 {
+    let n = t.len().min(w.len()).min(c.len());
+    let (t, w, c) = (t.split_at(n).0, w.split_at(n).0, c.split_at(n).0);
+    let ((tb, tt), (wb, wt), (cb, ct)) = (
+        t.as_chunks::<16>(),
+        w.as_chunks::<16>(),
+        c.as_chunks::<16>(),
+    );
+    let mut acc = [0.0f32; 16];
+    for ((t, w), c) in tb.iter().zip(wb).zip(cb) {
+        for (((a, &t), &w), &c) in acc.iter_mut().zip(t).zip(w).zip(c) {
+            let d = t - f32::from(c);
+            *a += w * d * d;
+        }
+    }
+    let tail: f32 = tt
+        .iter()
+        .zip(wt)
+        .zip(ct)
+        .map(|((&t, &w), &c)| {
+            let d = t - f32::from(c);
+            w * d * d
+        })
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Dot product of `u` with the bytes `c` read as numbers, over the shorter of the two
+/// (see [`sq8_l2`]).
+#[inline(always)]
+pub fn sq8_dot(u: &[f32], c: &[u8]) -> f32 {
+    let n = u.len().min(c.len());
+    let (u, c) = (u.split_at(n).0, c.split_at(n).0);
+    let ((ub, ut), (cb, ct)) = (u.as_chunks::<16>(), c.as_chunks::<16>());
+    let mut acc = [0.0f32; 16];
+    for (u, c) in ub.iter().zip(cb) {
+        for ((a, &u), &c) in acc.iter_mut().zip(u).zip(c) {
+            *a += u * f32::from(c);
+        }
+    }
+    let tail: f32 = ut.iter().zip(ct).map(|(&u, &c)| u * f32::from(c)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Portable body of [`super::column_distances`] (also compiled per instruction set):
 /// from `v` to each of `k` centroids stored dimension-major (`cols[j * k + c]` =
 /// component `j` of centroid `c`) into `out[..k]`, the squared L2 distance when `L2`,

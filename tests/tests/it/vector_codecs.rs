@@ -1,6 +1,7 @@
 //! Stores of each vector codec: what `get` returns, search recall against exact search
-//! of the original vectors, flush, merge and reopen, the codec fixed at creation, and a
-//! damaged vector block found by the read that touches it.
+//! of the original vectors and distances against the stored vectors, flush, merge and
+//! reopen, the codec fixed at creation, and a damaged vector block found by the read
+//! that touches it (a rerank's, or an `int8` walk's).
 
 use strata::{
     Db, Error, InvalidArgument, Metric, Options, Prefetch, SearchOptions, VectorCodec, WriteBatch,
@@ -109,6 +110,17 @@ fn each_codec_stores_searches_merges_and_reopens() {
                 };
                 let auto = answer(Prefetch::Auto);
                 assert_eq!(auto.len(), 10);
+                // Each hit's distance is the distance to its stored (decoded) vector,
+                // whether the walk scored it on PQ codes and reranked it or scored it
+                // on its `int8` codes directly.
+                for &(id, d) in &auto {
+                    let stored = db.get(id).unwrap().expect("a hit's record").vector;
+                    let want = distance(Metric::L2, q, &stored);
+                    assert!(
+                        (d - want).abs() <= 1e-4 * (1.0 + want),
+                        "{codec:?} {stage}: id {id} at {d}, stored vector at {want}"
+                    );
+                }
                 assert_eq!(answer(Prefetch::Always), auto, "{codec:?} {stage}");
                 assert_eq!(answer(Prefetch::Never), auto, "{codec:?} {stage}");
             }
@@ -209,6 +221,47 @@ fn a_damaged_vector_block_is_refused_by_the_read_that_touches_it() {
     // A row in another block still reads (24 × 4 bytes per row: 170 rows per block).
     assert_eq!(db.get(0).unwrap().unwrap().vector, data[0]);
     assert!(strata::verify(dir.path()).is_err());
+}
+
+/// An `int8` segment's walk scores nodes on their vectors' codes: a flipped bit there is
+/// found by the search whose walk reaches it, named by segment, and by `get`.
+#[test]
+fn a_damaged_int8_row_is_refused_by_the_walk_that_scores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = vectors(14);
+    let db = Db::open(dir.path(), options(VectorCodec::Int8)).unwrap();
+    let mut b = WriteBatch::new();
+    for (id, v) in data.iter().enumerate() {
+        b.upsert(id as u64, v);
+    }
+    db.write(b).unwrap();
+    db.close().unwrap();
+    let seg = segment_files(dir.path()).pop().expect("a segment");
+    // Row 1234's codes, found in the file by their bytes (24 of them: unique here).
+    let (victim, pattern) = {
+        let reader = strata_format::SegmentReader::open(&strata_vfs::OsVfs, &seg).unwrap();
+        let row = 1234usize;
+        let codes = reader.int8_rows().expect("an int8 segment").codes;
+        let pattern = codes[row * DIM..(row + 1) * DIM].to_vec();
+        (reader.id_rows(row..row + 1).unwrap()[0], pattern)
+    };
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let hits: Vec<usize> = bytes
+        .windows(DIM)
+        .enumerate()
+        .filter(|(_, w)| *w == &pattern[..])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "the row's codes are not unique in the file");
+    bytes[hits[0] + 3] ^= 0x04;
+    std::fs::write(&seg, &bytes).unwrap();
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    let refused = |e: Error| matches!(e, Error::Corruption { ref path, .. } if *path == seg);
+    let e = db
+        .search(&data[victim as usize], &SearchOptions::new(5))
+        .unwrap_err();
+    assert!(refused(e));
+    assert!(refused(db.get(victim).unwrap_err()));
 }
 
 /// Every segment file of the store in `dir`.

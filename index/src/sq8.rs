@@ -1,0 +1,154 @@
+//! Distances from a query to rows stored as 8-bit scalar codes on a per-dimension grid
+//! (`x[j] = lo[j] + code[j] · step[j]`, the segment's `int8` vector codec), computed on
+//! the codes directly: the query is mapped onto the grid once, and each row then costs
+//! one pass over its bytes, without decoding it.
+//!
+//! * squared L2: `Σ (q − lo − step·c)² = Σ step² · ((q − lo)/step − c)²` (a dimension
+//!   whose step is 0 holds `lo` in every row and adds a constant);
+//! * dot product: `Σ q·(lo + step·c) = Σ q·lo + Σ (q·step)·c`.
+//!
+//! Up to rounding, the distance is the one [`Metric::distance`] gives for the decoded row.
+
+use crate::distance::{kernels, Metric};
+
+/// A query mapped onto an `int8` grid, for [`Sq8Query::distance`] to rows of codes.
+#[derive(Debug, Clone)]
+pub struct Sq8Query {
+    metric: Metric,
+    /// L2: the query on the grid, `(q − lo)/step`; dot: `q · step`.
+    mapped: Vec<f32>,
+    /// L2: `step²` per dimension (empty for the dot product).
+    weights: Vec<f32>,
+    /// L2: the dimensions of step 0; dot: `Σ q·lo`.
+    constant: f32,
+}
+
+impl Sq8Query {
+    /// Maps `query` (normalised already for cosine) onto the grid `lo`, `step` (one entry
+    /// per dimension each; the shortest of the three sets the dimension).
+    pub fn new(query: &[f32], lo: &[f32], step: &[f32], metric: Metric) -> Self {
+        let dims = query.iter().zip(lo).zip(step);
+        match metric {
+            Metric::L2 => {
+                let mut constant = 0.0;
+                let (mapped, weights) = dims
+                    .map(|((&q, &l), &s)| {
+                        let a = q - l;
+                        if s > 0.0 {
+                            (a / s, s * s)
+                        } else {
+                            constant += a * a;
+                            (0.0, 0.0)
+                        }
+                    })
+                    .unzip();
+                Sq8Query {
+                    metric,
+                    mapped,
+                    weights,
+                    constant,
+                }
+            }
+            Metric::InnerProduct | Metric::Cosine => {
+                let mut constant = 0.0;
+                let mapped = dims
+                    .map(|((&q, &l), &s)| {
+                        constant += q * l;
+                        q * s
+                    })
+                    .collect();
+                Sq8Query {
+                    metric,
+                    mapped,
+                    weights: Vec::new(),
+                    constant,
+                }
+            }
+        }
+    }
+
+    /// The distance (smaller is nearer, as [`Metric::distance`]) from the query to the row
+    /// whose codes are `codes` (one byte per dimension; a short row counts its missing
+    /// dimensions as absent).
+    #[inline]
+    pub fn distance(&self, codes: &[u8]) -> f32 {
+        let k = kernels();
+        match self.metric {
+            Metric::L2 => self.constant + (k.sq8_l2)(&self.mapped, &self.weights, codes),
+            Metric::InnerProduct => -(self.constant + (k.sq8_dot)(&self.mapped, codes)),
+            Metric::Cosine => 1.0 - (self.constant + (k.sq8_dot)(&self.mapped, codes)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::distance::{available, scalar};
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn distances_on_codes_equal_distances_to_the_decoded_rows() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for dim in [1usize, 7, 16, 50, 128, 131, 384] {
+            let lo: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..0.0)).collect();
+            // Every fifth dimension is constant (step 0).
+            let step: Vec<f32> = (0..dim)
+                .map(|j| {
+                    if j % 5 == 4 {
+                        0.0
+                    } else {
+                        rng.random_range(0.001..0.05)
+                    }
+                })
+                .collect();
+            let query: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();
+            for _ in 0..20 {
+                let codes: Vec<u8> = (0..dim)
+                    .map(|j| if step[j] == 0.0 { 0 } else { rng.random() })
+                    .collect();
+                let row: Vec<f32> = (0..dim)
+                    .map(|j| lo[j] + f32::from(codes[j]) * step[j])
+                    .collect();
+                for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+                    let want = match metric {
+                        Metric::L2 => scalar::l2(&query, &row),
+                        Metric::InnerProduct => -scalar::dot(&query, &row),
+                        Metric::Cosine => 1.0 - scalar::dot(&query, &row),
+                    };
+                    let got = Sq8Query::new(&query, &lo, &step, metric).distance(&codes);
+                    let scale = 1.0 + want.abs();
+                    assert!(
+                        (got - want).abs() <= 1e-4 * scale,
+                        "dim {dim} {metric:?}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_set_gives_the_portable_answer() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        for n in [0usize, 1, 15, 16, 17, 50, 128, 385] {
+            let t: Vec<f32> = (0..n).map(|_| rng.random_range(-10.0..300.0)).collect();
+            let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.01)).collect();
+            let c: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+            let (l2, dot) = (scalar::sq8_l2(&t, &w, &c), scalar::sq8_dot(&t, &c));
+            for k in available() {
+                let (a, b) = ((k.sq8_l2)(&t, &w, &c), (k.sq8_dot)(&t, &c));
+                assert!((a - l2).abs() <= 1e-3 * (1.0 + l2.abs()), "{} {n}", k.name);
+                assert!(
+                    (b - dot).abs() <= 1e-3 * (1.0 + dot.abs()),
+                    "{} {n}",
+                    k.name
+                );
+            }
+            // Shorter code rows count only the dimensions they have.
+            let half = n / 2;
+            let want = scalar::sq8_dot(&t[..half], &c[..half]);
+            assert!((scalar::sq8_dot(&t, &c[..half]) - want).abs() <= 1e-3 * (1.0 + want.abs()));
+        }
+    }
+}
