@@ -348,8 +348,9 @@ pub struct SearchOptions {
     /// recall, when many do), and `k` hits whenever at least `k` records pass.
     pub filter: Option<crate::Filter>,
     /// Whether each indexed segment requests the pages a search reads from the disk
-    /// together before reading them — each batch of neighbours' PQ codes and graph rows
-    /// as the walk scores them, and the rerank candidates' vectors
+    /// together before reading them — each batch of neighbours' rows (PQ codes, or
+    /// `int8` vectors) as the walk scores them, the graph row of the node it expands
+    /// next, and the rerank candidates' vectors
     /// ([`Prefetch`](crate::Prefetch); by default only while a sample of searches finds
     /// some of them missing from memory, for the front and the vectors separately).
     pub prefetch: crate::Prefetch,

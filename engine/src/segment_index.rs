@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 
-use strata_format::segment::{Prefetch, RowCheck, SectionKind};
+use strata_format::segment::{FrontPrefetch, Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_index::hnsw::{self, Graph, GraphView, Level0Layout};
 use strata_index::pq::{AdcTable, ProductQuantizer};
@@ -143,10 +143,17 @@ pub(crate) fn search(
     };
     let damage = Cell::new(None);
     let rows_check = reader.row_check(scorer.section);
+    // While the front does not stay in memory, the pages the walk reads next are
+    // requested from the disk ahead (its faults are otherwise one at a time): each
+    // batch of neighbours' rows before they are scored, and the next node's graph row
+    // before it is expanded. Not every scored node's graph row: most are never
+    // expanded, and under a tight memory limit reading them evicts what is.
+    let front = reader.front_prefetch(walk.prefetch);
     let graph = CheckedGraph {
         view: graph,
         check: reader.row_check(SectionKind::GraphLevel0),
         damage: &damage,
+        front: front.active().then_some(&front),
     };
     let dist = |n: u32| {
         if let Err(e) = rows_check.row(n as usize) {
@@ -155,17 +162,14 @@ pub(crate) fn search(
         }
         scorer.distance(n)
     };
-    // Each batch of neighbours about to be scored: their codes towards the CPU cache
-    // and, while the front does not stay in memory, their codes' and graph rows' pages
-    // requested from the disk together (a walk's faults are otherwise one at a time).
-    let front = reader.front_prefetch(walk.prefetch);
+    // Each batch of neighbours about to be scored: their rows towards the CPU cache
+    // (and from the disk, as above).
     let prefetch = |nodes: &[u32]| {
         for &n in nodes {
             strata_index::distance::prefetch_all(scorer.row(n));
         }
         if front.active() {
-            let spans = nodes.iter().flat_map(|&n| graph.view.level0_spans(n));
-            front.request(nodes, (scorer.section, scorer.width), spans);
+            front.request(nodes, (scorer.section, scorer.width), std::iter::empty());
         }
     };
     let found = if eligible.filtered {
@@ -282,6 +286,8 @@ struct CheckedGraph<'a> {
     view: GraphView<'a>,
     check: RowCheck<'a>,
     damage: &'a Cell<Option<strata_format::Error>>,
+    /// The search's requests for front pages, while it makes them.
+    front: Option<&'a FrontPrefetch<'a>>,
 }
 
 impl Graph for CheckedGraph<'_> {
@@ -310,6 +316,13 @@ impl Graph for CheckedGraph<'_> {
     }
 
     fn prefetch_neighbors(&self, node: u32, level: usize) {
+        if let (Some(front), 0) = (self.front, level) {
+            front.request(
+                &[],
+                (SectionKind::GraphLevel0, 0),
+                self.view.level0_spans(node).into_iter(),
+            );
+        }
         self.view.prefetch_neighbors(node, level);
     }
 }

@@ -115,9 +115,9 @@ impl From<CodecArg> for strata::VectorCodec {
     }
 }
 
-/// `--prefetch`: whether a search requests the pages it reads next together (the walk's
-/// PQ codes and graph rows, a batch of neighbours at a time, and the rerank candidates'
-/// vectors).
+/// `--prefetch`: whether a search requests the pages it reads next together (the rows the
+/// walk scores, a batch of neighbours at a time, the graph row it expands next, and the
+/// rerank candidates' vectors).
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum PrefetchArg {
     /// While a sample of searches finds some of those pages missing from memory.

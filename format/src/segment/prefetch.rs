@@ -2,9 +2,10 @@
 //! request (`madvise(WILLNEED)`) per run of missing pages puts every read in flight at
 //! once, and the disk serves them in parallel instead of one page fault at a time. Two
 //! kinds of reads are requested this way: the rerank candidates' full vectors
-//! ([`SegmentReader::prefetch_vectors`]), and, while the walk's front (PQ codes, level-0
-//! graph) does not stay in memory, the codes and graph rows of each batch of neighbours
-//! the walk is about to score ([`SegmentReader::front_prefetch`]).
+//! ([`SegmentReader::prefetch_vectors`]), and, while the walk's front (PQ codes or
+//! `int8` rows, level-0 graph) does not stay in memory, the rows of each batch of
+//! neighbours the walk is about to score and the graph row of the node it expands next
+//! ([`SegmentReader::front_prefetch`]).
 //!
 //! Asking costs system calls, which a store held in memory should not pay, so
 //! [`Prefetch::Auto`] measures: one call in [`PROBE_EVERY`] asks the kernel which of its
