@@ -313,8 +313,8 @@ impl SegmentReader {
             sections,
             vector_decoder: crate::vector_codec::VectorDecoder::f32(header.dim as usize),
             blocks: blocks::BlockChecks::default(),
-            residency: prefetch::Residency::default(),
-            front_residency: prefetch::Residency::default(),
+            residency: prefetch::Residency::new(prefetch::VECTORS_THRESHOLD),
+            front_residency: prefetch::Residency::new(prefetch::FRONT_THRESHOLD),
             front: None,
         };
         if header.version >= 5 {

@@ -11,8 +11,9 @@
 //! [`Prefetch::Auto`] measures: one call in [`PROBE_EVERY`] asks the kernel which of its
 //! pages are resident (`mincore`, one call per cluster of nearby pages), and the segment
 //! keeps a moving average of the pages found missing per search. While that average is
-//! at least one page (a fault costs far more than the few calls that avoid it), every
-//! search asks the same and requests only its missing runs.
+//! at least one page for the vectors (a fault costs far more than the few calls that
+//! avoid it) or four for the front (whose requests are one per batch of neighbours),
+//! every search asks the same and requests only its missing runs.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -53,14 +54,34 @@ const PAGE: u64 = 4096;
 const UNIT: u32 = 16;
 
 /// A segment's sampled residency of its vectors or of its front (for [`Prefetch::Auto`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Residency {
     calls: AtomicU32,
     /// Moving average of the pages missing per search, in sixteenths of a page.
     missing_avg: AtomicU32,
+    /// From this average on, every search requests its missing pages (sixteenths).
+    threshold: u32,
 }
 
+/// Pages missing per search, on average, from which the rerank's vectors are
+/// requested: a rerank's residency queries are a few per search.
+pub(super) const VECTORS_THRESHOLD: u32 = 1;
+
+/// Pages missing per search, on average, from which the walk's front pages are
+/// requested: the walk asks once per batch of neighbours, tens of system calls per
+/// search, which costs more than one or two faults would.
+pub(super) const FRONT_THRESHOLD: u32 = 4;
+
 impl Residency {
+    /// A residency that turns requests on from `threshold` pages missing per search.
+    pub(super) fn new(threshold: u32) -> Self {
+        Residency {
+            calls: AtomicU32::new(0),
+            missing_avg: AtomicU32::new(0),
+            threshold: threshold * UNIT,
+        }
+    }
+
     /// Whether this call (of [`Prefetch::Auto`]) should look at residency: one call in
     /// [`PROBE_EVERY`], or every call while pages are being found missing.
     fn probe(&self) -> bool {
@@ -69,7 +90,7 @@ impl Residency {
     }
 
     fn prefetching(&self) -> bool {
-        self.missing_avg.load(Ordering::Relaxed) >= UNIT
+        self.missing_avg.load(Ordering::Relaxed) >= self.threshold
     }
 
     /// Folds one search's count of missing pages into the average (weight 1/4; races
@@ -134,10 +155,12 @@ impl SegmentReader {
 
     /// Requests the pages of `runs` (sorted, disjoint, page-aligned) that are not in
     /// memory, one residency query per cluster of nearby runs; returns how many there
-    /// were.
+    /// were. A single missing page is left to the fault that reads it anyway: a request
+    /// only pays when it puts two or more reads in flight at once, and under a tight
+    /// memory limit a page read ahead but not yet mapped is the first to be reclaimed.
     pub(super) fn request_missing(&self, runs: &[Range<u64>]) -> usize {
-        let mut missing = 0;
         let mut resident = Vec::new();
+        let mut stretches: Vec<Range<u64>> = Vec::new();
         let mut rest = runs;
         while let Some(first) = rest.first() {
             // The cluster: runs while each starts within CLUSTER_GAP pages of the last.
@@ -167,14 +190,19 @@ impl SegmentReader {
                 {
                     let len = stretch.len() as u64 * PAGE;
                     if stretch.first() == Some(&false) {
-                        missing += stretch.len();
-                        self.bytes.advise(at..at + len, false);
+                        stretches.push(at..at + len);
                     }
                     at += len;
                 }
             }
         }
-        missing
+        let missing: u64 = stretches.iter().map(|s| (s.end - s.start) / PAGE).sum();
+        if missing >= 2 {
+            for s in stretches {
+                self.bytes.advise(s, false);
+            }
+        }
+        missing as usize
     }
 
     /// The file byte ranges, page-aligned and merged where pages touch, of the stored
