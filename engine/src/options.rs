@@ -200,7 +200,8 @@ impl Options {
     /// page cache (off by default). Under a memory limit smaller than the store, the
     /// page cache then gives up full vectors (read a few pages per search, requested
     /// together: [`SearchOptions::prefetch`]) rather than the front every step of a
-    /// walk needs; opening a segment costs one sequential read of its front.
+    /// walk needs; opening a segment costs one sequential read of its front. A segment
+    /// storing `int8` vectors is walked on those, which stay mapped.
     pub fn resident_front(mut self, on: bool) -> Self {
         self.resident_front = on;
         self

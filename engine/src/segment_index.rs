@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 
-use strata_format::segment::{FrontPrefetch, Prefetch, RowCheck, SectionKind};
+use strata_format::segment::{Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
 use strata_index::hnsw::{self, Graph, GraphView, Level0Layout};
 use strata_index::pq::{AdcTable, ProductQuantizer};
@@ -153,7 +153,7 @@ pub(crate) fn search(
         view: graph,
         check: reader.row_check(SectionKind::GraphLevel0),
         damage: &damage,
-        front: front.active().then_some(&front),
+        next: Cell::new(None),
     };
     let dist = |n: u32| {
         if let Err(e) = rows_check.row(n as usize) {
@@ -163,13 +163,15 @@ pub(crate) fn search(
         scorer.distance(n)
     };
     // Each batch of neighbours about to be scored: their rows towards the CPU cache
-    // (and from the disk, as above).
+    // (and from the disk, as above, in one request with the next node's graph row).
     let prefetch = |nodes: &[u32]| {
         for &n in nodes {
             strata_index::distance::prefetch_all(scorer.row(n));
         }
+        let next = graph.next.take();
         if front.active() {
-            front.request(nodes, (scorer.section, scorer.width), std::iter::empty());
+            let spans = next.into_iter().flat_map(|n| graph.view.level0_spans(n));
+            front.request(nodes, (scorer.section, scorer.width), spans);
         }
     };
     let found = if eligible.filtered {
@@ -286,8 +288,9 @@ struct CheckedGraph<'a> {
     view: GraphView<'a>,
     check: RowCheck<'a>,
     damage: &'a Cell<Option<strata_format::Error>>,
-    /// The search's requests for front pages, while it makes them.
-    front: Option<&'a FrontPrefetch<'a>>,
+    /// The node the walk expands next (set as it announces it), whose graph row the
+    /// next batch's page request includes.
+    next: Cell<Option<u32>>,
 }
 
 impl Graph for CheckedGraph<'_> {
@@ -316,12 +319,8 @@ impl Graph for CheckedGraph<'_> {
     }
 
     fn prefetch_neighbors(&self, node: u32, level: usize) {
-        if let (Some(front), 0) = (self.front, level) {
-            front.request(
-                &[],
-                (SectionKind::GraphLevel0, 0),
-                self.view.level0_spans(node).into_iter(),
-            );
+        if level == 0 {
+            self.next.set(Some(node));
         }
         self.view.prefetch_neighbors(node, level);
     }

@@ -34,8 +34,11 @@ impl Sq8Query {
                 let (mapped, weights) = dims
                     .map(|((&q, &l), &s)| {
                         let a = q - l;
-                        if s > 0.0 {
-                            (a / s, s * s)
+                        let (t, w) = (a / s, s * s);
+                        // A step so small that its square or the quotient leaves f32
+                        // counts as constant (its codes hardly move the value).
+                        if s > 0.0 && w > 0.0 && t.is_finite() {
+                            (t, w)
                         } else {
                             constant += a * a;
                             (0.0, 0.0)
@@ -93,14 +96,13 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for dim in [1usize, 7, 16, 50, 128, 131, 384] {
             let lo: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..0.0)).collect();
-            // Every fifth dimension is constant (step 0).
+            // Every fifth dimension is constant (step 0), every seventh has a step too
+            // small to square in f32.
             let step: Vec<f32> = (0..dim)
-                .map(|j| {
-                    if j % 5 == 4 {
-                        0.0
-                    } else {
-                        rng.random_range(0.001..0.05)
-                    }
+                .map(|j| match j {
+                    _ if j % 5 == 4 => 0.0,
+                    _ if j % 7 == 6 => 1e-30,
+                    _ => rng.random_range(0.001..0.05),
                 })
                 .collect();
             let query: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();

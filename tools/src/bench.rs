@@ -56,8 +56,8 @@ pub struct BenchArgs {
     /// Exact-rerank depths to sweep (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     rerank: Vec<usize>,
-    /// Whether searches request their rerank candidates' vector pages together
-    /// (`strata search --prefetch`).
+    /// Whether searches request the pages they read next together: the walk's rows and
+    /// graph rows, the rerank candidates' vectors (`strata search --prefetch`).
     #[arg(long, value_enum, default_value = "auto")]
     prefetch: crate::PrefetchArg,
     /// Keep each segment's search front (PQ codes, graph) in process memory

@@ -337,17 +337,28 @@ impl SegmentReader {
             seg.check_section(SectionKind::PqCodebook)?;
             seg.index_meta()?;
         }
-        // No read-ahead on faults anywhere in the file: ids are read for the k results
-        // and by `get`, full vectors a row at a time to rerank, and the front (codes,
-        // graph) a row at a time by each step of a walk. Under memory pressure a fault's
-        // read-ahead (up to the device's `read_ahead_kb`, megabytes on some) would evict
-        // the pages searches need for neighbouring ones nobody asked for; the reads a
-        // search needs together are requested together (`prefetch.rs`). The front is
-        // what every search walks: start reading all of it now.
+        // No read-ahead on faults from the ids to the end of the vectors: ids are read
+        // for the k results and by `get`, full vectors a row at a time to rerank, and
+        // the front (codes, graph) a row at a time by each step of a walk. Under memory
+        // pressure a fault's read-ahead (up to the device's `read_ahead_kb`, megabytes
+        // on some) would evict the pages searches need for neighbouring ones nobody
+        // asked for; the reads a search needs together are requested together
+        // (`prefetch.rs`). What every search walks — the front, or for an `int8`
+        // segment its graph and vectors — is requested whole now.
         let ids = seg.section(SectionKind::Ids).range.clone();
         let vectors = seg.section(SectionKind::Vectors).range.clone();
-        seg.bytes.advise(0..len, true);
-        seg.bytes.advise(ids.end..vectors.start, false);
+        seg.bytes.advise(ids.start..vectors.end, true);
+        if seg.vector_codec() == crate::VectorCodec::Int8 {
+            for kind in [
+                SectionKind::GraphLevel0,
+                SectionKind::GraphUpper,
+                SectionKind::Vectors,
+            ] {
+                seg.bytes.advise(seg.section(kind).range.clone(), false);
+            }
+        } else {
+            seg.bytes.advise(ids.end..vectors.start, false);
+        }
         Ok(seg)
     }
 

@@ -127,9 +127,11 @@ impl SegmentReader {
     /// One search's requests for its walk's front pages, as `mode` says: whether they
     /// are made is decided here, once per search ([`Prefetch::Auto`] samples as for
     /// vectors, with its own average). Nothing is ever requested for a segment without
-    /// an index or whose front is in process memory ([`Self::load_front`]).
+    /// an index, or whose front is in process memory ([`Self::load_front`]) unless it
+    /// is walked on its `int8` vectors (which stay mapped).
     pub fn front_prefetch(&self, mode: Prefetch) -> FrontPrefetch<'_> {
-        let mapped = self.front.is_none() && self.sections.has(SectionKind::IndexMeta);
+        let mapped = self.sections.has(SectionKind::IndexMeta)
+            && (self.front.is_none() || self.vector_codec() == crate::VectorCodec::Int8);
         let state = match mode {
             _ if !mapped => FrontState::Off,
             Prefetch::Never => FrontState::Off,
@@ -285,7 +287,8 @@ impl FrontPrefetch<'_> {
     /// Requests the pages of the rows of `nodes` in `section` (`row_bytes` each: the PQ
     /// codes, or the vectors a walk scores on) and of the level-0 graph byte ranges
     /// `level0` (relative to that section, as `GraphView::level0_spans` gives them)
-    /// that are not in memory. A hint: it never fails and never changes what is read.
+    /// that are not in memory (the graph's only while it is mapped). A hint: it never
+    /// fails and never changes what is read.
     pub fn request(
         &self,
         nodes: &[u32],
@@ -303,7 +306,9 @@ impl FrontPrefetch<'_> {
             nodes.iter().map(|&n| u64::from(n)),
         );
         let graph = r.section(SectionKind::GraphLevel0).range.clone();
+        let graph_mapped = r.front.is_none();
         let spans = level0
+            .filter(|_| graph_mapped)
             .map(|s| graph.start + s.start as u64..graph.start + s.end as u64)
             .filter(|s| s.end <= graph.end);
         let runs = page_runs(codes.chain(spans));
