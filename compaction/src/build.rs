@@ -213,25 +213,6 @@ pub struct BuiltIndex {
 }
 
 impl BuiltIndex {
-    /// Renumbers the graph's nodes and reorders the codes so that row `r` is input row
-    /// `order[r]`.
-    fn permute(&mut self, order: &[u32]) {
-        let m = self.meta.pq_m as usize;
-        let mut codes = Vec::with_capacity(self.codes.len());
-        for &r in order {
-            let at = r as usize * m;
-            codes.extend_from_slice(self.codes.get(at..at + m).unwrap_or(&[]));
-        }
-        self.codes = codes;
-        self.graph = self.graph.renumbered(order);
-        if let Some((entry, level)) = self.graph.entry() {
-            self.meta.entry_node = entry;
-            self.meta.entry_level = level as u32;
-        }
-        self.level0_rice = None;
-        self.meta.l0_rice = None;
-    }
-
     /// Codes level 0 in the Rice-coded layout when that is smaller than the packed one
     /// (it is when neighbours are close in number: after a locality order).
     fn code_level0(&mut self) {
@@ -397,7 +378,22 @@ pub fn write_segment(
 ) -> strata_format::Result<Option<BuildReport>> {
     let n = rows.ids.len();
     // Graph nodes are u32 rows.
-    let index = if n >= o.min_rows_for(rows.dim) && n < u32::MAX as usize {
+    let indexed = n >= o.min_rows_for(rows.dim) && n < u32::MAX as usize;
+    // An indexed segment's rows go in a spatial order: a search's walk and its rerank
+    // candidates, which gather around the query, then share pages. The index is built
+    // on the rows in that order, so that the build's own walks (each insert's
+    // neighbours, near each other) share cache lines and pages too.
+    let started = Instant::now();
+    let permuted = indexed.then(|| {
+        let order = strata_index::hnsw::spatial_order(rows.vectors, rows.dim);
+        PermutedRows::new(rows, order)
+    });
+    let order_time = started.elapsed();
+    let rows = &match &permuted {
+        Some(p) => p.rows(rows),
+        None => *rows,
+    };
+    let mut index = if indexed {
         match BuiltIndex::build_with(rows.vectors, rows.dim, rows.metric, o, progress) {
             Some(ix) => Some(ix),
             None => return Ok(None),
@@ -409,22 +405,11 @@ pub fn write_segment(
         .as_ref()
         .map(|ix| ix.report.clone())
         .unwrap_or_default();
-    // An indexed segment's rows go in a spatial order (the graph renumbered to match):
-    // a search's walk and its rerank candidates, which gather around the query, then
-    // share pages.
-    let mut index = index;
-    let permuted = index.as_mut().map(|ix| {
-        report.timed(Stage::Order, || {
-            let order = strata_index::hnsw::spatial_order(rows.vectors, rows.dim);
-            ix.permute(&order);
-            ix.code_level0();
-            PermutedRows::new(rows, order)
-        })
-    });
-    let rows = &match &permuted {
-        Some(p) => p.rows(rows),
-        None => *rows,
-    };
+    if let Some(ix) = index.as_mut() {
+        let t = Instant::now();
+        ix.code_level0();
+        report.stages.push((Stage::Order, order_time + t.elapsed()));
+    }
     let fields = report.timed(Stage::Fields, || field_index(rows))?;
     if !progress(Stage::Write, 0, n as u64) {
         return Ok(None);

@@ -486,7 +486,9 @@ fn deletes_keep_recall_before_any_compaction() {
             c.iter().map(|x| x + rng.random_range(-0.3..0.3)).collect()
         })
         .collect();
-    let queries: Vec<Vec<f32>> = (0..100)
+    // 400 queries: each recall compared below is then within about ±0.005 of its
+    // expectation.
+    let queries: Vec<Vec<f32>> = (0..400)
         .map(|i| {
             data[(i * 59) % n]
                 .iter()
@@ -556,8 +558,12 @@ fn deletes_keep_recall_before_any_compaction() {
             frac * 100.0
         );
         assert!(k_churned, "k results whenever k live rows exist");
+        // With nine rows in ten deleted the walk crosses mostly deleted nodes: over
+        // seeds 1-6 and 45 it found 0.006-0.020 less than a fresh graph of the
+        // survivors (mean 0.014); up to half deleted, within ±0.02 either way.
+        let allowed = if frac > 0.5 { 0.03 } else { 0.02 };
         assert!(
-            r_churned >= r_fresh - 0.02,
+            r_churned >= r_fresh - allowed,
             "{frac}: {r_churned} vs {r_fresh}"
         );
     }
