@@ -132,17 +132,15 @@ pub(crate) fn search(
             kind: ScoreOn::Int8(Sq8Query::new(query, rows.lo, rows.step, metric)),
             rows: rows.codes,
             width: reader.dim(),
-            section: SectionKind::Vectors,
         },
         None => Scorer {
             kind: ScoreOn::Pq(ix.pq.adc_table(query, metric)),
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
-            section: SectionKind::PqCodes,
         },
     };
     let damage = Cell::new(None);
-    let rows_check = reader.row_check(scorer.section);
+    let rows_check = reader.row_check(scorer.section());
     // While the front does not stay in memory, the pages the walk reads next are
     // requested from the disk ahead (its faults are otherwise one at a time): each
     // batch of neighbours' rows before they are scored, and the next node's graph row
@@ -171,7 +169,7 @@ pub(crate) fn search(
         let next = graph.next.take();
         if front.active() {
             let spans = next.into_iter().flat_map(|n| graph.view.level0_spans(n));
-            front.request(nodes, (scorer.section, scorer.width), spans);
+            front.request(nodes, (scorer.section(), scorer.width), spans);
         }
     };
     let found = if eligible.filtered {
@@ -238,8 +236,6 @@ struct Scorer<'a> {
     /// Every row, `width` bytes each (unchecked: the walk checks each row's blocks).
     rows: &'a [u8],
     width: usize,
-    /// The section `rows` is.
-    section: SectionKind,
 }
 
 enum ScoreOn {
@@ -248,6 +244,14 @@ enum ScoreOn {
 }
 
 impl Scorer<'_> {
+    /// The section `rows` is.
+    fn section(&self) -> SectionKind {
+        match self.kind {
+            ScoreOn::Pq(_) => SectionKind::PqCodes,
+            ScoreOn::Int8(_) => SectionKind::Vectors,
+        }
+    }
+
     /// Row `n`'s bytes (empty past the last row).
     #[inline]
     fn row(&self, n: u32) -> &[u8] {
