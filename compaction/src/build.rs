@@ -200,10 +200,22 @@ fn choose_gpu(n: usize, o: &IndexOptions) -> Option<&'static dyn BuildKernels> {
     }
 }
 
+/// What a segment's graph walk will score nodes on, which decides whether the index
+/// needs PQ codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkOn {
+    /// PQ codes (segments of `f32` or `f16` rows, reranked on those rows): PQ is trained
+    /// and every row encoded.
+    Pq,
+    /// The segment's own `int8` rows (no rerank): no PQ codebook or codes.
+    Int8Rows,
+}
+
 /// An index built for a new segment, ready to be written.
 pub struct BuiltIndex {
     meta: IndexMeta,
-    pq: ProductQuantizer,
+    /// `None` for a segment walked on its `int8` rows, which needs no PQ codes.
+    pq: Option<ProductQuantizer>,
     codes: Vec<u8>,
     graph: PackedGraph,
     /// Level 0 in the Rice-coded layout, once [`BuiltIndex::code_level0`] found it
@@ -228,7 +240,7 @@ impl BuiltIndex {
     /// Trains PQ, encodes every row and builds the graph, on the current rayon pool
     /// (and the GPU, as `o.device` says).
     pub fn build(vectors: &[f32], dim: usize, metric: Metric, o: &IndexOptions) -> BuiltIndex {
-        Self::build_with(vectors, dim, metric, o, &|_, _, _| true)
+        Self::build_with(vectors, dim, metric, o, WalkOn::Pq, &|_, _, _| true)
             .unwrap_or_else(|| unreachable!("a build that is never stopped finishes"))
     }
 
@@ -242,10 +254,11 @@ impl BuiltIndex {
         dim: usize,
         metric: Metric,
         o: &IndexOptions,
+        walk: WalkOn,
         progress: &Progress<'_>,
     ) -> Option<BuiltIndex> {
         let n = vectors.len().checked_div(dim).unwrap_or(0);
-        Self::build_on(choose_gpu(n, o), vectors, dim, metric, o, progress)
+        Self::build_on(choose_gpu(n, o), vectors, dim, metric, o, walk, progress)
     }
 
     /// [`BuiltIndex::build_with`] on the given kernels (a GPU, or
@@ -257,6 +270,7 @@ impl BuiltIndex {
         dim: usize,
         metric: Metric,
         o: &IndexOptions,
+        walk: WalkOn,
         progress: &Progress<'_>,
     ) -> Option<BuiltIndex> {
         let n = vectors.len().checked_div(dim).unwrap_or(0);
@@ -267,18 +281,24 @@ impl BuiltIndex {
             gpu: gpu.map(|g| g.device_name()),
             ..BuildReport::default()
         };
-        if !progress(Stage::Train, 0, n as u64) {
-            return None;
-        }
-        let pq = train_pq(&mut report, &mut gpu, vectors, dim, m, o);
-        if !progress(Stage::Encode, 0, n as u64) {
-            return None;
-        }
-        let codes = encode(&mut report, &mut gpu, &pq, vectors, n, m);
+        let (pq, codes) = match walk {
+            WalkOn::Pq => {
+                if !progress(Stage::Train, 0, n as u64) {
+                    return None;
+                }
+                let pq = train_pq(&mut report, &mut gpu, vectors, dim, m, o);
+                if !progress(Stage::Encode, 0, n as u64) {
+                    return None;
+                }
+                let codes = encode(&mut report, &mut gpu, &pq, vectors, n, m);
+                (Some(pq), codes)
+            }
+            WalkOn::Int8Rows => (None, Vec::new()),
+        };
         let graph = build_graph(&mut report, gpu, vectors, dim, metric, o, progress)?;
         let (entry_node, entry_level) = graph.entry().map_or((u32::MAX, 0), |(n, l)| (n, l as u32));
         let meta = IndexMeta {
-            pq_m: m as u32,
+            pq_m: pq.as_ref().map_or(0, |_| m as u32),
             m0: graph.m0() as u32,
             entry_node,
             entry_level,
@@ -311,9 +331,9 @@ impl BuiltIndex {
         &self.meta
     }
 
-    /// The trained quantizer.
-    pub fn pq(&self) -> &ProductQuantizer {
-        &self.pq
+    /// The trained quantizer (`None` when built for [`WalkOn::Int8Rows`]).
+    pub fn pq(&self) -> Option<&ProductQuantizer> {
+        self.pq.as_ref()
     }
 
     /// Every row's PQ code (`pq_m` bytes each).
@@ -330,7 +350,7 @@ impl BuiltIndex {
     pub fn input(&self) -> IndexInput<'_> {
         IndexInput {
             meta: self.meta,
-            codebook: self.pq.centroids(),
+            codebook: self.pq.as_ref().map_or(&[], ProductQuantizer::centroids),
             codes: &self.codes,
             level0: self.level0_rice.as_deref().unwrap_or(self.graph.level0()),
             upper: self.graph.upper(),
@@ -394,7 +414,12 @@ pub fn write_segment(
         None => *rows,
     };
     let mut index = if indexed {
-        match BuiltIndex::build_with(rows.vectors, rows.dim, rows.metric, o, progress) {
+        // An `int8` segment's walk scores on its rows: PQ codes would go unread.
+        let walk = match rows.vector_codec {
+            strata_format::VectorCodec::Int8 => WalkOn::Int8Rows,
+            _ => WalkOn::Pq,
+        };
+        match BuiltIndex::build_with(rows.vectors, rows.dim, rows.metric, o, walk, progress) {
             Some(ix) => Some(ix),
             None => return Ok(None),
         }
@@ -666,7 +691,10 @@ mod tests {
         let (n, dim) = (3000, 8);
         let rows = data(n, dim, 3);
         let o = options();
-        let cpu = BuiltIndex::build_on(None, &rows, dim, Metric::L2, &o, &|_, _, _| true).unwrap();
+        let cpu = BuiltIndex::build_on(None, &rows, dim, Metric::L2, &o, WalkOn::Pq, &|_, _, _| {
+            true
+        })
+        .unwrap();
         // k-means makes 16 assignment calls, encoding 1, the graph one per level.
         for (fail_from, bits, stage) in [
             (0, 0, "k-means"),
@@ -679,8 +707,16 @@ mod tests {
                 calls: Default::default(),
                 fail_from,
             };
-            let ix = BuiltIndex::build_on(Some(&k), &rows, dim, Metric::L2, &o, &|_, _, _| true)
-                .unwrap();
+            let ix = BuiltIndex::build_on(
+                Some(&k),
+                &rows,
+                dim,
+                Metric::L2,
+                &o,
+                WalkOn::Pq,
+                &|_, _, _| true,
+            )
+            .unwrap();
             assert_eq!(ix.report.built_by, bits, "failing from call {fail_from}");
             assert_eq!(ix.meta.built_by, bits);
             let why = ix.report.fallback.as_deref().unwrap_or("");
@@ -692,6 +728,53 @@ mod tests {
             if bits == 0 {
                 assert_eq!(ix.report.gpu, None, "nothing ran on the GPU");
             }
+        }
+    }
+
+    /// Each codec's segment: `int8` ones get a graph and no PQ (no training or encoding
+    /// stage, `pq_m` 0, empty codebook and codes), the others PQ codes for every row.
+    #[test]
+    fn int8_segments_are_written_without_pq_codes() {
+        let (n, dim) = (1200, 8);
+        let rows = data(n, dim, 5);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let payloads = vec![None; n];
+        let dir = tempfile::tempdir().unwrap();
+        for codec in strata_format::vector_codec::VECTOR_CODECS {
+            let path = dir.path().join(format!("{}.seg", codec.name()));
+            let seg = SegmentRows {
+                dim,
+                metric: Metric::L2,
+                max_seq: 1,
+                ids: &ids,
+                vectors: &rows,
+                payloads: &payloads,
+                metadata: &[],
+                keys: &[],
+                unindexed: &[],
+                vector_codec: codec,
+            };
+            let o = IndexOptions {
+                min_rows: Some(100),
+                ..options()
+            };
+            let report = write_segment(&strata_vfs::OsVfs, &path, &seg, &o, &|_, _, _| true)
+                .unwrap()
+                .unwrap();
+            let reader = strata_format::SegmentReader::open(&strata_vfs::OsVfs, &path).unwrap();
+            let ix = reader.index().expect("indexed");
+            let int8 = codec == strata_format::VectorCodec::Int8;
+            let trained = report.time(Stage::Train) + report.time(Stage::Encode);
+            assert_eq!(trained.is_zero(), int8, "{codec:?}: {:?}", report.stages);
+            if int8 {
+                assert_eq!(ix.meta.pq_m, 0);
+                assert!(ix.codebook.is_empty() && ix.codes.is_empty());
+            } else {
+                assert_eq!(ix.codes.len(), n * ix.meta.pq_m as usize);
+                assert!(ix.meta.pq_m > 0);
+            }
+            assert_ne!(ix.meta.entry_node, u32::MAX, "{codec:?}: a graph");
+            reader.verify().unwrap();
         }
     }
 

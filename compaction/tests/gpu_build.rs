@@ -8,7 +8,7 @@
 //! objective within 1 % (GPU), the same entry point, and recall@10 within 0.01 of the
 //! CPU build at the same search settings.
 
-use strata_compaction::{BuiltIndex, IndexOptions, Stage};
+use strata_compaction::{BuiltIndex, IndexOptions, Stage, WalkOn};
 use strata_format::segment::{BUILT_GPU_CODES, BUILT_GPU_KMEANS, BUILT_GPU_LISTS};
 use strata_index::gpu::{BuildKernels, Gpu, ReferenceKernels};
 use strata_index::hnsw::{search, Visited};
@@ -71,7 +71,8 @@ fn recall(ix: &BuiltIndex, rows: &[f32], dim: usize, queries: &[f32]) -> f64 {
 }
 
 fn build(k: Option<&dyn BuildKernels>, rows: &[f32], dim: usize, o: &IndexOptions) -> BuiltIndex {
-    BuiltIndex::build_on(k, rows, dim, Metric::L2, o, &|_, _, _| true).expect("never stopped")
+    BuiltIndex::build_on(k, rows, dim, Metric::L2, o, WalkOn::Pq, &|_, _, _| true)
+        .expect("never stopped")
 }
 
 /// Returns the line to print.
@@ -109,7 +110,7 @@ fn check(kernels: &dyn BuildKernels, exact: bool) -> String {
         assert_eq!(differ, 0, "the same codes");
     } else {
         // Re-encode with the GPU's codebook on the CPU: codes equal but for exact ties.
-        let again = gpu.pq().encode_all(&rows);
+        let again = gpu.pq().expect("trained").encode_all(&rows);
         let ties = again
             .iter()
             .zip(gpu.codes())

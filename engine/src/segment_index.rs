@@ -20,22 +20,25 @@ use strata_index::{Metric, TopK};
 use crate::error::Result;
 use crate::visited::with_visited;
 
-/// What a live segment keeps in memory to search its index: the PQ codebook. Codes and
-/// graph stay in the mmap.
+/// What a live segment keeps in memory to search its index: the PQ codebook (none in a
+/// segment walked on its `int8` rows). Codes and graph stay in the mmap.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
-    pq: ProductQuantizer,
+    pq: Option<ProductQuantizer>,
 }
 
 impl SegmentIndex {
     /// Loads the codebook of `reader`'s index, if it has one (sizes were checked at open).
     pub fn open(reader: &SegmentReader) -> Option<SegmentIndex> {
         let parts = reader.index()?;
-        let pq = ProductQuantizer::from_parts(
-            reader.dim(),
-            parts.meta.pq_m as usize,
-            parts.codebook.to_vec(),
-        )?;
+        let pq = match parts.meta.pq_m {
+            0 => None,
+            m => Some(ProductQuantizer::from_parts(
+                reader.dim(),
+                m as usize,
+                parts.codebook.to_vec(),
+            )?),
+        };
         Some(SegmentIndex { pq })
     }
 }
@@ -127,17 +130,19 @@ pub(crate) fn search(
     ) else {
         return Ok(None);
     };
-    let scorer = match reader.int8_rows() {
-        Some(rows) => Scorer {
+    let scorer = match (reader.int8_rows(), &ix.pq) {
+        (Some(rows), _) => Scorer {
             kind: ScoreOn::Int8(Sq8Query::new(query, rows.lo, rows.step, metric)),
             rows: rows.codes,
             width: reader.dim(),
         },
-        None => Scorer {
-            kind: ScoreOn::Pq(ix.pq.adc_table(query, metric)),
+        (None, Some(pq)) => Scorer {
+            kind: ScoreOn::Pq(pq.adc_table(query, metric)),
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
         },
+        // Not opened: a segment without PQ codes stores `int8` rows.
+        (None, None) => return Ok(None),
     };
     let damage = Cell::new(None);
     let rows_check = reader.row_check(scorer.section());

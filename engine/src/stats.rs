@@ -52,8 +52,8 @@ pub struct SegmentStats {
     pub row_order: &'static str,
     /// Bytes of its stored vectors (`VECTORS`).
     pub vector_bytes: u64,
-    /// Bytes of what every search of it walks: PQ codebook and codes and the graph
-    /// (0 without an index).
+    /// Bytes of what every search of it walks: PQ codebook and codes and the graph, or
+    /// for `int8` rows the graph and those rows (0 without an index).
     pub front_bytes: u64,
     /// Bytes of that front held in process memory ([`crate::Options::resident_front`];
     /// 0 when it is read from the page cache).

@@ -440,13 +440,17 @@ impl SegmentReader {
                 CorruptionKind::Invalid(what),
             ))
         };
-        if m.pq_m == 0 || m.pq_m as u64 > dim || m.m0 == 0 || m.m0 > 1024 {
+        // No PQ codes (`pq_m` 0) only in a segment walked on its `int8` rows.
+        let without_pq =
+            m.pq_m == 0 && self.header.version >= 5 && self.vector_decoder.int8_grid().is_some();
+        if (m.pq_m == 0 && !without_pq) || m.pq_m as u64 > dim || m.m0 == 0 || m.m0 > 1024 {
             return fault(SectionKind::IndexMeta, "index parameters");
         }
         if (m.entry_node as u64) >= rows.max(1) && !(rows == 0 && m.entry_node == u32::MAX) {
             return fault(SectionKind::IndexMeta, "graph entry point");
         }
-        if len(SectionKind::PqCodebook) != 256 * dim * 4 {
+        let codebook_len = if without_pq { 0 } else { 256 * dim * 4 };
+        if len(SectionKind::PqCodebook) != codebook_len {
             return fault(SectionKind::PqCodebook, "PQ codebook length");
         }
         if Some(len(SectionKind::PqCodes)) != rows.checked_mul(m.pq_m as u64) {

@@ -475,6 +475,130 @@ fn every_codec_round_trips_through_a_segment() {
     }
 }
 
+/// Overwrites bytes of section `kind` of the segment file `file` from `at` (within the
+/// section) with `new`, and updates the section's checksum, the section table's and the
+/// footer's, so that only what the bytes say is wrong.
+fn patch_section(file: &mut [u8], kind: SectionKind, at: usize, new: &[u8]) {
+    let u64_at = |f: &[u8], i: usize| u64::from_le_bytes(f[i..i + 8].try_into().unwrap());
+    let u32_at = |f: &[u8], i: usize| u32::from_le_bytes(f[i..i + 4].try_into().unwrap());
+    let footer = file.len() - 32;
+    let table = u64_at(file, footer) as usize;
+    let count = u32_at(file, footer + 8) as usize;
+    let entry = (0..count)
+        .map(|i| table + 32 * i)
+        .find(|&e| u32_at(file, e) == kind as u32)
+        .expect("section present");
+    let (start, len) = (
+        u64_at(file, entry + 8) as usize,
+        u64_at(file, entry + 16) as usize,
+    );
+    file[start + at..start + at + new.len()].copy_from_slice(new);
+    let crc = crc32fast::hash(&file[start..start + len]);
+    file[entry + 24..entry + 28].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&file[table..table + 32 * count]);
+    file[footer + 12..footer + 16].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&file[footer..footer + 24]);
+    file[footer + 24..footer + 28].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// An `int8` segment may go without PQ codes (`pq_m` 0, codebook and codes empty): it
+/// round-trips, verifies, and a flipped bit in its graph is still found; the same index
+/// with another codec is refused by the writer, and a file claiming it is refused at open.
+#[test]
+fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 40usize;
+    let ids: Vec<u64> = (0..rows as u64).collect();
+    let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
+    let payloads: Vec<Option<&[u8]>> = vec![None; rows];
+    let level0: Vec<u8> = (0..rows * 3).map(|i| (i * 7) as u8).collect();
+    let upper = vec![1u32, 1, 7, 0, 1, 3];
+    let meta = IndexMeta {
+        pq_m: 0,
+        m0: 4,
+        entry_node: 7,
+        entry_level: 1,
+        hnsw_m: 2,
+        ef_construction: 9,
+        built_by: 0,
+        l0_id_bits: 6,
+        l0_rice: None,
+    };
+    let input = |codec| SegmentWriteInput {
+        dim: 4,
+        metric: 0,
+        max_seq: 1,
+        ids: &ids,
+        vectors: &vectors,
+        payloads: &payloads,
+        metadata: &[],
+        keys: &[],
+        field_index: None,
+        index: Some(IndexInput {
+            meta,
+            codebook: &[],
+            codes: &[],
+            level0: &level0,
+            upper: &upper,
+        }),
+        vector_codec: codec,
+    };
+    let path = dir.path().join("000002.seg");
+    write_segment(&OsVfs, &path, &input(crate::VectorCodec::Int8)).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    let ix = seg.index().unwrap();
+    assert_eq!(ix.meta, meta);
+    assert!(ix.codebook.is_empty() && ix.codes.is_empty());
+    assert_eq!((ix.level0, ix.upper), (&level0[..], &upper[..]));
+    assert_eq!(seg.int8_rows().unwrap().codes.len(), rows * 4);
+    seg.verify().unwrap();
+    let graph_at = seg.section(SectionKind::GraphLevel0).range.start as usize;
+    let good = std::fs::read(&path).unwrap();
+    drop(seg);
+    let mut bad = good.clone();
+    bad[graph_at] ^= 0x10;
+    std::fs::write(&path, &bad).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    assert!(matches!(
+        seg.row_check(SectionKind::GraphLevel0).row(0),
+        Err(Error::Corruption { .. })
+    ));
+    drop(seg);
+    // The writer refuses the same index for rows of another codec.
+    for codec in [crate::VectorCodec::F32, crate::VectorCodec::F16] {
+        let other = dir.path().join("000003.seg");
+        assert!(
+            write_segment(&OsVfs, &other, &input(codec)).is_err(),
+            "{codec:?}"
+        );
+    }
+    // An `f32` segment whose `INDEX_META` claims no PQ codes (checksums consistent, as
+    // a writer with that bug would leave them) is refused at open.
+    let f32_path = dir.path().join("000004.seg");
+    let mut with_pq = input(crate::VectorCodec::F32);
+    let codebook = vec![0.5f32; 256 * 4];
+    let codes = vec![1u8; rows * 2];
+    with_pq.index = Some(IndexInput {
+        meta: IndexMeta { pq_m: 2, ..meta },
+        codebook: &codebook,
+        codes: &codes,
+        level0: &level0,
+        upper: &upper,
+    });
+    write_segment(&OsVfs, &f32_path, &with_pq).unwrap();
+    SegmentReader::open(&OsVfs, &f32_path).unwrap();
+    let mut lying = std::fs::read(&f32_path).unwrap();
+    patch_section(&mut lying, SectionKind::IndexMeta, 0, &0u32.to_le_bytes());
+    std::fs::write(&f32_path, &lying).unwrap();
+    match SegmentReader::open(&OsVfs, &f32_path) {
+        Err(Error::Corruption {
+            kind: CorruptionKind::Invalid(what),
+            ..
+        }) => assert_eq!(what, "index parameters"),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A flipped bit in a block-checksummed section is reported by the first read of a row
 /// in that block — as corruption at the block's offset — and rows of other blocks still
 /// read; `verify` reports it too.

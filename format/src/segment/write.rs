@@ -52,7 +52,10 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     covered.push(&vectors.data);
     if let Some(ix) = &input.index {
         let m = ix.meta;
-        let sizes_ok = ix.codebook.len() == 256 * dim
+        // A segment of `int8` rows may go without PQ codes (its walk scores on the rows).
+        let without_pq =
+            m.pq_m == 0 && ix.codebook.is_empty() && input.vector_codec == crate::VectorCodec::Int8;
+        let sizes_ok = (ix.codebook.len() == 256 * dim || without_pq)
             && ix.codes.len() == rows * m.pq_m as usize
             && (1..=32).contains(&m.l0_id_bits)
             && m.l0_rice.is_none_or(rice_params_ok)
