@@ -1,5 +1,5 @@
 //! Criterion benches: every compiled distance kernel at common dimensions, an exact
-//! scan of 100k rows, and PQ asymmetric distances (the graph walk's inner loop).
+//! scan of 100k rows, distances on `int8` rows, and PQ asymmetric distances (the graph walk's inner loop).
 //! `cargo bench -p strata-index`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -18,6 +18,47 @@ fn kernels(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(k.name, dim), &dim, |bch, _| {
                 bch.iter(|| (k.l2)(std::hint::black_box(&a), std::hint::black_box(&b)))
             });
+        }
+    }
+    g.finish();
+}
+
+/// Distances on `int8` rows (`strata_index::sq8`), each kernel set, over 4,096 rows of
+/// codes (so that the rows come from the cache, as in a walk over a hot front).
+fn sq8(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let rows = 4096usize;
+    let mut g = c.benchmark_group("sq8");
+    for dim in [50usize, 128, 384] {
+        let t: Vec<f32> = (0..dim).map(|_| rng.random_range(0.0..255.0)).collect();
+        let w: Vec<f32> = (0..dim).map(|_| rng.random_range(0.0..0.01)).collect();
+        let codes: Vec<u8> = (0..rows * dim).map(|_| rng.random()).collect();
+        g.throughput(Throughput::Elements(rows as u64));
+        for k in available() {
+            g.bench_with_input(
+                BenchmarkId::new(format!("l2/{}", k.name), dim),
+                &dim,
+                |b, &dim| {
+                    b.iter(|| {
+                        codes
+                            .chunks_exact(dim)
+                            .map(|c| (k.sq8_l2)(&t, &w, std::hint::black_box(c)))
+                            .sum::<f32>()
+                    })
+                },
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("dot/{}", k.name), dim),
+                &dim,
+                |b, &dim| {
+                    b.iter(|| {
+                        codes
+                            .chunks_exact(dim)
+                            .map(|c| (k.sq8_dot)(&t, std::hint::black_box(c)))
+                            .sum::<f32>()
+                    })
+                },
+            );
         }
     }
     g.finish();
@@ -72,5 +113,5 @@ fn adc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, scan, adc);
+criterion_group!(benches, kernels, sq8, scan, adc);
 criterion_main!(benches);

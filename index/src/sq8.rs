@@ -3,8 +3,7 @@
 //! the codes directly: the query is mapped onto the grid once, and each row then costs
 //! one pass over its bytes, without decoding it.
 //!
-//! * squared L2: `Σ (q − lo − step·c)² = Σ step² · ((q − lo)/step − c)²` (a dimension
-//!   whose step is 0 holds `lo` in every row and adds a constant);
+//! * squared L2: `Σ (q − lo − step·c)²`, with `q − lo` computed once;
 //! * dot product: `Σ q·(lo + step·c) = Σ q·lo + Σ (q·step)·c`.
 //!
 //! Up to rounding, the distance is the one [`Metric::distance`] gives for the decoded row.
@@ -15,11 +14,11 @@ use crate::distance::{kernels, Metric};
 #[derive(Debug, Clone)]
 pub struct Sq8Query {
     metric: Metric,
-    /// L2: the query on the grid, `(q − lo)/step`; dot: `q · step`.
+    /// L2: `q − lo`; dot: `q · step`.
     mapped: Vec<f32>,
-    /// L2: `step²` per dimension (empty for the dot product).
-    weights: Vec<f32>,
-    /// L2: the dimensions of step 0; dot: `Σ q·lo`.
+    /// L2: `step` per dimension (empty for the dot product).
+    steps: Vec<f32>,
+    /// Dot: `Σ q·lo` (0 for L2).
     constant: f32,
 }
 
@@ -30,26 +29,12 @@ impl Sq8Query {
         let dims = query.iter().zip(lo).zip(step);
         match metric {
             Metric::L2 => {
-                let mut constant = 0.0;
-                let (mapped, weights) = dims
-                    .map(|((&q, &l), &s)| {
-                        let a = q - l;
-                        let (t, w) = (a / s, s * s);
-                        // A step so small that its square or the quotient leaves f32
-                        // counts as constant (its codes hardly move the value).
-                        if s > 0.0 && w > 0.0 && t.is_finite() {
-                            (t, w)
-                        } else {
-                            constant += a * a;
-                            (0.0, 0.0)
-                        }
-                    })
-                    .unzip();
+                let (mapped, steps) = dims.map(|((&q, &l), &s)| (q - l, s)).unzip();
                 Sq8Query {
                     metric,
                     mapped,
-                    weights,
-                    constant,
+                    steps,
+                    constant: 0.0,
                 }
             }
             Metric::InnerProduct | Metric::Cosine => {
@@ -63,7 +48,7 @@ impl Sq8Query {
                 Sq8Query {
                     metric,
                     mapped,
-                    weights: Vec::new(),
+                    steps: Vec::new(),
                     constant,
                 }
             }
@@ -77,7 +62,7 @@ impl Sq8Query {
     pub fn distance(&self, codes: &[u8]) -> f32 {
         let k = kernels();
         match self.metric {
-            Metric::L2 => self.constant + (k.sq8_l2)(&self.mapped, &self.weights, codes),
+            Metric::L2 => (k.sq8_l2)(&self.mapped, &self.steps, codes),
             Metric::InnerProduct => -(self.constant + (k.sq8_dot)(&self.mapped, codes)),
             Metric::Cosine => 1.0 - (self.constant + (k.sq8_dot)(&self.mapped, codes)),
         }
@@ -96,8 +81,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         for dim in [1usize, 7, 16, 50, 128, 131, 384] {
             let lo: Vec<f32> = (0..dim).map(|_| rng.random_range(-3.0..0.0)).collect();
-            // Every fifth dimension is constant (step 0), every seventh has a step too
-            // small to square in f32.
+            // Every fifth dimension is constant (step 0), every seventh has a step
+            // whose square leaves f32.
             let step: Vec<f32> = (0..dim)
                 .map(|j| match j {
                     _ if j % 5 == 4 => 0.0,
@@ -133,13 +118,14 @@ mod tests {
     #[test]
     fn every_kernel_set_matches_the_definition() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
-        for n in [0usize, 1, 15, 16, 17, 50, 128, 385] {
+        // Every length up to three blocks of sixteen (each tail), and longer rows.
+        for n in (0usize..=48).chain([50, 128, 385]) {
             let t: Vec<f32> = (0..n).map(|_| rng.random_range(-10.0..300.0)).collect();
             let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.01)).collect();
             let c: Vec<u8> = (0..n).map(|_| rng.random()).collect();
             // The definitions, in f64.
             let l2: f64 = (0..n)
-                .map(|j| f64::from(w[j]) * (f64::from(t[j]) - f64::from(c[j])).powi(2))
+                .map(|j| (f64::from(t[j]) - f64::from(w[j]) * f64::from(c[j])).powi(2))
                 .sum();
             let dot: f64 = (0..n).map(|j| f64::from(t[j]) * f64::from(c[j])).sum();
             let close =
@@ -153,6 +139,14 @@ mod tests {
                 assert!(
                     close((k.sq8_dot)(&t, &c[..half]), want),
                     "{} short n {n}",
+                    k.name
+                );
+                let want: f64 = (0..half)
+                    .map(|j| (f64::from(t[j]) - f64::from(w[j]) * f64::from(c[j])).powi(2))
+                    .sum();
+                assert!(
+                    close((k.sq8_l2)(&t, &w, &c[..half]), want),
+                    "{} short l2 n {n}",
                     k.name
                 );
             }

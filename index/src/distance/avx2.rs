@@ -127,14 +127,14 @@ unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
 
 /// [`super::scalar::sq8_l2`] compiled with `avx2,fma` (installed only after run-time
 /// detection).
-pub fn sq8_l2(t: &[f32], w: &[f32], c: &[u8]) -> f32 {
+pub fn sq8_l2(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
     // SAFETY: installed only after run-time detection of avx2,fma.
-    unsafe { sq8_l2_impl(t, w, c) }
+    unsafe { sq8_l2_impl(a, s, c) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sq8_l2_impl(t: &[f32], w: &[f32], c: &[u8]) -> f32 {
-    super::scalar::sq8_l2(t, w, c)
+unsafe fn sq8_l2_impl(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
+    super::scalar::sq8_l2(a, s, c)
 }
 
 /// [`super::scalar::sq8_dot`] compiled with `avx2,fma` (installed only after run-time

@@ -89,7 +89,7 @@ pub struct Kernels {
     pub l2_many: ManyFn,
     /// Dot product with many rows.
     pub dot_many: ManyFn,
-    /// Weighted squared L2 to a row of bytes ([`scalar::sq8_l2`]).
+    /// Squared L2 to a row of bytes on a per-dimension scale ([`scalar::sq8_l2`]).
     pub sq8_l2: fn(&[f32], &[f32], &[u8]) -> f32,
     /// Dot product with a row of bytes ([`scalar::sq8_dot`]).
     pub sq8_dot: fn(&[f32], &[u8]) -> f32,

@@ -68,33 +68,33 @@ pub fn dot_many(q: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
     }
 }
 
-/// Weighted squared L2 between `t` and the bytes `c` read as numbers:
-/// `Σ w[j] · (t[j] − c[j])²` over the shortest of the three (the distance to an `int8`
+/// Squared L2 between `a` and the bytes `c` read as numbers scaled by `s`:
+/// `Σ (a[j] − s[j] · c[j])²` over the shortest of the three (the distance to an `int8`
 /// row, see [`crate::sq8`]). Sixteen lanes of accumulators, so the compiler vectorises
 /// it (byte widening included) under each instruction set it is compiled for.
 #[inline(always)]
-pub fn sq8_l2(t: &[f32], w: &[f32], c: &[u8]) -> f32 {
-    let n = t.len().min(w.len()).min(c.len());
-    let (t, w, c) = (t.split_at(n).0, w.split_at(n).0, c.split_at(n).0);
-    let ((tb, tt), (wb, wt), (cb, ct)) = (
-        t.as_chunks::<16>(),
-        w.as_chunks::<16>(),
+pub fn sq8_l2(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
+    let n = a.len().min(s.len()).min(c.len());
+    let (a, s, c) = (a.split_at(n).0, s.split_at(n).0, c.split_at(n).0);
+    let ((ab, at), (sb, st), (cb, ct)) = (
+        a.as_chunks::<16>(),
+        s.as_chunks::<16>(),
         c.as_chunks::<16>(),
     );
     let mut acc = [0.0f32; 16];
-    for ((t, w), c) in tb.iter().zip(wb).zip(cb) {
-        for (((a, &t), &w), &c) in acc.iter_mut().zip(t).zip(w).zip(c) {
-            let d = t - f32::from(c);
-            *a += w * d * d;
+    for ((a, s), c) in ab.iter().zip(sb).zip(cb) {
+        for (((acc, &a), &s), &c) in acc.iter_mut().zip(a).zip(s).zip(c) {
+            let d = a - s * f32::from(c);
+            *acc += d * d;
         }
     }
-    let tail: f32 = tt
+    let tail: f32 = at
         .iter()
-        .zip(wt)
+        .zip(st)
         .zip(ct)
-        .map(|((&t, &w), &c)| {
-            let d = t - f32::from(c);
-            w * d * d
+        .map(|((&a, &s), &c)| {
+            let d = a - s * f32::from(c);
+            d * d
         })
         .sum();
     acc.iter().sum::<f32>() + tail
