@@ -121,10 +121,15 @@ fn rss_mb(key: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// One timed pass over the queries, kept as figures only (the results are scored and
+/// dropped at the end of the pass, so that the RSS figures count the store, not them).
 struct Pass {
     total: Duration,
     lat: Vec<Duration>,
-    results: Vec<Vec<u64>>,
+    /// Results that are among their query's `k` true nearest.
+    found: usize,
+    /// The fewest results any query returned.
+    min_results: usize,
 }
 
 /// Each query's filter (`None` inside: unfiltered), from `--filters`.
@@ -143,38 +148,40 @@ fn single_thread_pass(
     queries: &[Vec<f32>],
     filters: &Filters,
     opts: &SearchOptions,
+    gt: &[Vec<f32>],
 ) -> Result<Pass> {
+    let k = opts.k;
     let mut lat = Vec::with_capacity(queries.len());
-    let mut results = Vec::with_capacity(queries.len());
+    // Each query's ids in `k` slots (one allocation per pass, freed with it).
+    let mut ids = vec![u64::MAX; queries.len() * k];
+    let mut min_results = usize::MAX;
     // Filters are cloned into the options outside the timed call.
     let per_query: Vec<SearchOptions> = (0..queries.len())
         .map(|i| for_query(opts, filters, i))
         .collect();
     let start = Instant::now();
-    for (q, o) in queries.iter().zip(&per_query) {
+    for ((q, o), slots) in queries.iter().zip(&per_query).zip(ids.chunks_mut(k.max(1))) {
         let t = Instant::now();
         let hits = db.search(q, o)?;
         lat.push(t.elapsed());
-        // A new allocation of ids only: collecting in place would keep each result's
-        // whole allocation (a `Hit` is many times an id), which the RSS figures count.
-        let mut ids = Vec::with_capacity(hits.len());
-        ids.extend(hits.iter().map(|h| h.id));
-        results.push(ids);
+        min_results = min_results.min(hits.len());
+        slots.iter_mut().zip(&hits).for_each(|(s, h)| *s = h.id);
     }
+    let total = start.elapsed();
+    let found = ids
+        .chunks(k.max(1))
+        .zip(gt)
+        .map(|(r, g)| {
+            let truth: Vec<u64> = g.iter().take(k).map(|&x| x as u64).collect();
+            r.iter().filter(|id| truth.contains(id)).count()
+        })
+        .sum();
     Ok(Pass {
-        total: start.elapsed(),
+        total,
         lat,
-        results,
+        found,
+        min_results: if queries.is_empty() { 0 } else { min_results },
     })
-}
-
-fn recall(results: &[Vec<u64>], gt: &[Vec<f32>], k: usize) -> f64 {
-    let mut found = 0usize;
-    for (r, g) in results.iter().zip(gt) {
-        let truth: Vec<u64> = g.iter().take(k).map(|&x| x as u64).collect();
-        found += r.iter().filter(|id| truth.contains(id)).count();
-    }
-    found as f64 / (results.len() * k).max(1) as f64
 }
 
 /// Runs `strata bench`: build (or reuse) the store, then search it in a fresh process
@@ -342,7 +349,7 @@ fn search(
         db.count(Some(f))?;
     }
     let settings = settings(a);
-    let singles = single_thread_sweep(&db, queries, &filters, &settings, a.runs)?;
+    let singles = single_thread_sweep(&db, queries, gt, &filters, &settings, a.runs)?;
     // After the whole single-thread sweep: the most this store made resident.
     let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
@@ -402,7 +409,7 @@ fn search(
         let row = Row {
             sopts,
             best: &best,
-            recall: recall(&best.results, gt, a.k),
+            recall: best.found as f64 / (queries.len() * a.k).max(1) as f64,
             rss,
             swept_rss_delta,
         };
@@ -449,6 +456,7 @@ fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
 fn single_thread_sweep(
     db: &Db,
     queries: &[Vec<f32>],
+    gt: &[Vec<f32>],
     filters: &Filters,
     settings: &[SearchOptions],
     runs: usize,
@@ -458,9 +466,9 @@ fn single_thread_sweep(
         for (i, q) in queries.iter().enumerate().take(50) {
             db.search(q, &for_query(sopts, filters, i))?;
         }
-        let mut best = single_thread_pass(db, queries, filters, sopts)?;
+        let mut best = single_thread_pass(db, queries, filters, sopts, gt)?;
         for _ in 1..runs.max(1) {
-            let p = single_thread_pass(db, queries, filters, sopts)?;
+            let p = single_thread_pass(db, queries, filters, sopts, gt)?;
             if p.total < best.total {
                 best = p;
             }
@@ -537,9 +545,9 @@ impl Row<'_> {
         let s = &o.stats;
         json!({
             "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
-            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
+            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else if codec == "-int8" { "HNSW on int8 rows (mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
             "search_param": param, "tag": a.tag,
-            "filtered": a.filters.is_some(), "min_results": self.best.results.iter().map(Vec::len).min(),
+            "filtered": a.filters.is_some(), "min_results": self.best.min_results,
             "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
             "k": a.k, "nq": nq, "n": built.rows,
             "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": all.qps, "threads": all.threads,
