@@ -295,7 +295,9 @@ fn settings(o: Options, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
 }
 
 /// Index options for test stores: an index on every segment of `min_rows` rows or more,
-/// built with a beam of `ef_construction` (small values keep builds fast).
+/// built with a beam of `ef_construction` (small values keep builds fast), its level 0
+/// Rice-coded whenever that is smaller (as in large stores; the default keeps a level 0
+/// this small packed, which the stores built with default options check).
 pub fn small_index(min_rows: usize, ef_construction: usize) -> IndexOptions {
     IndexOptions {
         min_rows: Some(min_rows),
@@ -303,6 +305,7 @@ pub fn small_index(min_rows: usize, ef_construction: usize) -> IndexOptions {
             ef_construction,
             ..HnswParams::default()
         },
+        rice_from_bytes: 0,
         ..IndexOptions::default()
     }
 }
