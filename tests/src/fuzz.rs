@@ -199,6 +199,20 @@ pub fn segment_open(data: &[u8]) {
                     .map_or(f32::INFINITY, |&c| c as f32)
             };
             let _ = hnsw::search(&g, dist, 16, &mut Visited::new());
+            // A segment of `int8` rows (with or without PQ codes) is walked on them.
+            if let Some(rows) = seg.int8_rows() {
+                let dim = seg.dim();
+                let query = vec![0.5f32; dim];
+                let metric = strata_index::Metric::L2;
+                let q = strata_index::sq8::Sq8Query::new(&query, rows.lo, rows.step, metric);
+                let dist = |n: u32| {
+                    let at = n as usize * dim;
+                    rows.codes
+                        .get(at..at + dim)
+                        .map_or(f32::INFINITY, |row| q.distance(row))
+                };
+                let _ = hnsw::search(&g, dist, 16, &mut Visited::new());
+            }
         }
         let _ = ProductQuantizer::from_parts(seg.dim(), m.pq_m as usize, ix.codebook.to_vec());
     }

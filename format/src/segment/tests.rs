@@ -502,7 +502,8 @@ fn patch_section(file: &mut [u8], kind: SectionKind, at: usize, new: &[u8]) {
 }
 
 /// An `int8` segment may go without PQ codes (`pq_m` 0, codebook and codes empty): it
-/// round-trips, verifies, and a flipped bit in its graph is still found; the same index
+/// round-trips, verifies, every flipped byte is found, and a flipped bit in its graph is
+/// found by the first read of the row; the same index
 /// with another codec is refused by the writer, and a file claiming it is refused at open.
 #[test]
 fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
@@ -555,6 +556,17 @@ fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
     let graph_at = seg.section(SectionKind::GraphLevel0).range.start as usize;
     let good = std::fs::read(&path).unwrap();
     drop(seg);
+    // Every byte flipped, one at a time: refused at open or by `verify`, or padding.
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        match SegmentReader::open(&OsVfs, &path).and_then(|s| s.verify()) {
+            Err(Error::Corruption { path: p, .. }) => assert_eq!(p, path),
+            Err(e) => panic!("flip at {at}: unexpected error {e}"),
+            Ok(()) => assert!(is_padding(&good, at), "flip at {at} went unnoticed"),
+        }
+    }
     let mut bad = good.clone();
     bad[graph_at] ^= 0x10;
     std::fs::write(&path, &bad).unwrap();

@@ -38,17 +38,20 @@ fn inputs_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Real files of two small stores (string keys, `u64` ids), as seeds for the parsers.
+/// Real files of three small stores (string keys and `f16` vectors; `u64` ids and `f32`;
+/// `u64` ids and `int8`, whose indexed segments have no PQ codes), as seeds for the
+/// parsers.
 fn store_seeds() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for seed in [7, 8] {
+    for (seed, int8) in [(7, false), (8, false), (10, true)] {
         let sim = SimVfs::new();
         let dir = Path::new("/seed");
         let plan = workload::steps(seed, 60);
-        if let Ok(db) = Db::open(
-            dir,
-            workload::options_for_seed(seed, Durability::Always, Arc::new(sim.clone())),
-        ) {
+        let mut o = workload::options_for_seed(seed, Durability::Always, Arc::new(sim.clone()));
+        if int8 {
+            o = o.vector_codec(strata::VectorCodec::Int8);
+        }
+        if let Ok(db) = Db::open(dir, o) {
             for s in &plan {
                 let _ = workload::run_step(&db, s);
             }
