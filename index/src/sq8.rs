@@ -8,7 +8,7 @@
 //!
 //! Up to rounding, the distance is the one [`Metric::distance`] gives for the decoded row.
 
-use crate::distance::{kernels, Metric};
+use crate::distance::{kernels, Kernels, Metric};
 
 /// A query mapped onto an `int8` grid, for [`Sq8Query::distance`] to rows of codes.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct Sq8Query {
     steps: Vec<f32>,
     /// Dot: `Σ q·lo` (0 for L2).
     constant: f32,
+    /// The kernel set, chosen once per query rather than per row.
+    kernels: &'static Kernels,
 }
 
 impl Sq8Query {
@@ -35,6 +37,7 @@ impl Sq8Query {
                     mapped,
                     steps,
                     constant: 0.0,
+                    kernels: kernels(),
                 }
             }
             Metric::InnerProduct | Metric::Cosine => {
@@ -50,6 +53,7 @@ impl Sq8Query {
                     mapped,
                     steps: Vec::new(),
                     constant,
+                    kernels: kernels(),
                 }
             }
         }
@@ -60,7 +64,7 @@ impl Sq8Query {
     /// dimensions as absent).
     #[inline]
     pub fn distance(&self, codes: &[u8]) -> f32 {
-        let k = kernels();
+        let k = self.kernels;
         match self.metric {
             Metric::L2 => (k.sq8_l2)(&self.mapped, &self.steps, codes),
             Metric::InnerProduct => -(self.constant + (k.sq8_dot)(&self.mapped, codes)),
