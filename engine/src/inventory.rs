@@ -86,16 +86,13 @@ pub(crate) fn collect_version(
             },
             vector_bytes: seg.reader.vectors_len(),
             front_bytes: index.map_or(0, |ix| {
-                // An `int8` segment's walk scores on its rows, which are then front.
-                let walked_rows = match seg.reader.int8_rows() {
+                // An `int8` segment's walk scores on its rows (and never on PQ codes,
+                // which segments written before that still carry).
+                let scored = match seg.reader.int8_rows() {
                     Some(rows) => rows.codes.len(),
-                    None => 0,
+                    None => std::mem::size_of_val(ix.codebook) + ix.codes.len(),
                 };
-                (std::mem::size_of_val(ix.codebook)
-                    + ix.codes.len()
-                    + walked_rows
-                    + ix.level0.len()
-                    + std::mem::size_of_val(ix.upper)) as u64
+                (scored + ix.level0.len() + std::mem::size_of_val(ix.upper)) as u64
             }),
             front_in_memory: seg.reader.front_in_memory(),
             index: index.map(|ix| IndexSummary {

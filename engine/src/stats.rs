@@ -55,8 +55,9 @@ pub struct SegmentStats {
     /// Bytes of what every search of it walks: PQ codebook and codes and the graph, or
     /// for `int8` rows the graph and those rows (0 without an index).
     pub front_bytes: u64,
-    /// Bytes of that front held in process memory ([`crate::Options::resident_front`];
-    /// 0 when it is read from the page cache).
+    /// Bytes of that front held in process memory ([`crate::Options::resident_front`]:
+    /// the index sections; an `int8` segment's rows stay mapped; 0 when it is all read
+    /// from the page cache).
     pub front_in_memory: u64,
 }
 

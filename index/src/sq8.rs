@@ -122,6 +122,9 @@ mod tests {
     #[test]
     fn every_kernel_set_matches_the_definition() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        // The kernel sets this CPU can run are the ones checked: say which.
+        let names: Vec<&str> = available().iter().map(|k| k.name).collect();
+        eprintln!("int8 kernels checked on this CPU: {names:?} (others: not available here)");
         // Every length up to three blocks of sixteen (each tail), and longer rows.
         for n in (0usize..=48).chain([50, 128, 385]) {
             let t: Vec<f32> = (0..n).map(|_| rng.random_range(-10.0..300.0)).collect();

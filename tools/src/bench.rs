@@ -153,7 +153,7 @@ fn single_thread_pass(
     let k = opts.k;
     let mut lat = Vec::with_capacity(queries.len());
     // Each query's ids in `k` slots (one allocation per pass, freed with it).
-    let mut ids = vec![u64::MAX; queries.len() * k];
+    let mut ids = vec![u64::MAX; queries.len() * k.max(1)];
     let mut min_results = usize::MAX;
     // Filters are cloned into the options outside the timed call.
     let per_query: Vec<SearchOptions> = (0..queries.len())

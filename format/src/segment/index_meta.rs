@@ -165,7 +165,7 @@ impl IndexMeta {
 pub struct IndexInput<'a> {
     /// Parameters.
     pub meta: IndexMeta,
-    /// PQ centroids (`256 × dim`).
+    /// PQ centroids (`256 × dim`; empty when `meta.pq_m` is 0, only for `int8` rows).
     pub codebook: &'a [f32],
     /// PQ codes (`rows × pq_m`).
     pub codes: &'a [u8],
@@ -181,9 +181,9 @@ pub struct IndexInput<'a> {
 pub struct IndexParts<'a> {
     /// Parameters.
     pub meta: IndexMeta,
-    /// PQ centroids.
+    /// PQ centroids (empty when `meta.pq_m` is 0).
     pub codebook: &'a [f32],
-    /// PQ codes.
+    /// PQ codes (empty when `meta.pq_m` is 0).
     pub codes: &'a [u8],
     /// Graph level 0, packed or Rice-coded (`meta.l0_rice`).
     pub level0: &'a [u8],

@@ -576,13 +576,27 @@ fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
         Err(Error::Corruption { .. })
     ));
     drop(seg);
-    // The writer refuses the same index for rows of another codec.
+    // The writer refuses the same index for rows of another codec, and `pq_m` 0 beside
+    // a codebook for any codec.
+    let other = dir.path().join("000003.seg");
     for codec in [crate::VectorCodec::F32, crate::VectorCodec::F16] {
-        let other = dir.path().join("000003.seg");
         assert!(
             write_segment(&OsVfs, &other, &input(codec)).is_err(),
             "{codec:?}"
         );
+    }
+    let full_codebook = vec![0.5f32; 256 * 4];
+    for codec in crate::vector_codec::VECTOR_CODECS {
+        let mut with_codebook = input(codec);
+        with_codebook.index = Some(IndexInput {
+            meta,
+            codebook: &full_codebook,
+            codes: &[],
+            level0: &level0,
+            upper: &upper,
+        });
+        let res = write_segment(&OsVfs, &other, &with_codebook);
+        assert!(res.is_err(), "{codec:?}: pq_m 0 with a codebook");
     }
     // An `f32` segment whose `INDEX_META` claims no PQ codes (checksums consistent, as
     // a writer with that bug would leave them) is refused at open.

@@ -55,7 +55,12 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         // A segment of `int8` rows may go without PQ codes (its walk scores on the rows).
         let without_pq =
             m.pq_m == 0 && ix.codebook.is_empty() && input.vector_codec == crate::VectorCodec::Int8;
-        let sizes_ok = (ix.codebook.len() == 256 * dim || without_pq)
+        let codebook_ok = if m.pq_m == 0 {
+            without_pq
+        } else {
+            ix.codebook.len() == 256 * dim
+        };
+        let sizes_ok = codebook_ok
             && ix.codes.len() == rows * m.pq_m as usize
             && (1..=32).contains(&m.l0_id_bits)
             && m.l0_rice.is_none_or(rice_params_ok)

@@ -1,11 +1,14 @@
-//! AVX-512F kernels. The tail shorter than 16 lanes uses a masked load, so no scalar
-//! loop is needed.
+//! AVX-512F kernels. The tail shorter than 16 lanes uses a masked load (the `int8`
+//! kernels: the last sixteen values, overlapping lanes already counted and masked off
+//! in the float loads), so no scalar loop is needed.
 //!
 //! # Safety
 //! The `unsafe fn`s require AVX-512F; the safe wrappers are only installed by
 //! [`super::available`] after `is_x86_feature_detected!("avx512f")`. Full loads stay
-//! within `min(a.len(), b.len())`; the tail load is masked to the remaining lanes, and
-//! masked-off lanes are not accessed.
+//! within `min(a.len(), b.len())`; a tail load is masked to the remaining lanes (masked-off
+//! lanes are not accessed), or for the `int8` kernels' codes is the full sixteen bytes
+//! ending at the row's last one (rows of at least 16 values; shorter ones use the
+//! portable loop).
 
 #![deny(clippy::indexing_slicing)]
 

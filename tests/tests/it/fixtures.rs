@@ -159,18 +159,34 @@ fn v4_metadata(id: u64) -> Option<Metadata> {
 }
 
 fn check_v4_content(db: &Db) {
-    check_keyed_content(db, 0.0);
+    check_keyed_content(db, Tolerance::EXACT);
 }
 
-/// `store-v4`'s content (also `store-v5`'s), each vector component read back within
-/// `tolerance` of its magnitude (0: exactly).
-fn check_keyed_content(db: &Db, tolerance: f32) {
+/// How far a vector component read back may be from the one written: `relative` of its
+/// magnitude (a float codec) plus `absolute` (`int8`: half a step of its segment's grid).
+#[derive(Clone, Copy)]
+struct Tolerance {
+    relative: f32,
+    absolute: f32,
+}
+
+impl Tolerance {
+    const EXACT: Tolerance = Tolerance {
+        relative: 0.0,
+        absolute: 0.0,
+    };
+}
+
+/// `store-v4`'s content (also `store-v5`'s and `store-v5-int8`'s), each vector
+/// component read back within `tolerance`.
+fn check_keyed_content(db: &Db, tolerance: Tolerance) {
     for id in [0u64, 1, 5, 20, 299, 300, 339] {
         let key = format!("doc/{id}");
         let r = db.get_key(&key).unwrap().unwrap_or_else(|| panic!("{key}"));
         assert_eq!(r.key.as_deref(), Some(key.as_str()));
         for (a, b) in r.vector.iter().zip(vector(id)) {
-            assert!((a - b).abs() <= b.abs() * tolerance, "{key}: {a} for {b}");
+            let allowed = b.abs() * tolerance.relative + tolerance.absolute;
+            assert!((a - b).abs() <= allowed, "{key}: {a} for {b}");
         }
         assert_eq!(r.vector.len(), 8);
         let payload = (id.is_multiple_of(5) && id < 300).then(|| format!("p{id}").into_bytes());
@@ -206,9 +222,11 @@ fn check_keyed_content(db: &Db, tolerance: f32) {
         .collect();
     got.sort_unstable();
     assert_eq!(got, want);
-    // The graph search finds an exact duplicate (ids 97 apart share a vector).
+    // The graph search finds an exact duplicate (ids 97 apart share a vector): at
+    // distance 0, or as far as the codec moved it (8 components).
     let hits = db.search(&vector(123), &SearchOptions::new(4)).unwrap();
-    assert!(hits[0].distance <= tolerance, "{hits:?}");
+    let moved = 8.0 * (0.5f32 * tolerance.relative + tolerance.absolute).powi(2);
+    assert!(hits[0].distance <= moved, "{hits:?}");
     let twins = ["doc/26", "doc/123", "doc/220", "doc/317"];
     assert!(
         twins.contains(&hits[0].key.as_deref().unwrap_or("")),
@@ -222,7 +240,7 @@ fn check_keyed_content(db: &Db, tolerance: f32) {
 fn keyed_store_takes_writes_compacts_and_reopens(
     db: Db,
     dir: &Path,
-    tolerance: f32,
+    tolerance: Tolerance,
     reopen: Options,
 ) {
     let mut b = WriteBatch::new();
@@ -254,7 +272,12 @@ fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compa
     let db = Db::open(dir.path(), Options::existing()).unwrap();
     assert_eq!(db.len(), 330);
     check_v4_content(&db);
-    keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), 0.0, Options::existing());
+    keyed_store_takes_writes_compacts_and_reopens(
+        db,
+        dir.path(),
+        Tolerance::EXACT,
+        Options::existing(),
+    );
 }
 
 #[test]
@@ -273,8 +296,38 @@ fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_c
         (300, "spatial", true)
     );
     // Half precision: within 2^-11 of each component's magnitude.
-    let tolerance = 1.0 / 2048.0;
+    let tolerance = Tolerance {
+        relative: 1.0 / 2048.0,
+        absolute: 0.0,
+    };
     check_keyed_content(&db, tolerance);
     let reopen = Options::existing().resident_front(true);
     keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), tolerance, reopen);
+}
+
+#[test]
+fn a_version_5_store_of_int8_vectors_without_pq_codes_opens_reads_filters_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v5-int8", dir.path());
+    strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
+    assert_eq!(ro.vector_codec(), strata::VectorCodec::Int8);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    let stats = db.stats().unwrap();
+    let seg = &stats.segments[0];
+    assert_eq!(
+        (seg.rows, seg.row_order, seg.indexed),
+        (300, "spatial", true)
+    );
+    let index = seg.index.as_ref().expect("an index");
+    assert_eq!(index.pq_bytes, 0, "no PQ codes");
+    // Components in [-0.5, 0.5): a step of the grid is at most 1/255; a merge moves a
+    // row by at most half a step of its new grid, so one step covers the compaction.
+    let tolerance = Tolerance {
+        relative: 0.0,
+        absolute: 1.0 / 255.0,
+    };
+    check_keyed_content(&db, tolerance);
+    keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), tolerance, Options::existing());
 }

@@ -56,12 +56,28 @@ fn store_seeds() -> Vec<(String, Vec<u8>)> {
                 let _ = workload::run_step(&db, s);
             }
         }
-        out.extend(
-            sim.list(dir)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(n, _)| sim.read(&dir.join(&n)).ok().map(|b| (n, b))),
-        );
+        let files: Vec<(String, Vec<u8>)> = sim
+            .list(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(n, _)| sim.read(&dir.join(&n)).ok().map(|b| (n, b)))
+            .collect();
+        if int8 {
+            // The seed this store is for: an indexed segment without PQ codes.
+            let pq_less = files.iter().any(|(n, b)| {
+                n.ends_with(".seg")
+                    && strata_format::SegmentReader::from_bytes(
+                        Path::new(n),
+                        strata_vfs::MappedBytes::from_vec(b.clone()),
+                    )
+                    .is_ok_and(|s| s.index().is_some_and(|ix| ix.meta.pq_m == 0))
+            });
+            assert!(
+                pq_less,
+                "the int8 seed store has no indexed segment without PQ codes"
+            );
+        }
+        out.extend(files);
     }
     out
 }
