@@ -87,10 +87,13 @@ pub(crate) fn collect_version(
             vector_bytes: seg.reader.vectors_len(),
             front_bytes: index.map_or(0, |ix| {
                 // An `int8` segment's walk scores on its rows (and never on PQ codes,
-                // which segments written before that still carry).
-                let scored = match seg.reader.int8_rows() {
-                    Some(rows) => rows.codes.len(),
-                    None => std::mem::size_of_val(ix.codebook) + ix.codes.len(),
+                // which segments written before that still carry), and so does one
+                // written without PQ codes.
+                let on_rows = seg.reader.int8_rows().is_some() || ix.meta.pq_m == 0;
+                let scored = if on_rows {
+                    seg.reader.vectors_len() as usize
+                } else {
+                    std::mem::size_of_val(ix.codebook) + ix.codes.len()
                 };
                 (scored + ix.level0.len() + std::mem::size_of_val(ix.upper)) as u64
             }),

@@ -4,11 +4,13 @@
 //! vectors (decoded from the segment's codec) from the mmap. A segment storing `int8`
 //! vectors is walked on those instead, by distances computed on their codes
 //! (`strata_index::sq8`): as many bytes per row as dimensions, no rerank to do, and no
-//! second copy of each row in the search's working set. Every code, graph row and
+//! second copy of each row in the search's working set. A small `f32` segment written
+//! without PQ codes (`IndexOptions::pq_from_bytes`) is walked on its rows with exact
+//! distances, likewise without a rerank. Every code, graph row and
 //! vector is checked against its block checksum the first time it is read (segment
 //! format 5): a damaged block ends the search with [`crate::Error::Corruption`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use strata_format::segment::{Prefetch, RowCheck, SectionKind};
 use strata_format::{DeletionBitmap, SegmentReader};
@@ -141,8 +143,20 @@ pub(crate) fn search(
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
         },
-        // Not opened: a segment without PQ codes stores `int8` rows.
-        (None, None) => return Ok(None),
+        (None, None) => match reader.f32_rows() {
+            // A small `f32` segment without PQ codes: walked on its rows.
+            Some(rows) => Scorer {
+                kind: ScoreOn::F32 {
+                    query: query.to_vec(),
+                    metric,
+                    scratch: RefCell::new(Vec::new()),
+                },
+                rows,
+                width: reader.dim() * 4,
+            },
+            // Not opened: a segment without PQ codes stores `int8` or `f32` rows.
+            None => return Ok(None),
+        },
     };
     let damage = Cell::new(None);
     let rows_check = reader.row_check(scorer.section());
@@ -194,7 +208,7 @@ pub(crate) fn search(
     if let Some(e) = damage.take() {
         return Err(e.into());
     }
-    if matches!(scorer.kind, ScoreOn::Int8(_)) {
+    if !matches!(scorer.kind, ScoreOn::Pq(_)) {
         // The walk's distances are those the rerank would compute.
         let mut rows_top = TopK::new(k);
         let mut n = 0;
@@ -246,6 +260,13 @@ struct Scorer<'a> {
 enum ScoreOn {
     Pq(AdcTable),
     Int8(Sq8Query),
+    /// Exact distances to `f32` rows (decoded into `scratch` where a row is not aligned
+    /// for reading in place).
+    F32 {
+        query: Vec<f32>,
+        metric: Metric,
+        scratch: RefCell<Vec<f32>>,
+    },
 }
 
 impl Scorer<'_> {
@@ -253,7 +274,7 @@ impl Scorer<'_> {
     fn section(&self) -> SectionKind {
         match self.kind {
             ScoreOn::Pq(_) => SectionKind::PqCodes,
-            ScoreOn::Int8(_) => SectionKind::Vectors,
+            ScoreOn::Int8(_) | ScoreOn::F32 { .. } => SectionKind::Vectors,
         }
     }
 
@@ -273,6 +294,22 @@ impl Scorer<'_> {
         match &self.kind {
             ScoreOn::Pq(table) => table.distance(row),
             ScoreOn::Int8(q) => q.distance(row),
+            ScoreOn::F32 {
+                query,
+                metric,
+                scratch,
+            } => match strata_format::vector_codec::f32_view(row) {
+                Some(v) => metric.distance(query, v),
+                None => {
+                    let mut s = scratch.borrow_mut();
+                    s.clear();
+                    s.extend(
+                        row.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4]))),
+                    );
+                    metric.distance(query, &s)
+                }
+            },
         }
     }
 }

@@ -53,7 +53,8 @@ pub struct SegmentStats {
     /// Bytes of its stored vectors (`VECTORS`).
     pub vector_bytes: u64,
     /// Bytes of what every search of it walks: PQ codebook and codes and the graph, or
-    /// for `int8` rows the graph and those rows (0 without an index).
+    /// for a segment walked on its rows (`int8`, small `f32`) the graph and those rows
+    /// (0 without an index).
     pub front_bytes: u64,
     /// Bytes of that front held in process memory ([`crate::Options::resident_front`]:
     /// the index sections; an `int8` segment's rows stay mapped; 0 when it is all read

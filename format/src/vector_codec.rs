@@ -23,6 +23,16 @@ pub enum VectorCodec {
     Int8,
 }
 
+/// `f32` values stored little-endian in `bytes` (a whole number of them), viewed in place
+/// where their alignment allows (`None`: decode them instead).
+pub fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(bytes).ok()
+    } else {
+        None
+    }
+}
+
 /// Every codec, in code order.
 pub const VECTOR_CODECS: [VectorCodec; 3] = [VectorCodec::F32, VectorCodec::F16, VectorCodec::Int8];
 
@@ -34,6 +44,13 @@ impl VectorCodec {
             VectorCodec::F16 => "f16",
             VectorCodec::Int8 => "int8",
         }
+    }
+
+    /// Whether a segment of this codec may be walked on its rows rather than on PQ codes
+    /// (`int8`: distances on the codes; `f32`: on the rows as they are), and so be written
+    /// without PQ codes. `f16` rows would be decoded at every distance: they keep PQ.
+    pub fn walkable(self) -> bool {
+        matches!(self, VectorCodec::F32 | VectorCodec::Int8)
     }
 
     /// The codec called `name` ([`Self::name`]).

@@ -295,9 +295,10 @@ fn settings(o: Options, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
 }
 
 /// Index options for test stores: an index on every segment of `min_rows` rows or more,
-/// built with a beam of `ef_construction` (small values keep builds fast), its level 0
-/// Rice-coded whenever that is smaller (as in large stores; the default keeps a level 0
-/// this small packed, which the stores built with default options check).
+/// built with a beam of `ef_construction` (small values keep builds fast), with PQ codes
+/// and its level 0 Rice-coded whenever that is smaller, as in large stores (the defaults
+/// walk segments this small on their `f32` rows and keep their level 0 packed, which the
+/// stores built with default options check).
 pub fn small_index(min_rows: usize, ef_construction: usize) -> IndexOptions {
     IndexOptions {
         min_rows: Some(min_rows),
@@ -306,6 +307,7 @@ pub fn small_index(min_rows: usize, ef_construction: usize) -> IndexOptions {
             ..HnswParams::default()
         },
         rice_from_bytes: 0,
+        pq_from_bytes: 0,
         ..IndexOptions::default()
     }
 }

@@ -440,9 +440,9 @@ impl SegmentReader {
                 CorruptionKind::Invalid(what),
             ))
         };
-        // No PQ codes (`pq_m` 0) only in a segment walked on its `int8` rows.
+        // No PQ codes (`pq_m` 0) only in a segment walked on its rows (`int8`, `f32`).
         let without_pq =
-            m.pq_m == 0 && self.header.version >= 5 && self.vector_decoder.int8_grid().is_some();
+            m.pq_m == 0 && self.header.version >= 5 && self.vector_decoder.codec().walkable();
         if (m.pq_m == 0 && !without_pq) || m.pq_m as u64 > dim || m.m0 == 0 || m.m0 > 1024 {
             return fault(SectionKind::IndexMeta, "index parameters");
         }

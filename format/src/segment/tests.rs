@@ -503,10 +503,10 @@ fn patch_section(file: &mut [u8], kind: SectionKind, at: usize, new: &[u8]) {
 
 /// An `int8` segment may go without PQ codes (`pq_m` 0, codebook and codes empty): it
 /// round-trips, verifies, every flipped byte is found, and a flipped bit in its graph is
-/// found by the first read of the row; the same index
-/// with another codec is refused by the writer, and a file claiming it is refused at open.
+/// found by the first read of the row; the same index opens over `f32` rows, is refused
+/// by the writer over `f16` rows, and an `f16` file claiming it is refused at open.
 #[test]
-fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
+fn int8_and_f32_segments_without_pq_codes_round_trip_and_f16_ones_may_not() {
     let dir = tempfile::tempdir().unwrap();
     let rows = 40usize;
     let ids: Vec<u64> = (0..rows as u64).collect();
@@ -579,12 +579,15 @@ fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
     // The writer refuses the same index for rows of another codec, and `pq_m` 0 beside
     // a codebook for any codec.
     let other = dir.path().join("000003.seg");
-    for codec in [crate::VectorCodec::F32, crate::VectorCodec::F16] {
-        assert!(
-            write_segment(&OsVfs, &other, &input(codec)).is_err(),
-            "{codec:?}"
-        );
-    }
+    assert!(write_segment(&OsVfs, &other, &input(crate::VectorCodec::F16)).is_err());
+    // `f32` rows may be walked on too: written without PQ codes, they open.
+    let f32_path = dir.path().join("000005.seg");
+    write_segment(&OsVfs, &f32_path, &input(crate::VectorCodec::F32)).unwrap();
+    let f32_seg = SegmentReader::open(&OsVfs, &f32_path).unwrap();
+    assert_eq!(f32_seg.index().unwrap().meta.pq_m, 0);
+    assert_eq!(f32_seg.f32_rows().unwrap().len(), rows * 4 * 4);
+    f32_seg.verify().unwrap();
+    drop(f32_seg);
     let full_codebook = vec![0.5f32; 256 * 4];
     for codec in crate::vector_codec::VECTOR_CODECS {
         let mut with_codebook = input(codec);
@@ -598,10 +601,10 @@ fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
         let res = write_segment(&OsVfs, &other, &with_codebook);
         assert!(res.is_err(), "{codec:?}: pq_m 0 with a codebook");
     }
-    // An `f32` segment whose `INDEX_META` claims no PQ codes (checksums consistent, as
+    // An `f16` segment whose `INDEX_META` claims no PQ codes (checksums consistent, as
     // a writer with that bug would leave them) is refused at open.
-    let f32_path = dir.path().join("000004.seg");
-    let mut with_pq = input(crate::VectorCodec::F32);
+    let f16_path = dir.path().join("000004.seg");
+    let mut with_pq = input(crate::VectorCodec::F16);
     let codebook = vec![0.5f32; 256 * 4];
     let codes = vec![1u8; rows * 2];
     with_pq.index = Some(IndexInput {
@@ -611,12 +614,12 @@ fn an_int8_segment_without_pq_codes_round_trips_and_no_other_codec_may() {
         level0: &level0,
         upper: &upper,
     });
-    write_segment(&OsVfs, &f32_path, &with_pq).unwrap();
-    SegmentReader::open(&OsVfs, &f32_path).unwrap();
-    let mut lying = std::fs::read(&f32_path).unwrap();
+    write_segment(&OsVfs, &f16_path, &with_pq).unwrap();
+    SegmentReader::open(&OsVfs, &f16_path).unwrap();
+    let mut lying = std::fs::read(&f16_path).unwrap();
     patch_section(&mut lying, SectionKind::IndexMeta, 0, &0u32.to_le_bytes());
-    std::fs::write(&f32_path, &lying).unwrap();
-    match SegmentReader::open(&OsVfs, &f32_path) {
+    std::fs::write(&f16_path, &lying).unwrap();
+    match SegmentReader::open(&OsVfs, &f16_path) {
         Err(Error::Corruption {
             kind: CorruptionKind::Invalid(what),
             ..

@@ -41,6 +41,13 @@ impl SegmentReader {
         })
     }
 
+    /// For a segment storing `f32` vectors: every row's bytes, row-major, `4 · dim` per
+    /// row (unchecked, as [`Self::int8_rows`]'s codes), for a walk scoring its rows.
+    pub fn f32_rows(&self) -> Option<&[u8]> {
+        (self.vector_codec() == crate::VectorCodec::F32)
+            .then(|| self.section_bytes(SectionKind::Vectors))
+    }
+
     /// The vector of `row`, decoded to `f32`.
     pub fn vector(&self, row: usize) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(self.dim());

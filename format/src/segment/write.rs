@@ -52,9 +52,9 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     covered.push(&vectors.data);
     if let Some(ix) = &input.index {
         let m = ix.meta;
-        // A segment of `int8` rows may go without PQ codes (its walk scores on the rows).
-        let without_pq =
-            m.pq_m == 0 && ix.codebook.is_empty() && input.vector_codec == crate::VectorCodec::Int8;
+        // A segment of `int8` or `f32` rows may go without PQ codes (its walk then scores
+        // on the rows).
+        let without_pq = m.pq_m == 0 && ix.codebook.is_empty() && input.vector_codec.walkable();
         let codebook_ok = if m.pq_m == 0 {
             without_pq
         } else {

@@ -40,11 +40,15 @@ fn recall(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> f64 {
     found as f64 / want.max(1) as f64
 }
 
-fn indexed_store(
+/// A store of `n` clustered rows in one indexed segment, walked on PQ codes (then
+/// reranked) as a large segment is, or, with `on_rows`, on its `f32` rows as a segment
+/// this small is by default.
+fn indexed_store_walked(
     dir: &std::path::Path,
     metric: Metric,
     n: usize,
     dim: usize,
+    on_rows: bool,
 ) -> (Db, Vec<Vec<f32>>) {
     let mut rng = common::rng(17);
     let data = clustered(&mut rng, n, dim);
@@ -52,6 +56,7 @@ fn indexed_store(
         .memtable_bytes(64 << 20)
         .index(IndexOptions {
             min_rows: Some(1000),
+            pq_from_bytes: if on_rows { usize::MAX } else { 0 },
             ..IndexOptions::default()
         });
     let db = Db::open(dir, opts).unwrap();
@@ -66,17 +71,32 @@ fn indexed_store(
     (db, data)
 }
 
+/// [`indexed_store_walked`] on PQ codes.
+fn indexed_store(
+    dir: &std::path::Path,
+    metric: Metric,
+    n: usize,
+    dim: usize,
+) -> (Db, Vec<Vec<f32>>) {
+    indexed_store_walked(dir, metric, n, dim, false)
+}
+
 #[test]
-fn two_stage_search_finds_the_true_neighbours_for_every_metric() {
-    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
+    for (metric, on_rows) in [Metric::L2, Metric::InnerProduct, Metric::Cosine]
+        .into_iter()
+        .flat_map(|m| [(m, false), (m, true)])
+    {
         let dir = tempfile::tempdir().unwrap();
-        let (db, data) = indexed_store(dir.path(), metric, 5000, 24);
+        let (db, data) = indexed_store_walked(dir.path(), metric, 5000, 24, on_rows);
         let s = db.stats().unwrap();
         assert_eq!(
             (s.segments.len(), s.indexed_segments),
             (1, 1),
             "{metric:?}: one indexed segment"
         );
+        let pq_bytes = s.segments[0].index.as_ref().map(|ix| ix.pq_bytes);
+        assert_eq!(pq_bytes == Some(0), on_rows, "{metric:?}: {pq_bytes:?}");
         // Queries from the data's distribution: stored rows moved by noise of the
         // clusters' own spread (uniform queries far from every cluster make inner product
         // an extreme-norm lookup that says little about the index).
@@ -90,7 +110,7 @@ fn two_stage_search_finds_the_true_neighbours_for_every_metric() {
             })
             .collect();
         let r = recall(&db, &queries, &SearchOptions::new(10));
-        println!("{metric:?}: recall@10 at default settings {r:.3}");
+        println!("{metric:?}, on rows {on_rows}: recall@10 at default settings {r:.3}");
         for (ef, rr) in [(100, 10), (200, 100), (400, 100), (100, 400)] {
             let x = recall(
                 &db,
@@ -103,7 +123,7 @@ fn two_stage_search_finds_the_true_neighbours_for_every_metric() {
             );
             println!("  ef {ef} rerank {rr}: {x:.3}");
         }
-        assert!(r >= 0.95, "{metric:?}: recall {r}");
+        assert!(r >= 0.95, "{metric:?}, on rows {on_rows}: recall {r}");
         let low = recall(
             &db,
             &queries,
