@@ -580,6 +580,7 @@ fn int8_and_f32_segments_without_pq_codes_round_trip_and_f16_ones_may_not() {
     // a codebook for any codec.
     let other = dir.path().join("000003.seg");
     assert!(write_segment(&OsVfs, &other, &input(crate::VectorCodec::F16)).is_err());
+    assert!(!other.exists(), "a refused write left a file");
     // `f32` rows may be walked on too: written without PQ codes, they open.
     let f32_path = dir.path().join("000005.seg");
     write_segment(&OsVfs, &f32_path, &input(crate::VectorCodec::F32)).unwrap();
@@ -600,6 +601,8 @@ fn int8_and_f32_segments_without_pq_codes_round_trip_and_f16_ones_may_not() {
         });
         let res = write_segment(&OsVfs, &other, &with_codebook);
         assert!(res.is_err(), "{codec:?}: pq_m 0 with a codebook");
+        // Refused before the file was created: nothing is left at the path.
+        assert!(!other.exists(), "{codec:?}: a refused write left a file");
     }
     // An `f16` segment whose `INDEX_META` claims no PQ codes (checksums consistent, as
     // a writer with that bug would leave them) is refused at open.

@@ -33,6 +33,12 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
             return Err(bad("segment ids are not unique"));
         }
     }
+    if let Some(ix) = &input.index {
+        if !index_sizes_ok(input, ix, rows) {
+            return Err(bad("segment index sizes disagree with rows and dim"));
+        }
+    }
+    // Everything checked: only now is the file created (a refused input leaves none).
     let file = fs.create_new(path).map_err(|e| Error::io(path, e))?;
     let mut w = SectionWriter {
         out: BufWriter::with_capacity(1 << 20, VfsWriter::new(file)),
@@ -52,22 +58,6 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     covered.push(&vectors.data);
     if let Some(ix) = &input.index {
         let m = ix.meta;
-        // A segment of `int8` or `f32` rows may go without PQ codes (its walk then scores
-        // on the rows).
-        let without_pq = m.pq_m == 0 && ix.codebook.is_empty() && input.vector_codec.walkable();
-        let codebook_ok = if m.pq_m == 0 {
-            without_pq
-        } else {
-            ix.codebook.len() == 256 * dim
-        };
-        let sizes_ok = codebook_ok
-            && ix.codes.len() == rows * m.pq_m as usize
-            && (1..=32).contains(&m.l0_id_bits)
-            && m.l0_rice.is_none_or(rice_params_ok)
-            && m.level0_len_fits(ix.level0.len() as u64, rows as u64);
-        if !sizes_ok {
-            return Err(bad("segment index sizes disagree with rows and dim"));
-        }
         w.section(SectionKind::IndexMeta, &m.encode()).map_err(io)?;
         w.section(SectionKind::PqCodebook, bytemuck::cast_slice(ix.codebook))
             .map_err(io)?;
@@ -100,6 +90,23 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     w.section(SectionKind::BlockCrcs, &blocks::encode(&covered))
         .map_err(io)?;
     w.finish().map_err(io)
+}
+
+/// Whether the index sections `ix` agree with the segment's rows, dimension and codec.
+fn index_sizes_ok(input: &SegmentWriteInput<'_>, ix: &IndexInput<'_>, rows: usize) -> bool {
+    let (m, dim) = (ix.meta, input.dim as usize);
+    // A segment of `int8` or `f32` rows may go without PQ codes (its walk then scores on
+    // the rows).
+    let codebook_ok = if m.pq_m == 0 {
+        ix.codebook.is_empty() && input.vector_codec.walkable()
+    } else {
+        ix.codebook.len() == 256 * dim
+    };
+    codebook_ok
+        && ix.codes.len() == rows * m.pq_m as usize
+        && (1..=32).contains(&m.l0_id_bits)
+        && m.l0_rice.is_none_or(rice_params_ok)
+        && m.level0_len_fits(ix.level0.len() as u64, rows as u64)
 }
 
 fn header_bytes(input: &SegmentWriteInput<'_>, rows: u64) -> Vec<u8> {
