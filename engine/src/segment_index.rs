@@ -298,18 +298,13 @@ impl Scorer<'_> {
                 query,
                 metric,
                 scratch,
-            } => match strata_format::vector_codec::f32_view(row) {
-                Some(v) => metric.distance(query, v),
-                None => {
-                    let mut s = scratch.borrow_mut();
-                    s.clear();
-                    s.extend(
-                        row.chunks_exact(4)
-                            .map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4]))),
-                    );
-                    metric.distance(query, &s)
-                }
-            },
+            } => {
+                let mut scratch = scratch.borrow_mut();
+                metric.distance(
+                    query,
+                    strata_format::vector_codec::f32_values(row, &mut scratch),
+                )
+            }
         }
     }
 }

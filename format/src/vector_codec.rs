@@ -23,13 +23,25 @@ pub enum VectorCodec {
     Int8,
 }
 
-/// `f32` values stored little-endian in `bytes` (a whole number of them), viewed in place
-/// where their alignment allows (`None`: decode them instead).
-pub fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+/// `f32` values stored little-endian in `bytes` (a whole number of them): viewed in place
+/// where their alignment allows, else decoded into `scratch`.
+#[inline]
+pub fn f32_values<'a>(bytes: &'a [u8], scratch: &'a mut Vec<f32>) -> &'a [f32] {
     if cfg!(target_endian = "little") {
-        bytemuck::try_cast_slice(bytes).ok()
-    } else {
-        None
+        if let Ok(v) = bytemuck::try_cast_slice(bytes) {
+            return v;
+        }
+    }
+    scratch.clear();
+    scratch.resize(bytes.len() / 4, 0.0);
+    decode_f32(bytes, scratch);
+    scratch
+}
+
+/// Little-endian `f32` values of `bytes` into `dst` (as many as both hold).
+fn decode_f32(bytes: &[u8], dst: &mut [f32]) {
+    for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+        *d = f32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
     }
 }
 
@@ -241,11 +253,7 @@ impl VectorDecoder {
         out.resize(start + n, 0.0);
         let dst = out.get_mut(start..).unwrap_or(&mut []);
         match self.codec {
-            VectorCodec::F32 => {
-                for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *d = f32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
-                }
-            }
+            VectorCodec::F32 => decode_f32(bytes, dst),
             VectorCodec::F16 => match bytemuck::try_cast_slice::<u8, u16>(bytes) {
                 Ok(bits) => bits
                     .reinterpret_cast::<half::f16>()

@@ -203,6 +203,25 @@ fn truncation_and_appended_garbage_are_refused() {
     ));
 }
 
+/// Index sections for a 40-row segment with `pq_m` bytes per PQ code: a packed level 0
+/// (6-bit ids, 4 slots per node = 3 bytes per node), upper levels and their parameters.
+fn forty_row_graph(pq_m: u32) -> (Vec<u8>, Vec<u32>, IndexMeta) {
+    let level0: Vec<u8> = (0..40 * 3).map(|i| (i * 7) as u8).collect();
+    let upper = vec![1u32, 1, 7, 0, 1, 3];
+    let meta = IndexMeta {
+        pq_m,
+        m0: 4,
+        entry_node: 7,
+        entry_level: 1,
+        hnsw_m: 2,
+        ef_construction: 9,
+        built_by: 0,
+        l0_id_bits: 6,
+        l0_rice: None,
+    };
+    (level0, upper, meta)
+}
+
 #[test]
 fn index_sections_round_trip_and_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,20 +233,7 @@ fn index_sections_round_trip_and_are_checked() {
     let key_refs: Vec<&str> = key_strings.iter().map(String::as_str).collect();
     let codebook: Vec<f32> = (0..256 * 4).map(|i| i as f32 * 0.25).collect();
     let codes: Vec<u8> = (0..rows * 2).map(|i| i as u8).collect();
-    // 40 rows: 6-bit ids, 4 slots per node = 3 bytes per node.
-    let level0: Vec<u8> = (0..rows * 3).map(|i| (i * 7) as u8).collect();
-    let upper = vec![1u32, 1, 7, 0, 1, 3];
-    let meta = IndexMeta {
-        pq_m: 2,
-        m0: 4,
-        entry_node: 7,
-        entry_level: 1,
-        hnsw_m: 2,
-        ef_construction: 9,
-        built_by: 0,
-        l0_id_bits: 6,
-        l0_rice: None,
-    };
+    let (level0, upper, meta) = forty_row_graph(2);
     let path = dir.path().join("000002.seg");
     let index = Some(IndexInput {
         meta,
@@ -512,19 +518,7 @@ fn int8_and_f32_segments_without_pq_codes_round_trip_and_f16_ones_may_not() {
     let ids: Vec<u64> = (0..rows as u64).collect();
     let vectors: Vec<f32> = (0..rows * 4).map(|i| i as f32).collect();
     let payloads: Vec<Option<&[u8]>> = vec![None; rows];
-    let level0: Vec<u8> = (0..rows * 3).map(|i| (i * 7) as u8).collect();
-    let upper = vec![1u32, 1, 7, 0, 1, 3];
-    let meta = IndexMeta {
-        pq_m: 0,
-        m0: 4,
-        entry_node: 7,
-        entry_level: 1,
-        hnsw_m: 2,
-        ef_construction: 9,
-        built_by: 0,
-        l0_id_bits: 6,
-        l0_rice: None,
-    };
+    let (level0, upper, meta) = forty_row_graph(0);
     let input = |codec| SegmentWriteInput {
         dim: 4,
         metric: 0,

@@ -75,9 +75,7 @@ impl SegmentReader {
     ) -> Result<&'a [f32]> {
         let bytes = self.stored_vector_rows(rows)?;
         if self.vector_codec() == crate::VectorCodec::F32 {
-            if let Ok(v) = bytemuck::try_cast_slice(bytes) {
-                return Ok(v);
-            }
+            return Ok(crate::vector_codec::f32_values(bytes, scratch));
         }
         scratch.clear();
         self.vector_decoder.decode_into(bytes, scratch);

@@ -215,6 +215,9 @@ unsafe fn bytes_to_ps(c: *const u8, at: usize) -> __m512 {
 /// accumulators, and sums them. A last partial block is the sixteen values ending at
 /// `n`, with only its lanes not yet counted set in `lanes` (so every byte load reads
 /// sixteen bytes inside the row, and no scalar loop is needed).
+///
+/// # Safety
+/// AVX-512F, and `step` safe to call for every block start `at ≤ n − 16`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn blocks_of_16(n: usize, step: impl Fn(usize, __mmask16, __m512) -> __m512) -> f32 {

@@ -280,21 +280,31 @@ fn a_version_4_store_with_string_keys_opens_reads_filters_takes_writes_and_compa
     );
 }
 
-#[test]
-fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_compacts() {
+/// Copies the version-5 fixture `name` (330 records of 8-d L2 vectors in `codec`, 300 of
+/// them in one indexed segment in spatial order), checks that it verifies and opens
+/// read-only, then opens it: the directory, the store, and its segment's summary.
+fn open_v5_fixture(
+    name: &str,
+    codec: strata::VectorCodec,
+) -> (tempfile::TempDir, Db, strata::SegmentStats) {
     let dir = tempfile::tempdir().unwrap();
-    copy_fixture("store-v5", dir.path());
+    copy_fixture(name, dir.path());
     strata::verify(dir.path()).unwrap();
     let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
     assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
-    assert_eq!(ro.vector_codec(), strata::VectorCodec::F16);
+    assert_eq!(ro.vector_codec(), codec);
     let db = Db::open(dir.path(), Options::existing()).unwrap();
-    let stats = db.stats().unwrap();
-    let seg = &stats.segments[0];
+    let seg = db.stats().unwrap().segments[0].clone();
     assert_eq!(
         (seg.rows, seg.row_order, seg.indexed),
         (300, "spatial", true)
     );
+    (dir, db, seg)
+}
+
+#[test]
+fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_compacts() {
+    let (dir, db, _) = open_v5_fixture("store-v5", strata::VectorCodec::F16);
     // Half precision: within 2^-11 of each component's magnitude.
     let tolerance = Tolerance {
         relative: 1.0 / 2048.0,
@@ -307,19 +317,7 @@ fn a_version_5_store_with_f16_vectors_in_spatial_order_opens_reads_filters_and_c
 
 #[test]
 fn a_version_5_store_of_int8_vectors_without_pq_codes_opens_reads_filters_and_compacts() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixture("store-v5-int8", dir.path());
-    strata::verify(dir.path()).unwrap();
-    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
-    assert_eq!((ro.len(), ro.dim(), ro.metric()), (330, 8, Metric::L2));
-    assert_eq!(ro.vector_codec(), strata::VectorCodec::Int8);
-    let db = Db::open(dir.path(), Options::existing()).unwrap();
-    let stats = db.stats().unwrap();
-    let seg = &stats.segments[0];
-    assert_eq!(
-        (seg.rows, seg.row_order, seg.indexed),
-        (300, "spatial", true)
-    );
+    let (dir, db, seg) = open_v5_fixture("store-v5-int8", strata::VectorCodec::Int8);
     let index = seg.index.as_ref().expect("an index");
     assert_eq!(index.pq_bytes, 0, "no PQ codes");
     // Components in [-0.5, 0.5): a step of the grid is at most 1/255; a merge moves a
