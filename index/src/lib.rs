@@ -9,6 +9,7 @@
 //! * [`kmeans`], [`pq`]: k-means and product quantization; [`sq8`]: distances on
 //!   8-bit scalar codes.
 //! * [`gpu`]: where indexes are built, and the CUDA device (feature `gpu`).
+//! * [`text`]: analyzers (text to terms) and BM25 scoring for full-text search.
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,6 +20,7 @@ pub mod hnsw;
 pub mod kmeans;
 pub mod pq;
 pub mod sq8;
+pub mod text;
 pub mod topk;
 
 pub use distance::Metric;
