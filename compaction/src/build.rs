@@ -106,6 +106,8 @@ pub enum Stage {
     Order,
     /// Indexing the rows' metadata (the segment's field index).
     Fields,
+    /// Indexing the rows' text (the segment's full-text index).
+    Text,
     /// Writing and syncing the file.
     Write,
 }
@@ -121,6 +123,7 @@ impl Stage {
             Stage::Graph => "graph",
             Stage::Order => "locality order",
             Stage::Fields => "field index",
+            Stage::Text => "text index",
             Stage::Write => "write",
         }
     }
@@ -405,6 +408,10 @@ pub struct SegmentRows<'a> {
     pub metadata: &'a [Option<&'a [u8]>],
     /// The string key of each row (empty in a store of `u64` ids).
     pub keys: &'a [&'a str],
+    /// The text of each row (or empty: no row has text).
+    pub texts: &'a [Option<&'a str>],
+    /// How the texts become terms.
+    pub analyzer: strata_index::text::Analyzer,
     /// Metadata paths left out of the segment's field index (with everything under
     /// them).
     pub unindexed: &'a [String],
@@ -466,6 +473,7 @@ pub fn write_segment(
         report.stages.push((Stage::Order, order_time + t.elapsed()));
     }
     let fields = report.timed(Stage::Fields, || field_index(rows))?;
+    let text = report.timed(Stage::Text, || text_index(rows));
     if !progress(Stage::Write, 0, n as u64) {
         return Ok(None);
     }
@@ -480,6 +488,8 @@ pub fn write_segment(
         keys: rows.keys,
         field_index: fields.as_deref(),
         index: index.as_ref().map(BuiltIndex::input),
+        texts: rows.texts,
+        text_index: text.as_ref(),
         vector_codec: rows.vector_codec,
     };
     report.timed(Stage::Write, || {
@@ -498,6 +508,7 @@ struct PermutedRows<'a> {
     payloads: Vec<Option<&'a [u8]>>,
     metadata: Vec<Option<&'a [u8]>>,
     keys: Vec<&'a str>,
+    texts: Vec<Option<&'a str>>,
 }
 
 impl<'a> PermutedRows<'a> {
@@ -524,6 +535,7 @@ impl<'a> PermutedRows<'a> {
             payloads: pick(rows.payloads, &order),
             metadata: pick(rows.metadata, &order),
             keys: pick(rows.keys, &order),
+            texts: pick(rows.texts, &order),
             order,
         }
     }
@@ -536,6 +548,7 @@ impl<'a> PermutedRows<'a> {
             payloads: &self.payloads,
             metadata: &self.metadata,
             keys: &self.keys,
+            texts: &self.texts,
             ..*like
         }
     }
@@ -557,6 +570,18 @@ fn field_index(rows: &SegmentRows<'_>) -> strata_format::Result<Option<Vec<u8>>>
     }
     ix.finish(rows.ids.len() as u32);
     Ok(Some(ix.encode()))
+}
+
+/// The full-text index of `rows`' texts (`None` when no row has any).
+fn text_index(rows: &SegmentRows<'_>) -> Option<strata_format::text_index::TextSections> {
+    if !rows.texts.iter().any(Option::is_some) {
+        return None;
+    }
+    let mut ix = strata_format::text_index::TextIndexBuilder::new();
+    for text in rows.texts {
+        ix.push_row(&text.map(|t| rows.analyzer.terms(t)).unwrap_or_default());
+    }
+    Some(ix.encode())
 }
 
 /// Trains the product quantizer: k-means assignments on the GPU when one is in use (a
@@ -823,6 +848,8 @@ mod tests {
                     payloads: &payloads,
                     metadata: &[],
                     keys: &[],
+                    texts: &[],
+                    analyzer: Default::default(),
                     unindexed: &[],
                     vector_codec: codec,
                 };
@@ -855,6 +882,62 @@ mod tests {
                 reader.verify().unwrap();
             }
         }
+    }
+
+    /// An indexed segment's rows are reordered: each row's text, and the text index's
+    /// postings and lengths, follow its row.
+    #[test]
+    fn the_text_index_follows_the_rows_order() {
+        let (n, dim) = (1200, 8);
+        let rows = data(n, dim, 6);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let owned: Vec<String> = (0..n).map(|i| format!("Tag{} ID{i}", i % 10)).collect();
+        let texts: Vec<Option<&str>> = owned
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i % 2 == 1).then_some(t.as_str()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.seg");
+        let seg = SegmentRows {
+            dim,
+            metric: Metric::L2,
+            max_seq: 1,
+            ids: &ids,
+            vectors: &rows,
+            payloads: &vec![None; n],
+            metadata: &[],
+            keys: &[],
+            texts: &texts,
+            analyzer: strata_index::text::Analyzer::Default,
+            unindexed: &[],
+            vector_codec: strata_format::VectorCodec::F32,
+        };
+        let o = IndexOptions {
+            min_rows: Some(100),
+            ..options()
+        };
+        let report = write_segment(&strata_vfs::OsVfs, &path, &seg, &o, &|_, _, _| true)
+            .unwrap()
+            .unwrap();
+        assert!(report.row_order.is_some(), "indexed rows are reordered");
+        let reader = strata_format::SegmentReader::open(&strata_vfs::OsVfs, &path).unwrap();
+        reader.verify().unwrap();
+        let ix = reader.text_index().unwrap().unwrap();
+        assert_eq!(ix.docs() as usize, n / 2);
+        let (mut rs, mut tfs) = (vec![0; 128], vec![0; 128]);
+        for row in 0..n {
+            let id = reader.ids()[row] as usize;
+            assert_eq!(reader.text(row).unwrap().as_deref(), texts[id]);
+            assert_eq!(ix.length(row as u32), if id % 2 == 1 { 2 } else { 0 });
+            if id % 2 == 1 {
+                let e = ix.lookup(&format!("id{id}")).unwrap().unwrap();
+                let p = ix.postings(e).unwrap();
+                assert_eq!(p.decode(0, &mut rs, &mut tfs).unwrap(), 1);
+                assert_eq!(rs[0] as usize, row);
+            }
+        }
+        assert!(report.time(Stage::Text) > Duration::ZERO);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct MergeSpec<'a> {
     pub unindexed: &'a [String],
     /// How the output stores its vectors (inputs are decoded to `f32` and re-encoded).
     pub vector_codec: strata_format::VectorCodec,
+    /// How the rows' texts become terms (the store's analyzer).
+    pub analyzer: strata_index::text::Analyzer,
 }
 
 /// A written merge output.
@@ -112,12 +114,15 @@ pub fn merge(
     let mut metadata: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
     let mut payload_cache = BlockCache::default();
     let mut metadata_cache = BlockCache::default();
+    let mut texts: Vec<Option<String>> = Vec::with_capacity(origin.len());
+    let mut text_cache = BlockCache::default();
     for (n, &(_, src, row)) in origin.iter().enumerate() {
         let s = &sources[src as usize];
         let row = row as usize;
         s.reader.read_vectors(row..row + 1, &mut vectors)?;
         payloads.push(payload_cache.item(src, row, |b| s.reader.block_payloads(b))?);
         metadata.push(metadata_cache.item(src, row, |b| s.reader.block_metadata(b))?);
+        texts.push(text_cache.item(src, row, |b| s.reader.block_texts(b))?);
         if n % 65_536 == 65_535 && !progress(Stage::Read, n as u64 + 1, origin.len() as u64) {
             return Ok(MergeOutcome::Stopped);
         }
@@ -144,6 +149,11 @@ pub fn merge(
     } else {
         Vec::new()
     };
+    let text_refs: Vec<Option<&str>> = if texts.iter().any(Option::is_some) {
+        texts.iter().map(|t| t.as_deref()).collect()
+    } else {
+        Vec::new()
+    };
     let max_seq = sources
         .iter()
         .map(|s| s.reader.header().max_seq)
@@ -158,6 +168,8 @@ pub fn merge(
         payloads: &payload_refs,
         metadata: &metadata_refs,
         keys: &keys,
+        texts: &text_refs,
+        analyzer: spec.analyzer,
         unindexed: spec.unindexed,
         vector_codec: spec.vector_codec,
     };
@@ -197,23 +209,27 @@ fn invalid(path: &Path, what: &'static str) -> strata_format::Error {
 /// Payloads and metadata are stored in compressed blocks of rows; merged rows come in id
 /// order, which visits one input's blocks in order, so keeping the last block per input
 /// decompresses each block once.
-#[derive(Default)]
-struct BlockCache {
+struct BlockCache<T> {
     /// Per input: the block number and its items.
-    blocks: std::collections::HashMap<u32, (usize, BlockItems)>,
+    blocks: std::collections::HashMap<u32, (usize, Vec<Option<T>>)>,
 }
 
-/// The items (payloads or encoded metadata) of one block's rows.
-type BlockItems = Vec<Option<Vec<u8>>>;
+impl<T> Default for BlockCache<T> {
+    fn default() -> Self {
+        BlockCache {
+            blocks: Default::default(),
+        }
+    }
+}
 
-impl BlockCache {
+impl<T> BlockCache<T> {
     /// The item of `row` of input `src`, reading its block with `read_block` on a miss.
     fn item(
         &mut self,
         src: u32,
         row: usize,
-        read_block: impl FnOnce(usize) -> strata_format::Result<BlockItems>,
-    ) -> strata_format::Result<Option<Vec<u8>>> {
+        read_block: impl FnOnce(usize) -> strata_format::Result<Vec<Option<T>>>,
+    ) -> strata_format::Result<Option<T>> {
         let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
         let block = row / block_rows;
         let hit = self.blocks.get(&src).is_some_and(|(b, _)| *b == block);

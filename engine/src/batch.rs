@@ -1,11 +1,14 @@
 //! Write batches and their WAL encoding.
 //!
 //! A batch is one WAL record (kind [`BATCH_RECORD`]) holding its operations in order:
-//! `op u8` (1 upsert, 2 delete, 3 upsert with metadata, 4 upsert by string key) ·
-//! `id u64` · for op 4, `key_len u16` and the key's UTF-8 bytes · for upserts
-//! `dim × f32` · payload flag `u8` (0 none, 1 present) · if present `len u32` and the
-//! bytes · for op 3, `len u32` and the metadata's canonical encoding; for op 4, a
-//! metadata flag `u8` and, if 1, the same. All little-endian.
+//! `op u8` (1 upsert, 2 delete, 3 upsert with metadata, 4 upsert by string key, 5 upsert
+//! with text) · `id u64` · for op 5, a flags `u8` (1 key, 2 payload, 4 metadata, 8 text;
+//! text always set) · for op 4 (and op 5 with a key), `key_len u16` and the key's UTF-8
+//! bytes · for upserts `dim × f32` · for ops 1, 3 and 4, a payload flag `u8` (0 none, 1
+//! present) · if present (or flagged) `len u32` and the bytes · for op 3, `len u32` and
+//! the metadata's canonical encoding; for op 4, a metadata flag `u8` and, if 1, the
+//! same; for op 5, if flagged, the same without the flag · for op 5, `len u32` and the
+//! text's UTF-8 bytes. All little-endian.
 //!
 //! Operations by string key ([`WriteBatch::upsert_keyed`], [`WriteBatch::delete_key`])
 //! are bound to ids under the write lock before they are logged: the log holds the key
@@ -21,6 +24,11 @@ const OP_UPSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_UPSERT_META: u8 = 3;
 const OP_UPSERT_KEYED: u8 = 4;
+const OP_UPSERT_TEXT: u8 = 5;
+const FLAG_KEY: u8 = 1;
+const FLAG_PAYLOAD: u8 = 2;
+const FLAG_METADATA: u8 = 4;
+const FLAG_TEXT: u8 = 8;
 
 /// One operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +45,8 @@ pub enum Op {
         payload: Option<Vec<u8>>,
         /// Optional metadata (what filters test).
         metadata: Option<Metadata>,
+        /// Optional text (what text searches find).
+        text: Option<Box<str>>,
     },
     /// Remove `id` (a no-op if absent).
     Delete {
@@ -61,12 +71,14 @@ impl Op {
                 vector,
                 payload,
                 metadata,
+                text,
                 ..
             } => {
                 key.as_ref().map_or(8, |k| k.len() as u64)
                     + 4 * vector.len() as u64
                     + payload.as_ref().map_or(0, |p| p.len() as u64)
                     + metadata.as_ref().map_or(0, |m| m.encoded_len() as u64)
+                    + text.as_ref().map_or(0, |t| t.len() as u64)
             }
             Op::Delete { .. } => 8,
             Op::DeleteKey { key } => key.len() as u64,
@@ -81,14 +93,23 @@ impl Op {
                 vector,
                 payload,
                 metadata,
+                text,
                 ..
             } => {
+                // Op 5 has one flags byte where ops 1, 3, 4 have a payload flag and op 4
+                // a metadata flag.
+                let flags = match (text, key) {
+                    (Some(_), _) => 1,
+                    (None, Some(_)) => 2,
+                    (None, None) => 1,
+                };
                 1 + 8
-                    + key.as_ref().map_or(0, |k| 2 + k.len() + 1)
+                    + flags
+                    + key.as_ref().map_or(0, |k| 2 + k.len())
                     + 4 * vector.len()
-                    + 1
                     + payload.as_ref().map_or(0, |p| 4 + p.len())
                     + metadata.as_ref().map_or(0, |m| 4 + m.encoded_len())
+                    + text.as_ref().map_or(0, |t| 4 + t.len())
             }
             // A delete by key is logged as a delete of its id.
             Op::Delete { .. } | Op::DeleteKey { .. } => 1 + 8,
@@ -149,7 +170,43 @@ impl WriteBatch {
             vector: vector.to_vec(),
             payload: payload.map(<[u8]>::to_vec),
             metadata: metadata.filter(|m| !m.is_empty()).cloned(),
+            text: None,
         });
+        self
+    }
+
+    /// Adds an upsert with text (what [`Db::text_search`](crate::Db::text_search) finds),
+    /// and metadata and a payload, each optional.
+    pub fn upsert_text(
+        &mut self,
+        id: u64,
+        vector: &[f32],
+        text: &str,
+        metadata: Option<&Metadata>,
+        payload: Option<&[u8]>,
+    ) -> &mut Self {
+        self.upsert_record(id, vector, metadata, payload);
+        self.set_last_text(text)
+    }
+
+    /// Adds an upsert by string key with text, and metadata and a payload, each optional
+    /// (see [`Self::upsert_keyed`] and [`Self::upsert_text`]).
+    pub fn upsert_keyed_text(
+        &mut self,
+        key: &str,
+        vector: &[f32],
+        text: &str,
+        metadata: Option<&Metadata>,
+        payload: Option<&[u8]>,
+    ) -> &mut Self {
+        self.upsert_keyed(key, vector, metadata, payload);
+        self.set_last_text(text)
+    }
+
+    fn set_last_text(&mut self, with: &str) -> &mut Self {
+        if let Some(Op::Upsert { text, .. }) = self.ops.last_mut() {
+            *text = Some(with.into());
+        }
         self
     }
 
@@ -175,6 +232,7 @@ impl WriteBatch {
             vector: vector.to_vec(),
             payload: payload.map(<[u8]>::to_vec),
             metadata: metadata.filter(|m| !m.is_empty()).cloned(),
+            text: None,
         });
         self
     }
@@ -212,13 +270,25 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                 vector,
                 payload,
                 metadata,
+                text,
             } => {
-                out.push(match (key, metadata) {
-                    (Some(_), _) => OP_UPSERT_KEYED,
-                    (None, Some(_)) => OP_UPSERT_META,
-                    (None, None) => OP_UPSERT,
-                });
+                let op = match (text, key, metadata) {
+                    (Some(_), ..) => OP_UPSERT_TEXT,
+                    (None, Some(_), _) => OP_UPSERT_KEYED,
+                    (None, None, Some(_)) => OP_UPSERT_META,
+                    (None, None, None) => OP_UPSERT,
+                };
+                out.push(op);
                 out.extend_from_slice(&id.to_le_bytes());
+                if op == OP_UPSERT_TEXT {
+                    let flag = |on: bool, f: u8| if on { f } else { 0 };
+                    out.push(
+                        flag(key.is_some(), FLAG_KEY)
+                            | flag(payload.is_some(), FLAG_PAYLOAD)
+                            | flag(metadata.is_some(), FLAG_METADATA)
+                            | FLAG_TEXT,
+                    );
+                }
                 if let Some(k) = key {
                     out.extend_from_slice(&(k.len() as u16).to_le_bytes());
                     out.extend_from_slice(k.as_bytes());
@@ -226,21 +296,24 @@ pub(crate) fn encode(ops: &[Op]) -> Vec<u8> {
                 for x in vector {
                     out.extend_from_slice(&x.to_le_bytes());
                 }
-                match payload {
-                    None => out.push(0),
-                    Some(p) => {
-                        out.push(1);
-                        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-                        out.extend_from_slice(p);
-                    }
+                if op != OP_UPSERT_TEXT {
+                    out.push(payload.is_some() as u8);
                 }
-                if key.is_some() {
+                if let Some(p) = payload {
+                    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                    out.extend_from_slice(p);
+                }
+                if op == OP_UPSERT_KEYED {
                     out.push(metadata.is_some() as u8);
                 }
                 if let Some(m) = metadata {
                     let m = m.encode();
                     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
                     out.extend_from_slice(&m);
+                }
+                if let Some(t) = text {
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    out.extend_from_slice(t.as_bytes());
                 }
             }
             Op::Delete { id } => {
@@ -262,8 +335,17 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
         let op = r.u8()?;
         let id = u64::from_le_bytes(r.take::<8>()?);
         match op {
-            OP_UPSERT | OP_UPSERT_META | OP_UPSERT_KEYED => {
-                let key = if op == OP_UPSERT_KEYED {
+            OP_UPSERT | OP_UPSERT_META | OP_UPSERT_KEYED | OP_UPSERT_TEXT => {
+                let flags = if op == OP_UPSERT_TEXT {
+                    let f = r.u8()?;
+                    if f & FLAG_TEXT == 0 || f > 15 {
+                        return Err(CorruptionKind::Batch("operation flags"));
+                    }
+                    f
+                } else {
+                    0
+                };
+                let key = if op == OP_UPSERT_KEYED || flags & FLAG_KEY != 0 {
                     let len = u16::from_le_bytes(r.take::<2>()?) as usize;
                     let max = strata_format::segment::MAX_KEY_LEN;
                     let key = std::str::from_utf8(r.bytes(len)?)
@@ -286,19 +368,28 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                 if vector.iter().any(|x| !x.is_finite()) {
                     return Err(CorruptionKind::Batch("non-finite vector component"));
                 }
-                let payload = match r.u8()? {
-                    0 => None,
-                    1 => {
+                let has_payload = if op == OP_UPSERT_TEXT {
+                    flags & FLAG_PAYLOAD != 0
+                } else {
+                    match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(CorruptionKind::Batch("payload flag")),
+                    }
+                };
+                let payload = match has_payload {
+                    false => None,
+                    true => {
                         let len = u32::from_le_bytes(r.take::<4>()?) as usize;
                         if len > strata_format::segment::MAX_PAYLOAD_LEN {
                             return Err(CorruptionKind::Batch("payload over the size limit"));
                         }
                         Some(r.bytes(len)?.to_vec())
                     }
-                    _ => return Err(CorruptionKind::Batch("payload flag")),
                 };
                 let has_metadata = match op {
                     OP_UPSERT_META => true,
+                    OP_UPSERT_TEXT => flags & FLAG_METADATA != 0,
                     OP_UPSERT_KEYED => match r.u8()? {
                         0 => false,
                         1 => true,
@@ -320,12 +411,24 @@ pub(crate) fn decode(buf: &[u8], count: u32, dim: usize) -> Result<Vec<Op>, Corr
                 } else {
                     None
                 };
+                let text = if op == OP_UPSERT_TEXT {
+                    let len = u32::from_le_bytes(r.take::<4>()?) as usize;
+                    if len > strata_format::segment::MAX_TEXT_LEN {
+                        return Err(CorruptionKind::Batch("text over the size limit"));
+                    }
+                    let t = std::str::from_utf8(r.bytes(len)?)
+                        .map_err(|_| CorruptionKind::Batch("text encoding"))?;
+                    Some(Box::<str>::from(t))
+                } else {
+                    None
+                };
                 ops.push(Op::Upsert {
                     id,
                     key,
                     vector,
                     payload,
                     metadata,
+                    text,
                 });
             }
             OP_DELETE => ops.push(Op::Delete { id }),
@@ -379,15 +482,19 @@ mod tests {
             .upsert_record(4, &[7.0, 8.0], Some(&m), None)
             .upsert_keyed("ключ/1", &[9.0, 1.0], Some(&m), Some(b"r"))
             .upsert_keyed("k", &[9.0, 2.0], None, None)
+            .upsert_text(5, &[1.5, 2.5], "some words", None, None)
+            .upsert_text(6, &[1.5, 2.5], "", Some(&m), Some(b"s"))
+            .upsert_keyed_text("k2", &[3.5, 2.5], "слова", Some(&m), None)
+            .upsert_keyed_text("k3", &[3.5, 2.5], "w", None, Some(b"t"))
             .delete(9);
         let enc = encode(b.ops());
         assert_eq!(enc.len(), b.ops.iter().map(Op::encoded_len).sum::<usize>());
-        assert_eq!(decode(&enc, 7, 2).unwrap(), b.ops);
+        assert_eq!(decode(&enc, 11, 2).unwrap(), b.ops);
         for cut in 0..enc.len() {
-            assert!(decode(&enc[..cut], 7, 2).is_err(), "cut {cut}");
+            assert!(decode(&enc[..cut], 11, 2).is_err(), "cut {cut}");
         }
         assert!(
-            decode(&enc, 6, 2).is_err(),
+            decode(&enc, 10, 2).is_err(),
             "count mismatch leaves trailing bytes"
         );
     }
@@ -402,6 +509,7 @@ mod tests {
                 vector: vec![0.5; 13],
                 payload: None,
                 metadata: None,
+                text: None,
             },
             Op::Upsert {
                 id: 2,
@@ -409,6 +517,7 @@ mod tests {
                 vector: vec![],
                 payload: Some(vec![9; 1000]),
                 metadata: Metadata::from_json_str(r#"{"a": {"b": 1.5}}"#).ok(),
+                text: None,
             },
             Op::Upsert {
                 id: 3,
@@ -416,6 +525,7 @@ mod tests {
                 vector: vec![1.0; 3],
                 payload: None,
                 metadata: Metadata::from_json_str(r#"{"a": 1}"#).ok(),
+                text: None,
             },
             Op::Upsert {
                 id: 4,
@@ -423,8 +533,20 @@ mod tests {
                 vector: vec![1.0; 3],
                 payload: Some(vec![1]),
                 metadata: None,
+                text: None,
             },
         ];
+        let with_text = ops.iter().filter_map(|op| match op {
+            Op::Upsert { .. } => {
+                let mut op = op.clone();
+                if let Op::Upsert { text, .. } = &mut op {
+                    *text = Some("texte accentué".into());
+                }
+                Some(op)
+            }
+            _ => None,
+        });
+        let ops: Vec<Op> = ops.iter().cloned().chain(with_text).collect();
         for op in &ops {
             assert_eq!(
                 encode(std::slice::from_ref(op)).len(),

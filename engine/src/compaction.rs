@@ -151,6 +151,7 @@ fn merge_inputs(
         index: &inner.opts.index,
         unindexed: &inner.opts.unindexed_fields,
         vector_codec: inner.vector_codec,
+        analyzer: inner.analyzer,
     };
     let go_on =
         |s: Stage, d: u64, t: u64| !inner.shutdown.load(Ordering::Acquire) && progress(s, d, t);

@@ -372,6 +372,12 @@ impl Db {
         crate::validate::check_metadata(metadata)
     }
 
+    /// Checks a record's text without writing it (its size limit,
+    /// [`MAX_TEXT_LEN`](crate::MAX_TEXT_LEN) bytes).
+    pub fn check_text(&self, text: Option<&str>) -> std::result::Result<(), InvalidArgument> {
+        crate::validate::check_text(text)
+    }
+
     /// The `opts.k` nearest live records to `query`, nearest first; with
     /// [`SearchOptions::filter`], among the records whose metadata passes it.
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
@@ -400,6 +406,48 @@ impl Db {
             Some(pool) => pool.install(run),
             None => run(),
         }
+    }
+
+    /// The `opts.k` live records that best match `text` by BM25 (`docs/text-search.md`),
+    /// best first, each [`Hit::distance`] the negated score; with
+    /// [`SearchOptions::filter`], among the records whose metadata passes it. The text
+    /// is analyzed as the records' texts are (the store's [`Analyzer`](crate::Analyzer));
+    /// records holding none of its terms are not returned. `ef`, `rerank` and `exact`
+    /// do not apply: the result is the exact top `k`.
+    pub fn text_search(&self, text: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
+        let v = self.inner.snapshot();
+        let terms = crate::text_search::query_terms(self.inner.analyzer, text);
+        let found = crate::text_search::search(&v, &terms, opts)?;
+        search::hits(&v, self.inner.keys, found, opts)
+    }
+
+    /// The best `opts.k` live records by a fusion of a vector search for `query` and a
+    /// text search for `text` (`docs/text-search.md`): each side takes
+    /// `fusion.candidates` over the same snapshot, with `opts.filter` on both, and their
+    /// rankings are fused; each [`Hit::distance`] is the negated fused score.
+    pub fn hybrid_search(
+        &self,
+        query: &[f32],
+        text: &str,
+        opts: &SearchOptions,
+        fusion: &crate::Fusion,
+    ) -> Result<Vec<Hit>> {
+        let q = self.prepare_query(query)?;
+        let v = self.inner.snapshot();
+        let terms = crate::text_search::query_terms(self.inner.analyzer, text);
+        let keys = self.inner.keys;
+        let query = crate::hybrid::Query {
+            vector: &q,
+            terms: &terms,
+        };
+        let store = (self.inner.metric, keys);
+        let found = crate::hybrid::search(&v, store, &query, opts, fusion, false)?;
+        search::hits(&v, keys, found, opts)
+    }
+
+    /// How this store turns text into terms ([`Options::analyzer`](crate::Options::analyzer)).
+    pub fn analyzer(&self) -> crate::Analyzer {
+        self.inner.analyzer
     }
 
     /// Freezes the memtable and waits until every frozen memtable is in a segment and the

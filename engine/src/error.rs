@@ -156,6 +156,18 @@ pub enum InvalidArgument {
         /// The limit.
         max: usize,
     },
+    /// Hybrid-search fusion parameters out of range (weights finite and non-negative,
+    /// `alpha` in [0, 1]).
+    #[error("invalid fusion parameters: {0}")]
+    Fusion(String),
+    /// A record's text over the size limit.
+    #[error("text of {len} bytes exceeds the limit of {max}")]
+    TextTooLarge {
+        /// Text length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A write batch too large to log as one record.
     #[error("write batch of {bytes} bytes exceeds the limit of {max}; split it")]
     BatchTooLarge {
@@ -228,6 +240,14 @@ pub enum InvalidArgument {
         /// The store's kind.
         stored: &'static str,
         /// The kind asked for.
+        asked: &'static str,
+    },
+    /// Opening an existing store with another text analyzer than it was created with.
+    #[error("the store analyzes text with the {stored} analyzer; {asked} was asked for")]
+    AnalyzerMismatch {
+        /// The store's analyzer.
+        stored: &'static str,
+        /// The analyzer asked for.
         asked: &'static str,
     },
     /// Opening an existing store with another vector codec than it was created with.

@@ -179,6 +179,11 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     } else {
         Vec::new()
     };
+    let texts: Vec<Option<&str>> = if rows.iter().any(|&i| all[i].text.is_some()) {
+        rows.iter().map(|&i| all[i].text.as_deref()).collect()
+    } else {
+        Vec::new()
+    };
     let keys: Vec<&str> = match inner.keys {
         crate::KeyKind::U64 => Vec::new(),
         crate::KeyKind::String => rows
@@ -197,6 +202,8 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
         payloads: &payloads,
         metadata: &metadata,
         keys: &keys,
+        texts: &texts,
+        analyzer: inner.analyzer,
         unindexed: &inner.opts.unindexed_fields,
         vector_codec: inner.vector_codec,
     };

@@ -14,7 +14,7 @@ use strata_wal::Wal;
 
 use crate::batch::Op;
 use crate::error::{Error, Result};
-use crate::memtable::{Frozen, Memtable};
+use crate::memtable::{Frozen, Memtable, NewRow};
 use crate::options::Options;
 use crate::stats::{BuildLog, CompactionCounters, WriteCounters};
 use crate::version::Version;
@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub keys: crate::KeyKind,
     /// How new segments store their vectors (the manifest's codec).
     pub vector_codec: crate::VectorCodec,
+    /// How text becomes terms (the store's analyzer).
+    pub analyzer: crate::Analyzer,
     pub wal: Wal,
     pub write: Mutex<WriteState>,
     /// Signals flush work, finished flushes (for stalled writers) and shutdown.
@@ -83,7 +85,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// A fresh memtable for this store's options.
     pub fn new_memtable(&self, first_wal_no: u64) -> Memtable {
-        new_memtable(&self.opts, self.metric, first_wal_no)
+        new_memtable(&self.opts, self.metric, self.analyzer, first_wal_no)
     }
 
     pub fn snapshot(&self) -> Arc<Version> {
@@ -224,9 +226,20 @@ impl Inner {
 }
 
 /// A fresh memtable for `opts`.
-pub(crate) fn new_memtable(opts: &Options, metric: Metric, first_wal_no: u64) -> Memtable {
+pub(crate) fn new_memtable(
+    opts: &Options,
+    metric: Metric,
+    analyzer: crate::Analyzer,
+    first_wal_no: u64,
+) -> Memtable {
     let graph = opts.index.memtable_graph.then_some(&opts.index.hnsw);
-    Memtable::new(first_wal_no, metric, graph, &opts.unindexed_fields)
+    Memtable::new(
+        first_wal_no,
+        metric,
+        graph,
+        &opts.unindexed_fields,
+        analyzer,
+    )
 }
 
 /// Applies operations starting at `seq` to a version being built (live writes and replay).
@@ -247,9 +260,17 @@ pub(crate) fn apply(v: &mut Version, seq: u64, ops: Vec<Op>) -> Result<()> {
                 vector,
                 payload,
                 metadata,
+                text,
             } => {
                 v.tombstone(id, s);
-                active.insert(id, key.map(Into::into), s, vector, payload, metadata);
+                let row = NewRow {
+                    key: key.map(Into::into),
+                    vector,
+                    payload,
+                    metadata,
+                    text,
+                };
+                active.insert(id, s, row);
             }
             Op::Delete { id } => v.tombstone(id, s),
             Op::DeleteKey { .. } => {

@@ -69,6 +69,7 @@ pub(crate) fn bind(v: &Version, next_id: &mut u64, ops: Vec<Op>) -> Result<Vec<O
                 vector,
                 payload,
                 metadata,
+                text,
                 ..
             } => {
                 let id = match id_of(v, &bound, &key)? {
@@ -88,6 +89,7 @@ pub(crate) fn bind(v: &Version, next_id: &mut u64, ops: Vec<Op>) -> Result<Vec<O
                     vector,
                     payload,
                     metadata,
+                    text,
                 });
             }
             Op::DeleteKey { key } => {

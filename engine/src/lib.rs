@@ -38,11 +38,13 @@ mod field_index;
 mod files;
 mod filter;
 mod flush;
+mod hybrid;
 mod inner;
 mod inventory;
 mod keys;
 mod live_segment;
 mod lookup;
+mod mem_text;
 mod memtable;
 mod options;
 mod priority;
@@ -54,6 +56,8 @@ mod repair;
 mod search;
 mod segment_index;
 mod stats;
+mod text_search;
+mod text_stats;
 mod validate;
 mod verify;
 mod version;
@@ -69,6 +73,7 @@ pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use filter::{Cmp, Filter, MAX_FILTER_DEPTH};
+pub use hybrid::{Fusion, FusionMethod};
 pub use keys::{check_key, MAX_KEY_LEN};
 pub use options::{
     CompactionOptions, Durability, KeyKind, Metric, Options, Schema, SearchOptions, WriteOptions,
@@ -84,9 +89,10 @@ pub use strata_compaction::{
 pub use strata_format::metadata::{
     MetaValue, Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_DEPTH,
 };
-pub use strata_format::segment::{describe_built_by, Prefetch};
+pub use strata_format::segment::{describe_built_by, Prefetch, MAX_TEXT_LEN};
 pub use strata_format::VectorCodec;
 pub use strata_index::hnsw::HnswParams;
+pub use strata_index::text::{Analyzer, Bm25};
 pub use verify::{verify, verify_with, VerifyReport};
 
 /// The GPU segment builds would use: its name, or why there is none (no `gpu` feature

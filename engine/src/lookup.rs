@@ -89,6 +89,7 @@ pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
             vector: row.vector.to_vec(),
             payload: row.payload.as_ref().map(|p| p.to_vec()),
             metadata: row.metadata.as_deref().cloned(),
+            text: row.text.as_deref().map(str::to_owned),
         }),
         Some(Found::Segment(s, row)) => Some(Record {
             id,
@@ -96,6 +97,7 @@ pub(crate) fn record(v: &Version, id: u64) -> Result<Option<Record>> {
             vector: s.reader.vector(row)?,
             payload: s.reader.payload(row)?,
             metadata: s.reader.metadata(row)?,
+            text: s.reader.text(row)?,
         }),
     })
 }
@@ -115,6 +117,15 @@ pub(crate) fn metadata(v: &Version, id: u64) -> Result<Option<crate::Metadata>> 
         None => None,
         Some(Found::Memtable(row)) => row.metadata.as_deref().cloned(),
         Some(Found::Segment(s, row)) => s.reader.metadata(row)?,
+    })
+}
+
+/// The text of `id` in `v` (`None` when it has none or is not live).
+pub(crate) fn text(v: &Version, id: u64) -> Result<Option<String>> {
+    Ok(match find(v, id) {
+        None => None,
+        Some(Found::Memtable(row)) => row.text.as_deref().map(str::to_owned),
+        Some(Found::Segment(s, row)) => s.reader.text(row)?,
     })
 }
 

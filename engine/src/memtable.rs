@@ -20,6 +20,9 @@ use strata_index::hnsw::{self, GrowingGraph, HnswParams, Visited};
 
 use crate::field_index::{FieldIndex, RowSet};
 use crate::filter::Filter;
+use crate::mem_text::MemText;
+use crate::text_stats::TextStats;
+use strata_index::text::{Analyzer, TermWeight};
 use strata_index::{Metric, TopK};
 
 /// One version of a record.
@@ -31,6 +34,7 @@ pub(crate) struct MemRow {
     pub vector: Box<[f32]>,
     pub payload: Option<Box<[u8]>>,
     pub metadata: Option<Box<Metadata>>,
+    pub text: Option<Box<str>>,
     /// Sequence number of the write that deleted or replaced this row; 0 while live.
     pub deleted_seq: AtomicU64,
     /// The previous row of the same id in this memtable.
@@ -51,6 +55,15 @@ impl MemRow {
     }
 }
 
+/// A row to insert: everything but its id and sequence number.
+pub(crate) struct NewRow {
+    pub key: Option<Arc<str>>,
+    pub vector: Vec<f32>,
+    pub payload: Option<Vec<u8>>,
+    pub metadata: Option<Metadata>,
+    pub text: Option<Box<str>>,
+}
+
 /// What freezing recorded: the last sequence number in the memtable and the WAL file
 /// that the next memtable writes to.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +81,9 @@ pub(crate) struct Memtable {
     keys: Mutex<HashMap<Arc<str>, Vec<u64>>>,
     /// The metadata index of the rows (row = position in `rows`), grown as they arrive.
     fields: RwLock<FieldIndexData>,
+    /// The text index of the rows, grown as they arrive.
+    text: RwLock<MemText>,
+    analyzer: Analyzer,
     bytes: AtomicUsize,
     ops: AtomicU64,
     /// First WAL file holding this memtable's writes.
@@ -89,12 +105,15 @@ impl Memtable {
         metric: Metric,
         graph: Option<&HnswParams>,
         unindexed: &[String],
+        analyzer: Analyzer,
     ) -> Self {
         Memtable {
             rows: boxcar::Vec::new(),
             latest: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             fields: RwLock::new(FieldIndexData::new(unindexed)),
+            text: RwLock::new(MemText::default()),
+            analyzer,
             bytes: AtomicUsize::new(0),
             ops: AtomicU64::new(0),
             first_wal_no,
@@ -158,19 +177,20 @@ impl Memtable {
     }
 
     /// Appends a row (writer only, under the write lock).
-    pub fn insert(
-        &self,
-        id: u64,
-        key: Option<Arc<str>>,
-        seq: u64,
-        vector: Vec<f32>,
-        payload: Option<Vec<u8>>,
-        metadata: Option<Metadata>,
-    ) {
-        // Metadata is counted at its encoded size (memory is within a small factor).
+    pub fn insert(&self, id: u64, seq: u64, new: NewRow) {
+        let NewRow {
+            key,
+            vector,
+            payload,
+            metadata,
+            text,
+        } = new;
+        // Metadata is counted at its encoded size, text at three times its length (its
+        // postings); memory is within a small factor.
         let size = vector.len() * 4
             + payload.as_ref().map_or(0, |p| p.len())
             + metadata.as_ref().map_or(0, |m| 2 * m.encoded_len())
+            + text.as_ref().map_or(0, |t| 3 * t.len())
             + key.as_ref().map_or(0, |k| k.len() + 48)
             + 96;
         if let Some(k) = &key {
@@ -188,6 +208,10 @@ impl Memtable {
         if let Some(m) = &metadata {
             self.fields.write().add(self.rows.count() as u32, m);
         }
+        if let Some(t) = &text {
+            let terms = self.analyzer.terms(t);
+            self.text.write().add(self.rows.count() as u32, &terms);
+        }
         let row = MemRow {
             id,
             key,
@@ -195,6 +219,7 @@ impl Memtable {
             vector: vector.into_boxed_slice(),
             payload: payload.map(Vec::into_boxed_slice),
             metadata,
+            text,
             deleted_seq: AtomicU64::new(0),
             prev,
         };
@@ -307,6 +332,65 @@ impl Memtable {
             let d = self.metric.distance(query, &row.vector);
             if d <= top.threshold() {
                 top.push(row.id, d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the text statistics of the rows visible at `seq` to `stats` (rows with
+    /// terms, their terms, and per query term the rows holding it).
+    pub fn text_stats(&self, seq: u64, terms: &[String], stats: &mut TextStats) {
+        let text = self.text.read();
+        let visible = |row: u32| {
+            self.rows
+                .get(row as usize)
+                .is_some_and(|r| r.visible_at(seq))
+        };
+        for (row, len) in text.rows_with_terms() {
+            if visible(row) {
+                stats.docs += 1;
+                stats.total += len as u64;
+            }
+        }
+        for (df, term) in stats.df.iter_mut().zip(terms) {
+            *df += text.postings(term).iter().filter(|p| visible(p.0)).count() as u64;
+        }
+    }
+
+    /// Scores every row visible at `seq` (and passing `filter`) holding one of the query
+    /// `terms` (weighted by `weights`, in query order) into `top`, as its id with the
+    /// negated score.
+    pub fn text_search(
+        &self,
+        seq: u64,
+        terms: &[String],
+        weights: &[TermWeight],
+        filter: Option<&Filter>,
+        top: &mut TopK,
+    ) -> crate::error::Result<()> {
+        let text = self.text.read();
+        let mut scores: std::collections::BTreeMap<u32, f32> = Default::default();
+        for (term, w) in terms.iter().zip(weights) {
+            for &(row, tf) in text.postings(term) {
+                *scores.entry(row).or_insert(0.0) += w.score(tf, text.length(row));
+            }
+        }
+        // Rows passing the filter, by sequence number (one per row).
+        let pass: Option<std::collections::HashSet<u64>> = match filter {
+            Some(f) => Some(
+                self.visible_passing(seq, Some(f))?
+                    .iter()
+                    .map(|r| r.seq)
+                    .collect(),
+            ),
+            None => None,
+        };
+        for (row, score) in scores {
+            let Some(r) = self.rows.get(row as usize) else {
+                continue;
+            };
+            if r.visible_at(seq) && pass.as_ref().is_none_or(|p| p.contains(&r.seq)) {
+                top.push(r.id, -score);
             }
         }
         Ok(())

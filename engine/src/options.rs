@@ -108,6 +108,7 @@ pub struct Options {
     pub(crate) low_priority_flush: bool,
     pub(crate) unindexed_fields: Vec<String>,
     pub(crate) vector_codec: Option<crate::VectorCodec>,
+    pub(crate) analyzer: Option<crate::Analyzer>,
     pub(crate) resident_front: bool,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
@@ -174,6 +175,7 @@ impl Options {
             low_priority_flush: false,
             unindexed_fields: Vec::new(),
             vector_codec: None,
+            analyzer: None,
             resident_front: false,
             vfs: strata_vfs::os(),
         }
@@ -213,6 +215,14 @@ impl Options {
     /// codec set checks it is the store's ([`InvalidArgument::VectorCodecMismatch`](crate::InvalidArgument)).
     pub fn vector_codec(mut self, codec: crate::VectorCodec) -> Self {
         self.vector_codec = Some(codec);
+        self
+    }
+
+    /// How a store this creates turns records' text (and text queries) into terms
+    /// ([`Analyzer::Default`](crate::Analyzer) unless set). Opening an existing store with
+    /// an analyzer set checks it is the store's ([`InvalidArgument::AnalyzerMismatch`](crate::InvalidArgument)).
+    pub fn analyzer(mut self, analyzer: crate::Analyzer) -> Self {
+        self.analyzer = Some(analyzer);
         self
     }
 
@@ -344,6 +354,10 @@ pub struct SearchOptions {
     pub with_payload: bool,
     /// Return each hit's metadata ([`Hit::metadata`](crate::Hit)), from the same snapshot.
     pub with_metadata: bool,
+    /// Return each hit's text ([`Hit::text`](crate::Hit)), from the same snapshot.
+    pub with_text: bool,
+    /// BM25's parameters for text and hybrid searches (`k1` 1.2, `b` 0.75 by default).
+    pub bm25: crate::Bm25,
     /// Only records whose metadata passes this filter (`docs/filters.md`): the top `k`
     /// among them (exactly when few pass or `exact` is set; by the graph walk, with its
     /// recall, when many do), and `k` hits whenever at least `k` records pass.
@@ -372,6 +386,8 @@ impl SearchOptions {
             rerank: None,
             with_payload: false,
             with_metadata: false,
+            with_text: false,
+            bm25: crate::Bm25::default(),
             filter: None,
             prefetch: crate::Prefetch::Auto,
         }

@@ -61,6 +61,7 @@ pub struct ReadOnlyDb {
     metric: Metric,
     keys: crate::KeyKind,
     vector_codec: crate::VectorCodec,
+    analyzer: crate::Analyzer,
     current: RwLock<Arc<Version>>,
     state: Mutex<ReaderState>,
 }
@@ -77,12 +78,13 @@ impl ReadOnlyDb {
         let dir = dir.as_ref().to_path_buf();
         let mut cache = SegmentCache::new();
         let (stamp, manifest, version) = load(&fs, &dir, &mut cache)?;
-        let (dim, metric, keys) =
+        let (dim, metric, keys, analyzer) =
             recovery::check_schema(&dir, &manifest, &crate::Options::existing())?;
         Ok(ReadOnlyDb {
             dim,
             metric,
             keys,
+            analyzer,
             vector_codec: manifest.vector_codec,
             fs,
             current: RwLock::new(Arc::new(version)),
@@ -150,6 +152,39 @@ impl ReadOnlyDb {
             opts,
             rows >= search::PARALLEL_MIN_ROWS,
         )
+    }
+
+    /// See [`Db::text_search`](crate::Db::text_search).
+    pub fn text_search(&self, text: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
+        let v = self.snapshot();
+        let terms = crate::text_search::query_terms(self.analyzer, text);
+        let found = crate::text_search::search(&v, &terms, opts)?;
+        search::hits(&v, self.keys, found, opts)
+    }
+
+    /// See [`Db::hybrid_search`](crate::Db::hybrid_search).
+    pub fn hybrid_search(
+        &self,
+        query: &[f32],
+        text: &str,
+        opts: &SearchOptions,
+        fusion: &crate::Fusion,
+    ) -> Result<Vec<Hit>> {
+        let q = prepare_query(query, self.dim, self.metric)?;
+        let v = self.snapshot();
+        let terms = crate::text_search::query_terms(self.analyzer, text);
+        let query = crate::hybrid::Query {
+            vector: &q,
+            terms: &terms,
+        };
+        let store = (self.metric, self.keys);
+        let found = crate::hybrid::search(&v, store, &query, opts, fusion, false)?;
+        search::hits(&v, self.keys, found, opts)
+    }
+
+    /// See [`Db::analyzer`](crate::Db::analyzer).
+    pub fn analyzer(&self) -> crate::Analyzer {
+        self.analyzer
     }
 
     /// See [`Db::search_many`](crate::Db::search_many) (on rayon's global pool).
@@ -313,6 +348,8 @@ fn load_version(
     cache: &mut SegmentCache,
 ) -> Result<Version> {
     let metric = Metric::from_code(m.metric).unwrap_or(Metric::L2);
+    // An unknown analyzer is refused by the schema check after the load.
+    let analyzer = crate::Analyzer::from_code(m.analyzer).unwrap_or_default();
     let segments = recovery::open_segments_cached(fs, dir, m, cache, false)?;
     // Header-only files hold no records (the writer's fresh log, or an empty one).
     let header = strata_wal::record::FILE_HEADER_LEN as u64;
@@ -323,7 +360,7 @@ fn load_version(
         .collect();
     let mut v = Version {
         seq: m.checkpoint_seq,
-        memtables: vec![Arc::new(Memtable::new(0, metric, None, &[]))],
+        memtables: vec![Arc::new(Memtable::new(0, metric, None, &[], analyzer))],
         segments,
     };
     let (_, report) = recovery::replay(fs, &wal, m, m.dim as usize, &mut v, ReplayMode::ReadOnly)?;

@@ -40,7 +40,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         refuse_foreign_files(&*fs, dir)?;
     }
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
-    let (dim, metric, keys) = check_schema(dir, &manifest, &opts)?;
+    let (dim, metric, keys, analyzer) = check_schema(dir, &manifest, &opts)?;
     let vector_codec = manifest.vector_codec;
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
     let segments = open_segments(&fs, dir, &manifest, opts.resident_front)?;
@@ -70,6 +70,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         dim,
         metric,
         vector_codec,
+        analyzer,
         keys,
         wal: recovered.wal,
         write: Mutex::new(st),
@@ -125,13 +126,13 @@ fn first_unused_id(v: &Version) -> u64 {
         .map_or(0, |m| m.saturating_add(1))
 }
 
-/// The store's dimension, metric and key kind from its manifest; refuses options that
-/// asked for another schema.
+/// The store's dimension, metric, key kind and text analyzer from its manifest; refuses
+/// options that asked for another schema.
 pub(crate) fn check_schema(
     dir: &Path,
     manifest: &Manifest,
     opts: &Options,
-) -> Result<(usize, Metric, KeyKind)> {
+) -> Result<(usize, Metric, KeyKind, crate::Analyzer)> {
     let metric = Metric::from_code(manifest.metric).ok_or_else(|| Error::Corruption {
         path: dir.join(files::MANIFEST),
         offset: 28,
@@ -143,6 +144,19 @@ pub(crate) fn check_schema(
         offset: 29,
         kind: CorruptionKind::Inconsistent("unknown key kind"),
     })?;
+    let analyzer =
+        crate::Analyzer::from_code(manifest.analyzer).ok_or_else(|| Error::Corruption {
+            path: dir.join(files::MANIFEST),
+            offset: 31,
+            kind: CorruptionKind::Inconsistent("unknown text analyzer"),
+        })?;
+    if let Some(asked) = opts.analyzer.filter(|&a| a != analyzer) {
+        return Err(InvalidArgument::AnalyzerMismatch {
+            stored: analyzer.name(),
+            asked: asked.name(),
+        }
+        .into());
+    }
     if let Some(asked) = opts.vector_codec.filter(|&c| c != manifest.vector_codec) {
         return Err(InvalidArgument::VectorCodecMismatch {
             stored: manifest.vector_codec.name(),
@@ -168,7 +182,7 @@ pub(crate) fn check_schema(
             .into());
         }
     }
-    Ok((dim, metric, keys))
+    Ok((dim, metric, keys, analyzer))
 }
 
 /// What WAL recovery leaves: the version with the replayed memtable, the log open on a
@@ -203,7 +217,14 @@ fn recover_wal(
     let mut next_file_no = manifest.next_file_no.max(max_seen + 1);
     let wal_no = next_file_no;
     next_file_no += 1;
-    let mem = Arc::new(new_memtable(opts, metric, first_wal_no.unwrap_or(wal_no)));
+    // The analyzer was checked with the schema.
+    let analyzer = crate::Analyzer::from_code(manifest.analyzer).unwrap_or_default();
+    let mem = Arc::new(new_memtable(
+        opts,
+        metric,
+        analyzer,
+        first_wal_no.unwrap_or(wal_no),
+    ));
     let mut version = Version {
         seq: manifest.checkpoint_seq,
         memtables: vec![mem],
@@ -304,6 +325,7 @@ fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<M
         metric: schema.metric.code(),
         keys: schema.keys.code(),
         vector_codec: opts.vector_codec.unwrap_or_default(),
+        analyzer: opts.analyzer.unwrap_or_default().code(),
         next_file_no: 1,
         checkpoint_seq: 0,
         wal_min_no: 1,

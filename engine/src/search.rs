@@ -96,7 +96,18 @@ pub(crate) fn search(
         tasks.iter().map(run).fold(Ok(TopK::new(k)), merge)
     }?;
     top.merge(seg_top);
-    top.into_sorted()
+    hits(v, keys, top.into_sorted(), opts)
+}
+
+/// The hits of `found` (ids with distances, best first), with what `opts` asks for read
+/// from the same snapshot `v`.
+pub(crate) fn hits(
+    v: &Version,
+    keys: crate::KeyKind,
+    found: Vec<strata_index::Neighbor>,
+    opts: &SearchOptions,
+) -> Result<Vec<Hit>> {
+    found
         .into_iter()
         .map(|n| {
             let payload = if opts.with_payload {
@@ -106,6 +117,11 @@ pub(crate) fn search(
             };
             let metadata = if opts.with_metadata {
                 crate::lookup::metadata(v, n.id)?
+            } else {
+                None
+            };
+            let text = if opts.with_text {
+                crate::lookup::text(v, n.id)?
             } else {
                 None
             };
@@ -119,6 +135,7 @@ pub(crate) fn search(
                 distance: n.distance,
                 payload,
                 metadata,
+                text,
             })
         })
         .collect::<Result<Vec<Hit>>>()

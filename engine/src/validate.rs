@@ -74,6 +74,15 @@ pub(crate) fn check_metadata(
     }
 }
 
+/// Checks a record's text against the size limit.
+pub(crate) fn check_text(text: Option<&str>) -> std::result::Result<(), InvalidArgument> {
+    let max = strata_format::segment::MAX_TEXT_LEN;
+    match text.map(str::len) {
+        Some(len) if len > max => Err(InvalidArgument::TextTooLarge { len, max }),
+        _ => Ok(()),
+    }
+}
+
 /// Validates a batch (and normalises vectors for cosine) before anything is written:
 /// each operation's kind of key against the store's `keys`, then each upsert. A refused
 /// operation is named by its position and id or key ([`InvalidArgument::InBatch`]).
@@ -90,11 +99,13 @@ pub(crate) fn prepare(ops: &mut [Op], dim: usize, metric: Metric, keys: KeyKind)
             vector,
             payload,
             metadata,
+            text,
             ..
         } = op
         {
             let checked = check_upsert(vector, payload.as_deref(), dim, metric)
-                .and_then(|()| check_metadata(metadata.as_ref()));
+                .and_then(|()| check_metadata(metadata.as_ref()))
+                .and_then(|()| check_text(text.as_deref()));
             checked.map_err(|r| refuse(op, r))?;
         }
     }

@@ -85,6 +85,7 @@ pub fn verify_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
             strata_index::Metric::L2,
             None,
             &[],
+            crate::Analyzer::Default,
         ))],
         segments,
     };

@@ -7,6 +7,8 @@
 //! * [`metadata`]: records' typed metadata, its JSON form and its binary encoding.
 //! * [`field_index`]: the metadata index of a segment's rows (values to row bitmaps,
 //!   sorted number columns) and its encoding.
+//! * [`text_index`]: the full-text index of a segment's rows (term dictionary, block-coded
+//!   postings with score bounds, row lengths) and its encoding.
 //!
 //! Files are read and written through the I/O seam of `strata-vfs`.
 //!
@@ -30,6 +32,7 @@ pub mod fsutil;
 pub mod manifest;
 pub mod metadata;
 pub mod segment;
+pub mod text_index;
 pub mod vector_codec;
 
 pub use deletion::DeletionBitmap;

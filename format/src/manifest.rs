@@ -1,10 +1,11 @@
 //! The manifest: the single source of truth for which files of a store are live.
 //!
-//! Layout (version 3): magic `STRATMAN` · version `u32` · body length `u32` ·
+//! Layout (version 4): magic `STRATMAN` · version `u32` · body length `u32` ·
 //! CRC32 of (version, body length, body) `u32` · reserved `u32` · body.
 //! Body: dim `u32` · metric `u8` · key kind `u8` (0 `u64` ids, 1 strings; always 0 in
 //! version 1) · vector codec `u8` ([`crate::VectorCodec::code`]; 0 = `f32` before
-//! version 3) · a zero byte · next file number `u64` · checkpoint
+//! version 3) · text analyzer `u8` (the engine's code; written as zero and not read
+//! before version 4) · next file number `u64` · checkpoint
 //! sequence `u64` · minimum live WAL file number `u64` · segment count `u32` · per segment
 //! 40 bytes: file number `u64`, rows `u64`, deleted rows `u64`, deletion file number `u64`
 //! (0 = none), file length `u64`.
@@ -20,7 +21,7 @@ use crate::error::{CorruptionKind, DecodeError, Error, Result};
 /// Magic at offset 0 of the manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"STRATMAN";
 /// Format version written by this build.
-pub const MANIFEST_VERSION: u32 = 3;
+pub const MANIFEST_VERSION: u32 = 4;
 /// [`Manifest::keys`]: records are identified by `u64` ids.
 pub const KEYS_U64: u8 = 0;
 /// [`Manifest::keys`]: records are identified by UTF-8 string keys.
@@ -56,6 +57,9 @@ pub struct Manifest {
     pub keys: u8,
     /// How new segments store their vectors (`f32` in manifests before version 3).
     pub vector_codec: crate::VectorCodec,
+    /// How text becomes terms (the engine's analyzer code; 0, the default, in manifests
+    /// before version 4).
+    pub analyzer: u8,
     /// Next unused file number.
     pub next_file_no: u64,
     /// Every write with a sequence number up to this one is in the segments.
@@ -71,7 +75,12 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(40 + self.segments.len() * SEGMENT_ENTRY_LEN);
         body.extend_from_slice(&self.dim.to_le_bytes());
-        body.extend_from_slice(&[self.metric, self.keys, self.vector_codec.code(), 0]);
+        body.extend_from_slice(&[
+            self.metric,
+            self.keys,
+            self.vector_codec.code(),
+            self.analyzer,
+        ]);
         body.extend_from_slice(&self.next_file_no.to_le_bytes());
         body.extend_from_slice(&self.checkpoint_seq.to_le_bytes());
         body.extend_from_slice(&self.wal_min_no.to_le_bytes());
@@ -163,7 +172,11 @@ fn decode_body(body: &[u8], version: u32) -> std::result::Result<Manifest, Decod
     let keys = r.u8()?;
     let codec_at = r.offset();
     let codec = r.u8()?;
-    r.bytes(1)?;
+    // Before version 4 the byte was written as zero and not read.
+    let analyzer = match r.u8()? {
+        _ if version < 4 => 0,
+        a => a,
+    };
     if keys > KEYS_STRING || (version == 1 && keys != KEYS_U64) {
         return Err(Reader::fault_at(
             keys_at,
@@ -216,6 +229,7 @@ fn decode_body(body: &[u8], version: u32) -> std::result::Result<Manifest, Decod
         metric,
         keys,
         vector_codec,
+        analyzer,
         next_file_no,
         checkpoint_seq,
         wal_min_no,
@@ -234,6 +248,7 @@ mod tests {
             metric: 1,
             keys: KEYS_STRING,
             vector_codec: crate::VectorCodec::Int8,
+            analyzer: 2,
             next_file_no: 9,
             checkpoint_seq: 1234,
             wal_min_no: 7,
@@ -283,6 +298,7 @@ mod tests {
     fn versions_before_3_hold_f32_vectors_and_unknown_codecs_are_refused() {
         let mut m = sample();
         m.vector_codec = crate::VectorCodec::F32;
+        m.analyzer = 0;
         for version in [1, 2] {
             m.keys = KEYS_U64;
             assert_eq!(Manifest::decode(&as_version(&m, version)).unwrap(), m);
@@ -298,9 +314,18 @@ mod tests {
     }
 
     #[test]
+    fn versions_before_4_have_the_default_analyzer() {
+        let m = sample();
+        let old = Manifest::decode(&as_version(&m, 3)).unwrap();
+        assert_eq!(old.analyzer, 0);
+        assert_eq!(Manifest { analyzer: 2, ..old }, m);
+    }
+
+    #[test]
     fn version_1_has_u64_keys_only() {
         let mut m = sample();
         m.vector_codec = crate::VectorCodec::F32;
+        m.analyzer = 0;
         m.keys = KEYS_U64;
         assert_eq!(Manifest::decode(&as_version_1(&m)).unwrap(), m);
         m.keys = KEYS_STRING;

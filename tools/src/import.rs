@@ -189,6 +189,7 @@ fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<
         );
     }
     db.check_record(&row.vector, row.metadata.as_ref(), row.payload.as_deref())
+        .and_then(|()| db.check_text(row.text.as_deref()))
         .map_err(|e: InvalidArgument| anyhow!("{pos} ({id}): {e}"))?;
     Ok(id)
 }
@@ -282,9 +283,13 @@ pub fn write_rows(
             }
         };
         let (metadata, payload) = (row.metadata.as_ref(), row.payload.as_deref());
-        match &id {
-            RowKey::Id(id) => batch.upsert_record(*id, &row.vector, metadata, payload),
-            RowKey::Key(k) => batch.upsert_keyed(k, &row.vector, metadata, payload),
+        match (&id, row.text.as_deref()) {
+            (RowKey::Id(id), None) => batch.upsert_record(*id, &row.vector, metadata, payload),
+            (RowKey::Key(k), None) => batch.upsert_keyed(k, &row.vector, metadata, payload),
+            (RowKey::Id(id), Some(t)) => batch.upsert_text(*id, &row.vector, t, metadata, payload),
+            (RowKey::Key(k), Some(t)) => {
+                batch.upsert_keyed_text(k, &row.vector, t, metadata, payload)
+            }
         };
         batch_pos.push(pos);
         out.written += 1;

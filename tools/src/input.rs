@@ -1,6 +1,6 @@
 //! Readers for vector files: `.fvecs`, `.bvecs`, `.ivecs` (TEXMEX), `.npy` (float32, 2-D,
 //! C order), JSON lines (`.jsonl`, `.ndjson`: one `{"id": u64 | "key": string,
-//! "vector": [...], "metadata": {...}, "payload": any}` per line) and `.json` (JSON lines, or one array
+//! "vector": [...], "metadata": {...}, "payload": any, "text": string}` per line) and `.json` (JSON lines, or one array
 //! of such objects).
 
 use std::fs::File;
@@ -24,6 +24,8 @@ pub struct Row {
     pub metadata: Option<strata::Metadata>,
     /// Why the row's line of the metadata file was refused, if it was.
     pub metadata_error: Option<String>,
+    /// The row's text (JSON: the `text` string), what text searches find.
+    pub text: Option<String>,
 }
 
 /// A JSON-lines file whose line i is the metadata object of input row i.
@@ -179,6 +181,7 @@ impl VectorFile {
                         payload: None,
                         metadata: None,
                         metadata_error: None,
+                        text: None,
                     })
                 }
             }
@@ -227,6 +230,7 @@ impl VectorFile {
             payload: None,
             metadata: None,
             metadata_error: None,
+            text: None,
         }))
     }
 
@@ -286,6 +290,14 @@ impl VectorFile {
             None | Some(serde_json::Value::Null) => None,
             Some(p) => Some(serde_json::to_vec(p)?),
         };
+        let text = match v.get("text") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(t) => Some(
+                t.as_str()
+                    .ok_or_else(|| anyhow!("{}: \"text\" must be a string", self.at("bad text")))?
+                    .to_owned(),
+            ),
+        };
         Ok(Row {
             id,
             key,
@@ -293,6 +305,7 @@ impl VectorFile {
             payload,
             metadata,
             metadata_error: None,
+            text,
         })
     }
 

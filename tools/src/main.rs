@@ -486,6 +486,8 @@ fn main() -> ExitCode {
                     rerank,
                     with_payload,
                     with_metadata,
+                    with_text: false,
+                    bm25: strata::Bm25::default(),
                     filter,
                     prefetch: prefetch.into(),
                 },

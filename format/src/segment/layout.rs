@@ -85,7 +85,7 @@ pub(super) fn parse_table(
     let footer_at = len - FOOTER_LEN;
     let table_len = count as u64 * TABLE_ENTRY_LEN;
     // Required 4 (6 from version 5), then optional groups: index 5, metadata 2, keys 3,
-    // field index 1.
+    // field index 1, id order 1, text 5.
     let known = (4..=KIND_COUNT as u32).contains(&count);
     if !known || table_off.checked_add(table_len) != Some(footer_at) {
         return Err(Reader::fault_at(
@@ -160,6 +160,10 @@ pub(super) fn parse_table(
     if v5_count != if header.version >= 5 { v5_all } else { 0 } {
         return refuse("vector codec and block checksum sections");
     }
+    let (text_count, text_all) = present(TEXT_KINDS);
+    if text_count != 0 && (text_count != text_all || header.version < 6) {
+        return refuse("text sections");
+    }
     let has_order = out
         .get(SectionKind::IdOrder as usize - 1)
         .is_some_and(Option::is_some);
@@ -199,6 +203,12 @@ pub(super) fn parse_table(
             blocks.checked_mul(16),
             "metadata directory length",
         )?;
+    }
+    if let Some(Some(text_dir)) = out.get(SectionKind::TextDir as usize - 1) {
+        expect(text_dir, blocks.checked_mul(16), "text directory length")?;
+    }
+    if let Some(Some(lengths)) = out.get(SectionKind::TextLengths as usize - 1) {
+        expect(lengths, rows.checked_mul(4), "text lengths length")?;
     }
     if let [Some(offsets), _, Some(hashes)] = out.get(11..14).unwrap_or(&[]) {
         expect(

@@ -11,7 +11,10 @@
 //! read in `keys.rs`). Version 2 bit-packed `GRAPH_L0`. Version 5 stores `VECTORS` in
 //! the codec its `VECTOR_CODEC` section names ([`crate::vector_codec`]) and checksums
 //! `VECTORS`, `PQ_CODES` and `GRAPH_L0` per 4 KiB block in `BLOCK_CRCS`, each block
-//! checked on first use (`blocks.rs`). `layout.rs` parses header, footer and section
+//! checked on first use (`blocks.rs`). Version 6 adds each row's text
+//! (`TEXT_DIR`/`TEXTS`, compressed blocks as for metadata) and its full-text index
+//! (`TEXT_TERMS`, `TEXT_POSTINGS`, `TEXT_LENGTHS`: [`crate::text_index`]), checksummed
+//! whole on their first use after the open. `layout.rs` parses header, footer and section
 //! table. Small sections are checksummed at open, the large ones per block on first use
 //! (version 5) and whole by [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`)
 //! produces the file.
@@ -50,7 +53,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"STRATSEG";
 /// Magic in the last 4 bytes of a segment.
 pub const FOOTER_MAGIC: &[u8; 4] = b"SEGF";
 /// Format version written by this build.
-pub const SEGMENT_VERSION: u32 = 5;
+pub const SEGMENT_VERSION: u32 = 6;
 /// Oldest format version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 1;
 /// Header length in bytes.
@@ -67,6 +70,8 @@ pub const PAYLOAD_BLOCK_ROWS: usize = 64;
 pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
 /// Largest dimension a segment may declare.
 pub const MAX_DIM: u32 = 65_536;
+/// Largest text of one record, in bytes.
+pub const MAX_TEXT_LEN: usize = 256 * 1024;
 /// Marker in a payload block for "this row has no payload".
 const NO_PAYLOAD: u32 = u32::MAX;
 
@@ -113,10 +118,21 @@ pub enum SectionKind {
     BlockCrcs = 17,
     /// The rows as `u32`, by ascending id, when they are not in id order (version 5 on).
     IdOrder = 18,
+    /// Per text block: offset `u64`, compressed length `u32`, raw length `u32`
+    /// (version 6 on).
+    TextDir = 19,
+    /// Concatenated zstd frames of each row's UTF-8 text (version 6 on).
+    Texts = 20,
+    /// The text index's term dictionary ([`crate::text_index`]; version 6 on).
+    TextTerms = 21,
+    /// The text index's posting lists (version 6 on).
+    TextPostings = 22,
+    /// Each row's length in terms, `u32` (version 6 on).
+    TextLengths = 23,
 }
 
 /// Number of section kinds.
-const KIND_COUNT: usize = 18;
+const KIND_COUNT: usize = 23;
 
 const SECTION_KINDS: [SectionKind; KIND_COUNT] = [
     SectionKind::Ids,
@@ -137,6 +153,11 @@ const SECTION_KINDS: [SectionKind; KIND_COUNT] = [
     SectionKind::VectorCodec,
     SectionKind::BlockCrcs,
     SectionKind::IdOrder,
+    SectionKind::TextDir,
+    SectionKind::Texts,
+    SectionKind::TextTerms,
+    SectionKind::TextPostings,
+    SectionKind::TextLengths,
 ];
 
 // Sections 1..=4 are in every segment; the index sections (5..=9) are present all
@@ -150,6 +171,8 @@ const METADATA_KINDS: std::ops::RangeInclusive<u32> = 10..=11;
 const KEY_KINDS: std::ops::RangeInclusive<u32> = 12..=14;
 /// The sections every segment has from version 5 on (vector codec, block checksums).
 const VERSION_5_KINDS: std::ops::RangeInclusive<u32> = 16..=17;
+/// The text sections (version 6 on), present together when some row has text.
+const TEXT_KINDS: std::ops::RangeInclusive<u32> = 19..=23;
 
 /// A column of per-row byte strings stored in compressed blocks of
 /// [`PAYLOAD_BLOCK_ROWS`] rows: payloads, or encoded metadata.
@@ -173,6 +196,13 @@ const METADATA_COLUMN: BlobColumn = BlobColumn {
     data: SectionKind::Metadata,
     max_item: crate::metadata::MAX_METADATA_LEN,
     what: "metadata block",
+};
+
+const TEXT_COLUMN: BlobColumn = BlobColumn {
+    dir: SectionKind::TextDir,
+    data: SectionKind::Texts,
+    max_item: MAX_TEXT_LEN,
+    what: "text block",
 };
 
 /// What a flush hands to [`write_segment`]: rows in the order to write them, ids unique
@@ -201,6 +231,11 @@ pub struct SegmentWriteInput<'a> {
     pub field_index: Option<&'a [u8]>,
     /// The search index, for segments large enough to have one.
     pub index: Option<IndexInput<'a>>,
+    /// The text of each row (each at most [`MAX_TEXT_LEN`] bytes), `None` when absent;
+    /// empty when no row has any.
+    pub texts: &'a [Option<&'a str>],
+    /// The full-text index of the texts (required with them).
+    pub text_index: Option<&'a crate::text_index::TextSections>,
     /// How `VECTORS` stores the vectors.
     pub vector_codec: crate::VectorCodec,
 }
@@ -249,6 +284,8 @@ pub struct SegmentReader {
     front_residency: prefetch::Residency,
     /// The search front in process memory, once [`Self::load_front`] has run.
     front: Option<front::HeapFront>,
+    /// The text index's checksums, checked on its first use.
+    text_checked: std::sync::OnceLock<std::result::Result<(), DecodeError>>,
 }
 
 /// The section table, by kind (slot `kind - 1`).
@@ -316,6 +353,7 @@ impl SegmentReader {
             residency: prefetch::Residency::new(prefetch::VECTORS_THRESHOLD),
             front_residency: prefetch::Residency::new(prefetch::FRONT_THRESHOLD),
             front: None,
+            text_checked: std::sync::OnceLock::new(),
         };
         if header.version >= 5 {
             seg.open_version_5()?;
@@ -324,6 +362,9 @@ impl SegmentReader {
         seg.check_section(SectionKind::PayloadDir)?;
         if seg.sections.has(SectionKind::MetadataDir) {
             seg.check_section(SectionKind::MetadataDir)?;
+        }
+        if seg.has_text() {
+            seg.check_section(SectionKind::TextDir)?;
         }
         // Every key section is checked at open: a damaged key would make its record
         // unreachable by key, and a later upsert of that key would add a second record.
@@ -642,6 +683,90 @@ impl SegmentReader {
             .map_err(|e| e.at(&self.path))
     }
 
+    /// Whether the segment holds text sections (some row has text; version 6 on).
+    pub fn has_text(&self) -> bool {
+        self.sections.has(SectionKind::TextDir)
+    }
+
+    /// The text of `row` (`None`: the row has none).
+    pub fn text(&self, row: usize) -> Result<Option<String>> {
+        if !self.has_text() {
+            return Ok(None);
+        }
+        self.item(TEXT_COLUMN, row)
+            .and_then(|t| t.map(|b| self.utf8(b)).transpose())
+            .map_err(|e| e.at(&self.path))
+    }
+
+    /// The text of every row of block `block` (as [`Self::block_payloads`]); all `None`
+    /// when the segment has no text sections.
+    pub fn block_texts(&self, block: usize) -> Result<Vec<Option<String>>> {
+        if !self.has_text() {
+            let rows = if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
+                0
+            } else {
+                self.block_rows(block)
+            };
+            return Ok(vec![None; rows]);
+        }
+        self.block_items(TEXT_COLUMN, block)
+            .and_then(|items| {
+                items
+                    .into_iter()
+                    .map(|t| t.map(|b| self.utf8(b)).transpose())
+                    .collect()
+            })
+            .map_err(|e| e.at(&self.path))
+    }
+
+    fn utf8(&self, bytes: Vec<u8>) -> std::result::Result<String, DecodeError> {
+        String::from_utf8(bytes).map_err(|_| {
+            Reader::fault_at(
+                self.section(SectionKind::Texts).range.start,
+                CorruptionKind::Invalid("text encoding"),
+            )
+        })
+    }
+
+    /// The full-text index of the rows, when the segment has text: its sections'
+    /// checksums are checked on the first call after the open.
+    pub fn text_index(&self) -> Result<Option<crate::text_index::TextIndex<'_>>> {
+        if !self.has_text() {
+            return Ok(None);
+        }
+        let kinds = [
+            SectionKind::TextTerms,
+            SectionKind::TextPostings,
+            SectionKind::TextLengths,
+        ];
+        let checked = self
+            .text_checked
+            .get_or_init(|| kinds.iter().try_for_each(|&k| self.check_section(k)));
+        let open = || {
+            checked.clone()?;
+            crate::text_index::TextIndex::open(
+                kinds.map(|k| self.section_bytes(k)),
+                kinds.map(|k| self.section(k).range.start),
+                self.header.rows as u32,
+            )
+        };
+        open().map(Some).map_err(|e| e.at(&self.path))
+    }
+
+    /// Bytes of the text sections: (texts with their directory, index).
+    pub fn text_bytes(&self) -> (u64, u64) {
+        let len = |k| {
+            let r = &self.section(k).range;
+            r.end - r.start
+        };
+        (
+            len(SectionKind::TextDir) + len(SectionKind::Texts),
+            len(SectionKind::TextTerms)
+                + len(SectionKind::TextPostings)
+                + len(SectionKind::TextLengths),
+        )
+    }
+
     fn item(
         &self,
         col: BlobColumn,
@@ -732,7 +857,14 @@ impl SegmentReader {
     pub fn verify(&self) -> Result<()> {
         self.verify_inner().map_err(|e| e.at(&self.path))?;
         self.verify_blocks()?;
-        self.field_index().map(|_| ())
+        self.field_index()?;
+        if let Some(ix) = self.text_index()? {
+            ix.verify().map_err(|e| e.at(&self.path))?;
+            for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {
+                self.block_texts(block)?;
+            }
+        }
+        Ok(())
     }
 
     fn verify_inner(&self) -> std::result::Result<(), DecodeError> {
@@ -745,6 +877,9 @@ impl SegmentReader {
         let mut columns = vec![PAYLOAD_COLUMN];
         if self.has_metadata() {
             columns.push(METADATA_COLUMN);
+        }
+        if self.has_text() {
+            columns.push(TEXT_COLUMN);
         }
         for col in columns {
             for block in 0..self.rows().div_ceil(PAYLOAD_BLOCK_ROWS) {

@@ -43,6 +43,20 @@ fn sample_with(
     }
     fields.finish(rows as u32);
     let fields = fields.encode();
+    let owned_texts: Vec<String> = (0..rows).map(sample_text).collect();
+    let texts: Vec<Option<&str>> = owned_texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i % 5 != 0).then_some(t.as_str()))
+        .collect();
+    let mut text_index = crate::text_index::TextIndexBuilder::new();
+    for t in &texts {
+        let terms: Vec<&str> = t
+            .map(|t| t.split_whitespace().collect())
+            .unwrap_or_default();
+        text_index.push_row(&terms);
+    }
+    let text_index = text_index.encode();
     let input = SegmentWriteInput {
         dim: 4,
         metric: 0,
@@ -54,6 +68,8 @@ fn sample_with(
         keys: &keys,
         field_index: (rows > 0).then_some(&fields[..]),
         index: None,
+        texts: &texts,
+        text_index: Some(&text_index),
         vector_codec,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
@@ -66,6 +82,14 @@ fn sample_key(i: usize) -> String {
         1 => format!("ключ-{i}-{}", "x".repeat(i % 40)),
         _ => i.to_string(),
     }
+}
+
+fn sample_text(i: usize) -> String {
+    format!(
+        "row {i} of the sample ряд {} {}",
+        i % 7,
+        "word ".repeat(i % 4)
+    )
 }
 
 fn sample_metadata(i: usize) -> crate::metadata::Metadata {
@@ -108,6 +132,15 @@ fn round_trip_ids_vectors_payloads() {
         block[0].as_deref(),
         Some(&sample_metadata(128).encode()[..])
     );
+    assert!(seg.has_text());
+    assert_eq!(seg.text(0).unwrap(), None);
+    assert_eq!(seg.text(131).unwrap(), Some(sample_text(131)));
+    assert_eq!(seg.block_texts(3).unwrap()[1], Some(sample_text(193)));
+    let text = seg.text_index().unwrap().unwrap();
+    assert_eq!(text.docs(), 160);
+    assert_eq!(text.lookup("ряд").unwrap().unwrap().df, 160);
+    assert_eq!(text.lookup("131").unwrap().unwrap().df, 1);
+    assert_eq!(text.length(131), 7 + 131 % 4);
     seg.verify().unwrap();
     let mut scratch = Vec::new();
     assert_eq!(
@@ -253,6 +286,8 @@ fn index_sections_round_trip_and_are_checked() {
         keys: &key_refs,
         field_index: None,
         index,
+        texts: &[],
+        text_index: None,
         vector_codec: crate::VectorCodec::F32,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
@@ -536,6 +571,8 @@ fn int8_and_f32_segments_without_pq_codes_round_trip_and_f16_ones_may_not() {
             level0: &level0,
             upper: &upper,
         }),
+        texts: &[],
+        text_index: None,
         vector_codec: codec,
     };
     let path = dir.path().join("000002.seg");
@@ -670,6 +707,8 @@ fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
             level0: &level0,
             upper: &[0],
         }),
+        texts: &[],
+        text_index: None,
         vector_codec: crate::VectorCodec::F32,
     };
     write_segment(&OsVfs, &path, &input).unwrap();
@@ -743,6 +782,8 @@ fn rows_out_of_id_order_are_found_through_the_id_order_section() {
         keys: &[],
         field_index: None,
         index: None,
+        texts: &[],
+        text_index: None,
         vector_codec: crate::VectorCodec::F32,
     };
     write_segment(&OsVfs, &path, &input).unwrap();

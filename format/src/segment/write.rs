@@ -21,6 +21,19 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     };
     let metadata_ok = input.metadata.is_empty() || input.metadata.len() == rows;
     let keys_ok = input.keys.is_empty() || input.keys.len() == rows;
+    let has_text = input.texts.iter().any(Option::is_some);
+    let text_ok = input.texts.len() == rows
+        && input
+            .texts
+            .iter()
+            .flatten()
+            .all(|t| t.len() <= MAX_TEXT_LEN)
+        && input
+            .text_index
+            .is_some_and(|ix| ix.lengths.len() == rows * 4);
+    if has_text && !text_ok {
+        return Err(bad("segment texts disagree with rows or lack their index"));
+    }
     let lengths_ok = input.vectors.len() == rows * dim && input.payloads.len() == rows;
     if !lengths_ok || !metadata_ok || !keys_ok || dim == 0 {
         return Err(bad("segment input lengths disagree"));
@@ -80,6 +93,17 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
         if let Some(fields) = input.field_index {
             w.section(SectionKind::FieldIndex, fields).map_err(io)?;
         }
+    }
+    if let (true, Some(ix)) = (has_text, input.text_index) {
+        let texts: Vec<Option<&[u8]>> = input.texts.iter().map(|t| t.map(str::as_bytes)).collect();
+        let (dir, blob) = encode_blocks(&texts, TEXT_COLUMN).map_err(io)?;
+        w.section(SectionKind::TextDir, &dir).map_err(io)?;
+        w.section(SectionKind::Texts, &blob).map_err(io)?;
+        w.section(SectionKind::TextTerms, &ix.terms).map_err(io)?;
+        w.section(SectionKind::TextPostings, &ix.postings)
+            .map_err(io)?;
+        w.section(SectionKind::TextLengths, &ix.lengths)
+            .map_err(io)?;
     }
     if !input.keys.is_empty() {
         let [offsets, bytes, hashes] = keys::encode_keys(input.keys).map_err(io)?;

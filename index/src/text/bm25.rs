@@ -78,6 +78,6 @@ mod tests {
         let w = Bm25::default().weight(50, 100, 12.0);
         assert!(w.score(3, 4) >= w.score(2, 4) && w.score(2, 4) >= w.score(2, 9));
         assert!(Bm25::idf(100, 100) > 0.0 && Bm25::idf(1, 100) > Bm25::idf(2, 100));
-        assert!(Bm25 { k1: 1.2, b: 1.5 }.is_valid() == false);
+        assert!(!Bm25 { k1: 1.2, b: 1.5 }.is_valid());
     }
 }

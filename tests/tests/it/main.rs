@@ -18,4 +18,5 @@ mod read_only;
 mod repair_backup;
 mod shared_data;
 mod string_keys;
+mod text_search;
 mod vector_codecs;

@@ -1,0 +1,328 @@
+//! Full-text search over a version: BM25 with collection statistics over every live row
+//! of the snapshot (so a row's score does not depend on how the rows are split into
+//! segments), memtables scored exhaustively, segments by block-max WAND over their
+//! posting lists — an exact top-k: a row is skipped only when a bound on its score says
+//! it cannot enter it.
+//!
+//! A query's score of a row sums its terms' scores in the order the terms first appear
+//! in the query, wherever the row is, so equal rows score equally to the last bit.
+
+use strata_format::text_index::{Postings, TermEntry, TextIndex, POSTING_BLOCK};
+use strata_index::text::{Analyzer, TermWeight};
+use strata_index::TopK;
+
+use crate::error::Result;
+use crate::field_index::RowSet;
+use crate::live_segment::LiveSegment;
+use crate::options::SearchOptions;
+use crate::text_stats::TextStats;
+use crate::version::Version;
+
+/// The distinct terms of a query, in order of first appearance.
+pub(crate) fn query_terms(analyzer: Analyzer, text: &str) -> Vec<String> {
+    let mut terms = analyzer.terms(text);
+    let mut seen = std::collections::HashSet::new();
+    terms.retain(|t| seen.insert(t.clone()));
+    terms
+}
+
+/// The `opts.k` best live rows of `v` for the query `terms` (distinct), as ids with the
+/// negated score as distance, best first; with `opts.filter`, among the rows passing it.
+/// A row holding none of the terms is never returned.
+pub(crate) fn search(
+    v: &Version,
+    terms: &[String],
+    opts: &SearchOptions,
+) -> Result<Vec<strata_index::Neighbor>> {
+    if let Some(f) = &opts.filter {
+        f.validate()?;
+    }
+    if opts.k == 0 || terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let segments: Vec<(&LiveSegment, TextIndex<'_>, Vec<Option<TermEntry>>)> = v
+        .segments
+        .iter()
+        .filter_map(|s| s.reader.text_index().transpose().map(|ix| (s, ix)))
+        .map(|(s, ix)| {
+            let ix = ix?;
+            let entries = terms
+                .iter()
+                .map(|t| ix.lookup(t))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| e.at(s.reader.path()))?;
+            Ok((s, ix, entries))
+        })
+        .collect::<Result<_>>()?;
+    let mut stats = TextStats::new(terms.len());
+    for m in &v.memtables {
+        m.text_stats(v.seq, terms, &mut stats);
+    }
+    for (s, ix, entries) in &segments {
+        segment_stats(s, ix, entries, &mut stats)?;
+    }
+    let weights = stats.weights(&opts.bm25);
+    let mut top = TopK::new(opts.k);
+    for m in &v.memtables {
+        m.text_search(v.seq, terms, &weights, opts.filter.as_ref(), &mut top)?;
+    }
+    for (s, ix, entries) in &segments {
+        if entries.iter().all(Option::is_none) {
+            continue;
+        }
+        let pass = match &opts.filter {
+            Some(f) => Some(crate::records::passing_rows(s, f)?),
+            None => None,
+        };
+        search_segment(s, ix, entries, &weights, pass.as_ref(), &mut top)
+            .map_err(|e| e.at(s.reader.path()))?;
+    }
+    Ok(top.into_sorted())
+}
+
+/// Adds a segment's live rows to `stats`: its totals less its deleted rows'.
+fn segment_stats(
+    s: &LiveSegment,
+    ix: &TextIndex<'_>,
+    entries: &[Option<TermEntry>],
+    stats: &mut TextStats,
+) -> Result<()> {
+    let (mut docs, mut total) = (ix.docs() as u64, ix.total_terms());
+    let deleted = s.deleted.count() > 0;
+    if deleted {
+        for row in (0..s.reader.rows()).filter(|&r| s.deleted.contains(r)) {
+            let len = ix.length(row as u32) as u64;
+            if len > 0 {
+                docs = docs.saturating_sub(1);
+                total = total.saturating_sub(len);
+            }
+        }
+    }
+    stats.docs += docs;
+    stats.total += total;
+    let mut rows = vec![0u32; POSTING_BLOCK];
+    let mut tfs = vec![0u32; POSTING_BLOCK];
+    for (df, entry) in stats.df.iter_mut().zip(entries) {
+        let Some(e) = entry else { continue };
+        let mut live = e.df as u64;
+        if deleted {
+            let list = ix.postings(*e).map_err(|x| x.at(s.reader.path()))?;
+            for b in 0..list.blocks() {
+                let n = list
+                    .decode(b, &mut rows, &mut tfs)
+                    .map_err(|x| x.at(s.reader.path()))?;
+                let gone = rows
+                    .iter()
+                    .take(n)
+                    .filter(|&&r| s.deleted.contains(r as usize));
+                live -= gone.count() as u64;
+            }
+        }
+        *df += live;
+    }
+    Ok(())
+}
+
+const EXHAUSTED: u32 = u32::MAX;
+
+/// One query term's place in its posting list.
+struct Cursor<'a> {
+    /// The term's position in the query.
+    term: usize,
+    list: Postings<'a>,
+    weight: TermWeight,
+    /// Bound on the term's score in any row of the list.
+    max_score: f32,
+    /// The decoded block, its rows and frequencies, and the place in it.
+    block: usize,
+    rows: Vec<u32>,
+    tfs: Vec<u32>,
+    len: usize,
+    pos: usize,
+    /// The current row ([`EXHAUSTED`] past the end).
+    row: u32,
+    /// The block a bound was last asked for (from `block` on, not decoded).
+    shallow: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(
+        term: usize,
+        list: Postings<'a>,
+        weight: TermWeight,
+    ) -> std::result::Result<Self, strata_format::error::DecodeError> {
+        let max_score = (0..list.blocks())
+            .map(|b| {
+                let s = list.skip(b);
+                weight.score(s.max_tf, s.min_len)
+            })
+            .fold(0.0f32, f32::max);
+        let mut c = Cursor {
+            term,
+            list,
+            weight,
+            max_score,
+            block: 0,
+            rows: vec![0; POSTING_BLOCK],
+            tfs: vec![0; POSTING_BLOCK],
+            len: 0,
+            pos: 0,
+            row: EXHAUSTED,
+            shallow: 0,
+        };
+        c.load(0)?;
+        Ok(c)
+    }
+
+    fn load(&mut self, b: usize) -> std::result::Result<(), strata_format::error::DecodeError> {
+        if b >= self.list.blocks() {
+            self.row = EXHAUSTED;
+            return Ok(());
+        }
+        self.len = self.list.decode(b, &mut self.rows, &mut self.tfs)?;
+        self.block = b;
+        self.shallow = self.shallow.max(b);
+        self.pos = 0;
+        self.row = self.rows.first().copied().unwrap_or(EXHAUSTED);
+        Ok(())
+    }
+
+    fn tf(&self) -> u32 {
+        self.tfs.get(self.pos).copied().unwrap_or(1)
+    }
+
+    fn next(&mut self) -> std::result::Result<(), strata_format::error::DecodeError> {
+        self.pos += 1;
+        match self.rows.get(self.pos).filter(|_| self.pos < self.len) {
+            Some(&r) => self.row = r,
+            None => self.load(self.block + 1)?,
+        }
+        Ok(())
+    }
+
+    /// The first block from `from` whose last row is at least `target`.
+    fn block_of(&self, from: usize, target: u32) -> usize {
+        let mut b = from;
+        while b < self.list.blocks() && self.list.skip(b).last_row < target {
+            b += 1;
+        }
+        b
+    }
+
+    /// Moves to the first row at or after `target`.
+    fn advance(
+        &mut self,
+        target: u32,
+    ) -> std::result::Result<(), strata_format::error::DecodeError> {
+        if self.row >= target {
+            return Ok(());
+        }
+        if self.list.skip(self.block).last_row < target {
+            let b = self.block_of(self.block + 1, target);
+            self.load(b)?;
+        }
+        while self.row < target {
+            self.next()?;
+        }
+        Ok(())
+    }
+
+    /// A bound on the term's score in any row from `target` to the end of the block
+    /// holding `target`, and that block's last row (without decoding it).
+    fn block_bound(&mut self, target: u32) -> (f32, u32) {
+        self.shallow = self.block_of(self.shallow.max(self.block), target);
+        if self.shallow >= self.list.blocks() {
+            return (0.0, EXHAUSTED);
+        }
+        let s = self.list.skip(self.shallow);
+        (self.weight.score(s.max_tf, s.min_len), s.last_row)
+    }
+}
+
+/// Whether a row whose score is at most `bound` may enter `top` (full or not; ties
+/// may enter by id, and the bound is computed in another order than the score, so a
+/// little slack keeps the search exact).
+fn may_enter(bound: f32, top: &TopK) -> bool {
+    let theta = -top.threshold();
+    bound >= theta - 1e-5 * theta.abs().max(1.0)
+}
+
+/// Block-max WAND over one segment: pushes its best live rows (passing `pass`, when
+/// given) into `top` as ids with their negated scores.
+fn search_segment(
+    s: &LiveSegment,
+    ix: &TextIndex<'_>,
+    entries: &[Option<TermEntry>],
+    weights: &[TermWeight],
+    pass: Option<&RowSet>,
+    top: &mut TopK,
+) -> std::result::Result<(), strata_format::error::DecodeError> {
+    let mut cursors = Vec::new();
+    for (term, (entry, w)) in entries.iter().zip(weights).enumerate() {
+        if let Some(e) = entry {
+            cursors.push(Cursor::new(term, ix.postings(*e)?, *w)?);
+        }
+    }
+    let ids = s.reader.ids();
+    let eligible = |row: u32| match pass {
+        Some(p) => p.contains(row as usize),
+        None => !s.deleted.contains(row as usize),
+    };
+    let mut parts: Vec<(usize, f32)> = Vec::with_capacity(cursors.len());
+    loop {
+        cursors.retain(|c| c.row != EXHAUSTED);
+        cursors.sort_unstable_by_key(|c| c.row);
+        // The pivot: the first cursor at which the bounds so far may reach the top.
+        let mut acc = 0.0f32;
+        let Some(mut p) = cursors.iter().position(|c| {
+            acc += c.max_score;
+            may_enter(acc, top)
+        }) else {
+            break;
+        };
+        let prow = cursors[p].row;
+        while cursors.get(p + 1).is_some_and(|c| c.row == prow) {
+            p += 1;
+        }
+        let mut bound = 0.0f32;
+        let mut next = cursors.get(p + 1).map_or(EXHAUSTED, |c| c.row);
+        for c in &mut cursors[..=p] {
+            let (b, last) = c.block_bound(prow);
+            bound += b;
+            next = next.min(last.saturating_add(1));
+        }
+        if !may_enter(bound, top) {
+            // No row from the pivot's to the end of the shortest current block (or to
+            // the next cursor's row) can enter: skip them all.
+            for c in &mut cursors[..=p] {
+                c.advance(next)?;
+            }
+            continue;
+        }
+        if cursors[0].row != prow {
+            // Rows before the pivot's cannot enter: bring the cursors up to it.
+            for c in &mut cursors[..p] {
+                c.advance(prow)?;
+            }
+            continue;
+        }
+        if eligible(prow) {
+            let len = ix.length(prow);
+            parts.clear();
+            parts.extend(
+                cursors[..=p]
+                    .iter()
+                    .map(|c| (c.term, c.weight.score(c.tf(), len))),
+            );
+            parts.sort_unstable_by_key(|x| x.0);
+            let score: f32 = parts.iter().map(|x| x.1).sum();
+            if let Some(&id) = ids.get(prow as usize) {
+                top.push(id, -score);
+            }
+        }
+        for c in &mut cursors[..=p] {
+            c.next()?;
+        }
+    }
+    Ok(())
+}
