@@ -139,6 +139,35 @@ impl From<PrefetchArg> for strata::Prefetch {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum AnalyzerArg {
+    /// Unicode words, lowercased, accents folded.
+    Default,
+    /// As default, without English stop words, stemmed (Snowball English).
+    English,
+    /// As default, with Chinese, Japanese and Korean text as character bigrams.
+    Cjk,
+}
+
+impl From<AnalyzerArg> for strata::Analyzer {
+    fn from(a: AnalyzerArg) -> Self {
+        match a {
+            AnalyzerArg::Default => strata::Analyzer::Default,
+            AnalyzerArg::English => strata::Analyzer::English,
+            AnalyzerArg::Cjk => strata::Analyzer::Cjk,
+        }
+    }
+}
+
+/// `--fusion`: how a hybrid search combines its vector and text rankings.
+#[derive(Clone, Copy, ValueEnum)]
+enum FusionArg {
+    /// Reciprocal-rank fusion: each record scores w / (60 + rank) in each ranking.
+    Rrf,
+    /// Each ranking's scores min-max normalised, then alpha · vector + (1 − alpha) · text.
+    Weighted,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum SyncArg {
     /// Fsync before acknowledging each batch (survives power loss).
     Always,
@@ -184,13 +213,17 @@ enum Command {
         /// for the store's life.
         #[arg(long, value_enum, default_value = "f32")]
         vector_codec: CodecArg,
+        /// How records' text (JSON imports give "text") and text queries become terms
+        /// (docs/text-search.md). Fixed for the store's life.
+        #[arg(long, value_enum, default_value = "default")]
+        analyzer: AnalyzerArg,
     },
     /// Import vectors from .fvecs, .bvecs, .ivecs (TEXMEX), .npy (float32, 2-D), JSON
     /// lines (.jsonl, .ndjson, .json) or a JSON array (.json).
     ///
     /// A JSON row is {"id": u64, "vector": [numbers], "metadata": {...}, "payload": any
-    /// JSON} ("key": string instead of "id" in a store of string keys); all but "vector"
-    /// are optional. Ids are row numbers (from 0, plus --ids-from; in a store of string
+    /// JSON, "text": string} ("key": string instead of "id" in a store of string keys);
+    /// all but "vector" are optional. "text" is what text searches find. Ids are row numbers (from 0, plus --ids-from; in a store of string
     /// keys, those numbers in decimal) unless the rows give "id" (or "key"): either every
     /// row gives one or none does. Existing records are replaced; an id given twice keeps
     /// the later row (and is reported).
@@ -238,14 +271,34 @@ enum Command {
     /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}
     /// (with --with-payload, then "payloads": [...]).
     ///
+    /// By vector (--queries), by text (--texts: BM25, exact top k; "distances" holds the
+    /// negated scores, smaller is better), or both (hybrid: the two rankings fused,
+    /// "distances" the negated fused scores); docs/text-search.md.
+    ///
     /// Read-only: works while another process writes the store, and sees its flushed
     /// segments and the records of its write-ahead log.
     Search {
         /// Store directory.
         dir: PathBuf,
         /// Query vectors (any import format).
+        #[arg(long, required_unless_present = "texts")]
+        queries: Option<PathBuf>,
+        /// Query texts: JSON lines, line i {"text": "..."} the text of query i. With
+        /// --queries as well, a hybrid search (one vector and one text per query).
         #[arg(long)]
-        queries: PathBuf,
+        texts: Option<PathBuf>,
+        /// How a hybrid search fuses its rankings: rrf (reciprocal rank, k = 60) or
+        /// weighted (normalised scores).
+        #[arg(long, value_enum, default_value = "rrf")]
+        fusion: FusionArg,
+        /// Weight of the vector ranking in a hybrid search, 0 to 1 (the text ranking
+        /// weighs 1 − alpha); default 0.5, equal weights.
+        #[arg(long)]
+        alpha: Option<f32>,
+        /// Candidates each side of a hybrid search contributes to the fusion (at
+        /// least k).
+        #[arg(long, default_value_t = strata::Fusion::DEFAULT_CANDIDATES)]
+        candidates: usize,
         /// Neighbours per query.
         #[arg(long, default_value_t = 10)]
         k: usize,
@@ -267,6 +320,9 @@ enum Command {
         /// none).
         #[arg(long)]
         with_metadata: bool,
+        /// Add each hit's text: a "texts" array after the other keys (null for none).
+        #[arg(long)]
+        with_text: bool,
         /// Only records whose metadata passes this filter (JSON, the same for every
         /// query; see docs/filters.md), e.g. '{"kind": "fact", "ts": {"$gte": 1700000000}}'.
         #[arg(long, conflicts_with = "filters")]
@@ -439,7 +495,15 @@ fn main() -> ExitCode {
             metric,
             keys,
             vector_codec,
-        } => ops::create(&dir, dim, metric.into(), keys.into(), vector_codec.into()),
+            analyzer,
+        } => ops::create(
+            &dir,
+            dim,
+            metric.into(),
+            keys.into(),
+            vector_codec.into(),
+            analyzer.into(),
+        ),
         Command::Import {
             dir,
             file,
@@ -466,19 +530,43 @@ fn main() -> ExitCode {
         Command::Search {
             dir,
             queries,
+            texts,
+            fusion,
+            alpha,
+            candidates,
             k,
             exact,
             ef,
             rerank,
             with_payload,
             with_metadata,
+            with_text,
             filter,
             filters,
             prefetch,
         } => ops::parse_filter(filter.as_deref()).and_then(|filter| {
+            let method = match (fusion, alpha) {
+                (FusionArg::Rrf, None) => strata::Fusion::rrf().method,
+                (FusionArg::Rrf, Some(a)) => strata::FusionMethod::Rrf {
+                    k: 60.0,
+                    vector_weight: a,
+                    text_weight: 1.0 - a,
+                },
+                (FusionArg::Weighted, a) => strata::FusionMethod::Weighted {
+                    alpha: a.unwrap_or(0.5),
+                },
+            };
+            let fusion = strata::Fusion { method, candidates };
+            fusion
+                .validate()
+                .map_err(|e| anyhow::anyhow!("--alpha: {e}"))?;
             ops::search(
                 &dir,
-                &queries,
+                &ops::Queries {
+                    vectors: queries.as_deref(),
+                    texts: texts.as_deref(),
+                    fusion,
+                },
                 &strata::SearchOptions {
                     k,
                     exact,
@@ -486,7 +574,7 @@ fn main() -> ExitCode {
                     rerank,
                     with_payload,
                     with_metadata,
-                    with_text: false,
+                    with_text,
                     bm25: strata::Bm25::default(),
                     filter,
                     prefetch: prefetch.into(),

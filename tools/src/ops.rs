@@ -28,15 +28,17 @@ pub fn create(
     metric: Metric,
     keys: KeyKind,
     codec: strata::VectorCodec,
+    analyzer: strata::Analyzer,
 ) -> Result<()> {
     if dir.join("MANIFEST").exists() {
         bail!("{} already holds a store", dir.display());
     }
-    let db = Db::open(
-        dir,
-        Options::new(dim, metric).keys(keys).vector_codec(codec),
-    )
-    .with_context(|| format!("cannot create store {}", dir.display()))?;
+    let opts = Options::new(dim, metric)
+        .keys(keys)
+        .vector_codec(codec)
+        .analyzer(analyzer);
+    let db =
+        Db::open(dir, opts).with_context(|| format!("cannot create store {}", dir.display()))?;
     db.close()?;
     let keys = match keys {
         KeyKind::U64 => String::new(),
@@ -46,30 +48,55 @@ pub fn create(
         strata::VectorCodec::F32 => String::new(),
         other => format!(", {} vectors", other.name()),
     };
+    let analyzer = match analyzer {
+        strata::Analyzer::Default => String::new(),
+        other => format!(", {} text analyzer", other.name()),
+    };
     println!(
-        "created {} (dim {dim}, metric {}{keys}{codec})",
+        "created {} (dim {dim}, metric {}{keys}{codec}{analyzer})",
         dir.display(),
         metric.name()
     );
     Ok(())
 }
 
+/// What `strata search` searches with: query vectors, query texts, or both (hybrid).
+pub struct Queries<'a> {
+    /// The query vectors file (any import format).
+    pub vectors: Option<&'a Path>,
+    /// The query texts file: JSON lines, line i `{"text": "..."}`.
+    pub texts: Option<&'a Path>,
+    /// How a hybrid search fuses its two rankings.
+    pub fusion: strata::Fusion,
+}
+
 pub fn search(
     dir: &Path,
-    queries: &Path,
+    queries: &Queries<'_>,
     opts: &SearchOptions,
     filters: Option<&Path>,
 ) -> Result<()> {
     let db = open_reader(dir)?;
-    let qs = VectorFile::read_all(queries)?;
+    let vectors = queries.vectors.map(VectorFile::read_all).transpose()?;
+    let texts = queries.texts.map(read_texts).transpose()?;
+    let n = match (&vectors, &texts) {
+        (Some(v), Some(t)) if v.len() != t.len() => bail!(
+            "{} vector queries but {} text queries: a hybrid search needs one of each per query",
+            v.len(),
+            t.len()
+        ),
+        (Some(v), _) => v.len(),
+        (None, Some(t)) => t.len(),
+        (None, None) => bail!("nothing to search for: give --queries, --texts or both"),
+    };
     let per_query = match filters {
-        Some(f) => Some(read_filters(f, qs.len())?),
+        Some(f) => Some(read_filters(f, n)?),
         None => None,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // A query is checked as a stored vector would be (dimension, values, norm).
-    for (row, q) in qs.iter().enumerate() {
+    for (row, q) in vectors.iter().flatten().enumerate() {
         db.check_query(q)
             .with_context(|| format!("query {row} is refused"))?;
     }
@@ -81,36 +108,57 @@ pub fn search(
             dir.display()
         );
     }
-    // Queries run in parallel, a chunk at a time, and print in order.
-    let mut row = 0;
-    for chunk in qs.chunks(1024) {
-        let answers = match &per_query {
-            None => {
-                let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-                db.search_many(&refs, opts)?
-            }
+    let one = |i: usize| {
+        let filtered;
+        let o = match &per_query {
             Some(fs) => {
-                use rayon::prelude::*;
-                chunk
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, q)| {
-                        let o = SearchOptions {
-                            filter: fs.get(row + i).cloned().flatten(),
-                            ..opts.clone()
-                        };
-                        db.search(q, &o)
-                    })
-                    .collect::<strata::Result<Vec<_>>>()?
+                filtered = SearchOptions {
+                    filter: fs.get(i).cloned().flatten(),
+                    ..opts.clone()
+                };
+                &filtered
             }
+            None => opts,
         };
-        for hits in answers {
+        let vector = vectors.as_ref().and_then(|v| v.get(i));
+        let text = texts.as_ref().and_then(|t| t.get(i));
+        match (vector, text) {
+            (Some(v), Some(t)) => db.hybrid_search(v, t, o, &queries.fusion),
+            (Some(v), None) => db.search(v, o),
+            (None, Some(t)) => db.text_search(t, o),
+            (None, None) => Ok(Vec::new()),
+        }
+    };
+    // Queries run in parallel, a chunk at a time, and print in order.
+    use rayon::prelude::*;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1024) {
+        let answers = chunk
+            .par_iter()
+            .map(|&i| one(i))
+            .collect::<strata::Result<Vec<_>>>()?;
+        for (hits, &row) in answers.into_iter().zip(chunk) {
             write_hits(&mut out, row, hits, opts)?;
-            row += 1;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// A `--texts` file: line i is `{"text": "..."}`, the text of query i.
+pub fn read_texts(path: &Path) -> Result<Vec<String>> {
+    let all = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read texts file {}", path.display()))?;
+    all.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = || format!("{} line {}", path.display(), i + 1);
+            let v: serde_json::Value = serde_json::from_str(line).with_context(at)?;
+            match v.get("text").and_then(|t| t.as_str()) {
+                Some(t) => Ok(t.to_owned()),
+                None => bail!("{}: expected {{\"text\": \"...\"}}", at()),
+            }
+        })
+        .collect()
 }
 
 /// A `--filters` file: line i is the filter of query i (an empty line or `{}`: none).
@@ -183,6 +231,10 @@ fn write_hits(
             .collect();
         write!(out, ", \"metadata\": {}", serde_json::to_string(&metadata)?)?;
     }
+    if opts.with_text {
+        let texts: Vec<Option<&str>> = hits.iter().map(|h| h.text.as_deref()).collect();
+        write!(out, ", \"texts\": {}", serde_json::to_string(&texts)?)?;
+    }
     writeln!(out, "}}")?;
     Ok(())
 }
@@ -195,7 +247,8 @@ fn key_json(id: u64, key: &Option<String>) -> serde_json::Value {
     }
 }
 
-/// One record as its JSON line: {"id", "vector", "payload", "metadata"}, or in a store of
+/// One record as its JSON line: {"id", "vector", "payload", "metadata"} (then "text" when
+/// it has one), or in a store of
 /// string keys {"key", ...} (the form `strata import` reads).
 fn record_json(r: strata::Record) -> serde_json::Value {
     let mut o = serde_json::Map::new();
@@ -206,6 +259,9 @@ fn record_json(r: strata::Record) -> serde_json::Value {
     o.insert("vector".into(), json!(r.vector));
     o.insert("payload".into(), payload_json(r.payload));
     o.insert("metadata".into(), json!(r.metadata.map(|m| m.to_json())));
+    if let Some(t) = r.text {
+        o.insert("text".into(), json!(t));
+    }
     serde_json::Value::Object(o)
 }
 
