@@ -133,10 +133,14 @@ struct Cursor<'a> {
     weight: TermWeight,
     /// Bound on the term's score in any row of the list.
     max_score: f32,
-    /// The decoded block, its rows and frequencies, and the place in it.
+    /// Per block, its last row and the bound on the term's score in its rows.
+    bounds: Vec<(u32, f32)>,
+    /// The decoded block, its rows and (once a row is scored) frequencies, and the
+    /// place in it.
     block: usize,
     rows: Vec<u32>,
     tfs: Vec<u32>,
+    tfs_of: usize,
     len: usize,
     pos: usize,
     /// The current row ([`EXHAUSTED`] past the end).
@@ -151,20 +155,23 @@ impl<'a> Cursor<'a> {
         list: Postings<'a>,
         weight: TermWeight,
     ) -> std::result::Result<Self, strata_format::error::DecodeError> {
-        let max_score = (0..list.blocks())
+        let bounds: Vec<(u32, f32)> = (0..list.blocks())
             .map(|b| {
                 let s = list.skip(b);
-                weight.score(s.max_tf, s.min_len)
+                (s.last_row, weight.score(s.max_tf, s.min_len))
             })
-            .fold(0.0f32, f32::max);
+            .collect();
+        let max_score = bounds.iter().map(|b| b.1).fold(0.0f32, f32::max);
         let mut c = Cursor {
             term,
             list,
             weight,
             max_score,
+            bounds,
             block: 0,
             rows: vec![0; POSTING_BLOCK],
             tfs: vec![0; POSTING_BLOCK],
+            tfs_of: usize::MAX,
             len: 0,
             pos: 0,
             row: EXHAUSTED,
@@ -175,11 +182,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn load(&mut self, b: usize) -> std::result::Result<(), strata_format::error::DecodeError> {
-        if b >= self.list.blocks() {
+        if b >= self.bounds.len() {
             self.row = EXHAUSTED;
             return Ok(());
         }
-        self.len = self.list.decode(b, &mut self.rows, &mut self.tfs)?;
+        self.len = self.list.decode_rows(b, &mut self.rows)?;
         self.block = b;
         self.shallow = self.shallow.max(b);
         self.pos = 0;
@@ -187,8 +194,14 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    fn tf(&self) -> u32 {
-        self.tfs.get(self.pos).copied().unwrap_or(1)
+    /// The term's frequency in the current row (the block's frequencies are decoded on
+    /// the first call in it).
+    fn tf(&mut self) -> std::result::Result<u32, strata_format::error::DecodeError> {
+        if self.tfs_of != self.block {
+            self.list.decode_tfs(self.block, &mut self.tfs)?;
+            self.tfs_of = self.block;
+        }
+        Ok(self.tfs.get(self.pos).copied().unwrap_or(1))
     }
 
     fn next(&mut self) -> std::result::Result<(), strata_format::error::DecodeError> {
@@ -203,7 +216,7 @@ impl<'a> Cursor<'a> {
     /// The first block from `from` whose last row is at least `target`.
     fn block_of(&self, from: usize, target: u32) -> usize {
         let mut b = from;
-        while b < self.list.blocks() && self.list.skip(b).last_row < target {
+        while self.bounds.get(b).is_some_and(|x| x.0 < target) {
             b += 1;
         }
         b
@@ -217,7 +230,7 @@ impl<'a> Cursor<'a> {
         if self.row >= target {
             return Ok(());
         }
-        if self.list.skip(self.block).last_row < target {
+        if self.bounds.get(self.block).is_none_or(|x| x.0 < target) {
             let b = self.block_of(self.block + 1, target);
             self.load(b)?;
         }
@@ -231,11 +244,10 @@ impl<'a> Cursor<'a> {
     /// holding `target`, and that block's last row (without decoding it).
     fn block_bound(&mut self, target: u32) -> (f32, u32) {
         self.shallow = self.block_of(self.shallow.max(self.block), target);
-        if self.shallow >= self.list.blocks() {
-            return (0.0, EXHAUSTED);
+        match self.bounds.get(self.shallow) {
+            Some(&(last, bound)) => (bound, last),
+            None => (0.0, EXHAUSTED),
         }
-        let s = self.list.skip(self.shallow);
-        (self.weight.score(s.max_tf, s.min_len), s.last_row)
     }
 }
 
@@ -260,7 +272,8 @@ fn search_segment(
     let mut cursors = Vec::new();
     for (term, (entry, w)) in entries.iter().zip(weights).enumerate() {
         if let Some(e) = entry {
-            cursors.push(Cursor::new(term, ix.postings(*e)?, *w)?);
+            // Boxed: the loop reorders cursors by row, moving pointers, not blocks.
+            cursors.push(Box::new(Cursor::new(term, ix.postings(*e)?, *w)?));
         }
     }
     let ids = s.reader.ids();
@@ -270,7 +283,9 @@ fn search_segment(
     };
     let mut parts: Vec<(usize, f32)> = Vec::with_capacity(cursors.len());
     loop {
-        cursors.retain(|c| c.row != EXHAUSTED);
+        if cursors.iter().any(|c| c.row == EXHAUSTED) {
+            cursors.retain(|c| c.row != EXHAUSTED);
+        }
         cursors.sort_unstable_by_key(|c| c.row);
         // The pivot: the first cursor at which the bounds so far may reach the top.
         let mut acc = 0.0f32;
@@ -309,11 +324,10 @@ fn search_segment(
         if eligible(prow) {
             let len = ix.length(prow);
             parts.clear();
-            parts.extend(
-                cursors[..=p]
-                    .iter()
-                    .map(|c| (c.term, c.weight.score(c.tf(), len))),
-            );
+            for c in &mut cursors[..=p] {
+                let tf = c.tf()?;
+                parts.push((c.term, c.weight.score(tf, len)));
+            }
             parts.sort_unstable_by_key(|x| x.0);
             let score: f32 = parts.iter().map(|x| x.1).sum();
             if let Some(&id) = ids.get(prow as usize) {

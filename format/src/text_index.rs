@@ -494,6 +494,13 @@ impl Postings<'_> {
         rows: &mut [u32],
         tfs: &mut [u32],
     ) -> Result<usize, DecodeError> {
+        let n = self.decode_rows(b, rows)?;
+        self.decode_tfs(b, tfs)?;
+        Ok(n)
+    }
+
+    /// The block's row count, and its packed rows and frequencies with their widths.
+    fn block(&self, b: usize) -> Result<PackedBlock<'_>, DecodeError> {
         let fault = || Reader::fault_at(self.at, CorruptionKind::Invalid("text posting block"));
         if b >= self.blocks() {
             return Err(fault());
@@ -508,16 +515,11 @@ impl Postings<'_> {
         } else {
             self.skip(b - 1).end as usize
         };
-        let skip = self.skip(b);
-        if rows.len() < n || tfs.len() < n {
-            return Err(fault());
-        }
         let block = self
             .data
-            .get(start..skip.end as usize)
-            .filter(|d| d.len() >= 2)
+            .get(start..self.skip(b).end as usize)
             .ok_or_else(fault)?;
-        let (&[row_bits, tf_bits], packed) = block.split_at(2) else {
+        let Some((&[row_bits, tf_bits], packed)) = block.split_first_chunk::<2>() else {
             return Err(fault());
         };
         if row_bits > 32 || tf_bits > 32 {
@@ -528,36 +530,77 @@ impl Postings<'_> {
         if packed.len() != row_bytes + tf_bytes {
             return Err(fault());
         }
-        let (packed_rows, packed_tfs) = packed.split_at(row_bytes);
-        let (Some(rows), Some(tfs)) = (rows.get_mut(..n), tfs.get_mut(..n)) else {
-            return Err(fault());
-        };
-        unpack(packed_rows, row_bits, rows);
-        unpack(packed_tfs, tf_bits, tfs);
-        let mut prev: Option<u32> = if b == 0 {
-            None
+        let (rows, tfs) = packed.split_at(row_bytes);
+        Ok(PackedBlock {
+            n,
+            rows: (row_bits, rows),
+            tfs: (tf_bits, tfs),
+        })
+    }
+
+    /// Decodes the rows of block `b` into `rows` (at least [`POSTING_BLOCK`] long);
+    /// returns how many. They are checked to ascend, end at the skip entry's last row and
+    /// lie within the segment.
+    pub fn decode_rows(&self, b: usize, rows: &mut [u32]) -> Result<usize, DecodeError> {
+        let fault = || Reader::fault_at(self.at, CorruptionKind::Invalid("text posting block"));
+        let PackedBlock {
+            n,
+            rows: (bits, packed),
+            ..
+        } = self.block(b)?;
+        let rows = rows.get_mut(..n).ok_or_else(fault)?;
+        unpack(packed, bits, rows);
+        // Gaps are unsigned: the rows ascend unless a sum overflows, which the 64-bit
+        // sum and the last row's check find.
+        let mut next: u64 = if b == 0 {
+            0
         } else {
-            Some(self.skip(b - 1).last_row)
+            self.skip(b - 1).last_row as u64 + 1
         };
         for r in rows.iter_mut() {
-            let row = match prev {
-                None => Some(*r),
-                Some(p) => p.checked_add(*r).and_then(|x| x.checked_add(1)),
-            };
-            *r = row.filter(|&x| x < self.rows).ok_or_else(fault)?;
-            prev = Some(*r);
+            let row = next + *r as u64;
+            *r = row as u32;
+            next = row + 1;
         }
-        for tf in tfs.iter_mut() {
-            *tf = tf
-                .checked_add(1)
-                .filter(|&t| t <= skip.max_tf)
-                .ok_or_else(fault)?;
-        }
-        if prev != Some(skip.last_row) {
+        let last = next.wrapping_sub(1);
+        let skip = self.skip(b);
+        if n == 0 || last != skip.last_row as u64 || last >= self.rows as u64 {
             return Err(fault());
         }
         Ok(n)
     }
+
+    /// Decodes the term frequencies of block `b` into `tfs` (at least
+    /// [`POSTING_BLOCK`] long); returns how many. They are checked to stay within the
+    /// block's maximum.
+    pub fn decode_tfs(&self, b: usize, tfs: &mut [u32]) -> Result<usize, DecodeError> {
+        let fault = || Reader::fault_at(self.at, CorruptionKind::Invalid("text posting block"));
+        let PackedBlock {
+            n,
+            tfs: (bits, packed),
+            ..
+        } = self.block(b)?;
+        let tfs = tfs.get_mut(..n).ok_or_else(fault)?;
+        unpack(packed, bits, tfs);
+        let max = self.skip(b).max_tf;
+        let mut over = false;
+        for tf in tfs.iter_mut() {
+            over |= *tf >= max;
+            *tf = tf.wrapping_add(1);
+        }
+        if over {
+            return Err(fault());
+        }
+        Ok(n)
+    }
+}
+
+/// A posting block's row count, and its packed rows and frequencies with their widths
+/// in bits.
+struct PackedBlock<'a> {
+    n: usize,
+    rows: (u8, &'a [u8]),
+    tfs: (u8, &'a [u8]),
 }
 
 /// The little-endian `u32` at `at` (0 past the end).
@@ -574,21 +617,21 @@ fn unpack(bytes: &[u8], bits: u8, out: &mut [u32]) {
         out.fill(0);
         return;
     }
-    let mask = if bits == 32 {
-        u32::MAX as u64
-    } else {
-        (1u64 << bits) - 1
-    };
-    let (mut acc, mut have, mut next) = (0u64, 0u32, 0usize);
-    for v in out.iter_mut() {
-        while have < bits as u32 {
-            acc |= (bytes.get(next).copied().unwrap_or(0) as u64) << have;
-            next += 1;
-            have += 8;
-        }
-        *v = (acc & mask) as u32;
-        acc >>= bits;
-        have -= bits as u32;
+    let mask = (1u64 << bits) - 1;
+    for (i, v) in out.iter_mut().enumerate() {
+        let bit = i * bits as usize;
+        let at = bit / 8;
+        // One unaligned 8-byte load (bits + 7 ≤ 39 fit); near the end, the bytes left.
+        let word = match bytes.get(at..at + 8) {
+            Some(b) => b.try_into().map_or(0, u64::from_le_bytes),
+            None => bytes
+                .get(at..)
+                .unwrap_or(&[])
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | b as u64),
+        };
+        *v = ((word >> (bit % 8)) & mask) as u32;
     }
 }
 

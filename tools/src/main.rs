@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata vector store.
 
 mod bench;
+mod bench_text;
 mod build_report;
 mod churn;
 mod compact;
@@ -59,7 +60,7 @@ fn init_logging(verbose: u8) {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum MetricArg {
+pub(crate) enum MetricArg {
     /// Squared Euclidean distance.
     L2,
     /// Inner product (larger is nearer; distances are reported negated).
@@ -139,7 +140,7 @@ impl From<PrefetchArg> for strata::Prefetch {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum AnalyzerArg {
+pub(crate) enum AnalyzerArg {
     /// Unicode words, lowercased, accents folded.
     Default,
     /// As default, without English stop words, stemmed (Snowball English).
@@ -462,6 +463,11 @@ enum Command {
     },
     /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
     Bench(Box<bench::BenchArgs>),
+    /// Benchmark text, vector and hybrid search on a set with relevance judgements
+    /// (`../shared/data/manpages-minilm-384`): right row in the top k, MRR@k, nDCG@k and
+    /// single-thread QPS per mode, on one store built from the base rows and their texts.
+    /// `bench/text.sh` runs it beside bm25s and tantivy.
+    BenchText(Box<bench_text::BenchTextArgs>),
     /// Measure compaction under churn: upsert every row several times, delete a
     /// fraction, let background compaction settle while a reader searches; prints write
     /// and space amplification, search latency during compaction against idle, and
@@ -618,6 +624,7 @@ fn main() -> ExitCode {
             seed,
         } => demo::run(dir, rows, dim, seed),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchText(args) => bench_text::run(&args),
         Command::Churn(args) => churn::run(&args),
     };
     match res {

@@ -1,6 +1,8 @@
 //! Analyzers: a row's text (and a query) as the sequence of terms the index holds.
 //!
-//! Every analyzer splits on Unicode word boundaries (UAX #29), lowercases, and folds
+//! Every analyzer splits on Unicode word boundaries (UAX #29), then splits each word at
+//! the punctuation it may hold (`libssl.so`, `EVP_DigestInit`, `can't`, `3.14`: words
+//! joined by `.`, `_`, `'` or `:` match their parts), lowercases, and folds
 //! compatibility forms (full-width letters, ligatures) and the accents of Latin, Greek
 //! and Cyrillic letters (`é` → `e`, `ё` → `е`); marks of other scripts are kept, since
 //! they carry vowels there. `English` then drops a short list of English stop words and
@@ -76,7 +78,10 @@ impl Analyzer {
         // A run of CJK words with nothing between them (the `Cjk` analyzer).
         let mut run: Vec<char> = Vec::new();
         let mut run_end = 0;
-        for (start, word) in text.unicode_word_indices() {
+        let words = text
+            .unicode_word_indices()
+            .flat_map(|(at, word)| parts(word).map(move |(i, p)| (at + i, p)));
+        for (start, word) in words {
             if self == Analyzer::Cjk && word.chars().all(is_cjk) {
                 if start != run_end {
                     push_bigrams(&mut run, &mut out);
@@ -99,6 +104,13 @@ impl Analyzer {
         push_bigrams(&mut run, &mut out);
         out
     }
+}
+
+/// The runs of letters, digits and marks of a word, with their offsets in it.
+fn parts(word: &str) -> impl Iterator<Item = (usize, &str)> {
+    word.split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
+        .filter(|p| !p.is_empty())
+        .map(move |p| (p.as_ptr() as usize - word.as_ptr() as usize, p))
 }
 
 fn english_stemmer() -> &'static Stemmer {
@@ -180,8 +192,23 @@ mod tests {
     #[test]
     fn default_splits_lowercases_and_folds_accents() {
         assert_eq!(
-            terms(Analyzer::Default, "Café-Crème, NAÏVE résumé! ls(1) 3.14"),
-            ["cafe", "creme", "naive", "resume", "ls", "1", "3.14"]
+            terms(Analyzer::Default, "Café-Crème, NAÏVE résumé! ls(1)"),
+            ["cafe", "creme", "naive", "resume", "ls", "1"]
+        );
+        // Words joined by inner punctuation match their parts.
+        assert_eq!(
+            terms(Analyzer::Default, "libssl.so.3 EVP_DigestInit can't 3.14"),
+            [
+                "libssl",
+                "so",
+                "3",
+                "evp",
+                "digestinit",
+                "can",
+                "t",
+                "3",
+                "14"
+            ]
         );
         // Full-width letters and ligatures fold to their plain forms.
         assert_eq!(terms(Analyzer::Default, "ＡＢＣ ﬁle"), ["abc", "file"]);
