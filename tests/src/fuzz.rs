@@ -31,7 +31,77 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("filter_parse", filter_parse),
     ("metadata_decode", metadata_decode),
     ("field_index_decode", field_index_decode),
+    ("text_index_decode", text_index_decode),
 ];
+
+/// A text index's three sections in one input: `rows u16`, then the lengths of
+/// `TEXT_TERMS` and `TEXT_POSTINGS` (`u32` each), then the three sections back to back
+/// (`TEXT_LENGTHS` the rest).
+pub fn text_index_input(rows: u16, s: &strata_format::text_index::TextSections) -> Vec<u8> {
+    let mut out = rows.to_le_bytes().to_vec();
+    out.extend((s.terms.len() as u32).to_le_bytes());
+    out.extend((s.postings.len() as u32).to_le_bytes());
+    out.extend(&s.terms);
+    out.extend(&s.postings);
+    out.extend(&s.lengths);
+    out
+}
+
+/// The text index decoders (term dictionary, posting blocks, lengths) over arbitrary
+/// sections ([`text_index_input`]): never panic; decoded rows lie below the row count,
+/// ascend and end at their block's last row; an index `verify` accepts looks up every
+/// term of its dictionary to its own entry, and decodes every block.
+pub fn text_index_decode(data: &[u8]) {
+    use strata_format::text_index::{TextIndex, POSTING_BLOCK};
+    let word = |at: usize, n: usize| -> usize {
+        data.get(at..at + n).map_or(0, |b| {
+            b.iter().rev().fold(0usize, |a, &x| a << 8 | x as usize)
+        })
+    };
+    let rows = word(0, 2) as u32;
+    let (terms_len, postings_len) = (word(2, 4), word(6, 4));
+    let body = data.get(10..).unwrap_or_default();
+    let terms = body.get(..terms_len.min(body.len())).unwrap_or_default();
+    let rest = body.get(terms.len()..).unwrap_or_default();
+    let postings = rest.get(..postings_len.min(rest.len())).unwrap_or_default();
+    let lengths = rest.get(postings.len()..).unwrap_or_default();
+    let Ok(ix) = TextIndex::open([terms, postings, lengths], [0; 3], rows) else {
+        return;
+    };
+    let verified = ix.verify().is_ok();
+    let (mut rs, mut tfs) = (vec![0u32; POSTING_BLOCK], vec![0u32; POSTING_BLOCK]);
+    let mut seen = Vec::new();
+    let _ = ix.for_each_term(|t, e| {
+        seen.push((t.to_vec(), e));
+        Ok(())
+    });
+    for (term, entry) in seen.iter().take(200) {
+        if let Ok(t) = std::str::from_utf8(term) {
+            let found = ix.lookup(t);
+            assert!(
+                !verified || matches!(found, Ok(Some(e)) if e == *entry),
+                "term {t:?} of a verified dictionary looks up to {found:?}"
+            );
+        }
+        let Ok(list) = ix.postings(*entry) else {
+            assert!(!verified, "a verified index's posting list fails to open");
+            continue;
+        };
+        for b in 0..list.blocks().min(64) {
+            match list.decode(b, &mut rs, &mut tfs) {
+                Ok(n) => {
+                    let rows_ok = rs[..n].windows(2).all(|w| w[0] < w[1])
+                        && rs[..n].iter().all(|&r| r < rows)
+                        && rs.get(n - 1) == Some(&list.skip(b).last_row);
+                    assert!(rows_ok, "a decoded block's rows are out of order or range");
+                }
+                Err(_) => assert!(!verified, "a verified index's block fails to decode"),
+            }
+        }
+    }
+    let _ = ix.lookup("zzz");
+    let _ = ix.length(rows.saturating_sub(1));
+}
 
 /// The metadata-index decoder (a segment's `FIELD_INDEX` section) over arbitrary bytes:
 /// never panics, and what decodes holds only rows below its row count and encodes to
@@ -133,6 +203,7 @@ pub fn segment_open(data: &[u8]) {
         let _ = seg.vector(row);
         let _ = seg.payload(row);
         let _ = seg.metadata(row);
+        let _ = seg.text(row);
         // A key read back must find its own row.
         if let Ok(Some(key)) = seg.key(row) {
             let key = key.to_owned();
@@ -145,6 +216,21 @@ pub fn segment_open(data: &[u8]) {
         }
     }
     let _ = seg.rows_with_key("k");
+    // The text index (segment format 6): read like a search reads it.
+    if let Ok(Some(ix)) = seg.text_index() {
+        let (mut rs, mut tfs) = (vec![0u32; 128], vec![0u32; 128]);
+        for term in ["note", "alpha", "ключ", "7"] {
+            if let Ok(Some(e)) = ix.lookup(term) {
+                if let Ok(list) = ix.postings(e) {
+                    for b in 0..list.blocks().min(16) {
+                        if let Ok(n) = list.decode(b, &mut rs, &mut tfs) {
+                            assert!(rs[..n].iter().all(|&r| (r as usize) < seg.rows()));
+                        }
+                    }
+                }
+            }
+        }
+    }
     // Block checksums (segment format 5): a segment verify accepts passes every check.
     let verified = seg.verify().is_ok();
     for kind in [
@@ -324,11 +410,13 @@ pub fn store_ops(data: &[u8]) {
                         .collect();
                     let payload = (op % 2 == 0).then(|| step.to_le_bytes().to_vec());
                     let metadata = (op % 3 == 0).then(|| workload::metadata_for(step as usize, id));
+                    let text = (op % 4 == 1).then(|| workload::text_for(step as usize, id));
                     Write::Upsert {
                         id,
                         vector,
                         payload,
                         metadata,
+                        text,
                     }
                 };
                 match d.write(workload::batch(std::slice::from_ref(&w))) {

@@ -33,6 +33,8 @@ pub enum Write {
         payload: Option<Vec<u8>>,
         /// Metadata.
         metadata: Option<Metadata>,
+        /// Text.
+        text: Option<String>,
     },
     /// Delete.
     Delete(u64),
@@ -51,16 +53,31 @@ pub enum Step {
     DeleteWhere(strata::Filter),
 }
 
-/// One stored record as the model sees it: vector, payload, metadata.
-pub type Stored = (Vec<f32>, Option<Vec<u8>>, Option<Metadata>);
+/// One stored record as the model sees it: vector, payload, metadata, text.
+pub type Stored = (Vec<f32>, Option<Vec<u8>>, Option<Metadata>, Option<String>);
 
 /// What the store holds: id → its record.
 pub type State = BTreeMap<u64, Stored>;
 
 /// A record read back, as the model holds it.
 pub fn stored(r: strata::Record) -> Stored {
-    (r.vector, r.payload, r.metadata)
+    (r.vector, r.payload, r.metadata, r.text)
 }
+
+/// The text the workload writes for `id` at step `i` (on some upserts): words of a
+/// small vocabulary ([`TEXT_QUERY`] asks for some), repeated unevenly.
+pub fn text_for(i: usize, id: u64) -> String {
+    let w = |n: u64| ["alpha", "Béta", "gamma", "delta", "epsilon", "zeta", "ключ"][n as usize % 7];
+    format!(
+        "note {id} {} {} {} step {i}",
+        w(id),
+        w(id + i as u64),
+        w(id * 3).repeat(1 + id as usize % 2)
+    )
+}
+
+/// A text query over the workload's texts (common and rare words).
+pub const TEXT_QUERY: &str = "beta zeta ключ note 7";
 
 /// The metadata the workload writes for `id` at step `i` (on some upserts).
 pub fn metadata_for(i: usize, id: u64) -> Metadata {
@@ -108,11 +125,13 @@ pub fn steps(seed: u64, steps: usize) -> Vec<Step> {
                                     .random_bool(0.7)
                                     .then(|| format!("step {i} id {id}").into_bytes());
                                 let metadata = r.random_bool(0.5).then(|| metadata_for(i, id));
+                                let text = r.random_bool(0.5).then(|| text_for(i, id));
                                 Write::Upsert {
                                     id,
                                     vector,
                                     payload,
                                     metadata,
+                                    text,
                                 }
                             }
                         })
@@ -132,7 +151,7 @@ pub fn history(steps: &[Step]) -> Vec<State> {
             Step::Batch(ws) => apply(&mut s, ws),
             Step::DeleteWhere(f) => {
                 let empty = Metadata::new();
-                s.retain(|_, (_, _, m)| !f.matches(m.as_ref().unwrap_or(&empty)));
+                s.retain(|_, (_, _, m, _)| !f.matches(m.as_ref().unwrap_or(&empty)));
             }
             _ => {}
         }
@@ -150,8 +169,15 @@ pub fn apply(s: &mut State, ws: &[Write]) {
                 vector,
                 payload,
                 metadata,
+                text,
             } => {
-                s.insert(*id, (vector.clone(), payload.clone(), metadata.clone()));
+                let stored = (
+                    vector.clone(),
+                    payload.clone(),
+                    metadata.clone(),
+                    text.clone(),
+                );
+                s.insert(*id, stored);
             }
             Write::Delete(id) => {
                 s.remove(id);
@@ -223,10 +249,15 @@ pub fn batch_for(keys: KeyKind, ws: &[Write]) -> WriteBatch {
                     vector,
                     payload,
                     metadata,
+                    text,
                 },
                 KeyKind::U64,
             ) => {
-                b.upsert_record(*id, vector, metadata.as_ref(), payload.as_deref());
+                let (m, p) = (metadata.as_ref(), payload.as_deref());
+                match text {
+                    Some(t) => b.upsert_text(*id, vector, t, m, p),
+                    None => b.upsert_record(*id, vector, m, p),
+                };
             }
             (
                 Write::Upsert {
@@ -234,10 +265,15 @@ pub fn batch_for(keys: KeyKind, ws: &[Write]) -> WriteBatch {
                     vector,
                     payload,
                     metadata,
+                    text,
                 },
                 _,
             ) => {
-                b.upsert_keyed(&key_of(*id), vector, metadata.as_ref(), payload.as_deref());
+                let (m, p) = (metadata.as_ref(), payload.as_deref());
+                match text {
+                    Some(t) => b.upsert_keyed_text(&key_of(*id), vector, t, m, p),
+                    None => b.upsert_keyed(&key_of(*id), vector, m, p),
+                };
             }
             (Write::Delete(id), KeyKind::U64) => {
                 b.delete(*id);
@@ -338,7 +374,31 @@ pub fn read_state(db: &Db) -> Result<State, String> {
             "search lists ids {found:?} but get finds {listed:?}"
         ));
     }
+    check_text_search(db, &s).map_err(|e| format!("text search: {e}"))?;
     Ok(s)
+}
+
+/// Whether [`TEXT_QUERY`]'s text search agrees with exhaustive BM25 over the texts of
+/// `s` (what `get` read back): `Ok(Err(difference))` when it does not.
+pub fn text_search_agrees(db: &Db, s: &State) -> strata::Result<Result<(), String>> {
+    let k = 10 * KEYS as usize;
+    let hits = db.text_search(TEXT_QUERY, &SearchOptions::new(k))?;
+    let mut got = Vec::with_capacity(hits.len());
+    for h in &hits {
+        match hit_model_id(db.keys(), h) {
+            Some(id) => got.push((id, -h.distance)),
+            None => return Ok(Err(format!("hit {} has key {:?}", h.id, h.key))),
+        }
+    }
+    let docs = s
+        .iter()
+        .filter_map(|(id, (_, _, _, t))| t.as_deref().map(|t| (*id, t)));
+    let want = crate::text::bm25_top(docs, db.analyzer(), TEXT_QUERY, k, |_| true);
+    Ok(crate::text::same_ranking(&got, &want))
+}
+
+fn check_text_search(db: &Db, s: &State) -> Result<(), String> {
+    text_search_agrees(db, s).map_err(|e| e.to_string())?
 }
 
 /// The largest `j` in `range` with `states[j] == s`.

@@ -5,11 +5,7 @@ use std::path::Path;
 
 use strata::{Db, Filter, Metadata, Metric, Options, SearchOptions, WriteBatch};
 
-fn vector(id: u64) -> Vec<f32> {
-    (0..8u64)
-        .map(|j| ((id * 31 + j * 7) % 97) as f32 / 97.0 - 0.5)
-        .collect()
-}
+use strata_tests::fixtures::vector;
 
 fn copy_fixture(name: &str, to: &Path) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -328,4 +324,77 @@ fn a_version_5_store_of_int8_vectors_without_pq_codes_opens_reads_filters_and_co
     };
     check_keyed_content(&db, tolerance);
     keyed_store_takes_writes_compacts_and_reopens(db, dir.path(), tolerance, Options::existing());
+}
+
+use strata_tests::fixtures::{v6_live, v6_text};
+
+/// `store-v6-text` answers text searches exactly as BM25 over its texts.
+fn check_v6_text(db: &Db) {
+    let docs: Vec<(u64, String)> = (0..340)
+        .filter(|&id| v6_live(id))
+        .filter_map(|id| v6_text(id).map(|t| (id, t)))
+        .collect();
+    for id in [0u64, 1, 9, 10, 21, 299, 300, 339] {
+        let r = db.get(id).unwrap();
+        assert_eq!(
+            r.as_ref().map(|r| r.vector.clone()),
+            v6_live(id).then(|| vector(id))
+        );
+        assert_eq!(
+            r.and_then(|r| r.text),
+            v6_text(id).filter(|_| v6_live(id)),
+            "id {id}"
+        );
+    }
+    for q in [
+        "mounted file",
+        "socket",
+        "процесса",
+        "北京",
+        "record 301",
+        "pipe signal",
+    ] {
+        let hits = db.text_search(q, &SearchOptions::new(20)).unwrap();
+        let got: Vec<(u64, f32)> = hits.iter().map(|h| (h.id, -h.distance)).collect();
+        let all = docs.iter().map(|(id, t)| (*id, t.as_str()));
+        let want = strata_tests::text::bm25_top(all, strata::Analyzer::English, q, 20, |_| true);
+        assert!(!want.is_empty(), "{q}");
+        if let Err(e) = strata_tests::text::same_ranking(&got, &want) {
+            panic!("{q}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_version_6_store_with_text_opens_searches_text_takes_writes_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("store-v6-text", dir.path());
+    strata::verify(dir.path()).unwrap();
+    let ro = strata::ReadOnlyDb::open(dir.path()).unwrap();
+    assert_eq!(ro.analyzer(), strata::Analyzer::English);
+    assert_eq!(ro.len(), 330);
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    let seg = db.stats().unwrap().segments[0].clone();
+    assert_eq!((seg.rows, seg.indexed), (300, true));
+    check_v6_text(&db);
+    db.flush().unwrap();
+    db.compact(true, &|_, _, _| true).unwrap();
+    check_v6_text(&db);
+    let mut b = WriteBatch::new();
+    b.upsert_text(
+        1000,
+        &vector(1000),
+        "a new record about sockets",
+        None,
+        None,
+    );
+    db.write(b).unwrap();
+    let hits = db.text_search("sockets", &SearchOptions::new(100)).unwrap();
+    assert!(hits.iter().any(|h| h.id == 1000));
+    db.close().unwrap();
+    let db = Db::open(dir.path(), Options::existing()).unwrap();
+    assert_eq!(
+        db.get(1000).unwrap().unwrap().text.as_deref(),
+        Some("a new record about sockets")
+    );
 }

@@ -18,10 +18,8 @@ struct Doc {
     group: i64,
 }
 
-/// Exhaustive BM25 over `docs` (the live records), as `docs/text-search.md` defines it:
-/// statistics over the rows with at least one term, each row's score the sum over the
-/// query's distinct terms (in query order) of `idf · tf / (tf + k1 (1 − b + b len/avg))`.
-/// Best first, ties by id.
+/// Exhaustive BM25 over the live records `docs` (`strata_tests::text::bm25_top`), among
+/// those of `group` when given.
 fn reference(
     docs: &BTreeMap<u64, Doc>,
     analyzer: Analyzer,
@@ -29,67 +27,16 @@ fn reference(
     k: usize,
     group: Option<i64>,
 ) -> Vec<(u64, f32)> {
-    let bm25 = strata::Bm25::default();
-    let mut terms = analyzer.terms(query);
-    let mut seen = std::collections::HashSet::new();
-    terms.retain(|t| seen.insert(t.clone()));
-    let analyzed: Vec<(u64, &Doc, Vec<String>)> = docs
-        .iter()
-        .map(|(&id, d)| (id, d, analyzer.terms(&d.text)))
-        .collect();
-    let with_terms: Vec<_> = analyzed.iter().filter(|d| !d.2.is_empty()).collect();
-    let n = with_terms.len() as u64;
-    let total: u64 = with_terms.iter().map(|d| d.2.len() as u64).sum();
-    let avg = if n == 0 { 1.0 } else { total as f64 / n as f64 };
-    let weights: Vec<_> = terms
-        .iter()
-        .map(|t| {
-            let df = with_terms.iter().filter(|d| d.2.contains(t)).count() as u64;
-            bm25.weight(df, n, avg)
-        })
-        .collect();
-    let mut scored: Vec<(u64, f32)> = analyzed
-        .iter()
-        .filter(|(_, d, _)| group.is_none_or(|g| d.group == g))
-        .filter_map(|(id, _, dt)| {
-            let mut score = 0.0f32;
-            let mut any = false;
-            for (t, w) in terms.iter().zip(&weights) {
-                let tf = dt.iter().filter(|x| *x == t).count() as u32;
-                if tf > 0 {
-                    score += w.score(tf, dt.len() as u32);
-                    any = true;
-                }
-            }
-            any.then_some((*id, score))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    scored.truncate(k);
-    scored
+    let all = docs.iter().map(|(&id, d)| (id, d.text.as_str()));
+    let keep = |id: u64| group.is_none_or(|g| docs.get(&id).is_some_and(|d| d.group == g));
+    strata_tests::text::bm25_top(all, analyzer, query, k, keep)
 }
 
-/// Asserts the store's top-k equals the reference's: the same scores in order, and the
-/// same ids except where scores tie within rounding.
+/// Asserts the store's top-k equals the reference's (`strata_tests::text::same_ranking`).
 fn assert_same(got: &[strata::Hit], want: &[(u64, f32)], what: &str) {
     let got: Vec<(u64, f32)> = got.iter().map(|h| (h.id, -h.distance)).collect();
-    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g.1 - w.1).abs() <= 1e-4 * w.1.abs().max(1.0),
-            "{what}: rank {i} score {} vs {}\n{got:?}\n{want:?}",
-            g.1,
-            w.1
-        );
-        if g.0 != w.0 {
-            // Only a tie (within rounding) may order ids differently.
-            let tied = want.iter().any(|x| x.0 == g.0 && (x.1 - w.1).abs() <= 1e-4);
-            assert!(
-                tied,
-                "{what}: rank {i} id {} vs {}\n{got:?}\n{want:?}",
-                g.0, w.0
-            );
-        }
+    if let Err(e) = strata_tests::text::same_ranking(&got, want) {
+        panic!("{what}: {e}\n{got:?}\n{want:?}");
     }
 }
 

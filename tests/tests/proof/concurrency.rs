@@ -21,7 +21,7 @@ const READERS: usize = 2;
 fn distances(s: &State, q: &[f32]) -> Vec<(u64, f32)> {
     let mut v: Vec<(u64, f32)> = s
         .iter()
-        .map(|(&id, (v, _, _))| (id, v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum()))
+        .map(|(&id, (v, _, _, _))| (id, v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum()))
         .collect();
     v.sort_by_key(|x| x.0);
     v

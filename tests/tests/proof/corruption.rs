@@ -138,14 +138,18 @@ fn read_all(db: &Db) -> Result<State, Error> {
         let empty = strata::Metadata::new();
         let want: Vec<u64> = s
             .iter()
-            .filter(|(_, (_, _, m))| f.matches(m.as_ref().unwrap_or(&empty)))
+            .filter(|(_, (_, _, m, _))| f.matches(m.as_ref().unwrap_or(&empty)))
             .map(|(id, _)| *id)
             .collect();
         filters_agree &= got == want;
     }
-    if !keys_agree || !filters_agree || ids != s.keys().copied().collect::<Vec<_>>() {
+    // Text searches read the segments' text indexes (and texts): their ranking must be
+    // exhaustive BM25 over the texts read back.
+    let text_agrees = workload::text_search_agrees(db, &s)?.is_ok();
+    if !keys_agree || !filters_agree || !text_agrees || ids != s.keys().copied().collect::<Vec<_>>()
+    {
         // Two views of the store disagree: a wrong answer unless verify finds why.
-        s.insert(u64::MAX, (Vec::new(), None, None));
+        s.insert(u64::MAX, (Vec::new(), None, None, None));
     }
     Ok(s)
 }

@@ -136,6 +136,17 @@ fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> V
                 strata_format::field_index::FieldIndexData::new(&[]).encode(),
             ]
         }
+        "text_index_decode" => {
+            let mut ix = strata_format::text_index::TextIndexBuilder::new();
+            for row in 0..300u32 {
+                let terms: Vec<String> = (0..row % 7)
+                    .map(|i| format!("t{}", (row * 7 + i * 13) % (3 + i * 40)))
+                    .collect();
+                ix.push_row(&terms);
+            }
+            let rows = ix.rows() as u16;
+            vec![strata_tests::fuzz::text_index_input(rows, &ix.encode())]
+        }
         "deletion_decode" => ext(".del")
             .into_iter()
             .map(|b| {

@@ -130,11 +130,13 @@ impl Machine {
             Action::Upsert(id, s, p) => {
                 let payload = p.then(|| vec![*s; (*s % 9) as usize]);
                 let metadata = (*s % 3 == 0).then(|| workload::metadata_for(*s as usize, *id));
+                let text = (*s % 2 == 1).then(|| workload::text_for(*s as usize, *id));
                 self.write(vec![Write::Upsert {
                     id: *id,
                     vector: vector(*s, *id),
                     payload,
                     metadata,
+                    text,
                 }])?
             }
             Action::Delete(id) => self.write(vec![Write::Delete(*id)])?,
@@ -147,6 +149,7 @@ impl Machine {
                                 vector: vector(s, id),
                                 payload: None,
                                 metadata: None,
+                                text: None,
                             }
                         } else {
                             Write::Delete(id)
@@ -175,7 +178,7 @@ impl Machine {
                 let cur = self.current();
                 let mut want: Vec<f32> = cur
                     .values()
-                    .map(|(v, _, _)| v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum())
+                    .map(|(v, _, _, _)| v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum())
                     .collect();
                 want.sort_by(f32::total_cmp);
                 want.truncate(*k);
@@ -189,7 +192,7 @@ impl Machine {
                             .ok_or_else(|| fail(format!("hit without a known key: {h:?}")))?,
                         _ => h.id,
                     };
-                    let Some((v, _, _)) = cur.get(&id) else {
+                    let Some((v, _, _, _)) = cur.get(&id) else {
                         return Err(fail(format!("search returned dead id {}", h.id)));
                     };
                     let d: f32 = v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
