@@ -11,7 +11,7 @@ Finally it checks strata's BM25 scores against bm25s given strata's own terms (m
 
 Usage: bench/text_peers.py [--data DIR] [--strata BIN] [--nq N] [--k 10] [--runs 2]
                            [--json-out FILE]
-Needs a Python with bm25s and tantivy (bench/text.sh makes one).
+Needs a Python with bm25s and tantivy: bench/text.sh makes one and runs this.
 """
 
 import argparse

@@ -98,6 +98,8 @@ pub(crate) fn collect_version(
                 (scored + ix.level0.len() + std::mem::size_of_val(ix.upper)) as u64
             }),
             front_in_memory: seg.reader.front_in_memory(),
+            text_bytes: seg.reader.text_bytes().0,
+            text_index_bytes: seg.reader.text_bytes().1,
             index: index.map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
                 hnsw_m: ix.meta.hnsw_m,

@@ -60,6 +60,11 @@ pub struct SegmentStats {
     /// the index sections; an `int8` segment's rows stay mapped; 0 when it is all read
     /// from the page cache).
     pub front_in_memory: u64,
+    /// Bytes of its rows' texts (`TEXT_DIR`, `TEXTS`, compressed; 0 without text).
+    pub text_bytes: u64,
+    /// Bytes of its full-text index (`TEXT_TERMS`, `TEXT_POSTINGS`, `TEXT_LENGTHS`; 0
+    /// without text).
+    pub text_index_bytes: u64,
 }
 
 /// The parameters a segment's index was built with.
