@@ -112,10 +112,10 @@ pub fn merge(
     let mut vectors = Vec::with_capacity(origin.len() * dim);
     let mut payloads: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
     let mut metadata: Vec<Option<Vec<u8>>> = Vec::with_capacity(origin.len());
-    let mut payload_cache = BlockCache::default();
-    let mut metadata_cache = BlockCache::default();
+    let mut payload_cache = SourceColumn::default();
+    let mut metadata_cache = SourceColumn::default();
     let mut texts: Vec<Option<String>> = Vec::with_capacity(origin.len());
-    let mut text_cache = BlockCache::default();
+    let mut text_cache = SourceColumn::default();
     for (n, &(_, src, row)) in origin.iter().enumerate() {
         let s = &sources[src as usize];
         let row = row as usize;
@@ -206,40 +206,47 @@ fn invalid(path: &Path, what: &'static str) -> strata_format::Error {
     }
 }
 
-/// Payloads and metadata are stored in compressed blocks of rows; merged rows come in id
-/// order, which visits one input's blocks in order, so keeping the last block per input
-/// decompresses each block once.
-struct BlockCache<T> {
-    /// Per input: the block number and its items.
-    blocks: std::collections::HashMap<u32, (usize, Vec<Option<T>>)>,
+/// One column (payloads, metadata or texts) of the merge's inputs. They are stored in
+/// compressed blocks of rows, and merged rows come in id order, which visits an indexed
+/// input's rows (in a spatial order) all over its blocks: so an input's whole column is
+/// read on its first row, each block decompressed once, and its items are then taken
+/// row by row (moved into the output, which holds them all anyway).
+struct SourceColumn<T> {
+    /// Per input, its items by row.
+    items: std::collections::HashMap<u32, Vec<Option<T>>>,
 }
 
-impl<T> Default for BlockCache<T> {
+impl<T> Default for SourceColumn<T> {
     fn default() -> Self {
-        BlockCache {
-            blocks: Default::default(),
+        SourceColumn {
+            items: Default::default(),
         }
     }
 }
 
-impl<T> BlockCache<T> {
-    /// The item of `row` of input `src`, reading its block with `read_block` on a miss.
+impl<T> SourceColumn<T> {
+    /// The item of `row` of input `src`, reading the input's blocks with `read_block`
+    /// (block number to its rows' items; empty past the last) on its first row.
     fn item(
         &mut self,
         src: u32,
         row: usize,
-        read_block: impl FnOnce(usize) -> strata_format::Result<Vec<Option<T>>>,
+        mut read_block: impl FnMut(usize) -> strata_format::Result<Vec<Option<T>>>,
     ) -> strata_format::Result<Option<T>> {
-        let block_rows = strata_format::segment::PAYLOAD_BLOCK_ROWS;
-        let block = row / block_rows;
-        let hit = self.blocks.get(&src).is_some_and(|(b, _)| *b == block);
-        if !hit {
-            self.blocks.insert(src, (block, read_block(block)?));
-        }
-        Ok(self
-            .blocks
-            .get_mut(&src)
-            .and_then(|(_, rows)| rows.get_mut(row % block_rows))
-            .and_then(Option::take))
+        let rows = match self.items.entry(src) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut all = Vec::new();
+                for block in 0.. {
+                    let items = read_block(block)?;
+                    if items.is_empty() {
+                        break;
+                    }
+                    all.extend(items);
+                }
+                e.insert(all)
+            }
+        };
+        Ok(rows.get_mut(row).and_then(Option::take))
     }
 }

@@ -8,6 +8,7 @@ use crate::batch::WriteBatch;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::hybrid::Fusion;
 use crate::options::{Options, SearchOptions};
 use crate::record::{Hit, Record};
 use crate::records::ScanPage;
@@ -111,6 +112,24 @@ impl AsyncDb {
     pub async fn search(&self, query: Vec<f32>, opts: SearchOptions) -> Result<Vec<Hit>> {
         let db = self.db.clone();
         blocking(move || db.search(&query, &opts)).await
+    }
+
+    /// See [`Db::text_search`].
+    pub async fn text_search(&self, text: String, opts: SearchOptions) -> Result<Vec<Hit>> {
+        let db = self.db.clone();
+        blocking(move || db.text_search(&text, &opts)).await
+    }
+
+    /// See [`Db::hybrid_search`].
+    pub async fn hybrid_search(
+        &self,
+        query: Vec<f32>,
+        text: String,
+        opts: SearchOptions,
+        fusion: Fusion,
+    ) -> Result<Vec<Hit>> {
+        let db = self.db.clone();
+        blocking(move || db.hybrid_search(&query, &text, &opts, &fusion)).await
     }
 
     /// See [`Db::search_many`].

@@ -156,6 +156,14 @@ pub enum InvalidArgument {
         /// The limit.
         max: usize,
     },
+    /// BM25 parameters out of range (`k1` finite and at least 0, `b` from 0 to 1).
+    #[error("invalid BM25 parameters k1 = {k1}, b = {b} (k1 must be finite and at least 0, b from 0 to 1)")]
+    Bm25 {
+        /// The `k1` asked for.
+        k1: f32,
+        /// The `b` asked for.
+        b: f32,
+    },
     /// Hybrid-search fusion parameters out of range (weights finite and non-negative,
     /// `alpha` in [0, 1]).
     #[error("invalid fusion parameters: {0}")]

@@ -44,6 +44,9 @@ pub(crate) struct LiveSegment {
     /// The metadata index, built by the first filter that reaches the segment and shared
     /// by every version holding it.
     pub fields: Arc<OnceLock<std::result::Result<Arc<FieldIndex>, Arc<Error>>>>,
+    /// What the deleted rows take out of the text statistics, shared by every version
+    /// holding the segment (kept per deletion bitmap).
+    pub deleted_text: Arc<parking_lot::Mutex<crate::text_stats::DeletedText>>,
 }
 
 /// Removes a segment file when the last snapshot that can read it is dropped, once
@@ -101,6 +104,7 @@ impl LiveSegment {
             index,
             retire,
             fields: Arc::new(OnceLock::new()),
+            deleted_text: Default::default(),
         }
     }
 

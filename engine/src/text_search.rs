@@ -37,6 +37,11 @@ pub(crate) fn search(
     if let Some(f) = &opts.filter {
         f.validate()?;
     }
+    // Blocks are skipped by bounds that hold only for these parameters.
+    if !opts.bm25.is_valid() {
+        let crate::Bm25 { k1, b } = opts.bm25;
+        return Err(crate::error::InvalidArgument::Bm25 { k1, b }.into());
+    }
     if opts.k == 0 || terms.is_empty() {
         return Ok(Vec::new());
     }
@@ -59,7 +64,7 @@ pub(crate) fn search(
         m.text_stats(v.seq, terms, &mut stats);
     }
     for (s, ix, entries) in &segments {
-        segment_stats(s, ix, entries, &mut stats)?;
+        segment_stats(s, ix, terms, entries, &mut stats)?;
     }
     let weights = stats.weights(&opts.bm25);
     let mut top = TopK::new(opts.k);
@@ -80,47 +85,68 @@ pub(crate) fn search(
     Ok(top.into_sorted())
 }
 
-/// Adds a segment's live rows to `stats`: its totals less its deleted rows'.
+/// Adds a segment's live rows to `stats`: its totals less what its deleted rows hold
+/// (counted once per deletion bitmap and term, then kept with the segment).
 fn segment_stats(
     s: &LiveSegment,
     ix: &TextIndex<'_>,
+    terms: &[String],
     entries: &[Option<TermEntry>],
     stats: &mut TextStats,
 ) -> Result<()> {
-    let (mut docs, mut total) = (ix.docs() as u64, ix.total_terms());
-    let deleted = s.deleted.count() > 0;
-    if deleted {
-        for row in (0..s.reader.rows()).filter(|&r| s.deleted.contains(r)) {
-            let len = ix.length(row as u32) as u64;
-            if len > 0 {
-                docs = docs.saturating_sub(1);
-                total = total.saturating_sub(len);
-            }
+    let (docs, total) = (ix.docs() as u64, ix.total_terms());
+    if s.deleted.count() == 0 {
+        stats.docs += docs;
+        stats.total += total;
+        for (df, entry) in stats.df.iter_mut().zip(entries) {
+            *df += entry.map_or(0, |e| e.df as u64);
         }
+        return Ok(());
     }
-    stats.docs += docs;
-    stats.total += total;
-    let mut rows = vec![0u32; POSTING_BLOCK];
-    let mut tfs = vec![0u32; POSTING_BLOCK];
-    for (df, entry) in stats.df.iter_mut().zip(entries) {
-        let Some(e) = entry else { continue };
-        let mut live = e.df as u64;
-        if deleted {
-            let list = ix.postings(*e).map_err(|x| x.at(s.reader.path()))?;
-            for b in 0..list.blocks() {
-                let n = list
-                    .decode(b, &mut rows, &mut tfs)
-                    .map_err(|x| x.at(s.reader.path()))?;
-                let gone = rows
-                    .iter()
-                    .take(n)
-                    .filter(|&&r| s.deleted.contains(r as usize));
-                live -= gone.count() as u64;
-            }
+    let mut cache = s.deleted_text.lock();
+    let gone = cache.of(&s.deleted);
+    let (gone_docs, gone_total) = gone.rows(|| -> Result<(u64, u64)> {
+        let (mut n, mut t) = (0, 0);
+        for row in deleted_rows(&s.deleted) {
+            let len = ix.length(row as u32) as u64;
+            n += (len > 0) as u64;
+            t += len;
         }
-        *df += live;
+        Ok((n, t))
+    })?;
+    stats.docs += docs.saturating_sub(gone_docs);
+    stats.total += total.saturating_sub(gone_total);
+    let mut rows = vec![0u32; POSTING_BLOCK];
+    for ((df, entry), term) in stats.df.iter_mut().zip(entries).zip(terms) {
+        let Some(e) = entry else { continue };
+        let gone_df = gone.df(term, || -> Result<u64> {
+            let at = |x: strata_format::error::DecodeError| x.at(s.reader.path());
+            let list = ix.postings(*e).map_err(at)?;
+            let mut n = 0;
+            for b in 0..list.blocks() {
+                let len = list.decode_rows(b, &mut rows).map_err(at)?;
+                let held = rows.iter().take(len);
+                n += held.filter(|&&r| s.deleted.contains(r as usize)).count() as u64;
+            }
+            Ok(n)
+        })?;
+        *df += (e.df as u64).saturating_sub(gone_df);
     }
     Ok(())
+}
+
+/// The rows set in a deletion bitmap, ascending.
+fn deleted_rows(d: &strata_format::DeletionBitmap) -> impl Iterator<Item = usize> + '_ {
+    d.words().iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + b
+            })
+        })
+    })
 }
 
 const EXHAUSTED: u32 = u32::MAX;

@@ -217,12 +217,13 @@ impl<'a> TextIndex<'a> {
         let term_count = r.u32()?;
         let blocks = r.u32()?;
         let docs = r.u32()?;
-        r.u32()?;
+        let zero = r.u32()?;
         let total = r.u64()?;
         let bad = |what| Err(Reader::fault_at(at[0], CorruptionKind::Invalid(what)));
         if blocks as usize != (term_count as usize).div_ceil(TERMS_PER_BLOCK)
             || (blocks as usize * 4) > r.remaining()
             || docs > rows
+            || zero != 0
         {
             return bad("text dictionary header");
         }
@@ -390,8 +391,11 @@ impl<'a> TextIndex<'a> {
         let mut tfs = vec![0u32; POSTING_BLOCK];
         let mut count = 0u32;
         let mut sum = 0u64;
+        // Each row's frequencies must add up to its length.
+        let mut per_row = vec![0u64; self.rows as usize];
         self.for_each_term(|t, e| {
-            if prev.as_deref().is_some_and(|p| p >= t) || std::str::from_utf8(t).is_err() {
+            let bad_term = t.is_empty() || std::str::from_utf8(t).is_err();
+            if bad_term || prev.as_deref().is_some_and(|p| p >= t) {
                 return Err(Reader::fault_at(
                     self.at[0],
                     CorruptionKind::Invalid("text dictionary order"),
@@ -403,6 +407,11 @@ impl<'a> TextIndex<'a> {
                 let n = list.decode(b, &mut rows, &mut tfs)?;
                 let (rows, tfs) = (rows.get(..n).unwrap_or(&[]), tfs.get(..n).unwrap_or(&[]));
                 sum += tfs.iter().map(|&x| x as u64).sum::<u64>();
+                for (&r, &tf) in rows.iter().zip(tfs) {
+                    if let Some(n) = per_row.get_mut(r as usize) {
+                        *n += tf as u64;
+                    }
+                }
                 // The bounds must be exact: a search skips blocks by them.
                 let skip = list.skip(b);
                 let max_tf = tfs.iter().copied().max();
@@ -419,10 +428,15 @@ impl<'a> TextIndex<'a> {
         })?;
         let lengths: u64 = (0..self.rows).map(|r| self.length(r) as u64).sum();
         let docs = (0..self.rows).filter(|&r| self.length(r) > 0).count() as u32;
+        let rows_agree = per_row
+            .iter()
+            .enumerate()
+            .all(|(r, &n)| n == self.length(r as u32) as u64);
         if count != self.term_count
             || sum != self.total
             || lengths != self.total
             || docs != self.docs
+            || !rows_agree
         {
             return Err(Reader::fault_at(
                 self.at[0],

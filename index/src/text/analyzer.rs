@@ -91,13 +91,14 @@ impl Analyzer {
                 continue;
             }
             push_bigrams(&mut run, &mut out);
-            let term = fold(word);
-            let term = match self {
-                Analyzer::English if ENGLISH_STOP_WORDS.contains(&term.as_str()) => continue,
-                Analyzer::English => english_stemmer().stem(&term).into_owned(),
-                _ => term,
-            };
-            if !term.is_empty() {
+            let folded = fold(word);
+            // Folding may make punctuation of a letter (`½` → `1⁄2`): split again.
+            for (_, part) in parts(&folded) {
+                let term = match self {
+                    Analyzer::English if ENGLISH_STOP_WORDS.contains(&part) => continue,
+                    Analyzer::English => english_stemmer().stem(part).into_owned(),
+                    _ => part.to_owned(),
+                };
                 out.push(truncate(term));
             }
         }
@@ -119,7 +120,8 @@ fn english_stemmer() -> &'static Stemmer {
 }
 
 /// Lowercased, compatibility forms folded, accents of Latin, Greek and Cyrillic letters
-/// removed.
+/// removed; lowercased again, since a compatibility form may fold to a capital (`𝐇`,
+/// `ℝ`).
 fn fold(word: &str) -> String {
     if word.is_ascii() {
         return word.to_ascii_lowercase();
@@ -137,7 +139,7 @@ fn fold(word: &str) -> String {
         }
         folded.push(c);
     }
-    folded.nfc().collect()
+    folded.nfc().collect::<String>().to_lowercase()
 }
 
 /// Letters whose combining marks are accents that searches ignore.
@@ -210,8 +212,14 @@ mod tests {
                 "14"
             ]
         );
-        // Full-width letters and ligatures fold to their plain forms.
+        // Full-width letters, ligatures and mathematical letters fold to their plain
+        // lowercase forms; a fraction folds to its digits.
         assert_eq!(terms(Analyzer::Default, "ＡＢＣ ﬁle"), ["abc", "file"]);
+        assert_eq!(
+            terms(Analyzer::Default, "𝐇𝐞𝐥𝐥𝐨 ℝ ½"),
+            ["hello", "r", "1", "2"]
+        );
+        assert_eq!(terms(Analyzer::English, "𝐑𝐔𝐍𝐍𝐈𝐍𝐆"), ["run"]);
     }
 
     #[test]

@@ -162,6 +162,25 @@ fn async_facade_writes_searches_and_reads() {
             .unwrap();
         assert_eq!(many.iter().map(|h| h[0].id).collect::<Vec<_>>(), vec![5, 2]);
         assert!(db.compact(true).await.unwrap().len() <= 1);
+        let mut b = WriteBatch::new();
+        b.upsert_text(6, &[0.1, 0.9], "asynchronous text", None, None);
+        db.write(b).await.unwrap();
+        let hits = db
+            .text_search("text".into(), SearchOptions::new(3))
+            .await
+            .unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![6]);
+        let fused = db
+            .hybrid_search(
+                vec![0.0, 1.0],
+                "text".into(),
+                SearchOptions::new(2),
+                strata::Fusion::rrf(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fused[0].id, 6, "first in both rankings");
+        db.delete(6).await.unwrap();
         let all = strata::Filter::All;
         assert_eq!(db.count(Some(all.clone())).await.unwrap(), 3);
         let page = db.scan(None, None, 2).await.unwrap();

@@ -246,6 +246,39 @@ fn the_analyzer_is_recorded_and_a_different_one_refused() {
 }
 
 #[test]
+fn bm25_parameters_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small(2, Metric::L2)).unwrap();
+    let mut b = WriteBatch::new();
+    b.upsert_text(1, &[1.0, 0.0], "words", None, None);
+    db.write(b).unwrap();
+    for (k1, b) in [
+        (-0.5, 0.75),
+        (1.2, 1.5),
+        (1.2, -0.1),
+        (f32::NAN, 0.5),
+        (f32::INFINITY, 0.5),
+    ] {
+        let mut o = SearchOptions::new(3);
+        o.bm25 = strata::Bm25 { k1, b };
+        let err = db.text_search("words", &o).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                strata::Error::InvalidArgument(strata::InvalidArgument::Bm25 { .. })
+            ),
+            "k1 {k1} b {b}: {err}"
+        );
+        assert!(db
+            .hybrid_search(&[1.0, 0.0], "words", &o, &strata::Fusion::rrf())
+            .is_err());
+    }
+    let mut o = SearchOptions::new(3);
+    o.bm25 = strata::Bm25 { k1: 0.0, b: 1.0 };
+    assert_eq!(db.text_search("words", &o).unwrap().len(), 1);
+}
+
+#[test]
 fn text_over_the_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), small(2, Metric::L2)).unwrap();
