@@ -210,7 +210,7 @@ impl Memtable {
         }
         if let Some(t) = &text {
             let terms = self.analyzer.terms(t);
-            self.text.write().add(self.rows.count() as u32, &terms);
+            self.text.write().add(self.rows.count() as u32, seq, &terms);
         }
         let row = MemRow {
             id,
@@ -236,10 +236,19 @@ impl Memtable {
             .unwrap_or_default()
     }
 
-    /// The newest row of `id` in this memtable, live or not.
-    pub fn newest(&self, id: u64) -> Option<&MemRow> {
-        let idx = self.latest.lock().get(&id).copied()?;
-        self.rows.get(idx)
+    /// Deletes (or marks replaced) the newest row of `id` at `seq` if it is live; false
+    /// when this memtable has no row of `id` (writer only, under the write lock).
+    pub fn delete_newest(&self, id: u64, seq: u64) -> bool {
+        let Some(idx) = self.latest.lock().get(&id).copied() else {
+            return false;
+        };
+        if let Some(row) = self.rows.get(idx).filter(|r| r.is_live()) {
+            if row.text.is_some() {
+                self.text.write().remove(idx as u32, seq);
+            }
+            row.deleted_seq.store(seq, Ordering::Release);
+        }
+        true
     }
 
     /// The row of `id` a snapshot at `seq` sees: `Some(Some(row))` visible, `Some(None)`
@@ -346,12 +355,9 @@ impl Memtable {
                 .get(row as usize)
                 .is_some_and(|r| r.visible_at(seq))
         };
-        for (row, len) in text.rows_with_terms() {
-            if visible(row) {
-                stats.docs += 1;
-                stats.total += len as u64;
-            }
-        }
+        let (docs, total) = text.visible_totals(seq);
+        stats.docs += docs;
+        stats.total += total;
         for (df, term) in stats.df.iter_mut().zip(terms) {
             *df += text.postings(term).iter().filter(|p| visible(p.0)).count() as u64;
         }

@@ -31,11 +31,7 @@ impl Version {
     /// deleted) is authoritative, because older copies were tombstoned when it was written.
     pub fn tombstone(&mut self, id: u64, seq: u64) {
         for m in &self.memtables {
-            if let Some(row) = m.newest(id) {
-                if row.is_live() {
-                    row.deleted_seq
-                        .store(seq, std::sync::atomic::Ordering::Release);
-                }
+            if m.delete_newest(id, seq) {
                 return;
             }
         }
