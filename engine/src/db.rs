@@ -416,9 +416,7 @@ impl Db {
     /// do not apply: the result is the exact top `k`.
     pub fn text_search(&self, text: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
         let v = self.inner.snapshot();
-        let terms = crate::text_search::query_terms(self.inner.analyzer, text);
-        let found = crate::text_search::search(&v, &terms, opts)?;
-        search::hits(&v, self.inner.keys, found, opts)
+        crate::text_search::hits(&v, self.inner.analyzer, self.inner.keys, text, opts)
     }
 
     /// The best `opts.k` live records by a fusion of a vector search for `query` and a
@@ -433,16 +431,12 @@ impl Db {
         fusion: &crate::Fusion,
     ) -> Result<Vec<Hit>> {
         let q = self.prepare_query(query)?;
-        let v = self.inner.snapshot();
-        let terms = crate::text_search::query_terms(self.inner.analyzer, text);
-        let keys = self.inner.keys;
-        let query = crate::hybrid::Query {
-            vector: &q,
-            terms: &terms,
+        let store = crate::hybrid::Store {
+            metric: self.inner.metric,
+            keys: self.inner.keys,
+            analyzer: self.inner.analyzer,
         };
-        let store = (self.inner.metric, keys);
-        let found = crate::hybrid::search(&v, store, &query, opts, fusion, false)?;
-        search::hits(&v, keys, found, opts)
+        crate::hybrid::hits(&self.inner.snapshot(), store, &q, text, opts, fusion)
     }
 
     /// How this store turns text into terms ([`Options::analyzer`](crate::Options::analyzer)).

@@ -142,23 +142,40 @@ impl Fusion {
     }
 }
 
-/// A hybrid query: the vector (normalised for cosine) and the text's distinct terms.
-pub(crate) struct Query<'a> {
-    pub vector: &'a [f32],
-    pub terms: &'a [String],
+/// What a hybrid search needs to know of its store.
+#[derive(Clone, Copy)]
+pub(crate) struct Store {
+    pub metric: Metric,
+    pub keys: crate::KeyKind,
+    pub analyzer: crate::Analyzer,
+}
+
+/// The hits of a hybrid search over `v` for `vector` (normalised for cosine) and
+/// `text` ([`search`]), with what `opts` asks for read from the same snapshot.
+pub(crate) fn hits(
+    v: &Version,
+    store: Store,
+    vector: &[f32],
+    text: &str,
+    opts: &SearchOptions,
+    fusion: &Fusion,
+) -> Result<Vec<crate::record::Hit>> {
+    let terms = crate::text_search::query_terms(store.analyzer, text);
+    let found = search(v, store, vector, &terms, opts, fusion)?;
+    crate::search::hits(v, store.keys, found, opts)
 }
 
 /// The two rankings of a hybrid search over `v`, each of `fusion.candidates` (at least
-/// `opts.k`), with `opts.filter` on both, fused. With `parallel`, the vector side's
-/// segment tasks run on the current rayon pool.
-pub(crate) fn search(
+/// `opts.k`), with `opts.filter` on both, fused.
+fn search(
     v: &Version,
-    (metric, keys): (Metric, crate::KeyKind),
-    query: &Query<'_>,
+    store: Store,
+    vector: &[f32],
+    terms: &[String],
     opts: &SearchOptions,
     fusion: &Fusion,
-    parallel: bool,
 ) -> Result<Vec<Neighbor>> {
+    let (metric, keys) = (store.metric, store.keys);
     fusion.validate()?;
     let side = SearchOptions {
         k: fusion.candidates.max(opts.k),
@@ -167,15 +184,14 @@ pub(crate) fn search(
         with_text: false,
         ..opts.clone()
     };
-    let vector: Vec<Neighbor> =
-        crate::search::search(v, metric, keys, query.vector, &side, parallel)?
-            .into_iter()
-            .map(|h| Neighbor {
-                id: h.id,
-                distance: h.distance,
-            })
-            .collect();
-    let text = crate::text_search::search(v, query.terms, &side)?;
+    let vector: Vec<Neighbor> = crate::search::search(v, metric, keys, vector, &side, false)?
+        .into_iter()
+        .map(|h| Neighbor {
+            id: h.id,
+            distance: h.distance,
+        })
+        .collect();
+    let text = crate::text_search::search(v, terms, &side)?;
     Ok(fusion.fuse(&vector, &text, opts.k))
 }
 

@@ -156,10 +156,7 @@ impl ReadOnlyDb {
 
     /// See [`Db::text_search`](crate::Db::text_search).
     pub fn text_search(&self, text: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
-        let v = self.snapshot();
-        let terms = crate::text_search::query_terms(self.analyzer, text);
-        let found = crate::text_search::search(&v, &terms, opts)?;
-        search::hits(&v, self.keys, found, opts)
+        crate::text_search::hits(&self.snapshot(), self.analyzer, self.keys, text, opts)
     }
 
     /// See [`Db::hybrid_search`](crate::Db::hybrid_search).
@@ -171,15 +168,12 @@ impl ReadOnlyDb {
         fusion: &crate::Fusion,
     ) -> Result<Vec<Hit>> {
         let q = prepare_query(query, self.dim, self.metric)?;
-        let v = self.snapshot();
-        let terms = crate::text_search::query_terms(self.analyzer, text);
-        let query = crate::hybrid::Query {
-            vector: &q,
-            terms: &terms,
+        let store = crate::hybrid::Store {
+            metric: self.metric,
+            keys: self.keys,
+            analyzer: self.analyzer,
         };
-        let store = (self.metric, self.keys);
-        let found = crate::hybrid::search(&v, store, &query, opts, fusion, false)?;
-        search::hits(&v, self.keys, found, opts)
+        crate::hybrid::hits(&self.snapshot(), store, &q, text, opts, fusion)
     }
 
     /// See [`Db::analyzer`](crate::Db::analyzer).

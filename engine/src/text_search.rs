@@ -26,6 +26,19 @@ pub(crate) fn query_terms(analyzer: Analyzer, text: &str) -> Vec<String> {
     terms
 }
 
+/// The hits of a text search for `text` over `v` ([`search`], the text analyzed by
+/// `analyzer`), with what `opts` asks for read from the same snapshot.
+pub(crate) fn hits(
+    v: &Version,
+    analyzer: Analyzer,
+    keys: crate::KeyKind,
+    text: &str,
+    opts: &SearchOptions,
+) -> Result<Vec<crate::record::Hit>> {
+    let found = search(v, &query_terms(analyzer, text), opts)?;
+    crate::search::hits(v, keys, found, opts)
+}
+
 /// The `opts.k` best live rows of `v` for the query `terms` (distinct), as ids with the
 /// negated score as distance, best first; with `opts.filter`, among the rows passing it.
 /// A row holding none of the terms is never returned.

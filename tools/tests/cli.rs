@@ -1,37 +1,12 @@
 //! The `strata` binary end to end: every command, its output format, and one-line errors
 //! with a non-zero exit for bad input, missing, locked and corrupt stores.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = strata(args);
-    assert!(
-        out.status.success(),
-        "strata {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail; returns its stderr, checked to be one `error:` line.
-fn fails(args: &[&str]) -> String {
-    let out = strata(args);
-    assert!(!out.status.success(), "strata {args:?} should fail");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-        "one-line error expected, got: {err:?}"
-    );
-    err
-}
+use common::{fails, ok, strata};
 
 fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
     let mut b = Vec::new();

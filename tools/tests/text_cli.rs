@@ -2,35 +2,9 @@
 //! "text", `search --texts` (text only), with `--queries` (hybrid, both fusions), the
 //! output contract, `get` returning the text, and one-line errors for bad input.
 
-use std::process::{Command, Output};
+mod common;
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("run strata")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = strata(args);
-    assert!(
-        out.status.success(),
-        "strata {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = strata(args);
-    assert!(!out.status.success(), "strata {args:?} should fail");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-        "one-line error expected, got: {err:?}"
-    );
-    err
-}
+use common::{fails, ok, strata};
 
 fn lines(out: &str) -> Vec<serde_json::Value> {
     out.lines()
