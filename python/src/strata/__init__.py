@@ -1,0 +1,256 @@
+"""Strata: an embedded, disk-resident vector store.
+
+Open a store with :func:`open`; it is a :class:`Store`, usable as a context manager and
+from several threads (every call releases the GIL)::
+
+    import numpy as np, strata
+
+    with strata.open("memories", dim=384, metric="cosine", keys="string") as db:
+        db.upsert(["a", "b"], np.random.rand(2, 384).astype(np.float32),
+                  metadata=[{"kind": "fact"}, {"kind": "chat"}],
+                  texts=["the sky is blue", "hello there"])
+        keys, distances = db.search(query, k=5, filter={"kind": "fact"})
+        keys, scores = db.text_search("blue sky", k=5)
+
+Filters are dicts in the filter language of ``docs/filters.md``
+(``{"kind": "fact", "ts": {"$gte": 1700000000}}``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import errors
+from ._strata import NativeStore
+from .errors import (
+    Closed,
+    Corruption,
+    InvalidArgument,
+    IoError,
+    Locked,
+    NotFound,
+    Poisoned,
+    StrataError,
+)
+
+__all__ = [
+    "open",
+    "Store",
+    "errors",
+    "StrataError",
+    "InvalidArgument",
+    "Corruption",
+    "Locked",
+    "NotFound",
+    "IoError",
+    "Closed",
+    "Poisoned",
+]
+
+Key = Union[int, str]
+
+
+def _filter(f: Optional[dict]) -> Optional[str]:
+    if f is None:
+        return None
+    if not isinstance(f, dict):
+        raise InvalidArgument(f"a filter is a dict, not {type(f).__name__}")
+    return json.dumps(f)
+
+
+def _record(r: Optional[dict]) -> Optional[dict]:
+    if r is not None and r.get("metadata") is not None:
+        r["metadata"] = json.loads(r["metadata"])
+    return r
+
+
+def _matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
+    """`vectors` as a C-contiguous float32 matrix of `dim` columns (no copy when it is one)."""
+    a = np.asarray(vectors, dtype=np.float32)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    if a.ndim != 2 or a.shape[1] != dim:
+        raise InvalidArgument(f"{what} of shape {np.shape(vectors)}; this store holds {dim} dimensions")
+    return np.ascontiguousarray(a)
+
+
+class Store:
+    """An open store. Create or open one with :func:`strata.open`."""
+
+    def __init__(self, native: NativeStore):
+        self._db = native
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        return self._db.dim
+
+    @property
+    def metric(self) -> str:
+        """The metric: ``cosine``, ``l2`` or ``ip``."""
+        return self._db.metric
+
+    @property
+    def keys(self) -> str:
+        """What identifies records: ``u64`` (ints) or ``string``."""
+        return self._db.keys
+
+    def upsert(
+        self,
+        keys: Union[Key, Sequence[Key]],
+        vectors: Any,
+        metadata: Optional[Sequence[Optional[dict]]] = None,
+        texts: Optional[Sequence[Optional[str]]] = None,
+        payloads: Optional[Sequence[Optional[bytes]]] = None,
+    ) -> None:
+        """Inserts or replaces records: ``keys[i]`` gets row ``i`` of ``vectors`` (a 2-D
+        float32 array, used without a copy when C-contiguous; other dtypes are converted)
+        with the i-th metadata dict, text and payload when given. Written in atomic
+        batches of up to 1,024 rows; durable when this returns."""
+        if isinstance(keys, (int, str)):
+            keys = [keys]
+            metadata = None if metadata is None else [metadata]  # type: ignore[list-item]
+            texts = None if texts is None else [texts]  # type: ignore[list-item]
+            payloads = None if payloads is None else [payloads]  # type: ignore[list-item]
+        m = _matrix(vectors, self.dim, "vectors")
+        meta = None
+        if metadata is not None:
+            meta = [None if x is None else json.dumps(x) for x in metadata]
+        pays = None if payloads is None else [None if p is None else bytes(p) for p in payloads]
+        self._db.upsert(list(keys), m, meta, None if texts is None else list(texts), pays)
+
+    def search(
+        self,
+        q: Any,
+        k: int = 10,
+        filter: Optional[dict] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+    ):
+        """The ``k`` nearest live records to ``q``, nearest first, among those passing
+        ``filter``. One vector gives ``(keys, distances)`` (a list and a float32 array);
+        a matrix gives two arrays of shape ``(nq, k)`` searched in parallel: ids (``-1``
+        where a query has fewer hits; a store of string keys gives lists of keys
+        instead) and distances (``inf`` there)."""
+        a = np.asarray(q, dtype=np.float32)
+        f = _filter(filter)
+        if a.ndim == 1:
+            (keys, dist), = self._db.search(_matrix(a, self.dim, "query"), k, f, ef, rerank, exact)
+            return keys, dist
+        m = _matrix(a, self.dim, "queries")
+        if self.keys == "u64":
+            return self._db.search_matrix(m, k, f, ef, rerank, exact)
+        results = self._db.search(m, k, f, ef, rerank, exact)
+        return [r[0] for r in results], [r[1] for r in results]
+
+    def text_search(self, text: str, k: int = 10, filter: Optional[dict] = None):
+        """The ``k`` best records for ``text`` by BM25 (exact top k): ``(keys, distances)``,
+        each distance the negated score."""
+        return self._db.text_search(text, k, _filter(filter))
+
+    def hybrid_search(
+        self,
+        q: Any,
+        text: str,
+        k: int = 10,
+        filter: Optional[dict] = None,
+        fusion: str = "rrf",
+        alpha: Optional[float] = None,
+        candidates: int = 100,
+    ):
+        """A vector search for ``q`` and a text search for ``text`` on one snapshot and
+        filter, fused (``rrf`` or ``weighted`` with the vector side weighted ``alpha``):
+        ``(keys, distances)``, each distance the negated fused score."""
+        v = _matrix(q, self.dim, "query")[0]
+        return self._db.hybrid_search(v, text, k, _filter(filter), fusion, alpha, candidates)
+
+    def get(self, key: Key) -> Optional[dict]:
+        """The record of ``key`` as a dict (``key``, ``vector``, ``metadata``, ``text``,
+        ``payload``), or None."""
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: Sequence[Key]) -> list:
+        """The records of ``keys`` (None where absent), in order, from one snapshot."""
+        return [_record(r) for r in self._db.get_many(list(keys))]
+
+    def delete(self, keys: Union[Key, Sequence[Key], None] = None, filter: Optional[dict] = None) -> Optional[int]:
+        """Deletes the records of ``keys`` (absent ones are ignored), or with ``filter``
+        every record passing it (returning how many); atomically."""
+        if filter is not None:
+            if keys is not None:
+                raise InvalidArgument("delete takes keys or a filter, not both")
+            return self._db.delete_filter(_filter(filter))
+        if keys is None:
+            raise InvalidArgument("delete needs keys or a filter")
+        if isinstance(keys, (int, str)):
+            keys = [keys]
+        self._db.delete(list(keys))
+        return None
+
+    def count(self, filter: Optional[dict] = None) -> int:
+        """Live records passing ``filter`` (all of them without one)."""
+        return self._db.count(_filter(filter))
+
+    def scan(self, filter: Optional[dict] = None, limit: Optional[int] = None, page: int = 256) -> Iterator[dict]:
+        """The live records passing ``filter``, as dicts, in internal id order, ``page``
+        at a time, at most ``limit``."""
+        after, given = None, 0
+        f = _filter(filter)
+        while True:
+            want = page if limit is None else min(page, limit - given)
+            if want <= 0:
+                return
+            records, after = self._db.scan(f, after, want)
+            for r in records:
+                yield _record(r)
+            given += len(records)
+            if after is None:
+                return
+
+    def flush(self) -> None:
+        """Writes the memtable to a segment."""
+        self._db.flush()
+
+    def compact(self, full: bool = False) -> int:
+        """Merges segments (everything into one with ``full``); returns the merges run."""
+        return self._db.compact(full)
+
+    def stats(self) -> dict:
+        """Live records, segments and bytes."""
+        return self._db.stats()
+
+    def close(self) -> None:
+        """Closes the store (later calls raise :class:`Closed`)."""
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.count()
+
+
+def open(
+    path: str,
+    dim: Optional[int] = None,
+    metric: str = "cosine",
+    keys: str = "u64",
+    analyzer: Optional[str] = None,
+    vector_codec: Optional[str] = None,
+    durability: str = "always",
+) -> Store:
+    """Opens the store in ``path``; with ``dim``, creates it when absent (``metric``
+    ``cosine``, ``l2`` or ``ip``; ``keys`` ``u64`` or ``string``; ``analyzer``
+    ``default``, ``english`` or ``cjk``; ``vector_codec`` ``f32``, ``f16`` or ``int8``).
+    Without ``dim`` the store must exist (:class:`NotFound` otherwise). ``durability``:
+    ``always`` (fsync before a write returns), ``periodic`` or ``never``."""
+    import os
+
+    return Store(NativeStore(os.fspath(path), dim, metric, keys, analyzer, vector_codec, durability))

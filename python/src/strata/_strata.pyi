@@ -1,0 +1,76 @@
+"""Type stubs of the native module behind `strata` (use `strata.open` and `strata.Store`)."""
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class NativeStore:
+    def __init__(
+        self,
+        path: str,
+        dim: Optional[int] = None,
+        metric: str = "cosine",
+        keys: str = "u64",
+        analyzer: Optional[str] = None,
+        vector_codec: Optional[str] = None,
+        durability: str = "always",
+    ) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def keys(self) -> str: ...
+    def upsert(
+        self,
+        keys: Sequence[Any],
+        vectors: npt.NDArray[np.float32],
+        metadata: Optional[Sequence[Optional[str]]] = None,
+        texts: Optional[Sequence[Optional[str]]] = None,
+        payloads: Optional[Sequence[Optional[bytes]]] = None,
+    ) -> None: ...
+    def search(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int = 10,
+        filter: Optional[str] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+    ) -> list[tuple[list[Any], npt.NDArray[np.float32]]]: ...
+    def search_matrix(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int = 10,
+        filter: Optional[str] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def text_search(
+        self, text: str, k: int = 10, filter: Optional[str] = None
+    ) -> tuple[list[Any], npt.NDArray[np.float32]]: ...
+    def hybrid_search(
+        self,
+        vector: npt.NDArray[np.float32],
+        text: str,
+        k: int = 10,
+        filter: Optional[str] = None,
+        fusion: str = "rrf",
+        alpha: Optional[float] = None,
+        candidates: int = 100,
+    ) -> tuple[list[Any], npt.NDArray[np.float32]]: ...
+    def get_many(self, keys: Sequence[Any]) -> list[Optional[dict]]: ...
+    def delete(self, keys: Sequence[Any]) -> None: ...
+    def delete_filter(self, filter: str) -> int: ...
+    def count(self, filter: Optional[str] = None) -> int: ...
+    def scan(
+        self, filter: Optional[str] = None, after: Optional[int] = None, limit: int = 100
+    ) -> tuple[list[dict], Optional[int]]: ...
+    def flush(self) -> None: ...
+    def compact(self, full: bool = False) -> int: ...
+    def stats(self) -> dict: ...
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""pytest configuration: the package under test is the installed `strata`."""
