@@ -19,6 +19,7 @@
 //! (version 5) and whole by [`SegmentReader::verify`]. [`write_segment`] (in `write.rs`)
 //! produces the file.
 
+mod blobs;
 mod blocks;
 mod front;
 mod id_order;
@@ -26,6 +27,7 @@ mod index_meta;
 mod keys;
 mod layout;
 mod prefetch;
+mod texts;
 mod vectors;
 mod write;
 
@@ -681,175 +683,6 @@ impl SegmentReader {
         }
         self.block_items(METADATA_COLUMN, block)
             .map_err(|e| e.at(&self.path))
-    }
-
-    /// Whether the segment holds text sections (some row has text; version 6 on).
-    pub fn has_text(&self) -> bool {
-        self.sections.has(SectionKind::TextDir)
-    }
-
-    /// The text of `row` (`None`: the row has none).
-    pub fn text(&self, row: usize) -> Result<Option<String>> {
-        if !self.has_text() {
-            return Ok(None);
-        }
-        self.item(TEXT_COLUMN, row)
-            .and_then(|t| t.map(|b| self.utf8(b)).transpose())
-            .map_err(|e| e.at(&self.path))
-    }
-
-    /// The text of every row of block `block` (as [`Self::block_payloads`]); all `None`
-    /// when the segment has no text sections.
-    pub fn block_texts(&self, block: usize) -> Result<Vec<Option<String>>> {
-        if !self.has_text() {
-            let rows = if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
-                0
-            } else {
-                self.block_rows(block)
-            };
-            return Ok(vec![None; rows]);
-        }
-        self.block_items(TEXT_COLUMN, block)
-            .and_then(|items| {
-                items
-                    .into_iter()
-                    .map(|t| t.map(|b| self.utf8(b)).transpose())
-                    .collect()
-            })
-            .map_err(|e| e.at(&self.path))
-    }
-
-    fn utf8(&self, bytes: Vec<u8>) -> std::result::Result<String, DecodeError> {
-        String::from_utf8(bytes).map_err(|_| {
-            Reader::fault_at(
-                self.section(SectionKind::Texts).range.start,
-                CorruptionKind::Invalid("text encoding"),
-            )
-        })
-    }
-
-    /// The full-text index of the rows, when the segment has text: its sections'
-    /// checksums are checked on the first call after the open.
-    pub fn text_index(&self) -> Result<Option<crate::text_index::TextIndex<'_>>> {
-        if !self.has_text() {
-            return Ok(None);
-        }
-        let kinds = [
-            SectionKind::TextTerms,
-            SectionKind::TextPostings,
-            SectionKind::TextLengths,
-        ];
-        let checked = self
-            .text_checked
-            .get_or_init(|| kinds.iter().try_for_each(|&k| self.check_section(k)));
-        let open = || {
-            checked.clone()?;
-            crate::text_index::TextIndex::open(
-                kinds.map(|k| self.section_bytes(k)),
-                kinds.map(|k| self.section(k).range.start),
-                self.header.rows as u32,
-            )
-        };
-        open().map(Some).map_err(|e| e.at(&self.path))
-    }
-
-    /// Bytes of the text sections: (texts with their directory, index).
-    pub fn text_bytes(&self) -> (u64, u64) {
-        let len = |k| {
-            let r = &self.section(k).range;
-            r.end - r.start
-        };
-        (
-            len(SectionKind::TextDir) + len(SectionKind::Texts),
-            len(SectionKind::TextTerms)
-                + len(SectionKind::TextPostings)
-                + len(SectionKind::TextLengths),
-        )
-    }
-
-    fn item(
-        &self,
-        col: BlobColumn,
-        row: usize,
-    ) -> std::result::Result<Option<Vec<u8>>, DecodeError> {
-        let block = row / PAYLOAD_BLOCK_ROWS;
-        let raw = self.block(col, block)?;
-        let base = self.section(col.data).range.start;
-        let in_block = row % PAYLOAD_BLOCK_ROWS;
-        let mut lens = Reader::new(&raw, base);
-        let n = self.block_rows(block);
-        let mut skip = 0usize;
-        let mut mine = None;
-        for i in 0..n {
-            let len = lens.u32()?;
-            if i < in_block && len != NO_PAYLOAD {
-                skip += len as usize;
-            } else if i == in_block {
-                mine = Some(len);
-            }
-        }
-        let mut data = Reader::new(raw.get(n * 4..).unwrap_or(&[]), base);
-        data.bytes(skip)?;
-        match mine {
-            Some(NO_PAYLOAD) | None => Ok(None),
-            Some(len) => Ok(Some(data.bytes(len as usize)?.to_vec())),
-        }
-    }
-
-    fn block_items(
-        &self,
-        col: BlobColumn,
-        block: usize,
-    ) -> std::result::Result<Vec<Option<Vec<u8>>>, DecodeError> {
-        if block * PAYLOAD_BLOCK_ROWS >= self.rows() {
-            return Ok(Vec::new());
-        }
-        let raw = self.block(col, block)?;
-        let base = self.section(col.data).range.start;
-        let n = self.block_rows(block);
-        let mut lens = Reader::new(&raw, base);
-        let mut data = Reader::new(raw.get(n * 4..).unwrap_or(&[]), base);
-        (0..n)
-            .map(|_| match lens.u32()? {
-                NO_PAYLOAD => Ok(None),
-                len => Ok(Some(data.bytes(len as usize)?.to_vec())),
-            })
-            .collect()
-    }
-
-    fn block_rows(&self, block: usize) -> usize {
-        (self.rows() - block * PAYLOAD_BLOCK_ROWS).min(PAYLOAD_BLOCK_ROWS)
-    }
-
-    fn block(&self, col: BlobColumn, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
-        let dir_off = self.section(col.dir).range.start;
-        let dir = self.section_bytes(col.dir);
-        let mut r = Reader::new(
-            dir.get(block * 16..).unwrap_or(&[]),
-            dir_off + block as u64 * 16,
-        );
-        let off = r.u64()?;
-        let clen = r.u32()? as u64;
-        let rlen = r.u32()? as usize;
-        let max_raw = self.block_rows(block) * (4 + col.max_item);
-        if rlen > max_raw {
-            return Err(r.fault(CorruptionKind::Invalid(col.what)));
-        }
-        let sec = &self.section(col.data).range;
-        let frame = off
-            .checked_add(clen)
-            .filter(|&end| end <= sec.end - sec.start)
-            .and_then(|end| self.section_bytes(col.data).get(off as usize..end as usize))
-            .ok_or_else(|| r.fault(CorruptionKind::Invalid(col.what)))?;
-        let raw = zstd::bulk::decompress(frame, rlen)
-            .map_err(|_| Reader::fault_at(sec.start + off, CorruptionKind::Invalid(col.what)))?;
-        if raw.len() != rlen {
-            return Err(Reader::fault_at(
-                sec.start + off,
-                CorruptionKind::Invalid(col.what),
-            ));
-        }
-        Ok(raw)
     }
 
     /// Full check: every section checksum (and block checksum), id order, every payload block, every
