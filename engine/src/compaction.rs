@@ -300,6 +300,8 @@ pub(crate) fn spawn_compactor(inner: Arc<Inner>) -> std::io::Result<std::thread:
                         inner.compactions.failed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
+                    // Closing stops a merge under way: not a failure.
+                    Err(_) if inner.shutdown.load(Ordering::Acquire) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "background compaction failed; retrying after a pause");
                         inner.record_background_error(&e);

@@ -58,7 +58,11 @@ impl SegmentReader {
         (self.rows() - block * PAYLOAD_BLOCK_ROWS).min(PAYLOAD_BLOCK_ROWS)
     }
 
-    pub(super) fn block(&self, col: BlobColumn, block: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+    pub(super) fn block(
+        &self,
+        col: BlobColumn,
+        block: usize,
+    ) -> std::result::Result<Vec<u8>, DecodeError> {
         let dir_off = self.section(col.dir).range.start;
         let dir = self.section_bytes(col.dir);
         let mut r = Reader::new(
