@@ -356,6 +356,33 @@ impl NativeStore {
         all.iter().map(|hits| hit_arrays(py, hits)).collect()
     }
 
+    /// The `k` nearest records of one query vector: (keys, distances).
+    #[pyo3(signature = (query, k=10, filter=None, ef=None, rerank=None, exact=false))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
+    fn search_one(
+        &self,
+        py: Python<'_>,
+        query: PyReadonlyArray1<'_, f32>,
+        k: usize,
+        filter: Option<&str>,
+        ef: Option<usize>,
+        rerank: Option<usize>,
+        exact: bool,
+    ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let db = self.db()?;
+        let o = search_options(k, filter, ef, rerank, exact)?;
+        let owned;
+        let q: &[f32] = match query.as_slice() {
+            Ok(s) => s,
+            Err(_) => {
+                owned = query.as_array().to_vec();
+                &owned
+            }
+        };
+        let hits = py.detach(|| db.search(q, &o)).map_err(error)?;
+        hit_arrays(py, &hits)
+    }
+
     /// The `k` nearest records of each query row as two arrays of shape (nq, k): ids
     /// (-1 where a query has fewer hits) and distances (inf there). `u64` stores only.
     #[pyo3(signature = (queries, k=10, filter=None, ef=None, rerank=None, exact=false))]

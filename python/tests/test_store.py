@@ -75,6 +75,8 @@ def test_bad_input_is_refused_with_clear_errors(tmp_path):
         db.upsert([1, 2, 3], np.zeros((3, 7), np.float32))
     with pytest.raises(ValueError):  # InvalidArgument is a ValueError
         db.upsert([1, 2], rows(3, 8))
+    with pytest.raises(strata.InvalidArgument, match=r"shape \(7,\)"):
+        db.search(np.zeros(7, np.float32))
     with pytest.raises(strata.InvalidArgument):
         db.upsert(["x"], rows(1, 8))
     with pytest.raises(strata.InvalidArgument):

@@ -82,11 +82,12 @@ class Store:
 
     def __init__(self, native: NativeStore):
         self._db = native
+        self._dim = native.dim
 
     @property
     def dim(self) -> int:
         """The vector dimension."""
-        return self._db.dim
+        return self._dim
 
     @property
     def metric(self) -> str:
@@ -139,8 +140,9 @@ class Store:
         a = np.asarray(q, dtype=np.float32)
         f = _filter(filter)
         if a.ndim == 1:
-            (keys, dist), = self._db.search(_matrix(a, self.dim, "query"), k, f, ef, rerank, exact)
-            return keys, dist
+            if a.shape[0] != self._dim:
+                raise InvalidArgument(f"a query of shape {a.shape}; this store holds {self._dim} dimensions")
+            return self._db.search_one(a, k, f, ef, rerank, exact)
         m = _matrix(a, self.dim, "queries")
         if self.keys == "u64":
             return self._db.search_matrix(m, k, f, ef, rerank, exact)

@@ -41,6 +41,15 @@ class NativeStore:
         rerank: Optional[int] = None,
         exact: bool = False,
     ) -> list[tuple[list[Any], npt.NDArray[np.float32]]]: ...
+    def search_one(
+        self,
+        query: npt.NDArray[np.float32],
+        k: int = 10,
+        filter: Optional[str] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+    ) -> tuple[list[Any], npt.NDArray[np.float32]]: ...
     def search_matrix(
         self,
         queries: npt.NDArray[np.float32],
