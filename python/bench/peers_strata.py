@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Strata through its Python package as an external peer of `../shared/peers/peers.py`.
 
-    peers.py ... --external strata-python='PY python/bench/peers_strata.py {base} {query} {gt} {metric} {k} {out} {threads}'
+    peers.py ... --nq N --external strata-python='PY python/bench/peers_strata.py {base} {query} {gt} {metric} {k} {out} {threads} N'
+
+(peers.py hands external peers the whole query file: the last argument, N, uses its first
+N queries, as `--nq` does for the peers.)
 
 Builds a store from the base vectors through the package (all cores), then in a fresh
 process pinned to one CPU (rayon and every thread pool at one thread) opens it and
@@ -42,12 +45,12 @@ def build(base, metric, store):
     return time.perf_counter() - t
 
 
-def search(store, query, gt, k, out, build_s):
+def search(store, query, gt, k, out, build_s, nq):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import strata
 
-    q = fvecs(query).astype(np.float32)
-    truth = fvecs(gt)[:, :k].astype(np.int64)
+    q = fvecs(query)[:nq].astype(np.float32)
+    truth = fvecs(gt)[:nq, :k].astype(np.int64)
     db = strata.open(store)
     with open(out, "a") as f:
         for ef in (10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256):
@@ -81,14 +84,15 @@ def search(store, query, gt, k, out, build_s):
 
 def main():
     if sys.argv[1] == "--search":
-        _, _, store, query, gt, k, out, build_s = sys.argv
-        return search(store, query, gt, int(k), out, float(build_s))
+        _, _, store, query, gt, k, out, build_s, nq = sys.argv
+        return search(store, query, gt, int(k), out, float(build_s), int(nq))
     base, query, gt, metric, k, out, _threads = sys.argv[1:8]
+    nq = sys.argv[8] if len(sys.argv) > 8 else str(10**9)
     metric = {"l2": "l2", "cosine": "cosine", "ip": "ip"}[metric]
     store = os.path.join(tempfile.mkdtemp(prefix="strata-py-"), "store")
     build_s = build(base, metric, store)
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, __file__, "--search", store, query, gt, k, out, str(build_s)],
+    subprocess.run([sys.executable, __file__, "--search", store, query, gt, k, out, str(build_s), nq],
                    check=True, env=env)
 
 
