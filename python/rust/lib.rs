@@ -149,6 +149,12 @@ fn search_options(
     Ok(o)
 }
 
+/// The rows of a query matrix, owned (they are searched with the GIL released).
+fn query_rows(queries: &PyReadonlyArray2<'_, f32>) -> Vec<Vec<f32>> {
+    let a = queries.as_array();
+    a.rows().into_iter().map(|r| r.to_vec()).collect()
+}
+
 /// Hits as (keys, distances): keys a list, distances a float32 array.
 fn hit_arrays(py: Python<'_>, hits: &[strata::Hit]) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
     let keys = PyList::empty(py);
@@ -341,8 +347,7 @@ impl NativeStore {
     ) -> PyResult<Vec<(Py<PyAny>, Py<PyAny>)>> {
         let db = self.db()?;
         let o = search_options(k, filter, ef, rerank, exact)?;
-        let a = queries.as_array();
-        let rows: Vec<Vec<f32>> = a.rows().into_iter().map(|r| r.to_vec()).collect();
+        let rows = query_rows(&queries);
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let all = py
             .detach(|| {
@@ -399,8 +404,7 @@ impl NativeStore {
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let db = self.db()?;
         let o = search_options(k, filter, ef, rerank, exact)?;
-        let a = queries.as_array();
-        let rows: Vec<Vec<f32>> = a.rows().into_iter().map(|r| r.to_vec()).collect();
+        let rows = query_rows(&queries);
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let all = py.detach(|| db.search_many(&refs, &o)).map_err(error)?;
         let mut ids = Array2::<i64>::from_elem((all.len(), k), -1);
