@@ -22,6 +22,21 @@ pub(crate) struct RowSet {
     rows: usize,
 }
 
+/// The rows whose bits are set in `words` (bit `r % 64` of word `r / 64`), ascending:
+/// a row set's, or a deletion bitmap's.
+pub(crate) fn set_rows(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(i, &w)| {
+        let mut w = w;
+        std::iter::from_fn(move || {
+            (w != 0).then(|| {
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                i * 64 + b
+            })
+        })
+    })
+}
+
 impl RowSet {
     /// No row.
     pub fn empty(rows: usize) -> RowSet {
@@ -97,16 +112,7 @@ impl RowSet {
 
     /// The rows in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                (w != 0).then(|| {
-                    let b = w.trailing_zeros() as usize;
-                    w &= w - 1;
-                    i * 64 + b
-                })
-            })
-        })
+        set_rows(&self.words)
     }
 
     fn of_bitmap(rows: usize, m: &RoaringBitmap) -> RowSet {

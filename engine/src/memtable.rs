@@ -193,6 +193,8 @@ impl Memtable {
             + text.as_ref().map_or(0, |t| 3 * t.len())
             + key.as_ref().map_or(0, |k| k.len() + 48)
             + 96;
+        // Analyzed before any lock is taken: readers of `latest` never wait for it.
+        let terms = text.as_deref().map(|t| self.analyzer.terms(t));
         if let Some(k) = &key {
             let mut keys = self.keys.lock();
             let ids = keys.entry(k.clone()).or_default();
@@ -208,9 +210,8 @@ impl Memtable {
         if let Some(m) = &metadata {
             self.fields.write().add(self.rows.count() as u32, m);
         }
-        if let Some(t) = &text {
-            let terms = self.analyzer.terms(t);
-            self.text.write().add(self.rows.count() as u32, seq, &terms);
+        if let Some(terms) = &terms {
+            self.text.write().add(self.rows.count() as u32, seq, terms);
         }
         let row = MemRow {
             id,

@@ -120,7 +120,7 @@ fn segment_stats(
     let gone = cache.of(&s.deleted);
     let (gone_docs, gone_total) = gone.rows(|| -> Result<(u64, u64)> {
         let (mut n, mut t) = (0, 0);
-        for row in deleted_rows(&s.deleted) {
+        for row in crate::field_index::set_rows(s.deleted.words()) {
             let len = ix.length(row as u32) as u64;
             n += (len > 0) as u64;
             t += len;
@@ -146,20 +146,6 @@ fn segment_stats(
         *df += (e.df as u64).saturating_sub(gone_df);
     }
     Ok(())
-}
-
-/// The rows set in a deletion bitmap, ascending.
-fn deleted_rows(d: &strata_format::DeletionBitmap) -> impl Iterator<Item = usize> + '_ {
-    d.words().iter().enumerate().flat_map(|(w, &word)| {
-        let mut bits = word;
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                w * 64 + b
-            })
-        })
-    })
 }
 
 const EXHAUSTED: u32 = u32::MAX;

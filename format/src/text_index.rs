@@ -74,11 +74,6 @@ impl TextIndexBuilder {
         self.lengths.len()
     }
 
-    /// Whether no row has any term.
-    pub fn is_empty(&self) -> bool {
-        self.postings.is_empty()
-    }
-
     /// Encodes the sections.
     pub fn encode(self) -> TextSections {
         let mut terms: Vec<(String, Vec<(u32, u32)>)> = self.postings.into_iter().collect();
