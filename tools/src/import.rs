@@ -9,6 +9,7 @@ use strata::{Db, InvalidArgument, Options, WriteBatch};
 
 use crate::input::{Row, VectorFile};
 use crate::progress;
+use crate::sqlite_input::SqliteTable;
 
 /// How to import.
 pub struct Plan {
@@ -22,12 +23,17 @@ pub struct Plan {
     pub from_row: u64,
     /// A JSON-lines file whose line i is the metadata of input row i.
     pub metadata_file: Option<std::path::PathBuf>,
+    /// The table to read when the input is an SQLite database.
+    pub sqlite: Option<SqliteTable>,
 }
 
 impl Plan {
     /// Opens the input (with its metadata file, if any).
     fn open(&self, file: &Path) -> Result<VectorFile> {
-        let input = VectorFile::open(file)?;
+        let input = match &self.sqlite {
+            Some(table) => VectorFile::open_sqlite(file, table)?,
+            None => VectorFile::open(file)?,
+        };
         match &self.metadata_file {
             Some(m) => input.with_metadata_file(m),
             None => Ok(input),
@@ -44,6 +50,7 @@ impl Plan {
             skip_bad_rows: false,
             from_row: 0,
             metadata_file: None,
+            sqlite: None,
         }
     }
 }
@@ -352,6 +359,7 @@ pub fn run(
     };
     let live_before = db.len();
     let mut input = plan.open(file)?;
+    let total_rows = input.known_rows().unwrap_or(total_rows);
     let out = write_rows(&db, &mut input, plan, total_rows)
         .with_context(|| format!("import of {} stopped", file.display()))?;
     db.flush()

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::sqlite_input::{is_sqlite_file, SqliteRows, SqliteTable};
+
 /// One input row.
+#[derive(Debug)]
 pub struct Row {
     /// Explicit id (JSON lines only).
     pub id: Option<u64>,
@@ -47,6 +50,8 @@ enum Kind {
     Jsonl,
     /// A `.json` file holding one array: its objects, in order.
     JsonArray(std::vec::IntoIter<serde_json::Value>),
+    /// A table of an SQLite database.
+    Sqlite(Box<SqliteRows>),
 }
 
 /// The extensions [`VectorFile::open`] reads, for help and error texts.
@@ -95,6 +100,11 @@ impl VectorFile {
                 }
             }
             "json" => Kind::Jsonl,
+            _ if is_sqlite_file(path) => bail!(
+                "{} is an SQLite database: name the table to import with --table and its \
+                 vector column with --vector-column",
+                path.display()
+            ),
             _ => bail!(
                 "{}: unknown input format (use {EXTENSIONS})",
                 path.display()
@@ -106,6 +116,23 @@ impl VectorFile {
             reader,
             row: 0,
             bytes,
+            line: String::new(),
+            line_no: 0,
+            side: None,
+        })
+    }
+
+    /// Reads the rows of an SQLite table (in rowid order).
+    pub fn open_sqlite(path: &Path, table: &SqliteTable) -> Result<VectorFile> {
+        let rows = SqliteRows::open(path, table)?;
+        let file = File::open(path)
+            .with_context(|| format!("cannot read input file {}", path.display()))?;
+        Ok(VectorFile {
+            path: path.to_path_buf(),
+            bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+            kind: Kind::Sqlite(Box::new(rows)),
+            reader: BufReader::new(file),
+            row: 0,
             line: String::new(),
             line_no: 0,
             side: None,
@@ -129,7 +156,10 @@ impl VectorFile {
     /// Whether reading can go on after a bad row (JSON: the next line or object is
     /// independent; binary formats lose their place).
     pub fn can_continue(&self) -> bool {
-        matches!(self.kind, Kind::Jsonl | Kind::JsonArray(_))
+        matches!(
+            self.kind,
+            Kind::Jsonl | Kind::JsonArray(_) | Kind::Sqlite(_)
+        )
     }
 
     /// Where the latest row is, for messages: `line L` (from 1) for JSON lines, `object
@@ -139,6 +169,7 @@ impl VectorFile {
         match self.kind {
             Kind::Jsonl => format!("line {}", self.line_no),
             Kind::JsonArray(_) => format!("object {row}"),
+            Kind::Sqlite(ref rows) => rows.position(),
             _ => format!("row {row}"),
         }
     }
@@ -146,6 +177,15 @@ impl VectorFile {
     /// The file being read.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The input's rows when known before reading them (`.npy`, SQLite).
+    pub fn known_rows(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Npy { rows, .. } => Some(*rows),
+            Kind::Sqlite(table) => Some(table.rows),
+            _ => None,
+        }
     }
 
     /// Rows read so far.
@@ -190,6 +230,9 @@ impl VectorFile {
                 None => None,
                 Some(v) => Some(self.json_row(&v)?),
             },
+            Kind::Sqlite(ref mut rows) => rows
+                .next_row()
+                .map_err(|e| anyhow!("{}: {e:#}", self.path.display()))?,
         };
         let out = match (out, self.side.as_mut()) {
             (out, None) => out,
@@ -314,6 +357,7 @@ impl VectorFile {
         let pos = match self.kind {
             Kind::Jsonl => format!("line {}", self.line_no),
             Kind::JsonArray(_) => format!("object {}", self.row),
+            Kind::Sqlite(ref rows) => rows.position(),
             _ => format!("row {}", self.row),
         };
         format!("{} {pos}: {what}", self.path.display())

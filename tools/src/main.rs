@@ -11,6 +11,7 @@ mod input;
 mod ops;
 mod plot;
 mod progress;
+mod sqlite_input;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -237,10 +238,20 @@ enum Command {
     /// (in the write-ahead log until indexed): `strata flush DIR` indexes it, and
     /// rerunning the same import (the ids are the same) or --from-row finishes it.
     /// Progress goes to standard error (a bar on a terminal, a line per tenth otherwise).
+    ///
+    /// With --table, FILE is an SQLite database and the rows are that table's, read
+    /// (never written) in rowid order: `strata import DIR memories.db --table
+    /// memory_embeddings --key-column memory_id --vector-column embedding
+    /// --metadata-columns key,category`. The key column holds integers (a store of u64
+    /// ids) or text (a store of string keys; integers become their decimal text); NULL
+    /// metadata values are left out; a vector of the wrong size, or a NULL one, is an
+    /// error naming the row by rowid and key. Input row numbers (--from-row, messages)
+    /// count rows in rowid order from 0.
     Import {
         /// Store directory.
         dir: PathBuf,
-        /// Input file; the format comes from the extension.
+        /// Input file; the format comes from the extension (an SQLite database with
+        /// --table).
         file: PathBuf,
         /// Id of the first row.
         #[arg(long, default_value_t = 0)]
@@ -268,6 +279,32 @@ enum Command {
         /// has the `gpu` feature, one is present and the segment is large), cpu, or gpu.
         #[arg(long, default_value = "auto")]
         build_device: strata::BuildDevice,
+        /// The table to import when FILE is an SQLite database.
+        #[arg(long, requires = "vector_column", help_heading = "SQLite input")]
+        table: Option<String>,
+        /// The column naming each record (integers: ids; text: string keys). Without
+        /// it, rows are named by their row numbers, as in other inputs.
+        #[arg(long, requires = "table", help_heading = "SQLite input")]
+        key_column: Option<String>,
+        /// The column holding each vector.
+        #[arg(long, requires = "table", help_heading = "SQLite input")]
+        vector_column: Option<String>,
+        /// How the vector column stores vectors: f32le or f64le (blobs of little-endian
+        /// floats) or json (text like "[0.1, 0.2]"). Default f32le.
+        #[arg(long, value_enum, requires = "table", help_heading = "SQLite input")]
+        vector_encoding: Option<sqlite_input::VectorEncoding>,
+        /// Columns that become metadata fields of the same names (comma-separated).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            requires = "table",
+            conflicts_with = "metadata",
+            help_heading = "SQLite input"
+        )]
+        metadata_columns: Vec<String>,
+        /// The column holding each record's text (what text searches find).
+        #[arg(long, requires = "table", help_heading = "SQLite input")]
+        text_column: Option<String>,
     },
     /// Search: one JSON line per query, {"query": row, "ids": [...], "distances": [...]}
     /// (with --with-payload, then "payloads": [...]).
@@ -520,6 +557,12 @@ fn main() -> ExitCode {
             from_row,
             metadata,
             build_device,
+            table,
+            key_column,
+            vector_column,
+            vector_encoding,
+            metadata_columns,
+            text_column,
         } => import::run(
             &dir,
             &file,
@@ -529,6 +572,14 @@ fn main() -> ExitCode {
                 skip_bad_rows,
                 from_row,
                 metadata_file: metadata,
+                sqlite: table.map(|table| sqlite_input::SqliteTable {
+                    table,
+                    key_column,
+                    vector_column: vector_column.unwrap_or_default(),
+                    vector_encoding: vector_encoding.unwrap_or(sqlite_input::VectorEncoding::F32le),
+                    metadata_columns,
+                    text_column,
+                }),
             },
             sync.into(),
             build_device,

@@ -35,9 +35,11 @@ from .errors import (
     Poisoned,
     StrataError,
 )
+from .sqlite_import import import_sqlite
 
 __all__ = [
     "open",
+    "import_sqlite",
     "Store",
     "errors",
     "StrataError",
