@@ -10,4 +10,4 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q "./python[test]"
-"$venv/bin/python" -m pytest -q python/tests
+"$venv/bin/python" -m pytest -q -rs python/tests
