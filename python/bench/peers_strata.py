@@ -3,8 +3,9 @@
 
     peers.py ... --nq N --external strata-python='PY python/bench/peers_strata.py {base} {query} {gt} {metric} {k} {out} {threads} N'
 
-(peers.py hands external peers the whole query file: the last argument, N, uses its first
-N queries, as `--nq` does for the peers.)
+(peers.py hands external peers the whole query file: the argument N uses its first N
+queries, as `--nq` does for the peers.) An optional last argument picks the store's vector
+codec (`f32`, the default, `f16` or `int8`).
 
 Builds a store from the base vectors through the package (all cores), then in a fresh
 process pinned to one CPU (rayon and every thread pool at one thread) opens it and
@@ -15,6 +16,7 @@ ground truth. Writes one JSON line per setting to `out`.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,12 +33,12 @@ def fvecs(path):
     return a.reshape(-1, d + 1)[:, 1:].view(np.float32 if path.endswith(".fvecs") else np.int32)
 
 
-def build(base, metric, store):
+def build(base, metric, store, codec):
     import strata
 
     x = fvecs(base).astype(np.float32)
     t = time.perf_counter()
-    with strata.open(store, dim=x.shape[1], metric=metric, durability="never") as db:
+    with strata.open(store, dim=x.shape[1], metric=metric, durability="never", vector_codec=codec) as db:
         for i in range(0, len(x), 10_000):
             db.upsert(list(range(i, min(i + 10_000, len(x)))), x[i : i + 10_000])
         db.flush()
@@ -45,7 +47,7 @@ def build(base, metric, store):
     return time.perf_counter() - t
 
 
-def search(store, query, gt, k, out, build_s, nq):
+def search(store, query, gt, k, out, build_s, nq, codec):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import strata
 
@@ -73,7 +75,7 @@ def search(store, query, gt, k, out, build_s, nq):
             recall = found / (len(q) * k)
             assert all(list(b[: len(r)]) == list(r) for b, r in zip(batch_ids.tolist(), ids))
             f.write(json.dumps({
-                "library": "strata-python", "config": "strata-python-default",
+                "library": "strata-python", "config": f"strata-python-{codec}",
                 "index_type": "hnsw+pq (segment)", "search_param": {"ef": ef},
                 "recall": recall, "qps_single": len(q) / best, "qps_batch": len(q) / batch,
                 "p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
@@ -84,16 +86,18 @@ def search(store, query, gt, k, out, build_s, nq):
 
 def main():
     if sys.argv[1] == "--search":
-        _, _, store, query, gt, k, out, build_s, nq = sys.argv
-        return search(store, query, gt, int(k), out, float(build_s), int(nq))
+        _, _, store, query, gt, k, out, build_s, nq, codec = sys.argv
+        return search(store, query, gt, int(k), out, float(build_s), int(nq), codec)
     base, query, gt, metric, k, out, _threads = sys.argv[1:8]
     nq = sys.argv[8] if len(sys.argv) > 8 else str(10**9)
+    codec = sys.argv[9] if len(sys.argv) > 9 else "f32"
     metric = {"l2": "l2", "cosine": "cosine", "ip": "ip"}[metric]
     store = os.path.join(tempfile.mkdtemp(prefix="strata-py-"), "store")
-    build_s = build(base, metric, store)
+    build_s = build(base, metric, store, codec)
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, __file__, "--search", store, query, gt, k, out, str(build_s), nq],
+    subprocess.run([sys.executable, __file__, "--search", store, query, gt, k, out, str(build_s), nq, codec],
                    check=True, env=env)
+    shutil.rmtree(os.path.dirname(store))
 
 
 if __name__ == "__main__":

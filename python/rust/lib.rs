@@ -101,6 +101,35 @@ impl NativeStore {
     }
 }
 
+/// Refuses vectors of the wrong width and per-row lists of another length than `rows`.
+fn check_shapes<T, U, V>(
+    db: &strata::Db,
+    vectors: &PyReadonlyArray2<'_, f32>,
+    keys: usize,
+    metadata: &Option<Vec<T>>,
+    texts: &Option<Vec<U>>,
+    payloads: &Option<Vec<V>>,
+) -> PyResult<()> {
+    let (rows, dim) = vectors.as_array().dim();
+    if dim != db.dim() {
+        return Err(invalid(format!(
+            "vectors of shape ({rows}, {dim}); this store holds {} dimensions",
+            db.dim()
+        )));
+    }
+    for (what, n) in [
+        ("keys", Some(keys)),
+        ("metadata", metadata.as_ref().map(Vec::len)),
+        ("texts", texts.as_ref().map(Vec::len)),
+        ("payloads", payloads.as_ref().map(Vec::len)),
+    ] {
+        if let Some(n) = n.filter(|&n| n != rows) {
+            return Err(invalid(format!("{n} {what} for {rows} vectors")));
+        }
+    }
+    Ok(())
+}
+
 /// A hit's key as Python sees it.
 fn hit_key(py: Python<'_>, h: &strata::Hit) -> PyResult<Py<PyAny>> {
     Ok(match &h.key {
@@ -266,23 +295,7 @@ impl NativeStore {
     ) -> PyResult<()> {
         let db = self.db()?;
         let keys = self.parse_keys(&db, keys)?;
-        let (rows, dim) = vectors.as_array().dim();
-        if dim != db.dim() {
-            return Err(invalid(format!(
-                "vectors of shape ({rows}, {dim}); this store holds {} dimensions",
-                db.dim()
-            )));
-        }
-        for (what, n) in [
-            ("keys", Some(keys.len())),
-            ("metadata", metadata.as_ref().map(Vec::len)),
-            ("texts", texts.as_ref().map(Vec::len)),
-            ("payloads", payloads.as_ref().map(Vec::len)),
-        ] {
-            if let Some(n) = n.filter(|&n| n != rows) {
-                return Err(invalid(format!("{n} {what} for {rows} vectors")));
-            }
-        }
+        check_shapes(&db, &vectors, keys.len(), &metadata, &texts, &payloads)?;
         let meta: Vec<Option<strata::Metadata>> = match &metadata {
             None => Vec::new(),
             Some(m) => m
@@ -330,6 +343,45 @@ impl NativeStore {
             out.into_iter().try_for_each(|b| db.write(b))
         });
         batches.map_err(error)
+    }
+
+    /// Checks rows as `upsert` would, writing nothing: the index of the first row the
+    /// store would refuse and why, or None.
+    #[pyo3(signature = (keys, vectors, metadata=None, texts=None, payloads=None))]
+    fn check_rows(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        vectors: PyReadonlyArray2<'_, f32>,
+        metadata: Option<Vec<Option<String>>>,
+        texts: Option<Vec<Option<String>>>,
+        payloads: Option<Vec<Option<Vec<u8>>>>,
+    ) -> PyResult<Option<(usize, String)>> {
+        let db = self.db()?;
+        let keys = self.parse_keys(&db, keys)?;
+        check_shapes(&db, &vectors, keys.len(), &metadata, &texts, &payloads)?;
+        let all = vectors.as_array();
+        Ok(py.detach(|| {
+            keys.iter().enumerate().find_map(|(i, key)| {
+                let row = all.row(i).to_vec();
+                let why = (|| -> Result<(), String> {
+                    if let Key::Name(k) = key {
+                        strata::check_key(k).map_err(|e| e.to_string())?;
+                    }
+                    let m = metadata.as_ref().and_then(|v| v[i].as_deref());
+                    let m = m
+                        .map(strata::Metadata::from_json_str)
+                        .transpose()
+                        .map_err(|e| format!("metadata: {e}"))?;
+                    let p = payloads.as_ref().and_then(|v| v[i].as_deref());
+                    db.check_record(&row, m.as_ref(), p)
+                        .map_err(|e| e.to_string())?;
+                    let t = texts.as_ref().and_then(|v| v[i].as_deref());
+                    db.check_text(t).map_err(|e| e.to_string())
+                })();
+                why.err().map(|e| (i, e))
+            })
+        }))
     }
 
     /// The `k` nearest records of each query row: (keys, distances) per query.

@@ -1,13 +1,14 @@
 """strata.langchain.StrataVectorStore against langchain-tests' standard vector store suite,
 unmodified, and what the suite does not cover (persistence, filters, scores, MMR)."""
 
+import numpy as np
 import pytest
 
 pytest.importorskip("langchain_core", reason="strata.langchain needs the langchain extra")
 pytest.importorskip("langchain_tests", reason="the standard suite is the langchain-tests package")
 
 from langchain_core.documents import Document  # noqa: E402
-from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: E402
 from langchain_tests.integration_tests.vectorstores import VectorStoreIntegrationTests  # noqa: E402
 
 from strata.langchain import StrataVectorStore  # noqa: E402
@@ -21,6 +22,20 @@ class TestStrataStandard(VectorStoreIntegrationTests):
             yield store
         finally:
             store.close()
+
+
+class UnitEmbedding(Embeddings):
+    """Another embedding's vectors scaled to length 1."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def embed_documents(self, texts):
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text):
+        v = np.asarray(self.inner.embed_query(text))
+        return (v / np.linalg.norm(v)).tolist()
 
 
 def test_documents_persist_filter_and_score(tmp_path):
@@ -45,5 +60,15 @@ def test_documents_persist_filter_and_score(tmp_path):
         assert vs.store.count() == 25
         retriever = vs.as_retriever(search_kwargs={"k": 2})
         assert retriever.invoke("note 11")[0].id == "n11"
+        vs.delete()
+        assert vs.store.count() == 0
+    # Inner product of unit vectors: relevance (1 + dot) / 2, larger for nearer documents.
+    unit = UnitEmbedding(emb)
+    with StrataVectorStore(tmp_path / "ip", unit, metric="ip") as vs:
+        vs.add_texts(texts[:10])
+        scores = [s for _, s in vs.similarity_search_with_relevance_scores("note 3", k=10)]
+        q = np.asarray(unit.embed_query("note 3"))
+        dots = sorted((float(q @ np.asarray(e)) for e in unit.embed_documents(texts[:10])), reverse=True)
+        assert scores == pytest.approx([(1 + d) / 2 for d in dots], abs=1e-5)
     with pytest.raises(ValueError, match="path="):
         StrataVectorStore.from_texts(["x"], emb)

@@ -62,6 +62,13 @@ def test_nodes_round_trip_filter_and_delete_by_document(tmp_path):
     assert sorted(query(vs, ns[0], k=40, doc_ids=["doc3"]).ids) == sorted(f"n{i}" for i in range(30, 40))
     r = query(vs, ns[3], k=2, node_ids=["n3", "n4", "n9"])
     assert r.ids[0] == "n3" and len(r.ids) == 2
+    # hybrid_top_k sizes hybrid queries only; sparse_top_k text queries.
+    assert len(query(vs, ns[3], k=3, hybrid_top_k=7).ids) == 3
+    r = vs.query(VectorStoreQuery(query_str="dogs", similarity_top_k=3, sparse_top_k=6,
+                                  mode=VectorStoreQueryMode.TEXT_SEARCH))
+    assert len(r.ids) == 6
+    with pytest.raises(strata.InvalidArgument, match="query_embedding"):
+        vs.query(VectorStoreQuery(similarity_top_k=3))
     # Text and hybrid modes use the nodes' text.
     r = vs.query(VectorStoreQuery(query_str="cats", similarity_top_k=40, mode=VectorStoreQueryMode.TEXT_SEARCH))
     assert sorted(r.ids) == sorted(f"n{i}" for i in range(1, 40, 2))

@@ -18,7 +18,7 @@ def memory_table(path, n, dim=4):
     c.execute("CREATE TABLE memory_embeddings(memory_id TEXT, key TEXT, category TEXT, embedding BLOB, content TEXT)")
     c.executemany(
         "INSERT INTO memory_embeddings VALUES (?, ?, ?, ?, ?)",
-        ((f"mem-{i}", f"k{i}", ["fact", "event"][i % 2], np.full(dim, i, "<f4").tobytes(), f"memory {i}")
+        ((f"mem-{i}", f"k{i}", ["fact", "event"][i % 2], np.full(dim, i + 1, "<f4").tobytes(), f"memory {i}")
          for i in range(n)),
     )
     c.commit()
@@ -34,8 +34,8 @@ def test_a_memory_table_moves_over(tmp_path):
         assert n == 2500 and db.count() == 2500 and db.count({"category": "event"}) == 1250
         r = db.get("mem-7")
         assert r["metadata"] == {"key": "k7", "category": "event"} and r["text"] == "memory 7"
-        np.testing.assert_array_equal(r["vector"], np.full(4, 7, np.float32))
-        assert db.search(np.full(4, 9.1, np.float32), k=1)[0] == ["mem-9"]
+        np.testing.assert_array_equal(r["vector"], np.full(4, 8, np.float32))
+        assert db.search(np.full(4, 10.1, np.float32), k=1)[0] == ["mem-9"]
     # f64 and JSON vectors, integer keys into a u64 store.
     c = sqlite3.connect(tmp_path / "m.db")
     c.execute("CREATE TABLE v(id INTEGER, f64 BLOB, js TEXT)")
@@ -65,9 +65,21 @@ def test_bad_rows_are_named_and_write_nothing(tmp_path):
             strata.import_sqlite(db, tmp_path / "m.db", "memories", "embedding")
         with pytest.raises(strata.InvalidArgument, match="text_column.*no column 'body'"):
             strata.import_sqlite(db, tmp_path / "m.db", "memory_embeddings", "embedding", text_column="body")
+        # The store's own rules, before anything is written: a non-finite vector.
+        c.execute("UPDATE memory_embeddings SET embedding = ? WHERE memory_id = 'mem-42'",
+                  (np.array([1, np.inf, 0, 0], "<f4").tobytes(),))
+        c.commit()
+        with pytest.raises(strata.InvalidArgument, match=r"rowid 43 \(key 'mem-42'\): .*nothing was written"):
+            strata.import_sqlite(db, tmp_path / "m.db", "memory_embeddings", "embedding", key_column="memory_id")
+        assert db.count() == 0
     with strata.open(tmp_path / "u", dim=4) as db:
         with pytest.raises(strata.InvalidArgument, match="u64 ids"):
             strata.import_sqlite(db, tmp_path / "m.db", "memory_embeddings", "embedding", key_column="memory_id")
+    # A path with characters a URI would misread.
+    odd = tmp_path / "a?b#c%d.db"
+    memory_table(odd, 3)
+    with strata.open(tmp_path / "o", dim=4, keys="string") as db:
+        assert strata.import_sqlite(db, odd, "memory_embeddings", "embedding", key_column="memory_id") == 3
 
 
 def test_a_killed_import_leaves_a_prefix_of_whole_rows(tmp_path):
@@ -99,5 +111,8 @@ def test_a_killed_import_leaves_a_prefix_of_whole_rows(tmp_path):
         assert all(r is not None for r in got[:n]) and all(r is None for r in got[n:])
         assert all(r["metadata"]["key"] == f"k{i}" and r["text"] == f"memory {i}" for i, r in enumerate(got[:n]))
         # The same call again finishes it.
-        strata.import_sqlite(db, tmp_path / "m.db", "memory_embeddings", "embedding", key_column="memory_id")
+        strata.import_sqlite(db, tmp_path / "m.db", "memory_embeddings", "embedding", key_column="memory_id",
+                             metadata_columns=["key", "category"], text_column="content")
         assert db.count() == total
+        last = db.get(f"mem-{total - 1}")
+        assert last["metadata"]["key"] == f"k{total - 1}" and last["text"] == f"memory {total - 1}"

@@ -28,10 +28,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Opens the input (with its metadata file, if any).
-    fn open(&self, file: &Path) -> Result<VectorFile> {
+    /// Opens the input (with its metadata file, if any) for a store of `keys`.
+    fn open(&self, file: &Path, keys: strata::KeyKind) -> Result<VectorFile> {
         let input = match &self.sqlite {
-            Some(table) => VectorFile::open_sqlite(file, table)?,
+            Some(table) => VectorFile::open_sqlite(
+                file,
+                &SqliteTable {
+                    string_keys: keys == strata::KeyKind::String,
+                    ..table.clone()
+                },
+            )?,
             None => VectorFile::open(file)?,
         };
         match &self.metadata_file {
@@ -184,6 +190,9 @@ fn check_row(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str, file: &Path) 
 }
 
 fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<RowKey> {
+    if let Some(e) = &row.refused {
+        bail!("{e}");
+    }
     if let Some(e) = &row.metadata_error {
         bail!("{pos}: {e}");
     }
@@ -204,7 +213,7 @@ fn check_row_at(db: &Db, ids: &mut Ids, row: &Row, r: u64, pos: &str) -> Result<
 /// Reads the whole input once and checks every row without writing: returns the number
 /// of rows, or the first fault (with its position).
 pub fn check_all(db: &Db, file: &Path, plan: &Plan) -> Result<u64> {
-    let mut input = plan.open(file)?;
+    let mut input = plan.open(file, db.keys())?;
     let mut ids = Ids::new(plan.ids_from, db.keys());
     let pb = progress::bytes_bar(input.bytes, "check");
     let approx_row_bytes = (db.dim() * 4 + 4) as u64;
@@ -358,7 +367,7 @@ pub fn run(
         check_all(&db, file, plan)?
     };
     let live_before = db.len();
-    let mut input = plan.open(file)?;
+    let mut input = plan.open(file, db.keys())?;
     let total_rows = input.known_rows().unwrap_or(total_rows);
     let out = write_rows(&db, &mut input, plan, total_rows)
         .with_context(|| format!("import of {} stopped", file.display()))?;

@@ -27,6 +27,10 @@ pub struct Row {
     pub metadata: Option<strata::Metadata>,
     /// Why the row's line of the metadata file was refused, if it was.
     pub metadata_error: Option<String>,
+    /// Why the row itself is refused (a value of an SQLite row that is no vector, key
+    /// or metadata), as a whole message naming the row. The row still counts as read,
+    /// so the rows after it keep their numbers.
+    pub refused: Option<String>,
     /// The row's text (JSON: the `text` string), what text searches find.
     pub text: Option<String>,
 }
@@ -221,6 +225,7 @@ impl VectorFile {
                         payload: None,
                         metadata: None,
                         metadata_error: None,
+                        refused: None,
                         text: None,
                     })
                 }
@@ -273,6 +278,7 @@ impl VectorFile {
             payload: None,
             metadata: None,
             metadata_error: None,
+            refused: None,
             text: None,
         }))
     }
@@ -348,6 +354,7 @@ impl VectorFile {
             payload,
             metadata,
             metadata_error: None,
+            refused: None,
             text,
         })
     }

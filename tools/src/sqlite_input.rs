@@ -3,9 +3,10 @@
 //!
 //! The table is read in rowid order, a page at a time (`WHERE rowid > last ORDER BY rowid
 //! LIMIT n`), from a read-only connection, so the file is never changed and any size
-//! streams. Each row's key, vector, metadata columns and text become one input row;
-//! what cannot (a blob of the wrong length, a NULL vector, a key of the wrong kind) is an
-//! error naming the row by its rowid and key.
+//! streams; rows added after the reader opens (rowids above the largest then) are not
+//! read. Each row's key, vector, metadata columns and text become one input row; a row
+//! whose values cannot (a blob of the wrong length, a NULL vector, a key of the wrong
+//! kind) is still a row, refused with a message naming it by rowid and key.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -40,7 +41,7 @@ impl VectorEncoding {
 /// Which table and columns to import.
 #[derive(Clone, Debug)]
 pub struct SqliteTable {
-    /// The table (or view with a rowid: a table, in practice).
+    /// The table (an ordinary one: views and WITHOUT ROWID tables have no rowid).
     pub table: String,
     /// The column naming each record (`None`: rows are numbered like other inputs).
     pub key_column: Option<String>,
@@ -52,6 +53,8 @@ pub struct SqliteTable {
     pub metadata_columns: Vec<String>,
     /// The column holding each record's text.
     pub text_column: Option<String>,
+    /// Whether the store has string keys (integer keys then become their decimal text).
+    pub string_keys: bool,
 }
 
 /// Rows fetched per query.
@@ -138,28 +141,39 @@ impl SqliteRows {
                 bail!("--metadata-columns: {c:?} cannot name a metadata field (a name is non-empty and holds no '.')");
             }
         }
-        let mut select = vec!["rowid".to_string(), quote(&spec.vector_column)];
+        // The rowid under a name no declared column shadows.
+        let rowid = ["rowid", "_rowid_", "oid"]
+            .into_iter()
+            .find(|alias| !columns.iter().any(|c| c.eq_ignore_ascii_case(alias)))
+            .ok_or_else(|| {
+                anyhow!(
+                    "table {:?} declares columns named rowid, _rowid_ and oid, which hide its row order",
+                    spec.table
+                )
+            })?;
+        let mut select = vec![rowid.to_string(), quote(&spec.vector_column)];
         select.extend(spec.key_column.iter().map(|c| quote(c)));
         select.extend(spec.text_column.iter().map(|c| quote(c)));
         select.extend(spec.metadata_columns.iter().map(|c| quote(c)));
-        let base = format!("SELECT {} FROM {}", select.join(", "), quote(&spec.table));
-        let first_page = format!("{base} ORDER BY rowid LIMIT ?1");
-        let next_page = format!("{base} WHERE rowid > ?2 ORDER BY rowid LIMIT ?1");
-        let rows: i64 = conn
+        let table = quote(&spec.table);
+        let (rows, last): (i64, Option<i64>) = conn
             .query_row(
-                &format!("SELECT count(*) FROM {}", quote(&spec.table)),
+                &format!("SELECT count(*), max({rowid}) FROM {table}"),
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .with_context(|| format!("cannot count the rows of table {:?}", spec.table))?;
-        // A table without rowids fails here, before any row is read.
-        conn.prepare(&first_page).map_err(|e| {
-            anyhow!(
-                "cannot read table {:?} in rowid order ({e}); tables declared WITHOUT ROWID \
-                 are not read: copy it into an ordinary table first",
-                spec.table
-            )
-        })?;
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read table {:?} in rowid order ({e}); views and tables declared \
+                     WITHOUT ROWID are not read: copy the rows into an ordinary table first",
+                    spec.table
+                )
+            })?;
+        let last = last.unwrap_or(i64::MIN);
+        let base = format!("SELECT {} FROM {table}", select.join(", "));
+        let first_page = format!("{base} WHERE {rowid} <= {last} ORDER BY {rowid} LIMIT ?1");
+        let next_page =
+            format!("{base} WHERE {rowid} > ?2 AND {rowid} <= {last} ORDER BY {rowid} LIMIT ?1");
         Ok(SqliteRows {
             conn,
             spec: spec.clone(),
@@ -190,7 +204,16 @@ impl SqliteRows {
             return Ok(None);
         };
         self.current = Some((raw.rowid, String::new()));
-        self.convert(raw).map(Some)
+        Ok(Some(self.convert(raw).unwrap_or_else(|e| Row {
+            id: None,
+            key: None,
+            vector: Vec::new(),
+            payload: None,
+            metadata: None,
+            metadata_error: None,
+            refused: Some(format!("{e:#}")),
+            text: None,
+        })))
     }
 
     fn fetch_page(&mut self) -> Result<()> {
@@ -246,16 +269,23 @@ impl SqliteRows {
             payload: None,
             metadata: None,
             metadata_error: None,
+            refused: None,
             text: None,
         };
         let at = |s: &Self| s.position();
         if let (Some(value), Some(column)) = (raw.key, &self.spec.key_column) {
             match value {
+                Value::Integer(i) if self.spec.string_keys => row.key = Some(i.to_string()),
                 Value::Integer(i) if i >= 0 => row.id = Some(i as u64),
                 Value::Integer(i) => {
                     bail!("{}: key column {column:?} holds {i}, below 0", at(self))
                 }
-                Value::Text(s) => row.key = Some(s),
+                Value::Text(s) if self.spec.string_keys => row.key = Some(s),
+                Value::Text(s) => bail!(
+                    "{}: key column {column:?} holds the text {s:?}; this store has u64 ids \
+                     (a store of string keys is made with `strata create --keys string`)",
+                    at(self)
+                ),
                 Value::Null => bail!("{}: key column {column:?} is NULL", at(self)),
                 other => bail!(
                     "{}: key column {column:?} holds {}; a key is an integer or text",
@@ -303,7 +333,7 @@ impl SqliteRows {
             if !fields.is_empty() {
                 match strata::Metadata::from_json(&serde_json::Value::Object(fields)) {
                     Ok(m) => row.metadata = Some(m),
-                    Err(e) => row.metadata_error = Some(format!("{}: {e}", self.named_position())),
+                    Err(e) => bail!("{}: {e}", self.named_position()),
                 }
             }
         }
@@ -422,6 +452,7 @@ mod tests {
             vector_encoding: encoding,
             metadata_columns: vec!["category".into(), "score".into()],
             text_column: Some("content".into()),
+            string_keys: encoding != VectorEncoding::F64le,
         }
     }
 
@@ -494,22 +525,53 @@ mod tests {
                 (Value::Integer(9), Value::Blob(vec![0; 10])),
             ],
         );
+        // F64le: a store of u64 ids.
         let mut r = SqliteRows::open(&path, &spec(VectorEncoding::F64le)).unwrap();
         let row = r.next_row().unwrap().unwrap();
         assert_eq!((row.id, row.vector), (Some(7), vec![1.5, -2.0]));
-        let e = r.next_row().unwrap_err().to_string();
+        // Refused rows are still rows, naming themselves.
+        let e = r.next_row().unwrap().unwrap().refused.unwrap();
         assert!(
             e.contains("rowid 2 (key 8)") && e.contains("--vector-encoding json"),
             "{e}"
         );
-        let e = r.next_row().unwrap_err().to_string();
+        let e = r.next_row().unwrap().unwrap().refused.unwrap();
         assert!(
             e.contains("rowid 3 (key 9)") && e.contains("10-byte blob"),
             "{e}"
         );
+        assert!(r.next_row().unwrap().is_none());
+        // Json: a store of string keys; integer keys become text.
         let mut r = SqliteRows::open(&path, &spec(VectorEncoding::Json)).unwrap();
-        r.next_row().unwrap_err();
-        assert_eq!(r.next_row().unwrap().unwrap().vector, vec![3.0, 4.5]);
+        assert!(r.next_row().unwrap().unwrap().refused.is_some());
+        let row = r.next_row().unwrap().unwrap();
+        assert_eq!(
+            (row.key.as_deref(), row.vector),
+            (Some("8"), vec![3.0, 4.5])
+        );
+    }
+
+    #[test]
+    fn a_column_named_rowid_does_not_hide_the_row_order() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE t(rowid TEXT, v BLOB); INSERT INTO t VALUES ('b', x'0000803f'), ('a', x'00000040');")
+            .unwrap();
+        let spec = SqliteTable {
+            table: "t".into(),
+            key_column: Some("rowid".into()),
+            vector_column: "v".into(),
+            vector_encoding: VectorEncoding::F32le,
+            metadata_columns: vec![],
+            text_column: None,
+            string_keys: true,
+        };
+        let mut r = SqliteRows::open(&path, &spec).unwrap();
+        let keys: Vec<_> = std::iter::from_fn(|| r.next_row().unwrap())
+            .map(|row| (row.key.unwrap(), row.vector))
+            .collect();
+        assert_eq!(keys, [("b".into(), vec![1.0]), ("a".into(), vec![2.0])]);
     }
 
     #[test]

@@ -120,6 +120,12 @@ fn a_memory_table_moves_over_in_one_command() {
     ok(&args);
     let got: serde_json::Value = serde_json::from_str(&ok(&["get", u, "9"])).unwrap();
     assert_eq!(got["vector"], serde_json::json!([0.0, 0.0, 0.0, 1.0]));
+    // Into a store of string keys, integer keys become their decimal text.
+    let mut args = args;
+    args[1] = d;
+    ok(&args);
+    let got: serde_json::Value = serde_json::from_str(&ok(&["get", d, "9"])).unwrap();
+    assert_eq!(got["key"], "9");
 }
 
 #[test]
@@ -182,6 +188,24 @@ fn bad_rows_and_bad_arguments_are_one_line_errors_that_write_nothing() {
     args.push("--skip-bad-rows");
     ok(&args);
     assert_eq!(ok(&["count", d]).trim(), "49");
+    // Without a key column rows are numbered, and a skipped row keeps its number.
+    let n = t.path().join("numbered");
+    let n = n.to_str().unwrap();
+    ok(&["create", n, "--dim", "4", "--metric", "l2"]);
+    let db = db.to_str().unwrap();
+    let args = [
+        "import",
+        n,
+        db,
+        "--table",
+        "memory_embeddings",
+        "--vector-column",
+        "embedding",
+    ];
+    ok(&[&args[..], &["--skip-bad-rows"]].concat());
+    assert!(!common::strata(&["get", n, "17"]).status.success());
+    let got: serde_json::Value = serde_json::from_str(&ok(&["get", n, "18"])).unwrap();
+    assert_eq!(got["vector"][0], 18.0);
 }
 
 #[test]

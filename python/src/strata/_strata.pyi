@@ -1,6 +1,6 @@
 """Type stubs of the native module behind `strata` (use `strata.open` and `strata.Store`)."""
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,14 @@ class NativeStore:
         texts: Optional[Sequence[Optional[str]]] = None,
         payloads: Optional[Sequence[Optional[bytes]]] = None,
     ) -> None: ...
+    def check_rows(
+        self,
+        keys: Sequence[Any],
+        vectors: npt.NDArray[np.float32],
+        metadata: Optional[Sequence[Optional[str]]] = None,
+        texts: Optional[Sequence[Optional[str]]] = None,
+        payloads: Optional[Sequence[Optional[bytes]]] = None,
+    ) -> Optional[Tuple[int, str]]: ...
     def search(
         self,
         queries: npt.NDArray[np.float32],

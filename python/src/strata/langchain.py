@@ -112,13 +112,17 @@ class StrataVectorStore(VectorStore):
 
     def delete(self, ids: Optional[List[str]] = None, **kwargs: Any) -> Optional[bool]:
         """Deletes the documents of ``ids`` (absent ones are ignored); with
-        ``filter=...`` instead, every document passing the filter."""
+        ``filter=...`` instead, every document passing the filter; with neither, every
+        document."""
         if self._db is None:
             return True
         f = kwargs.get("filter")
-        if ids is None and f is None:
-            raise ValueError("delete needs ids or filter=")
-        self._db.delete(ids, filter=f) if f is not None else self._db.delete(list(ids))
+        if ids is not None and f is not None:
+            raise ValueError("delete takes ids or filter=, not both")
+        if ids is None:
+            self._db.delete(filter=f if f is not None else {})
+        else:
+            self._db.delete(list(ids))
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> List[Document]:
@@ -192,7 +196,9 @@ class StrataVectorStore(VectorStore):
             return self._cosine_relevance_score_fn
         if metric == "l2":
             return lambda d: self._euclidean_relevance_score_fn(math.sqrt(max(d, 0.0)))
-        return self._max_inner_product_relevance_score_fn
+        # The distance is the negated inner product; of unit vectors, (1 + dot) / 2 lies in
+        # [0, 1] and keeps the order.
+        return lambda d: (1.0 - d) / 2.0
 
     @classmethod
     def from_texts(

@@ -77,6 +77,7 @@ def to_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
         elif op == FilterOperator.ALL:
             parts.append({"$and": [{f.key: {"$contains": v}} for v in f.value]})
         elif op == FilterOperator.IS_EMPTY:
+            # Missing or null (an empty list holds no value and passes no other test).
             parts.append({f.key: None})
         else:
             raise InvalidArgument(f"metadata filter operator {op.value!r} on {f.key!r} has no strata counterpart")
@@ -202,27 +203,36 @@ class StrataVectorStore(BasePydanticVectorStore):
         filters (and of its ``doc_ids`` / ``node_ids`` when given)."""
         if self._db is None:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        k = query.hybrid_top_k or query.similarity_top_k
         parts = [f for f in [to_filter(query.filters)] if f is not None]
         if query.doc_ids:
             parts.append({"ref_doc_id": {"$in": list(query.doc_ids)}})
         f = None if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
         mode = VectorStoreQueryMode(query.mode)
+        text_modes = (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SPARSE)
+        if mode not in text_modes + (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.HYBRID):
+            raise InvalidArgument(f"query mode {mode.value!r} is not offered (default, text_search, sparse, hybrid)")
+        if mode not in text_modes and query.query_embedding is None:
+            raise InvalidArgument(f"a {mode.value} query needs query_embedding")
+        if mode != VectorStoreQueryMode.DEFAULT and not query.query_str:
+            raise InvalidArgument(f"a {mode.value} query needs query_str")
+        if query.node_ids and mode != VectorStoreQueryMode.DEFAULT:
+            raise InvalidArgument("node_ids restricts default (vector) queries only")
         if query.node_ids:
-            keys, sims = self._among(query, list(query.node_ids), f, k)
-        elif mode in (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SPARSE):
-            keys, d = self._db.text_search(query.query_str or "", k=k, filter=f)
+            keys, sims = self._among(query, list(query.node_ids), f, query.similarity_top_k)
+        elif mode in text_modes:
+            k = query.sparse_top_k or query.similarity_top_k
+            keys, d = self._db.text_search(query.query_str, k=k, filter=f)
             sims = [-x for x in d]
         elif mode == VectorStoreQueryMode.HYBRID:
             alpha = 0.5 if query.alpha is None else query.alpha
-            keys, d = self._db.hybrid_search(np.asarray(query.query_embedding, np.float32), query.query_str or "",
+            k = query.hybrid_top_k or query.similarity_top_k
+            keys, d = self._db.hybrid_search(np.asarray(query.query_embedding, np.float32), query.query_str,
                                              k=k, filter=f, fusion="weighted", alpha=alpha)
             sims = [-x for x in d]
-        elif mode == VectorStoreQueryMode.DEFAULT:
-            keys, d = self._db.search(np.asarray(query.query_embedding, np.float32), k=k, filter=f)
-            sims = [self._similarity(float(x)) for x in d]
         else:
-            raise InvalidArgument(f"query mode {mode.value!r} is not offered (default, text_search, sparse, hybrid)")
+            keys, d = self._db.search(np.asarray(query.query_embedding, np.float32), k=query.similarity_top_k,
+                                      filter=f)
+            sims = [self._similarity(float(x)) for x in d]
         records = self._db.get_many(list(keys))
         hits = [(r, s) for r, s in zip(records, sims) if r is not None]
         return VectorStoreQueryResult(

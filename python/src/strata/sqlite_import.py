@@ -4,6 +4,7 @@ side of ``strata import DIR memories.db --table T ...``."""
 from __future__ import annotations
 
 import json
+import pathlib
 import sqlite3
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -23,7 +24,15 @@ class _Table:
     """A read-only cursor over the table's rows in rowid order, a page at a time."""
 
     def __init__(self, database: str, table: str, columns: List[Tuple[str, str]]):
-        self.conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        uri = pathlib.Path(database).resolve().as_uri() + "?mode=ro"
+        self.conn = sqlite3.connect(uri, uri=True)
+        try:
+            self._open(database, table, columns)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _open(self, database: str, table: str, columns: List[Tuple[str, str]]) -> None:
         self.table = table
         found = [r[1] for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", (table,))]
         if not found:
@@ -33,17 +42,31 @@ class _Table:
         for what, column in columns:
             if column not in found:
                 raise InvalidArgument(f"{what}: table {table!r} has no column {column!r} (its columns: {', '.join(found)})")
-        self.select = f"SELECT rowid, {', '.join(_quote(c) for _, c in columns)} FROM {_quote(table)}"
-        self.rows = self.conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]
+        # The rowid under a name no declared column shadows.
+        lower = {c.lower() for c in found}
+        rowid = next((a for a in ("rowid", "_rowid_", "oid") if a not in lower), None)
+        if rowid is None:
+            raise InvalidArgument(f"table {table!r} declares columns named rowid, _rowid_ and oid, "
+                                  "which hide its row order")
+        try:
+            last = self.conn.execute(f"SELECT max({rowid}) FROM {_quote(table)}").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            raise InvalidArgument(f"cannot read table {table!r} in rowid order ({e}); views and tables "
+                                  "declared WITHOUT ROWID are not read") from None
+        # Rows added after this point are not read: both passes see the same rows.
+        self.bound = f"{rowid} <= {last if last is not None else -(2**63)}"
+        self.rowid = rowid
+        self.select = f"SELECT {rowid}, {', '.join(_quote(c) for _, c in columns)} FROM {_quote(table)}"
 
     def pages(self) -> Iterator[list]:
-        rows = self.conn.execute(f"{self.select} ORDER BY rowid LIMIT ?", (_PAGE,)).fetchall()
+        r = self.rowid
+        rows = self.conn.execute(f"{self.select} WHERE {self.bound} ORDER BY {r} LIMIT ?", (_PAGE,)).fetchall()
         while rows:
             yield rows
             if len(rows) < _PAGE:
                 return
-            rows = self.conn.execute(
-                f"{self.select} WHERE rowid > ? ORDER BY rowid LIMIT ?", (rows[-1][0], _PAGE)).fetchall()
+            rows = self.conn.execute(f"{self.select} WHERE {r} > ? AND {self.bound} ORDER BY {r} LIMIT ?",
+                                     (rows[-1][0], _PAGE)).fetchall()
 
 
 def _vector(value, encoding: str, column: str, at: str) -> np.ndarray:
@@ -88,11 +111,13 @@ def import_sqlite(
     one, rows are numbered from 0), with the vector of ``vector_column`` (``f32le`` or
     ``f64le``: a blob of little-endian floats; ``json``: text like ``"[0.1, 0.2]"``),
     metadata fields named after ``metadata_columns`` (NULLs left out) and the text of
-    ``text_column``. The whole table is checked first, so a bad row (a blob of the wrong
-    length, a NULL vector, a key of the wrong kind) raises :class:`InvalidArgument`
-    naming it by rowid and key and writes nothing. Rows are then written in atomic
-    batches: an interrupted import leaves a prefix of the rows, never part of one; the
-    same call again finishes it (keys are the same). The database is opened read-only."""
+    ``text_column``. The whole table is checked first, by the store's own rules, so a
+    bad row (a blob of the wrong length, a NULL or non-finite vector, a key of the wrong
+    kind, metadata or text over the limits) raises :class:`InvalidArgument` naming it by
+    rowid and key and writes nothing. Rows are then written in atomic batches: an
+    interrupted import leaves a prefix of the rows, never part of one; the same call
+    again finishes it (keys are the same). The database is opened read-only; rows added
+    to the table after the call starts are not read."""
     if vector_encoding not in ("f32le", "f64le", "json"):
         raise InvalidArgument(f"vector_encoding {vector_encoding!r}: use 'f32le', 'f64le' or 'json'")
     if isinstance(metadata_columns, str):
@@ -110,7 +135,7 @@ def import_sqlite(
     def batches() -> Iterator[tuple]:
         number = 0
         for page in source.pages():
-            keys, vectors, metas, texts = [], [], [], []
+            keys, vectors, metas, texts, where = [], [], [], [], []
             for row in page:
                 rowid, values = row[0], list(row[2:])
                 at = f"table {table!r} rowid {rowid}"
@@ -147,19 +172,20 @@ def import_sqlite(
                         meta[c] = x
                 keys.append(key)
                 vectors.append(v)
-                metas.append(meta or None)
+                metas.append(None if not meta else json.dumps(meta))
                 texts.append(text)
-            yield keys, np.stack(vectors), metas, texts
+                where.append(at)
+            yield keys, np.stack(vectors), metas, texts, where
 
     try:
-        for _ in batches():
-            pass
+        native = store._db
+        for keys, vectors, metas, texts, where in batches():
+            refused = native.check_rows(keys, vectors, metas, texts, None)
+            if refused is not None:
+                raise InvalidArgument(f"{where[refused[0]]}: {refused[1]}; nothing was written")
         written = 0
-        for keys, vectors, metas, texts in batches():
-            has_meta = any(m is not None for m in metas)
-            has_text = any(t is not None for t in texts)
-            store.upsert(keys, vectors, metadata=metas if has_meta else None,
-                         texts=texts if has_text else None)
+        for keys, vectors, metas, texts, _ in batches():
+            native.upsert(keys, vectors, metas, texts, None)
             written += len(keys)
         return written
     finally:
