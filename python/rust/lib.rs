@@ -201,7 +201,7 @@ fn hit_arrays(py: Python<'_>, hits: &[strata::Hit]) -> PyResult<(Py<PyAny>, Py<P
 impl NativeStore {
     /// Opens (or, with `dim`, creates) the store in `path`.
     #[new]
-    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always"))]
+    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always", memtable_mb=None, memtable_index=true))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn new(
         py: Python<'_>,
@@ -212,6 +212,8 @@ impl NativeStore {
         analyzer: Option<&str>,
         vector_codec: Option<&str>,
         durability: &str,
+        memtable_mb: Option<usize>,
+        memtable_index: bool,
     ) -> PyResult<Self> {
         let mut o = match dim {
             None => strata::Options::existing(),
@@ -250,6 +252,15 @@ impl NativeStore {
                 )))
             }
         });
+        if let Some(mb) = memtable_mb {
+            if mb == 0 {
+                return Err(invalid("memtable_mb must be at least 1".to_string()));
+            }
+            o = o.memtable_bytes(mb.saturating_mul(1 << 20));
+        }
+        let mut index = o.index_options();
+        index.memtable_graph = memtable_index;
+        o = o.index(index);
         let db = py.detach(|| strata::Db::open(&path, o)).map_err(error)?;
         Ok(NativeStore {
             db: RwLock::new(Some(Arc::new(db))),

@@ -162,3 +162,23 @@ def test_persistence_across_processes_and_a_killed_writer(tmp_path):
     """, path, acked)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "True"]
+
+
+def test_a_bulk_load_flushes_once_into_one_segment(tmp_path):
+    v = rows(20_000, 32)
+    with strata.open(tmp_path / "s", dim=32, metric="l2", memtable_mb=512, memtable_index=False) as db:
+        db.upsert(list(range(20_000)), v)
+        st = db.stats()
+        assert st["segments"] == 0 and st["memtable_rows"] == 20_000
+        db.flush()
+        st = db.stats()
+        assert st["segments"] == 1 and st["memtable_rows"] == 0
+        ids, _ = db.search(v[:50], k=1)
+        assert (ids[:, 0] == np.arange(50)).mean() >= 0.98
+    # A small memtable flushes as it fills: several segments.
+    with strata.open(tmp_path / "t", dim=32, metric="l2", memtable_mb=1) as db:
+        db.upsert(list(range(20_000)), v)
+        db.flush()
+        assert db.stats()["segments"] > 1
+    with pytest.raises(strata.InvalidArgument, match="memtable_mb"):
+        strata.open(tmp_path / "u", dim=4, memtable_mb=0)

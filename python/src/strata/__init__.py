@@ -249,12 +249,25 @@ def open(
     analyzer: Optional[str] = None,
     vector_codec: Optional[str] = None,
     durability: str = "always",
+    memtable_mb: Optional[int] = None,
+    memtable_index: bool = True,
 ) -> Store:
     """Opens the store in ``path``; with ``dim``, creates it when absent (``metric``
     ``cosine``, ``l2`` or ``ip``; ``keys`` ``u64`` or ``string``; ``analyzer``
     ``default``, ``english`` or ``cjk``; ``vector_codec`` ``f32``, ``f16`` or ``int8``).
     Without ``dim`` the store must exist (:class:`NotFound` otherwise). ``durability``:
-    ``always`` (fsync before a write returns), ``periodic`` or ``never``."""
+    ``always`` (fsync before a write returns), ``periodic`` or ``never``.
+
+    ``memtable_mb`` (default 64): written rows are flushed to a segment once they take
+    this much memory. ``memtable_index`` (default True): index written rows in memory
+    as they arrive, so that searches before the flush walk a graph instead of scanning
+    them. A bulk load builds its index once by loading into one memtable and flushing
+    it::
+
+        with strata.open(path, dim=384, memtable_mb=4096, memtable_index=False) as db:
+            db.upsert(keys, vectors)      # held in memory (and in the log) until...
+            db.flush()                    # ...one segment, one index build"""
     import os
 
-    return Store(NativeStore(os.fspath(path), dim, metric, keys, analyzer, vector_codec, durability))
+    return Store(NativeStore(os.fspath(path), dim, metric, keys, analyzer, vector_codec, durability,
+                             memtable_mb, memtable_index))

@@ -17,6 +17,8 @@ class NativeStore:
         analyzer: Optional[str] = None,
         vector_codec: Optional[str] = None,
         durability: str = "always",
+        memtable_mb: Optional[int] = None,
+        memtable_index: bool = True,
     ) -> None: ...
     @property
     def dim(self) -> int: ...
