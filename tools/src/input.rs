@@ -9,31 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub use crate::row::Row;
 use crate::sqlite_input::{is_sqlite_file, SqliteRows, SqliteTable};
-
-/// One input row.
-#[derive(Debug)]
-pub struct Row {
-    /// Explicit id (JSON lines only).
-    pub id: Option<u64>,
-    /// Explicit string key (JSON lines only).
-    pub key: Option<String>,
-    /// The vector.
-    pub vector: Vec<f32>,
-    /// Payload bytes (JSON lines: the `payload` value as JSON text).
-    pub payload: Option<Vec<u8>>,
-    /// Metadata (JSON: the `metadata` object; or the row's line of a metadata file),
-    /// what filters test.
-    pub metadata: Option<strata::Metadata>,
-    /// Why the row's line of the metadata file was refused, if it was.
-    pub metadata_error: Option<String>,
-    /// Why the row itself is refused (a value of an SQLite row that is no vector, key
-    /// or metadata), as a whole message naming the row. The row still counts as read,
-    /// so the rows after it keep their numbers.
-    pub refused: Option<String>,
-    /// The row's text (JSON: the `text` string), what text searches find.
-    pub text: Option<String>,
-}
 
 /// A JSON-lines file whose line i is the metadata object of input row i.
 struct SideMetadata {

@@ -11,6 +11,7 @@ mod input;
 mod ops;
 mod plot;
 mod progress;
+mod row;
 mod sqlite_input;
 
 use std::path::PathBuf;

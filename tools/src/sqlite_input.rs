@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::input::Row;
+use crate::row::Row;
 
 /// How a vector column stores its vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
