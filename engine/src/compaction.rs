@@ -50,6 +50,7 @@ pub(crate) fn compact_once(
     progress: &Progress<'_>,
 ) -> Result<Option<CompactionReport>> {
     let _one_at_a_time = inner.compacting.lock();
+    let _span = tracing::info_span!("compaction", full).entered();
     let start = Instant::now();
     let Some((reason, inputs)) = pick(inner, full)? else {
         return Ok(None);
@@ -80,6 +81,8 @@ pub(crate) fn compact_once(
     }
     report.seconds = start.elapsed().as_secs_f64();
     inner.compactions.record(&report);
+    inner.metrics.compacted(report.seconds, report.bytes_out);
+    crate::inventory::publish(inner);
     if let Some(b) = &report.build {
         inner.builds.record(out_no, b.clone());
     }

@@ -14,6 +14,7 @@ use crate::checkpoint::{self, CheckpointReport};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::filter::Filter;
 use crate::inner::{apply, Inner};
+use crate::metrics::SearchKind;
 use crate::options::{Durability, Options, SearchOptions, WriteOptions};
 use crate::read_only::ReadOnlyDb;
 use crate::record::{Hit, Record};
@@ -62,6 +63,7 @@ impl Db {
                 .lock()
                 .push(spawned(flush::spawn_syncer(inner.clone(), every))?);
         }
+        inventory::publish(&inner);
         Ok(db)
     }
 
@@ -159,10 +161,20 @@ impl Db {
 
     /// Applies a batch atomically. Returns once the batch is visible to searches and, under
     /// [`Durability::Always`], durable. Invalid input is refused before anything changes.
-    pub fn write_opt(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
+    pub fn write_opt(&self, batch: WriteBatch, wo: WriteOptions) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let _span = tracing::trace_span!("write", ops = batch.len()).entered();
+        let (start, ops) = (std::time::Instant::now(), batch.len());
+        let out = self.write_unmeasured(batch, wo);
+        if out.is_ok() {
+            self.inner.metrics.wrote(start.elapsed(), ops);
+        }
+        out
+    }
+
+    fn write_unmeasured(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
         let inner = &self.inner;
         prepare(&mut batch.ops, inner.dim, inner.metric, inner.keys)?;
         if inner.keys == crate::KeyKind::U64 {
@@ -328,8 +340,10 @@ impl Db {
         let v = self.inner.snapshot();
         let metric = self.inner.metric;
         let one = |q: &&[f32]| {
-            let q = self.prepare_query(q)?;
-            search::search(&v, metric, self.inner.keys, &q, opts, false)
+            self.measured(SearchKind::Vector, || {
+                let q = self.prepare_query(q)?;
+                search::search(&v, metric, self.inner.keys, &q, opts, false)
+            })
         };
         let run = || queries.par_iter().map(one).collect::<Result<Vec<_>>>();
         match &self.inner.search_pool {
@@ -381,6 +395,10 @@ impl Db {
     /// The `opts.k` nearest live records to `query`, nearest first; with
     /// [`SearchOptions::filter`], among the records whose metadata passes it.
     pub fn search(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
+        self.measured(SearchKind::Vector, || self.search_unmeasured(query, opts))
+    }
+
+    fn search_unmeasured(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
         let q = self.prepare_query(query)?;
         let v = self.inner.snapshot();
         let metric = self.inner.metric;
@@ -415,8 +433,21 @@ impl Db {
     /// records holding none of its terms are not returned. `ef`, `rerank` and `exact`
     /// do not apply: the result is the exact top `k`.
     pub fn text_search(&self, text: &str, opts: &SearchOptions) -> Result<Vec<Hit>> {
-        let v = self.inner.snapshot();
-        crate::text_search::hits(&v, self.inner.analyzer, self.inner.keys, text, opts)
+        self.measured(SearchKind::Text, || {
+            let v = self.inner.snapshot();
+            crate::text_search::hits(&v, self.inner.analyzer, self.inner.keys, text, opts)
+        })
+    }
+
+    /// Runs a search, reporting its latency (`docs/metrics.md`) when it succeeds.
+    fn measured<T>(&self, kind: SearchKind, run: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _span = tracing::trace_span!("search").entered();
+        let start = std::time::Instant::now();
+        let out = run();
+        if out.is_ok() {
+            self.inner.metrics.searched(kind, start.elapsed());
+        }
+        out
     }
 
     /// The best `opts.k` live records by a fusion of a vector search for `query` and a
@@ -430,13 +461,15 @@ impl Db {
         opts: &SearchOptions,
         fusion: &crate::Fusion,
     ) -> Result<Vec<Hit>> {
-        let q = self.prepare_query(query)?;
-        let store = crate::hybrid::Store {
-            metric: self.inner.metric,
-            keys: self.inner.keys,
-            analyzer: self.inner.analyzer,
-        };
-        crate::hybrid::hits(&self.inner.snapshot(), store, &q, text, opts, fusion)
+        self.measured(SearchKind::Hybrid, || {
+            let q = self.prepare_query(query)?;
+            let store = crate::hybrid::Store {
+                metric: self.inner.metric,
+                keys: self.inner.keys,
+                analyzer: self.inner.analyzer,
+            };
+            crate::hybrid::hits(&self.inner.snapshot(), store, &q, text, opts, fusion)
+        })
     }
 
     /// How this store turns text into terms ([`Options::analyzer`](crate::Options::analyzer)).

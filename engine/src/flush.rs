@@ -131,10 +131,13 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
             "a memtable queued for flush is not frozen".into(),
         ));
     };
+    let _span = tracing::info_span!("flush", segment = file_no).entered();
     let start = std::time::Instant::now();
     let written = write_rows(inner, mem, frozen, file_no)?;
     let rows = written.rows.len();
     install(inner, mem, frozen, written)?;
+    inner.metrics.flushed(start.elapsed(), rows);
+    crate::inventory::publish(inner);
     tracing::info!(
         segment = file_no,
         rows,

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub analyzer: crate::Analyzer,
     pub wal: Wal,
     pub write: Mutex<WriteState>,
+    /// What the store reports through the `metrics` facade.
+    pub metrics: crate::metrics::StoreMetrics,
     /// Signals flush work, finished flushes (for stalled writers) and shutdown.
     pub changed: Condvar,
     pub current: RwLock<Arc<Version>>,
@@ -178,11 +180,13 @@ impl Inner {
                 break;
             }
             WriteCounters::add(&self.writes.stalled_batches, 1);
+            self.metrics.writer_waited(true);
             self.changed.wait(st);
         }
         let c = &self.opts.compaction;
         if c.background && st.version.segments.len() > c.slowdown_segments {
             WriteCounters::add(&self.writes.slowed_batches, 1);
+            self.metrics.writer_waited(false);
             self.changed
                 .wait_for(st, std::time::Duration::from_millis(1));
             self.ensure_writable(st)?;

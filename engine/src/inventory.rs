@@ -37,6 +37,14 @@ pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
     s
 }
 
+/// Reports the store's sizes to the metrics recorder (after open, flushes and merges:
+/// each lists the directory once).
+pub(crate) fn publish(inner: &Inner) {
+    if let Ok(s) = collect(inner) {
+        inner.metrics.publish(&s);
+    }
+}
+
 /// Counts and sizes of the store: segments, memtables, files, counters.
 pub(crate) fn collect(inner: &Inner) -> Result<Stats> {
     let v = inner.snapshot();

@@ -46,6 +46,7 @@ mod live_segment;
 mod lookup;
 mod mem_text;
 mod memtable;
+mod metrics;
 mod options;
 mod priority;
 mod read_only;

@@ -65,6 +65,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         closed: false,
     };
     Ok(Inner {
+        metrics: crate::metrics::StoreMetrics::new(dir),
         dir: dir.to_path_buf(),
         opts,
         dim,

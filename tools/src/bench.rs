@@ -90,6 +90,10 @@ pub struct BenchArgs {
     /// Only build the store (printing the stage times) and skip the search sweep.
     #[arg(long)]
     build_only: bool,
+    /// Install a Prometheus recorder first, so that the store reports its metrics
+    /// (docs/metrics.md) while it is measured: what a monitored deployment pays.
+    #[arg(long)]
+    metrics: bool,
     /// Write a recall-versus-QPS chart (SVG) of the settings here.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -187,6 +191,15 @@ fn single_thread_pass(
 /// Runs `strata bench`: build (or reuse) the store, then search it in a fresh process
 /// and report every setting.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    let _recorder = if a.metrics {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+        eprintln!("metrics: reporting to a Prometheus recorder");
+        Some(handle)
+    } else {
+        None
+    };
     // Only the rows used: the search process's own memory stays small (it is measured).
     let queries = VectorFile::read_first(&a.queries, a.nq)?;
     let gt = VectorFile::read_first(&a.gt, a.nq)?;

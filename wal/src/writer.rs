@@ -27,6 +27,9 @@ pub struct Wal {
     /// The file and I/O failure that poisoned the log (the first one).
     first_failure: OnceLock<(PathBuf, std::io::Error)>,
     fsyncs: AtomicU64,
+    /// Each fsync's latency, reported through the `metrics` facade
+    /// (`strata_wal_fsync_seconds`, labelled `store` with the directory).
+    fsync_seconds: metrics::Histogram,
     /// Mirror of `SyncState::synced`, readable while holding `active`.
     synced_lsn: AtomicU64,
 }
@@ -64,6 +67,10 @@ impl Wal {
             poisoned: AtomicBool::new(false),
             first_failure: OnceLock::new(),
             fsyncs: AtomicU64::new(0),
+            fsync_seconds: metrics::histogram!(
+                "strata_wal_fsync_seconds",
+                "store" => dir.display().to_string()
+            ),
             synced_lsn: AtomicU64::new(synced),
         })
     }
@@ -144,7 +151,9 @@ impl Wal {
                 let a = self.active.lock();
                 (a.file.clone(), a.path.clone(), a.lsn_base + a.offset)
             };
+            let started = std::time::Instant::now();
             let res = file.sync();
+            self.fsync_seconds.record(started.elapsed());
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
             s = self.sync.lock();
             s.leader = false;
@@ -173,7 +182,10 @@ impl Wal {
     pub fn rotate(&self, file_no: u64) -> Result<()> {
         let mut a = self.active.lock();
         self.check()?;
-        if let Err(e) = a.file.sync() {
+        let started = std::time::Instant::now();
+        let synced = a.file.sync();
+        self.fsync_seconds.record(started.elapsed());
+        if let Err(e) = synced {
             self.poison(&a.path, &e);
             return Err(Error::io(&a.path, e));
         }

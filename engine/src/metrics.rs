@@ -1,0 +1,135 @@
+//! What a store reports through the [`metrics`] facade: the application installs a
+//! recorder (a Prometheus exporter, a StatsD client, ...) before opening stores, and
+//! every store then reports to it, labelled `store` with its directory. Without a
+//! recorder each report is a no-op. The names, kinds and meanings are in
+//! `docs/metrics.md`.
+//!
+//! Handles are registered once per store at open, so a report on a hot path is one
+//! call on a handle, with no name lookup.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+use crate::stats::Stats;
+
+/// Which search a latency belongs to.
+#[derive(Clone, Copy)]
+pub(crate) enum SearchKind {
+    Vector,
+    Text,
+    Hybrid,
+}
+
+/// One store's handles.
+pub(crate) struct StoreMetrics {
+    search_vector: Histogram,
+    search_text: Histogram,
+    search_hybrid: Histogram,
+    write: Histogram,
+    written_ops: Counter,
+    write_stalls: Counter,
+    write_slowdowns: Counter,
+    flush: Histogram,
+    flushed_rows: Counter,
+    compaction: Histogram,
+    compacted_bytes: Counter,
+    live_rows: Gauge,
+    segments: Gauge,
+    memtable_rows: Gauge,
+    tombstones: Gauge,
+    segment_bytes: Gauge,
+    deletion_bytes: Gauge,
+    wal_bytes: Gauge,
+    retired_bytes: Gauge,
+    front_bytes: Gauge,
+    front_in_memory: Gauge,
+    space_amplification: Gauge,
+}
+
+impl StoreMetrics {
+    /// Registers the handles of the store in `dir` with the installed recorder.
+    pub(crate) fn new(dir: &std::path::Path) -> StoreMetrics {
+        let store = dir.display().to_string();
+        let search = |kind: &'static str| histogram!("strata_search_seconds", "store" => store.clone(), "kind" => kind);
+        StoreMetrics {
+            search_vector: search("vector"),
+            search_text: search("text"),
+            search_hybrid: search("hybrid"),
+            write: histogram!("strata_write_seconds", "store" => store.clone()),
+            written_ops: counter!("strata_written_ops_total", "store" => store.clone()),
+            write_stalls: counter!("strata_write_stalls_total", "store" => store.clone()),
+            write_slowdowns: counter!("strata_write_slowdowns_total", "store" => store.clone()),
+            flush: histogram!("strata_flush_seconds", "store" => store.clone()),
+            flushed_rows: counter!("strata_flushed_rows_total", "store" => store.clone()),
+            compaction: histogram!("strata_compaction_seconds", "store" => store.clone()),
+            compacted_bytes: counter!("strata_compacted_bytes_total", "store" => store.clone()),
+            live_rows: gauge!("strata_live_rows", "store" => store.clone()),
+            segments: gauge!("strata_segments", "store" => store.clone()),
+            memtable_rows: gauge!("strata_memtable_rows", "store" => store.clone()),
+            tombstones: gauge!("strata_tombstones", "store" => store.clone()),
+            segment_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "segment"),
+            deletion_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "deletion"),
+            wal_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "wal"),
+            retired_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "retired"),
+            front_bytes: gauge!("strata_front_bytes", "store" => store.clone()),
+            front_in_memory: gauge!("strata_front_in_memory_bytes", "store" => store.clone()),
+            space_amplification: gauge!("strata_space_amplification", "store" => store),
+        }
+    }
+
+    /// One search (each query of a batch counts as one).
+    pub(crate) fn searched(&self, kind: SearchKind, took: Duration) {
+        match kind {
+            SearchKind::Vector => &self.search_vector,
+            SearchKind::Text => &self.search_text,
+            SearchKind::Hybrid => &self.search_hybrid,
+        }
+        .record(took);
+    }
+
+    /// One write batch of `ops` operations, from the call to its return (durable when
+    /// its durability asks).
+    pub(crate) fn wrote(&self, took: Duration, ops: usize) {
+        self.write.record(took);
+        self.written_ops.increment(ops as u64);
+    }
+
+    /// A writer waited for a flush (`stalled`) or was slowed down.
+    pub(crate) fn writer_waited(&self, stalled: bool) {
+        if stalled {
+            self.write_stalls.increment(1);
+        } else {
+            self.write_slowdowns.increment(1);
+        }
+    }
+
+    /// A memtable of `rows` rows flushed to a segment.
+    pub(crate) fn flushed(&self, took: Duration, rows: usize) {
+        self.flush.record(took);
+        self.flushed_rows.increment(rows as u64);
+    }
+
+    /// A merge that wrote `bytes`.
+    pub(crate) fn compacted(&self, seconds: f64, bytes: u64) {
+        self.compaction.record(seconds);
+        self.compacted_bytes.increment(bytes);
+    }
+
+    /// The store's sizes, after it changed shape (open, flush, merge).
+    pub(crate) fn publish(&self, s: &Stats) {
+        self.live_rows.set(s.live_rows as f64);
+        self.segments.set(s.segments.len() as f64);
+        self.memtable_rows.set(s.memtable_rows as f64);
+        self.tombstones.set(s.tombstones as f64);
+        self.segment_bytes.set(s.segment_bytes as f64);
+        self.deletion_bytes.set(s.deletion_bytes as f64);
+        self.wal_bytes.set(s.wal_bytes as f64);
+        self.retired_bytes.set(s.retired_bytes as f64);
+        self.front_bytes
+            .set(s.segments.iter().map(|g| g.front_bytes).sum::<u64>() as f64);
+        self.front_in_memory
+            .set(s.segments.iter().map(|g| g.front_in_memory).sum::<u64>() as f64);
+        self.space_amplification.set(s.space_amplification);
+    }
+}
