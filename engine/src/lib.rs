@@ -83,7 +83,9 @@ pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
 pub use records::{FieldSummary, ScanPage};
 pub use repair::{repair, repair_with, RepairAction};
-pub use stats::{CompactionReport, CompactionStats, IndexSummary, SegmentStats, Stats, WriteStats};
+pub use stats::{
+    CompactionReport, CompactionStats, GaugeValue, IndexSummary, SegmentStats, Stats, WriteStats,
+};
 pub use strata_compaction::{
     BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,
 };

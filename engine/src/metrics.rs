@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 
 use crate::stats::Stats;
 
@@ -34,17 +34,8 @@ pub(crate) struct StoreMetrics {
     flushed_rows: Counter,
     compaction: Histogram,
     compacted_bytes: Counter,
-    live_rows: Gauge,
-    segments: Gauge,
-    memtable_rows: Gauge,
-    tombstones: Gauge,
-    segment_bytes: Gauge,
-    deletion_bytes: Gauge,
-    wal_bytes: Gauge,
-    retired_bytes: Gauge,
-    front_bytes: Gauge,
-    front_in_memory: Gauge,
-    space_amplification: Gauge,
+    /// The `store` label, for the gauges set by name.
+    store: String,
 }
 
 impl StoreMetrics {
@@ -64,17 +55,7 @@ impl StoreMetrics {
             flushed_rows: counter!("strata_flushed_rows_total", "store" => store.clone()),
             compaction: histogram!("strata_compaction_seconds", "store" => store.clone()),
             compacted_bytes: counter!("strata_compacted_bytes_total", "store" => store.clone()),
-            live_rows: gauge!("strata_live_rows", "store" => store.clone()),
-            segments: gauge!("strata_segments", "store" => store.clone()),
-            memtable_rows: gauge!("strata_memtable_rows", "store" => store.clone()),
-            tombstones: gauge!("strata_tombstones", "store" => store.clone()),
-            segment_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "segment"),
-            deletion_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "deletion"),
-            wal_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "wal"),
-            retired_bytes: gauge!("strata_bytes", "store" => store.clone(), "kind" => "retired"),
-            front_bytes: gauge!("strata_front_bytes", "store" => store.clone()),
-            front_in_memory: gauge!("strata_front_in_memory_bytes", "store" => store.clone()),
-            space_amplification: gauge!("strata_space_amplification", "store" => store),
+            store,
         }
     }
 
@@ -118,18 +99,11 @@ impl StoreMetrics {
 
     /// The store's sizes, after it changed shape (open, flush, merge).
     pub(crate) fn publish(&self, s: &Stats) {
-        self.live_rows.set(s.live_rows as f64);
-        self.segments.set(s.segments.len() as f64);
-        self.memtable_rows.set(s.memtable_rows as f64);
-        self.tombstones.set(s.tombstones as f64);
-        self.segment_bytes.set(s.segment_bytes as f64);
-        self.deletion_bytes.set(s.deletion_bytes as f64);
-        self.wal_bytes.set(s.wal_bytes as f64);
-        self.retired_bytes.set(s.retired_bytes as f64);
-        self.front_bytes
-            .set(s.segments.iter().map(|g| g.front_bytes).sum::<u64>() as f64);
-        self.front_in_memory
-            .set(s.segments.iter().map(|g| g.front_in_memory).sum::<u64>() as f64);
-        self.space_amplification.set(s.space_amplification);
+        for g in s.gauges() {
+            match g.label {
+                None => gauge!(g.name, "store" => self.store.clone()).set(g.value),
+                Some((l, v)) => gauge!(g.name, "store" => self.store.clone(), l => v).set(g.value),
+            }
+        }
     }
 }

@@ -228,6 +228,56 @@ pub struct Stats {
     pub last_background_error: Option<String>,
 }
 
+/// One size of a store as a metric: its name (`docs/metrics.md`), an optional
+/// `(label, value)` pair, and the value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GaugeValue {
+    /// Metric name.
+    pub name: &'static str,
+    /// A label besides `store`, when the metric has one.
+    pub label: Option<(&'static str, &'static str)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Stats {
+    /// The store's sizes as the gauges it reports through the `metrics` facade
+    /// (`docs/metrics.md`): what `strata stats` prints for a closed store.
+    pub fn gauges(&self) -> Vec<GaugeValue> {
+        let g = |name, label, value: u64| GaugeValue {
+            name,
+            label,
+            value: value as f64,
+        };
+        let bytes = |kind, value| g("strata_bytes", Some(("kind", kind)), value);
+        vec![
+            g("strata_live_rows", None, self.live_rows),
+            g("strata_segments", None, self.segments.len() as u64),
+            g("strata_memtable_rows", None, self.memtable_rows),
+            g("strata_tombstones", None, self.tombstones),
+            bytes("segment", self.segment_bytes),
+            bytes("deletion", self.deletion_bytes),
+            bytes("wal", self.wal_bytes),
+            bytes("retired", self.retired_bytes),
+            g(
+                "strata_front_bytes",
+                None,
+                self.segments.iter().map(|s| s.front_bytes).sum(),
+            ),
+            g(
+                "strata_front_in_memory_bytes",
+                None,
+                self.segments.iter().map(|s| s.front_in_memory).sum(),
+            ),
+            GaugeValue {
+                name: "strata_space_amplification",
+                label: None,
+                value: self.space_amplification,
+            },
+        ]
+    }
+}
+
 /// The build reports of the latest segments this handle wrote (flushes and
 /// compactions), oldest first, at most [`BuildLog::KEEP`].
 #[derive(Debug, Default)]

@@ -432,6 +432,16 @@ enum Command {
         /// Store directory.
         dir: PathBuf,
     },
+    /// Print the sizes a store reports as metrics (docs/metrics.md) in the Prometheus
+    /// text format, one `name{labels} value` line each, or with --json as one object
+    /// (read-only: works on a closed store and while another process writes).
+    Stats {
+        /// Store directory.
+        dir: PathBuf,
+        /// One JSON object: {"store": DIR, "metrics": [{"name", "labels", "value"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compact a closed store: merge segments by the size-tiered policy and rewrite
     /// segments with many deleted rows (or, with --full, everything into one segment).
     ///
@@ -661,6 +671,7 @@ fn main() -> ExitCode {
             after,
         } => ops::scan(&dir, filter.as_deref(), limit, after),
         Command::Inspect { dir } => ops::inspect(&dir),
+        Command::Stats { dir, json } => ops::stats(&dir, json),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Backup { dir, dest } => ops::backup(&dir, &dest),
         Command::Repair { dir } => ops::repair(&dir),

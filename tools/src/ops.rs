@@ -419,6 +419,42 @@ pub fn delete(dir: &Path, mut args: Vec<String>, ids_file: Option<&Path>) -> Res
     Ok(())
 }
 
+/// `strata stats`: the store's sizes as its gauges, in the Prometheus text format or as
+/// JSON.
+pub fn stats(dir: &Path, as_json: bool) -> Result<()> {
+    let db = open_reader(dir)?;
+    let gauges = db.stats()?.gauges();
+    let store = dir.display().to_string();
+    if as_json {
+        let metrics: Vec<_> = gauges
+            .iter()
+            .map(|g| {
+                let mut labels = serde_json::Map::new();
+                labels.insert("store".into(), json!(store));
+                if let Some((l, v)) = g.label {
+                    labels.insert(l.into(), json!(v));
+                }
+                json!({"name": g.name, "labels": labels, "value": g.value})
+            })
+            .collect();
+        println!("{}", json!({"store": store, "metrics": metrics}));
+        return Ok(());
+    }
+    // Label values escaped as the text format wants: backslash, quote, newline.
+    let quoted = store
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    for g in gauges {
+        let extra = g
+            .label
+            .map(|(l, v)| format!(",{l}=\"{v}\""))
+            .unwrap_or_default();
+        println!("{}{{store=\"{quoted}\"{extra}}} {}", g.name, g.value);
+    }
+    Ok(())
+}
+
 pub fn inspect(dir: &Path) -> Result<()> {
     let db = open_reader(dir)?;
     let s = db.stats()?;
