@@ -82,6 +82,9 @@ pub(crate) fn compact_once(
     report.seconds = start.elapsed().as_secs_f64();
     inner.compactions.record(&report);
     inner.metrics.compacted(report.seconds, report.bytes_out);
+    // The inputs' files are removed when the last handle on them goes: this one, unless
+    // a search still holds them.
+    drop(inputs);
     crate::inventory::publish(inner);
     if let Some(b) = &report.build {
         inner.builds.record(out_no, b.clone());

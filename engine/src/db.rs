@@ -161,20 +161,10 @@ impl Db {
 
     /// Applies a batch atomically. Returns once the batch is visible to searches and, under
     /// [`Durability::Always`], durable. Invalid input is refused before anything changes.
-    pub fn write_opt(&self, batch: WriteBatch, wo: WriteOptions) -> Result<()> {
+    pub fn write_opt(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let _span = tracing::trace_span!("write", ops = batch.len()).entered();
-        let (start, ops) = (std::time::Instant::now(), batch.len());
-        let out = self.write_unmeasured(batch, wo);
-        if out.is_ok() {
-            self.inner.metrics.wrote(start.elapsed(), ops);
-        }
-        out
-    }
-
-    fn write_unmeasured(&self, mut batch: WriteBatch, wo: WriteOptions) -> Result<()> {
         let inner = &self.inner;
         prepare(&mut batch.ops, inner.dim, inner.metric, inner.keys)?;
         if inner.keys == crate::KeyKind::U64 {
@@ -206,6 +196,8 @@ impl Db {
         wo: WriteOptions,
         make: impl FnOnce(&crate::version::Version, &mut u64) -> Result<Option<(Vec<Op>, Vec<u8>)>>,
     ) -> Result<usize> {
+        let _span = tracing::trace_span!("write").entered();
+        let start = std::time::Instant::now();
         let inner = &self.inner;
         let (lsn, n, user_bytes) = {
             let mut st = inner.write.lock();
@@ -244,6 +236,7 @@ impl Db {
         if sync_now {
             inner.wal.sync_to(lsn).map_err(|e| inner.wal_failed(e))?;
         }
+        inner.metrics.wrote(start.elapsed(), n);
         Ok(n)
     }
 

@@ -135,7 +135,9 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
     let start = std::time::Instant::now();
     let written = write_rows(inner, mem, frozen, file_no)?;
     let rows = written.rows.len();
-    install(inner, mem, frozen, written)?;
+    if !install(inner, mem, frozen, written)? {
+        return Ok(()); // shutting down: nothing was flushed
+    }
     inner.metrics.flushed(start.elapsed(), rows);
     crate::inventory::publish(inner);
     tracing::info!(
@@ -251,10 +253,12 @@ fn write_rows(inner: &Inner, mem: &Memtable, frozen: Frozen, file_no: u64) -> Re
     })
 }
 
-fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Result<()> {
+/// Installs the flushed segment; false when the store is shutting down (the segment is
+/// then left as an orphan, which the next open removes).
+fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Result<bool> {
     let mut st = inner.write.lock();
     if inner.shutdown.load(Ordering::Acquire) {
-        return Ok(()); // the segment is an orphan; the next open removes it
+        return Ok(false);
     }
     let mut v = (*st.version).clone();
     if let Some(reader) = w.reader {
@@ -276,5 +280,5 @@ fn install(inner: &Inner, mem: &Arc<Memtable>, frozen: Frozen, w: Written) -> Re
     let obsolete = commit(inner, &mut st, v, checkpoint, Vec::new())?;
     drop(st);
     remove_files(&*inner.opts.vfs, obsolete);
-    Ok(())
+    Ok(true)
 }

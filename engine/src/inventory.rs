@@ -40,6 +40,7 @@ pub(crate) fn write_stats(inner: &Inner) -> WriteStats {
 /// Reports the store's sizes to the metrics recorder (after open, flushes and merges:
 /// each lists the directory once).
 pub(crate) fn publish(inner: &Inner) {
+    let _in_order = inner.metrics.publishing.lock();
     if let Ok(s) = collect(inner) {
         inner.metrics.publish(&s);
     }

@@ -36,6 +36,9 @@ pub(crate) struct StoreMetrics {
     compacted_bytes: Counter,
     /// The `store` label, for the gauges set by name.
     store: String,
+    /// Held while sizes are collected and set, so that a later state is never
+    /// overwritten by an earlier one (flushes, merges and open publish concurrently).
+    pub(crate) publishing: parking_lot::Mutex<()>,
 }
 
 impl StoreMetrics {
@@ -56,6 +59,7 @@ impl StoreMetrics {
             compaction: histogram!("strata_compaction_seconds", "store" => store.clone()),
             compacted_bytes: counter!("strata_compacted_bytes_total", "store" => store.clone()),
             store,
+            publishing: parking_lot::Mutex::new(()),
         }
     }
 
@@ -69,8 +73,8 @@ impl StoreMetrics {
         .record(took);
     }
 
-    /// One write batch of `ops` operations, from the call to its return (durable when
-    /// its durability asks).
+    /// One write batch that logged `ops` operations, from its turn to append (after
+    /// validation) to its return (durable when its durability asks).
     pub(crate) fn wrote(&self, took: Duration, ops: usize) {
         self.write.record(took);
         self.written_ops.increment(ops as u64);

@@ -76,6 +76,11 @@ fn a_store_reports_searches_writes_fsyncs_flushes_merges_and_sizes() {
         .unwrap();
     // A refused search is not a search served.
     assert!(db.search(&[1.0], &o).is_err());
+    let mut refused = WriteBatch::new();
+    refused.upsert(1, &[f32::NAN, 0.0, 0.0, 0.0]);
+    assert!(db.write(refused).is_err());
+    let none = strata::Filter::eq("absent", 1i64);
+    assert_eq!(db.delete_by_filter(&none).unwrap(), 0);
     db.compact(true, &|_, _, _| true).unwrap();
 
     let all: Vec<(CompositeKey, DebugValue)> = snapshotter
@@ -96,6 +101,7 @@ fn a_store_reports_searches_writes_fsyncs_flushes_merges_and_sizes() {
         (search("vector"), search("text"), search("hybrid")),
         (8, 1, 1)
     );
+    // 40 batches: not the refused one, nor the delete that matched nothing.
     assert_eq!(
         observations(find(&all, "strata_write_seconds", &[("store", s)])),
         40
@@ -124,4 +130,9 @@ fn a_store_reports_searches_writes_fsyncs_flushes_merges_and_sizes() {
     assert_eq!(gauge("strata_live_rows", &[("store", s)]), 4000.0);
     assert_eq!(gauge("strata_segments", &[("store", s)]), 1.0);
     assert!(gauge("strata_bytes", &[("store", s), ("kind", "segment")]) > 4000.0 * 16.0);
+    // The merge's inputs are gone when it publishes.
+    assert_eq!(
+        gauge("strata_bytes", &[("store", s), ("kind", "retired")]),
+        0.0
+    );
 }

@@ -185,11 +185,11 @@ impl Wal {
         let started = std::time::Instant::now();
         let synced = a.file.sync();
         self.fsync_seconds.record(started.elapsed());
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = synced {
             self.poison(&a.path, &e);
             return Err(Error::io(&a.path, e));
         }
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let old_end = a.lsn_base + a.offset;
         let next = match Active::create(&*self.fs, &self.dir, file_no, old_end) {
             Ok(n) => n,
