@@ -31,13 +31,7 @@ impl Plan {
     /// Opens the input (with its metadata file, if any) for a store of `keys`.
     fn open(&self, file: &Path, keys: strata::KeyKind) -> Result<VectorFile> {
         let input = match &self.sqlite {
-            Some(table) => VectorFile::open_sqlite(
-                file,
-                &SqliteTable {
-                    string_keys: keys == strata::KeyKind::String,
-                    ..table.clone()
-                },
-            )?,
+            Some(table) => VectorFile::open_sqlite(file, table, keys)?,
             None => VectorFile::open(file)?,
         };
         match &self.metadata_file {

@@ -103,9 +103,13 @@ impl VectorFile {
         })
     }
 
-    /// Reads the rows of an SQLite table (in rowid order).
-    pub fn open_sqlite(path: &Path, table: &SqliteTable) -> Result<VectorFile> {
-        let rows = SqliteRows::open(path, table)?;
+    /// Reads the rows of an SQLite table (in rowid order) for a store of `keys`.
+    pub fn open_sqlite(
+        path: &Path,
+        table: &SqliteTable,
+        keys: strata::KeyKind,
+    ) -> Result<VectorFile> {
+        let rows = SqliteRows::open(path, table, keys)?;
         let file = File::open(path)
             .with_context(|| format!("cannot read input file {}", path.display()))?;
         Ok(VectorFile {

@@ -590,8 +590,6 @@ fn main() -> ExitCode {
                     vector_encoding: vector_encoding.unwrap_or(sqlite_input::VectorEncoding::F32le),
                     metadata_columns,
                     text_column,
-                    // Set from the store when the import opens it.
-                    string_keys: false,
                 }),
             },
             sync.into(),

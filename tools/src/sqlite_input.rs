@@ -53,8 +53,6 @@ pub struct SqliteTable {
     pub metadata_columns: Vec<String>,
     /// The column holding each record's text.
     pub text_column: Option<String>,
-    /// Whether the store has string keys (integer keys then become their decimal text).
-    pub string_keys: bool,
 }
 
 /// Rows fetched per query.
@@ -73,6 +71,8 @@ struct RawRow {
 pub struct SqliteRows {
     conn: Connection,
     spec: SqliteTable,
+    /// The store has string keys (integer keys then become their decimal text).
+    string_keys: bool,
     /// The first page's query, and the one for each page after a rowid.
     first_page: String,
     next_page: String,
@@ -93,8 +93,9 @@ fn quote(name: &str) -> String {
 }
 
 impl SqliteRows {
-    /// Opens `path` read-only and checks that the table and columns exist.
-    pub fn open(path: &Path, spec: &SqliteTable) -> Result<SqliteRows> {
+    /// Opens `path` read-only, for a store of `keys`, and checks that the table and
+    /// columns exist.
+    pub fn open(path: &Path, spec: &SqliteTable, keys: strata::KeyKind) -> Result<SqliteRows> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -177,6 +178,7 @@ impl SqliteRows {
         Ok(SqliteRows {
             conn,
             spec: spec.clone(),
+            string_keys: keys == strata::KeyKind::String,
             first_page,
             next_page,
             page: VecDeque::new(),
@@ -275,12 +277,12 @@ impl SqliteRows {
         let at = |s: &Self| s.position();
         if let (Some(value), Some(column)) = (raw.key, &self.spec.key_column) {
             match value {
-                Value::Integer(i) if self.spec.string_keys => row.key = Some(i.to_string()),
+                Value::Integer(i) if self.string_keys => row.key = Some(i.to_string()),
                 Value::Integer(i) if i >= 0 => row.id = Some(i as u64),
                 Value::Integer(i) => {
                     bail!("{}: key column {column:?} holds {i}, below 0", at(self))
                 }
-                Value::Text(s) if self.spec.string_keys => row.key = Some(s),
+                Value::Text(s) if self.string_keys => row.key = Some(s),
                 Value::Text(s) => bail!(
                     "{}: key column {column:?} holds the text {s:?}; this store has u64 ids \
                      (a store of string keys is made with `strata create --keys string`)",
@@ -442,6 +444,8 @@ pub fn is_sqlite_file(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use strata::KeyKind;
+
     use super::*;
 
     fn spec(encoding: VectorEncoding) -> SqliteTable {
@@ -452,7 +456,6 @@ mod tests {
             vector_encoding: encoding,
             metadata_columns: vec!["category".into(), "score".into()],
             text_column: Some("content".into()),
-            string_keys: encoding != VectorEncoding::F64le,
         }
     }
 
@@ -490,7 +493,7 @@ mod tests {
             .map(|i| (Value::Text(format!("m{i}")), f32_blob(&[i as f32, 1.0])))
             .collect();
         make(&path, &rows);
-        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::F32le)).unwrap();
+        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::F32le), KeyKind::String).unwrap();
         assert_eq!(r.rows, n as u64);
         let mut seen = 0;
         while let Some(row) = r.next_row().unwrap() {
@@ -526,7 +529,7 @@ mod tests {
             ],
         );
         // F64le: a store of u64 ids.
-        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::F64le)).unwrap();
+        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::F64le), KeyKind::U64).unwrap();
         let row = r.next_row().unwrap().unwrap();
         assert_eq!((row.id, row.vector), (Some(7), vec![1.5, -2.0]));
         // Refused rows are still rows, naming themselves.
@@ -542,7 +545,7 @@ mod tests {
         );
         assert!(r.next_row().unwrap().is_none());
         // Json: a store of string keys; integer keys become text.
-        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::Json)).unwrap();
+        let mut r = SqliteRows::open(&path, &spec(VectorEncoding::Json), KeyKind::String).unwrap();
         assert!(r.next_row().unwrap().unwrap().refused.is_some());
         let row = r.next_row().unwrap().unwrap();
         assert_eq!(
@@ -565,9 +568,8 @@ mod tests {
             vector_encoding: VectorEncoding::F32le,
             metadata_columns: vec![],
             text_column: None,
-            string_keys: true,
         };
-        let mut r = SqliteRows::open(&path, &spec).unwrap();
+        let mut r = SqliteRows::open(&path, &spec, KeyKind::String).unwrap();
         let keys: Vec<_> = std::iter::from_fn(|| r.next_row().unwrap())
             .map(|row| (row.key.unwrap(), row.vector))
             .collect();
@@ -581,14 +583,20 @@ mod tests {
         make(&path, &[]);
         let mut s = spec(VectorEncoding::F32le);
         s.table = "memories".into();
-        let e = SqliteRows::open(&path, &s).err().unwrap().to_string();
+        let e = SqliteRows::open(&path, &s, KeyKind::String)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("no table \"memories\"") && e.contains("memory embeddings"),
             "{e}"
         );
         let mut s = spec(VectorEncoding::F32le);
         s.text_column = Some("body".into());
-        let e = SqliteRows::open(&path, &s).err().unwrap().to_string();
+        let e = SqliteRows::open(&path, &s, KeyKind::String)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.starts_with("--text-column") && e.contains("memory_id, embedding"),
             "{e}"
