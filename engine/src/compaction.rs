@@ -86,6 +86,7 @@ pub(crate) fn compact_once(
     // a search still holds them.
     drop(inputs);
     crate::inventory::publish(inner);
+    inner.calibration.notify();
     if let Some(b) = &report.build {
         inner.builds.record(out_no, b.clone());
     }

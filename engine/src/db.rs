@@ -10,6 +10,7 @@ use strata_compaction::{BuildReport, Reason, Stage};
 use strata_index::Metric;
 
 use crate::batch::{self, Op, WriteBatch, BATCH_RECORD};
+use crate::calibration::SegmentCalibration;
 use crate::checkpoint::{self, CheckpointReport};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::filter::Filter;
@@ -21,7 +22,8 @@ use crate::record::{Hit, Record};
 use crate::records::{self, ScanPage};
 use crate::stats::{CompactionReport, Stats, WriteCounters, WriteStats};
 use crate::validate::{check_upsert, prepare, prepare_query};
-use crate::{compaction, flush, inventory, lookup, recovery, search};
+use crate::version::Version;
+use crate::{calibrate, compaction, flush, inventory, lookup, recovery, search};
 
 /// An open store. `Send + Sync`: share it with `Arc`. Dropping it without [`Db::close`]
 /// is a crash that the next open recovers from.
@@ -57,6 +59,12 @@ impl Db {
             db.workers
                 .lock()
                 .push(spawned(compaction::spawn_compactor(inner.clone()))?);
+        }
+        if inner.opts.background_calibration || inner.recall.is_some() {
+            db.workers
+                .lock()
+                .push(spawned(calibrate::spawn_calibrator(inner.clone()))?);
+            inner.calibration.notify();
         }
         if let Durability::Periodic(every) = inner.opts.durability {
             db.workers
@@ -335,7 +343,10 @@ impl Db {
         let one = |q: &&[f32]| {
             self.measured(SearchKind::Vector, || {
                 let q = self.prepare_query(q)?;
-                search::search(&v, metric, self.inner.keys, &q, opts, false)
+                self.inner.calibration.offer(&q);
+                let hits = search::search(&v, metric, self.inner.keys, &q, opts, false)?;
+                self.sample_recall(&v, q, opts, &hits);
+                Ok(hits)
             })
         };
         let run = || queries.par_iter().map(one).collect::<Result<Vec<_>>>();
@@ -343,6 +354,91 @@ impl Db {
             Some(pool) => pool.install(run),
             None => run(),
         }
+    }
+
+    /// Calibrates every indexed segment on `queries` (at least
+    /// [`Db::MIN_CALIBRATION_QUERIES`], like those the store will serve), now, on the
+    /// store's search threads: each segment's recall per beam width against exact
+    /// answers, which [`SearchOptions::target_recall`] then uses
+    /// (`docs/calibration.md`). The newest of them become the store's recent-query
+    /// sample, which later segments are calibrated on; the calibration file is written.
+    /// Returns the segments' calibrations. Queries are checked as [`Db::search`] checks
+    /// them.
+    pub fn calibrate(&self, queries: &[&[f32]]) -> Result<Vec<SegmentCalibration>> {
+        if queries.len() < Self::MIN_CALIBRATION_QUERIES {
+            return Err(InvalidArgument::TooFewCalibrationQueries {
+                got: queries.len(),
+                min: Self::MIN_CALIBRATION_QUERIES,
+            }
+            .into());
+        }
+        let queries = queries
+            .iter()
+            .map(|q| self.prepare_query(q))
+            .collect::<Result<Vec<_>>>()?;
+        let run = || calibrate::calibrate_all(&self.inner, &queries, true);
+        match &self.inner.search_pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }?;
+        {
+            let mut sample = self.inner.calibration.sample.lock();
+            for q in &queries {
+                sample.push(q.clone());
+            }
+        }
+        calibrate::persist(&self.inner)?;
+        Ok(self.calibration())
+    }
+
+    /// Calibrates now, on the store's search threads, what the background calibrator
+    /// ([`Options::background_calibration`]) would: every indexed segment without a
+    /// calibration (on its rows, or on the recent-query sample once it holds
+    /// [`Db::MIN_CALIBRATION_QUERIES`]), and those calibrated on rows once the sample
+    /// is large enough; then writes the calibration file. Returns how many segments it
+    /// calibrated.
+    pub fn calibrate_pending(&self) -> Result<usize> {
+        let run = || calibrate::calibrate_pass(&self.inner, true, &|| false);
+        let n = match &self.inner.search_pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }?;
+        if n > 0 {
+            calibrate::persist(&self.inner)?;
+        }
+        Ok(n)
+    }
+
+    /// The recall of the sampled searches ([`Options::recall_sampling`]) measured so far,
+    /// over the newest window of them; `None` when the store does not sample or none
+    /// was measured yet. Samples are measured in the background: the newest searches
+    /// may not be in it yet.
+    pub fn observed_recall(&self) -> Option<crate::ObservedRecall> {
+        self.inner.recall.as_ref()?.estimate()
+    }
+
+    /// Forgets the measured samples (for example after the query mix or the settings
+    /// changed); samples still queued are measured into the new window.
+    pub fn reset_observed_recall(&self) {
+        if let Some(m) = &self.inner.recall {
+            m.reset();
+        }
+    }
+
+    /// Sampled searches queued and not yet measured.
+    pub fn recall_samples_pending(&self) -> usize {
+        self.inner
+            .recall
+            .as_ref()
+            .map_or(0, |m| m.queue.lock().len())
+    }
+
+    /// Fewest queries [`Db::calibrate`] takes.
+    pub const MIN_CALIBRATION_QUERIES: usize = crate::calibration::MIN_QUERIES;
+
+    /// The calibration of each indexed segment that has one, newest segment first.
+    pub fn calibration(&self) -> Vec<SegmentCalibration> {
+        crate::calibration::report(&self.inner.snapshot())
     }
 
     fn prepare_query(&self, query: &[f32]) -> Result<Vec<f32>> {
@@ -393,7 +489,44 @@ impl Db {
 
     fn search_unmeasured(&self, query: &[f32], opts: &SearchOptions) -> Result<Vec<Hit>> {
         let q = self.prepare_query(query)?;
+        self.inner.calibration.offer(&q);
         let v = self.inner.snapshot();
+        let hits = self.search_snapshot(&v, &q, opts)?;
+        self.sample_recall(&v, q, opts, &hits);
+        Ok(hits)
+    }
+
+    /// Queues the search for a recall measurement when the store samples searches and
+    /// picks this one.
+    fn sample_recall(&self, v: &Arc<Version>, query: Vec<f32>, opts: &SearchOptions, hits: &[Hit]) {
+        let Some(monitor) = &self.inner.recall else {
+            return;
+        };
+        if !monitor.take() {
+            return;
+        }
+        let sample = crate::observed_recall::Sample {
+            version: v.clone(),
+            query,
+            opts: SearchOptions {
+                with_payload: false,
+                with_metadata: false,
+                with_text: false,
+                ..opts.clone()
+            },
+            hits: hits.iter().map(|h| h.id).collect(),
+        };
+        if monitor.enqueue(sample) {
+            self.inner.calibration.notify();
+        }
+    }
+
+    fn search_snapshot(
+        &self,
+        v: &Arc<Version>,
+        q: &[f32],
+        opts: &SearchOptions,
+    ) -> Result<Vec<Hit>> {
         let metric = self.inner.metric;
         // PERF: a small store, or a one-thread budget, is scanned on the caller's thread:
         // handing a sub-millisecond scan to a pool costs a thread hand-off per query. So is
@@ -410,9 +543,9 @@ impl Db {
             || rows < search::PARALLEL_MIN_ROWS
             || self.inner.cores.saturating_sub(merging) < 2
         {
-            return search::search(&v, metric, self.inner.keys, &q, opts, false);
+            return search::search(v, metric, self.inner.keys, q, opts, false);
         }
-        let run = || search::search(&v, metric, self.inner.keys, &q, opts, true);
+        let run = || search::search(v, metric, self.inner.keys, q, opts, true);
         match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),
@@ -512,6 +645,7 @@ impl Db {
             self.inner.shutdown.store(true, Ordering::Release);
             self.inner.changed.notify_all();
         }
+        self.inner.calibration.notify();
         if let Some(t) = self.inner.indexer.get() {
             t.unpark();
         }

@@ -164,6 +164,20 @@ pub enum InvalidArgument {
         /// The `b` asked for.
         b: f32,
     },
+    /// [`crate::Db::calibrate`] was given fewer queries than it needs.
+    #[error("calibration needs at least {min} queries, got {got}")]
+    TooFewCalibrationQueries {
+        /// Queries given.
+        got: usize,
+        /// [`crate::Db::MIN_CALIBRATION_QUERIES`].
+        min: usize,
+    },
+    /// A recall sampling fraction outside (0, 1].
+    #[error("recall sampling fraction {0} is not in (0, 1]")]
+    RecallSampling(f64),
+    /// A target recall outside (0, 1].
+    #[error("target recall {0} is not in (0, 1]")]
+    TargetRecall(f64),
     /// Hybrid-search fusion parameters out of range (weights finite and non-negative,
     /// `alpha` in [0, 1]).
     #[error("invalid fusion parameters: {0}")]

@@ -140,6 +140,7 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
     }
     inner.metrics.flushed(start.elapsed(), rows);
     crate::inventory::publish(inner);
+    inner.calibration.notify();
     tracing::info!(
         segment = file_no,
         rows,

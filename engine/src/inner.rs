@@ -79,6 +79,10 @@ pub(crate) struct Inner {
     pub builds: BuildLog,
     /// The memtable indexer thread, woken after writes.
     pub indexer: OnceLock<std::thread::Thread>,
+    /// The recent-query sample and the calibrator's wake-up.
+    pub calibration: crate::calibration::CalibrationState,
+    /// Searches sampled to measure their recall, when the options ask for it.
+    pub recall: Option<crate::observed_recall::RecallMonitor>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
     pub _lock: crate::files::StoreLock,

@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod calibrate;
+mod calibration;
 mod checkpoint;
 mod commit;
 mod compaction;
@@ -47,6 +49,7 @@ mod lookup;
 mod mem_text;
 mod memtable;
 mod metrics;
+mod observed_recall;
 mod options;
 mod priority;
 mod read_only;
@@ -70,12 +73,14 @@ mod async_db;
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
 pub use batch::{Op, WriteBatch};
+pub use calibration::{CalibrationSource, SegmentCalibration};
 pub use checkpoint::CheckpointReport;
 pub use db::Db;
 pub use error::{CorruptionKind, Error, InvalidArgument, Result, MAX_VECTOR_NORM};
 pub use filter::{Cmp, Filter, MAX_FILTER_DEPTH};
 pub use hybrid::{Fusion, FusionMethod};
 pub use keys::{check_key, MAX_KEY_LEN};
+pub use observed_recall::{ObservedRecall, RecallEstimate, RecallSampling};
 pub use options::{
     CompactionOptions, Durability, KeyKind, Metric, Options, Schema, SearchOptions, WriteOptions,
 };

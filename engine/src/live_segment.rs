@@ -47,6 +47,9 @@ pub(crate) struct LiveSegment {
     /// What the deleted rows take out of the text statistics, shared by every version
     /// holding the segment (kept per deletion bitmap).
     pub deleted_text: Arc<parking_lot::Mutex<crate::text_stats::DeletedText>>,
+    /// The recall its search reaches per beam width, once measured (shared by every
+    /// version holding the segment).
+    pub calibration: crate::calibration::CalibrationCell,
 }
 
 /// Removes a segment file when the last snapshot that can read it is dropped, once
@@ -105,6 +108,7 @@ impl LiveSegment {
             retire,
             fields: Arc::new(OnceLock::new()),
             deleted_text: Default::default(),
+            calibration: Default::default(),
         }
     }
 

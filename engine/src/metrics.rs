@@ -102,6 +102,20 @@ impl StoreMetrics {
     }
 
     /// The store's sizes, after it changed shape (open, flush, merge).
+    /// The observed recall: overall and per kind of segment, and the window's size.
+    pub(crate) fn observed_recall(&self, o: &crate::ObservedRecall) {
+        let set = |kind: &str, e: &crate::RecallEstimate| {
+            gauge!("strata_observed_recall", "store" => self.store.clone(), "kind" => kind.to_string())
+                .set(e.recall);
+        };
+        set("overall", &o.overall);
+        for (kind, e) in &o.by_segment_kind {
+            set(kind, e);
+        }
+        gauge!("strata_observed_recall_queries", "store" => self.store.clone())
+            .set(o.overall.queries as f64);
+    }
+
     pub(crate) fn publish(&self, s: &Stats) {
         for g in s.gauges() {
             match g.label {

@@ -110,6 +110,8 @@ pub struct Options {
     pub(crate) vector_codec: Option<crate::VectorCodec>,
     pub(crate) analyzer: Option<crate::Analyzer>,
     pub(crate) resident_front: bool,
+    pub(crate) background_calibration: bool,
+    pub(crate) recall_sampling: Option<crate::RecallSampling>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -177,6 +179,8 @@ impl Options {
             vector_codec: None,
             analyzer: None,
             resident_front: false,
+            background_calibration: true,
+            recall_sampling: None,
             vfs: strata_vfs::os(),
         }
     }
@@ -310,6 +314,30 @@ impl Options {
         self
     }
 
+    /// Whether a background thread (at idle priority) keeps every indexed segment
+    /// calibrated for [`SearchOptions::target_recall`] (default true): it measures each
+    /// new segment's recall per beam width, on its rows and then on recent queries
+    /// (`docs/calibration.md`), and keeps the tables in the store's `CALIBRATION` file.
+    /// Without it, only [`Db::calibrate`](crate::Db::calibrate) calibrates, and segments
+    /// without a calibration are searched at [`SearchOptions::DEFAULT_EF`].
+    pub fn background_calibration(mut self, on: bool) -> Self {
+        self.background_calibration = on;
+        self
+    }
+
+    /// Measure the recall of served searches (off by default): a seeded fraction of
+    /// vector searches is run again exactly in the background, at idle priority, on
+    /// the snapshot it searched, and [`Db::observed_recall`](crate::Db::observed_recall)
+    /// reports the recall@k over the newest `window` of them, with a confidence
+    /// interval, overall and per kind of segment (also as the `strata_observed_recall`
+    /// gauge). With `adapt`, segments are calibrated again on recent queries when the
+    /// recall falls below the searches' target (`docs/calibration.md`). Opening fails
+    /// with [`crate::InvalidArgument::RecallSampling`] for a fraction outside (0, 1].
+    pub fn recall_sampling(mut self, sampling: crate::RecallSampling) -> Self {
+        self.recall_sampling = Some(sampling);
+        self
+    }
+
     /// The file system every file operation of the store goes through: the real one by
     /// default; tests pass a simulated or fault-injecting one (`strata::vfs`).
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
@@ -343,8 +371,18 @@ pub struct SearchOptions {
     /// Force brute-force search of every source, ignoring the graph indexes.
     pub exact: bool,
     /// Beam width of the graph walk in each indexed segment (at least `k`); larger is
-    /// slower and finds more. `None`: [`SearchOptions::DEFAULT_EF`].
+    /// slower and finds more. `None`: the width each segment's calibration gives for
+    /// `target_recall`, or [`SearchOptions::DEFAULT_EF`] without either. Set, it
+    /// overrides `target_recall`.
     pub ef: Option<usize>,
+    /// The recall@k the search should reach (for example 0.95) when `ef` is not set:
+    /// each indexed segment is walked with the smallest beam width whose measured recall
+    /// meets it (interpolated between calibrated widths, aiming at the lower bound of a
+    /// 95 % confidence interval), a segment not yet calibrated with
+    /// [`SearchOptions::DEFAULT_EF`] (`docs/calibration.md`). The calibration is
+    /// measured with the default `rerank`. Default
+    /// [`SearchOptions::DEFAULT_TARGET_RECALL`]; `None` searches at `DEFAULT_EF`.
+    pub target_recall: Option<f64>,
     /// Candidates of the graph walk re-scored exactly with full vectors (at least `k`).
     /// `None`: [`SearchOptions::DEFAULT_RERANK`]. No effect on segments storing `int8`
     /// vectors, whose walk scores nodes on those vectors already.
@@ -376,6 +414,8 @@ impl SearchOptions {
     pub const DEFAULT_EF: usize = 128;
     /// Default `rerank`.
     pub const DEFAULT_RERANK: usize = 100;
+    /// Default `target_recall`.
+    pub const DEFAULT_TARGET_RECALL: f64 = 0.95;
 
     /// Top `k`, default settings.
     pub fn new(k: usize) -> Self {
@@ -383,6 +423,7 @@ impl SearchOptions {
             k,
             exact: false,
             ef: None,
+            target_recall: Some(Self::DEFAULT_TARGET_RECALL),
             rerank: None,
             with_payload: false,
             with_metadata: false,

@@ -22,6 +22,11 @@ use crate::version::Version;
 /// Opens the store in `dir`: lock, manifest and schema, orphan removal, segments, WAL
 /// replay into a fresh memtable, then the shared state.
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
+    if let Some(s) = &opts.recall_sampling {
+        if !(s.fraction > 0.0 && s.fraction <= 1.0) {
+            return Err(crate::InvalidArgument::RecallSampling(s.fraction).into());
+        }
+    }
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     let creating = !exists(&dir.join(files::MANIFEST))?;
@@ -55,6 +60,16 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         None => None,
     };
     let version = Arc::new(recovered.version);
+    let calibration = crate::calibration::CalibrationState::default();
+    let recall = opts
+        .recall_sampling
+        .map(crate::observed_recall::RecallMonitor::new);
+    {
+        let mut sample = calibration.sample.lock();
+        for q in crate::calibration::load(&*fs, dir, dim, &version) {
+            sample.push(q);
+        }
+    }
     let next_id = first_unused_id(&version);
     let st = WriteState {
         next_id,
@@ -88,6 +103,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         writes: Default::default(),
         builds: Default::default(),
         indexer: std::sync::OnceLock::new(),
+        calibration,
+        recall,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         _lock: lock,
     })

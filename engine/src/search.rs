@@ -40,17 +40,17 @@ pub(crate) fn search(
     if let Some(f) = &opts.filter {
         f.validate()?;
     }
+    if let Some(t) = opts.target_recall {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(crate::InvalidArgument::TargetRecall(t).into());
+        }
+    }
     let k = opts.k;
     if k == 0 {
         return Ok(Vec::new());
     }
-    let ef = opts.ef.unwrap_or(SearchOptions::DEFAULT_EF);
-    let walk = Walk {
-        k,
-        ef,
-        rerank: opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK),
-        prefetch: opts.prefetch,
-    };
+    let walk = base_walk(opts);
+    let ef = walk.ef;
     let mut top = TopK::new(k);
     for m in &v.memtables {
         match &opts.filter {
@@ -67,8 +67,10 @@ pub(crate) fn search(
             _ => tasks.extend(chunks.map(|start| Task::Scan(s, start))),
         }
     }
+    let walk_of = |s: &LiveSegment| segment_walk(s, opts, walk);
     let run = |t: &Task<'_>| match *t {
         Task::Indexed(s, ix) => {
+            let walk = walk_of(s);
             let skip = |r: usize| s.deleted.contains(r);
             let eligible = Eligible::live(&s.deleted, &skip);
             match segment_index::search(&s.reader, &eligible, ix, metric, query, &walk)? {
@@ -80,7 +82,7 @@ pub(crate) fn search(
         Task::Filtered(s, f) => {
             let plan = FilteredPlan {
                 exact: opts.exact,
-                walk,
+                walk: walk_of(s),
             };
             search_filtered(s, metric, query, f, &plan)
         }
@@ -97,6 +99,31 @@ pub(crate) fn search(
     }?;
     top.merge(seg_top);
     hits(v, keys, top.into_sorted(), opts)
+}
+
+/// The walk of an indexed segment: `walk` (from the options), at the width its
+/// calibration gives for the target recall when the options set no width.
+pub(crate) fn segment_walk(s: &LiveSegment, opts: &SearchOptions, walk: Walk) -> Walk {
+    match (opts.ef, opts.target_recall) {
+        (None, Some(target)) => match s.calibration.read().as_ref() {
+            Some(c) => Walk {
+                ef: c.ef_for(target, walk.k),
+                ..walk
+            },
+            None => walk,
+        },
+        _ => walk,
+    }
+}
+
+/// The walk the options ask of every indexed segment, before calibration.
+pub(crate) fn base_walk(opts: &SearchOptions) -> Walk {
+    Walk {
+        k: opts.k,
+        ef: opts.ef.unwrap_or(SearchOptions::DEFAULT_EF),
+        rerank: opts.rerank.unwrap_or(SearchOptions::DEFAULT_RERANK),
+        prefetch: opts.prefetch,
+    }
 }
 
 /// The hits of `found` (ids with distances, best first), with what `opts` asks for read
@@ -253,6 +280,7 @@ fn search_filtered(
                 skip: &skip,
                 count,
                 filtered: true,
+                hidden: None,
             };
             let found = segment_index::search(&s.reader, &eligible, ix, metric, query, &plan.walk)?;
             if let Some(top) = found {

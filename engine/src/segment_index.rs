@@ -55,6 +55,9 @@ pub(crate) struct Eligible<'a> {
     /// Keep only eligible rows in the beam (a filter's walk) instead of widening the
     /// beam by the share of rows that are not (deleted rows' walk).
     pub filtered: bool,
+    /// A row the walk treats as absent (scored at infinity, so never a waypoint): a
+    /// calibration query that is a row of the segment, searched for as if held out.
+    pub hidden: Option<usize>,
 }
 
 impl<'a> Eligible<'a> {
@@ -65,6 +68,7 @@ impl<'a> Eligible<'a> {
             skip,
             count: rows - deleted.count().min(rows),
             filtered: false,
+            hidden: None,
         }
     }
 }
@@ -173,6 +177,9 @@ pub(crate) fn search(
         next: Cell::new(None),
     };
     let dist = |n: u32| {
+        if eligible.hidden == Some(n as usize) {
+            return f32::INFINITY;
+        }
         if let Err(e) = rows_check.row(n as usize) {
             damage.set(Some(e));
             return f32::INFINITY;

@@ -166,6 +166,7 @@ fn search_options(
     ef: Option<usize>,
     rerank: Option<usize>,
     exact: bool,
+    target_recall: Option<f64>,
 ) -> PyResult<strata::SearchOptions> {
     let mut o = if exact {
         strata::SearchOptions::exact(k)
@@ -174,8 +175,31 @@ fn search_options(
     };
     o.ef = ef;
     o.rerank = rerank;
+    if target_recall.is_some() {
+        o.target_recall = target_recall;
+    }
     o.filter = filter(filter_json)?;
     Ok(o)
+}
+
+/// A segment's calibration as a dict: segment, rows, source ("rows" or "queries"),
+/// queries, default_ef, recall_at (a list of (ef, recall)).
+fn calibration_dict<'py>(
+    py: Python<'py>,
+    c: &strata::SegmentCalibration,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("segment", c.segment)?;
+    d.set_item("rows", c.rows)?;
+    let source = match c.source {
+        strata::CalibrationSource::Rows => "rows",
+        strata::CalibrationSource::Queries => "queries",
+    };
+    d.set_item("source", source)?;
+    d.set_item("queries", c.queries)?;
+    d.set_item("default_ef", c.default_ef)?;
+    d.set_item("recall_at", c.recall_at.clone())?;
+    Ok(d)
 }
 
 /// The rows of a query matrix, owned (they are searched with the GIL released).
@@ -396,7 +420,7 @@ impl NativeStore {
     }
 
     /// The `k` nearest records of each query row: (keys, distances) per query.
-    #[pyo3(signature = (queries, k=10, filter=None, ef=None, rerank=None, exact=false))]
+    #[pyo3(signature = (queries, k=10, filter=None, ef=None, rerank=None, exact=false, target_recall=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search(
         &self,
@@ -407,9 +431,10 @@ impl NativeStore {
         ef: Option<usize>,
         rerank: Option<usize>,
         exact: bool,
+        target_recall: Option<f64>,
     ) -> PyResult<Vec<(Py<PyAny>, Py<PyAny>)>> {
         let db = self.db()?;
-        let o = search_options(k, filter, ef, rerank, exact)?;
+        let o = search_options(k, filter, ef, rerank, exact, target_recall)?;
         let rows = query_rows(&queries);
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let all = py
@@ -425,7 +450,7 @@ impl NativeStore {
     }
 
     /// The `k` nearest records of one query vector: (keys, distances).
-    #[pyo3(signature = (query, k=10, filter=None, ef=None, rerank=None, exact=false))]
+    #[pyo3(signature = (query, k=10, filter=None, ef=None, rerank=None, exact=false, target_recall=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_one(
         &self,
@@ -436,9 +461,10 @@ impl NativeStore {
         ef: Option<usize>,
         rerank: Option<usize>,
         exact: bool,
+        target_recall: Option<f64>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let db = self.db()?;
-        let o = search_options(k, filter, ef, rerank, exact)?;
+        let o = search_options(k, filter, ef, rerank, exact, target_recall)?;
         let owned;
         let q: &[f32] = match query.as_slice() {
             Ok(s) => s,
@@ -453,7 +479,7 @@ impl NativeStore {
 
     /// The `k` nearest records of each query row as two arrays of shape (nq, k): ids
     /// (-1 where a query has fewer hits) and distances (inf there). `u64` stores only.
-    #[pyo3(signature = (queries, k=10, filter=None, ef=None, rerank=None, exact=false))]
+    #[pyo3(signature = (queries, k=10, filter=None, ef=None, rerank=None, exact=false, target_recall=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn search_matrix<'py>(
         &self,
@@ -464,9 +490,10 @@ impl NativeStore {
         ef: Option<usize>,
         rerank: Option<usize>,
         exact: bool,
+        target_recall: Option<f64>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let db = self.db()?;
-        let o = search_options(k, filter, ef, rerank, exact)?;
+        let o = search_options(k, filter, ef, rerank, exact, target_recall)?;
         let rows = query_rows(&queries);
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let all = py.detach(|| db.search_many(&refs, &o)).map_err(error)?;
@@ -494,7 +521,7 @@ impl NativeStore {
         filter: Option<&str>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let db = self.db()?;
-        let o = search_options(k, filter, None, None, false)?;
+        let o = search_options(k, filter, None, None, false, None)?;
         let hits = py.detach(|| db.text_search(text, &o)).map_err(error)?;
         hit_arrays(py, &hits)
     }
@@ -514,7 +541,7 @@ impl NativeStore {
         candidates: usize,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let db = self.db()?;
-        let o = search_options(k, filter, None, None, false)?;
+        let o = search_options(k, filter, None, None, false, None)?;
         let method = match (fusion, alpha) {
             ("rrf", None) => strata::Fusion::rrf().method,
             ("rrf", Some(a)) => strata::FusionMethod::Rrf {
@@ -652,6 +679,29 @@ impl NativeStore {
         d.set_item("segment_bytes", s.segment_bytes)?;
         d.set_item("wal_bytes", s.wal_bytes)?;
         Ok(d)
+    }
+
+    /// Calibrates every indexed segment on the query rows (at least 64) for searches by
+    /// target recall; returns each segment's calibration.
+    fn calibrate<'py>(
+        &self,
+        py: Python<'py>,
+        queries: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let db = self.db()?;
+        let rows = query_rows(&queries);
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let report = py.detach(|| db.calibrate(&refs)).map_err(error)?;
+        report.iter().map(|c| calibration_dict(py, c)).collect()
+    }
+
+    /// Each indexed segment's calibration (those calibrated so far).
+    fn calibration<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let db = self.db()?;
+        db.calibration()
+            .iter()
+            .map(|c| calibration_dict(py, c))
+            .collect()
     }
 
     /// Closes the store: flushes nothing more, waits for its background work, releases

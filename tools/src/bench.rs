@@ -56,6 +56,27 @@ pub struct BenchArgs {
     /// Exact-rerank depths to sweep (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     rerank: Vec<usize>,
+    /// Target recalls to measure (comma-separated, e.g. 0.95): searches without `ef`,
+    /// each segment walked at the width its calibration gives
+    /// (`SearchOptions::target_recall`, docs/calibration.md).
+    #[arg(long, value_delimiter = ',')]
+    target_recall: Vec<f64>,
+    /// Calibrate the store on queries from this file (`Db::calibrate`) before the
+    /// sweep; without it, on its rows (or its saved calibration). Use queries that are
+    /// not measured: another file, or `--calibrate-skip` past the measured ones.
+    #[arg(long)]
+    calibrate: Option<PathBuf>,
+    /// Calibrate on the odd rows of the first 2·nq rows of `--queries` and measure the
+    /// even ones (their ground truth the even rows of `--gt`): two samples of the same
+    /// query distribution, however the file is ordered.
+    #[arg(long, conflicts_with = "calibrate")]
+    calibrate_interleaved: bool,
+    /// Rows of the `--calibrate` file to skip first.
+    #[arg(long, default_value_t = 0)]
+    calibrate_skip: usize,
+    /// Rows of the `--calibrate` file to calibrate on.
+    #[arg(long, default_value_t = 1000)]
+    calibrate_nq: usize,
     /// Whether searches request the pages they read next together: the walk's rows and
     /// graph rows, the rerank candidates' vectors (`strata search --prefetch`).
     #[arg(long, value_enum, default_value = "auto")]
@@ -201,8 +222,18 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         None
     };
     // Only the rows used: the search process's own memory stays small (it is measured).
-    let queries = VectorFile::read_first(&a.queries, a.nq)?;
-    let gt = VectorFile::read_first(&a.gt, a.nq)?;
+    let (queries, gt, held_out) = if a.calibrate_interleaved {
+        let n = a.nq.map(|n| 2 * n);
+        let (odd, even) = split_odd(VectorFile::read_first(&a.queries, n)?);
+        let (_, gt) = split_odd(VectorFile::read_first(&a.gt, n)?);
+        (even, gt, odd)
+    } else {
+        (
+            VectorFile::read_first(&a.queries, a.nq)?,
+            VectorFile::read_first(&a.gt, a.nq)?,
+            Vec::new(),
+        )
+    };
     ensure!(
         !queries.is_empty() && gt.len() == queries.len(),
         "need queries and one ground-truth row per query"
@@ -225,7 +256,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             build_s: a.built_in.unwrap_or(0.0),
         };
         db.close()?;
-        return search(a, &dir, &queries, &gt, &built);
+        return search(a, &dir, (&queries, &gt), &held_out, &built);
     }
     let built = build(a, &dir, dim)?;
     if a.build_only {
@@ -320,19 +351,22 @@ struct Opened {
 fn search(
     a: &BenchArgs,
     dir: &std::path::Path,
-    queries: &[Vec<f32>],
-    gt: &[Vec<f32>],
+    (queries, gt): (&[Vec<f32>], &[Vec<f32>]),
+    held_out: &[Vec<f32>],
     built: &Built,
 ) -> Result<()> {
     // Resident memory is reported as the peers report it: the growth of this process's
     // RSS from just before the store is opened.
     let rss_before_open = rss_mb("VmRSS:");
     let t = Instant::now();
+    // No background calibration while measuring: the store is calibrated once, below,
+    // and the measured queries never join its calibration sample.
     let db = Db::open(
         dir,
         Options::existing()
             .search_threads(Some(1))
-            .resident_front(a.resident_front),
+            .resident_front(a.resident_front)
+            .background_calibration(false),
     )?;
     let open_s = t.elapsed().as_secs_f64();
     let stats = db.stats()?;
@@ -353,6 +387,7 @@ fn search(
         stats,
         disk,
     };
+    calibrate(a, &db, held_out)?;
     let filters: Filters = match &a.filters {
         Some(f) => crate::ops::read_filters(f, queries.len())?,
         None => Vec::new(),
@@ -371,7 +406,8 @@ fn search(
         dir,
         Options::existing()
             .search_threads(None)
-            .resident_front(a.resident_front),
+            .resident_front(a.resident_front)
+            .background_calibration(false),
     )?;
     if let Some(f) = filters.iter().flatten().next() {
         db.count(Some(f))?;
@@ -445,9 +481,77 @@ fn search(
     Ok(())
 }
 
-/// Every (ef, rerank) pair, then exact search (also when no pair is given).
+/// Rows `1, 3, 5, ...` and rows `0, 2, 4, ...` of `rows`.
+fn split_odd(rows: Vec<Vec<f32>>) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let (odd, even): (Vec<_>, Vec<_>) = rows.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+    let strip = |v: Vec<(usize, Vec<f32>)>| v.into_iter().map(|(_, r)| r).collect();
+    (strip(odd), strip(even))
+}
+
+/// Calibrates the store as `--calibrate` or `--calibrate-interleaved` asks (on those
+/// queries, else what is pending) and prints each segment's calibration, when any
+/// setting uses one.
+fn calibrate(a: &BenchArgs, db: &Db, held_out: &[Vec<f32>]) -> Result<()> {
+    if a.target_recall.is_empty() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    match &a.calibrate {
+        None if a.calibrate_interleaved => {
+            let refs: Vec<&[f32]> = held_out.iter().map(Vec::as_slice).collect();
+            db.calibrate(&refs)?;
+            eprintln!(
+                "calibrated on {} queries (the odd rows of --queries) in {:.2} s",
+                refs.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Some(path) => {
+            let mut q = VectorFile::read_first(path, Some(a.calibrate_skip + a.calibrate_nq))?;
+            let q = q.split_off(a.calibrate_skip.min(q.len()));
+            let refs: Vec<&[f32]> = q.iter().map(Vec::as_slice).collect();
+            db.calibrate(&refs)
+                .with_context(|| format!("calibrating on {}", path.display()))?;
+            eprintln!(
+                "calibrated on {} queries of {} in {:.2} s",
+                q.len(),
+                path.display(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            let n = db.calibrate_pending()?;
+            eprintln!(
+                "calibrated {n} segments on their rows in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    for c in db.calibration() {
+        eprintln!(
+            "segment {}: {} rows, calibrated on {} {:?}, width {} for recall {}",
+            c.segment,
+            c.rows,
+            c.queries,
+            c.source,
+            c.default_ef,
+            SearchOptions::DEFAULT_TARGET_RECALL
+        );
+    }
+    Ok(())
+}
+
+/// Every (ef, rerank) pair, every target recall, then exact search (also when nothing
+/// else is asked for).
 fn settings(a: &BenchArgs) -> Vec<SearchOptions> {
     let mut settings: Vec<SearchOptions> = Vec::new();
+    for &t in &a.target_recall {
+        settings.push(SearchOptions {
+            target_recall: Some(t),
+            prefetch: a.prefetch.into(),
+            ..SearchOptions::new(a.k)
+        });
+    }
     for &ef in &a.ef {
         for &rerank in &a.rerank {
             settings.push(SearchOptions {
@@ -489,6 +593,16 @@ fn single_thread_sweep(
         singles.push((best, rss_mb("VmRSS:")));
     }
     Ok(singles)
+}
+
+/// A setting's `ef` as printed: `exact`, the width, or `t` and the target recall.
+fn ef_label(sopts: &SearchOptions) -> String {
+    match (sopts.exact, sopts.ef, sopts.target_recall) {
+        (true, _, _) => "exact".to_string(),
+        (false, Some(ef), _) => ef.to_string(),
+        (false, None, Some(t)) => format!("t{t}"),
+        (false, None, None) => "default".to_string(),
+    }
 }
 
 /// A setting's `ef` or `rerank` as printed (`exact` when unset).
@@ -540,6 +654,11 @@ impl Row<'_> {
         };
         let (config, param) = if sopts.exact {
             (format!("strata-exact{codec}"), json!({"mode": "exact"}))
+        } else if sopts.ef.is_none() {
+            (
+                format!("strata-target{codec}"),
+                json!({"target_recall": sopts.target_recall}),
+            )
         } else {
             (
                 format!("strata{codec}"),
@@ -549,7 +668,7 @@ impl Row<'_> {
         let rss_delta = rss - o.rss_before_open;
         println!(
             "{:>6} {:>7} {rec:>8.4} {qps1:>10.1} {:>9.3} {:>9.3} {:>12.1} {rss:>7.0} {rss_delta:>9.1}",
-            label(sopts.ef.filter(|_| !sopts.exact)),
+            ef_label(sopts),
             label(sopts.rerank.filter(|_| !sopts.exact)),
             self.pct(0.5),
             self.pct(0.99),
@@ -561,7 +680,7 @@ impl Row<'_> {
             "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else if codec == "-int8" { "HNSW on int8 rows (mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
             "search_param": param, "tag": a.tag,
             "filtered": a.filters.is_some(), "min_results": self.best.min_results,
-            "ef": if sopts.exact { None } else { sopts.ef }, "rerank": if sopts.exact { None } else { sopts.rerank },
+            "ef": if sopts.exact { None } else { sopts.ef }, "target_recall": if sopts.exact || sopts.ef.is_some() { None } else { sopts.target_recall }, "rerank": if sopts.exact { None } else { sopts.rerank },
             "k": a.k, "nq": nq, "n": built.rows,
             "recall": rec, "qps_1thread": qps1, "qps_single": qps1, "qps_all_threads": all.qps, "threads": all.threads,
             "p50_ms": self.pct(0.5), "p99_ms": self.pct(0.99), "mean_ms": self.best.total.as_secs_f64() * 1e3 / nq as f64,
@@ -583,7 +702,7 @@ impl Row<'_> {
         let text = if sopts.exact {
             "exact".to_string()
         } else {
-            format!("ef={} rr={}", label(sopts.ef), label(sopts.rerank))
+            format!("ef={} rr={}", ef_label(sopts), label(sopts.rerank))
         };
         crate::plot::Point {
             label: text,

@@ -146,12 +146,18 @@ pub fn run(
     if reports.is_empty() {
         println!("nothing to merge");
     }
+    crate::ops::calibrate_new_segments(&db)?;
     db.close()?;
     // Measured on the closed store: files the compaction replaced and log files the
     // flush emptied are gone only then.
-    let after = Db::open(dir, Options::existing().background_compaction(false))
-        .and_then(|db| db.stats())
-        .with_context(|| format!("cannot reopen {} after compaction", dir.display()))?;
+    let after = Db::open(
+        dir,
+        Options::existing()
+            .background_compaction(false)
+            .background_calibration(false),
+    )
+    .and_then(|db| db.stats())
+    .with_context(|| format!("cannot reopen {} after compaction", dir.display()))?;
     println!("after:  {}", summary(&after));
     let rows: u64 = reports.iter().map(|r| r.rows_in).sum();
     if rows > 0 {

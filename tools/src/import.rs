@@ -352,7 +352,10 @@ pub fn run(
     sync: strata::Durability,
     device: strata::BuildDevice,
 ) -> Result<()> {
-    let opts = Options::existing().build_device(device).durability(sync);
+    let opts = Options::existing()
+        .build_device(device)
+        .durability(sync)
+        .background_calibration(false);
     let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
     let start = std::time::Instant::now();
     let total_rows = if plan.skip_bad_rows {
@@ -368,6 +371,7 @@ pub fn run(
     db.flush()
         .context("the rows are committed (in the write-ahead log) but indexing them failed; `strata flush` retries")?;
     crate::build_report::print_all(&db.build_reports());
+    crate::ops::calibrate_new_segments(&db)?;
     let live_after = db.len();
     db.close()?;
     let ids = match out.id_range {

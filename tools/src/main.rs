@@ -344,10 +344,16 @@ enum Command {
         /// Brute-force search of every row, ignoring the graph indexes.
         #[arg(long)]
         exact: bool,
-        /// Beam width of the graph walk per segment (default 128): larger finds more,
-        /// slower.
-        #[arg(long)]
+        /// Beam width of the graph walk per segment: larger finds more, slower. Without
+        /// it, each segment is walked at the width its calibration gives for
+        /// --target-recall (128 for a segment not yet calibrated).
+        #[arg(long, conflicts_with = "target_recall")]
         ef: Option<usize>,
+        /// The recall@k to reach (in (0, 1]; default 0.95) when --ef is not given: each
+        /// segment is walked at the smallest width its calibration says meets it
+        /// (docs/calibration.md; `strata calibrate` measures it).
+        #[arg(long)]
+        target_recall: Option<f64>,
         /// Graph candidates re-scored exactly with full vectors (default 100).
         #[arg(long)]
         rerank: Option<usize>,
@@ -431,6 +437,26 @@ enum Command {
     Inspect {
         /// Store directory.
         dir: PathBuf,
+    },
+    /// Measure each indexed segment's recall per beam width, which searches by target
+    /// recall (--target-recall, the default search) use to pick their width
+    /// (docs/calibration.md). With --queries, every segment is calibrated on those
+    /// queries (use queries like those the store will serve; the newest 256 are kept
+    /// for later segments); without, the segments lacking a calibration are calibrated
+    /// (on their rows, or on the queries kept). Prints each segment's calibration.
+    Calibrate {
+        /// Store directory.
+        dir: PathBuf,
+        /// Queries (.fvecs, .bvecs, .npy, or JSON lines with a "vector" each); at least 64.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Use only the first N queries.
+        #[arg(long)]
+        nq: Option<usize>,
+        /// One JSON object per segment: {"segment", "rows", "source", "queries",
+        /// "default_ef", "recall_at": [{"ef", "recall"}]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the sizes a store reports as metrics (docs/metrics.md) in the Prometheus
     /// text format, one `name{labels} value` line each, or with --json as one object
@@ -605,6 +631,7 @@ fn main() -> ExitCode {
             k,
             exact,
             ef,
+            target_recall,
             rerank,
             with_payload,
             with_metadata,
@@ -639,6 +666,9 @@ fn main() -> ExitCode {
                     k,
                     exact,
                     ef,
+                    target_recall: Some(
+                        target_recall.unwrap_or(strata::SearchOptions::DEFAULT_TARGET_RECALL),
+                    ),
                     rerank,
                     with_payload,
                     with_metadata,
@@ -670,6 +700,12 @@ fn main() -> ExitCode {
         } => ops::scan(&dir, filter.as_deref(), limit, after),
         Command::Inspect { dir } => ops::inspect(&dir),
         Command::Stats { dir, json } => ops::stats(&dir, json),
+        Command::Calibrate {
+            dir,
+            queries,
+            nq,
+            json,
+        } => ops::calibrate(&dir, queries.as_deref(), nq, json),
         Command::Verify { dir } => ops::verify(&dir),
         Command::Backup { dir, dest } => ops::backup(&dir, &dest),
         Command::Repair { dir } => ops::repair(&dir),

@@ -12,7 +12,9 @@ use crate::input::VectorFile;
 /// Opens for a command that reads or makes a small change: no background compaction
 /// (`strata compact` is the explicit way).
 fn open(dir: &Path) -> Result<Db> {
-    let opts = Options::existing().background_compaction(false);
+    let opts = Options::existing()
+        .background_compaction(false)
+        .background_calibration(false);
     Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
@@ -337,11 +339,90 @@ pub fn flush(dir: &Path) -> Result<()> {
     let before = db.stats()?;
     db.flush()?;
     crate::build_report::print_all(&db.build_reports());
+    calibrate_new_segments(&db)?;
     db.close()?;
     eprintln!(
         "flushed {} rows from the write-ahead log into segments",
         before.memtable_rows
     );
+    Ok(())
+}
+
+/// Calibrates the segments a command wrote (and any other without a calibration) for
+/// searches by target recall, before the store closes (docs/calibration.md).
+pub fn calibrate_new_segments(db: &Db) -> Result<()> {
+    let t = std::time::Instant::now();
+    let n = db
+        .calibrate_pending()
+        .context("calibrating the new segments for target-recall search failed")?;
+    if n > 0 {
+        eprintln!(
+            "calibrated {n} segments for target-recall search in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `strata calibrate`: calibrates every indexed segment on the queries of `queries`
+/// (its first `nq` rows), or the segments that need it, and prints each segment's
+/// calibration.
+pub fn calibrate(dir: &Path, queries: Option<&Path>, nq: Option<usize>, json: bool) -> Result<()> {
+    let db = open(dir)?;
+    let t = std::time::Instant::now();
+    match queries {
+        Some(path) => {
+            let q = crate::input::VectorFile::read_first(path, nq)?;
+            let refs: Vec<&[f32]> = q.iter().map(Vec::as_slice).collect();
+            db.calibrate(&refs)
+                .with_context(|| format!("calibrating on {}", path.display()))?;
+            eprintln!(
+                "calibrated every indexed segment on {} queries in {:.2} s",
+                q.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            let n = db.calibrate_pending()?;
+            eprintln!(
+                "calibrated {n} segments in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let report = db.calibration();
+    db.close()?;
+    for c in &report {
+        let source = match c.source {
+            strata::CalibrationSource::Rows => "rows",
+            strata::CalibrationSource::Queries => "queries",
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "segment": c.segment, "rows": c.rows, "source": source, "queries": c.queries,
+                    "default_ef": c.default_ef,
+                    "recall_at": c.recall_at.iter().map(|&(ef, r)| serde_json::json!({"ef": ef, "recall": r})).collect::<Vec<_>>(),
+                })
+            );
+        } else {
+            let points: Vec<String> = c
+                .recall_at
+                .iter()
+                .map(|(ef, r)| format!("{ef}:{r:.3}"))
+                .collect();
+            println!(
+                "segment {:06}: {} rows, on {} {source}, width {} for recall {}; recall@10 by width {}",
+                c.segment,
+                c.rows,
+                c.queries,
+                c.default_ef,
+                strata::SearchOptions::DEFAULT_TARGET_RECALL,
+                points.join(" ")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -133,9 +133,11 @@ class Store:
         ef: Optional[int] = None,
         rerank: Optional[int] = None,
         exact: bool = False,
+        target_recall: Optional[float] = None,
     ):
         """The ``k`` nearest live records to ``q``, nearest first, among those passing
-        ``filter``. One vector gives ``(keys, distances)`` (a list and a float32 array);
+        ``filter``. Without ``ef``, each segment is searched at the width its calibration
+        gives for ``target_recall`` (default 0.95; see :meth:`calibrate`). One vector gives ``(keys, distances)`` (a list and a float32 array);
         a matrix gives two arrays of shape ``(nq, k)`` searched in parallel: ids (``-1``
         where a query has fewer hits; a store of string keys gives lists of keys
         instead) and distances (``inf`` there)."""
@@ -144,11 +146,11 @@ class Store:
         if a.ndim == 1:
             if a.shape[0] != self._dim:
                 raise InvalidArgument(f"a query of shape {a.shape}; this store holds {self._dim} dimensions")
-            return self._db.search_one(a, k, f, ef, rerank, exact)
+            return self._db.search_one(a, k, f, ef, rerank, exact, target_recall)
         m = _matrix(a, self.dim, "queries")
         if self.keys == "u64":
-            return self._db.search_matrix(m, k, f, ef, rerank, exact)
-        results = self._db.search(m, k, f, ef, rerank, exact)
+            return self._db.search_matrix(m, k, f, ef, rerank, exact, target_recall)
+        results = self._db.search(m, k, f, ef, rerank, exact, target_recall)
         return [r[0] for r in results], [r[1] for r in results]
 
     def text_search(self, text: str, k: int = 10, filter: Optional[dict] = None):
@@ -222,6 +224,18 @@ class Store:
     def compact(self, full: bool = False) -> int:
         """Merges segments (everything into one with ``full``); returns the merges run."""
         return self._db.compact(full)
+
+    def calibrate(self, queries: Any) -> list:
+        """Calibrates every indexed segment on ``queries`` (a matrix of at least 64 rows,
+        like the queries the store will serve) for searches by ``target_recall``: each
+        segment's recall per beam width against exact answers. The newest 256 are kept
+        to calibrate later segments. Returns each segment's calibration as a dict
+        (``segment``, ``rows``, ``source``, ``queries``, ``default_ef``, ``recall_at``)."""
+        return self._db.calibrate(_matrix(queries, self.dim, "queries"))
+
+    def calibration(self) -> list:
+        """Each indexed segment's calibration so far (see :meth:`calibrate`)."""
+        return self._db.calibration()
 
     def stats(self) -> dict:
         """Live records, segments and bytes."""

@@ -50,6 +50,7 @@ class NativeStore:
         ef: Optional[int] = None,
         rerank: Optional[int] = None,
         exact: bool = False,
+        target_recall: Optional[float] = None,
     ) -> list[tuple[list[Any], npt.NDArray[np.float32]]]: ...
     def search_one(
         self,
@@ -59,6 +60,7 @@ class NativeStore:
         ef: Optional[int] = None,
         rerank: Optional[int] = None,
         exact: bool = False,
+        target_recall: Optional[float] = None,
     ) -> tuple[list[Any], npt.NDArray[np.float32]]: ...
     def search_matrix(
         self,
@@ -68,6 +70,7 @@ class NativeStore:
         ef: Optional[int] = None,
         rerank: Optional[int] = None,
         exact: bool = False,
+        target_recall: Optional[float] = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def text_search(
         self, text: str, k: int = 10, filter: Optional[str] = None
@@ -92,4 +95,6 @@ class NativeStore:
     def flush(self) -> None: ...
     def compact(self, full: bool = False) -> int: ...
     def stats(self) -> dict: ...
+    def calibrate(self, queries: npt.NDArray[np.float32]) -> list[dict]: ...
+    def calibration(self) -> list[dict]: ...
     def close(self) -> None: ...

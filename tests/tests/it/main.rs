@@ -1,6 +1,7 @@
 //! Whole-store tests, one binary (link time matters on two cores).
 
 mod ann;
+mod calibration;
 mod common;
 mod compaction;
 mod concurrency;
@@ -12,6 +13,7 @@ mod fixtures;
 mod gpu_build;
 mod lock;
 mod model;
+mod observed_recall;
 mod poison;
 mod pq_reference;
 mod read_only;

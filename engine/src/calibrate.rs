@@ -1,0 +1,427 @@
+//! Measuring a segment's calibration ([`crate::calibration`]), measuring sampled
+//! searches' recall ([`crate::observed_recall`]), and the background thread that does
+//! both.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use strata_index::{exact, Metric, TopK};
+
+use crate::calibration::{Calibration, CalibrationSource, CALIBRATION_K, LADDER, SATURATED};
+use crate::error::Result;
+use crate::inner::Inner;
+use crate::live_segment::LiveSegment;
+use crate::observed_recall::{Measured, RecallMonitor, Sample};
+use crate::segment_index::{self, Eligible, Walk};
+use crate::SearchOptions;
+
+/// Rows of a segment searched for when it is calibrated on its rows.
+pub(crate) const ROW_QUERIES: usize = 200;
+
+/// One calibration query: a vector and, for a row of the segment, that row (excluded
+/// from both answers, and hidden from the walk, which would otherwise reach it and find
+/// its neighbours in its own graph row: the row is searched for as if held out).
+struct Probe {
+    query: Vec<f32>,
+    own_row: Option<usize>,
+}
+
+/// Measures `s`'s calibration on `queries` (normalised as searched), or on a seeded
+/// sample of its rows when `queries` is `None`. `None` when the segment has no graph
+/// index or too few live rows to measure, or when `stop` turns true between widths.
+/// With `parallel`, queries are measured on the current rayon pool.
+pub(crate) fn calibrate_segment(
+    s: &LiveSegment,
+    metric: Metric,
+    queries: Option<&[Vec<f32>]>,
+    parallel: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Calibration>> {
+    let Some(ix) = &s.index else {
+        return Ok(None);
+    };
+    let rows = s.reader.rows();
+    let live = rows - s.deleted.count().min(rows);
+    if live <= 2 * CALIBRATION_K {
+        return Ok(None);
+    }
+    let (source, probes) = match queries {
+        Some(q) => (
+            CalibrationSource::Queries,
+            q.iter()
+                .map(|q| Probe {
+                    query: q.clone(),
+                    own_row: None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        None => (CalibrationSource::Rows, row_probes(s)?),
+    };
+    if probes.is_empty() {
+        return Ok(None);
+    }
+    let Some(truths) = exact_ids(s, metric, &probes, CALIBRATION_K, parallel, stop)? else {
+        return Ok(None);
+    };
+    let mut efs = Vec::new();
+    let mut recalls = Vec::new();
+    for &ef in &LADDER {
+        if stop() {
+            return Ok(None);
+        }
+        let walk = Walk {
+            k: CALIBRATION_K,
+            ef,
+            rerank: crate::SearchOptions::DEFAULT_RERANK,
+            prefetch: crate::Prefetch::Auto,
+        };
+        let one = |(p, t): (&Probe, &HashSet<u64>)| -> Result<f64> {
+            let found = walk_ids(s, ix, metric, p, &walk)?;
+            let hit = found.iter().filter(|id| t.contains(id)).count();
+            Ok(if t.is_empty() {
+                1.0
+            } else {
+                hit as f64 / t.len() as f64
+            })
+        };
+        let r: Vec<f64> = if parallel {
+            probes
+                .par_iter()
+                .zip(&truths)
+                .map(one)
+                .collect::<Result<_>>()?
+        } else {
+            probes.iter().zip(&truths).map(one).collect::<Result<_>>()?
+        };
+        let mean = r.iter().sum::<f64>() / r.len() as f64;
+        efs.push(ef);
+        recalls.push(r);
+        if mean >= SATURATED {
+            break;
+        }
+    }
+    Ok(Some(Calibration::from_recalls(source, &efs, &recalls)))
+}
+
+/// A seeded sample of `s`'s live rows as probes (the seed is the segment's number: the
+/// same segment is calibrated the same way).
+fn row_probes(s: &LiveSegment) -> Result<Vec<Probe>> {
+    let rows = s.reader.rows();
+    let mut rng = strata_vfs::SimRng::new(s.file_no ^ 0x5eed_ca11_b7a7_e000);
+    let mut scratch = Vec::new();
+    let mut out = Vec::new();
+    let mut taken = HashSet::new();
+    // At most four draws per row wanted: deleted and repeated rows are passed over.
+    for _ in 0..4 * ROW_QUERIES {
+        if out.len() == ROW_QUERIES.min(rows / 2) {
+            break;
+        }
+        let r = rng.below(rows as u64) as usize;
+        if s.deleted.contains(r) || !taken.insert(r) {
+            continue;
+        }
+        let v = s.reader.vector_rows(r..r + 1, &mut scratch)?;
+        out.push(Probe {
+            query: v.to_vec(),
+            own_row: Some(r),
+        });
+    }
+    Ok(out)
+}
+
+/// The exact top `k` live rows of `s` for each probe, as ids. The
+/// segment's vectors are read once, a chunk at a time, each chunk scored against every
+/// probe (on a store larger than memory, one pass over the file). `None` when `stop`
+/// turns true between chunks.
+fn exact_ids(
+    s: &LiveSegment,
+    metric: Metric,
+    probes: &[Probe],
+    k: usize,
+    parallel: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Vec<HashSet<u64>>>> {
+    const CHUNK: usize = 4 * 1024;
+    let dim = s.reader.dim();
+    let mut tops: Vec<TopK> = probes.iter().map(|_| TopK::new(k)).collect();
+    let mut scratch = Vec::new();
+    for start in (0..s.reader.rows()).step_by(CHUNK) {
+        if stop() {
+            return Ok(None);
+        }
+        let end = (start + CHUNK).min(s.reader.rows());
+        let block = s.reader.vector_rows(start..end, &mut scratch)?;
+        let score = |(top, p): (&mut TopK, &Probe)| {
+            exact::scan_block(
+                metric,
+                &p.query,
+                block,
+                dim,
+                top,
+                |r| (start + r) as u64,
+                |r| s.deleted.contains(start + r) || p.own_row == Some(start + r),
+            )
+        };
+        if parallel {
+            tops.par_iter_mut().zip(probes).for_each(score);
+        } else {
+            tops.iter_mut().zip(probes).for_each(score);
+        }
+    }
+    tops.into_iter()
+        .map(|top| {
+            let top = segment_index::rows_to_ids(&s.reader, top, k)?;
+            Ok(top.into_sorted().into_iter().map(|n| n.id).collect())
+        })
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+/// The ids the segment's two-stage search returns for `p` with `walk` (its exact scan
+/// when the walk declines).
+fn walk_ids(
+    s: &LiveSegment,
+    ix: &crate::segment_index::SegmentIndex,
+    metric: Metric,
+    p: &Probe,
+    walk: &Walk,
+) -> Result<Vec<u64>> {
+    let skip = |r: usize| s.deleted.contains(r) || p.own_row == Some(r);
+    let rows = s.reader.rows();
+    let live = rows - s.deleted.count().min(rows) - usize::from(p.own_row.is_some());
+    let eligible = Eligible {
+        skip: &skip,
+        count: live,
+        filtered: false,
+        hidden: p.own_row,
+    };
+    match segment_index::search(&s.reader, &eligible, ix, metric, &p.query, walk)? {
+        Some(top) => Ok(top.into_sorted().into_iter().map(|n| n.id).collect()),
+        None => Ok(
+            exact_ids(s, metric, std::slice::from_ref(p), walk.k, false, &|| false)?
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect(),
+        ),
+    }
+}
+
+/// Starts the thread that calibrates segments lacking a calibration (new ones from
+/// flushes and compactions, those of a store opened without its `CALIBRATION` file) and
+/// calibrates again, on queries, those calibrated on rows once enough queries were
+/// sampled. It runs at background priority, one core, and writes the file after each
+/// pass that changed something.
+pub(crate) fn spawn_calibrator(inner: Arc<Inner>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("strata-calibrate".into())
+        .spawn(move || {
+            crate::priority::lower_thread_priority(true);
+            calibrator(&inner);
+        })
+}
+
+fn calibrator(inner: &Inner) {
+    let cal = &inner.calibration;
+    loop {
+        {
+            let mut pending = cal.pending.lock();
+            while !*pending && !inner.shutdown.load(Ordering::Acquire) {
+                cal.wake.wait_for(&mut pending, Duration::from_secs(1));
+            }
+            *pending = false;
+        }
+        if inner.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let stop = || inner.shutdown.load(Ordering::Acquire);
+        if let Some(monitor) = &inner.recall {
+            measure_queued(inner, monitor, &stop);
+        }
+        if !inner.opts.background_calibration {
+            continue;
+        }
+        match calibrate_pass(inner, false, &stop) {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(e) = persist(inner) {
+                    tracing::warn!(error = %e, "writing the calibration file failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "calibrating a segment failed; searches use the default width")
+            }
+        }
+    }
+}
+
+/// Calibrates every segment of the current version that needs it: those without a
+/// calibration, and those calibrated on rows once the query sample is large enough.
+/// Returns how many it calibrated. With `parallel`, each is measured on the current
+/// rayon pool.
+pub(crate) fn calibrate_pass(
+    inner: &Inner,
+    parallel: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<usize> {
+    let v = inner.snapshot();
+    let queries = inner.calibration.queries();
+    let mut done = 0;
+    for s in &v.segments {
+        if s.index.is_none() {
+            continue;
+        }
+        let needed = match s.calibration.read().as_deref() {
+            None => true,
+            Some(c) => c.source == CalibrationSource::Rows && queries.is_some(),
+        };
+        if !needed {
+            continue;
+        }
+        if stop() {
+            break;
+        }
+        if let Some(c) = calibrate_segment(s, inner.metric, queries.as_deref(), parallel, stop)? {
+            tracing::debug!(
+                segment = s.file_no,
+                source = ?c.source,
+                queries = c.queries,
+                "calibrated a segment"
+            );
+            *s.calibration.write() = Some(Arc::new(c));
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Measures the queued sampled searches until the queue is empty or `stop`.
+fn measure_queued(inner: &Inner, monitor: &RecallMonitor, stop: &(dyn Fn() -> bool + Sync)) {
+    while !stop() {
+        let Some(sample) = monitor.queue.lock().pop_front() else {
+            return;
+        };
+        let measured = match measure(inner, &sample) {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "measuring a sampled search failed");
+                continue;
+            }
+        };
+        if monitor.config.adapt {
+            // Adapting calibrates on the queries served lately: every measured one
+            // joins the sample.
+            inner.calibration.sample.lock().push(sample.query);
+        }
+        if monitor.record(measured) {
+            monitor.recalibrations.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "observed recall below target: calibrating the segments again on recent queries"
+            );
+            if let Some(queries) = inner.calibration.queries() {
+                let done = calibrate_all(inner, &queries, false).and_then(|()| persist(inner));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "calibrating again failed");
+                }
+            }
+        }
+        if let Some(e) = monitor.estimate() {
+            inner.metrics.observed_recall(&e);
+        }
+    }
+}
+
+/// The recall of a sampled search against the exact answer on its snapshot, and of
+/// each indexed segment's own search (unfiltered searches only). `None` when there is
+/// no answer to measure against.
+fn measure(inner: &Inner, sample: &Sample) -> Result<Option<Measured>> {
+    let k = sample.opts.k;
+    let exact_opts = SearchOptions {
+        filter: sample.opts.filter.clone(),
+        ..SearchOptions::exact(k)
+    };
+    let v = &sample.version;
+    let truth: HashSet<u64> = crate::search::search(
+        v,
+        inner.metric,
+        crate::KeyKind::U64,
+        &sample.query,
+        &exact_opts,
+        false,
+    )?
+    .iter()
+    .map(|h| h.id)
+    .collect();
+    if truth.is_empty() {
+        return Ok(None);
+    }
+    let found = sample.hits.iter().filter(|id| truth.contains(id)).count();
+    let mut segments = Vec::new();
+    if sample.opts.filter.is_none() && !sample.opts.exact {
+        let base = crate::search::base_walk(&sample.opts);
+        let probe = Probe {
+            query: sample.query.clone(),
+            own_row: None,
+        };
+        for s in &v.segments {
+            let Some(ix) = &s.index else { continue };
+            let walk = crate::search::segment_walk(s, &sample.opts, base);
+            let never = || false;
+            let Some(seg_truth) = exact_ids(
+                s,
+                inner.metric,
+                std::slice::from_ref(&probe),
+                k,
+                false,
+                &never,
+            )?
+            else {
+                continue;
+            };
+            let seg_truth = seg_truth.into_iter().next().unwrap_or_default();
+            if seg_truth.is_empty() {
+                continue;
+            }
+            let got = walk_ids(s, ix, inner.metric, &probe, &walk)?;
+            let hit = got.iter().filter(|id| seg_truth.contains(id)).count();
+            segments.push((
+                s.reader.vector_codec().name(),
+                hit as f64 / seg_truth.len() as f64,
+            ));
+        }
+    }
+    Ok(Some(Measured {
+        recall: found as f64 / truth.len() as f64,
+        target: sample
+            .opts
+            .target_recall
+            .filter(|_| sample.opts.ef.is_none() && !sample.opts.exact),
+        segments,
+    }))
+}
+
+/// Calibrates every indexed segment of the current version on `queries` (with
+/// `parallel`, on the current rayon pool).
+pub(crate) fn calibrate_all(inner: &Inner, queries: &[Vec<f32>], parallel: bool) -> Result<()> {
+    let v = inner.snapshot();
+    for s in &v.segments {
+        if let Some(c) = calibrate_segment(s, inner.metric, Some(queries), parallel, &|| false)? {
+            *s.calibration.write() = Some(Arc::new(c));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the store's `CALIBRATION` file.
+pub(crate) fn persist(inner: &Inner) -> Result<()> {
+    let tables = crate::calibration::tables(&inner.snapshot());
+    let bytes = {
+        let sample = inner.calibration.sample.lock();
+        crate::calibration::encode(inner.dim, &tables, &sample)
+    };
+    crate::calibration::store(&*inner.opts.vfs, &inner.dir, &bytes)
+}
