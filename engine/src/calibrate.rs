@@ -3,12 +3,14 @@
 //! both.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rayon::prelude::*;
 use strata_index::{exact, Metric, TopK};
+use strata_vfs::Vfs;
 
 use crate::calibration::{Calibration, CalibrationSource, CALIBRATION_K, LADDER, SATURATED};
 use crate::error::Result;
@@ -16,6 +18,7 @@ use crate::inner::Inner;
 use crate::live_segment::LiveSegment;
 use crate::observed_recall::{Measured, RecallMonitor, Sample};
 use crate::segment_index::{self, Eligible, Walk};
+use crate::version::Version;
 use crate::SearchOptions;
 
 /// Rows of a segment searched for when it is calibrated on its rows.
@@ -418,10 +421,72 @@ pub(crate) fn calibrate_all(inner: &Inner, queries: &[Vec<f32>], parallel: bool)
 
 /// Writes the store's `CALIBRATION` file.
 pub(crate) fn persist(inner: &Inner) -> Result<()> {
-    let tables = crate::calibration::tables(&inner.snapshot());
+    let tables = tables(&inner.snapshot());
     let bytes = {
         let sample = inner.calibration.sample.lock();
         crate::calibration::encode(inner.dim, &tables, &sample)
     };
     crate::calibration::store(&*inner.opts.vfs, &inner.dir, &bytes)
+}
+
+/// The calibrations of `v`'s segments that have one, by segment file number.
+pub(crate) fn tables(v: &Version) -> Vec<(u64, Arc<Calibration>)> {
+    v.segments
+        .iter()
+        .filter_map(|s| s.calibration.read().clone().map(|c| (s.file_no, c)))
+        .collect()
+}
+
+/// The calibrations of `v`'s segments that have one, newest first.
+pub(crate) fn report(v: &Version) -> Vec<crate::calibration::SegmentCalibration> {
+    v.segments
+        .iter()
+        .filter_map(|s| {
+            let c = s.calibration.read().clone()?;
+            Some(crate::calibration::SegmentCalibration {
+                segment: s.file_no,
+                rows: s.reader.rows(),
+                source: c.source,
+                queries: c.queries,
+                recall_at: c
+                    .points
+                    .iter()
+                    .map(|p| (p.ef as usize, f64::from(p.mean)))
+                    .collect(),
+                default_ef: c.ef_for(crate::SearchOptions::DEFAULT_TARGET_RECALL, CALIBRATION_K),
+            })
+        })
+        .collect()
+}
+
+/// Reads `dir`'s `CALIBRATION` file into the cells of `v`'s segments that have none
+/// (tables of segments `v` does not hold are ignored) and returns its query sample. A
+/// missing file is no calibration; an unreadable or damaged one is logged and ignored.
+pub(crate) fn load(fs: &dyn Vfs, dir: &Path, dim: usize, v: &Version) -> Vec<Vec<f32>> {
+    let path = dir.join(crate::calibration::FILE_NAME);
+    let bytes = match fs.read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "calibration unreadable; segments are calibrated again");
+            return Vec::new();
+        }
+    };
+    match crate::calibration::decode(&bytes, dim) {
+        Ok(d) => {
+            for (file_no, c) in d.tables {
+                if let Some(s) = v.segments.iter().find(|s| s.file_no == file_no) {
+                    let mut cell = s.calibration.write();
+                    if cell.is_none() {
+                        *cell = Some(Arc::new(c));
+                    }
+                }
+            }
+            d.queries
+        }
+        Err(crate::calibration::Unusable(why)) => {
+            tracing::warn!(path = %path.display(), why, "calibration file not used; segments are calibrated again");
+            Vec::new()
+        }
+    }
 }

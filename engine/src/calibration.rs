@@ -19,8 +19,6 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 use strata_vfs::Vfs;
 
-use crate::version::Version;
-
 /// Results per calibration query: the recall a table holds is recall@10.
 pub(crate) const CALIBRATION_K: usize = 10;
 
@@ -176,28 +174,6 @@ pub struct SegmentCalibration {
     pub default_ef: usize,
 }
 
-/// The calibrations of `v`'s segments that have one, newest first.
-pub(crate) fn report(v: &Version) -> Vec<SegmentCalibration> {
-    v.segments
-        .iter()
-        .filter_map(|s| {
-            let c = s.calibration.read().clone()?;
-            Some(SegmentCalibration {
-                segment: s.file_no,
-                rows: s.reader.rows(),
-                source: c.source,
-                queries: c.queries,
-                recall_at: c
-                    .points
-                    .iter()
-                    .map(|p| (p.ef as usize, f64::from(p.mean)))
-                    .collect(),
-                default_ef: c.ef_for(crate::SearchOptions::DEFAULT_TARGET_RECALL, CALIBRATION_K),
-            })
-        })
-        .collect()
-}
-
 /// A segment's calibration cell, shared by every version holding the segment.
 pub(crate) type CalibrationCell = Arc<RwLock<Option<Arc<Calibration>>>>;
 
@@ -258,14 +234,6 @@ impl CalibrationState {
         let s = self.sample.lock();
         (s.queries.len() >= MIN_QUERIES).then(|| s.queries.iter().cloned().collect())
     }
-}
-
-/// The calibrations of `v`'s segments that have one, by segment file number.
-pub(crate) fn tables(v: &Version) -> Vec<(u64, Arc<Calibration>)> {
-    v.segments
-        .iter()
-        .filter_map(|s| s.calibration.read().clone().map(|c| (s.file_no, c)))
-        .collect()
 }
 
 /// The bytes of a `CALIBRATION` file holding `tables` and the query sample
@@ -400,38 +368,6 @@ pub(crate) fn decode(bytes: &[u8], dim: usize) -> Result<Decoded, Unusable> {
         return Err(Unusable("trailing bytes"));
     }
     Ok(out)
-}
-
-/// Reads `dir`'s `CALIBRATION` file into the cells of `v`'s segments that have none
-/// (tables of segments `v` does not hold are ignored) and returns its query sample. A
-/// missing file is no calibration; an unreadable or damaged one is logged and ignored.
-pub(crate) fn load(fs: &dyn Vfs, dir: &Path, dim: usize, v: &Version) -> Vec<Vec<f32>> {
-    let path = dir.join(FILE_NAME);
-    let bytes = match fs.read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "calibration unreadable; segments are calibrated again");
-            return Vec::new();
-        }
-    };
-    match decode(&bytes, dim) {
-        Ok(d) => {
-            for (file_no, c) in d.tables {
-                if let Some(s) = v.segments.iter().find(|s| s.file_no == file_no) {
-                    let mut cell = s.calibration.write();
-                    if cell.is_none() {
-                        *cell = Some(Arc::new(c));
-                    }
-                }
-            }
-            d.queries
-        }
-        Err(Unusable(why)) => {
-            tracing::warn!(path = %path.display(), why, "calibration file not used; segments are calibrated again");
-            Vec::new()
-        }
-    }
 }
 
 /// Writes `dir`'s `CALIBRATION` file with `bytes` (atomically: the old file or the new

@@ -438,7 +438,7 @@ impl Db {
 
     /// The calibration of each indexed segment that has one, newest segment first.
     pub fn calibration(&self) -> Vec<SegmentCalibration> {
-        crate::calibration::report(&self.inner.snapshot())
+        crate::calibrate::report(&self.inner.snapshot())
     }
 
     fn prepare_query(&self, query: &[f32]) -> Result<Vec<f32>> {

@@ -80,7 +80,7 @@ impl ReadOnlyDb {
         let (stamp, manifest, version) = load(&fs, &dir, &mut cache)?;
         let (dim, metric, keys, analyzer) =
             recovery::check_schema(&dir, &manifest, &crate::Options::existing())?;
-        crate::calibration::load(&*fs, &dir, dim, &version);
+        crate::calibrate::load(&*fs, &dir, dim, &version);
         Ok(ReadOnlyDb {
             dim,
             metric,
@@ -111,7 +111,7 @@ impl ReadOnlyDb {
             .collect();
         st.cache.retain(|k, _| named.contains(k));
         st.stamp = stamp;
-        crate::calibration::load(&*self.fs, &self.dir, self.dim, &version);
+        crate::calibrate::load(&*self.fs, &self.dir, self.dim, &version);
         *self.current.write() = Arc::new(version);
         Ok(true)
     }

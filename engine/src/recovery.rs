@@ -66,7 +66,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         .map(crate::observed_recall::RecallMonitor::new);
     {
         let mut sample = calibration.sample.lock();
-        for q in crate::calibration::load(&*fs, dir, dim, &version) {
+        for q in crate::calibrate::load(&*fs, dir, dim, &version) {
             sample.push(q);
         }
     }

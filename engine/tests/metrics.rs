@@ -135,4 +135,52 @@ fn a_store_reports_searches_writes_fsyncs_flushes_merges_and_sizes() {
         gauge("strata_bytes", &[("store", s), ("kind", "retired")]),
         0.0
     );
+
+    // A store that samples its searches reports their observed recall.
+    let dir2 = t.path().join("sampled");
+    let sampled = dir2.display().to_string();
+    let db2 = Db::open(
+        &dir2,
+        Options::new(4, Metric::L2).recall_sampling(strata::RecallSampling::new(1.0)),
+    )
+    .unwrap();
+    for id in 0..200u64 {
+        db2.upsert(id, &[id as f32, (id % 7) as f32, 2.0, 3.0])
+            .unwrap();
+    }
+    for i in 0..20 {
+        db2.search(&[i as f32 * 9.0, 1.0, 2.0, 3.0], &o).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (recall, queries) = loop {
+        let all: Vec<(CompositeKey, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(k, _, _, v)| (k, v))
+            .collect();
+        let labels = [("store", sampled.as_str())];
+        let has = |name| all.iter().any(|(k, _)| k.key().name() == name);
+        if has("strata_observed_recall_queries") {
+            let g = |name, labels: &[(&str, &str)]| match find(&all, name, labels) {
+                DebugValue::Gauge(g) => g.into_inner(),
+                other => panic!("{name} is {other:?}"),
+            };
+            let q = g("strata_observed_recall_queries", &labels);
+            if q == 20.0 {
+                let overall = [("store", sampled.as_str()), ("kind", "overall")];
+                break (g("strata_observed_recall", &overall), q);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported 20 samples"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let o2 = db2.observed_recall().expect("measured");
+    assert_eq!(
+        (o2.overall.queries, o2.overall.recall),
+        (queries as usize, recall)
+    );
 }

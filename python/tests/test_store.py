@@ -182,3 +182,44 @@ def test_a_bulk_load_flushes_once_into_one_segment(tmp_path):
         assert db.stats()["segments"] > 1
     with pytest.raises(strata.InvalidArgument, match="memtable_mb"):
         strata.open(tmp_path / "u", dim=4, memtable_mb=0)
+
+
+def test_search_by_target_recall_after_calibrating_on_queries(tmp_path):
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((40, 24)).astype(np.float32)
+
+    def around(n):
+        return (centres[rng.integers(0, 40, n)] + rng.uniform(-0.35, 0.35, (n, 24))).astype(np.float32)
+
+    # Enough rows for the segment to get a graph index (smaller ones are scanned exactly).
+    base, calibrate_on, measure = around(30_000), around(300), around(300)
+    with strata.open(tmp_path / "s", dim=24, metric="l2", memtable_mb=64) as db:
+        db.upsert(list(range(len(base))), base)
+        db.flush()
+        report = db.calibrate(calibrate_on)
+        assert len(report) == 1
+        seg = report[0]
+        assert seg["source"] == "queries" and seg["queries"] == 300 and seg["rows"] == 30_000
+        widths = [ef for ef, _ in seg["recall_at"]]
+        assert widths == sorted(widths) and all(0 <= r <= 1 for _, r in seg["recall_at"])
+        assert db.calibration() == report
+
+        exact, _ = db.search(measure, k=10, exact=True)
+
+        def recall(**kw):
+            got, _ = db.search(measure, k=10, **kw)
+            return np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got.tolist(), exact.tolist())])
+
+        low, high = recall(target_recall=0.8), recall(target_recall=0.99)
+        assert low >= 0.78 and high >= 0.97 and high >= low, (low, high)
+        # One query at a time gives the same answers as the batch.
+        one, _ = db.search(measure[0], k=10, target_recall=0.99)
+        batch, _ = db.search(measure[:1], k=10, target_recall=0.99)
+        assert list(one) == batch[0].tolist()
+        with pytest.raises(strata.InvalidArgument, match="target recall"):
+            db.search(measure[0], k=10, target_recall=1.5)
+        with pytest.raises(strata.InvalidArgument, match="at least 64"):
+            db.calibrate(calibrate_on[:10])
+    # The calibration persists with the store.
+    with strata.open(tmp_path / "s") as db:
+        assert db.calibration() == report

@@ -71,6 +71,12 @@ pub struct BenchArgs {
     /// query distribution, however the file is ordered.
     #[arg(long, conflicts_with = "calibrate")]
     calibrate_interleaved: bool,
+    /// After the sweep, serve the queries once more per setting (per target recall when
+    /// there are any) with this fraction of them sampled for recall measurement
+    /// (`Options::recall_sampling`) and print the store's observed recall beside the
+    /// true recall of those searches.
+    #[arg(long)]
+    observe_recall: Option<f64>,
     /// Rows of the `--calibrate` file to skip first.
     #[arg(long, default_value_t = 0)]
     calibrate_skip: usize,
@@ -401,6 +407,9 @@ fn search(
     // After the whole single-thread sweep: the most this store made resident.
     let swept_rss_delta = rss_mb("VmRSS:") - rss_before_open;
     drop(db);
+    if let Some(fraction) = a.observe_recall {
+        observe_recall(a, dir, (queries, gt), &filters, &settings, fraction)?;
+    }
 
     let db = Db::open(
         dir,
@@ -477,6 +486,90 @@ fn search(
         );
         crate::plot::recall_qps(p, &title, &points)?;
         eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Per setting: serves the queries once with `fraction` of them sampled, and prints the
+/// observed recall (with its interval) beside the true recall of the same searches.
+fn observe_recall(
+    a: &BenchArgs,
+    dir: &std::path::Path,
+    (queries, gt): (&[Vec<f32>], &[Vec<f32>]),
+    filters: &Filters,
+    settings: &[SearchOptions],
+    fraction: f64,
+) -> Result<()> {
+    let sampling = strata::RecallSampling {
+        window: queries.len(),
+        seed: 1,
+        ..strata::RecallSampling::new(fraction)
+    };
+    let db = Db::open(
+        dir,
+        Options::existing()
+            .search_threads(Some(1))
+            .resident_front(a.resident_front)
+            .background_calibration(false)
+            .recall_sampling(sampling),
+    )?;
+    println!(
+        "{:>6} {:>7} {:>9} {:>9} {:>19} {:>8} {:>8}",
+        "ef", "rerank", "recall", "observed", "95% interval", "sampled", "error"
+    );
+    let drain = |below: usize| {
+        while db.recall_samples_pending() > below {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // The searches by target recall when there are any (each sample costs an exact
+    // search), else every setting.
+    let by_target: Vec<&SearchOptions> = settings
+        .iter()
+        .filter(|s| s.ef.is_none() && !s.exact)
+        .collect();
+    let observed: Vec<&SearchOptions> = if by_target.is_empty() {
+        settings.iter().collect()
+    } else {
+        by_target
+    };
+    for sopts in observed {
+        db.reset_observed_recall();
+        let mut found = 0;
+        for (i, (q, g)) in queries.iter().zip(gt).enumerate() {
+            let hits = db.search(q, &for_query(sopts, filters, i))?;
+            let truth: Vec<u64> = g.iter().take(a.k).map(|&x| x as u64).collect();
+            found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+            // Searches back to back outrun the exact re-runs: let the queue drain
+            // rather than drop samples (dropping would sample by time, not by query).
+            if db.recall_samples_pending() >= 128 {
+                drain(16);
+            }
+        }
+        let truth = found as f64 / (queries.len() * a.k).max(1) as f64;
+        drain(0);
+        // The last sample may still be in measurement.
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(o) = db.observed_recall() else {
+            println!(
+                "{:>6} {:>7} {truth:>9.4} (nothing sampled)",
+                ef_label(sopts),
+                label(sopts.rerank)
+            );
+            continue;
+        };
+        let e = o.overall;
+        ensure!(o.dropped == 0, "{} samples were dropped", o.dropped);
+        println!(
+            "{:>6} {:>7} {truth:>9.4} {:>9.4} [{:.4}, {:.4}] {:>8} {:>+8.4}",
+            ef_label(sopts),
+            label(sopts.rerank.filter(|_| !sopts.exact)),
+            e.recall,
+            e.low,
+            e.high,
+            e.queries,
+            e.recall - truth
+        );
     }
     Ok(())
 }
