@@ -10,7 +10,7 @@
 #
 # The store is calibrated on queries that are not measured: the odd rows of the first
 # 2·NQ queries when the query file has them (the even rows are measured), else the
-# first NQ rows of a *_learn.fvecs beside it. Then one sweep: every target, and beam
+# first max(NQ, 1000) rows of a *_learn.fvecs beside it. Then one sweep: every target, and beam
 # widths from 10 to 256 (rerank 100). For each target: the recall reached, its QPS,
 # and the best QPS of a hand-tuned width reaching at least that recall. Every target's
 # queries are then served once more with all of them sampled (--observe-recall 1): the
@@ -38,7 +38,7 @@ if [ "$rows" -ge $((2 * nq)) ]; then
 else
   learn=$(ls "$dir"/*_learn.fvecs 2>/dev/null | head -1)
   [ -n "$learn" ] || { echo "$name: fewer than 2·$nq queries and no *_learn.fvecs to calibrate on" >&2; exit 1; }
-  calibrate=(--calibrate "$learn" --calibrate-nq "$nq")
+  calibrate=(--calibrate "$learn" --calibrate-nq $((nq > 1000 ? nq : 1000)))
 fi
 out=${OUT:-/tmp/strata-target-$name.jsonl}
 rm -f "$out"
