@@ -225,7 +225,7 @@ fn hit_arrays(py: Python<'_>, hits: &[strata::Hit]) -> PyResult<(Py<PyAny>, Py<P
 impl NativeStore {
     /// Opens (or, with `dim`, creates) the store in `path`.
     #[new]
-    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always", memtable_mb=None, memtable_index=true))]
+    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always", memtable_mb=None, memtable_index=true, recall_sample=None, recall_seed=0, recall_adapt=false))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn new(
         py: Python<'_>,
@@ -238,6 +238,9 @@ impl NativeStore {
         durability: &str,
         memtable_mb: Option<usize>,
         memtable_index: bool,
+        recall_sample: Option<f64>,
+        recall_seed: u64,
+        recall_adapt: bool,
     ) -> PyResult<Self> {
         let mut o = match dim {
             None => strata::Options::existing(),
@@ -285,6 +288,13 @@ impl NativeStore {
         let mut index = o.index_options();
         index.memtable_graph = memtable_index;
         o = o.index(index);
+        if let Some(fraction) = recall_sample {
+            o = o.recall_sampling(strata::RecallSampling {
+                seed: recall_seed,
+                adapt: recall_adapt,
+                ..strata::RecallSampling::new(fraction)
+            });
+        }
         let db = py.detach(|| strata::Db::open(&path, o)).map_err(error)?;
         Ok(NativeStore {
             db: RwLock::new(Some(Arc::new(db))),
@@ -693,6 +703,33 @@ impl NativeStore {
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let report = py.detach(|| db.calibrate(&refs)).map_err(error)?;
         report.iter().map(|c| calibration_dict(py, c)).collect()
+    }
+
+    /// The observed recall of the sampled searches (a dict with `recall`, `low`, `high`,
+    /// `queries`, `by_segment_kind` {kind: {...}}, `dropped`, `recalibrations`), or
+    /// None when the store does not sample or nothing was measured yet.
+    fn observed_recall<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let db = self.db()?;
+        let Some(o) = db.observed_recall() else {
+            return Ok(None);
+        };
+        let estimate = |e: &strata::RecallEstimate| -> PyResult<Bound<'py, PyDict>> {
+            let d = PyDict::new(py);
+            d.set_item("recall", e.recall)?;
+            d.set_item("low", e.low)?;
+            d.set_item("high", e.high)?;
+            d.set_item("queries", e.queries)?;
+            Ok(d)
+        };
+        let d = estimate(&o.overall)?;
+        let kinds = PyDict::new(py);
+        for (kind, e) in &o.by_segment_kind {
+            kinds.set_item(kind, estimate(e)?)?;
+        }
+        d.set_item("by_segment_kind", kinds)?;
+        d.set_item("dropped", o.dropped)?;
+        d.set_item("recalibrations", o.recalibrations)?;
+        Ok(Some(d))
     }
 
     /// Each indexed segment's calibration (those calibrated so far).

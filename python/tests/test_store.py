@@ -223,3 +223,26 @@ def test_search_by_target_recall_after_calibrating_on_queries(tmp_path):
     # The calibration persists with the store.
     with strata.open(tmp_path / "s") as db:
         assert db.calibration() == report
+
+
+def test_sampled_searches_report_their_recall(tmp_path):
+    import time
+
+    v = rows(3000, 16, seed=5)
+    with strata.open(tmp_path / "s", dim=16, metric="l2", recall_sample=1.0, recall_seed=3) as db:
+        assert db.observed_recall() is None
+        db.upsert(list(range(3000)), v)
+        q = rows(50, 16, seed=6)
+        for x in q:
+            db.search(x, k=10)
+        deadline = time.time() + 60
+        while (db.observed_recall() or {}).get("queries", 0) < 50:
+            assert time.time() < deadline, db.observed_recall()
+            time.sleep(0.01)
+        o = db.observed_recall()
+        assert o["queries"] == 50 and 0 <= o["low"] <= o["recall"] <= o["high"] <= 1
+        assert o["dropped"] == 0 and o["recalibrations"] == 0
+    with pytest.raises(strata.InvalidArgument, match="recall sampling fraction"):
+        strata.open(tmp_path / "t", dim=4, recall_sample=2.0)
+    with strata.open(tmp_path / "u", dim=4) as db:
+        assert db.observed_recall() is None

@@ -237,6 +237,13 @@ class Store:
         """Each indexed segment's calibration so far (see :meth:`calibrate`)."""
         return self._db.calibration()
 
+    def observed_recall(self) -> Optional[dict]:
+        """With ``recall_sample`` set at open: the mean recall@k of the sampled searches
+        over the newest 1,000 measured (``recall``, its 95 % interval ``low``/``high``,
+        ``queries``, ``by_segment_kind``, ``dropped``, ``recalibrations``); None before
+        the first is measured (they are measured in the background)."""
+        return self._db.observed_recall()
+
     def stats(self) -> dict:
         """Live records, segments and bytes."""
         return self._db.stats()
@@ -265,6 +272,9 @@ def open(
     durability: str = "always",
     memtable_mb: Optional[int] = None,
     memtable_index: bool = True,
+    recall_sample: Optional[float] = None,
+    recall_seed: int = 0,
+    recall_adapt: bool = False,
 ) -> Store:
     """Opens the store in ``path``; with ``dim``, creates it when absent (``metric``
     ``cosine``, ``l2`` or ``ip``; ``keys`` ``u64`` or ``string``; ``analyzer``
@@ -280,8 +290,14 @@ def open(
 
         with strata.open(path, dim=384, memtable_mb=4096, memtable_index=False) as db:
             db.upsert(keys, vectors)      # held in memory (and in the log) until...
-            db.flush()                    # ...one segment, one index build"""
+            db.flush()                    # ...one segment, one index build
+
+    ``recall_sample`` (for example 0.01): that fraction of vector searches (chosen by
+    ``recall_seed``) is run again exactly in the background, and
+    :meth:`Store.observed_recall` reports the recall the store delivers; with
+    ``recall_adapt``, the segments are calibrated again when it falls below the
+    searches' ``target_recall``."""
     import os
 
     return Store(NativeStore(os.fspath(path), dim, metric, keys, analyzer, vector_codec, durability,
-                             memtable_mb, memtable_index))
+                             memtable_mb, memtable_index, recall_sample, recall_seed, recall_adapt))
