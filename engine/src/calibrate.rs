@@ -326,7 +326,8 @@ fn measure_queued(inner: &Inner, monitor: &RecallMonitor, stop: &(dyn Fn() -> bo
                 "observed recall below target: calibrating the segments again on recent queries"
             );
             if let Some(queries) = inner.calibration.queries() {
-                let done = calibrate_all(inner, &queries, false).and_then(|()| persist(inner));
+                let done =
+                    calibrate_all(inner, &queries, false, stop).and_then(|()| persist(inner));
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "calibrating again failed");
                 }
@@ -408,11 +409,19 @@ fn measure(inner: &Inner, sample: &Sample) -> Result<Option<Measured>> {
 }
 
 /// Calibrates every indexed segment of the current version on `queries` (with
-/// `parallel`, on the current rayon pool).
-pub(crate) fn calibrate_all(inner: &Inner, queries: &[Vec<f32>], parallel: bool) -> Result<()> {
+/// `parallel`, on the current rayon pool), until `stop`.
+pub(crate) fn calibrate_all(
+    inner: &Inner,
+    queries: &[Vec<f32>],
+    parallel: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<()> {
     let v = inner.snapshot();
     for s in &v.segments {
-        if let Some(c) = calibrate_segment(s, inner.metric, Some(queries), parallel, &|| false)? {
+        if stop() {
+            break;
+        }
+        if let Some(c) = calibrate_segment(s, inner.metric, Some(queries), parallel, stop)? {
             *s.calibration.write() = Some(Arc::new(c));
         }
     }

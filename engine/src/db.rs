@@ -376,7 +376,7 @@ impl Db {
             .iter()
             .map(|q| self.prepare_query(q))
             .collect::<Result<Vec<_>>>()?;
-        let run = || calibrate::calibrate_all(&self.inner, &queries, true);
+        let run = || calibrate::calibrate_all(&self.inner, &queries, true, &|| false);
         match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),
