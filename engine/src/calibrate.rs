@@ -21,6 +21,9 @@ use crate::segment_index::{self, Eligible, Walk};
 use crate::version::Version;
 use crate::SearchOptions;
 
+/// Sampled searches measured before the thread looks for calibration work.
+const MEASURED_PER_PASS: usize = 32;
+
 /// Rows of a segment searched for when it is calibrated on its rows.
 pub(crate) const ROW_QUERIES: usize = 200;
 
@@ -194,7 +197,9 @@ fn walk_ids(
 ) -> Result<Vec<u64>> {
     let skip = |r: usize| s.deleted.contains(r) || p.own_row == Some(r);
     let rows = s.reader.rows();
-    let live = rows - s.deleted.count().min(rows) - usize::from(p.own_row.is_some());
+    // The hidden row counts as live: counted out, it would look like a deletion and
+    // make the walk decline (for an exact scan) where a real search walks.
+    let live = rows - s.deleted.count().min(rows);
     let eligible = Eligible {
         skip: &skip,
         count: live,
@@ -277,7 +282,8 @@ pub(crate) fn calibrate_pass(
         if s.index.is_none() {
             continue;
         }
-        let needed = match s.calibration.read().as_deref() {
+        let seen = s.calibration.load_full();
+        let needed = match seen.as_deref() {
             None => true,
             Some(c) => c.source == CalibrationSource::Rows && queries.is_some(),
         };
@@ -294,23 +300,34 @@ pub(crate) fn calibrate_pass(
                 queries = c.queries,
                 "calibrated a segment"
             );
-            *s.calibration.write() = Some(Arc::new(c));
-            done += 1;
+            if replace_unless_newer(s, &seen, c) {
+                done += 1;
+            }
         }
     }
     Ok(done)
 }
 
 /// Measures the queued sampled searches until the queue is empty or `stop`.
+/// At most [`MEASURED_PER_PASS`] of them, so that segments waiting for a calibration
+/// are not starved by a steady stream of samples (the thread comes back at once).
 fn measure_queued(inner: &Inner, monitor: &RecallMonitor, stop: &(dyn Fn() -> bool + Sync)) {
-    while !stop() {
-        let Some(sample) = monitor.queue.lock().pop_front() else {
+    for _ in 0..MEASURED_PER_PASS {
+        if stop() {
+            return;
+        }
+        let Some(sample) = monitor.pop() else {
             return;
         };
-        let measured = match measure(inner, &sample) {
+        let measured = measure(inner, &sample, stop);
+        let measured = match measured {
             Ok(Some(m)) => m,
-            Ok(None) => continue,
+            Ok(None) => {
+                monitor.done();
+                continue;
+            }
             Err(e) => {
+                monitor.done();
                 tracing::warn!(error = %e, "measuring a sampled search failed");
                 continue;
             }
@@ -321,28 +338,39 @@ fn measure_queued(inner: &Inner, monitor: &RecallMonitor, stop: &(dyn Fn() -> bo
             inner.calibration.sample.lock().push(sample.query);
         }
         if monitor.record(measured) {
-            monitor.recalibrations.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "observed recall below target: calibrating the segments again on recent queries"
-            );
             if let Some(queries) = inner.calibration.queries() {
+                tracing::info!(
+                    "observed recall below target: calibrating the segments again on recent queries"
+                );
                 let done =
-                    calibrate_all(inner, &queries, false, stop).and_then(|()| persist(inner));
-                if let Err(e) = done {
-                    tracing::warn!(error = %e, "calibrating again failed");
+                    calibrate_all(inner, &queries, false, true, stop).and_then(|()| persist(inner));
+                match done {
+                    // Counted once the new calibrations are in place.
+                    Ok(()) => {
+                        monitor.recalibrations.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "calibrating again failed"),
                 }
             }
         }
         if let Some(e) = monitor.estimate() {
             inner.metrics.observed_recall(&e);
         }
+        monitor.done();
+    }
+    if monitor.pending() > 0 {
+        inner.calibration.notify();
     }
 }
 
 /// The recall of a sampled search against the exact answer on its snapshot, and of
 /// each indexed segment's own search (unfiltered searches only). `None` when there is
-/// no answer to measure against.
-fn measure(inner: &Inner, sample: &Sample) -> Result<Option<Measured>> {
+/// no answer to measure against, or when `stop` turns true (between segments).
+fn measure(
+    inner: &Inner,
+    sample: &Sample,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Measured>> {
     let k = sample.opts.k;
     let exact_opts = SearchOptions {
         filter: sample.opts.filter.clone(),
@@ -374,17 +402,16 @@ fn measure(inner: &Inner, sample: &Sample) -> Result<Option<Measured>> {
         for s in &v.segments {
             let Some(ix) = &s.index else { continue };
             let walk = crate::search::segment_walk(s, &sample.opts, base);
-            let never = || false;
             let Some(seg_truth) = exact_ids(
                 s,
                 inner.metric,
                 std::slice::from_ref(&probe),
                 k,
                 false,
-                &never,
+                stop,
             )?
             else {
-                continue;
+                return Ok(None);
             };
             let seg_truth = seg_truth.into_iter().next().unwrap_or_default();
             if seg_truth.is_empty() {
@@ -408,12 +435,25 @@ fn measure(inner: &Inner, sample: &Sample) -> Result<Option<Measured>> {
     }))
 }
 
+/// Stores `c` as `s`'s calibration unless another was stored since `seen` was read
+/// (a calibration stored meanwhile, by [`crate::Db::calibrate`], is newer and stays).
+fn replace_unless_newer(s: &LiveSegment, seen: &Option<Arc<Calibration>>, c: Calibration) -> bool {
+    let before = s.calibration.compare_and_swap(seen, Some(Arc::new(c)));
+    match (before.as_ref(), seen.as_ref()) {
+        (None, None) => true,
+        (Some(now), Some(then)) => Arc::ptr_eq(now, then),
+        _ => false,
+    }
+}
+
 /// Calibrates every indexed segment of the current version on `queries` (with
-/// `parallel`, on the current rayon pool), until `stop`.
+/// `parallel`, on the current rayon pool), until `stop`. With `keep_newer`, a
+/// segment calibrated by another caller meanwhile keeps that calibration.
 pub(crate) fn calibrate_all(
     inner: &Inner,
     queries: &[Vec<f32>],
     parallel: bool,
+    keep_newer: bool,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<()> {
     let v = inner.snapshot();
@@ -421,8 +461,13 @@ pub(crate) fn calibrate_all(
         if stop() {
             break;
         }
+        let seen = s.calibration.load_full();
         if let Some(c) = calibrate_segment(s, inner.metric, Some(queries), parallel, stop)? {
-            *s.calibration.write() = Some(Arc::new(c));
+            if keep_newer {
+                replace_unless_newer(s, &seen, c);
+            } else {
+                s.calibration.store(Some(Arc::new(c)));
+            }
         }
     }
     Ok(())
@@ -430,6 +475,8 @@ pub(crate) fn calibrate_all(
 
 /// Writes the store's `CALIBRATION` file.
 pub(crate) fn persist(inner: &Inner) -> Result<()> {
+    // One writer at a time: every write goes through the same temporary file.
+    let _writing = inner.calibration.persisting.lock();
     let tables = tables(&inner.snapshot());
     let bytes = {
         let sample = inner.calibration.sample.lock();
@@ -442,7 +489,7 @@ pub(crate) fn persist(inner: &Inner) -> Result<()> {
 pub(crate) fn tables(v: &Version) -> Vec<(u64, Arc<Calibration>)> {
     v.segments
         .iter()
-        .filter_map(|s| s.calibration.read().clone().map(|c| (s.file_no, c)))
+        .filter_map(|s| s.calibration.load_full().map(|c| (s.file_no, c)))
         .collect()
 }
 
@@ -451,7 +498,7 @@ pub(crate) fn report(v: &Version) -> Vec<crate::calibration::SegmentCalibration>
     v.segments
         .iter()
         .filter_map(|s| {
-            let c = s.calibration.read().clone()?;
+            let c = s.calibration.load_full()?;
             Some(crate::calibration::SegmentCalibration {
                 segment: s.file_no,
                 rows: s.reader.rows(),
@@ -469,9 +516,16 @@ pub(crate) fn report(v: &Version) -> Vec<crate::calibration::SegmentCalibration>
 }
 
 /// Reads `dir`'s `CALIBRATION` file into the cells of `v`'s segments that have none
-/// (tables of segments `v` does not hold are ignored) and returns its query sample. A
+/// (with `replace`, into every cell whose table differs: a reader following a writer)
+/// and returns its query sample; tables of segments `v` does not hold are ignored. A
 /// missing file is no calibration; an unreadable or damaged one is logged and ignored.
-pub(crate) fn load(fs: &dyn Vfs, dir: &Path, dim: usize, v: &Version) -> Vec<Vec<f32>> {
+pub(crate) fn load(
+    fs: &dyn Vfs,
+    dir: &Path,
+    dim: usize,
+    v: &Version,
+    replace: bool,
+) -> Vec<Vec<f32>> {
     let path = dir.join(crate::calibration::FILE_NAME);
     let bytes = match fs.read(&path) {
         Ok(b) => b,
@@ -485,9 +539,9 @@ pub(crate) fn load(fs: &dyn Vfs, dir: &Path, dim: usize, v: &Version) -> Vec<Vec
         Ok(d) => {
             for (file_no, c) in d.tables {
                 if let Some(s) = v.segments.iter().find(|s| s.file_no == file_no) {
-                    let mut cell = s.calibration.write();
-                    if cell.is_none() {
-                        *cell = Some(Arc::new(c));
+                    let current = s.calibration.load_full();
+                    if replace && current.as_deref() != Some(&c) || current.is_none() {
+                        s.calibration.store(Some(Arc::new(c)));
                     }
                 }
             }

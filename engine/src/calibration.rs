@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use strata_vfs::Vfs;
 
 /// Results per calibration query: the recall a table holds is recall@10.
@@ -174,8 +174,10 @@ pub struct SegmentCalibration {
     pub default_ef: usize,
 }
 
-/// A segment's calibration cell, shared by every version holding the segment.
-pub(crate) type CalibrationCell = Arc<RwLock<Option<Arc<Calibration>>>>;
+/// A segment's calibration cell, shared by every version holding the segment. Read on
+/// every search and replaced by the idle-priority calibrator: lock-free, so that a
+/// search never waits on a thread the scheduler may not run for a while.
+pub(crate) type CalibrationCell = Arc<arc_swap::ArcSwapOption<Calibration>>;
 
 /// Recent queries (normalised as searched), oldest first, at most
 /// [`SAMPLE_CAPACITY`].
@@ -206,26 +208,40 @@ pub(crate) struct CalibrationState {
     /// Set when there may be calibration work; the calibrator waits on `wake`.
     pub pending: Mutex<bool>,
     pub wake: Condvar,
+    /// Held while the `CALIBRATION` file is written.
+    pub persisting: Mutex<()>,
 }
 
 impl CalibrationState {
-    /// Offers a served query (normalised) to the sample: one in [`SAMPLE_EVERY`] joins.
+    /// Offers a served query (normalised) to the sample: one in [`SAMPLE_EVERY`] joins
+    /// (skipped when the sample is locked: a search never waits for it).
     pub fn offer(&self, query: &[f32]) {
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         if n % SAMPLE_EVERY == SAMPLE_EVERY - 1 {
-            let mut s = self.sample.lock();
+            let Some(mut s) = self.sample.try_lock() else {
+                return;
+            };
             s.push(query.to_vec());
             let full = s.queries.len() == MIN_QUERIES;
             drop(s);
             if full {
-                self.notify();
+                self.nudge();
             }
         }
     }
 
-    /// Wakes the calibrator: a segment may lack a calibration.
+    /// Wakes the calibrator: a segment may lack a calibration, or the store closes.
     pub fn notify(&self) {
         *self.pending.lock() = true;
+        self.wake.notify_all();
+    }
+
+    /// Wakes the calibrator without waiting for its lock (from a search): when the lock
+    /// is taken, the calibrator is awake or wakes within a second anyway.
+    pub fn nudge(&self) {
+        if let Some(mut p) = self.pending.try_lock() {
+            *p = true;
+        }
         self.wake.notify_all();
     }
 
@@ -337,7 +353,7 @@ pub(crate) fn decode(bytes: &[u8], dim: usize) -> Result<Decoded, Unusable> {
                 mean: f.f32()?,
                 sd: f.f32()?,
             };
-            let sane = p.ef > 0
+            let sane = LADDER.contains(&(p.ef as usize))
                 && (0.0..=1.0).contains(&p.mean)
                 && (0.0..=1.0).contains(&p.sd)
                 && points.last().is_none_or(|q: &Point| q.ef < p.ef);
@@ -457,5 +473,53 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(decode(&bytes[..n], 2).is_err(), "truncated to {n} accepted");
         }
+    }
+
+    /// `bytes` with its checksum computed again (so that a field, not the CRC, is tested).
+    fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
+        let n = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn every_field_out_of_range_is_refused_behind_a_valid_checksum() {
+        let c = table(CalibrationSource::Queries, &[0.5, 0.75, 1.0]);
+        let mut sample = QuerySample::default();
+        sample.push(vec![1.0, 2.0]);
+        let good = encode(2, &[(7, Arc::new(c))], &sample);
+        assert!(decode(&resealed(good.clone()), 2).is_ok());
+        // Offsets: magic 0..8, dim 8..12, tables 12..16, file_no 16..24, source 24,
+        // queries 25..29, points 29..33, first point 33..45 (ef, mean, sd), then two
+        // more points to 69, the sample count 69..73, one query 73..81, CRC.
+        let set = |at: usize, v: &[u8]| {
+            let mut b = good.clone();
+            b[at..at + v.len()].copy_from_slice(v);
+            resealed(b)
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("magic", set(0, b"STRACAL9")),
+            ("source", set(24, &[2])),
+            ("points", set(29, &23u32.to_le_bytes())),
+            ("off-ladder width", set(33, &11u32.to_le_bytes())),
+            ("huge width", set(33, &u32::MAX.to_le_bytes())),
+            ("widths not increasing", set(45, &10u32.to_le_bytes())),
+            ("mean above 1", set(37, &1.5f32.to_le_bytes())),
+            ("mean NaN", set(37, &f32::NAN.to_le_bytes())),
+            ("sd below 0", set(41, &(-0.1f32).to_le_bytes())),
+            ("sample too large", set(69, &257u32.to_le_bytes())),
+            ("query not finite", set(73, &f32::INFINITY.to_le_bytes())),
+            ("tables beyond the bytes", set(12, &1000u32.to_le_bytes())),
+        ];
+        for (what, bytes) in cases {
+            assert!(decode(&bytes, 2).is_err(), "{what} accepted");
+        }
+        let mut trailing = good.clone();
+        trailing.insert(good.len() - 4, 0);
+        assert!(
+            decode(&resealed(trailing), 2).is_err(),
+            "trailing byte accepted"
+        );
     }
 }

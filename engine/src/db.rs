@@ -376,13 +376,15 @@ impl Db {
             .iter()
             .map(|q| self.prepare_query(q))
             .collect::<Result<Vec<_>>>()?;
-        let run = || calibrate::calibrate_all(&self.inner, &queries, true, &|| false);
+        let run = || calibrate::calibrate_all(&self.inner, &queries, true, false, &|| false);
         match &self.inner.search_pool {
             Some(pool) => pool.install(run),
             None => run(),
         }?;
         {
+            // The newest of them replace the sample.
             let mut sample = self.inner.calibration.sample.lock();
+            sample.queries.clear();
             for q in &queries {
                 sample.push(q.clone());
             }
@@ -425,12 +427,9 @@ impl Db {
         }
     }
 
-    /// Sampled searches queued and not yet measured.
+    /// Sampled searches queued or being measured.
     pub fn recall_samples_pending(&self) -> usize {
-        self.inner
-            .recall
-            .as_ref()
-            .map_or(0, |m| m.queue.lock().len())
+        self.inner.recall.as_ref().map_or(0, |m| m.pending())
     }
 
     /// Fewest queries [`Db::calibrate`] takes.
@@ -517,7 +516,7 @@ impl Db {
             hits: hits.iter().map(|h| h.id).collect(),
         };
         if monitor.enqueue(sample) {
-            self.inner.calibration.notify();
+            self.inner.calibration.nudge();
         }
     }
 

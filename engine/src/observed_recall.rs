@@ -4,7 +4,7 @@
 //! sliding window, overall and per kind of segment (`docs/calibration.md`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -117,7 +117,9 @@ const QUEUE: usize = 256;
 pub(crate) struct RecallMonitor {
     pub config: RecallSampling,
     served: AtomicU64,
-    pub queue: Mutex<VecDeque<Sample>>,
+    queue: Mutex<VecDeque<Sample>>,
+    /// Samples taken from the queue and not yet recorded (0 or 1).
+    in_flight: AtomicUsize,
     window: Mutex<Window>,
     dropped: AtomicU64,
     pub recalibrations: AtomicU64,
@@ -144,6 +146,7 @@ impl RecallMonitor {
             config,
             served: AtomicU64::new(0),
             queue: Mutex::new(VecDeque::new()),
+            in_flight: AtomicUsize::new(0),
             window: Mutex::new(Window::default()),
             dropped: AtomicU64::new(0),
             recalibrations: AtomicU64::new(0),
@@ -158,9 +161,32 @@ impl RecallMonitor {
         (h as f64) < self.config.fraction * u64::MAX as f64
     }
 
-    /// Queues a sampled search; returns false when the queue was full (dropped).
-    pub fn enqueue(&self, s: Sample) -> bool {
+    /// The oldest queued sample, now in flight until [`RecallMonitor::done`].
+    pub fn pop(&self) -> Option<Sample> {
         let mut q = self.queue.lock();
+        let s = q.pop_front()?;
+        self.in_flight.store(1, Ordering::Release);
+        Some(s)
+    }
+
+    /// The sample in flight was recorded (or given up).
+    pub fn done(&self) {
+        self.in_flight.store(0, Ordering::Release);
+    }
+
+    /// Samples queued or being measured.
+    pub fn pending(&self) -> usize {
+        let q = self.queue.lock();
+        q.len() + self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Queues a sampled search; returns false when the queue was full or busy (the
+    /// sample is dropped and counted: a search never waits for the queue).
+    pub fn enqueue(&self, s: Sample) -> bool {
+        let Some(mut q) = self.queue.try_lock() else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
         if q.len() >= QUEUE {
             drop(q);
             self.dropped.fetch_add(1, Ordering::Relaxed);

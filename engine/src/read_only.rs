@@ -80,7 +80,7 @@ impl ReadOnlyDb {
         let (stamp, manifest, version) = load(&fs, &dir, &mut cache)?;
         let (dim, metric, keys, analyzer) =
             recovery::check_schema(&dir, &manifest, &crate::Options::existing())?;
-        crate::calibrate::load(&*fs, &dir, dim, &version);
+        crate::calibrate::load(&*fs, &dir, dim, &version, false);
         Ok(ReadOnlyDb {
             dim,
             metric,
@@ -96,9 +96,11 @@ impl ReadOnlyDb {
 
     /// Takes a new snapshot when the store changed (a new manifest, log records appended
     /// or log files added or removed); returns whether it did. Segments already open are
-    /// kept, not read again.
+    /// kept, not read again. Each call also reads the writer's latest calibration
+    /// (`docs/calibration.md`) into the segments it names.
     pub fn refresh(&self) -> Result<bool> {
         let mut st = self.state.lock();
+        crate::calibrate::load(&*self.fs, &self.dir, self.dim, &self.snapshot(), true);
         if read_stamp(&self.fs, &self.dir)? == st.stamp {
             return Ok(false);
         }
@@ -111,7 +113,7 @@ impl ReadOnlyDb {
             .collect();
         st.cache.retain(|k, _| named.contains(k));
         st.stamp = stamp;
-        crate::calibrate::load(&*self.fs, &self.dir, self.dim, &version);
+        crate::calibrate::load(&*self.fs, &self.dir, self.dim, &version, true);
         *self.current.write() = Arc::new(version);
         Ok(true)
     }

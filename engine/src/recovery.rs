@@ -64,9 +64,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let recall = opts
         .recall_sampling
         .map(crate::observed_recall::RecallMonitor::new);
+    let saved = crate::calibrate::load(&*fs, dir, dim, &version, false);
     {
         let mut sample = calibration.sample.lock();
-        for q in crate::calibrate::load(&*fs, dir, dim, &version) {
+        for q in saved {
             sample.push(q);
         }
     }

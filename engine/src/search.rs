@@ -105,7 +105,7 @@ pub(crate) fn search(
 /// calibration gives for the target recall when the options set no width.
 pub(crate) fn segment_walk(s: &LiveSegment, opts: &SearchOptions, walk: Walk) -> Walk {
     match (opts.ef, opts.target_recall) {
-        (None, Some(target)) => match s.calibration.read().as_ref() {
+        (None, Some(target)) => match s.calibration.load().as_deref() {
             Some(c) => Walk {
                 ef: c.ef_for(target, walk.k),
                 ..walk

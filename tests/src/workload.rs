@@ -327,6 +327,8 @@ fn settings(o: Options, sync: Durability, vfs: Arc<dyn Vfs>) -> Options {
         .vfs(vfs)
         .index(small_index(8, 16))
         .background_compaction(false)
+        // No background thread doing I/O: a seed's fault and crash points repeat.
+        .background_calibration(false)
         .search_threads(Some(1))
 }
 

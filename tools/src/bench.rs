@@ -547,9 +547,7 @@ fn observe_recall(
             }
         }
         let truth = found as f64 / (queries.len() * a.k).max(1) as f64;
-        drain(0);
-        // The last sample may still be in measurement.
-        std::thread::sleep(Duration::from_millis(50));
+        drain(0); // queued and in flight
         let Some(o) = db.observed_recall() else {
             println!(
                 "{:>6} {:>7} {truth:>9.4} (nothing sampled)",

@@ -282,3 +282,24 @@ fn bad_targets_and_too_few_queries_are_refused() {
     // Target 1.0 is allowed.
     assert_eq!(db.search(&d.measure[0], &target(1.0)).unwrap().len(), 10);
 }
+
+#[test]
+fn a_calibration_file_that_cannot_be_written_fails_the_call_not_the_store() {
+    let d = data(16, 3000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = one_segment(dir.path(), &d.rows, options());
+    // The temporary file's name is taken by a directory that cannot be removed.
+    let blocker = dir.path().join("CALIBRATION.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"x").unwrap();
+    assert!(db.calibrate(&refs(&d.calibrate)).is_err());
+    // The calibration is in memory all the same; the store serves and writes.
+    assert_eq!(db.calibration().len(), 1);
+    assert_eq!(db.search(&d.measure[0], &target(0.95)).unwrap().len(), 10);
+    db.upsert(1_000_000, &d.measure[1]).unwrap();
+    db.close().unwrap();
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert!(db.calibration().is_empty(), "nothing was written");
+    assert!(db.get(1_000_000).unwrap().is_some());
+}
