@@ -236,8 +236,11 @@ fn calibrator(inner: &Inner) {
     let cal = &inner.calibration;
     loop {
         {
+            // A search's wake-up can be missed (it never waits for this lock): each
+            // second the queue of sampled searches is looked at all the same.
+            let queued = || inner.recall.as_ref().is_some_and(|m| m.pending() > 0);
             let mut pending = cal.pending.lock();
-            while !*pending && !inner.shutdown.load(Ordering::Acquire) {
+            while !*pending && !inner.shutdown.load(Ordering::Acquire) && !queued() {
                 cal.wake.wait_for(&mut pending, Duration::from_secs(1));
             }
             *pending = false;
@@ -276,7 +279,9 @@ pub(crate) fn calibrate_pass(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<usize> {
     let v = inner.snapshot();
-    let queries = inner.calibration.queries();
+    let has_queries = inner.calibration.has_queries();
+    // Copied only when a segment needs them.
+    let mut queries: Option<Option<Vec<Vec<f32>>>> = None;
     let mut done = 0;
     for s in &v.segments {
         if s.index.is_none() {
@@ -285,7 +290,7 @@ pub(crate) fn calibrate_pass(
         let seen = s.calibration.load_full();
         let needed = match seen.as_deref() {
             None => true,
-            Some(c) => c.source == CalibrationSource::Rows && queries.is_some(),
+            Some(c) => c.source == CalibrationSource::Rows && has_queries,
         };
         if !needed {
             continue;
@@ -293,6 +298,7 @@ pub(crate) fn calibrate_pass(
         if stop() {
             break;
         }
+        let queries = queries.get_or_insert_with(|| inner.calibration.queries());
         if let Some(c) = calibrate_segment(s, inner.metric, queries.as_deref(), parallel, stop)? {
             tracing::debug!(
                 segment = s.file_no,

@@ -222,9 +222,11 @@ impl CalibrationState {
                 return;
             };
             s.push(query.to_vec());
-            let full = s.queries.len() == MIN_QUERIES;
+            let enough = s.queries.len() >= MIN_QUERIES;
             drop(s);
-            if full {
+            // Each time, not only at the count: a wake-up can be missed. A calibrator
+            // with nothing to do only looks at each segment's cell.
+            if enough {
                 self.nudge();
             }
         }
@@ -243,6 +245,11 @@ impl CalibrationState {
             *p = true;
         }
         self.wake.notify_all();
+    }
+
+    /// Whether the sample holds enough queries to calibrate on.
+    pub fn has_queries(&self) -> bool {
+        self.sample.lock().queries.len() >= MIN_QUERIES
     }
 
     /// The sample's queries when there are enough to calibrate on.

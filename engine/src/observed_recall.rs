@@ -117,7 +117,8 @@ const QUEUE: usize = 256;
 pub(crate) struct RecallMonitor {
     pub config: RecallSampling,
     served: AtomicU64,
-    queue: Mutex<VecDeque<Sample>>,
+    /// Lock-free: a search never waits for the idle-priority thread that drains it.
+    queue: crossbeam_queue::ArrayQueue<Sample>,
     /// Samples taken from the queue and not yet recorded (0 or 1).
     in_flight: AtomicUsize,
     window: Mutex<Window>,
@@ -145,7 +146,7 @@ impl RecallMonitor {
         RecallMonitor {
             config,
             served: AtomicU64::new(0),
-            queue: Mutex::new(VecDeque::new()),
+            queue: crossbeam_queue::ArrayQueue::new(QUEUE),
             in_flight: AtomicUsize::new(0),
             window: Mutex::new(Window::default()),
             dropped: AtomicU64::new(0),
@@ -163,10 +164,14 @@ impl RecallMonitor {
 
     /// The oldest queued sample, now in flight until [`RecallMonitor::done`].
     pub fn pop(&self) -> Option<Sample> {
-        let mut q = self.queue.lock();
-        let s = q.pop_front()?;
+        // In flight before it leaves the queue: `pending` may count it twice for a
+        // moment, never zero times.
         self.in_flight.store(1, Ordering::Release);
-        Some(s)
+        let s = self.queue.pop();
+        if s.is_none() {
+            self.in_flight.store(0, Ordering::Release);
+        }
+        s
     }
 
     /// The sample in flight was recorded (or given up).
@@ -176,23 +181,18 @@ impl RecallMonitor {
 
     /// Samples queued or being measured.
     pub fn pending(&self) -> usize {
-        let q = self.queue.lock();
-        q.len() + self.in_flight.load(Ordering::Acquire)
+        // The queue first: a sample popped after this read was marked in flight before.
+        let queued = self.queue.len();
+        queued + self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Queues a sampled search; returns false when the queue was full or busy (the
-    /// sample is dropped and counted: a search never waits for the queue).
+    /// Queues a sampled search; returns false when the queue was full (the sample is
+    /// dropped and counted).
     pub fn enqueue(&self, s: Sample) -> bool {
-        let Some(mut q) = self.queue.try_lock() else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        };
-        if q.len() >= QUEUE {
-            drop(q);
+        if self.queue.push(s).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        q.push_back(s);
         true
     }
 
