@@ -19,18 +19,7 @@ set -euo pipefail
 ds=${1:?usage: bench/target_recall.sh DATASET [NQ] [TARGETS]}
 nq=${2:-1000}
 targets=${3:-0.9,0.95,0.99}
-root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${STRATA_SHARED:-$root/../shared}
-case "$ds" in
-  /*|./*|../*) dir=$ds ;;
-  *) dir=$shared/data/$ds ;;
-esac
-name=$(basename "$dir")
-base=$(ls "$dir"/*_base.fvecs)
-query=$(ls "$dir"/*_query.fvecs)
-gt=$(ls "$dir"/*_groundtruth.ivecs)
-metric=l2
-case "$name" in glove-50|manpages-minilm-384) metric=cosine ;; esac
+NO_PEERS=1 . "$(dirname "$0")/dataset.sh"
 (cd "$root" && cargo build --release -p strata-tools)
 rows=$(( $(stat -c %s "$query") / (4 + 4 * $(od -An -t d4 -N4 "$query" | tr -d ' ')) ))
 if [ "$rows" -ge $((2 * nq)) ]; then
