@@ -1,0 +1,318 @@
+//! [`Bucket`]: the blocking operations a store performs on its bucket, over an
+//! `object_store` client driven by a small private tokio runtime. Every operation is
+//! retried with backoff by the client (`object_store`'s retry policy) before it fails.
+
+use std::future::Future;
+use std::path::Path as LocalPath;
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use strata_vfs::Vfs;
+
+use crate::envelope::{RemoteFile, RemoteManifest};
+use crate::names::{self, FileKind};
+use crate::{Error, RemoteConfig, Result};
+
+/// Files up to this size are uploaded with one PUT; larger ones in parts of this size.
+pub const PART_BYTES: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// A store's bucket (an `object_store` client and the store's prefix in it).
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("url", &self.url).finish()
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        // Never blocks (dropping a runtime inside an async context would panic).
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The outcome of a create-only put of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// This commit is now `manifest/<seq>`.
+    Created,
+    /// Another commit already holds that sequence number.
+    Taken,
+}
+
+/// An object in the bucket: its name under the prefix, size and age.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The full object path.
+    pub path: Path,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written (milliseconds since the Unix epoch, the bucket's clock).
+    pub modified_ms: i64,
+}
+
+impl Bucket {
+    /// A client for `config`'s URL (`s3://bucket/prefix`, `gs://…`, `az://…`,
+    /// `file:///path`, `memory:///`). Options are `object_store`'s configuration keys
+    /// (`aws_endpoint`, `aws_allow_http`, `aws_region`, …); the environment's `AWS_*`,
+    /// `GOOGLE_*` and `AZURE_*` variables are read as such keys first. Makes no request.
+    pub fn connect(config: &RemoteConfig) -> Result<Self> {
+        let url = url::Url::parse(&config.url)
+            .map_err(|e| Error::Config(format!("bad bucket URL {:?}: {e}", config.url)))?;
+        let mut options: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| {
+                ["AWS_", "GOOGLE_", "AZURE_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        options.extend(config.options.iter().cloned());
+        let (store, prefix) = object_store::parse_url_opts(&url, options)
+            .map_err(|e| Error::Config(format!("cannot use {:?}: {e}", config.url)))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strata-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Bucket {
+            store: Arc::from(store),
+            prefix,
+            url: config.url.clone(),
+            rt: Some(rt),
+        })
+    }
+
+    /// The bucket URL this client was made for.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `fut` to completion on the private runtime, from any thread (inside another
+    /// runtime's task it runs on a scoped helper thread, since blocking there would panic).
+    fn block<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let Some(rt) = self.rt.as_ref() else {
+            unreachable!("the runtime lives as long as the bucket")
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| rt.block_on(fut))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        } else {
+            rt.block_on(fut)
+        }
+    }
+
+    /// Lists every object under `prefix/<folder>/`.
+    pub fn list(&self, folder: &str) -> Result<Vec<Listed>> {
+        let at = self.prefix.clone().join(folder);
+        let store = self.store.clone();
+        let metas = self
+            .block(async move { store.list(Some(&at)).try_collect::<Vec<_>>().await })
+            .map_err(|e| Error::store("list", folder, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed {
+                path: m.location,
+                size: m.size,
+                modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .collect())
+    }
+
+    /// The sequence numbers of the commits in the bucket, ascending, with when each was
+    /// written.
+    pub fn manifests(&self) -> Result<Vec<(u64, i64)>> {
+        let mut out: Vec<(u64, i64)> = self
+            .list(names::MANIFESTS)?
+            .into_iter()
+            .filter_map(|l| {
+                let seq = names::parse_manifest(l.path.filename()?)?;
+                Some((seq, l.modified_ms))
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Commit `seq`, or `None` if there is none.
+    pub fn read_manifest(&self, seq: u64) -> Result<Option<RemoteManifest>> {
+        let path = names::manifest(&self.prefix, seq);
+        let Some(bytes) = self.get_opt(&path)? else {
+            return Ok(None);
+        };
+        let m = RemoteManifest::decode(&bytes).map_err(|source| Error::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        if m.seq != seq {
+            return Err(Error::Corrupt {
+                path: path.to_string(),
+                source: crate::EnvelopeError {
+                    offset: 16,
+                    what: "the sequence number differs from the object's name",
+                },
+            });
+        }
+        Ok(Some(m))
+    }
+
+    /// The newest commit, or `None` for a bucket with no store. A commit collected
+    /// between the listing and the read is skipped for the next one listed.
+    pub fn latest(&self) -> Result<Option<RemoteManifest>> {
+        for _ in 0..8 {
+            let Some(&(seq, _)) = self.manifests()?.last() else {
+                return Ok(None);
+            };
+            if let Some(m) = self.read_manifest(seq)? {
+                return Ok(Some(m));
+            }
+        }
+        Err(Error::Store {
+            op: "read the newest commit",
+            path: names::MANIFESTS.into(),
+            source: "the newest commit kept vanishing while being read".into(),
+        })
+    }
+
+    /// Puts `m` as `manifest/<m.seq>` only if no object has that name (`If-None-Match`):
+    /// the commit point that fences writers. A retried put whose first attempt landed
+    /// finds its own bytes there and counts as [`Put::Created`].
+    pub fn put_manifest(&self, m: &RemoteManifest) -> Result<Put> {
+        let path = names::manifest(&self.prefix, m.seq);
+        let bytes = m.encode();
+        let store = self.store.clone();
+        let (p, payload) = (path.clone(), PutPayload::from(bytes.clone()));
+        let res = self.block(async move {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            store.put_opts(&p, payload, opts).await
+        });
+        match res {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => match self.get_opt(&path)? {
+                Some(have) if have == bytes => Ok(Put::Created),
+                _ => Ok(Put::Taken),
+            },
+            Err(e) => Err(Error::store("commit", path.as_ref(), e)),
+        }
+    }
+
+    /// Uploads the local file `local` as file `no` of `kind` of session `epoch`; returns
+    /// its size. Large files go up in parts, [`PART_BYTES`] each.
+    pub fn upload(
+        &self,
+        fs: &dyn Vfs,
+        local: &LocalPath,
+        kind: FileKind,
+        no: u64,
+        epoch: u64,
+    ) -> Result<u64> {
+        let bytes = fs.map(local).map_err(|e| Error::Io {
+            path: local.to_path_buf(),
+            source: e,
+        })?;
+        let data = bytes.as_slice();
+        let path = names::data(&self.prefix, kind, no, epoch);
+        let store = self.store.clone();
+        let p = path.clone();
+        let res = self.block(async move {
+            if data.len() <= PART_BYTES {
+                let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+                return store.put(&p, payload).await.map(|_| ());
+            }
+            let upload = store.put_multipart(&p).await?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            for chunk in data.chunks(PART_BYTES) {
+                if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                w.write(chunk);
+            }
+            w.finish().await.map(|_| ())
+        });
+        res.map_err(|e| Error::store("upload", path.as_ref(), e))?;
+        Ok(data.len() as u64)
+    }
+
+    /// Downloads `file` as the new local file `to` (synced; the caller syncs the
+    /// directory); returns its size.
+    pub fn download(&self, fs: &dyn Vfs, file: RemoteFile, to: &LocalPath) -> Result<u64> {
+        let path = names::data(&self.prefix, file.kind, file.no, file.epoch);
+        let bytes = self
+            .get_opt(&path)?
+            .ok_or_else(|| Error::Missing(path.to_string()))?;
+        let io = |source| Error::Io {
+            path: to.to_path_buf(),
+            source,
+        };
+        let f = fs.create_new(to).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync().map_err(io)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Bytes `range` of `file`.
+    pub fn read_range(
+        &self,
+        file: RemoteFile,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes> {
+        let path = names::data(&self.prefix, file.kind, file.no, file.epoch);
+        let store = self.store.clone();
+        let p = path.clone();
+        self.block(async move { store.get_range(&p, range).await })
+            .map_err(|e| Error::store("read", path.as_ref(), e))
+    }
+
+    /// Deletes `path` (already gone is fine).
+    pub fn delete(&self, path: &Path) -> Result<()> {
+        let store = self.store.clone();
+        let p = path.clone();
+        match self.block(async move { store.delete(&p).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store("delete", path.as_ref(), e)),
+        }
+    }
+
+    /// The object `path` whole, `None` if it does not exist.
+    fn get_opt(&self, path: &Path) -> Result<Option<bytes::Bytes>> {
+        let store = self.store.clone();
+        let p = path.clone();
+        let res = self.block(async move {
+            match store.get(&p).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        res.map_err(|e| Error::store("read", path.as_ref(), e))
+    }
+
+    /// The prefix of the store in the bucket.
+    pub(crate) fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+}
