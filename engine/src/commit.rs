@@ -46,6 +46,9 @@ pub(crate) fn commit(
         manifest.wal_min_no = wal_no;
     }
     manifest.next_file_no = st.next_file_no;
+    // The bucket's commit comes first: the local manifest never runs ahead of it.
+    #[cfg(feature = "remote")]
+    crate::remote::commit(inner, &manifest)?;
     // Commit point: after this rename the change is durable (see module doc).
     let bytes = manifest.write(&*inner.opts.vfs, &inner.dir.join(files::MANIFEST))?;
     // The mirror is written before any file the old manifest names is removed, so

@@ -75,10 +75,19 @@ pub(crate) fn compact_once(
         build: output.as_ref().map(|(m, _)| m.build.clone()),
         seconds: 0.0,
     };
+    #[cfg(feature = "remote")]
+    if output.is_some() {
+        if let Err(e) = crate::remote::upload_segment(inner, out_no) {
+            let _ = inner.opts.vfs.remove(&path);
+            return Err(e);
+        }
+    }
     if !install(inner, &inputs, out_no, output)? {
         let _ = inner.opts.vfs.remove(&path);
         return Ok(None);
     }
+    #[cfg(feature = "remote")]
+    crate::remote::after_commit(inner);
     report.seconds = start.elapsed().as_secs_f64();
     inner.compactions.record(&report);
     inner.metrics.compacted(report.seconds, report.bytes_out);

@@ -99,6 +99,29 @@ pub enum Error {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// The store's bucket failed (after the client's retries), holds damaged commits, or
+    /// another writer took the store over ([`strata_remote::Error::Fenced`]).
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Arc<strata_remote::Error>),
+    /// The directory does not follow its bucket's newest commit `seq`: another writer
+    /// took the store over, or the directory was written without its bucket. Nothing was
+    /// changed; restore into a new directory (`strata restore`).
+    #[cfg(feature = "remote")]
+    #[error("the store {} does not follow its bucket's newest commit {seq} (another writer took it over, or it was written without the bucket); restore the bucket into a new directory", path.display())]
+    RemoteDiverged {
+        /// The store directory.
+        path: PathBuf,
+        /// The bucket's newest commit.
+        seq: u64,
+    },
+}
+
+#[cfg(feature = "remote")]
+impl From<strata_remote::Error> for Error {
+    fn from(e: strata_remote::Error) -> Self {
+        Error::Remote(Arc::new(e))
+    }
 }
 
 /// Kinds of damage, from the layer that found them.
@@ -405,6 +428,13 @@ impl Error {
             },
             Error::Closed => Error::Closed,
             Error::Internal(what) => Error::Internal(what.clone()),
+            #[cfg(feature = "remote")]
+            Error::Remote(e) => Error::Remote(e.clone()),
+            #[cfg(feature = "remote")]
+            Error::RemoteDiverged { path, seq } => Error::RemoteDiverged {
+                path: path.clone(),
+                seq: *seq,
+            },
         }
     }
 

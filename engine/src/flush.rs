@@ -135,9 +135,15 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>, file_no: u64) -> Result<()> {
     let start = std::time::Instant::now();
     let written = write_rows(inner, mem, frozen, file_no)?;
     let rows = written.rows.len();
+    #[cfg(feature = "remote")]
+    if written.reader.is_some() {
+        crate::remote::upload_segment(inner, file_no)?;
+    }
     if !install(inner, mem, frozen, written)? {
         return Ok(()); // shutting down: nothing was flushed
     }
+    #[cfg(feature = "remote")]
+    crate::remote::after_commit(inner);
     inner.metrics.flushed(start.elapsed(), rows);
     crate::inventory::publish(inner);
     inner.calibration.notify();

@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub recall: Option<crate::observed_recall::RecallMonitor>,
     /// Cores of the machine (`available_parallelism`), read at open.
     pub cores: usize,
+    /// The bucket session, for a store kept in a bucket.
+    #[cfg(feature = "remote")]
+    pub remote: Option<strata_remote::RemoteWriter>,
     pub _lock: crate::files::StoreLock,
 }
 

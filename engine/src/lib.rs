@@ -69,6 +69,8 @@ mod visited;
 
 #[cfg(feature = "tokio")]
 mod async_db;
+#[cfg(feature = "remote")]
+mod remote;
 
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
@@ -87,6 +89,8 @@ pub use options::{
 pub use read_only::ReadOnlyDb;
 pub use record::{Hit, Record};
 pub use records::{FieldSummary, ScanPage};
+#[cfg(feature = "remote")]
+pub use remote::{restore, restore_with, RestoreReport};
 pub use repair::{repair, repair_with, RepairAction};
 pub use stats::{
     CompactionReport, CompactionStats, GaugeValue, IndexSummary, SegmentStats, Stats, WriteStats,
@@ -101,6 +105,8 @@ pub use strata_format::segment::{describe_built_by, Prefetch, MAX_TEXT_LEN};
 pub use strata_format::VectorCodec;
 pub use strata_index::hnsw::HnswParams;
 pub use strata_index::text::{Analyzer, Bm25};
+#[cfg(feature = "remote")]
+pub use strata_remote::{self as remote_store, RemoteConfig};
 pub use verify::{verify, verify_with, VerifyReport};
 
 /// The GPU segment builds would use: its name, or why there is none (no `gpu` feature

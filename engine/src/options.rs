@@ -112,6 +112,8 @@ pub struct Options {
     pub(crate) resident_front: bool,
     pub(crate) background_calibration: bool,
     pub(crate) recall_sampling: Option<crate::RecallSampling>,
+    #[cfg(feature = "remote")]
+    pub(crate) remote: Option<strata_remote::RemoteConfig>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -181,6 +183,8 @@ impl Options {
             resident_front: false,
             background_calibration: true,
             recall_sampling: None,
+            #[cfg(feature = "remote")]
+            remote: None,
             vfs: strata_vfs::os(),
         }
     }
@@ -335,6 +339,19 @@ impl Options {
     /// with [`crate::InvalidArgument::RecallSampling`] for a fraction outside (0, 1].
     pub fn recall_sampling(mut self, sampling: crate::RecallSampling) -> Self {
         self.recall_sampling = Some(sampling);
+        self
+    }
+
+    /// Keeps the store in a bucket (`s3://…`, `gs://…`, `az://…`, `file:///…`), its
+    /// source of truth: every flush and compaction uploads its files and commits to the
+    /// bucket before the local manifest (one writer at a time: a writer another one took
+    /// over stops with [`strata_remote::Error::Fenced`]). The directory is the writer's
+    /// working copy; opening a new or empty directory restores the store from the bucket.
+    /// Writes still only in the log reach the bucket at the next flush. See
+    /// `docs/remote.md`.
+    #[cfg(feature = "remote")]
+    pub fn remote(mut self, config: strata_remote::RemoteConfig) -> Self {
+        self.remote = Some(config);
         self
     }
 

@@ -30,7 +30,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     let creating = !exists(&dir.join(files::MANIFEST))?;
-    if creating && opts.schema.is_none() {
+    #[cfg(feature = "remote")]
+    let from_bucket = opts.remote.is_some();
+    #[cfg(not(feature = "remote"))]
+    let from_bucket = false;
+    if creating && opts.schema.is_none() && !from_bucket {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
@@ -44,6 +48,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         // Another process may have created files between the check and the lock.
         refuse_foreign_files(&*fs, dir)?;
     }
+    #[cfg(feature = "remote")]
+    let attached = match &opts.remote {
+        Some(config) => Some(crate::remote::attach(&*fs, dir, creating, config)?),
+        None => None,
+    };
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
     let (dim, metric, keys, analyzer) = check_schema(dir, &manifest, &opts)?;
     let vector_codec = manifest.vector_codec;
@@ -71,6 +80,18 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
             sample.push(q);
         }
     }
+    #[cfg(feature = "remote")]
+    let remote = match (attached, &opts.remote) {
+        (Some((bucket, latest)), Some(config)) => Some(crate::remote::claim(
+            &*fs,
+            dir,
+            config,
+            bucket,
+            latest.as_ref(),
+            &manifest,
+        )?),
+        _ => None,
+    };
     let next_id = first_unused_id(&version);
     let st = WriteState {
         next_id,
@@ -107,6 +128,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         calibration,
         recall,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        #[cfg(feature = "remote")]
+        remote,
         _lock: lock,
     })
 }

@@ -13,10 +13,13 @@ pub const FILE: &str = "REMOTE";
 const TMP: &str = "REMOTE.tmp";
 const MAGIC: &[u8; 8] = b"STRAREML";
 const VERSION: u32 = 1;
-const LEN: usize = 52;
+/// Bytes before the URL.
+const FIXED: usize = 52;
+/// Longest bucket URL recorded.
+const MAX_URL: usize = 4096;
 
 /// What a local directory knows of its bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     /// The bucket store's identity.
     pub store_id: u128,
@@ -25,6 +28,8 @@ pub struct Attachment {
     pub epoch: u64,
     /// The bucket's newest commit when the directory made its claim (or was restored).
     pub based_on: u64,
+    /// The bucket's URL (at most 4,096 bytes; longer ones are not recorded).
+    pub url: String,
 }
 
 impl Attachment {
@@ -39,13 +44,20 @@ impl Attachment {
 
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(LEN);
+        let url = if self.url.len() <= MAX_URL {
+            self.url.as_bytes()
+        } else {
+            &[]
+        };
+        let mut b = Vec::with_capacity(FIXED + url.len());
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&self.store_id.to_le_bytes());
         b.extend_from_slice(&self.epoch.to_le_bytes());
         b.extend_from_slice(&self.based_on.to_le_bytes());
+        b.extend_from_slice(&(url.len() as u32).to_le_bytes());
+        b.extend_from_slice(url);
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         b
@@ -53,11 +65,14 @@ impl Attachment {
 
     /// Parses the file's bytes; `None` when they are not a valid attachment.
     pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != LEN || &b[..8] != MAGIC {
+        if b.len() < FIXED + 4 || b.len() > FIXED + 4 + MAX_URL || &b[..8] != MAGIC {
             return None;
         }
-        let crc = u32::from_le_bytes(b[48..52].try_into().ok()?);
-        if crc32fast::hash(&b[..48]) != crc
+        let body = b.len() - 4;
+        let crc = u32::from_le_bytes(b[body..].try_into().ok()?);
+        let url_len = u32::from_le_bytes(b[48..52].try_into().ok()?) as usize;
+        if crc32fast::hash(&b[..body]) != crc
+            || FIXED + url_len != body
             || u32::from_le_bytes(b[8..12].try_into().ok()?) != VERSION
             || b[12..16] != [0; 4]
         {
@@ -67,6 +82,7 @@ impl Attachment {
             store_id: u128::from_le_bytes(b[16..32].try_into().ok()?),
             epoch: u64::from_le_bytes(b[32..40].try_into().ok()?),
             based_on: u64::from_le_bytes(b[40..48].try_into().ok()?),
+            url: String::from_utf8(b[52..body].to_vec()).ok()?,
         })
     }
 
@@ -112,6 +128,7 @@ mod tests {
             store_id: 77,
             epoch: 5,
             based_on: 4,
+            url: "s3://bucket/store".into(),
         };
         let b = a.encode();
         assert_eq!(Attachment::decode(&b), Some(a));
@@ -120,7 +137,9 @@ mod tests {
             d[i] ^= 0x10;
             assert_eq!(Attachment::decode(&d), None, "flip at {i}");
         }
-        assert_eq!(Attachment::decode(&b[..51]), None);
+        for len in 0..b.len() {
+            assert_eq!(Attachment::decode(&b[..len]), None, "cut at {len}");
+        }
     }
 
     #[test]
@@ -129,6 +148,7 @@ mod tests {
             store_id: 1,
             epoch: 5,
             based_on: 4,
+            url: String::new(),
         };
         assert!(a.follows(1, 9, 5)); // our session's later commits
         assert!(a.follows(1, 4, 2)); // the claim never landed, nothing since
@@ -138,6 +158,7 @@ mod tests {
             store_id: 1,
             epoch: 0,
             based_on: 4,
+            url: String::new(),
         };
         assert!(restored.follows(1, 4, 3));
         assert!(!restored.follows(1, 5, 5));

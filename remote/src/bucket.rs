@@ -124,10 +124,26 @@ impl Bucket {
 
     /// Lists every object under `prefix/<folder>/`.
     pub fn list(&self, folder: &str) -> Result<Vec<Listed>> {
+        self.list_after(folder, None)
+    }
+
+    /// Lists the objects under `prefix/<folder>/` whose names sort after `after` (all of
+    /// them for `None`).
+    fn list_after(&self, folder: &str, after: Option<Path>) -> Result<Vec<Listed>> {
         let at = self.prefix.clone().join(folder);
         let store = self.store.clone();
         let metas = self
-            .block(async move { store.list(Some(&at)).try_collect::<Vec<_>>().await })
+            .block(async move {
+                match after {
+                    Some(offset) => {
+                        store
+                            .list_with_offset(Some(&at), &offset)
+                            .try_collect::<Vec<_>>()
+                            .await
+                    }
+                    None => store.list(Some(&at)).try_collect::<Vec<_>>().await,
+                }
+            })
             .map_err(|e| Error::store("list", folder, e))?;
         Ok(metas
             .into_iter()
@@ -142,8 +158,15 @@ impl Bucket {
     /// The sequence numbers of the commits in the bucket, ascending, with when each was
     /// written.
     pub fn manifests(&self) -> Result<Vec<(u64, i64)>> {
+        self.manifests_after(0)
+    }
+
+    /// [`manifests`](Self::manifests) numbered above `seq` (a listing that starts there,
+    /// so following a bucket costs what is new, not what is kept).
+    pub fn manifests_after(&self, seq: u64) -> Result<Vec<(u64, i64)>> {
+        let after = (seq > 0).then(|| names::manifest(&self.prefix, seq));
         let mut out: Vec<(u64, i64)> = self
-            .list(names::MANIFESTS)?
+            .list_after(names::MANIFESTS, after)?
             .into_iter()
             .filter_map(|l| {
                 let seq = names::parse_manifest(l.path.filename()?)?;
@@ -179,8 +202,13 @@ impl Bucket {
     /// The newest commit, or `None` for a bucket with no store. A commit collected
     /// between the listing and the read is skipped for the next one listed.
     pub fn latest(&self) -> Result<Option<RemoteManifest>> {
+        self.latest_after(0)
+    }
+
+    /// The newest commit numbered above `seq`, or `None` when there is none.
+    pub fn latest_after(&self, seq: u64) -> Result<Option<RemoteManifest>> {
         for _ in 0..8 {
-            let Some(&(seq, _)) = self.manifests()?.last() else {
+            let Some(&(seq, _)) = self.manifests_after(seq)?.last() else {
                 return Ok(None);
             };
             if let Some(m) = self.read_manifest(seq)? {

@@ -50,9 +50,9 @@ impl FileKind {
 }
 
 /// The folder of manifests.
-pub(crate) const MANIFESTS: &str = "manifest";
+pub const MANIFESTS: &str = "manifest";
 /// The folder of segment and deletion files.
-pub(crate) const DATA: &str = "data";
+pub const DATA: &str = "data";
 
 /// `prefix/manifest/<seq>`.
 pub(crate) fn manifest(prefix: &Path, seq: u64) -> Path {

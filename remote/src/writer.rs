@@ -113,6 +113,7 @@ impl RemoteWriter {
             store_id,
             epoch,
             based_on,
+            url: bucket.url().to_string(),
         }
         .write(fs, dir)
         .map_err(|source| Error::Io {
@@ -244,7 +245,7 @@ impl RemoteWriter {
     pub fn collect_garbage_now_and_then(&self) {
         let due = {
             let mut st = self.state.lock();
-            let every = (self.grace / 4).max(Duration::from_secs(1));
+            let every = self.grace / 4;
             let due = st.fenced.is_none() && st.last_gc.is_none_or(|t| t.elapsed() >= every);
             if due {
                 st.last_gc = Some(Instant::now());

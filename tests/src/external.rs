@@ -48,3 +48,14 @@ pub fn faiss_python() -> Option<PathBuf> {
         .success();
     ok.then_some(py)
 }
+
+/// The environment variable naming an S3-compatible endpoint on loopback (moto's server,
+/// started by `test.sh`) whose bucket `strata-test` the remote-store tests use.
+pub const S3_ENDPOINT_VAR: &str = "STRATA_TEST_S3";
+
+/// The S3 endpoint of [`S3_ENDPOINT_VAR`], if set.
+pub fn s3_endpoint() -> Option<String> {
+    std::env::var(S3_ENDPOINT_VAR)
+        .ok()
+        .filter(|s| !s.is_empty())
+}

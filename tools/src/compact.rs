@@ -101,7 +101,7 @@ pub fn run(
             ..strata::CompactionOptions::default()
         });
     let policy = opts.compaction_options().policy;
-    let db = Db::open(dir, opts)
+    let db = Db::open(dir, crate::ops::with_bucket(dir, opts)?)
         .with_context(|| format!("cannot open store {} for compaction", dir.display()))?;
     let before = db.stats()?;
     println!("before: {}", summary(&before));

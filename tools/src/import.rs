@@ -356,6 +356,7 @@ pub fn run(
         .build_device(device)
         .durability(sync)
         .background_calibration(false);
+    let opts = crate::ops::with_bucket(dir, opts)?;
     let db = Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))?;
     let start = std::time::Instant::now();
     let total_rows = if plan.skip_bad_rows {

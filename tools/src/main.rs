@@ -220,6 +220,24 @@ enum Command {
         /// (docs/text-search.md). Fixed for the store's life.
         #[arg(long, value_enum, default_value = "default")]
         analyzer: AnalyzerArg,
+        /// Keep the store in a bucket, its source of truth: s3://bucket/prefix,
+        /// gs://bucket/prefix, az://container/prefix or file:///folder. Every flush and
+        /// compaction uploads its files and commits to the bucket before the local
+        /// manifest; later commands on DIR commit there too. An S3-compatible endpoint,
+        /// region and credentials come from the AWS_* environment variables
+        /// (AWS_ENDPOINT, AWS_ALLOW_HTTP, AWS_REGION, AWS_ACCESS_KEY_ID, ...). If the
+        /// bucket already holds a store, DIR becomes its new writer (restored from it).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+    },
+    /// Rebuild a local store in DIR (new or empty) from a bucket alone: the segments and
+    /// deletion files of its newest commit. The copy opens as a plain store.
+    Restore {
+        /// The bucket: s3://bucket/prefix, gs://..., az://..., file:///folder (credentials
+        /// and endpoint from the AWS_*, GOOGLE_* or AZURE_* environment variables).
+        url: String,
+        /// Destination directory (created if missing; must be empty).
+        dir: PathBuf,
     },
     /// Import vectors from .fvecs, .bvecs, .ivecs (TEXMEX), .npy (float32, 2-D), JSON
     /// lines (.jsonl, .ndjson, .json) or a JSON array (.json).
@@ -576,6 +594,7 @@ fn main() -> ExitCode {
             keys,
             vector_codec,
             analyzer,
+            remote,
         } => ops::create(
             &dir,
             dim,
@@ -583,7 +602,9 @@ fn main() -> ExitCode {
             keys.into(),
             vector_codec.into(),
             analyzer.into(),
+            remote,
         ),
+        Command::Restore { url, dir } => ops::restore(&url, &dir),
         Command::Import {
             dir,
             file,

@@ -9,13 +9,27 @@ use strata::{Db, KeyKind, Metric, Options, ReadOnlyDb, SearchOptions, WriteBatch
 
 use crate::input::VectorFile;
 
+/// `opts`, plus the directory's bucket when it is a bucket store's writing copy (made by
+/// `strata create --remote`, or an earlier such open): its commits must go to the bucket.
+pub fn with_bucket(dir: &Path, opts: Options) -> Result<Options> {
+    let attached = strata::remote_store::Attachment::read(&strata::vfs::OsVfs, dir)
+        .with_context(|| format!("cannot read the bucket attachment of {}", dir.display()))?;
+    Ok(match attached {
+        Some(a) if a.epoch != 0 && !a.url.is_empty() => {
+            opts.remote(strata::RemoteConfig::new(a.url))
+        }
+        _ => opts,
+    })
+}
+
 /// Opens for a command that reads or makes a small change: no background compaction
 /// (`strata compact` is the explicit way).
 fn open(dir: &Path) -> Result<Db> {
     let opts = Options::existing()
         .background_compaction(false)
         .background_calibration(false);
-    Db::open(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
+    Db::open(dir, with_bucket(dir, opts)?)
+        .with_context(|| format!("cannot open store {}", dir.display()))
 }
 
 /// Opens for a command that only reads: no lock, so it works while another process
@@ -31,14 +45,18 @@ pub fn create(
     keys: KeyKind,
     codec: strata::VectorCodec,
     analyzer: strata::Analyzer,
+    remote: Option<String>,
 ) -> Result<()> {
     if dir.join("MANIFEST").exists() {
         bail!("{} already holds a store", dir.display());
     }
-    let opts = Options::new(dim, metric)
+    let mut opts = Options::new(dim, metric)
         .keys(keys)
         .vector_codec(codec)
         .analyzer(analyzer);
+    if let Some(url) = remote {
+        opts = opts.remote(strata::RemoteConfig::new(url));
+    }
     let db =
         Db::open(dir, opts).with_context(|| format!("cannot create store {}", dir.display()))?;
     db.close()?;
@@ -621,5 +639,21 @@ pub fn verify(dir: &Path) -> Result<()> {
             o.display()
         );
     }
+    Ok(())
+}
+
+/// `strata restore URL DIR`.
+pub fn restore(url: &str, dir: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    let r = strata::restore(&strata::RemoteConfig::new(url), dir)
+        .with_context(|| format!("cannot restore {url} into {}", dir.display()))?;
+    println!(
+        "restored commit {} of {url} into {}: {} files, {} bytes in {:.2} s",
+        r.seq,
+        dir.display(),
+        r.files,
+        r.bytes,
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

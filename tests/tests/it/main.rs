@@ -17,6 +17,7 @@ mod observed_recall;
 mod poison;
 mod pq_reference;
 mod read_only;
+mod remote;
 mod repair_backup;
 mod shared_data;
 mod string_keys;

@@ -1,0 +1,427 @@
+//! Stores kept in a bucket (`Options::remote`): restore, fencing of a second writer,
+//! racing claims, a writer killed at every step of a flush's upload and commit, and
+//! garbage collection. Every test runs on a local folder through `file://` and on S3 (moto's
+//! server on loopback, `STRATA_TEST_S3`; `test.sh` starts it).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use strata::remote_store::{Bucket, FileKind, RemoteWriter};
+use strata::vfs::{Action, FaultVfs, Op, Vfs};
+use strata::{Db, Error, Metric, Options, RemoteConfig, SearchOptions};
+use strata_tests::external;
+
+use crate::common;
+
+/// A bucket to test against, and the folder behind it when it is local.
+struct Backend {
+    label: &'static str,
+    config: RemoteConfig,
+    _folder: Option<tempfile::TempDir>,
+}
+
+/// A prefix no other test or run uses.
+fn unique(test: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{test}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The S3 bucket of `STRATA_TEST_S3` at a fresh prefix.
+fn s3(endpoint: &str, test: &str) -> RemoteConfig {
+    RemoteConfig::new(format!("s3://strata-test/{}", unique(test)))
+        .option("aws_endpoint", endpoint)
+        .option("aws_allow_http", "true")
+        .option("aws_access_key_id", "test")
+        .option("aws_secret_access_key", "test")
+        .option("aws_region", "us-east-1")
+}
+
+/// A local folder bucket, and S3 when `STRATA_TEST_S3` names an endpoint (else a printed
+/// skip of that half, a failure in CI).
+fn backends(test: &str) -> Vec<Backend> {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", folder.path().display());
+    let mut out = vec![Backend {
+        label: "folder",
+        config: RemoteConfig::new(url),
+        _folder: Some(folder),
+    }];
+    match external::s3_endpoint() {
+        Some(ep) => out.push(Backend {
+            label: "s3",
+            config: s3(&ep, test),
+            _folder: None,
+        }),
+        None => external::skip(
+            &format!("{test} (S3 half)"),
+            &format!(
+                "{} is not set (test.sh starts moto's S3 server on loopback and sets it)",
+                external::S3_ENDPOINT_VAR
+            ),
+        ),
+    }
+    out
+}
+
+const DIM: usize = 8;
+
+fn options(config: &RemoteConfig) -> Options {
+    common::small(DIM, Metric::L2).remote(config.clone())
+}
+
+fn vector(id: u64) -> Vec<f32> {
+    (0..DIM)
+        .map(|i| ((id * 31 + i as u64 * 7) % 97) as f32 / 97.0)
+        .collect()
+}
+
+/// The whole error chain as text.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Checks that the store in `dir` holds exactly the ids in `live`, with their vectors.
+fn assert_holds(db: &Db, live: &[u64], what: &str) {
+    assert_eq!(db.len(), live.len() as u64, "{what}: live rows");
+    for &id in live {
+        let r = db
+            .get(id)
+            .expect("get")
+            .unwrap_or_else(|| panic!("{what}: id {id} missing"));
+        assert_eq!(r.vector, vector(id), "{what}: id {id}");
+    }
+}
+
+#[test]
+fn a_store_in_a_bucket_restores_with_every_flushed_write() {
+    for b in backends("restore") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), options(&b.config)).expect("create");
+        for id in 0..300 {
+            db.upsert(id, &vector(id)).expect("upsert");
+        }
+        for id in (0..300).step_by(7) {
+            db.delete(id).expect("delete");
+        }
+        db.flush().expect("flush");
+        db.compact(true, &|_, _, _| true).expect("compact");
+        let live: Vec<u64> = (0..300).filter(|id| id % 7 != 0).collect();
+        let q = vector(5);
+        let want = db.search(&q, &SearchOptions::exact(10)).expect("search");
+        db.close().expect("close");
+
+        let copy = tempfile::tempdir().expect("tempdir");
+        let report = strata::restore(&b.config, copy.path()).expect("restore");
+        assert!(
+            report.files >= 1 && report.bytes > 0,
+            "{}: {report:?}",
+            b.label
+        );
+        let restored = Db::open(copy.path(), Options::existing()).expect("open the copy");
+        assert_holds(&restored, &live, b.label);
+        let got = restored
+            .search(&q, &SearchOptions::exact(10))
+            .expect("search");
+        assert_eq!(
+            got.iter().map(|h| h.id).collect::<Vec<_>>(),
+            want.iter().map(|h| h.id).collect::<Vec<_>>(),
+            "{}",
+            b.label
+        );
+        drop(restored);
+
+        // The original directory reopens as the bucket's writer and keeps going.
+        let db = Db::open(dir.path(), options(&b.config)).expect("reopen");
+        assert_holds(&db, &live, b.label);
+        db.upsert(1000, &vector(1000)).expect("upsert");
+        db.close().expect("close");
+    }
+}
+
+#[test]
+fn a_new_writer_fences_the_old_one_and_the_old_directory_diverges() {
+    for b in backends("fence") {
+        let a_dir = tempfile::tempdir().expect("tempdir");
+        let a = Db::open(a_dir.path(), options(&b.config)).expect("create");
+        for id in 0..50 {
+            a.upsert(id, &vector(id)).expect("upsert");
+        }
+        a.flush().expect("flush");
+
+        // A second writer on another machine: an empty directory restores and claims.
+        let b_dir = tempfile::tempdir().expect("tempdir");
+        let second = Db::open(b_dir.path(), Options::existing().remote(b.config.clone()))
+            .expect("take over");
+        assert_holds(&second, &(0..50).collect::<Vec<_>>(), b.label);
+
+        // The first writer's next commit loses: it stops, and never overwrites.
+        a.upsert(60, &vector(60))
+            .expect("a write to the log still succeeds");
+        let e = a.flush().expect_err("the fenced writer's flush must fail");
+        assert!(
+            chain(&e).contains("another writer committed"),
+            "{}: {}",
+            b.label,
+            chain(&e)
+        );
+        assert!(
+            a.upsert(61, &vector(61)).is_err(),
+            "{}: writes after fencing",
+            b.label
+        );
+        drop(a);
+
+        for id in 100..140 {
+            second.upsert(id, &vector(id)).expect("upsert");
+        }
+        second.close().expect("close");
+
+        match Db::open(a_dir.path(), options(&b.config)) {
+            Err(Error::RemoteDiverged { .. }) => {}
+            other => panic!(
+                "{}: reopening the fenced directory gave {:?}",
+                b.label,
+                other.map(|_| ())
+            ),
+        }
+        let copy = tempfile::tempdir().expect("tempdir");
+        strata::restore(&b.config, copy.path()).expect("restore");
+        let restored = Db::open(copy.path(), Options::existing()).expect("open");
+        let want: Vec<u64> = (0..50).chain(100..140).collect();
+        assert_holds(&restored, &want, b.label);
+    }
+}
+
+#[test]
+fn of_two_racing_claims_exactly_one_wins_every_time() {
+    let races = 1000;
+    for b in backends("race") {
+        // The claims' REMOTE files go to a simulated disk: the race is the bucket's.
+        let fs: Arc<dyn Vfs> = Arc::new(strata::vfs::SimVfs::new());
+        let dirs = [Path::new("/writer0"), Path::new("/writer1")];
+        for d in dirs {
+            fs.create_dir_all(d).expect("mkdir");
+        }
+        let probe = Bucket::connect(&b.config).expect("connect");
+        let mut wins = [0u32; 2];
+        let mut latest = None;
+        for race in 0..races {
+            let barrier = Barrier::new(2);
+            let outcomes: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..2)
+                    .map(|w| {
+                        let (latest, barrier, dir, fs, config) =
+                            (&latest, &barrier, dirs[w], &fs, &b.config);
+                        s.spawn(move || {
+                            let bucket = Bucket::connect(config).expect("connect");
+                            barrier.wait();
+                            RemoteWriter::claim(
+                                bucket,
+                                latest.as_ref(),
+                                &**fs,
+                                dir,
+                                format!("writer {w} race {race}").into_bytes(),
+                                &[],
+                                Duration::from_secs(600),
+                            )
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("join"))
+                    .collect()
+            });
+            let won: Vec<usize> = (0..2).filter(|&w| outcomes[w].is_ok()).collect();
+            assert_eq!(won.len(), 1, "{} race {race}: winners {won:?}", b.label);
+            let lost = 1 - won[0];
+            assert!(
+                matches!(
+                    outcomes[lost],
+                    Err(strata::remote_store::Error::Fenced { .. })
+                ),
+                "{} race {race}: the loser got {:?}",
+                b.label,
+                outcomes[lost].as_ref().map(|_| ())
+            );
+            wins[won[0]] += 1;
+            let now = probe
+                .latest_after(race as u64)
+                .expect("latest")
+                .expect("a commit");
+            assert_eq!(now.seq, race as u64 + 1, "{}", b.label);
+            assert_eq!(
+                now.manifest,
+                format!("writer {} race {race}", won[0]).into_bytes(),
+                "{}: the bucket holds the winner's commit",
+                b.label
+            );
+            latest = Some(now);
+        }
+        println!("{}: {races} races, wins {wins:?}", b.label);
+    }
+}
+
+/// Fails every disk operation from the `at`-th change on once armed, as a machine that
+/// dies there.
+fn dying_at(at: u64, armed: Arc<AtomicBool>) -> impl Fn(u64, Op, &Path, usize) -> Action {
+    let seen = AtomicU64::new(0);
+    move |_, op, _, _| {
+        if armed.load(Ordering::SeqCst)
+            && op.mutates()
+            && seen.fetch_add(1, Ordering::SeqCst) + 1 >= at
+        {
+            Action::Crash { keep: 0 }
+        } else {
+            Action::Proceed
+        }
+    }
+}
+
+#[test]
+fn a_writer_killed_at_every_step_of_a_flush_loses_nothing() {
+    for b in backends("killed") {
+        let mut at = 1;
+        loop {
+            let config = b.config.clone();
+            let config = RemoteConfig {
+                url: format!("{}/{at}", config.url),
+                ..config
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let armed = Arc::new(AtomicBool::new(false));
+            let fs: Arc<dyn Vfs> = Arc::new(FaultVfs::new(
+                strata::vfs::os(),
+                dying_at(at, armed.clone()),
+            ));
+            let db = Db::open(dir.path(), options(&config).vfs(fs)).expect("create");
+            for id in 0..40 {
+                db.upsert(id, &vector(id)).expect("upsert");
+            }
+            db.flush().expect("flush");
+            for id in 40..80 {
+                db.upsert(id, &vector(id)).expect("upsert");
+            }
+            for id in (0..80).step_by(9) {
+                db.delete(id).expect("delete");
+            }
+            armed.store(true, Ordering::SeqCst);
+            let survived = db.flush().is_ok();
+            drop(db);
+            let live: Vec<u64> = (0..80).filter(|id| id % 9 != 0).collect();
+
+            // Every acknowledged write is in the directory and its bucket together.
+            let reopened = Db::open(dir.path(), options(&config)).unwrap_or_else(|e| {
+                panic!("{} killed at change {at}: reopen: {}", b.label, chain(&e))
+            });
+            assert_holds(
+                &reopened,
+                &live,
+                &format!("{} killed at change {at}", b.label),
+            );
+            reopened.close().expect("close");
+            // And the bucket alone restores them all (the reopen committed them).
+            let copy = tempfile::tempdir().expect("tempdir");
+            strata::restore(&config, copy.path()).expect("restore");
+            let restored = Db::open(copy.path(), Options::existing()).expect("open");
+            assert_holds(
+                &restored,
+                &live,
+                &format!("{} restore after change {at}", b.label),
+            );
+            drop(restored);
+            if survived {
+                println!(
+                    "{}: a flush makes {} changes; killed at each",
+                    b.label,
+                    at - 1
+                );
+                assert!(at > 3, "{}: the flush was never interrupted", b.label);
+                break;
+            }
+            at += 1;
+        }
+    }
+}
+
+#[test]
+fn garbage_is_collected_after_the_grace_period_and_never_before() {
+    for b in backends("gc") {
+        for grace in [Duration::ZERO, Duration::from_secs(3600)] {
+            let config = RemoteConfig {
+                url: format!("{}/grace{}", b.config.url, grace.as_secs()),
+                ..b.config.clone()
+            }
+            .gc_grace(grace);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = Db::open(dir.path(), options(&config)).expect("create");
+            for round in 0..4u64 {
+                for id in round * 40..round * 40 + 40 {
+                    db.upsert(id, &vector(id)).expect("upsert");
+                }
+                db.delete(round * 40).expect("delete");
+                db.flush().expect("flush");
+            }
+            db.compact(true, &|_, _, _| true).expect("compact");
+            db.close().expect("close");
+            let bucket = Bucket::connect(&config).expect("connect");
+            let latest = bucket.latest().expect("latest").expect("a commit");
+            // One more collection by a fresh writer session, then count what is left.
+            let copy = tempfile::tempdir().expect("tempdir");
+            let writer = Db::open(dir.path(), options(&config)).expect("reopen");
+            drop(writer);
+            let _ = copy;
+            let manifests = bucket.manifests().expect("list").len();
+            let objects = bucket
+                .list(strata::remote_store::names::DATA)
+                .expect("list")
+                .len();
+            let segs = latest
+                .files
+                .iter()
+                .filter(|f| f.kind == FileKind::Segment)
+                .count();
+            if grace.is_zero() {
+                assert!(manifests <= 3, "{}: {manifests} commits left", b.label);
+                assert!(
+                    objects <= latest.files.len() + 2,
+                    "{}: {objects} objects left for {} named",
+                    b.label,
+                    latest.files.len()
+                );
+            } else {
+                assert!(
+                    manifests >= 6,
+                    "{}: commits collected inside the grace period ({manifests})",
+                    b.label
+                );
+                assert!(
+                    objects > segs + 2,
+                    "{}: objects collected inside the grace period ({objects})",
+                    b.label
+                );
+            }
+            let restore_dir = tempfile::tempdir().expect("tempdir");
+            strata::restore(&config, restore_dir.path()).expect("restore");
+            let restored = Db::open(restore_dir.path(), Options::existing()).expect("open");
+            let live: Vec<u64> = (0..160).filter(|id| id % 40 != 0).collect();
+            assert_holds(&restored, &live, b.label);
+        }
+    }
+}
