@@ -31,7 +31,7 @@ pub struct CheckpointReport {
 pub(crate) fn checkpoint(inner: &Inner, dest: &Path) -> Result<CheckpointReport> {
     let fs = &*inner.opts.vfs;
     refuse_non_empty(fs, dest)?;
-    recovery::create_dir_durably(fs, dest)?;
+    crate::files::create_dir_durably(fs, dest)?;
     let mut report = CheckpointReport::default();
     // Writes, flushes and compactions publish under this lock, and a file the manifest
     // names is removed only after a newer manifest is published: while it is held, the

@@ -147,6 +147,30 @@ fn lock_file(fs: &dyn Vfs, dir: &Path) -> Result<Box<dyn VfsLock>> {
     }
 }
 
+/// Creates `dir` and any missing parents, and syncs the parent of each directory created
+/// so that a new store's directory survives a power loss.
+pub(crate) fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let mut created = Vec::new();
+    let mut p = Some(dir);
+    // The root and an empty relative path need no entry anywhere.
+    while let Some(d) = p.filter(|d| d.parent().is_some() && !d.as_os_str().is_empty()) {
+        if fs.exists(d).map_err(|e| Error::io(d, e))? {
+            break;
+        }
+        created.push(d);
+        p = d.parent();
+    }
+    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for d in created {
+        let parent = match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        strata_format::fsutil::sync_dir(fs, parent)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

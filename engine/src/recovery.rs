@@ -42,7 +42,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     if creating {
         refuse_foreign_files(&*fs, dir)?;
     }
-    create_dir_durably(&*fs, dir)?;
+    files::create_dir_durably(&*fs, dir)?;
     let lock = files::lock(&*fs, dir)?;
     if creating {
         // Another process may have created files between the check and the lock.
@@ -314,30 +314,6 @@ fn recover_wal(
         end_seq,
         next_file_no,
     })
-}
-
-/// Creates `dir` and any missing parents, and syncs the parent of each directory created
-/// so that a new store's directory survives a power loss.
-pub(crate) fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
-    let mut created = Vec::new();
-    let mut p = Some(dir);
-    // The root and an empty relative path need no entry anywhere.
-    while let Some(d) = p.filter(|d| d.parent().is_some() && !d.as_os_str().is_empty()) {
-        if fs.exists(d).map_err(|e| Error::io(d, e))? {
-            break;
-        }
-        created.push(d);
-        p = d.parent();
-    }
-    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for d in created {
-        let parent = match d.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        fsutil::sync_dir(fs, parent)?;
-    }
-    Ok(())
 }
 
 fn load_or_create_manifest(fs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Manifest> {

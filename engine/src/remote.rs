@@ -183,7 +183,7 @@ pub fn restore(config: &RemoteConfig, dir: &Path) -> Result<RestoreReport> {
 
 /// [`restore`] through `fs`.
 pub fn restore_with(fs: &dyn Vfs, config: &RemoteConfig, dir: &Path) -> Result<RestoreReport> {
-    crate::recovery::create_dir_durably(fs, dir)?;
+    files::create_dir_durably(fs, dir)?;
     if let Some((name, _)) = fs
         .list(dir)
         .map_err(|e| Error::io(dir, e))?
