@@ -12,7 +12,6 @@ use strata_vfs::Vfs;
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
 use crate::inner::Inner;
-use crate::recovery;
 
 /// What a checkpoint wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,7 +55,7 @@ pub(crate) fn checkpoint(inner: &Inner, dest: &Path) -> Result<CheckpointReport>
         }
     }
     // Every append happens under the lock: each log file ends on a whole record.
-    for (no, from, len) in recovery::wal_files(fs, &inner.dir, &st.manifest)? {
+    for (no, from, len) in crate::files::wal_files(fs, &inner.dir, &st.manifest)? {
         let to = files::path(dest, FileKind::Wal, no);
         strata_vfs::copy_file(fs, &from, &to, Some(len)).map_err(|e| Error::io(&to, e))?;
         report.copied_files += 1;

@@ -207,7 +207,7 @@ impl Db {
         let _span = tracing::trace_span!("write").entered();
         let start = std::time::Instant::now();
         let inner = &self.inner;
-        let (lsn, n, user_bytes) = {
+        let (lsn, n, user_bytes, last_seq) = {
             let mut st = inner.write.lock();
             inner.wait_for_room(&mut st)?;
             let version = st.version.clone();
@@ -222,13 +222,15 @@ impl Db {
                 .append(seq, n as u32, BATCH_RECORD, &payload)
                 .map_err(|e| inner.wal_failed_locked(e))?;
             st.next_seq += n as u64;
+            #[cfg(feature = "remote")]
+            crate::remote::push(inner, seq, n as u32, &payload);
             let mut v = (*st.version).clone();
             // The batch is in the log: failing to apply it leaves memory behind the log,
             // so the store stops (a reopen replays it).
             apply(&mut v, seq, ops).inspect_err(|e| inner.poison_locked(e))?;
             inner.publish(&mut st, v);
             inner.maybe_switch(&mut st)?;
-            (lsn, n, user_bytes)
+            (lsn, n, user_bytes, seq + n as u64 - 1)
         };
         WriteCounters::add(&inner.writes.user_bytes, user_bytes);
         if let Some(t) = inner.indexer.get() {
@@ -240,10 +242,17 @@ impl Db {
             // rather than never.
             Durability::Periodic(_) => !matches!(inner.opts.durability, Durability::Periodic(_)),
             Durability::Never => false,
+            Durability::Bucket => true,
         };
         if sync_now {
             inner.wal.sync_to(lsn).map_err(|e| inner.wal_failed(e))?;
         }
+        #[cfg(feature = "remote")]
+        if wo.durability.unwrap_or(inner.opts.durability) == Durability::Bucket {
+            crate::remote::ship_to(inner, last_seq)?;
+        }
+        #[cfg(not(feature = "remote"))]
+        let _ = last_seq;
         inner.metrics.wrote(start.elapsed(), n);
         Ok(n)
     }

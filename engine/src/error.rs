@@ -198,6 +198,9 @@ pub enum InvalidArgument {
     /// A recall sampling fraction outside (0, 1].
     #[error("recall sampling fraction {0} is not in (0, 1]")]
     RecallSampling(f64),
+    /// `Durability::Bucket` as the default of a store not kept in a bucket.
+    #[error("Durability::Bucket needs a store kept in a bucket (Options::remote)")]
+    BucketDurability,
     /// A target recall outside (0, 1].
     #[error("target recall {0} is not in (0, 1]")]
     TargetRecall(f64),

@@ -171,6 +171,19 @@ pub(crate) fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The live WAL files of a store, oldest first, with their lengths.
+pub(crate) fn wal_files(
+    fs: &dyn Vfs,
+    dir: &Path,
+    m: &strata_format::Manifest,
+) -> Result<Vec<(u64, std::path::PathBuf, u64)>> {
+    Ok(list(fs, dir)?
+        .into_iter()
+        .filter(|&(k, no, _)| k == FileKind::Wal && no >= m.wal_min_no)
+        .map(|(k, no, len)| (no, path(dir, k, no), len))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

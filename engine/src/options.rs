@@ -19,6 +19,12 @@ pub enum Durability {
     /// The OS writes back when it likes. Survives process crashes; power loss may lose
     /// any write since the last flush.
     Never,
+    /// For a store kept in a bucket ([`Options::remote`]): a write returns after its WAL
+    /// record is fsynced *and* in the bucket (concurrent writers share each upload, as
+    /// they share fsyncs). Survives the loss of the machine: `restore` gives every
+    /// acknowledged write. A store without a bucket refuses it at open; a single write
+    /// asking for it on such a store is treated as [`Durability::Always`].
+    Bucket,
 }
 
 /// What identifies a record of a store. Fixed when the store is created.

@@ -351,7 +351,7 @@ fn load_version(
     let segments = recovery::open_segments_cached(fs, dir, m, cache, false)?;
     // Header-only files hold no records (the writer's fresh log, or an empty one).
     let header = strata_wal::record::FILE_HEADER_LEN as u64;
-    let wal: Vec<_> = recovery::wal_files(&**fs, dir, m)?
+    let wal: Vec<_> = crate::files::wal_files(&**fs, dir, m)?
         .into_iter()
         .filter(|&(_, _, len)| len > header)
         .map(|(no, p, _)| (no, p))

@@ -27,6 +27,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
             return Err(crate::InvalidArgument::RecallSampling(s.fraction).into());
         }
     }
+    #[cfg(feature = "remote")]
+    let has_bucket = opts.remote.is_some();
+    #[cfg(not(feature = "remote"))]
+    let has_bucket = false;
+    if opts.durability == crate::Durability::Bucket && !has_bucket {
+        return Err(crate::InvalidArgument::BucketDurability.into());
+    }
     let fs = opts.vfs.clone();
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     let creating = !exists(&dir.join(files::MANIFEST))?;
@@ -56,6 +63,19 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let manifest = load_or_create_manifest(&*fs, dir, &opts)?;
     let (dim, metric, keys, analyzer) = check_schema(dir, &manifest, &opts)?;
     let vector_codec = manifest.vector_codec;
+    #[cfg(feature = "remote")]
+    let remote = match (attached, &opts.remote) {
+        (Some((bucket, latest)), Some(config)) => Some(crate::remote::claim(
+            &fs,
+            dir,
+            config,
+            bucket,
+            latest.as_ref(),
+            &manifest,
+            creating,
+        )?),
+        _ => None,
+    };
     let max_seen = remove_orphans(&*fs, dir, &manifest)?;
     let segments = open_segments(&fs, dir, &manifest, opts.resident_front)?;
     let recovered = recover_wal(dir, &opts, &manifest, metric, segments, max_seen)?;
@@ -81,16 +101,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }
     }
     #[cfg(feature = "remote")]
-    let remote = match (attached, &opts.remote) {
-        (Some((bucket, latest)), Some(config)) => Some(crate::remote::claim(
-            &*fs,
-            dir,
-            config,
-            bucket,
-            latest.as_ref(),
-            &manifest,
-        )?),
-        _ => None,
+    let remote = match remote {
+        Some((w, shipped)) => {
+            crate::remote::queue_unshipped(&*fs, dir, &manifest, &w, shipped)?;
+            Some(w)
+        }
+        None => None,
     };
     let next_id = first_unused_id(&version);
     let st = WriteState {
@@ -251,7 +267,7 @@ fn recover_wal(
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
     // Header-only WAL files (left by opens that wrote nothing) hold no records: they are
     // removed after a successful replay instead of accumulating.
-    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = wal_files(&**fs, dir, manifest)?
+    let (empty_wals, wal_files): (Vec<_>, Vec<_>) = files::wal_files(&**fs, dir, manifest)?
         .into_iter()
         .partition(|&(_, _, len)| len <= strata_wal::record::FILE_HEADER_LEN as u64);
     let wal_files: Vec<_> = wal_files.into_iter().map(|(no, p, _)| (no, p)).collect();
@@ -499,19 +515,6 @@ pub(crate) fn open_segments_cached(
         out.push(seg);
     }
     Ok(out)
-}
-
-/// The live WAL files of a store, oldest first, with their lengths.
-pub(crate) fn wal_files(
-    fs: &dyn Vfs,
-    dir: &Path,
-    m: &Manifest,
-) -> Result<Vec<(u64, std::path::PathBuf, u64)>> {
-    Ok(files::list(fs, dir)?
-        .into_iter()
-        .filter(|&(k, no, _)| k == FileKind::Wal && no >= m.wal_min_no)
-        .map(|(k, no, len)| (no, files::path(dir, k, no), len))
-        .collect())
 }
 
 /// Replays WAL records after the checkpoint into `v`; returns the next sequence number

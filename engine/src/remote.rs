@@ -24,6 +24,8 @@ pub struct RestoreReport {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Log records restored from the bucket's log (writes not yet in a segment).
+    pub log_records: u64,
 }
 
 /// The segment and deletion files `m` names.
@@ -123,31 +125,100 @@ pub(crate) fn attach(
     Ok((bucket, latest))
 }
 
-/// Claims the bucket for this session once the directory's store is recovered.
+/// Claims the bucket for this session (before the directory's log is replayed), then
+/// fences older sessions' logs. A directory just restored from the bucket (`restored`)
+/// gets the bucket's log above its checkpoint as a local log file. Returns the session
+/// and the last sequence number already in the bucket's log.
 pub(crate) fn claim(
-    fs: &dyn Vfs,
+    fs: &std::sync::Arc<dyn Vfs>,
     dir: &Path,
     config: &RemoteConfig,
     bucket: Bucket,
     latest: Option<&RemoteManifest>,
     manifest: &Manifest,
-) -> Result<RemoteWriter> {
+    restored: bool,
+) -> Result<(RemoteWriter, u64)> {
     let w = RemoteWriter::claim(
         bucket,
         latest,
-        fs,
+        &**fs,
         dir,
         manifest.encode(),
         &named_files(manifest),
         config.gc_grace,
     )?;
+    let fence = w.fence_log(manifest.checkpoint_seq, restored)?;
+    write_log_file(fs, dir, manifest, &fence.records)?;
     tracing::info!(
         epoch = w.epoch(),
         url = w.bucket().url(),
         "claimed the store's bucket"
     );
     w.collect_garbage_now_and_then();
-    Ok(w)
+    Ok((w, fence.shipped_seq))
+}
+
+/// Writes `records` (from the bucket's log) as a new local log file numbered after every
+/// file in `dir`, synced.
+fn write_log_file(
+    fs: &std::sync::Arc<dyn Vfs>,
+    dir: &Path,
+    manifest: &Manifest,
+    records: &[strata_remote::LogRecord],
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let no = files::list(&**fs, dir)?
+        .iter()
+        .map(|&(_, no, _)| no + 1)
+        .max()
+        .unwrap_or(0)
+        .max(manifest.next_file_no);
+    let wal = strata_wal::Wal::create(fs.clone(), dir, no)?;
+    for r in records {
+        wal.append(r.seq, r.count, r.kind, &r.payload)?;
+    }
+    wal.sync()?;
+    fsutil::sync_dir(&**fs, dir)?;
+    tracing::info!(
+        records = records.len(),
+        file = no,
+        "restored the bucket's log"
+    );
+    Ok(())
+}
+
+/// Queues the directory's logged batches that the bucket's log lacks (above `shipped`
+/// and the checkpoint), so the next ship carries them before any new write.
+pub(crate) fn queue_unshipped(
+    fs: &dyn Vfs,
+    dir: &Path,
+    manifest: &Manifest,
+    w: &RemoteWriter,
+    shipped: u64,
+) -> Result<()> {
+    let from = shipped.max(manifest.checkpoint_seq);
+    let wal_files: Vec<_> = files::wal_files(fs, dir, manifest)?
+        .into_iter()
+        .map(|(no, p, _)| (no, p))
+        .collect();
+    strata_wal::replay(fs, &wal_files, strata_wal::ReplayMode::ReadOnly, |r| {
+        if r.record.seq > from {
+            w.push(
+                r.record.seq,
+                r.record.count,
+                r.record.kind,
+                r.record.payload,
+            );
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        strata_wal::ReplayError::Wal(e) => Error::from(e),
+        strata_wal::ReplayError::Apply(never) => match never {},
+    })?;
+    Ok(())
 }
 
 /// Uploads a new segment ahead of the commit that names it (outside the write lock).
@@ -161,7 +232,33 @@ pub(crate) fn upload_segment(inner: &Inner, no: u64) -> Result<()> {
 /// Commits `m` to the bucket (with the write lock held, before the local publish).
 pub(crate) fn commit(inner: &Inner, m: &Manifest) -> Result<()> {
     if let Some(w) = &inner.remote {
-        w.commit(&*inner.opts.vfs, &inner.dir, m.encode(), &named_files(m))?;
+        w.commit(
+            &*inner.opts.vfs,
+            &inner.dir,
+            m.encode(),
+            &named_files(m),
+            m.checkpoint_seq,
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues a logged batch for the bucket's log (under the write lock, in sequence order).
+pub(crate) fn push(inner: &Inner, seq: u64, count: u32, payload: &[u8]) {
+    if let Some(w) = &inner.remote {
+        w.push(seq, count, crate::batch::BATCH_RECORD, payload);
+    }
+}
+
+/// Returns once every operation up to `seq` is in the bucket's log; a failure stops the
+/// store (the write was logged and applied but is not acknowledged).
+pub(crate) fn ship_to(inner: &Inner, seq: u64) -> Result<()> {
+    if let Some(w) = &inner.remote {
+        if let Err(e) = w.ship_to(seq) {
+            let e = Error::from(e);
+            inner.poison(&e);
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -173,16 +270,24 @@ pub(crate) fn after_commit(inner: &Inner) {
     }
 }
 
-/// Rebuilds a local store in the new or empty directory `dir` from the bucket's newest
-/// commit alone (segments and deletion files; writes acknowledged only by a writer's
-/// local log are not in the bucket). The copy opens as a plain store, or, with
-/// `Options::remote`, continues the bucket's store if nothing was committed meanwhile.
+/// Rebuilds a local store in the new or empty directory `dir` from the bucket alone: the
+/// newest commit's segments and deletion files, and the bucket's log above the commit's
+/// checkpoint (every write acknowledged under [`Durability::Bucket`](crate::Durability::Bucket);
+/// writes acknowledged only by a writer's local log are not in the bucket). The copy opens
+/// as a plain store, or, with `Options::remote`, continues the bucket's store if nothing
+/// was committed meanwhile.
 pub fn restore(config: &RemoteConfig, dir: &Path) -> Result<RestoreReport> {
-    restore_with(&strata_vfs::OsVfs, config, dir)
+    restore_with(&strata_vfs::os(), config, dir)
 }
 
 /// [`restore`] through `fs`.
-pub fn restore_with(fs: &dyn Vfs, config: &RemoteConfig, dir: &Path) -> Result<RestoreReport> {
+pub fn restore_with(
+    fs: &std::sync::Arc<dyn Vfs>,
+    config: &RemoteConfig,
+    dir: &Path,
+) -> Result<RestoreReport> {
+    let fs_arc = fs;
+    let fs = &**fs_arc;
     files::create_dir_durably(fs, dir)?;
     if let Some((name, _)) = fs
         .list(dir)
@@ -203,7 +308,11 @@ pub fn restore_with(fs: &dyn Vfs, config: &RemoteConfig, dir: &Path) -> Result<R
         ))
         .into());
     };
-    let report = install_commit(fs, &bucket, dir, &l)?;
+    let mut report = install_commit(fs, &bucket, dir, &l)?;
+    let manifest = decode_manifest(dir, &l)?;
+    let records = strata_remote::read_log_after(&bucket, manifest.checkpoint_seq)?;
+    report.log_records = records.len() as u64;
+    write_log_file(fs_arc, dir, &manifest, &records)?;
     Attachment {
         store_id: l.store_id,
         epoch: 0,

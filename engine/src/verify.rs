@@ -74,7 +74,7 @@ pub fn verify_with(fs: Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport> {
         report.rows += seg.reader.rows() as u64;
         report.tombstones += seg.deleted.count() as u64;
     }
-    let wal: Vec<_> = recovery::wal_files(&*fs, dir, &m)?
+    let wal: Vec<_> = crate::files::wal_files(&*fs, dir, &m)?
         .into_iter()
         .map(|(no, p, _)| (no, p))
         .collect();

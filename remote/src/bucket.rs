@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use strata_vfs::Vfs;
 
 use crate::envelope::{RemoteFile, RemoteManifest};
+use crate::log::{LogHeader, LogObject};
 use crate::names::{self, FileKind};
 use crate::{Error, RemoteConfig, Result};
 
@@ -226,8 +227,69 @@ impl Bucket {
     /// the commit point that fences writers. A retried put whose first attempt landed
     /// finds its own bytes there and counts as [`Put::Created`].
     pub fn put_manifest(&self, m: &RemoteManifest) -> Result<Put> {
-        let path = names::manifest(&self.prefix, m.seq);
-        let bytes = m.encode();
+        self.put_create(names::manifest(&self.prefix, m.seq), m.encode(), "commit")
+    }
+
+    /// Puts log object `o` create-only (as [`put_manifest`](Self::put_manifest)).
+    pub fn put_log(&self, o: &LogObject) -> Result<Put> {
+        self.put_create(
+            names::log(&self.prefix, o.no),
+            o.encode(),
+            "ship the log to",
+        )
+    }
+
+    /// The numbers of the log objects numbered above `no`, ascending.
+    pub fn logs_after(&self, no: u64) -> Result<Vec<u64>> {
+        let after = (no > 0).then(|| names::log(&self.prefix, no));
+        let mut out: Vec<u64> = self
+            .list_after(names::LOGS, after)?
+            .into_iter()
+            .filter_map(|l| names::parse_manifest(l.path.filename()?))
+            .filter(|&n| n > no)
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Log object `no`, `None` if absent.
+    pub fn read_log(&self, no: u64) -> Result<Option<LogObject>> {
+        let path = names::log(&self.prefix, no);
+        let Some(bytes) = self.get_opt(&path)? else {
+            return Ok(None);
+        };
+        let o = LogObject::decode(&bytes).map_err(|source| Error::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        if o.no != no {
+            return Err(Error::Corrupt {
+                path: path.to_string(),
+                source: crate::EnvelopeError {
+                    offset: 24,
+                    what: "the object's number differs from its name",
+                },
+            });
+        }
+        Ok(Some(o))
+    }
+
+    /// The header of log object `no` (one range read), `None` if absent or unreadable.
+    pub fn read_log_header(&self, no: u64) -> Result<Option<LogHeader>> {
+        let path = names::log(&self.prefix, no);
+        let store = self.store.clone();
+        let p = path.clone();
+        let res =
+            self.block(async move { store.get_range(&p, 0..crate::log::HEADER as u64).await });
+        match res {
+            Ok(b) => Ok(LogHeader::decode(&b).filter(|h| h.no == no)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store("read", path.as_ref(), e)),
+        }
+    }
+
+    /// Puts `bytes` at `path` only if no object has that name.
+    fn put_create(&self, path: Path, bytes: Vec<u8>, op: &'static str) -> Result<Put> {
         let store = self.store.clone();
         let (p, payload) = (path.clone(), PutPayload::from(bytes.clone()));
         let res = self.block(async move {
@@ -243,7 +305,7 @@ impl Bucket {
                 Some(have) if have == bytes => Ok(Put::Created),
                 _ => Ok(Put::Taken),
             },
-            Err(e) => Err(Error::store("commit", path.as_ref(), e)),
+            Err(e) => Err(Error::store(op, path.as_ref(), e)),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::names::FileKind;
 pub const MAGIC: &[u8; 8] = b"STRAREMF";
 /// The version this build writes and reads.
 pub const VERSION: u32 = 1;
-const HEADER: usize = 64;
+const HEADER: usize = 72;
 const ENTRY: usize = 24;
 /// Most files one manifest may name.
 pub const MAX_FILES: usize = 1 << 20;
@@ -38,6 +38,9 @@ pub struct RemoteManifest {
     pub store_id: u128,
     /// When the commit was made (milliseconds since the Unix epoch; informational).
     pub unix_ms: u64,
+    /// Every operation up to this sequence number is in the commit's segments (the local
+    /// manifest's log checkpoint): log objects that end at or before it are not needed.
+    pub checkpoint_seq: u64,
     /// Every segment and deletion file `manifest` names, and where it is.
     pub files: Vec<RemoteFile>,
     /// The store's local `MANIFEST` bytes.
@@ -72,6 +75,7 @@ impl RemoteManifest {
         b.extend_from_slice(&self.epoch.to_le_bytes());
         b.extend_from_slice(&self.store_id.to_le_bytes());
         b.extend_from_slice(&self.unix_ms.to_le_bytes());
+        b.extend_from_slice(&self.checkpoint_seq.to_le_bytes());
         b.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
         b.extend_from_slice(&(self.manifest.len() as u32).to_le_bytes());
         for f in &self.files {
@@ -115,19 +119,20 @@ impl RemoteManifest {
         let epoch = u64_at(24);
         let store_id = u128::from(u64_at(32)) | (u128::from(u64_at(40)) << 64);
         let unix_ms = u64_at(48);
-        let n = u32_at(56) as usize;
-        let m = u32_at(60) as usize;
+        let checkpoint_seq = u64_at(56);
+        let n = u32_at(64) as usize;
+        let m = u32_at(68) as usize;
         if seq == 0 || epoch == 0 || epoch > seq {
             return Err(bad(16, "sequence number or epoch out of range"));
         }
         if n > MAX_FILES {
-            return Err(bad(56, "too many files"));
+            return Err(bad(64, "too many files"));
         }
         if m > MAX_MANIFEST {
-            return Err(bad(60, "embedded manifest too large"));
+            return Err(bad(68, "embedded manifest too large"));
         }
         if HEADER + n * ENTRY + m != body {
-            return Err(bad(56, "lengths do not match the object size"));
+            return Err(bad(64, "lengths do not match the object size"));
         }
         let mut files = Vec::with_capacity(n);
         for i in 0..n {
@@ -152,6 +157,7 @@ impl RemoteManifest {
             epoch,
             store_id,
             unix_ms,
+            checkpoint_seq,
             files,
             manifest: b[start..start + m].to_vec(),
         })
@@ -176,6 +182,7 @@ mod tests {
             epoch: 7,
             store_id: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
             unix_ms: 1_800_000_000_000,
+            checkpoint_seq: 1234,
             files: vec![
                 RemoteFile {
                     kind: FileKind::Segment,
@@ -230,10 +237,10 @@ mod tests {
         m.files[0].epoch = 8; // a file from a later session
         assert!(RemoteManifest::decode(&m.encode()).is_err());
         let mut d = sample().encode();
-        d[56] = 0xff; // file count past the object
+        d[64] = 0xff; // file count past the object
         assert!(RemoteManifest::decode(&reseal(d)).is_err());
         let mut d = sample().encode();
-        d[64] = 9; // unknown kind
+        d[72] = 9; // unknown kind
         assert!(RemoteManifest::decode(&reseal(d)).is_err());
     }
 }

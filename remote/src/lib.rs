@@ -15,6 +15,7 @@
 mod attachment;
 mod bucket;
 mod envelope;
+mod log;
 pub mod names;
 mod writer;
 
@@ -24,8 +25,9 @@ use std::time::Duration;
 pub use attachment::{Attachment, FILE as ATTACHMENT_FILE};
 pub use bucket::{Bucket, Listed, Put, PART_BYTES};
 pub use envelope::{EnvelopeError, RemoteFile, RemoteManifest};
+pub use log::{LogHeader, LogObject, LogRecord};
 pub use names::FileKind;
-pub use writer::{CommitReport, GcReport, RemoteWriter};
+pub use writer::{read_log_after, CommitReport, FenceReport, GcReport, RemoteWriter};
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -107,6 +109,23 @@ pub enum Error {
         /// The sequence number lost.
         seq: u64,
     },
+    /// The bucket's log skips sequence numbers: log object `object` starts at `found`
+    /// where `expected` was next.
+    #[error(
+        "the bucket's log skips from sequence number {expected} to {found} (log object {object})"
+    )]
+    LogGap {
+        /// The log object.
+        object: u64,
+        /// The sequence number that should come next.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
+    /// An earlier ship of the log to the bucket failed (its outcome is unknown): this
+    /// session ships nothing more; reopen the store.
+    #[error("an earlier ship of the log to the bucket failed; reopen the store")]
+    ShipFailed,
     /// A local file operation failed.
     #[error("I/O error on {}", path.display())]
     Io {

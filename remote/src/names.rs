@@ -2,6 +2,7 @@
 //!
 //! * `manifest/<seq>`: the commit with sequence number `seq` (20 decimal digits, so that
 //!   names sort as numbers do).
+//! * `wal/<no>`: log object `no` (1, 2, … without gaps; 20 digits).
 //! * `data/<epoch>/<no>.seg` and `data/<epoch>/<no>.del`: segment `no` and deletion file
 //!   `no` uploaded by the writing session `epoch` (20 digits; `no` at least 6, as in the
 //!   local file names). Epochs are unique, so two writers never write the same name.
@@ -68,6 +69,15 @@ pub(crate) fn parse_manifest(part: &str) -> Option<u64> {
     }
 }
 
+/// The folder of log objects.
+pub const LOGS: &str = "wal";
+
+/// `prefix/wal/<no>`: log object `no`. The name holds nothing else, so that a fence
+/// and an older session's next ship contend for the very same name.
+pub(crate) fn log(prefix: &Path, no: u64) -> Path {
+    prefix.clone().join(LOGS).join(format!("{no:020}"))
+}
+
 /// `prefix/data/<epoch>/<no>.<ext>`.
 pub(crate) fn data(prefix: &Path, kind: FileKind, no: u64, epoch: u64) -> Path {
     prefix
@@ -92,6 +102,8 @@ mod tests {
         assert_eq!(parse_manifest("00000000000000000010"), Some(10));
         assert_eq!(parse_manifest("10"), None);
         assert_eq!(parse_manifest("0000000000000000001x"), None);
+        let l = log(&p, 3);
+        assert_eq!(l.as_ref(), "bucket/store/wal/00000000000000000003");
         assert_eq!(
             data(&p, FileKind::Deletion, 42, 3).as_ref(),
             "bucket/store/data/00000000000000000003/000042.del"

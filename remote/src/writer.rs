@@ -8,12 +8,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path as LocalPath;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use strata_vfs::Vfs;
 
 use crate::attachment::Attachment;
 use crate::bucket::{Bucket, Put};
 use crate::envelope::{RemoteFile, RemoteManifest};
+use crate::log::{LogObject, LogRecord};
 use crate::names::{self, FileKind};
 use crate::{Error, Result};
 
@@ -24,6 +25,8 @@ pub struct GcReport {
     pub manifests: u64,
     /// Segment and deletion objects removed.
     pub files: u64,
+    /// Log objects removed.
+    pub logs: u64,
     /// Their bytes.
     pub bytes: u64,
 }
@@ -49,8 +52,116 @@ struct State {
     /// Set once a commit lost: this session never commits again.
     fenced: Option<u64>,
     last_gc: Option<Instant>,
+    /// The log checkpoint of the last commit.
+    checkpoint: u64,
+    /// The last sequence number of each log object whose header collection read.
+    log_last: BTreeMap<u64, u64>,
     /// The files each kept commit names (so collection reads each commit once).
     named: BTreeMap<u64, Vec<RemoteFile>>,
+}
+
+/// The log records on their way to the bucket.
+#[derive(Default)]
+struct Ship {
+    /// Records queued, in sequence order, not yet shipped.
+    queue: Vec<LogRecord>,
+    /// The number the next log object takes (set by the fence).
+    next_no: u64,
+    /// Every operation up to here is in the bucket (shipped, or in a commit's segments).
+    shipped: u64,
+    /// A thread is putting an object.
+    leader: bool,
+    /// A ship failed: the outcome is unknown, nothing more is shipped.
+    failed: bool,
+}
+
+/// What the fence found of the log already in the bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FenceReport {
+    /// The fence's object number.
+    pub fence_no: u64,
+    /// The last sequence number shipped before it (0 if none).
+    pub shipped_seq: u64,
+    /// The records above the asked-for sequence number, in order (when collected).
+    pub records: Vec<LogRecord>,
+}
+
+/// Reads a bucket's log objects in order, keeping the records above a sequence number.
+struct LogReader {
+    /// The last object number read.
+    known: u64,
+    /// The largest last sequence number seen.
+    shipped: u64,
+    /// The next sequence number wanted.
+    expect: u64,
+    records: Vec<LogRecord>,
+}
+
+impl LogReader {
+    fn new(after: u64) -> Self {
+        LogReader {
+            known: 0,
+            shipped: 0,
+            expect: after + 1,
+            records: Vec::new(),
+        }
+    }
+
+    /// Lists the objects after the last one read; with `collect`, reads those holding
+    /// wanted records.
+    fn read_more(&mut self, bucket: &Bucket, collect: bool) -> Result<()> {
+        let listed = bucket.logs_after(self.known)?;
+        if !collect {
+            // Only the last shipped sequence number: the newest object that is no fence.
+            for &no in listed.iter().rev() {
+                match bucket.read_log_header(no)? {
+                    Some(h) if h.fence => continue,
+                    Some(h) => {
+                        self.shipped = self.shipped.max(h.last_seq);
+                        break;
+                    }
+                    None => return Err(Error::Missing(format!("log object {no}"))),
+                }
+            }
+            self.known = listed.last().copied().unwrap_or(self.known);
+            return Ok(());
+        }
+        for no in listed {
+            self.known = no;
+            let h = bucket
+                .read_log_header(no)?
+                .ok_or_else(|| Error::Missing(format!("log object {no}")))?;
+            self.shipped = self.shipped.max(h.last_seq);
+            if h.fence || h.last_seq < self.expect {
+                continue;
+            }
+            let o = bucket
+                .read_log(no)?
+                .ok_or_else(|| Error::Missing(format!("log object {no}")))?;
+            for r in o.records {
+                if r.last_seq() < self.expect {
+                    continue; // already in the commit's segments, or shipped twice
+                }
+                if r.seq != self.expect {
+                    return Err(Error::LogGap {
+                        object: no,
+                        expected: self.expect,
+                        found: r.seq,
+                    });
+                }
+                self.expect = r.last_seq() + 1;
+                self.records.push(r);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The records of `bucket`'s log above sequence number `after`, in order (reading only).
+pub fn read_log_after(bucket: &Bucket, after: u64) -> Result<Vec<LogRecord>> {
+    let mut reader = LogReader::new(after);
+    reader.read_more(bucket, true)?;
+    Ok(reader.records)
 }
 
 /// One writing session of a store in a bucket.
@@ -60,6 +171,8 @@ pub struct RemoteWriter {
     epoch: u64,
     grace: Duration,
     state: Mutex<State>,
+    ship: Mutex<Ship>,
+    shipped: Condvar,
 }
 
 impl std::fmt::Debug for RemoteWriter {
@@ -137,10 +250,15 @@ impl RemoteWriter {
                 pending: BTreeSet::new(),
                 fenced: None,
                 last_gc: None,
+                checkpoint: 0,
+                log_last: BTreeMap::new(),
                 named: BTreeMap::new(),
             }),
+            ship: Mutex::new(Ship::default()),
+            shipped: Condvar::new(),
         };
-        w.commit(fs, dir, manifest, files)?;
+        let checkpoint = latest.map_or(0, |m| m.checkpoint_seq);
+        w.commit(fs, dir, manifest, files, checkpoint)?;
         Ok(w)
     }
 
@@ -190,6 +308,7 @@ impl RemoteWriter {
         dir: &LocalPath,
         manifest: Vec<u8>,
         files: &[(FileKind, u64)],
+        checkpoint_seq: u64,
     ) -> Result<CommitReport> {
         if let Some(seq) = self.state.lock().fenced {
             return Err(Error::Fenced { seq });
@@ -219,6 +338,7 @@ impl RemoteWriter {
             epoch: self.epoch,
             store_id: self.store_id,
             unix_ms: now_ms(),
+            checkpoint_seq,
             files: named,
             manifest,
         };
@@ -234,9 +354,117 @@ impl RemoteWriter {
         }
         st.committed = m.files.iter().map(|f| ((f.kind, f.no), f.epoch)).collect();
         st.seq = m.seq;
+        st.checkpoint = checkpoint_seq;
         st.named.insert(m.seq, m.files);
         report.seq = m.seq;
+        drop(st);
+        self.trim(checkpoint_seq);
         Ok(report)
+    }
+
+    /// Fences every earlier session's log: puts a fence object at the next free log
+    /// number (after each object found there, the next one), so an older session's next
+    /// ship fails. With `collect`, returns the records above sequence number `after` found
+    /// in the bucket, in order (to rebuild a log the directory lacks). Call once, after
+    /// the claim and before shipping.
+    pub fn fence_log(&self, after: u64, collect: bool) -> Result<FenceReport> {
+        let mut report = FenceReport::default();
+        let mut reader = LogReader::new(after);
+        loop {
+            reader.read_more(&self.bucket, collect)?;
+            report.shipped_seq = reader.shipped;
+            let known = reader.known;
+            let fence = LogObject {
+                epoch: self.epoch,
+                no: known + 1,
+                fence: true,
+                records: Vec::new(),
+            };
+            if self.bucket.put_log(&fence)? == Put::Created {
+                report.fence_no = fence.no;
+                report.records = std::mem::take(&mut reader.records);
+                let mut s = self.ship.lock();
+                s.next_no = fence.no + 1;
+                s.shipped = s.shipped.max(report.shipped_seq).max(after);
+                return Ok(report);
+            }
+            // Someone put that number first: an older session's last ship (read it on
+            // the next pass) or another claimant's fence.
+        }
+    }
+
+    /// Queues one local log record (operations `seq .. seq + count`) for the bucket. The
+    /// caller pushes in sequence order (under its write lock).
+    pub fn push(&self, seq: u64, count: u32, kind: u8, payload: &[u8]) {
+        self.ship.lock().queue.push(LogRecord {
+            seq,
+            count,
+            kind,
+            payload: payload.to_vec(),
+        });
+    }
+
+    /// Operations up to `seq` are in a commit's segments: they need no shipping.
+    pub fn trim(&self, seq: u64) {
+        let mut s = self.ship.lock();
+        s.queue.retain(|r| r.last_seq() > seq);
+        s.shipped = s.shipped.max(seq);
+        self.shipped.notify_all();
+    }
+
+    /// Returns once every operation up to `seq` is in the bucket. Concurrent callers share
+    /// puts: the first becomes the leader and ships everything queued as one log object;
+    /// the others wait and are covered by it (group commit). A put that fails leaves the
+    /// outcome unknown: nothing more is shipped and every caller gets the error.
+    pub fn ship_to(&self, seq: u64) -> Result<()> {
+        let mut s = self.ship.lock();
+        loop {
+            if let Some(seq) = self.state.lock().fenced {
+                return Err(Error::Fenced { seq });
+            }
+            if s.failed {
+                return Err(Error::ShipFailed);
+            }
+            if s.shipped >= seq {
+                return Ok(());
+            }
+            if s.leader {
+                self.shipped.wait(&mut s);
+                continue;
+            }
+            if s.queue.is_empty() || s.next_no == 0 {
+                return Err(Error::ShipFailed);
+            }
+            s.leader = true;
+            let o = LogObject {
+                epoch: self.epoch,
+                no: s.next_no,
+                fence: false,
+                records: std::mem::take(&mut s.queue),
+            };
+            drop(s);
+            let res = self.bucket.put_log(&o);
+            s = self.ship.lock();
+            s.leader = false;
+            self.shipped.notify_all();
+            match res {
+                Ok(Put::Created) => {
+                    s.next_no += 1;
+                    s.shipped = s.shipped.max(o.last_seq());
+                }
+                Ok(Put::Taken) => {
+                    s.failed = true;
+                    let mut st = self.state.lock();
+                    let lost = st.seq + 1;
+                    st.fenced = Some(lost);
+                    return Err(Error::Fenced { seq: lost });
+                }
+                Err(e) => {
+                    s.failed = true;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Runs [`collect_garbage`](Self::collect_garbage) when the last run is older than a
@@ -314,6 +542,39 @@ impl RemoteWriter {
             if !named.contains(obj.path.as_ref()) && now - obj.modified_ms > grace {
                 self.bucket.delete(&obj.path)?;
                 report.files += 1;
+                report.bytes += obj.size;
+            }
+        }
+        // Log objects whose records are all in the last commit's segments (and fences),
+        // but never the newest: it keeps the numbering that fences rely on.
+        let checkpoint = self.state.lock().checkpoint;
+        let mut logs: Vec<(u64, crate::Listed)> = self
+            .bucket
+            .list(names::LOGS)?
+            .into_iter()
+            .filter_map(|l| Some((names::parse_manifest(l.path.filename()?)?, l)))
+            .collect();
+        logs.sort_unstable_by_key(|l| l.0);
+        logs.pop();
+        for (no, obj) in logs {
+            if now - obj.modified_ms <= grace {
+                continue;
+            }
+            let cached = self.state.lock().log_last.get(&no).copied();
+            let last = match cached {
+                Some(last) => last,
+                None => match self.bucket.read_log_header(no)? {
+                    Some(h) => {
+                        self.state.lock().log_last.insert(no, h.last_seq);
+                        h.last_seq
+                    }
+                    None => continue,
+                },
+            };
+            if last <= checkpoint {
+                self.state.lock().log_last.remove(&no);
+                self.bucket.delete(&obj.path)?;
+                report.logs += 1;
                 report.bytes += obj.size;
             }
         }

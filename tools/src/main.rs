@@ -178,6 +178,9 @@ enum SyncArg {
     Periodic,
     /// Leave write-back to the OS (survives process crashes, not power loss).
     Never,
+    /// Fsync and ship to the store's bucket before acknowledging each batch (survives
+    /// the loss of the machine; a store created with --remote only).
+    Bucket,
 }
 
 impl From<SyncArg> for strata::Durability {
@@ -188,6 +191,7 @@ impl From<SyncArg> for strata::Durability {
                 strata::Durability::Periodic(std::time::Duration::from_millis(100))
             }
             SyncArg::Never => strata::Durability::Never,
+            SyncArg::Bucket => strata::Durability::Bucket,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use strata::remote_store::{Bucket, FileKind, RemoteWriter};
 use strata::vfs::{Action, FaultVfs, Op, Vfs};
-use strata::{Db, Error, Metric, Options, RemoteConfig, SearchOptions};
+use strata::{Db, Durability, Error, Metric, Options, RemoteConfig, SearchOptions};
 use strata_tests::external;
 
 use crate::common;
@@ -422,6 +422,144 @@ fn garbage_is_collected_after_the_grace_period_and_never_before() {
             let restored = Db::open(restore_dir.path(), Options::existing()).expect("open");
             let live: Vec<u64> = (0..160).filter(|id| id % 40 != 0).collect();
             assert_holds(&restored, &live, b.label);
+        }
+    }
+}
+
+#[test]
+fn bucket_durability_needs_a_bucket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    match Db::open(
+        dir.path(),
+        Options::new(DIM, Metric::L2).durability(Durability::Bucket),
+    ) {
+        Err(Error::InvalidArgument(strata::InvalidArgument::BucketDurability)) => {}
+        other => panic!("got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_new_writer_takes_over_every_write_acknowledged_in_the_bucket() {
+    for b in backends("takeover") {
+        let a_dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new(DIM, Metric::L2)
+            .durability(Durability::Bucket)
+            .remote(b.config.clone());
+        let a = Db::open(a_dir.path(), opts).expect("create");
+        for id in 0..30 {
+            a.upsert(id, &vector(id)).expect("upsert");
+        }
+        for id in (0..30).step_by(4) {
+            a.delete(id).expect("delete");
+        }
+        // The writer's machine is lost: nothing was flushed, its directory is gone.
+        let b_dir = tempfile::tempdir().expect("tempdir");
+        let second = Db::open(b_dir.path(), Options::existing().remote(b.config.clone()))
+            .expect("take over");
+        let live: Vec<u64> = (0..30).filter(|id| id % 4 != 0).collect();
+        assert_holds(&second, &live, b.label);
+        // The old writer's next write is refused: the new session fenced its log.
+        let e = a
+            .upsert(99, &vector(99))
+            .expect_err("a fenced writer must not acknowledge");
+        assert!(
+            chain(&e).contains("another writer"),
+            "{}: {}",
+            b.label,
+            chain(&e)
+        );
+        drop(a);
+        second.upsert(100, &vector(100)).expect("upsert");
+        second.close().expect("close");
+        let copy = tempfile::tempdir().expect("tempdir");
+        strata::restore(&b.config, copy.path()).expect("restore");
+        let restored = Db::open(copy.path(), Options::existing()).expect("open");
+        let mut want = live.clone();
+        want.push(100);
+        assert_holds(&restored, &want, b.label);
+    }
+}
+
+#[test]
+fn a_bucket_durable_writer_killed_at_every_step_loses_no_acknowledged_write() {
+    const WRITES: u64 = 24;
+    for b in backends("bucket-killed") {
+        let mut at = 1;
+        loop {
+            let config = RemoteConfig {
+                url: format!("{}/{at}", b.config.url),
+                ..b.config.clone()
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let armed = Arc::new(AtomicBool::new(false));
+            let fs: Arc<dyn Vfs> = Arc::new(FaultVfs::new(
+                strata::vfs::os(),
+                dying_at(at, armed.clone()),
+            ));
+            let opts = options(&config)
+                .memtable_bytes(1024)
+                .durability(Durability::Bucket)
+                .vfs(fs);
+            let db = Db::open(dir.path(), opts).expect("create");
+            armed.store(true, Ordering::SeqCst);
+            // Upserts, with every third id deleted right after; stop at the first failure.
+            let mut acked: Vec<u64> = Vec::new();
+            let mut deleted: Vec<u64> = Vec::new();
+            let mut all_ok = true;
+            for id in 0..WRITES {
+                if db.upsert(id, &vector(id)).is_err() {
+                    all_ok = false;
+                    break;
+                }
+                acked.push(id);
+                if id % 3 == 0 {
+                    if db.delete(id).is_err() {
+                        all_ok = false;
+                        break;
+                    }
+                    deleted.push(id);
+                }
+            }
+            drop(db);
+            drop(dir); // the machine is gone: only the bucket is left
+
+            let what = format!("{} killed at change {at}", b.label);
+            let copy = tempfile::tempdir().expect("tempdir");
+            strata::restore(&config, copy.path())
+                .unwrap_or_else(|e| panic!("{what}: restore: {}", chain(&e)));
+            let restored = Db::open(copy.path(), Options::existing())
+                .unwrap_or_else(|e| panic!("{what}: open: {}", chain(&e)));
+            for &id in &acked {
+                let got = restored.get(id).expect("get");
+                if deleted.contains(&id) {
+                    assert!(got.is_none(), "{what}: deleted id {id} is back");
+                } else {
+                    let r = got.unwrap_or_else(|| panic!("{what}: acknowledged id {id} lost"));
+                    assert_eq!(r.vector, vector(id), "{what}: id {id}");
+                }
+            }
+            // Nothing beyond the write that failed.
+            let attempted = acked.last().map_or(0, |l| l + 1);
+            assert!(
+                restored.len() <= attempted + 1,
+                "{what}: {} rows",
+                restored.len()
+            );
+            drop(restored);
+            if all_ok {
+                println!(
+                    "{}: {WRITES} writes make {} changes; killed at each",
+                    b.label,
+                    at - 1
+                );
+                assert!(
+                    at > WRITES,
+                    "{}: the writes were never interrupted",
+                    b.label
+                );
+                break;
+            }
+            at += 1;
         }
     }
 }
