@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::path::Path as LocalPath;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use object_store::path::Path;
@@ -18,6 +19,21 @@ use crate::{Error, RemoteConfig, Result};
 
 /// Files up to this size are uploaded with one PUT; larger ones in parts of this size.
 pub const PART_BYTES: usize = 8 << 20;
+/// Attempts of a conditional put whose outcome was unknown.
+const CREATE_ATTEMPTS: u32 = 5;
+
+/// Whether a failed request may have been cut short by the network (not refused).
+fn retryable(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::NotSupported { .. }
+    )
+}
+
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -80,9 +96,35 @@ impl Bucket {
             })
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        let from_env = options.len();
         options.extend(config.options.iter().cloned());
-        let (store, prefix) = object_store::parse_url_opts(&url, options)
-            .map_err(|e| Error::Config(format!("cannot use {:?}: {e}", config.url)))?;
+        let bad =
+            |e: object_store::Error| Error::Config(format!("cannot use {:?}: {e}", config.url));
+        let (store, prefix): (Box<dyn ObjectStore>, Path) = match (url.scheme(), config.retries) {
+            ("s3" | "s3a", Some((max_retries, retry_timeout))) => {
+                let mut b = object_store::aws::AmazonS3Builder::new().with_url(config.url.clone());
+                // The environment's keys this client does not know are skipped (as the
+                // URL parser does); the caller's own options must all be valid.
+                for (i, (k, v)) in options.iter().enumerate() {
+                    match k.parse() {
+                        Ok(key) => b = b.with_config(key, v.clone()),
+                        Err(e) if i >= from_env => return Err(bad(e)),
+                        Err(_) => {}
+                    }
+                }
+                let retry = object_store::RetryConfig {
+                    max_retries,
+                    retry_timeout,
+                    backoff: object_store::BackoffConfig {
+                        init_backoff: Duration::from_millis(20),
+                        ..Default::default()
+                    },
+                };
+                let prefix = Path::from_url_path(url.path()).map_err(|e| bad(e.into()))?;
+                (Box::new(b.with_retry(retry).build().map_err(bad)?), prefix)
+            }
+            _ => object_store::parse_url_opts(&url, options).map_err(bad)?,
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("strata-remote")
@@ -288,24 +330,39 @@ impl Bucket {
         }
     }
 
-    /// Puts `bytes` at `path` only if no object has that name.
+    /// Puts `bytes` at `path` only if no object has that name. The client does not
+    /// retry a conditional put whose reply was lost (it is not idempotent); this does, a
+    /// few times, since a retry that finds its own bytes there is a success.
     fn put_create(&self, path: Path, bytes: Vec<u8>, op: &'static str) -> Result<Put> {
-        let store = self.store.clone();
-        let (p, payload) = (path.clone(), PutPayload::from(bytes.clone()));
-        let res = self.block(async move {
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            store.put_opts(&p, payload, opts).await
-        });
-        match res {
-            Ok(_) => Ok(Put::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => match self.get_opt(&path)? {
-                Some(have) if have == bytes => Ok(Put::Created),
-                _ => Ok(Put::Taken),
-            },
-            Err(e) => Err(Error::store(op, path.as_ref(), e)),
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let store = self.store.clone();
+            let (p, payload) = (path.clone(), PutPayload::from(bytes.clone()));
+            let res = self.block(async move {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                store.put_opts(&p, payload, opts).await
+            });
+            match res {
+                Ok(_) => return Ok(Put::Created),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {
+                    return match self.get_opt(&path)? {
+                        Some(have) if have == bytes => Ok(Put::Created),
+                        _ => Ok(Put::Taken),
+                    };
+                }
+                Err(e) if attempt < CREATE_ATTEMPTS && retryable(&e) => {
+                    tracing::info!(error = %e, attempt, "retrying a conditional put");
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                Err(e) => return Err(Error::store(op, path.as_ref(), e)),
+            }
         }
     }
 

@@ -47,6 +47,9 @@ pub struct RemoteConfig {
     /// How long an object stays after no commit needs it (replicas reading an older
     /// commit, a writer between its upload and its commit).
     pub gc_grace: Duration,
+    /// For S3: how many times, and for how long, a failed request is retried (with
+    /// exponential backoff); `None` keeps the client's defaults (10 times, 3 minutes).
+    pub retries: Option<(usize, Duration)>,
 }
 
 impl RemoteConfig {
@@ -56,7 +59,14 @@ impl RemoteConfig {
             url: url.into(),
             options: Vec::new(),
             gc_grace: DEFAULT_GC_GRACE,
+            retries: None,
         }
+    }
+
+    /// Sets how often and how long an S3 request is retried.
+    pub fn retries(mut self, max_retries: usize, timeout: Duration) -> Self {
+        self.retries = Some((max_retries, timeout));
+        self
     }
 
     /// Adds one `object_store` configuration key.

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod external;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod fuzz;
 pub mod text;

@@ -12,6 +12,7 @@ use strata::remote_store::{Bucket, FileKind, RemoteWriter};
 use strata::vfs::{Action, FaultVfs, Op, Vfs};
 use strata::{Db, Durability, Error, Metric, Options, RemoteConfig, SearchOptions};
 use strata_tests::external;
+use strata_tests::fault_proxy::{Fault, FaultProxy, Plan};
 
 use crate::common;
 
@@ -37,7 +38,12 @@ fn unique(test: &str) -> String {
 
 /// The S3 bucket of `STRATA_TEST_S3` at a fresh prefix.
 fn s3(endpoint: &str, test: &str) -> RemoteConfig {
-    RemoteConfig::new(format!("s3://strata-test/{}", unique(test)))
+    s3_at(endpoint, &unique(test))
+}
+
+/// The S3 bucket behind `endpoint`, at `prefix`.
+fn s3_at(endpoint: &str, prefix: &str) -> RemoteConfig {
+    RemoteConfig::new(format!("s3://strata-test/{prefix}"))
         .option("aws_endpoint", endpoint)
         .option("aws_allow_http", "true")
         .option("aws_access_key_id", "test")
@@ -561,5 +567,153 @@ fn a_bucket_durable_writer_killed_at_every_step_loses_no_acknowledged_write() {
             }
             at += 1;
         }
+    }
+}
+
+/// S3 through a fault-injecting proxy applying `plan` (with few, quick client retries),
+/// and the same prefix reached directly; a printed skip without S3.
+fn proxied(test: &str, plan: Plan) -> Option<(FaultProxy, RemoteConfig, RemoteConfig)> {
+    let Some(endpoint) = external::s3_endpoint() else {
+        external::skip(
+            test,
+            &format!(
+                "{} is not set (test.sh starts moto's S3 server)",
+                external::S3_ENDPOINT_VAR
+            ),
+        );
+        return None;
+    };
+    let upstream = endpoint.trim_start_matches("http://").to_string();
+    let proxy = FaultProxy::start(&upstream, plan).expect("start the proxy");
+    let prefix = unique(test);
+    let through = s3_at(&proxy.endpoint(), &prefix).retries(3, Duration::from_secs(5));
+    Some((proxy, through, s3_at(&endpoint, &prefix)))
+}
+
+#[test]
+fn a_flaky_bucket_loses_nothing() {
+    let plan: Plan = Box::new(|n, method, _| match n {
+        n if n % 5 == 0 => Fault::Unavailable,
+        n if n % 7 == 0 => Fault::DropRequest,
+        n if n % 11 == 0 && method == "PUT" => Fault::DropReply,
+        n if n % 13 == 0 => Fault::Delay(30),
+        _ => Fault::Pass,
+    });
+    let Some((proxy, through, direct)) = proxied("flaky", plan) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options(&through).durability(Durability::Bucket))
+        .unwrap_or_else(|e| panic!("create: {}", chain(&e)));
+    for id in 0..120 {
+        db.upsert(id, &vector(id))
+            .unwrap_or_else(|e| panic!("upsert {id}: {}", chain(&e)));
+        if id % 10 == 0 {
+            db.delete(id)
+                .unwrap_or_else(|e| panic!("delete {id}: {}", chain(&e)));
+        }
+        if id == 60 {
+            db.flush()
+                .unwrap_or_else(|e| panic!("flush: {}", chain(&e)));
+        }
+    }
+    db.compact(true, &|_, _, _| true)
+        .unwrap_or_else(|e| panic!("compact: {}", chain(&e)));
+    db.close()
+        .unwrap_or_else(|e| panic!("close: {}", chain(&e)));
+    let faults = proxy.faults();
+    for kind in [Fault::Unavailable, Fault::DropRequest, Fault::DropReply] {
+        assert!(
+            faults.iter().any(|f| f.3 == kind),
+            "no {kind:?} was injected in {} requests",
+            proxy.requests()
+        );
+    }
+    let copy = tempfile::tempdir().expect("tempdir");
+    strata::restore(&direct, copy.path()).expect("restore");
+    let restored = Db::open(copy.path(), Options::existing()).expect("open");
+    let live: Vec<u64> = (0..120).filter(|id| id % 10 != 0).collect();
+    assert_holds(&restored, &live, "flaky bucket");
+    println!(
+        "{} requests, {} faults injected",
+        proxy.requests(),
+        faults.len()
+    );
+}
+
+#[test]
+fn a_writer_cut_off_at_every_request_leaves_a_consistent_bucket() {
+    let mut at = 1;
+    loop {
+        let cut = at;
+        let plan: Plan = Box::new(move |n, _, _| {
+            if n >= cut {
+                Fault::DropRequest
+            } else {
+                Fault::Pass
+            }
+        });
+        let Some((proxy, through, direct)) = proxied("cut", plan) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut acked: Vec<u64> = Vec::new();
+        let mut completed = false;
+        if let Ok(db) = Db::open(dir.path(), options(&through).durability(Durability::Bucket)) {
+            completed = (|| {
+                for id in 0..8 {
+                    db.upsert(id, &vector(id)).ok()?;
+                    acked.push(id);
+                }
+                db.flush().ok()?;
+                db.upsert(8, &vector(8)).ok()?;
+                acked.push(8);
+                Some(())
+            })()
+            .is_some();
+            drop(db);
+        }
+        drop(proxy);
+        let what = format!("cut off from request {at}");
+        // Whatever was committed or acknowledged is whole in the bucket.
+        let copy = tempfile::tempdir().expect("tempdir");
+        match strata::restore(&direct, copy.path()) {
+            Ok(_) => {
+                let restored = Db::open(copy.path(), Options::existing()).expect("open");
+                for &id in &acked {
+                    let r = restored.get(id).expect("get");
+                    assert_eq!(r.map(|r| r.vector), Some(vector(id)), "{what}: id {id}");
+                }
+            }
+            Err(e) => assert!(
+                acked.is_empty(),
+                "{what}: restore failed with acknowledged writes: {}",
+                chain(&e)
+            ),
+        }
+        // A new writer collects what no commit names (the cut-off uploads).
+        let next = tempfile::tempdir().expect("tempdir");
+        if let Ok(db) = Db::open(
+            next.path(),
+            options(&direct.clone().gc_grace(Duration::ZERO)),
+        ) {
+            db.close().expect("close");
+            let bucket = Bucket::connect(&direct).expect("connect");
+            let latest = bucket.latest().expect("latest").expect("a commit");
+            let objects = bucket
+                .list(strata::remote_store::names::DATA)
+                .expect("list");
+            assert_eq!(
+                objects.len(),
+                latest.files.len(),
+                "{what}: unnamed objects left"
+            );
+        }
+        if completed {
+            println!("cut off at each of {} requests", at - 1);
+            assert!(at > 10, "the writer was never cut off");
+            break;
+        }
+        at += 1;
     }
 }
