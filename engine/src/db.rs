@@ -453,6 +453,19 @@ impl Db {
         prepare_query(query, self.inner.dim, self.inner.metric)
     }
 
+    /// Opens a read replica of the store kept in the bucket `remote` (a URL, or a
+    /// [`RemoteConfig`](crate::RemoteConfig) with options): it follows the bucket's newest
+    /// commit, keeps segment fronts in `cache_dir` and reads full vectors by range into
+    /// at most `cache_bytes` of memory. See [`crate::Replica`].
+    #[cfg(feature = "remote")]
+    pub fn open_replica(
+        remote: impl Into<crate::RemoteConfig>,
+        cache_dir: impl AsRef<Path>,
+        cache_bytes: u64,
+    ) -> Result<crate::Replica> {
+        crate::Replica::open(&remote.into(), cache_dir.as_ref(), cache_bytes)
+    }
+
     /// Opens the store in `dir` for reading only, without the writer's lock: see
     /// [`ReadOnlyDb`].
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<ReadOnlyDb> {

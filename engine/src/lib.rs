@@ -71,6 +71,8 @@ mod visited;
 mod async_db;
 #[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "remote")]
+mod replica;
 
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;
@@ -92,6 +94,8 @@ pub use records::{FieldSummary, ScanPage};
 #[cfg(feature = "remote")]
 pub use remote::{restore, restore_with, RestoreReport};
 pub use repair::{repair, repair_with, RepairAction};
+#[cfg(feature = "remote")]
+pub use replica::{Replica, ReplicaStats};
 pub use stats::{
     CompactionReport, CompactionStats, GaugeValue, IndexSummary, SegmentStats, Stats, WriteStats,
 };

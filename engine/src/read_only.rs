@@ -64,6 +64,7 @@ pub struct ReadOnlyDb {
     analyzer: crate::Analyzer,
     current: RwLock<Arc<Version>>,
     state: Mutex<ReaderState>,
+    attach: Option<Arc<recovery::AttachSource>>,
 }
 
 impl ReadOnlyDb {
@@ -75,9 +76,18 @@ impl ReadOnlyDb {
 
     /// [`ReadOnlyDb::open`] over the file system `fs` (see [`crate::Options::vfs`]).
     pub fn open_with(fs: Arc<dyn Vfs>, dir: impl AsRef<Path>) -> Result<ReadOnlyDb> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_attached(fs, dir.as_ref(), None)
+    }
+
+    /// [`ReadOnlyDb::open_with`], handing every segment it opens to `attach` first.
+    pub(crate) fn open_attached(
+        fs: Arc<dyn Vfs>,
+        dir: &Path,
+        attach: Option<Arc<recovery::AttachSource>>,
+    ) -> Result<ReadOnlyDb> {
+        let dir = dir.to_path_buf();
         let mut cache = SegmentCache::new();
-        let (stamp, manifest, version) = load(&fs, &dir, &mut cache)?;
+        let (stamp, manifest, version) = load(&fs, &dir, &mut cache, attach.as_deref())?;
         let (dim, metric, keys, analyzer) =
             recovery::check_schema(&dir, &manifest, &crate::Options::existing())?;
         crate::calibrate::load(&*fs, &dir, dim, &version, false);
@@ -91,6 +101,7 @@ impl ReadOnlyDb {
             current: RwLock::new(Arc::new(version)),
             state: Mutex::new(ReaderState { stamp, cache }),
             dir,
+            attach,
         })
     }
 
@@ -104,7 +115,8 @@ impl ReadOnlyDb {
         if read_stamp(&self.fs, &self.dir)? == st.stamp {
             return Ok(false);
         }
-        let (stamp, manifest, version) = load(&self.fs, &self.dir, &mut st.cache)?;
+        let (stamp, manifest, version) =
+            load(&self.fs, &self.dir, &mut st.cache, self.attach.as_deref())?;
         // Forget segments the new manifest no longer names.
         let named: std::collections::HashSet<_> = manifest
             .segments
@@ -313,6 +325,7 @@ fn load(
     fs: &Arc<dyn Vfs>,
     dir: &Path,
     cache: &mut SegmentCache,
+    attach: Option<&recovery::AttachSource>,
 ) -> Result<(Stamp, Manifest, Version)> {
     let mpath = dir.join(files::MANIFEST);
     let mut reloads = 0;
@@ -321,7 +334,7 @@ fn load(
         let attempt = Manifest::decode(&stamp.manifest)
             .map_err(|e| Error::from(e.at(&mpath)))
             .and_then(|m| {
-                let v = load_version(fs, dir, &m, cache)?;
+                let v = load_version(fs, dir, &m, cache, attach)?;
                 Ok((m, v))
             });
         match attempt {
@@ -344,11 +357,12 @@ fn load_version(
     dir: &Path,
     m: &Manifest,
     cache: &mut SegmentCache,
+    attach: Option<&recovery::AttachSource>,
 ) -> Result<Version> {
     let metric = Metric::from_code(m.metric).unwrap_or(Metric::L2);
     // An unknown analyzer is refused by the schema check after the load.
     let analyzer = crate::Analyzer::from_code(m.analyzer).unwrap_or_default();
-    let segments = recovery::open_segments_cached(fs, dir, m, cache, false)?;
+    let segments = recovery::open_segments_cached(fs, dir, m, cache, false, attach)?;
     // Header-only files hold no records (the writer's fresh log, or an empty one).
     let header = strata_wal::record::FILE_HEADER_LEN as u64;
     let wal: Vec<_> = crate::files::wal_files(&**fs, dir, m)?

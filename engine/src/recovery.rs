@@ -446,7 +446,7 @@ pub(crate) fn open_segments(
     m: &Manifest,
     resident_front: bool,
 ) -> Result<Vec<LiveSegment>> {
-    open_segments_cached(fs, dir, m, &mut SegmentCache::new(), resident_front)
+    open_segments_cached(fs, dir, m, &mut SegmentCache::new(), resident_front, None)
 }
 
 /// Segments already open, by segment and deletion file number, as a manifest names
@@ -455,12 +455,18 @@ pub(crate) type SegmentCache = std::collections::HashMap<(u64, Option<u64>), Liv
 
 /// [`open_segments`], taking segments found in `cache` from there and adding the ones it
 /// opens.
+/// Gives a segment reader just opened (file number, reader) what it needs before use: a
+/// replica's vector source.
+pub(crate) type AttachSource =
+    dyn Fn(u64, &mut strata_format::segment::SegmentReader) -> Result<()> + Send + Sync;
+
 pub(crate) fn open_segments_cached(
     fs: &Arc<dyn Vfs>,
     dir: &Path,
     m: &Manifest,
     cache: &mut SegmentCache,
     resident_front: bool,
+    attach: Option<&AttachSource>,
 ) -> Result<Vec<LiveSegment>> {
     let mut out = Vec::with_capacity(m.segments.len());
     let exists = |p: &Path| fs.exists(p).map_err(|e| Error::io(p, e));
@@ -477,7 +483,10 @@ pub(crate) fn open_segments_cached(
                 kind: CorruptionKind::MissingFile,
             });
         }
-        let reader = crate::live_segment::open_reader(&**fs, &path, resident_front)?;
+        let mut reader = crate::live_segment::open_reader(&**fs, &path, resident_front)?;
+        if let Some(attach) = attach {
+            attach(e.file_no, &mut reader)?;
+        }
         let h = reader.header();
         let inconsistent = |what| Error::Corruption {
             path: path.clone(),

@@ -82,6 +82,18 @@ impl RemoteConfig {
     }
 }
 
+impl From<&str> for RemoteConfig {
+    fn from(url: &str) -> Self {
+        RemoteConfig::new(url)
+    }
+}
+
+impl From<String> for RemoteConfig {
+    fn from(url: String) -> Self {
+        RemoteConfig::new(url)
+    }
+}
+
 /// What can go wrong with a bucket.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

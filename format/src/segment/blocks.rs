@@ -181,6 +181,29 @@ impl SegmentReader {
         }
     }
 
+    /// Checks `bytes`, blocks of `VECTORS` read from a vector source starting at the
+    /// section's (block-aligned) offset `from`, against their stored checksums (every
+    /// read: fetched bytes are not the mapped ones, so the checked record does not apply).
+    pub(super) fn check_fetched_blocks(&self, from: usize, bytes: &[u8]) -> Result<()> {
+        let Some(c) = self.blocks.get(SectionKind::Vectors) else {
+            return Ok(());
+        };
+        let crcs = self.section_bytes(SectionKind::BlockCrcs);
+        let base = self.section(SectionKind::Vectors).range.start;
+        let first = from >> SHIFT;
+        for (i, block_bytes) in bytes.chunks(CHECK_BLOCK).enumerate() {
+            let block = first + i;
+            let at = c.crcs_at + 4 * block;
+            let stored = crcs
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
+            let offset = base + (block << SHIFT) as u64;
+            crate::codec::check_crc(block_bytes, stored, offset).map_err(|e| e.at(self.path()))?;
+        }
+        Ok(())
+    }
+
     /// Checks every block of every covered section (what [`Self::verify`] adds in
     /// version 5).
     pub(super) fn verify_blocks(&self) -> Result<()> {

@@ -220,3 +220,61 @@ pub(super) fn parse_table(
     }
     Ok(Sections { slots: out })
 }
+
+/// The sections of a segment file of `file_len` bytes as (kind code, byte range), read
+/// from its last `tail.len()` bytes alone, which must hold the section table and the
+/// footer (both checksums are checked): how a replica learns where `VECTORS` lies before
+/// fetching the rest of the file.
+pub fn sections_from_tail(
+    tail: &[u8],
+    file_len: u64,
+) -> std::result::Result<Vec<(u32, std::ops::Range<u64>)>, DecodeError> {
+    let bad =
+        |offset: u64, what: &'static str| Reader::fault_at(offset, CorruptionKind::Invalid(what));
+    let base = file_len
+        .checked_sub(tail.len() as u64)
+        .ok_or_else(|| bad(0, "tail longer than the file"))?;
+    if (tail.len() as u64) < FOOTER_LEN {
+        return Err(bad(base, "tail shorter than the footer"));
+    }
+    let f = &tail[tail.len() - FOOTER_LEN as usize..];
+    let footer_at = file_len - FOOTER_LEN;
+    let u64_at = |b: &[u8], o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let u32_at = |b: &[u8], o: usize| {
+        b.get(o..o + 4)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    if &f[28..32] != FOOTER_MAGIC {
+        return Err(bad(footer_at + 28, "bad footer magic"));
+    }
+    check_crc(&f[..24], u32_at(f, 24), footer_at + 24)?;
+    if u64_at(f, 16) != file_len {
+        return Err(bad(footer_at + 16, "file length differs from the footer's"));
+    }
+    let (table_off, count) = (u64_at(f, 0), u32_at(f, 8) as u64);
+    if count > KIND_COUNT as u64
+        || table_off.checked_add(count * TABLE_ENTRY_LEN) != Some(footer_at)
+    {
+        return Err(bad(footer_at, "section table location"));
+    }
+    if table_off < base {
+        return Err(bad(table_off, "the tail does not hold the section table"));
+    }
+    let table = &tail[(table_off - base) as usize..(footer_at - base) as usize];
+    check_crc(table, u32_at(f, 12), table_off)?;
+    let mut out = Vec::with_capacity(count as usize);
+    for e in table.chunks(TABLE_ENTRY_LEN as usize) {
+        let (kind, off, len) = (u32_at(e, 0), u64_at(e, 8), u64_at(e, 16));
+        let end = off
+            .checked_add(len)
+            .filter(|&end| end <= table_off)
+            .ok_or_else(|| bad(table_off, "section past the table"))?;
+        out.push((kind, off..end));
+    }
+    Ok(out)
+}

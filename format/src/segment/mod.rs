@@ -38,6 +38,7 @@ pub use index_meta::{
     BUILT_GPU_LISTS, INDEX_META_LEN, INDEX_META_RICE_LEN, MAX_RICE_K,
 };
 pub use keys::{key_hash, MAX_KEY_LEN};
+pub use layout::sections_from_tail;
 pub use prefetch::{FrontPrefetch, Prefetch, PROBE_EVERY};
 pub use vectors::Int8Rows;
 pub use write::write_segment;
@@ -288,6 +289,17 @@ pub struct SegmentReader {
     front: Option<front::HeapFront>,
     /// The text index's checksums, checked on its first use.
     text_checked: std::sync::OnceLock<std::result::Result<(), DecodeError>>,
+    /// Where `VECTORS` is read from when the local image does not hold it (a replica's
+    /// segment, whose vectors stay in the bucket): see [`VectorSource`].
+    vector_source: Option<std::sync::Arc<dyn VectorSource>>,
+}
+
+/// Reads a segment's `VECTORS` bytes from elsewhere than its local image (a bucket,
+/// through a cache): `range` is relative to the section's start. The reader checks the
+/// bytes against the section's block checksums before using them.
+pub trait VectorSource: Send + Sync + std::fmt::Debug {
+    /// The section's bytes `range`.
+    fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>>;
 }
 
 /// The section table, by kind (slot `kind - 1`).
@@ -356,6 +368,7 @@ impl SegmentReader {
             front_residency: prefetch::Residency::new(prefetch::FRONT_THRESHOLD),
             front: None,
             text_checked: std::sync::OnceLock::new(),
+            vector_source: None,
         };
         if header.version >= 5 {
             seg.open_version_5()?;

@@ -108,6 +108,9 @@ impl SegmentReader {
     /// past the last are ignored) as `mode` says, before the caller reads them. A
     /// hint: it never fails and never changes what is read.
     pub fn prefetch_vectors(&self, rows: &[usize], mode: Prefetch) {
+        if self.vector_source.is_some() {
+            return;
+        }
         match mode {
             Prefetch::Never => {}
             Prefetch::Always => {

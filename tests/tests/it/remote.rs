@@ -717,3 +717,113 @@ fn a_writer_cut_off_at_every_request_leaves_a_consistent_bucket() {
         at += 1;
     }
 }
+
+fn random_vector(rng: &mut impl rand::Rng, dim: usize) -> Vec<f32> {
+    common::vector(rng, dim)
+}
+
+/// Asserts that `replica` answers `queries` exactly as `primary` (same ids, distances).
+fn assert_same_answers(primary: &Db, replica: &strata::Replica, queries: &[Vec<f32>], what: &str) {
+    let opts = SearchOptions {
+        ef: Some(48),
+        ..SearchOptions::new(10)
+    };
+    for (i, q) in queries.iter().enumerate() {
+        let want = primary.search(q, &opts).expect("primary search");
+        let got = replica.search(q, &opts).expect("replica search");
+        let ids = |h: &[strata::Hit]| {
+            h.iter()
+                .map(|h| (h.id, h.distance.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&got), ids(&want), "{what}: query {i}");
+    }
+}
+
+#[test]
+fn a_replica_answers_as_the_primary_does_at_the_same_commit() {
+    const DIM: usize = 16;
+    for b in backends("replica") {
+        let mut rng = common::rng(17);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::new(DIM, Metric::L2)
+            .index(strata_tests::workload::small_index(64, 32))
+            .background_compaction(false)
+            .remote(b.config.clone());
+        let primary = Db::open(dir.path(), opts).expect("create");
+        for round in 0..2u64 {
+            for id in round * 1500..round * 1500 + 1500 {
+                primary
+                    .upsert(id, &random_vector(&mut rng, DIM))
+                    .expect("upsert");
+            }
+            primary.flush().expect("flush");
+        }
+        for id in (0..3000).step_by(13) {
+            primary.delete(id).expect("delete");
+        }
+        primary.flush().expect("flush");
+        let queries: Vec<Vec<f32>> = (0..40).map(|_| random_vector(&mut rng, DIM)).collect();
+
+        for cache_bytes in [64 << 20, 64 << 10] {
+            let cache = tempfile::tempdir().expect("tempdir");
+            let replica = Db::open_replica(b.config.clone(), cache.path(), cache_bytes)
+                .unwrap_or_else(|e| panic!("{}: open replica: {}", b.label, chain(&e)));
+            assert_eq!(replica.len(), primary.len(), "{}", b.label);
+            let what = format!("{} cache {cache_bytes}", b.label);
+            assert_same_answers(&primary, &replica, &queries, &what);
+            for id in [1u64, 14, 1499, 2999] {
+                assert_eq!(
+                    replica.get(id).expect("get").map(|r| r.vector),
+                    primary.get(id).expect("get").map(|r| r.vector),
+                    "{what}: id {id}"
+                );
+            }
+            let s = replica.replica_stats();
+            assert!(
+                s.vector_reads > 0,
+                "{what}: full vectors never read by range: {s:?}"
+            );
+            assert!(
+                s.cached_bytes <= cache_bytes.max(64 << 10),
+                "{what}: cache over budget: {s:?}"
+            );
+            let seg_bytes: u64 = common::files_with_ext(dir.path(), "seg")
+                .iter()
+                .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+                .sum();
+            assert!(
+                s.front_bytes < seg_bytes,
+                "{what}: fronts {s:?} vs segments {seg_bytes}"
+            );
+
+            // The primary moves on; the replica follows to the new commit.
+            for id in 3000..3400 {
+                primary
+                    .upsert(id, &random_vector(&mut rng, DIM))
+                    .expect("upsert");
+            }
+            primary.flush().expect("flush");
+            primary.compact(true, &|_, _, _| true).expect("compact");
+            let before = replica.seq();
+            assert!(
+                replica.refresh().expect("refresh") || replica.seq() > before,
+                "{what}: did not follow"
+            );
+            let bucket = Bucket::connect(&b.config).expect("connect");
+            assert_eq!(
+                replica.seq(),
+                bucket.latest().expect("latest").expect("a commit").seq,
+                "{what}"
+            );
+            assert_eq!(replica.len(), primary.len(), "{what}");
+            assert_same_answers(
+                &primary,
+                &replica,
+                &queries,
+                &format!("{what}, after compaction"),
+            );
+        }
+        primary.close().expect("close");
+    }
+}
