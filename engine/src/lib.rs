@@ -72,7 +72,7 @@ mod async_db;
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(feature = "remote")]
-mod replica;
+pub mod replica;
 
 #[cfg(feature = "tokio")]
 pub use async_db::AsyncDb;

@@ -53,15 +53,19 @@ struct ChunkCache {
     reads: AtomicU64,
 }
 
+/// A chunk's key: (segment file number, chunk number in its vectors section).
+type ChunkKey = (u64, u64);
+
 #[derive(Debug, Default)]
 struct Chunks {
-    map: HashMap<(u64, u64), (Arc<Vec<u8>>, u64)>,
+    /// Each chunk and when it was last used.
+    map: HashMap<ChunkKey, (Arc<Vec<u8>>, u64)>,
     bytes: u64,
     tick: u64,
 }
 
 impl ChunkCache {
-    fn get(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>> {
+    fn get(&self, key: ChunkKey) -> Option<Arc<Vec<u8>>> {
         let mut c = self.inner.lock();
         c.tick += 1;
         let tick = c.tick;
@@ -71,7 +75,7 @@ impl ChunkCache {
         })
     }
 
-    fn insert(&self, key: (u64, u64), chunk: Arc<Vec<u8>>) {
+    fn insert(&self, key: ChunkKey, chunk: Arc<Vec<u8>>) {
         let mut c = self.inner.lock();
         c.tick += 1;
         let tick = c.tick;
@@ -81,7 +85,7 @@ impl ChunkCache {
         c.bytes += chunk.len() as u64;
         if c.bytes > self.budget {
             // Evict the oldest eighth (at least enough to fit), not one at a time.
-            let mut by_age: Vec<((u64, u64), u64, u64)> = c
+            let mut by_age: Vec<(ChunkKey, u64, u64)> = c
                 .map
                 .iter()
                 .map(|(k, v)| (*k, v.1, v.0.len() as u64))

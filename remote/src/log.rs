@@ -189,7 +189,7 @@ pub struct LogHeader {
 }
 
 impl LogHeader {
-    /// Reads the first [`HEADER`] bytes of a log object (unchecked by the object's CRC:
+    /// Reads the first 56 bytes (the header) of a log object (unchecked by the object's CRC:
     /// only for decisions that a wrong answer makes safe, such as keeping an object).
     pub fn decode(b: &[u8]) -> Option<Self> {
         if b.len() < HEADER || &b[..8] != MAGIC {

@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("metadata_decode", metadata_decode),
     ("field_index_decode", field_index_decode),
     ("text_index_decode", text_index_decode),
+    ("remote_decode", remote_decode),
 ];
 
 /// A text index's three sections in one input: `rows u16`, then the lengths of
@@ -325,6 +326,88 @@ pub fn manifest_decode(data: &[u8]) {
     if let Ok(m) = Manifest::decode(data) {
         assert_eq!(m.encode(), data, "manifest round trip");
     }
+}
+
+/// The decoders of what a bucket holds, chosen by the first byte: 0 a remote manifest,
+/// 1 a log object (and its header alone), 2 the `REMOTE` attachment (each re-encodes to
+/// the same bytes when it decodes), 3 a segment's section table from its tail (the next
+/// 8 bytes the file length). Never panics.
+pub fn remote_decode(data: &[u8]) {
+    use strata_remote::{Attachment, LogHeader, LogObject, RemoteManifest};
+    let [which, body @ ..] = data else {
+        return;
+    };
+    match which % 4 {
+        0 => {
+            if let Ok(m) = RemoteManifest::decode(body) {
+                assert_eq!(m.encode(), body, "remote manifest round trip");
+            }
+        }
+        1 => {
+            let _ = LogHeader::decode(body);
+            if let Ok(o) = LogObject::decode(body) {
+                assert_eq!(o.encode(), body, "log object round trip");
+            }
+        }
+        2 => {
+            if let Some(a) = Attachment::decode(body) {
+                assert_eq!(a.encode(), body, "attachment round trip");
+            }
+        }
+        _ => {
+            let [l0, l1, l2, l3, l4, l5, l6, l7, tail @ ..] = body else {
+                return;
+            };
+            let len = u64::from_le_bytes([*l0, *l1, *l2, *l3, *l4, *l5, *l6, *l7]);
+            let _ = strata_format::segment::sections_from_tail(tail, len);
+        }
+    }
+}
+
+/// Seeds of [`remote_decode`]: one valid object of each kind, and a real segment's tail
+/// (`segment`, a whole segment file).
+pub fn remote_decode_seeds(segment: Option<&[u8]>) -> Vec<Vec<u8>> {
+    use strata_remote::{Attachment, FileKind, LogObject, LogRecord, RemoteFile, RemoteManifest};
+    let manifest = RemoteManifest {
+        seq: 3,
+        epoch: 2,
+        store_id: 7,
+        unix_ms: 1,
+        checkpoint_seq: 9,
+        files: vec![RemoteFile {
+            kind: FileKind::Segment,
+            no: 4,
+            epoch: 2,
+        }],
+        manifest: b"MANIFEST bytes".to_vec(),
+    };
+    let log = LogObject {
+        epoch: 2,
+        no: 5,
+        fence: false,
+        records: vec![LogRecord {
+            seq: 10,
+            count: 2,
+            kind: 1,
+            payload: vec![1, 2, 3],
+        }],
+    };
+    let attachment = Attachment {
+        store_id: 7,
+        epoch: 2,
+        based_on: 1,
+        url: "s3://bucket/store".into(),
+    };
+    let mut out = vec![
+        [&[0u8][..], &manifest.encode()].concat(),
+        [&[1u8][..], &log.encode()].concat(),
+        [&[2u8][..], &attachment.encode()].concat(),
+    ];
+    if let Some(seg) = segment {
+        let tail = &seg[seg.len().saturating_sub(512)..];
+        out.push([&[3u8][..], &(seg.len() as u64).to_le_bytes(), tail].concat());
+    }
+    out
 }
 
 /// Deletion-file decoding: never panics; what decodes re-encodes to the same bytes.

@@ -1,6 +1,7 @@
 //! `strata`: the command line of the Strata vector store.
 
 mod bench;
+mod bench_remote;
 mod bench_text;
 mod build_report;
 mod churn;
@@ -339,8 +340,16 @@ enum Command {
     /// Read-only: works while another process writes the store, and sees its flushed
     /// segments and the records of its write-ahead log.
     Search {
-        /// Store directory.
+        /// Store directory (with --remote: the replica's cache directory).
         dir: PathBuf,
+        /// Search a read replica of the store kept in this bucket (s3://bucket/prefix,
+        /// ...; AWS_* variables for endpoint and credentials) at its newest commit:
+        /// segment fronts are fetched into DIR, full vectors read by range.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// With --remote: memory for full vectors read from the bucket, in MiB.
+        #[arg(long, default_value_t = 256, requires = "remote")]
+        cache_mb: u64,
         /// Query vectors (any import format).
         #[arg(long, required_unless_present = "texts")]
         queries: Option<PathBuf>,
@@ -559,6 +568,11 @@ enum Command {
     },
     /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
     Bench(Box<bench::BenchArgs>),
+    /// Measure a store kept in a bucket: bucket-durable write and flush commit latency
+    /// (p50/p99), a cold read replica's bytes and time to its first answer, replica QPS
+    /// cold and warm beside the primary's, and the replica's catch-up after a commit.
+    /// `bench/remote.sh` runs it against moto's S3 server on loopback.
+    BenchRemote(Box<bench_remote::BenchRemoteArgs>),
     /// Benchmark text, vector and hybrid search on a set with relevance judgements
     /// (`../shared/data/manpages-minilm-384`): right row in the top k, MRR@k, nDCG@k and
     /// single-thread QPS per mode, on one store built from the base rows and their texts.
@@ -648,6 +662,8 @@ fn main() -> ExitCode {
         ),
         Command::Search {
             dir,
+            remote,
+            cache_mb,
             queries,
             texts,
             fusion,
@@ -682,6 +698,7 @@ fn main() -> ExitCode {
                 .map_err(|e| anyhow::anyhow!("--alpha: {e}"))?;
             ops::search(
                 &dir,
+                remote.as_deref().map(|url| (url, cache_mb << 20)),
                 &ops::Queries {
                     vectors: queries.as_deref(),
                     texts: texts.as_deref(),
@@ -748,6 +765,7 @@ fn main() -> ExitCode {
             seed,
         } => demo::run(dir, rows, dim, seed),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchRemote(args) => bench_remote::run(&args),
         Command::BenchText(args) => bench_text::run(&args),
         Command::Churn(args) => churn::run(&args),
     };

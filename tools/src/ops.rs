@@ -92,11 +92,24 @@ pub struct Queries<'a> {
 
 pub fn search(
     dir: &Path,
+    remote: Option<(&str, u64)>,
     queries: &Queries<'_>,
     opts: &SearchOptions,
     filters: Option<&Path>,
 ) -> Result<()> {
-    let db = open_reader(dir)?;
+    let replica;
+    let local;
+    let db: &ReadOnlyDb = match remote {
+        Some((url, cache_bytes)) => {
+            replica = Db::open_replica(url, dir, cache_bytes)
+                .with_context(|| format!("cannot open a replica of {url} in {}", dir.display()))?;
+            &replica
+        }
+        None => {
+            local = open_reader(dir)?;
+            &local
+        }
+    };
     let vectors = queries.vectors.map(VectorFile::read_all).transpose()?;
     let texts = queries.texts.map(read_texts).transpose()?;
     let n = match (&vectors, &texts) {

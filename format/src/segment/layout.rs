@@ -237,7 +237,9 @@ pub fn sections_from_tail(
     if (tail.len() as u64) < FOOTER_LEN {
         return Err(bad(base, "tail shorter than the footer"));
     }
-    let f = &tail[tail.len() - FOOTER_LEN as usize..];
+    let f = tail
+        .get(tail.len() - FOOTER_LEN as usize..)
+        .unwrap_or_default();
     let footer_at = file_len - FOOTER_LEN;
     let u64_at = |b: &[u8], o: usize| {
         b.get(o..o + 8)
@@ -249,10 +251,14 @@ pub fn sections_from_tail(
             .and_then(|s| s.try_into().ok())
             .map_or(0, u32::from_le_bytes)
     };
-    if &f[28..32] != FOOTER_MAGIC {
+    if f.get(28..32) != Some(&FOOTER_MAGIC[..]) {
         return Err(bad(footer_at + 28, "bad footer magic"));
     }
-    check_crc(&f[..24], u32_at(f, 24), footer_at + 24)?;
+    check_crc(
+        f.get(..24).unwrap_or_default(),
+        u32_at(f, 24),
+        footer_at + 24,
+    )?;
     if u64_at(f, 16) != file_len {
         return Err(bad(footer_at + 16, "file length differs from the footer's"));
     }
@@ -265,7 +271,9 @@ pub fn sections_from_tail(
     if table_off < base {
         return Err(bad(table_off, "the tail does not hold the section table"));
     }
-    let table = &tail[(table_off - base) as usize..(footer_at - base) as usize];
+    let table = tail
+        .get((table_off - base) as usize..(footer_at - base) as usize)
+        .unwrap_or_default();
     check_crc(table, u32_at(f, 12), table_off)?;
     let mut out = Vec::with_capacity(count as usize);
     for e in table.chunks(TABLE_ENTRY_LEN as usize) {

@@ -156,7 +156,11 @@ impl SegmentReader {
             ));
         }
         self.check_fetched_blocks(from, &bytes)?;
-        Ok(bytes[start - from..end - from].to_vec())
+        // from <= start <= end <= to, and the source returned to - from bytes.
+        let mut bytes = bytes;
+        bytes.truncate(end - from);
+        bytes.drain(..start - from);
+        Ok(bytes)
     }
 
     /// The stored bytes of `rows`' vectors, bounds- and block-checked.

@@ -92,6 +92,9 @@ fn seeds_for(target: &str, store: &[(String, Vec<u8>)], rng: &mut impl Rng) -> V
     };
     match target {
         "segment_open" => ext(".seg"),
+        "remote_decode" => {
+            strata_tests::fuzz::remote_decode_seeds(ext(".seg").first().map(Vec::as_slice))
+        }
         "manifest_decode" => ext("MANIFEST"),
         "wal_replay" => ext(".wal")
             .into_iter()
