@@ -9,7 +9,10 @@
 //! file system still fails every operation after the crash point): the parent uses this
 //! to check that a crash that did not happen is not counted.
 //!
-//! Usage: `crash_child DIR SEED STEPS FROM KILL_AT always|never`
+//! With sync `bucket`, the store is kept in the bucket named by `STRATA_CRASH_CHILD_BUCKET`
+//! and every write is bucket-durable (acknowledged once its log record is in the bucket).
+//!
+//! Usage: `crash_child DIR SEED STEPS FROM KILL_AT always|never|bucket`
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -27,10 +30,14 @@ fn main() {
     };
     let num = |s: &String| s.parse::<u64>().expect("a number");
     let (seed, steps, from, kill_at) = (num(seed), num(steps), num(from), num(kill_at));
-    let sync = if sync == "never" {
-        Durability::Never
-    } else {
-        Durability::Always
+    let bucket = (sync == "bucket").then(|| {
+        std::env::var("STRATA_CRASH_CHILD_BUCKET")
+            .expect("STRATA_CRASH_CHILD_BUCKET names the bucket")
+    });
+    let sync = match sync.as_str() {
+        "never" => Durability::Never,
+        "bucket" => Durability::Bucket,
+        _ => Durability::Always,
     };
     let fs = FaultVfs::new(
         Arc::new(OsVfs),
@@ -55,10 +62,11 @@ fn main() {
     });
     let plan = workload::steps(seed, steps as usize);
     let dir = PathBuf::from(dir);
-    let db = match Db::open(
-        &dir,
-        workload::options_for_seed(seed, sync, Arc::new(fs.clone())),
-    ) {
+    let mut opts = workload::options_for_seed(seed, sync, Arc::new(fs.clone()));
+    if let Some(url) = bucket {
+        opts = opts.remote(strata::RemoteConfig::new(url));
+    }
+    let db = match Db::open(&dir, opts) {
         Ok(db) => db,
         Err(e) => {
             println!("E open {e}");

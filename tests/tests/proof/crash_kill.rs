@@ -88,14 +88,33 @@ fn parse(out: &str, status: Option<std::process::ExitStatus>) -> Report {
 }
 
 fn child(dir: &Path, seed: u64, from: usize, kill_at: u64, never: bool) -> Command {
+    child_with(
+        dir,
+        seed,
+        STEPS,
+        from,
+        kill_at,
+        if never { "never" } else { "always" },
+    )
+}
+
+/// A child running `steps` steps under sync mode `sync` (`always`, `never`, `bucket`).
+fn child_with(
+    dir: &Path,
+    seed: u64,
+    steps: usize,
+    from: usize,
+    kill_at: u64,
+    sync: &str,
+) -> Command {
     let mut c = Command::new(CHILD);
     c.env_remove(NO_KILL_VAR);
     c.arg(dir)
         .arg(seed.to_string())
-        .arg(STEPS.to_string())
+        .arg(steps.to_string())
         .arg(from.to_string())
         .arg(kill_at.to_string())
-        .arg(if never { "never" } else { "always" })
+        .arg(sync)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     c
@@ -364,4 +383,102 @@ fn chain(seed: u64, c: usize, ks: &[u64], states: &[workload::State]) -> Outcome
         crashes,
         res.map_err(|e| format!("seed {seed} chain {c} kills {ks:?}, end: {e}")),
     )
+}
+
+/// Steps of the workload of the bucket-durable runs.
+const BUCKET_STEPS: usize = 40;
+/// Kill points of the bucket-durable runs per round (spread over the workload's file
+/// operations).
+const BUCKET_KILLS: u64 = 120;
+
+/// A bucket-durable child in `dir` whose store is kept in the bucket at `url`.
+fn run_bucket_child(dir: &Path, url: &str, seed: u64, kill_at: u64) -> Report {
+    let mut c = child_with(dir, seed, BUCKET_STEPS, 0, kill_at, "bucket");
+    c.env("STRATA_CRASH_CHILD_BUCKET", url);
+    match c.output() {
+        Ok(out) => parse(&String::from_utf8_lossy(&out.stdout), Some(out.status)),
+        Err(e) => Report {
+            error: Some(format!("spawn: {e}")),
+            ..Report::default()
+        },
+    }
+}
+
+/// Checks the bucket a bucket-durable session left, with its machine lost: a store
+/// restored from the bucket alone holds every acknowledged step.
+fn check_bucket(url: &str, states: &[workload::State], r: &Report) -> Result<usize, String> {
+    if let Some(e) = &r.error {
+        return Err(format!("the child failed without a crash: {e}"));
+    }
+    let copy = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let accepted = accept(r, 0);
+    match strata::restore(&strata::RemoteConfig::new(url), copy.path()) {
+        Ok(_) => {
+            workload::check_recovered(Arc::new(strata::vfs::OsVfs), copy.path(), states, &accepted)
+        }
+        // Killed before its first commit: the bucket holds no store, which is right
+        // only if nothing was acknowledged.
+        Err(e) if e.to_string().contains("holds no store") => accepted
+            .iter()
+            .copied()
+            .find(|&j| states.get(j).is_some_and(|s| s.is_empty()))
+            .ok_or_else(|| format!("the bucket holds no store, but steps were acknowledged: {e}")),
+        Err(e) => Err(format!("restore: {e}")),
+    }
+}
+
+/// The history check in the remote mode: a store kept in a bucket (a local folder)
+/// with bucket durability, its writer killed at file operations spread over the whole
+/// workload; each time, a copy restored from the bucket alone (the writer's directory
+/// thrown away) must hold every acknowledged step.
+pub fn run_bucket(round: u64) -> Tally {
+    let mut tally = Tally::default();
+    let seed = 0xB0C4E7 + round;
+    let plan = workload::steps(seed, BUCKET_STEPS);
+    let states = workload::history(&plan);
+    let states = &states;
+    let full = (|| {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let bucket = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let url = format!("file://{}", bucket.path().display());
+        let r = run_bucket_child(dir.path(), &url, seed, 0);
+        let ops = r
+            .ops
+            .ok_or_else(|| format!("the uncrashed bucket-durable workload failed: {r:?}"))?;
+        check_bucket(&url, states, &r).map_err(|e| format!("uncrashed bucket-durable run: {e}"))?;
+        Ok::<u64, String>(ops)
+    })();
+    let ops = match full {
+        Ok(ops) => ops,
+        Err(e) => {
+            tally.lose(e);
+            return tally;
+        }
+    };
+    let stride = (ops / BUCKET_KILLS).max(1);
+    let jobs: Vec<Job<Outcome>> = (1..=ops)
+        .step_by(stride as usize)
+        .map(|k| {
+            Box::new(move || {
+                let (Ok(dir), Ok(bucket)) = (tempfile::tempdir(), tempfile::tempdir()) else {
+                    return (0, Err("tempdir".to_string()));
+                };
+                let url = format!("file://{}", bucket.path().display());
+                let r = run_bucket_child(dir.path(), &url, seed, k);
+                drop(dir); // the machine is lost: only the bucket is left
+                let res = r
+                    .crash_confirmed(Some(k))
+                    .and_then(|crashed| check_bucket(&url, states, &r).map(|_| crashed))
+                    .map_err(|e| format!("seed {seed} bucket-durable, killed at op {k}: {e}"));
+                (u64::from(res == Ok(true)), res.map(|_| ()))
+            }) as Job<Outcome>
+        })
+        .collect();
+    for (n, res) in parallel(jobs) {
+        tally.add("bucket-durable crash points (confirmed)", n);
+        if let Err(e) = res {
+            tally.lose(e);
+        }
+    }
+    tally
 }

@@ -59,6 +59,7 @@ type Suite = (&'static str, fn(u64) -> Tally);
 
 const SUITES: &[Suite] = &[
     ("crash_kill", crash_kill::run),
+    ("crash_kill_bucket", crash_kill::run_bucket),
     ("power_loss", power_loss::run),
     ("corruption", corruption::run),
     ("io_faults", faults::run),
