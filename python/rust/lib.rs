@@ -5,6 +5,8 @@
 //! usable from several Python threads at once. Errors become the exception classes of
 //! `strata.errors`, chosen by what went wrong.
 
+mod remote;
+
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -225,7 +227,7 @@ fn hit_arrays(py: Python<'_>, hits: &[strata::Hit]) -> PyResult<(Py<PyAny>, Py<P
 impl NativeStore {
     /// Opens (or, with `dim`, creates) the store in `path`.
     #[new]
-    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always", memtable_mb=None, memtable_index=true, recall_sample=None, recall_seed=0, recall_adapt=false))]
+    #[pyo3(signature = (path, dim=None, metric="cosine", keys="u64", analyzer=None, vector_codec=None, durability="always", memtable_mb=None, memtable_index=true, recall_sample=None, recall_seed=0, recall_adapt=false, remote=None, remote_options=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
     fn new(
         py: Python<'_>,
@@ -241,6 +243,8 @@ impl NativeStore {
         recall_sample: Option<f64>,
         recall_seed: u64,
         recall_adapt: bool,
+        remote: Option<&str>,
+        remote_options: Option<Vec<(String, String)>>,
     ) -> PyResult<Self> {
         let mut o = match dim {
             None => strata::Options::existing(),
@@ -273,12 +277,16 @@ impl NativeStore {
             "always" => strata::Durability::Always,
             "periodic" => strata::Durability::Periodic(std::time::Duration::from_millis(100)),
             "never" => strata::Durability::Never,
+            "bucket" => strata::Durability::Bucket,
             d => {
                 return Err(invalid(format!(
-                    "durability {d:?}: always, periodic or never"
+                    "durability {d:?}: always, periodic, never or bucket"
                 )))
             }
         });
+        if let Some(url) = remote {
+            o = o.remote(remote::config(url, remote_options));
+        }
         if let Some(mb) = memtable_mb {
             if mb == 0 {
                 return Err(invalid("memtable_mb must be at least 1".to_string()));
@@ -762,6 +770,8 @@ impl NativeStore {
 #[pymodule]
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
+    m.add_class::<remote::NativeReplica>()?;
+    m.add_function(wrap_pyfunction!(remote::restore, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -24,7 +24,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from . import errors
-from ._strata import NativeStore
+from ._strata import NativeReplica, NativeStore
+from ._strata import restore as _restore
 from .errors import (
     Closed,
     Corruption,
@@ -39,6 +40,9 @@ from .sqlite_import import import_sqlite
 
 __all__ = [
     "open",
+    "open_replica",
+    "restore",
+    "Replica",
     "import_sqlite",
     "Store",
     "errors",
@@ -275,6 +279,8 @@ def open(
     recall_sample: Optional[float] = None,
     recall_seed: int = 0,
     recall_adapt: bool = False,
+    remote: Optional[str] = None,
+    remote_options: Optional[dict] = None,
 ) -> Store:
     """Opens the store in ``path``; with ``dim``, creates it when absent (``metric``
     ``cosine``, ``l2`` or ``ip``; ``keys`` ``u64`` or ``string``; ``analyzer``
@@ -296,8 +302,102 @@ def open(
     ``recall_seed``) is run again exactly in the background, and
     :meth:`Store.observed_recall` reports the recall the store delivers; with
     ``recall_adapt``, the segments are calibrated again when it falls below the
-    searches' ``target_recall``."""
+    searches' ``target_recall``.
+
+    ``remote`` (``s3://bucket/prefix``, ``gs://…``, ``az://…``, ``file:///folder``) keeps
+    the store in that bucket, its source of truth: every flush and compaction uploads its
+    files and commits there first; one writer at a time (a writer another one took over
+    stops with an error). ``remote_options`` are ``object_store`` keys (``aws_endpoint``,
+    ``aws_region``, ``aws_allow_http``, ``aws_access_key_id``, …; the ``AWS_*``
+    environment variables are read too). Opening an empty ``path`` restores the store
+    from the bucket and takes it over. ``durability="bucket"`` returns from a write
+    only once its log record is in the bucket (``docs/remote.md``)."""
     import os
 
     return Store(NativeStore(os.fspath(path), dim, metric, keys, analyzer, vector_codec, durability,
-                             memtable_mb, memtable_index, recall_sample, recall_seed, recall_adapt))
+                             memtable_mb, memtable_index, recall_sample, recall_seed, recall_adapt,
+                             remote, _options(remote_options)))
+
+
+def _options(options: Optional[dict]) -> Optional[list]:
+    return None if options is None else [(str(k), str(v)) for k, v in options.items()]
+
+
+class Replica:
+    """A read replica of a store kept in a bucket: it answers at the bucket's newest
+    commit and follows it (every second, or at once with :meth:`refresh`). Open one with
+    :func:`open_replica`. Answers equal the writer's at the same commit."""
+
+    def __init__(self, native: NativeReplica):
+        self._r = native
+        self._dim = native.dim
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        return self._dim
+
+    @property
+    def keys(self) -> str:
+        """What identifies records: ``u64`` (ints) or ``string``."""
+        return self._r.keys
+
+    @property
+    def seq(self) -> int:
+        """The bucket commit it answers at."""
+        return self._r.seq
+
+    def search(
+        self,
+        q: Any,
+        k: int = 10,
+        filter: Optional[dict] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+        target_recall: Optional[float] = None,
+    ):
+        """As :meth:`Store.search`: one vector gives ``(keys, distances)``; a matrix gives
+        a list of keys lists and a list of distance arrays, one per query."""
+        a = np.asarray(q, dtype=np.float32)
+        f = _filter(filter)
+        if a.ndim == 1:
+            if a.shape[0] != self._dim:
+                raise InvalidArgument(f"a query of shape {a.shape}; this store holds {self._dim} dimensions")
+            return self._r.search_one(a, k, f, ef, rerank, exact, target_recall)
+        results = self._r.search(_matrix(a, self._dim, "queries"), k, f, ef, rerank, exact, target_recall)
+        return [r[0] for r in results], [r[1] for r in results]
+
+    def get(self, key: Key) -> Optional[dict]:
+        """The record of ``key`` (as :meth:`Store.get`), or None."""
+        return _record(self._r.get(key))
+
+    def refresh(self) -> bool:
+        """Moves to the bucket's newest commit now; whether it moved."""
+        return self._r.refresh()
+
+    def stats(self) -> dict:
+        """What it fetched: ``seq``, ``front_bytes``, ``vector_bytes``, ``vector_reads``,
+        ``cached_bytes``."""
+        return self._r.stats()
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+
+def open_replica(url: str, cache_dir: str, cache_bytes: int = 256 << 20,
+                 remote_options: Optional[dict] = None) -> Replica:
+    """A read replica of the store kept in the bucket ``url``: segment fronts are fetched
+    into ``cache_dir``, full vectors read by range into at most ``cache_bytes`` of memory."""
+    import os
+
+    return Replica(NativeReplica(url, os.fspath(cache_dir), cache_bytes, _options(remote_options)))
+
+
+def restore(url: str, path: str, remote_options: Optional[dict] = None) -> dict:
+    """Rebuilds a local store in the new or empty directory ``path`` from the bucket
+    ``url`` alone (its newest commit and the bucket's log): ``{"seq", "files", "bytes",
+    "log_records"}``. The copy opens with :func:`open`."""
+    import os
+
+    return _restore(url, os.fspath(path), _options(remote_options))
