@@ -116,9 +116,56 @@ struct BucketVectors {
     cache: Arc<ChunkCache>,
 }
 
-impl VectorSource for BucketVectors {
-    fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+impl BucketVectors {
+    /// The bucket range of chunk `c`.
+    fn chunk_range(&self, c: u64) -> Range<u64> {
         let len = self.section.end - self.section.start;
+        let from = c * CHUNK_BYTES;
+        self.section.start + from..self.section.start + (from + CHUNK_BYTES).min(len)
+    }
+
+    /// Counts and caches fetched chunk `c`.
+    fn keep(&self, c: u64, bytes: &[u8]) -> Arc<Vec<u8>> {
+        self.cache
+            .fetched
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.cache.reads.fetch_add(1, Ordering::Relaxed);
+        let chunk = Arc::new(bytes.to_vec());
+        self.cache.insert((self.file.no, c), chunk.clone());
+        chunk
+    }
+}
+
+impl VectorSource for BucketVectors {
+    fn prefetch(&self, ranges: &[Range<u64>]) {
+        let mut missing: Vec<u64> = ranges
+            .iter()
+            .filter(|r| r.start < r.end)
+            .flat_map(|r| r.start / CHUNK_BYTES..=(r.end - 1) / CHUNK_BYTES)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        {
+            // One look under one lock: a warm rerank finds every chunk and stops here.
+            let held = self.cache.inner.lock();
+            missing.retain(|&c| !held.map.contains_key(&(self.file.no, c)));
+        }
+        if missing.len() < 2 {
+            return; // one chunk: the read fetches it
+        }
+        let wanted: Vec<Range<u64>> = missing.iter().map(|&c| self.chunk_range(c)).collect();
+        match self.bucket.read_ranges(self.file, &wanted) {
+            Ok(chunks) => {
+                for (&c, bytes) in missing.iter().zip(chunks) {
+                    self.keep(c, &bytes);
+                }
+            }
+            // A hint: the reads fetch what is still missing, and report the failure.
+            Err(e) => tracing::debug!(error = %e, "prefetching a replica's vectors failed"),
+        }
+    }
+
+    fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity((range.end - range.start) as usize);
         let mut at = range.start;
         while at < range.end {
@@ -126,22 +173,11 @@ impl VectorSource for BucketVectors {
             let chunk = match self.cache.get((self.file.no, c)) {
                 Some(chunk) => chunk,
                 None => {
-                    let from = c * CHUNK_BYTES;
-                    let to = (from + CHUNK_BYTES).min(len);
                     let bytes = self
                         .bucket
-                        .read_range(
-                            self.file,
-                            self.section.start + from..self.section.start + to,
-                        )
+                        .read_range(self.file, self.chunk_range(c))
                         .map_err(std::io::Error::other)?;
-                    self.cache
-                        .fetched
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    self.cache.reads.fetch_add(1, Ordering::Relaxed);
-                    let chunk = Arc::new(bytes.to_vec());
-                    self.cache.insert((self.file.no, c), chunk.clone());
-                    chunk
+                    self.keep(c, &bytes)
                 }
             };
             let from = (at - c * CHUNK_BYTES) as usize;

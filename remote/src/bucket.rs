@@ -434,6 +434,20 @@ impl Bucket {
             .map_err(|e| Error::store("read", path.as_ref(), e))
     }
 
+    /// Bytes `ranges` of `file`, fetched concurrently (adjacent ranges coalesced).
+    pub fn read_ranges(
+        &self,
+        file: RemoteFile,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<bytes::Bytes>> {
+        let path = names::data(&self.prefix, file.kind, file.no, file.epoch);
+        let store = self.store.clone();
+        let p = path.clone();
+        let ranges = ranges.to_vec();
+        self.block(async move { store.get_ranges(&p, &ranges).await })
+            .map_err(|e| Error::store("read", path.as_ref(), e))
+    }
+
     /// Deletes `path` (already gone is fine).
     pub fn delete(&self, path: &Path) -> Result<()> {
         let store = self.store.clone();

@@ -182,8 +182,10 @@ impl SegmentReader {
     }
 
     /// Checks `bytes`, blocks of `VECTORS` read from a vector source starting at the
-    /// section's (block-aligned) offset `from`, against their stored checksums (every
-    /// read: fetched bytes are not the mapped ones, so the checked record does not apply).
+    /// section's (block-aligned) offset `from`, against their stored checksums. A block is
+    /// checked once per open, as a mapped one is: the source serves an immutable object,
+    /// and the mapped section of such a segment is never read, so its checked record
+    /// tracks the fetched blocks instead.
     pub(super) fn check_fetched_blocks(&self, from: usize, bytes: &[u8]) -> Result<()> {
         let Some(c) = self.blocks.get(SectionKind::Vectors) else {
             return Ok(());
@@ -193,6 +195,10 @@ impl SegmentReader {
         let first = from >> SHIFT;
         for (i, block_bytes) in bytes.chunks(CHECK_BLOCK).enumerate() {
             let block = first + i;
+            let word = c.checked.get(block / 64);
+            if word.is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0) {
+                continue;
+            }
             let at = c.crcs_at + 4 * block;
             let stored = crcs
                 .get(at..at + 4)
@@ -200,6 +206,9 @@ impl SegmentReader {
                 .map_or(0, u32::from_le_bytes);
             let offset = base + (block << SHIFT) as u64;
             crate::codec::check_crc(block_bytes, stored, offset).map_err(|e| e.at(self.path()))?;
+            if let Some(w) = word {
+                w.fetch_or(1 << (block % 64), Ordering::Relaxed);
+            }
         }
         Ok(())
     }

@@ -300,6 +300,12 @@ pub struct SegmentReader {
 pub trait VectorSource: Send + Sync + std::fmt::Debug {
     /// The section's bytes `range`.
     fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>>;
+
+    /// A hint that `ranges` (section-relative) are read next: a source may fetch what it
+    /// lacks of them together. Never fails.
+    fn prefetch(&self, ranges: &[Range<u64>]) {
+        let _ = ranges;
+    }
 }
 
 /// The section table, by kind (slot `kind - 1`).

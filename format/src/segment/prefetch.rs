@@ -108,7 +108,17 @@ impl SegmentReader {
     /// past the last are ignored) as `mode` says, before the caller reads them. A
     /// hint: it never fails and never changes what is read.
     pub fn prefetch_vectors(&self, rows: &[usize], mode: Prefetch) {
-        if self.vector_source.is_some() {
+        if let Some(source) = &self.vector_source {
+            // A replica's vectors: the source fetches what it lacks together.
+            if mode != Prefetch::Never {
+                let section = self.section(SectionKind::Vectors).range.clone();
+                let width = self.vector_decoder.row_bytes() as u64;
+                let ranges: Vec<Range<u64>> =
+                    row_ranges(&section, width, rows.iter().map(|&r| r as u64))
+                        .map(|r| r.start - section.start..r.end - section.start)
+                        .collect();
+                source.prefetch(&ranges);
+            }
             return;
         }
         match mode {

@@ -827,3 +827,68 @@ fn a_replica_answers_as_the_primary_does_at_the_same_commit() {
         primary.close().expect("close");
     }
 }
+
+#[test]
+fn a_replica_refuses_vectors_damaged_in_the_bucket() {
+    const DIM: usize = 16;
+    let folder = tempfile::tempdir().expect("tempdir");
+    let config = RemoteConfig::new(format!("file://{}", folder.path().display()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = common::rng(23);
+    let opts = Options::new(DIM, Metric::L2)
+        .index(strata_tests::workload::small_index(64, 32))
+        .remote(config.clone());
+    let db = Db::open(dir.path(), opts).expect("create");
+    let vectors: Vec<Vec<f32>> = (0..2000).map(|_| random_vector(&mut rng, DIM)).collect();
+    for (id, v) in vectors.iter().enumerate() {
+        db.upsert(id as u64, v).expect("upsert");
+    }
+    db.close().expect("close");
+    // Flip one byte inside the full vectors of the segment object in the bucket.
+    let seg = walk(folder.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment object");
+    let bytes = std::fs::read(&seg).expect("read");
+    let sections =
+        strata_format::segment::sections_from_tail(&bytes, bytes.len() as u64).expect("sections");
+    let vectors_at = sections
+        .iter()
+        .find(|(k, _)| *k == strata_format::segment::SectionKind::Vectors as u32)
+        .map(|(_, r)| r.clone())
+        .expect("a vectors section");
+    common::flip(&seg, vectors_at.start + 1000);
+
+    let cache = tempfile::tempdir().expect("tempdir");
+    let replica = Db::open_replica(config, cache.path(), 1 << 20).expect("open replica");
+    let (mut refused, mut served) = (0, 0);
+    for (id, v) in vectors.iter().enumerate() {
+        match replica.get(id as u64) {
+            Ok(Some(r)) => {
+                assert_eq!(&r.vector, v, "id {id}: a damaged vector was served");
+                served += 1;
+            }
+            Ok(None) => panic!("id {id} missing"),
+            Err(e) => {
+                assert!(e.is_corruption(), "id {id}: {}", chain(&e));
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the damaged block was never reported");
+    assert!(served > 1900, "only {served} undamaged rows served");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
