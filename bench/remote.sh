@@ -22,23 +22,8 @@ NO_PEERS=1 . "$(dirname "$0")/dataset.sh"
 (cd "$root" && cargo build --release -p strata-tools)
 venv=${STRATA_PY_VENV:-$HOME/.cache/strata-test/venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-[ -x "$venv/bin/moto_server" ] || "$venv/bin/pip" install -q "moto[server]==5.2.5"
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/strata-bench-moto-$port.log" 2>&1 &
-moto=$!
-trap 'kill $moto 2>/dev/null || true' EXIT
-"$venv/bin/python" - "http://127.0.0.1:$port" <<'PY'
-import sys, time, urllib.request
-for _ in range(300):
-    try:
-        urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/strata-bench", method="PUT"), timeout=2)
-        break
-    except OSError:
-        time.sleep(0.1)
-else:
-    sys.exit("moto's S3 server did not start")
-PY
-export AWS_ENDPOINT="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+moto_bucket=strata-bench . "$root/.ci/moto.sh"
+export AWS_ENDPOINT="$moto_endpoint" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 "$root/target/release/strata" bench-remote --remote "s3://strata-bench/$name-$(date +%s)" \
   --base "$base" --queries "$query" --metric "$metric" --rows "$rows" --nq "$nq" --commits "$commits"

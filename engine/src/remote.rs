@@ -319,7 +319,6 @@ pub fn restore_with(
         based_on: l.seq,
         url: config.url.clone(),
     }
-    .write(fs, dir)
-    .map_err(|e| Error::io(&dir.join(strata_remote::ATTACHMENT_FILE), e))?;
+    .write(fs, dir)?;
     Ok(report)
 }

@@ -10,7 +10,6 @@ use strata_vfs::Vfs;
 
 /// The file's name in the store directory.
 pub const FILE: &str = "REMOTE";
-const TMP: &str = "REMOTE.tmp";
 const MAGIC: &[u8; 8] = b"STRAREML";
 const VERSION: u32 = 1;
 /// Bytes before the URL.
@@ -101,20 +100,9 @@ impl Attachment {
         }
     }
 
-    /// Replaces `dir/REMOTE` durably (write to `REMOTE.tmp`, sync, rename, sync the
-    /// directory).
-    pub fn write(&self, fs: &dyn Vfs, dir: &Path) -> io::Result<()> {
-        let tmp = dir.join(TMP);
-        match fs.remove(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let f = fs.create_new(&tmp)?;
-        f.write_all(&self.encode())?;
-        f.sync()?;
-        fs.rename(&tmp, &dir.join(FILE))?;
-        fs.sync_dir(dir)
+    /// Replaces `dir/REMOTE` durably (through `REMOTE.tmp`).
+    pub fn write(&self, fs: &dyn Vfs, dir: &Path) -> strata_format::Result<()> {
+        strata_format::fsutil::write_atomic(fs, &dir.join(FILE), &self.encode())
     }
 }
 

@@ -411,13 +411,7 @@ impl Bucket {
         let bytes = self
             .get_opt(&path)?
             .ok_or_else(|| Error::Missing(path.to_string()))?;
-        let io = |source| Error::Io {
-            path: to.to_path_buf(),
-            source,
-        };
-        let f = fs.create_new(to).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync().map_err(io)?;
+        strata_format::fsutil::write_new(fs, to, &bytes)?;
         Ok(bytes.len() as u64)
     }
 

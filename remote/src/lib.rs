@@ -148,6 +148,9 @@ pub enum Error {
     /// session ships nothing more; reopen the store.
     #[error("an earlier ship of the log to the bucket failed; reopen the store")]
     ShipFailed,
+    /// A local file could not be written.
+    #[error(transparent)]
+    Local(#[from] strata_format::Error),
     /// A local file operation failed.
     #[error("I/O error on {}", path.display())]
     Io {

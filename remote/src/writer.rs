@@ -228,11 +228,7 @@ impl RemoteWriter {
             based_on,
             url: bucket.url().to_string(),
         }
-        .write(fs, dir)
-        .map_err(|source| Error::Io {
-            path: dir.join(crate::attachment::FILE),
-            source,
-        })?;
+        .write(fs, dir)?;
         let mut known = BTreeMap::new();
         if let Some(m) = latest {
             for f in &m.files {

@@ -22,6 +22,8 @@ class NativeStore:
         recall_sample: Optional[float] = None,
         recall_seed: int = 0,
         recall_adapt: bool = False,
+        remote: Optional[str] = None,
+        remote_options: Optional[list[tuple[str, str]]] = None,
     ) -> None: ...
     @property
     def dim(self) -> int: ...
@@ -102,3 +104,44 @@ class NativeStore:
     def calibration(self) -> list[dict]: ...
     def observed_recall(self) -> Optional[dict]: ...
     def close(self) -> None: ...
+
+class NativeReplica:
+    def __init__(
+        self,
+        url: str,
+        cache_dir: str,
+        cache_bytes: int,
+        options: Optional[list[tuple[str, str]]] = None,
+    ) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def keys(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    def __len__(self) -> int: ...
+    def refresh(self) -> bool: ...
+    def stats(self) -> dict: ...
+    def search_one(
+        self,
+        query: npt.NDArray[np.float32],
+        k: int = 10,
+        filter: Optional[str] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+        target_recall: Optional[float] = None,
+    ) -> tuple[list[Any], npt.NDArray[np.float32]]: ...
+    def search(
+        self,
+        queries: npt.NDArray[np.float32],
+        k: int = 10,
+        filter: Optional[str] = None,
+        ef: Optional[int] = None,
+        rerank: Optional[int] = None,
+        exact: bool = False,
+        target_recall: Optional[float] = None,
+    ) -> list[tuple[list[Any], npt.NDArray[np.float32]]]: ...
+    def get(self, key: Any) -> Optional[dict]: ...
+
+def restore(url: str, path: str, options: Optional[list[tuple[str, str]]] = None) -> dict: ...
