@@ -10,6 +10,7 @@
 //!   GPU computes), pruned on the CPU with the same heuristic.
 #![deny(clippy::indexing_slicing)]
 
+mod beam;
 mod build;
 mod delta;
 mod from_lists;
@@ -32,6 +33,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::topk::Neighbor;
+use beam::Beam;
 
 /// Marks an empty slot in a fixed-degree adjacency row.
 pub const NO_NODE: u32 = u32::MAX;
@@ -220,41 +222,38 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
     visited.next_round(g.node_count());
     // A beam wider than the graph finds nothing more (and a huge one must not allocate).
     let ef = ef.clamp(1, g.node_count().max(1));
-    let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef.saturating_mul(2));
-    let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef.saturating_add(1));
+    let mut beam = Beam::new(ef);
     for &e in entries {
         if visited.insert(e.1) {
-            candidates.push(Reverse(e));
-            results.push(e);
+            beam.insert(e);
         }
     }
-    while results.len() > ef {
-        results.pop();
-    }
-    while let Some(Reverse(c)) = candidates.pop() {
-        if results.len() >= ef && results.peek().is_some_and(|w| c.0 > w.0) {
-            break;
-        }
+    // The nearest candidate not yet expanded; the walk ends when every candidate in the
+    // beam (the `ef` nearest found) has been expanded.
+    let mut at = beam.unexpanded_from(0);
+    while let Some(pos) = at {
+        let Some(c) = beam.expand(pos) else { break };
         // The next candidate's adjacency row is likely a cache miss: start it now.
-        if let Some(Reverse(next)) = candidates.peek() {
-            g.prefetch_neighbors(next.1, level);
+        if let Some(next) = beam.unexpanded_from(pos + 1).and_then(|i| beam.node_at(i)) {
+            g.prefetch_neighbors(next, level);
         }
         g.neighbors(c.1, level, buf);
         // First pass: drop visited nodes and start fetching the rest.
         buf.retain(|&n| visited.insert(n));
         prefetch(buf);
+        let mut nearest_new = usize::MAX;
         for &n in buf.iter() {
             let d = dist(n);
-            if results.len() < ef || results.peek().is_some_and(|w| d < w.0) {
-                candidates.push(Reverse(Cand(d, n)));
-                results.push(Cand(d, n));
-                if results.len() > ef {
-                    results.pop();
+            if beam.admits(d) {
+                if let Some(i) = beam.insert(Cand(d, n)) {
+                    nearest_new = nearest_new.min(i);
                 }
             }
         }
+        // A new candidate nearer than the one just expanded is expanded next.
+        at = beam.unexpanded_from(nearest_new.min(pos + 1));
     }
-    results.into_sorted_vec()
+    beam.into_sorted_vec()
 }
 
 #[cfg(test)]
