@@ -372,4 +372,8 @@ impl Graph for CheckedGraph<'_> {
         }
         self.view.prefetch_neighbors(node, level);
     }
+
+    fn prefetch_lookup(&self, node: u32, level: usize) {
+        self.view.prefetch_lookup(node, level);
+    }
 }

@@ -242,6 +242,12 @@ impl<'a> RiceLevel0<'a> {
         [i * 4..i * 4 + 8, code]
     }
 
+    /// Starts loading `node`'s two offsets (a hint; nothing is read).
+    pub(super) fn prefetch_offsets(&self, node: u32) {
+        let i = node as usize * 4;
+        crate::distance::prefetch(self.offsets.get(i..i + 8).unwrap_or(&[]));
+    }
+
     /// `node`'s code bytes (empty when out of range or damaged).
     pub(super) fn code(&self, node: u32) -> &'a [u8] {
         let i = node as usize;

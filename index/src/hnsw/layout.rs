@@ -401,6 +401,15 @@ impl Graph for GraphView<'_> {
         }
     }
 
+    fn prefetch_lookup(&self, node: u32, level: usize) {
+        if level == 0 {
+            match self.level0 {
+                Level0::Packed { .. } => crate::distance::prefetch(self.level0_bytes(node)),
+                Level0::Rice(r) => r.prefetch_offsets(node),
+            }
+        }
+    }
+
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
         out.clear();
         let n = self.node_count as u32;

@@ -49,6 +49,11 @@ pub trait Graph {
 
     /// Hints that the neighbours of `node` at `level` will be read soon.
     fn prefetch_neighbors(&self, _node: u32, _level: usize) {}
+
+    /// Hints that the neighbours of `node` at `level` will be read after the next
+    /// [`Graph::prefetch_neighbors`]: starts loading what finding them needs, without
+    /// waiting for any of it (a compressed layout's offsets, a packed row).
+    fn prefetch_lookup(&self, _node: u32, _level: usize) {}
 }
 
 /// A distance-ordered candidate: `(distance, node)`, ordered by distance then node.
@@ -233,9 +238,15 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
     let mut at = beam.unexpanded_from(0);
     while let Some(pos) = at {
         let Some(c) = beam.expand(pos) else { break };
-        // The next candidate's adjacency row is likely a cache miss: start it now.
-        if let Some(next) = beam.unexpanded_from(pos + 1).and_then(|i| beam.node_at(i)) {
-            g.prefetch_neighbors(next, level);
+        // The next candidate's adjacency row is likely a cache miss: start it now, and
+        // what locating the one after it needs.
+        if let Some(i) = beam.unexpanded_from(pos + 1) {
+            if let Some(next) = beam.node_at(i) {
+                g.prefetch_neighbors(next, level);
+            }
+            if let Some(after) = beam.unexpanded_from(i + 1).and_then(|j| beam.node_at(j)) {
+                g.prefetch_lookup(after, level);
+            }
         }
         g.neighbors(c.1, level, buf);
         // First pass: drop visited nodes and start fetching the rest.
