@@ -240,7 +240,8 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
         let Some(c) = beam.expand(pos) else { break };
         // The next candidate's adjacency row is likely a cache miss: start it now, and
         // what locating the one after it needs.
-        if let Some(i) = beam.unexpanded_from(pos + 1) {
+        let mut front = beam.unexpanded_from(pos + 1);
+        if let Some(i) = front {
             if let Some(next) = beam.node_at(i) {
                 g.prefetch_neighbors(next, level);
             }
@@ -252,17 +253,22 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
         // First pass: drop visited nodes and start fetching the rest.
         buf.retain(|&n| visited.insert(n));
         prefetch(buf);
-        let mut nearest_new = usize::MAX;
         for &n in buf.iter() {
             let d = dist(n);
             if beam.admits(d) {
                 if let Some(i) = beam.insert(Cand(d, n)) {
-                    nearest_new = nearest_new.min(i);
+                    // A candidate nearer than every unexpanded one is expanded next
+                    // (unless a nearer one follows): start locating its neighbours.
+                    // (One inserted behind the front leaves the front where it is: a
+                    // full beam drops its last candidate, never one before the front.)
+                    if front.is_none_or(|f| i <= f) {
+                        front = Some(i);
+                        g.prefetch_lookup(n, level);
+                    }
                 }
             }
         }
-        // A new candidate nearer than the one just expanded is expanded next.
-        at = beam.unexpanded_from(nearest_new.min(pos + 1));
+        at = front;
     }
     beam.into_sorted_vec()
 }
