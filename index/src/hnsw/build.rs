@@ -277,7 +277,17 @@ impl Graph for GrowingGraph {
     }
 }
 
-/// The neighbour-selection heuristic over candidates sorted nearest first.
+/// How much nearer than the node a chosen neighbour must be to a candidate to prune it
+/// (the neighbour-selection heuristic's slack, on the builder's squared-distance
+/// scale; 1 is the paper's rule). Above 1 a node keeps some longer links that the strict
+/// rule drops (as Vamana's `alpha` does), and a walk needs fewer steps for the same
+/// recall: on GloVe-50, SIFT10K and the 384-d manual pages, recall@10 at equal `ef` rose
+/// by 0.003 to 0.02 with 1.2, while 1.4 fell below 1.2's on GloVe.
+pub(super) const PRUNE_SLACK: f32 = 1.2;
+
+/// The neighbour-selection heuristic over candidates sorted nearest first: a candidate is
+/// kept unless a neighbour already chosen is nearer to it, by [`PRUNE_SLACK`], than the
+/// node is.
 pub(super) fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32> {
     let mut out: Vec<u32> = Vec::with_capacity(m);
     for c in cands {
@@ -286,7 +296,7 @@ pub(super) fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) 
         }
         // Ties are kept (as hnswlib does): with strict comparison an exact duplicate,
         // selected first, would reject every other candidate.
-        if out.iter().all(|&s| dist(c.1, s) >= c.0) {
+        if out.iter().all(|&s| PRUNE_SLACK * dist(c.1, s) >= c.0) {
             out.push(c.1);
         }
     }
