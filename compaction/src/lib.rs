@@ -15,7 +15,9 @@ pub mod build;
 pub mod merge;
 pub mod policy;
 
-pub use build::{BuildReport, BuiltIndex, IndexOptions, Progress, SegmentRows, Stage, WalkOn};
+pub use build::{
+    BuildReport, BuiltIndex, IndexOptions, Progress, SegmentRows, Stage, WalkCodes, WalkOn,
+};
 pub use merge::{merge, MergeOutcome, MergeSource, MergeSpec, Merged};
 pub use policy::{choose, choose_full, plan, Choice, Planned, PolicyOptions, Reason, SegmentMeta};
 pub use strata_index::gpu::BuildDevice;

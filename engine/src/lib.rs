@@ -101,6 +101,7 @@ pub use stats::{
 };
 pub use strata_compaction::{
     BuildDevice, BuildReport, IndexOptions, PolicyOptions, Reason as CompactionReason, Stage,
+    WalkCodes,
 };
 pub use strata_format::metadata::{
     MetaValue, Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_DEPTH,

@@ -1,7 +1,10 @@
-//! A segment's search index: built at flush (PQ codebooks and codes, HNSW graph over
-//! the full vectors), and searched in two stages — the graph walked with asymmetric PQ
-//! distances (`ef`), then the best `rerank` live candidates re-scored with the stored
-//! vectors (decoded from the segment's codec) from the mmap. A segment storing `int8`
+//! A segment's search index: built at flush (walk codes, HNSW graph over the full
+//! vectors), and searched in two stages — the graph walked on the codes (`ef`), then the
+//! best `rerank` live candidates re-scored with the stored vectors (decoded from the
+//! segment's codec) from the mmap. The walk codes are PQ codes, scored by asymmetric
+//! distance tables, or 8-bit scalar codes (a PQ codebook of one sub-quantizer per
+//! dimension whose centroids are a uniform grid), scored on the codes directly with the
+//! `int8` kernels. A segment storing `int8`
 //! vectors is walked on those instead, by distances computed on their codes
 //! (`strata_index::sq8`): as many bytes per row as dimensions, no rerank to do, and no
 //! second copy of each row in the search's working set. A small `f32` segment written
@@ -23,10 +26,14 @@ use crate::error::Result;
 use crate::visited::with_visited;
 
 /// What a live segment keeps in memory to search its index: the PQ codebook (none in a
-/// segment walked on its `int8` rows). Codes and graph stay in the mmap.
+/// segment walked on its rows), or the grid of its scalar walk codes. Codes and graph
+/// stay in the mmap.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
     pq: Option<ProductQuantizer>,
+    /// `lo` and `step` per dimension when the codebook is a scalar grid
+    /// ([`ProductQuantizer::scalar_grid`]): its codes are scored on the grid.
+    grid: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl SegmentIndex {
@@ -41,7 +48,8 @@ impl SegmentIndex {
                 parts.codebook.to_vec(),
             )?),
         };
-        Some(SegmentIndex { pq })
+        let grid = pq.as_ref().and_then(ProductQuantizer::scalar_grid);
+        Some(SegmentIndex { pq, grid })
     }
 }
 
@@ -136,18 +144,27 @@ pub(crate) fn search(
     ) else {
         return Ok(None);
     };
-    let scorer = match (reader.int8_rows(), &ix.pq) {
-        (Some(rows), _) => Scorer {
+    let scorer = match (reader.int8_rows(), &ix.grid, &ix.pq) {
+        (Some(rows), _, _) => Scorer {
             kind: ScoreOn::Int8(Sq8Query::new(query, rows.lo, rows.step, metric)),
             rows: rows.codes,
             width: reader.dim(),
+            section: SectionKind::Vectors,
         },
-        (None, Some(pq)) => Scorer {
+        // Scalar walk codes: the `int8` kernels on the codes, then the rerank.
+        (None, Some((lo, step)), _) => Scorer {
+            kind: ScoreOn::Int8(Sq8Query::new(query, lo, step, metric)),
+            rows: parts.codes,
+            width: parts.meta.pq_m as usize,
+            section: SectionKind::PqCodes,
+        },
+        (None, None, Some(pq)) => Scorer {
             kind: ScoreOn::Pq(pq.adc_table(query, metric)),
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
+            section: SectionKind::PqCodes,
         },
-        (None, None) => match reader.f32_rows() {
+        (None, _, None) => match reader.f32_rows() {
             // A small `f32` segment without PQ codes: walked on its rows.
             Some(rows) => Scorer {
                 kind: ScoreOn::F32 {
@@ -157,13 +174,14 @@ pub(crate) fn search(
                 },
                 rows,
                 width: reader.dim() * 4,
+                section: SectionKind::Vectors,
             },
             // Not opened: a segment without PQ codes stores `int8` or `f32` rows.
             None => return Ok(None),
         },
     };
     let damage = Cell::new(None);
-    let rows_check = reader.row_check(scorer.section());
+    let rows_check = reader.row_check(scorer.section);
     // While the front does not stay in memory, the pages the walk reads next are
     // requested from the disk ahead (its faults are otherwise one at a time): each
     // batch of neighbours' rows before they are scored, and the next node's graph row
@@ -195,7 +213,7 @@ pub(crate) fn search(
         let next = graph.next.take();
         if front.active() {
             let spans = next.into_iter().flat_map(|n| graph.view.level0_spans(n));
-            front.request(nodes, (scorer.section(), scorer.width), spans);
+            front.request(nodes, (scorer.section, scorer.width), spans);
         }
     };
     let found = if eligible.filtered {
@@ -215,8 +233,9 @@ pub(crate) fn search(
     if let Some(e) = damage.take() {
         return Err(e.into());
     }
-    if !matches!(scorer.kind, ScoreOn::Pq(_)) {
-        // The walk's distances are those the rerank would compute.
+    if scorer.section == SectionKind::Vectors {
+        // Walked on the stored rows: the walk's distances are those the rerank would
+        // compute.
         let mut rows_top = TopK::new(k);
         let mut n = 0;
         for c in found
@@ -256,12 +275,16 @@ pub(crate) fn search(
     rows_to_ids(reader, rows_top, k).map(Some)
 }
 
-/// What a walk scores each node on: its row in the PQ codes or in the `int8` vectors.
+/// What a walk scores each node on: its row in the walk codes (PQ or scalar) or in the
+/// stored vectors (`int8`, or small `f32` segments).
 struct Scorer<'a> {
     kind: ScoreOn,
     /// Every row, `width` bytes each (unchecked: the walk checks each row's blocks).
     rows: &'a [u8],
     width: usize,
+    /// The section `rows` is: the walk codes (the candidates are then reranked) or the
+    /// vectors.
+    section: SectionKind,
 }
 
 enum ScoreOn {
@@ -277,14 +300,6 @@ enum ScoreOn {
 }
 
 impl Scorer<'_> {
-    /// The section `rows` is.
-    fn section(&self) -> SectionKind {
-        match self.kind {
-            ScoreOn::Pq(_) => SectionKind::PqCodes,
-            ScoreOn::Int8(_) | ScoreOn::F32 { .. } => SectionKind::Vectors,
-        }
-    }
-
     /// Row `n`'s bytes (empty past the last row).
     #[inline]
     fn row(&self, n: u32) -> &[u8] {

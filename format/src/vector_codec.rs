@@ -122,26 +122,35 @@ pub fn encode(codec: VectorCodec, dim: usize, vectors: &[f32]) -> EncodedVectors
                 .collect()
         }
         VectorCodec::Int8 => {
-            let (lo, step) = int8_grid(dim, vectors);
+            let (lo, step, codes) = int8_codes(dim, vectors);
             lo.iter()
                 .for_each(|v| params.extend_from_slice(&v.to_le_bytes()));
             step.iter()
                 .for_each(|v| params.extend_from_slice(&v.to_le_bytes()));
-            vectors
-                .chunks_exact(dim.max(1))
-                .flat_map(|row| {
-                    row.iter().zip(lo.iter().zip(&step)).map(|(&x, (&l, &s))| {
-                        if s > 0.0 {
-                            ((x - l) / s).round().clamp(0.0, 255.0) as u8
-                        } else {
-                            0
-                        }
-                    })
-                })
-                .collect()
+            codes
         }
     };
     EncodedVectors { params, data }
+}
+
+/// The `int8` codec's grid for `vectors` (`dim` values per row) and every row's codes on
+/// it: per dimension `lo` and `step`, and `x ≈ lo + code · step` (also the segment's
+/// scalar walk codes of `f32` and `f16` rows, `docs/format.md`).
+pub fn int8_codes(dim: usize, vectors: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<u8>) {
+    let (lo, step) = int8_grid(dim, vectors);
+    let codes = vectors
+        .chunks_exact(dim.max(1))
+        .flat_map(|row| {
+            row.iter().zip(lo.iter().zip(&step)).map(|(&x, (&l, &s))| {
+                if s > 0.0 {
+                    ((x - l) / s).round().clamp(0.0, 255.0) as u8
+                } else {
+                    0
+                }
+            })
+        })
+        .collect();
+    (lo, step, codes)
 }
 
 /// Per dimension: the minimum, and the step that spreads 256 levels up to the maximum.

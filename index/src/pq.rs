@@ -215,6 +215,56 @@ impl ProductQuantizer {
             .then(|| Self::assemble(dim, m, centroids))
     }
 
+    /// A quantizer with one sub-quantizer per dimension whose centroids are the uniform
+    /// grid `lo[j] + c · step[j]` (`c` in `0..256`): the 8-bit scalar codes of
+    /// [`crate::sq8`] written as a PQ codebook, so that a segment stores them where PQ
+    /// codes go and any reader can score them (by ADC tables, or on the grid:
+    /// [`ProductQuantizer::scalar_grid`]). `None` when `lo` and `step` differ in length
+    /// or are empty.
+    pub fn from_grid(lo: &[f32], step: &[f32]) -> Option<Self> {
+        let dim = lo.len();
+        if dim == 0 || step.len() != dim {
+            return None;
+        }
+        let centroids = lo
+            .iter()
+            .zip(step)
+            .flat_map(|(&l, &s)| (0..KSUB).map(move |c| l + c as f32 * s))
+            .collect();
+        Self::from_parts(dim, dim, centroids)
+    }
+
+    /// The per-dimension grid (`lo`, `step`) when this quantizer has one sub-quantizer per
+    /// dimension with evenly spaced centroids (as [`ProductQuantizer::from_grid`] writes
+    /// them; each centroid within a relative 1e-5 of the grid's value), so that distances
+    /// to its codes can be computed on the codes directly ([`crate::sq8::Sq8Query`]).
+    /// `None` for a trained quantizer, whose centroids are not evenly spaced.
+    pub fn scalar_grid(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        if self.m != self.dim {
+            return None;
+        }
+        let mut lo = Vec::with_capacity(self.dim);
+        let mut step = Vec::with_capacity(self.dim);
+        for c in self.centroids.chunks_exact(KSUB) {
+            let (first, last) = (*c.first()?, *c.last()?);
+            let s = (last - first) / (KSUB - 1) as f32;
+            if !first.is_finite() || !s.is_finite() || s < 0.0 {
+                return None;
+            }
+            let tolerance = 1e-5 * first.abs().max(last.abs()).max(f32::MIN_POSITIVE);
+            let even = c
+                .iter()
+                .enumerate()
+                .all(|(k, &x)| (x - (first + k as f32 * s)).abs() <= tolerance);
+            if !even {
+                return None;
+            }
+            lo.push(first);
+            step.push(s);
+        }
+        Some((lo, step))
+    }
+
     fn assemble(dim: usize, m: usize, centroids: Vec<f32>) -> Self {
         let bounds = bounds(dim, m);
         let mut cols = vec![0.0; centroids.len()];
@@ -464,5 +514,66 @@ mod tests {
         assert!(err < 0.5 * 16.0 / 3.0, "quantization error {err}");
         let round = ProductQuantizer::from_parts(dim, 4, pq.centroids().to_vec()).unwrap();
         assert_eq!(round, pq);
+    }
+
+    #[test]
+    fn a_grid_codebook_reads_back_as_its_grid_and_scores_like_the_grid() {
+        let dim = 7;
+        let lo = [-1.5f32, 0.0, 3.25, -0.001, 1e6, -2.0, 0.5];
+        let step = [0.01f32, 0.0, 1.0 / 255.0, 1e-7, 3.5, 0.25, 2e-3];
+        let pq = ProductQuantizer::from_grid(&lo, &step).unwrap();
+        assert_eq!((pq.dim(), pq.m()), (dim, dim));
+        let (glo, gstep) = pq.scalar_grid().expect("evenly spaced");
+        for j in 0..dim {
+            assert_eq!(glo[j], lo[j]);
+            assert!((gstep[j] - step[j]).abs() <= 1e-5 * step[j].max(1e-30) + 1e-6 * lo[j].abs());
+        }
+        // Stored and read back (the codebook alone), it is still a grid.
+        let again = ProductQuantizer::from_parts(dim, dim, pq.centroids().to_vec()).unwrap();
+        assert_eq!(again.scalar_grid().map(|g| g.0), Some(lo.to_vec()));
+        // Distances on the grid equal the ADC distances (up to rounding).
+        let codes: Vec<u8> = (0..dim * 50).map(|i| (i * 37 % 256) as u8).collect();
+        let q = data(1, dim);
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let table = pq.adc_table(&q, metric);
+            let grid = crate::sq8::Sq8Query::new(&q, &glo, &gstep, metric);
+            for c in codes.chunks_exact(dim) {
+                let (a, b) = (table.distance(c), grid.distance(c));
+                assert!(
+                    (a - b).abs() <= 1e-3 * (1.0 + a.abs()),
+                    "{metric:?}: {a} vs {b}"
+                );
+            }
+        }
+        assert!(ProductQuantizer::from_grid(&lo, &step[..3]).is_none());
+        assert!(ProductQuantizer::from_grid(&[], &[]).is_none());
+    }
+
+    #[test]
+    fn trained_and_damaged_codebooks_are_not_grids() {
+        let dim = 6;
+        let d = data(3000, dim);
+        // One trained sub-quantizer per dimension: k-means levels are not evenly spaced.
+        let trained = ProductQuantizer::train(&d, dim, dim, 3000, 2);
+        assert!(trained.scalar_grid().is_none());
+        let fewer = ProductQuantizer::train(&d, dim, 3, 3000, 2);
+        assert!(
+            fewer.scalar_grid().is_none(),
+            "not one sub-quantizer per dimension"
+        );
+        let grid = ProductQuantizer::from_grid(&[0.0; 6], &[0.5; 6]).unwrap();
+        for (at, bad) in [(3usize, 9.0f32), (255, f32::NAN), (256, -1.0)] {
+            let mut c = grid.centroids().to_vec();
+            c[at] = bad;
+            let damaged = ProductQuantizer::from_parts(dim, dim, c).unwrap();
+            assert!(damaged.scalar_grid().is_none(), "centroid {at} = {bad}");
+        }
+        // Descending levels (a negative step) are not a grid either.
+        let mut c = grid.centroids().to_vec();
+        c[..KSUB].reverse();
+        assert!(ProductQuantizer::from_parts(dim, dim, c)
+            .unwrap()
+            .scalar_grid()
+            .is_none());
     }
 }

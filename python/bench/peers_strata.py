@@ -58,7 +58,7 @@ def search(store, query, gt, k, out, build_s, nq, codec):
     truth = fvecs(gt)[:nq, :k].astype(np.int64)
     db = strata.open(store)
     with open(out, "a") as f:
-        for ef in (10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256):
+        for ef in (10, 12, 14, 16, 20, 24, 28, 32, 36, 40, 48, 64, 96, 128, 192, 256):
             best, lat, ids = None, None, None
             for _ in range(2):
                 t0 = time.perf_counter()

@@ -1,5 +1,7 @@
-//! Building a segment's index: PQ codebooks trained on the segment's rows, every row
-//! encoded, and the HNSW graph over the full vectors. Used by flushes and merges alike.
+//! Building a segment's index: the codes its walk scores on (8-bit scalar codes on a
+//! per-dimension grid, or PQ codebooks trained on the segment's rows; none for a segment
+//! walked on its own rows), every row encoded, and the HNSW graph over the full vectors.
+//! Used by flushes and merges alike.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +21,12 @@ pub struct IndexOptions {
     pub min_rows: Option<usize>,
     /// Graph construction parameters.
     pub hnsw: HnswParams,
-    /// Bytes per PQ code; `None` picks one byte per two dimensions.
+    /// Bytes per PQ code; `None` picks one byte per two dimensions. Setting it asks for
+    /// PQ walk codes under [`WalkCodes::Auto`].
     pub pq_m: Option<usize>,
+    /// What segments that are reranked on their stored rows (`f32` over
+    /// [`IndexOptions::pq_from_bytes`], `f16`) are walked on.
+    pub walk_codes: WalkCodes,
     /// Rows sampled to train each PQ sub-quantizer.
     pub train_sample: usize,
     /// Index memtable rows in a graph in the background (else memtables are scanned).
@@ -77,6 +83,7 @@ impl Default for IndexOptions {
             min_rows: None,
             hnsw: HnswParams::default(),
             pq_m: None,
+            walk_codes: WalkCodes::Auto,
             train_sample: 65_536,
             memtable_graph: true,
             device: BuildDevice::Auto,
@@ -226,12 +233,49 @@ fn choose_gpu(n: usize, o: &IndexOptions) -> Option<&'static dyn BuildKernels> {
     }
 }
 
+/// The codes a segment's walk scores nodes on when it does not walk its own rows (it
+/// then reranks its candidates on those rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WalkCodes {
+    /// [`WalkCodes::Scalar`] up to [`WalkCodes::SCALAR_MAX_DIM`] dimensions (or `pq_m`
+    /// unset), [`WalkCodes::Pq`] above it or when `pq_m` is set.
+    #[default]
+    Auto,
+    /// Product quantization (`pq_m` bytes per row; k-means at build time).
+    Pq,
+    /// One byte per dimension on a per-dimension uniform grid (the `int8` codec's),
+    /// scored directly on the codes: more accurate than PQ at equal `ef` and cheaper per
+    /// distance, no k-means, but `dim` bytes per row instead of `pq_m`.
+    Scalar,
+}
+
+impl WalkCodes {
+    /// Largest dimension [`WalkCodes::Auto`] walks on scalar codes: 256 bytes per row,
+    /// four cache lines; above it PQ's smaller rows keep the walk's working set small.
+    /// On GloVe-50 scalar codes reach recall@10 0.95 at `ef` 24 (with the rerank)
+    /// where 25-byte PQ codes need 30.
+    pub const SCALAR_MAX_DIM: usize = 256;
+
+    /// The codes a segment of dimension `dim` is walked on, given `pq_m`.
+    pub fn resolve(self, dim: usize, pq_m: Option<usize>) -> WalkCodes {
+        match self {
+            WalkCodes::Auto if pq_m.is_none() && dim <= Self::SCALAR_MAX_DIM => WalkCodes::Scalar,
+            WalkCodes::Auto => WalkCodes::Pq,
+            other => other,
+        }
+    }
+}
+
 /// What a segment's graph walk will score nodes on, which decides whether the index
 /// needs PQ codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkOn {
     /// PQ codes (then a rerank on the stored rows): PQ is trained and every row encoded.
     Pq,
+    /// 8-bit scalar codes on a per-dimension grid (then a rerank on the stored rows),
+    /// stored as a PQ codebook of one sub-quantizer per dimension whose centroids are
+    /// the grid ([`ProductQuantizer::from_grid`]): no training.
+    Scalar,
     /// The segment's own rows (`int8`, or `f32` up to [`IndexOptions::pq_from_bytes`];
     /// no rerank): no PQ codebook or codes.
     Rows,
@@ -323,12 +367,24 @@ impl BuiltIndex {
                 let codes = encode(&mut report, &mut gpu, &pq, vectors, n, m);
                 (Some(pq), codes)
             }
+            WalkOn::Scalar => {
+                if !progress(Stage::Encode, 0, n as u64) {
+                    return None;
+                }
+                let (lo, step, codes) = report.timed(Stage::Encode, || {
+                    strata_format::vector_codec::int8_codes(dim, vectors)
+                });
+                match ProductQuantizer::from_grid(&lo, &step) {
+                    Some(grid) => (Some(grid), codes),
+                    None => (None, Vec::new()),
+                }
+            }
             WalkOn::Rows => (None, Vec::new()),
         };
         let graph = build_graph(&mut report, gpu, vectors, dim, metric, o, progress)?;
         let (entry_node, entry_level) = graph.entry().map_or((u32::MAX, 0), |(n, l)| (n, l as u32));
         let meta = IndexMeta {
-            pq_m: pq.as_ref().map_or(0, |_| m as u32),
+            pq_m: pq.as_ref().map_or(0, |p| p.m() as u32),
             m0: graph.m0() as u32,
             entry_node,
             entry_level,
@@ -454,7 +510,10 @@ pub fn write_segment(
         let walk = match rows.vector_codec {
             strata_format::VectorCodec::Int8 => WalkOn::Rows,
             strata_format::VectorCodec::F32 if f32_bytes <= o.pq_from_bytes => WalkOn::Rows,
-            _ => WalkOn::Pq,
+            _ => match o.walk_codes.resolve(rows.dim, o.pq_m) {
+                WalkCodes::Scalar => WalkOn::Scalar,
+                _ => WalkOn::Pq,
+            },
         };
         match BuiltIndex::build_with(rows.vectors, rows.dim, rows.metric, o, walk, progress) {
             Some(ix) => Some(ix),

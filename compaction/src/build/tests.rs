@@ -200,6 +200,93 @@ fn segments_walked_on_their_rows_are_written_without_pq_codes() {
     }
 }
 
+/// Segments reranked on their rows get the walk codes `walk_codes` asks for: scalar
+/// codes (one per dimension, the codebook a grid that decodes to each row within half a
+/// step) by default up to `SCALAR_MAX_DIM` dimensions, PQ codes (trained, not a grid)
+/// when asked for or when `pq_m` is set.
+#[test]
+fn walk_codes_are_scalar_by_default_and_pq_when_asked() {
+    let (n, dim) = (1200, 8);
+    let rows = data(n, dim, 8);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let payloads = vec![None; n];
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (WalkCodes::Auto, None, true),
+        (WalkCodes::Scalar, None, true),
+        (WalkCodes::Scalar, Some(2), true),
+        (WalkCodes::Auto, Some(2), false),
+        (WalkCodes::Pq, None, false),
+    ];
+    for codec in [
+        strata_format::VectorCodec::F32,
+        strata_format::VectorCodec::F16,
+    ] {
+        for (i, (walk_codes, pq_m, scalar)) in cases.into_iter().enumerate() {
+            let what = format!("{codec:?}, {walk_codes:?}, pq_m {pq_m:?}");
+            let path = dir.path().join(format!("{}-{i}.seg", codec.name()));
+            let seg = SegmentRows {
+                dim,
+                metric: Metric::L2,
+                max_seq: 1,
+                ids: &ids,
+                vectors: &rows,
+                payloads: &payloads,
+                metadata: &[],
+                keys: &[],
+                texts: &[],
+                analyzer: Default::default(),
+                unindexed: &[],
+                vector_codec: codec,
+            };
+            let o = IndexOptions {
+                min_rows: Some(100),
+                pq_from_bytes: 0,
+                walk_codes,
+                pq_m,
+                ..options()
+            };
+            let report = write_segment(&strata_vfs::OsVfs, &path, &seg, &o, &|_, _, _| true)
+                .unwrap()
+                .unwrap();
+            assert_eq!(report.time(Stage::Train).is_zero(), scalar, "{what}");
+            let reader = strata_format::SegmentReader::open(&strata_vfs::OsVfs, &path).unwrap();
+            let ix = reader.index().expect("indexed");
+            let pq = ProductQuantizer::from_parts(dim, ix.meta.pq_m as usize, ix.codebook.to_vec())
+                .unwrap();
+            assert_eq!(pq.scalar_grid().is_some(), scalar, "{what}");
+            if !scalar {
+                assert_eq!(
+                    ix.meta.pq_m as usize,
+                    pq_m.unwrap_or(pq::default_m(dim)),
+                    "{what}"
+                );
+                continue;
+            }
+            assert_eq!(ix.meta.pq_m as usize, dim, "{what}");
+            let (lo, step) = pq.scalar_grid().unwrap();
+            // Rows are stored in the spatial order: decode each stored row's code and
+            // compare it with the row of the same id.
+            let mut out = Vec::new();
+            for r in 0..n {
+                let id = reader.id_rows(r..r + 1).unwrap()[0] as usize;
+                let code = &ix.codes[r * dim..(r + 1) * dim];
+                let row = reader.vector_rows(r..r + 1, &mut out).unwrap().to_vec();
+                for j in 0..dim {
+                    let x = lo[j] + code[j] as f32 * step[j];
+                    let want = rows[id * dim + j];
+                    assert!(
+                        (x - want).abs() <= step[j] / 2.0 + 1e-5,
+                        "{what}: row {r} (id {id}) dimension {j}: {x} vs {want}"
+                    );
+                    assert!((row[j] - want).abs() < 1e-2, "{what}: stored row");
+                }
+            }
+            reader.verify().unwrap();
+        }
+    }
+}
+
 /// An indexed segment's rows are reordered: each row's text, and the text index's
 /// postings and lengths, follow its row.
 #[test]

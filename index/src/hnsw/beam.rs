@@ -87,6 +87,7 @@ impl Beam {
     }
 
     /// Candidates in the beam.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.slots.len()
     }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use rand::Rng;
-use strata::{Db, HnswParams, IndexOptions, Metric, Options, SearchOptions, WriteBatch};
+use strata::{Db, HnswParams, IndexOptions, Metric, Options, SearchOptions, WalkCodes, WriteBatch};
 
 use crate::common::{self, vector};
 
@@ -40,15 +40,15 @@ fn recall(db: &Db, queries: &[Vec<f32>], opts: &SearchOptions) -> f64 {
     found as f64 / want.max(1) as f64
 }
 
-/// A store of `n` clustered rows in one indexed segment, walked on PQ codes (then
-/// reranked) as a large segment is, or, with `on_rows`, on its `f32` rows as a segment
+/// A store of `n` clustered rows in one indexed segment, walked on `walk` codes (then
+/// reranked) as a large segment is, or, with `None`, on its `f32` rows as a segment
 /// this small is by default.
 fn indexed_store_walked(
     dir: &std::path::Path,
     metric: Metric,
     n: usize,
     dim: usize,
-    on_rows: bool,
+    walk: Option<WalkCodes>,
 ) -> (Db, Vec<Vec<f32>>) {
     let mut rng = common::rng(17);
     let data = clustered(&mut rng, n, dim);
@@ -56,7 +56,8 @@ fn indexed_store_walked(
         .memtable_bytes(64 << 20)
         .index(IndexOptions {
             min_rows: Some(1000),
-            pq_from_bytes: if on_rows { usize::MAX } else { 0 },
+            pq_from_bytes: if walk.is_none() { usize::MAX } else { 0 },
+            walk_codes: walk.unwrap_or_default(),
             ..IndexOptions::default()
         });
     let db = Db::open(dir, opts).unwrap();
@@ -78,17 +79,18 @@ fn indexed_store(
     n: usize,
     dim: usize,
 ) -> (Db, Vec<Vec<f32>>) {
-    indexed_store_walked(dir, metric, n, dim, false)
+    indexed_store_walked(dir, metric, n, dim, Some(WalkCodes::Pq))
 }
 
 #[test]
 fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
-    for (metric, on_rows) in [Metric::L2, Metric::InnerProduct, Metric::Cosine]
+    let walks = [None, Some(WalkCodes::Pq), Some(WalkCodes::Scalar)];
+    for (metric, walk) in [Metric::L2, Metric::InnerProduct, Metric::Cosine]
         .into_iter()
-        .flat_map(|m| [(m, false), (m, true)])
+        .flat_map(|m| walks.map(|w| (m, w)))
     {
         let dir = tempfile::tempdir().unwrap();
-        let (db, data) = indexed_store_walked(dir.path(), metric, 5000, 24, on_rows);
+        let (db, data) = indexed_store_walked(dir.path(), metric, 5000, 24, walk);
         let s = db.stats().unwrap();
         assert_eq!(
             (s.segments.len(), s.indexed_segments),
@@ -96,7 +98,12 @@ fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
             "{metric:?}: one indexed segment"
         );
         let pq_bytes = s.segments[0].index.as_ref().map(|ix| ix.pq_bytes);
-        assert_eq!(pq_bytes == Some(0), on_rows, "{metric:?}: {pq_bytes:?}");
+        let want_bytes = match walk {
+            None => 0,
+            Some(WalkCodes::Scalar) => 24,
+            _ => 12,
+        };
+        assert_eq!(pq_bytes, Some(want_bytes), "{metric:?}, {walk:?}");
         // Queries from the data's distribution: stored rows moved by noise of the
         // clusters' own spread (uniform queries far from every cluster make inner product
         // an extreme-norm lookup that says little about the index).
@@ -110,7 +117,7 @@ fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
             })
             .collect();
         let r = recall(&db, &queries, &SearchOptions::new(10));
-        println!("{metric:?}, on rows {on_rows}: recall@10 at default settings {r:.3}");
+        println!("{metric:?}, walk {walk:?}: recall@10 at default settings {r:.3}");
         for (ef, rr) in [(100, 10), (200, 100), (400, 100), (100, 400)] {
             let x = recall(
                 &db,
@@ -123,7 +130,7 @@ fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
             );
             println!("  ef {ef} rerank {rr}: {x:.3}");
         }
-        assert!(r >= 0.95, "{metric:?}, on rows {on_rows}: recall {r}");
+        assert!(r >= 0.95, "{metric:?}, walk {walk:?}: recall {r}");
         let low = recall(
             &db,
             &queries,
