@@ -103,9 +103,14 @@ pub struct BenchArgs {
     /// HNSW beam width while building.
     #[arg(long, default_value_t = strata::HnswParams::default().ef_construction)]
     ef_construction: usize,
-    /// Bytes per PQ code (default: one per two dimensions).
+    /// Walk `f32`/`f16` segments on PQ codes of this many bytes per row instead of the
+    /// default walk codes (8-bit scalar codes up to 512 dimensions; above, PQ with a
+    /// byte per four dimensions, at least 32).
     #[arg(long)]
     pq_m: Option<usize>,
+    /// What `f32` and `f16` segments are walked on before the rerank.
+    #[arg(long, value_enum, default_value = "auto")]
+    walk_codes: crate::WalkCodesArg,
     /// How the store keeps its full vectors (`strata create --vector-codec`).
     #[arg(long, value_enum, default_value = "f32")]
     vector_codec: CodecArg,
@@ -300,6 +305,7 @@ fn build(a: &BenchArgs, dir: &std::path::Path, dim: usize) -> Result<Built> {
                 ..strata::HnswParams::default()
             },
             pq_m: a.pq_m,
+            walk_codes: a.walk_codes.into(),
             ..strata::IndexOptions::default()
         })
         .build_device(a.build_device);

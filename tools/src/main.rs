@@ -99,6 +99,27 @@ impl From<KeysArg> for strata::KeyKind {
     }
 }
 
+/// What `f32` and `f16` segments are walked on before the rerank.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum WalkCodesArg {
+    /// 8-bit scalar codes up to 512 dimensions, PQ codes above (or with `--pq-m`).
+    Auto,
+    /// PQ codes.
+    Pq,
+    /// 8-bit scalar codes on a per-dimension grid, one byte per dimension.
+    Scalar,
+}
+
+impl From<WalkCodesArg> for strata::WalkCodes {
+    fn from(w: WalkCodesArg) -> Self {
+        match w {
+            WalkCodesArg::Auto => strata::WalkCodes::Auto,
+            WalkCodesArg::Pq => strata::WalkCodes::Pq,
+            WalkCodesArg::Scalar => strata::WalkCodes::Scalar,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum CodecArg {
     /// 4 bytes per value, exact.
