@@ -6,6 +6,8 @@
 #     DATASET  glove-50 | siftsmall | manpages-minilm-384 | a directory with
 #              *_base.fvecs, *_query.fvecs, *_groundtruth.ivecs
 #     NQ       queries to use (default: 1000)
+#   RUNS=R     timed passes per setting on both sides, the fastest kept (default 2; a
+#              set of 100 queries takes a few milliseconds per pass: use 20 or more)
 #
 # Each codec is its own config in the table (strata, strata-f16, strata-int8); the JSON
 # lines (OUT, default /tmp/strata-codecs-DATASET.jsonl) carry vector_bytes and
@@ -13,15 +15,16 @@
 set -euo pipefail
 ds=${1:?usage: bench/codecs.sh DATASET [NQ]}
 nq=${2:-1000}
+runs=${RUNS:-2}
 . "$(dirname "$0")/dataset.sh"
 (cd "$root" && cargo build --release -p strata-tools)
 out=${OUT:-/tmp/strata-codecs-$name.jsonl}
 rm -f "$out"
 ext=()
 for codec in f32 f16 int8; do
-  ext+=(--external "strata-$codec=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --json {out} --vector-codec $codec --ef 10,16,20,24,32,40,48,64,96,128,192,256 --rerank 50,100")
+  ext+=(--external "strata-$codec=$root/target/release/strata bench --base {base} --queries {query} --gt {gt} --metric {metric} --k {k} --nq $nq --threads {threads} --runs $runs --json {out} --vector-codec $codec --ef 10,16,20,24,28,32,36,40,48,64,96,128,192,256 --rerank 50,100")
 done
 "$py" "$shared/peers/peers.py" --base "$base" --query "$query" --gt "$gt" --metric "$metric" --k 10 \
-  --nq "$nq" --peers hnswlib-hnsw --json-out "$out" "${ext[@]}"
+  --nq "$nq" --runs "$runs" --peers hnswlib-hnsw --json-out "$out" "${ext[@]}"
 "$py" "$shared/peers/peers.py" --summarize "$out" --markdown
 echo "JSON lines: $out"

@@ -111,6 +111,11 @@ pub(crate) fn collect_version(
             text_index_bytes: seg.reader.text_bytes().1,
             index: index.map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
+                walk_codes: match &seg.index {
+                    _ if seg.reader.int8_rows().is_some() || ix.meta.pq_m == 0 => "rows",
+                    Some(si) if si.walks_scalar_codes() => "scalar",
+                    _ => "pq",
+                },
                 hnsw_m: ix.meta.hnsw_m,
                 ef_construction: ix.meta.ef_construction,
                 built_by: strata_format::segment::describe_built_by(ix.meta.built_by),

@@ -51,6 +51,11 @@ impl SegmentIndex {
         let grid = pq.as_ref().and_then(ProductQuantizer::scalar_grid);
         Some(SegmentIndex { pq, grid })
     }
+
+    /// Whether the walk scores scalar codes on their grid (not PQ tables).
+    pub fn walks_scalar_codes(&self) -> bool {
+        self.grid.is_some()
+    }
 }
 
 /// The rows a search may return: the live ones, or (under a filter) the live ones that

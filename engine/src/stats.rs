@@ -70,8 +70,11 @@ pub struct SegmentStats {
 /// The parameters a segment's index was built with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSummary {
-    /// Bytes per PQ code.
+    /// Bytes per walk code (PQ or scalar; 0 when the walk scores the segment's rows).
     pub pq_bytes: u32,
+    /// What the graph walk scores nodes on: `rows` (the stored `int8` or `f32` rows, no
+    /// rerank), `scalar` (8-bit scalar codes) or `pq` (PQ codes).
+    pub walk_codes: &'static str,
     /// HNSW links per node (level 0 has twice as many).
     pub hnsw_m: u32,
     /// Beam width used while building.

@@ -573,7 +573,7 @@ pub fn inspect(dir: &Path) -> Result<()> {
     let segments: Vec<_> = s
         .segments
         .iter()
-        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "field_index_bytes": g.field_index_bytes, "vector_codec": g.vector_codec, "row_order": g.row_order, "vector_bytes": g.vector_bytes, "front_bytes": g.front_bytes, "front_in_memory": g.front_in_memory, "front_bytes_per_row": if g.rows > 0 { g.front_bytes as f64 / g.rows as f64 } else { 0.0 }, "text_bytes": g.text_bytes, "text_index_bytes": g.text_index_bytes, "text_index_bytes_per_row": if g.rows > 0 { g.text_index_bytes as f64 / g.rows as f64 } else { 0.0 }, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
+        .map(|g| json!({"file_no": g.file_no, "rows": g.rows, "deleted": g.deleted, "live": g.rows - g.deleted, "bytes": g.bytes, "indexed": g.indexed, "field_index_bytes": g.field_index_bytes, "vector_codec": g.vector_codec, "row_order": g.row_order, "vector_bytes": g.vector_bytes, "front_bytes": g.front_bytes, "front_in_memory": g.front_in_memory, "front_bytes_per_row": if g.rows > 0 { g.front_bytes as f64 / g.rows as f64 } else { 0.0 }, "text_bytes": g.text_bytes, "text_index_bytes": g.text_index_bytes, "text_index_bytes_per_row": if g.rows > 0 { g.text_index_bytes as f64 / g.rows as f64 } else { 0.0 }, "index": g.index.as_ref().map(|x| json!({"pq_bytes": x.pq_bytes, "walk_codes": x.walk_codes, "hnsw_m": x.hnsw_m, "ef_construction": x.ef_construction, "built_by": x.built_by}))}))
         .collect();
     let out = json!({
         "path": dir.display().to_string(),

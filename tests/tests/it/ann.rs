@@ -104,6 +104,13 @@ fn two_stage_and_row_walks_find_the_true_neighbours_for_every_metric() {
             _ => 12,
         };
         assert_eq!(pq_bytes, Some(want_bytes), "{metric:?}, {walk:?}");
+        let walks_on = s.segments[0].index.as_ref().map(|ix| ix.walk_codes);
+        let want_walk = match walk {
+            None => "rows",
+            Some(WalkCodes::Scalar) => "scalar",
+            _ => "pq",
+        };
+        assert_eq!(walks_on, Some(want_walk), "{metric:?}");
         // Queries from the data's distribution: stored rows moved by noise of the
         // clusters' own spread (uniform queries far from every cluster make inner product
         // an extreme-norm lookup that says little about the index).
