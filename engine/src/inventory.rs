@@ -80,6 +80,12 @@ pub(crate) fn collect_version(
         let rows = seg.reader.rows() as u64;
         let deleted = seg.deleted.count() as u64;
         let index = seg.reader.index();
+        // An `int8` segment's walk scores on its rows (and never on PQ codes, which
+        // segments written before that still carry), and so does one written without PQ
+        // codes.
+        let on_rows = |ix: &strata_format::segment::IndexParts<'_>| {
+            seg.reader.int8_rows().is_some() || ix.meta.pq_m == 0
+        };
         s.segments.push(SegmentStats {
             file_no: seg.file_no,
             rows,
@@ -95,11 +101,7 @@ pub(crate) fn collect_version(
             },
             vector_bytes: seg.reader.vectors_len(),
             front_bytes: index.map_or(0, |ix| {
-                // An `int8` segment's walk scores on its rows (and never on PQ codes,
-                // which segments written before that still carry), and so does one
-                // written without PQ codes.
-                let on_rows = seg.reader.int8_rows().is_some() || ix.meta.pq_m == 0;
-                let scored = if on_rows {
+                let scored = if on_rows(&ix) {
                     seg.reader.vectors_len() as usize
                 } else {
                     std::mem::size_of_val(ix.codebook) + ix.codes.len()
@@ -111,10 +113,12 @@ pub(crate) fn collect_version(
             text_index_bytes: seg.reader.text_bytes().1,
             index: index.map(|ix| IndexSummary {
                 pq_bytes: ix.meta.pq_m,
-                walk_codes: match &seg.index {
-                    _ if seg.reader.int8_rows().is_some() || ix.meta.pq_m == 0 => "rows",
-                    Some(si) if si.walks_scalar_codes() => "scalar",
-                    _ => "pq",
+                walk_codes: if on_rows(&ix) {
+                    "rows"
+                } else if seg.index.as_ref().is_some_and(|si| si.walks_scalar_codes()) {
+                    "scalar"
+                } else {
+                    "pq"
                 },
                 hnsw_m: ix.meta.hnsw_m,
                 ef_construction: ix.meta.ef_construction,

@@ -30,31 +30,45 @@ use crate::visited::with_visited;
 /// stay in the mmap.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
-    pq: Option<ProductQuantizer>,
-    /// `lo` and `step` per dimension when the codebook is a scalar grid
-    /// ([`ProductQuantizer::scalar_grid`]): its codes are scored on the grid.
-    grid: Option<(Vec<f32>, Vec<f32>)>,
+    codebook: Codebook,
+}
+
+/// How a segment's walk codes are scored.
+#[derive(Debug)]
+enum Codebook {
+    /// No walk codes: the walk scores the segment's rows.
+    Absent,
+    /// PQ codes, by asymmetric distance tables.
+    Pq(ProductQuantizer),
+    /// Scalar codes (a codebook that is a per-dimension grid,
+    /// [`ProductQuantizer::scalar_grid`]), on the grid with the `int8` kernels.
+    Grid { lo: Vec<f32>, step: Vec<f32> },
 }
 
 impl SegmentIndex {
     /// Loads the codebook of `reader`'s index, if it has one (sizes were checked at open).
     pub fn open(reader: &SegmentReader) -> Option<SegmentIndex> {
         let parts = reader.index()?;
-        let pq = match parts.meta.pq_m {
-            0 => None,
-            m => Some(ProductQuantizer::from_parts(
-                reader.dim(),
-                m as usize,
-                parts.codebook.to_vec(),
-            )?),
+        let codebook = match parts.meta.pq_m {
+            0 => Codebook::Absent,
+            m => {
+                let pq = ProductQuantizer::from_parts(
+                    reader.dim(),
+                    m as usize,
+                    parts.codebook.to_vec(),
+                )?;
+                match pq.scalar_grid() {
+                    Some((lo, step)) => Codebook::Grid { lo, step },
+                    None => Codebook::Pq(pq),
+                }
+            }
         };
-        let grid = pq.as_ref().and_then(ProductQuantizer::scalar_grid);
-        Some(SegmentIndex { pq, grid })
+        Some(SegmentIndex { codebook })
     }
 
     /// Whether the walk scores scalar codes on their grid (not PQ tables).
     pub fn walks_scalar_codes(&self) -> bool {
-        self.grid.is_some()
+        matches!(self.codebook, Codebook::Grid { .. })
     }
 }
 
@@ -149,27 +163,27 @@ pub(crate) fn search(
     ) else {
         return Ok(None);
     };
-    let scorer = match (reader.int8_rows(), &ix.grid, &ix.pq) {
-        (Some(rows), _, _) => Scorer {
+    let scorer = match (reader.int8_rows(), &ix.codebook) {
+        (Some(rows), _) => Scorer {
             kind: ScoreOn::Int8(Sq8Query::new(query, rows.lo, rows.step, metric)),
             rows: rows.codes,
             width: reader.dim(),
             section: SectionKind::Vectors,
         },
         // Scalar walk codes: the `int8` kernels on the codes, then the rerank.
-        (None, Some((lo, step)), _) => Scorer {
+        (None, Codebook::Grid { lo, step }) => Scorer {
             kind: ScoreOn::Int8(Sq8Query::new(query, lo, step, metric)),
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
             section: SectionKind::PqCodes,
         },
-        (None, None, Some(pq)) => Scorer {
+        (None, Codebook::Pq(pq)) => Scorer {
             kind: ScoreOn::Pq(pq.adc_table(query, metric)),
             rows: parts.codes,
             width: parts.meta.pq_m as usize,
             section: SectionKind::PqCodes,
         },
-        (None, _, None) => match reader.f32_rows() {
+        (None, Codebook::Absent) => match reader.f32_rows() {
             // A small `f32` segment without PQ codes: walked on its rows.
             Some(rows) => Scorer {
                 kind: ScoreOn::F32 {

@@ -18,6 +18,30 @@ fn options() -> IndexOptions {
     }
 }
 
+/// `ids`' rows of `vectors` (L2) with `payloads` and nothing else, stored as `codec`.
+fn plain_rows<'a>(
+    dim: usize,
+    ids: &'a [u64],
+    vectors: &'a [f32],
+    payloads: &'a [Option<&'a [u8]>],
+    codec: strata_format::VectorCodec,
+) -> SegmentRows<'a> {
+    SegmentRows {
+        dim,
+        metric: Metric::L2,
+        max_seq: 1,
+        ids,
+        vectors,
+        payloads,
+        metadata: &[],
+        keys: &[],
+        texts: &[],
+        analyzer: Default::default(),
+        unindexed: &[],
+        vector_codec: codec,
+    }
+}
+
 /// Kernels that fail from the `fail_from`-th call on (0-based).
 struct Failing {
     calls: std::sync::atomic::AtomicUsize,
@@ -155,20 +179,7 @@ fn segments_walked_on_their_rows_are_written_without_pq_codes() {
             let path = dir
                 .path()
                 .join(format!("{}-{pq_from_bytes}.seg", codec.name()));
-            let seg = SegmentRows {
-                dim,
-                metric: Metric::L2,
-                max_seq: 1,
-                ids: &ids,
-                vectors: &rows,
-                payloads: &payloads,
-                metadata: &[],
-                keys: &[],
-                texts: &[],
-                analyzer: Default::default(),
-                unindexed: &[],
-                vector_codec: codec,
-            };
+            let seg = plain_rows(dim, &ids, &rows, &payloads, codec);
             let o = IndexOptions {
                 min_rows: Some(100),
                 pq_from_bytes,
@@ -225,20 +236,7 @@ fn walk_codes_are_scalar_by_default_and_pq_when_asked() {
         for (i, (walk_codes, pq_m, scalar)) in cases.into_iter().enumerate() {
             let what = format!("{codec:?}, {walk_codes:?}, pq_m {pq_m:?}");
             let path = dir.path().join(format!("{}-{i}.seg", codec.name()));
-            let seg = SegmentRows {
-                dim,
-                metric: Metric::L2,
-                max_seq: 1,
-                ids: &ids,
-                vectors: &rows,
-                payloads: &payloads,
-                metadata: &[],
-                keys: &[],
-                texts: &[],
-                analyzer: Default::default(),
-                unindexed: &[],
-                vector_codec: codec,
-            };
+            let seg = plain_rows(dim, &ids, &rows, &payloads, codec);
             let o = IndexOptions {
                 min_rows: Some(100),
                 pq_from_bytes: 0,
@@ -302,19 +300,11 @@ fn the_text_index_follows_the_rows_order() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.seg");
+    let payloads = vec![None; n];
     let seg = SegmentRows {
-        dim,
-        metric: Metric::L2,
-        max_seq: 1,
-        ids: &ids,
-        vectors: &rows,
-        payloads: &vec![None; n],
-        metadata: &[],
-        keys: &[],
         texts: &texts,
         analyzer: strata_index::text::Analyzer::Default,
-        unindexed: &[],
-        vector_codec: strata_format::VectorCodec::F32,
+        ..plain_rows(dim, &ids, &rows, &payloads, strata_format::VectorCodec::F32)
     };
     let o = IndexOptions {
         min_rows: Some(100),
