@@ -375,6 +375,29 @@ struct CheckedGraph<'a> {
     next: Cell<Option<u32>>,
 }
 
+impl CheckedGraph<'_> {
+    /// Whether `node`'s row at `level` may be read: level 0's rows are checked against
+    /// their block checksums (a damaged one is kept in `damage` and reads as empty).
+    #[inline]
+    fn checked(&self, node: u32, level: usize) -> bool {
+        if level != 0 {
+            return true;
+        }
+        let checked = self
+            .view
+            .level0_spans(node)
+            .into_iter()
+            .try_for_each(|span| self.check.bytes(span));
+        match checked {
+            Ok(()) => true,
+            Err(e) => {
+                self.damage.set(Some(e));
+                false
+            }
+        }
+    }
+}
+
 impl Graph for CheckedGraph<'_> {
     fn node_count(&self) -> usize {
         self.view.node_count()
@@ -385,19 +408,25 @@ impl Graph for CheckedGraph<'_> {
     }
 
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
-        if level == 0 {
-            let checked = self
-                .view
-                .level0_spans(node)
-                .into_iter()
-                .try_for_each(|span| self.check.bytes(span));
-            if let Err(e) = checked {
-                self.damage.set(Some(e));
-                out.clear();
-                return;
-            }
+        if self.checked(node, level) {
+            self.view.neighbors(node, level, out);
+        } else {
+            out.clear();
         }
-        self.view.neighbors(node, level, out);
+    }
+
+    fn unvisited_neighbors(
+        &self,
+        node: u32,
+        level: usize,
+        visited: &mut hnsw::Visited,
+        out: &mut Vec<u32>,
+    ) {
+        if self.checked(node, level) {
+            self.view.unvisited_neighbors(node, level, visited, out);
+        } else {
+            out.clear();
+        }
     }
 
     fn prefetch_neighbors(&self, node: u32, level: usize) {

@@ -5,7 +5,7 @@
 //! [`crate::Error::Corruption`] naming the file and the block's offset) before a search
 //! or a read returns anything computed from it, without reading whole sections at open.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{SectionKind, SegmentReader};
 use crate::codec::Reader;
@@ -49,6 +49,20 @@ struct Covered {
     /// length, graph row stride).
     row_bytes: usize,
     checked: Vec<AtomicU64>,
+    /// Blocks not yet checked: at 0, a [`RowCheck`] made from then on checks nothing.
+    unchecked: AtomicUsize,
+}
+
+impl Covered {
+    /// Records `block` as checked.
+    fn mark(&self, block: usize) {
+        let bit = 1 << (block % 64);
+        if let Some(w) = self.checked.get(block / 64) {
+            if w.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+                self.unchecked.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The checked-blocks record of an open segment (empty before version 5).
@@ -87,6 +101,7 @@ impl BlockChecks {
                 checked: (0..blocks.div_ceil(64))
                     .map(|_| AtomicU64::new(0))
                     .collect(),
+                unchecked: AtomicUsize::new(blocks),
             });
             crcs_at += 4 * blocks;
         }
@@ -114,6 +129,12 @@ pub struct RowCheck<'a> {
 }
 
 impl RowCheck<'_> {
+    /// Whether this checker checks nothing: the section is not covered, or every one
+    /// of its blocks had been checked when the checker was made.
+    pub fn is_complete(&self) -> bool {
+        self.covered.is_none()
+    }
+
     /// Checks the blocks holding `row` (each once per open). A row past the section is
     /// left to the reader's bounds checks.
     #[inline]
@@ -163,9 +184,7 @@ impl RowCheck<'_> {
             .map_or(0, u32::from_le_bytes);
         let offset = self.seg.section(self.kind).range.start + from as u64;
         crate::codec::check_crc(bytes, stored, offset).map_err(|e| e.at(self.seg.path()))?;
-        if let Some(w) = c.checked.get(block / 64) {
-            w.fetch_or(1 << (block % 64), Ordering::Relaxed);
-        }
+        c.mark(block);
         Ok(())
     }
 }
@@ -177,7 +196,11 @@ impl SegmentReader {
         RowCheck {
             seg: self,
             kind,
-            covered: self.blocks.get(kind),
+            // Once every block has been checked, reads check nothing more.
+            covered: self
+                .blocks
+                .get(kind)
+                .filter(|c| c.unchecked.load(Ordering::Relaxed) > 0),
         }
     }
 
@@ -206,9 +229,7 @@ impl SegmentReader {
                 .map_or(0, u32::from_le_bytes);
             let offset = base + (block << SHIFT) as u64;
             crate::codec::check_crc(block_bytes, stored, offset).map_err(|e| e.at(self.path()))?;
-            if let Some(w) = word {
-                w.fetch_or(1 << (block % 64), Ordering::Relaxed);
-            }
+            c.mark(block);
         }
         Ok(())
     }

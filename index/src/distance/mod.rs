@@ -220,31 +220,48 @@ pub fn nearest_column(
     scalar::nearest_column(v, cols, k, dim, out)
 }
 
-/// Asks the CPU to start loading the cache lines of `data` (at most the first two: a
-/// hint with no effect on results, never faults).
+/// Asks the CPU to start loading the cache lines of `data`'s first 128 bytes (two or
+/// three lines, as they fall): a hint with no effect on results, never faults.
 #[inline(always)]
 pub fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let bytes = std::mem::size_of_val(data);
-        let p = data.as_ptr() as *const i8;
-        for off in (0..bytes.min(128)).step_by(64) {
-            // SAFETY: a prefetch is a hint that never faults; `p + off` lies within `data`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off))
-            };
-        }
-    }
+    prefetch_lines(data, 128);
 }
 
-/// Asks the CPU to start loading every cache line of `data` (a whole stored vector, say):
-/// [`prefetch`] over each 128-byte part.
+/// Asks the CPU to start loading every cache line of `data` (a whole stored vector,
+/// say), including the line its first byte shares with what precedes it and the one
+/// its last byte shares with what follows.
 #[inline(always)]
 pub fn prefetch_all<T>(data: &[T]) {
-    let per_call = (128 / std::mem::size_of::<T>().max(1)).max(1);
-    for part in data.chunks(per_call) {
-        prefetch(part);
+    prefetch_lines(data, usize::MAX);
+}
+
+/// The lines holding `data`'s first `limit` bytes.
+#[inline(always)]
+fn prefetch_lines<T>(data: &[T], limit: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const LINE: usize = 64;
+        let bytes = std::mem::size_of_val(data).min(limit);
+        if bytes == 0 {
+            return;
+        }
+        let p = data.as_ptr() as *const i8;
+        // From the start of the first byte's line to the last byte's line.
+        let lead = p as usize % LINE;
+        let mut off = 0;
+        while off < lead + bytes {
+            // SAFETY: a prefetch is a hint that never faults; the address is computed
+            // with wrapping arithmetic and never dereferenced.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p.wrapping_sub(lead).wrapping_add(off),
+                )
+            };
+            off += LINE;
+        }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, limit);
 }
 
 /// Scales `v` to unit length in place; returns false (leaving it unchanged) for a zero

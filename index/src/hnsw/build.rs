@@ -132,9 +132,11 @@ impl GrowingGraph {
             return;
         };
         let from_i = |n: u32| dist(i, n);
+        visited.next_round(self.len());
+        visited.insert(ep);
         let mut cur = Cand(from_i(ep), ep);
         for level in (lvl + 1..=top).rev() {
-            cur = greedy(self, &from_i, cur, level, buf);
+            cur = greedy(self, &from_i, cur, level, visited, buf);
         }
         let mut entries = vec![cur];
         for level in (0..=lvl.min(top)).rev() {

@@ -257,8 +257,15 @@ impl<'a> RiceLevel0<'a> {
         }
     }
 
-    /// Replaces `out` with `node`'s neighbours below `node_count`.
-    pub(super) fn neighbors(&self, node: u32, node_count: usize, out: &mut Vec<u32>) {
+    /// Replaces `out` with `node`'s neighbours below `node_count` for which `keep` is
+    /// true (called once per neighbour, in order).
+    pub(super) fn neighbors(
+        &self,
+        node: u32,
+        node_count: usize,
+        out: &mut Vec<u32>,
+        mut keep: impl FnMut(u32) -> bool,
+    ) {
         out.clear();
         let code = self.code(node);
         if code.is_empty() {
@@ -286,7 +293,9 @@ impl<'a> RiceLevel0<'a> {
             if r.pos > end || x < 0 || x as u64 >= node_count as u64 {
                 return;
             }
-            out.push(x as u32);
+            if keep(x as u32) {
+                out.push(x as u32);
+            }
             prev = x;
         }
     }

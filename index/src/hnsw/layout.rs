@@ -366,12 +366,37 @@ fn pack_ids(ids: &[u32], bits: u32, out: &mut [u8]) {
     }
 }
 
+/// Rows up to this many bytes are unpacked from a copy on the stack, with no bounds
+/// check per id (`m0` = 64 ids of up to 32 bits).
+const STACK_ROW: usize = 256;
+
 /// Calls `f` with each of the `m0` ids packed in `bytes`.
 #[inline]
 fn unpack_ids(bytes: &[u8], bits: u32, m0: usize, mut f: impl FnMut(u32)) {
     let mask = (1u64 << bits) - 1;
+    let bits = bits as usize;
+    if bytes.len() <= STACK_ROW {
+        // Eight bytes of zeros past the row: every id's 8-byte window is in the copy.
+        let mut pad = [0u8; STACK_ROW + 8];
+        if let Some(head) = pad.get_mut(..bytes.len()) {
+            head.copy_from_slice(bytes);
+        }
+        let last = (bytes.len() * 8 / bits.max(1)).min(m0);
+        for j in 0..last {
+            let bit = j * bits;
+            // `at` ≤ STACK_ROW − 1 for every id of the row, so the clamp never moves it
+            // (it lets the compiler drop the bounds check).
+            let at = (bit / 8).min(STACK_ROW);
+            let mut w = [0u8; 8];
+            if let Some(src) = pad.get(at..at + 8) {
+                w.copy_from_slice(src);
+            }
+            f(((u64::from_le_bytes(w) >> (bit % 8)) & mask) as u32);
+        }
+        return;
+    }
     for j in 0..m0 {
-        let bit = j * bits as usize;
+        let bit = j * bits;
         let at = bit / 8;
         let word = match bytes.get(at..at + 8) {
             Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
@@ -411,6 +436,32 @@ impl Graph for GraphView<'_> {
     }
 
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
+        self.neighbors_where(node, level, out, |_| true);
+    }
+
+    #[inline]
+    fn unvisited_neighbors(
+        &self,
+        node: u32,
+        level: usize,
+        visited: &mut super::Visited,
+        out: &mut Vec<u32>,
+    ) {
+        self.neighbors_where(node, level, out, |n| visited.insert(n));
+    }
+}
+
+impl GraphView<'_> {
+    /// Replaces `out` with the neighbours of `node` at `level` for which `keep` is true
+    /// (called once per neighbour, in order).
+    #[inline]
+    fn neighbors_where(
+        &self,
+        node: u32,
+        level: usize,
+        out: &mut Vec<u32>,
+        mut keep: impl FnMut(u32) -> bool,
+    ) {
         out.clear();
         let n = self.node_count as u32;
         if level == 0 {
@@ -418,14 +469,15 @@ impl Graph for GraphView<'_> {
                 Level0::Packed { bits, .. } => {
                     let bytes = self.level0_bytes(node);
                     if !bytes.is_empty() {
+                        out.reserve(self.m0);
                         unpack_ids(bytes, bits, self.m0, |x| {
-                            if x < n {
+                            if x < n && keep(x) {
                                 out.push(x)
                             }
                         });
                     }
                 }
-                Level0::Rice(r) => r.neighbors(node, self.node_count, out),
+                Level0::Rice(r) => r.neighbors(node, self.node_count, out, keep),
             }
             return;
         }
@@ -442,7 +494,7 @@ impl Graph for GraphView<'_> {
                 _ => &[],
             }
         };
-        out.extend(slice.iter().copied().filter(|&x| x < n));
+        out.extend(slice.iter().copied().filter(|&x| x < n && keep(x)));
     }
 }
 

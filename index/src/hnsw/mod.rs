@@ -47,6 +47,19 @@ pub trait Graph {
     /// Replaces `out` with the neighbours of `node` at `level`.
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>);
 
+    /// Replaces `out` with the neighbours of `node` at `level` not yet in `visited`,
+    /// marking them visited (a layout that decodes its rows does both in one pass).
+    fn unvisited_neighbors(
+        &self,
+        node: u32,
+        level: usize,
+        visited: &mut Visited,
+        out: &mut Vec<u32>,
+    ) {
+        self.neighbors(node, level, out);
+        out.retain(|&n| visited.insert(n));
+    }
+
     /// Hints that the neighbours of `node` at `level` will be read soon.
     fn prefetch_neighbors(&self, _node: u32, _level: usize) {}
 
@@ -98,12 +111,8 @@ pub fn search_prefetching<G: Graph + ?Sized>(
     let Some((entry, top)) = g.entry_point() else {
         return Vec::new();
     };
-    visited.reset(g.node_count());
     let mut buf = Vec::new();
-    let mut cur = Cand(dist(entry), entry);
-    for level in (1..=top).rev() {
-        cur = greedy(g, &dist, cur, level, &mut buf);
-    }
+    let cur = descend(g, &dist, entry, top, visited, &mut buf);
     let found = search_layer(g, &dist, &prefetch, &[cur], ef.max(1), 0, visited, &mut buf);
     found
         .into_iter()
@@ -133,12 +142,8 @@ pub fn search_eligible<G: Graph + ?Sized>(
     let Some((entry, top)) = g.entry_point() else {
         return Some(Vec::new());
     };
-    visited.reset(g.node_count());
     let mut buf = Vec::new();
-    let mut cur = Cand(dist(entry), entry);
-    for level in (1..=top).rev() {
-        cur = greedy(g, &dist, cur, level, &mut buf);
-    }
+    let cur = descend(g, &dist, entry, top, visited, &mut buf);
     visited.next_round(g.node_count());
     let ef = ef.clamp(1, g.node_count().max(1));
     let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 4);
@@ -156,8 +161,7 @@ pub fn search_eligible<G: Graph + ?Sized>(
         if let Some(Reverse(next)) = candidates.peek() {
             g.prefetch_neighbors(next.1, 0);
         }
-        g.neighbors(c.1, 0, &mut buf);
-        buf.retain(|&n| visited.insert(n));
+        g.unvisited_neighbors(c.1, 0, visited, &mut buf);
         prefetch(&buf);
         visits += buf.len();
         if visits > max_visits {
@@ -188,17 +192,41 @@ pub fn search_eligible<G: Graph + ?Sized>(
     )
 }
 
-/// Moves to the nearest neighbour until no neighbour is nearer (beam of one).
+/// The greedy descent from `entry` on level `top` down to level 1: the node where level
+/// 0's search starts. `visited` is left holding the nodes it scored.
+fn descend<G: Graph + ?Sized>(
+    g: &G,
+    dist: &impl Fn(u32) -> f32,
+    entry: u32,
+    top: usize,
+    visited: &mut Visited,
+    buf: &mut Vec<u32>,
+) -> Cand {
+    visited.next_round(g.node_count());
+    visited.insert(entry);
+    let mut cur = Cand(dist(entry), entry);
+    for level in (1..=top).rev() {
+        cur = greedy(g, dist, cur, level, visited, buf);
+    }
+    cur
+}
+
+/// Moves to the nearest neighbour until no neighbour is nearer (beam of one). Nodes in
+/// `visited` are not scored again: each was no nearer than the node the walk was at
+/// when it was scored, and the walk only moves nearer, so skipping them changes
+/// nothing (the descent through the upper levels meets the same nodes level after
+/// level). The caller starts the round; scored nodes are added to it.
 pub(crate) fn greedy<G: Graph + ?Sized>(
     g: &G,
     dist: &impl Fn(u32) -> f32,
     mut cur: Cand,
     level: usize,
+    visited: &mut Visited,
     buf: &mut Vec<u32>,
 ) -> Cand {
     loop {
         let mut moved = false;
-        g.neighbors(cur.1, level, buf);
+        g.unvisited_neighbors(cur.1, level, visited, buf);
         for &n in buf.iter() {
             let d = dist(n);
             if d < cur.0 {
@@ -249,9 +277,8 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
                 g.prefetch_lookup(after, level);
             }
         }
-        g.neighbors(c.1, level, buf);
-        // First pass: drop visited nodes and start fetching the rest.
-        buf.retain(|&n| visited.insert(n));
+        // The neighbours not seen yet; start fetching their rows.
+        g.unvisited_neighbors(c.1, level, visited, buf);
         prefetch(buf);
         for &n in buf.iter() {
             let d = dist(n);
@@ -364,6 +391,47 @@ mod tests {
             let r = recall(&data, dim, metric, &g.view(), 128);
             println!("{metric:?}: recall@10 at ef=128 = {r:.3}");
             assert!(r >= 0.97, "{metric:?} recall {r}");
+        }
+    }
+
+    #[test]
+    fn the_descent_skips_scored_nodes_and_ends_where_a_plain_greedy_walk_does() {
+        let dim = 6;
+        let data = clustered(3000, dim, 12);
+        let g = build(&data, dim, Metric::L2, &HnswParams::default());
+        let v = g.view();
+        let (entry, top) = v.entry_point().unwrap();
+        assert!(top >= 2, "a graph with upper levels");
+        let queries = clustered(200, dim, 13);
+        let mut visited = Visited::new();
+        let mut buf = Vec::new();
+        for q in queries.chunks_exact(dim) {
+            let scored = std::cell::Cell::new(0usize);
+            let dist = |n: u32| {
+                scored.set(scored.get() + 1);
+                Metric::L2.distance(q, &data[n as usize * dim..(n as usize + 1) * dim])
+            };
+            let got = descend(&v, &dist, entry, top, &mut visited, &mut buf);
+            let skipping = scored.replace(0);
+            // The textbook descent: every neighbour scored at every step.
+            let mut cur = Cand(dist(entry), entry);
+            for level in (1..=top).rev() {
+                loop {
+                    let before = cur;
+                    v.neighbors(cur.1, level, &mut buf);
+                    for &n in &buf {
+                        let d = dist(n);
+                        if d < cur.0 {
+                            cur = Cand(d, n);
+                        }
+                    }
+                    if cur == before {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(got, cur);
+            assert!(skipping < scored.get(), "{skipping} vs {}", scored.get());
         }
     }
 

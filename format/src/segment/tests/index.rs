@@ -469,5 +469,23 @@ fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
             seg.vector(0).unwrap();
         }
         assert!(matches!(seg.verify(), Err(Error::Corruption { .. })));
+        // Checking every other row never completes the section: its damaged block is
+        // still checked by each new checker.
+        for r in (0..rows).filter(|&r| r != damaged_row) {
+            let _ = check.row(r);
+        }
+        assert!(!seg.row_check(kind).is_complete(), "{kind:?}");
+        assert!(seg.row_check(kind).row(damaged_row).is_err());
+    }
+    // An intact section: once every block has been checked, new checkers skip the work.
+    std::fs::write(&path, &good).unwrap();
+    let seg = SegmentReader::open(&OsVfs, &path).unwrap();
+    for (kind, _) in kinds {
+        let check = seg.row_check(kind);
+        assert!(!check.is_complete(), "{kind:?}");
+        for r in 0..rows {
+            check.row(r).unwrap();
+        }
+        assert!(seg.row_check(kind).is_complete(), "{kind:?}");
     }
 }
