@@ -235,6 +235,27 @@ pub(crate) fn search(
             front.request(nodes, (scorer.section, scorer.width), spans);
         }
     };
+    // The unfiltered walk scores each batch of neighbours in one call: their rows are
+    // checked first (a damaged one ends the search with an error once the walk
+    // returns, whatever it scored), then scored together.
+    let score = |nodes: &[u32], out: &mut Vec<f32>| {
+        prefetch(nodes);
+        if !rows_check.is_complete() {
+            for &n in nodes {
+                if let Err(e) = rows_check.row(n as usize) {
+                    damage.set(Some(e));
+                }
+            }
+        }
+        scorer.distances(nodes, out);
+        if let Some(hidden) = eligible.hidden {
+            for (&n, d) in nodes.iter().zip(out.iter_mut()) {
+                if n as usize == hidden {
+                    *d = f32::INFINITY;
+                }
+            }
+        }
+    };
     let found = if eligible.filtered {
         // Past as many scored nodes as there are eligible rows, the exact scan of those
         // rows costs less than the rest of the walk.
@@ -247,7 +268,7 @@ pub(crate) fn search(
             None => return Ok(None),
         }
     } else {
-        with_visited(|v| hnsw::search_prefetching(&graph, dist, prefetch, ef.max(k), v))
+        with_visited(|v| hnsw::search_batched(&graph, score, ef.max(k), v))
     };
     if let Some(e) = damage.take() {
         return Err(e.into());
@@ -324,6 +345,18 @@ impl Scorer<'_> {
     fn row(&self, n: u32) -> &[u8] {
         let i = n as usize * self.width;
         self.rows.get(i..i + self.width).unwrap_or(&[])
+    }
+
+    /// [`Scorer::distance`] of each of `nodes`, in order, replacing `out`.
+    #[inline]
+    fn distances(&self, nodes: &[u32], out: &mut Vec<f32>) {
+        match &self.kind {
+            ScoreOn::Int8(q) => q.distances(nodes.iter().map(|&n| self.row(n)), out),
+            _ => {
+                out.clear();
+                out.extend(nodes.iter().map(|&n| self.distance(n)));
+            }
+        }
     }
 
     #[inline]

@@ -71,6 +71,31 @@ impl Sq8Query {
             Metric::Cosine => 1.0 - (self.constant + (k.sq8_dot)(&self.mapped, codes)),
         }
     }
+
+    /// [`Sq8Query::distance`] to each of `rows`, in order, replacing `out`; an empty row
+    /// (a node without one) scores +∞. The metric and kernel are chosen once for the
+    /// batch.
+    #[inline]
+    pub fn distances<'r>(&self, rows: impl Iterator<Item = &'r [u8]>, out: &mut Vec<f32>) {
+        let k = self.kernels;
+        let (mapped, steps, constant) = (&self.mapped[..], &self.steps[..], self.constant);
+        out.clear();
+        match self.metric {
+            Metric::L2 => score_rows(rows, out, |c| (k.sq8_l2)(mapped, steps, c)),
+            Metric::InnerProduct => score_rows(rows, out, |c| -(constant + (k.sq8_dot)(mapped, c))),
+            Metric::Cosine => score_rows(rows, out, |c| 1.0 - (constant + (k.sq8_dot)(mapped, c))),
+        }
+    }
+}
+
+/// Appends `f(row)` for each of `rows` to `out` (+∞ for an empty row).
+#[inline]
+fn score_rows<'r>(
+    rows: impl Iterator<Item = &'r [u8]>,
+    out: &mut Vec<f32>,
+    f: impl Fn(&[u8]) -> f32,
+) {
+    out.extend(rows.map(|c| if c.is_empty() { f32::INFINITY } else { f(c) }));
 }
 
 #[cfg(test)]
@@ -108,12 +133,17 @@ mod tests {
                         Metric::InnerProduct => -scalar::dot(&query, &row),
                         Metric::Cosine => 1.0 - scalar::dot(&query, &row),
                     };
-                    let got = Sq8Query::new(&query, &lo, &step, metric).distance(&codes);
+                    let q = Sq8Query::new(&query, &lo, &step, metric);
+                    let got = q.distance(&codes);
                     let scale = 1.0 + want.abs();
                     assert!(
                         (got - want).abs() <= 1e-4 * scale,
                         "dim {dim} {metric:?}: {got} vs {want}"
                     );
+                    // In a batch, with a missing row (+∞) between two copies.
+                    let mut batch = vec![7.0];
+                    q.distances([&codes[..], &[], &codes[..]].into_iter(), &mut batch);
+                    assert_eq!(batch, [got, f32::INFINITY, got]);
                 }
             }
         }

@@ -10,7 +10,9 @@
 //! Asking costs system calls, which a store held in memory should not pay, so
 //! [`Prefetch::Auto`] measures: one call in [`PROBE_EVERY`] asks the kernel which of its
 //! pages are resident (`mincore`, one call per cluster of nearby pages), and the segment
-//! keeps a moving average of the pages found missing per search. While that average is
+//! keeps a moving average of the pages found missing per search. Each sample that finds
+//! every page in memory doubles the interval to the next, up to [`PROBE_EVERY_MAX`]
+//! calls; one that finds a page missing brings it back to [`PROBE_EVERY`]. While that average is
 //! at least one page for the vectors (a fault costs far more than the few calls that
 //! avoid it) or four for the front (whose requests are one per batch of neighbours),
 //! every search asks the same and requests only its missing runs.
@@ -41,6 +43,12 @@ pub enum Prefetch {
 /// samples the residency of its pages.
 pub const PROBE_EVERY: u32 = 32;
 
+/// The longest interval, in calls, between two residency samples of a segment whose
+/// samples keep finding every page in memory (a search from memory then pays for
+/// under 1 % of a sample, and a front that starts paging is noticed within this many
+/// searches).
+pub const PROBE_EVERY_MAX: u32 = 8 * PROBE_EVERY;
+
 /// Batches of neighbours a sampling search's walk looks at (see
 /// [`SegmentReader::front_prefetch`]).
 const PROBE_BATCHES: u32 = 8;
@@ -57,6 +65,9 @@ const UNIT: u32 = 16;
 #[derive(Debug)]
 pub(super) struct Residency {
     calls: AtomicU32,
+    /// Calls from one sample to the next while not prefetching (a power of two from
+    /// [`PROBE_EVERY`] to [`PROBE_EVERY_MAX`]).
+    interval: AtomicU32,
     /// Moving average of the pages missing per search, in sixteenths of a page.
     missing_avg: AtomicU32,
     /// From this average on, every search requests its missing pages (sixteenths).
@@ -77,16 +88,17 @@ impl Residency {
     pub(super) fn new(threshold: u32) -> Self {
         Residency {
             calls: AtomicU32::new(0),
+            interval: AtomicU32::new(PROBE_EVERY),
             missing_avg: AtomicU32::new(0),
             threshold: threshold * UNIT,
         }
     }
 
-    /// Whether this call (of [`Prefetch::Auto`]) should look at residency: one call in
-    /// [`PROBE_EVERY`], or every call while pages are being found missing.
+    /// Whether this call (of [`Prefetch::Auto`]) should look at residency: one call per
+    /// interval, or every call while pages are being found missing.
     fn probe(&self) -> bool {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
-        n.is_multiple_of(PROBE_EVERY) || self.prefetching()
+        n.is_multiple_of(self.interval.load(Ordering::Relaxed)) || self.prefetching()
     }
 
     fn prefetching(&self) -> bool {
@@ -96,6 +108,13 @@ impl Residency {
     /// Folds one search's count of missing pages into the average (weight 1/4; races
     /// between threads lose a sample, which a moving average tolerates).
     fn record(&self, missing: usize) {
+        // The intervals are powers of two, so a doubled one still falls on the calls
+        // that are multiples of it.
+        let interval = match missing {
+            0 => (self.interval.load(Ordering::Relaxed) * 2).min(PROBE_EVERY_MAX),
+            _ => PROBE_EVERY,
+        };
+        self.interval.store(interval, Ordering::Relaxed);
         let sample = missing.min(1 << 20) as u32 * UNIT;
         let old = self.missing_avg.load(Ordering::Relaxed);
         self.missing_avg
@@ -339,5 +358,40 @@ impl Drop for FrontPrefetch<'_> {
         if self.state == FrontState::Measured {
             self.reader.front_residency.record(self.missing.get());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calls among the first `n` that sample, with `missing(call)` pages found by
+    /// each sample.
+    fn samples(r: &Residency, n: u32, missing: impl Fn(u32) -> usize) -> Vec<u32> {
+        (0..n)
+            .filter(|&call| {
+                let probe = r.probe();
+                if probe {
+                    r.record(missing(call));
+                }
+                probe
+            })
+            .collect()
+    }
+
+    #[test]
+    fn samples_thin_out_while_nothing_is_missing_and_return_when_something_is() {
+        let r = Residency::new(FRONT_THRESHOLD);
+        let calm = samples(&r, 4 * PROBE_EVERY_MAX, |_| 0);
+        assert_eq!(calm, [0, 64, 128, 256, 512, 768]);
+        // One page found missing (below the threshold): sampled every PROBE_EVERY
+        // calls again.
+        let again = samples(&r, 2 * PROBE_EVERY, |_| 1);
+        assert_eq!(again, [0, PROBE_EVERY]);
+        assert!(!r.prefetching());
+        // Many missing: every call asks.
+        let busy = samples(&r, 8 * PROBE_EVERY, |_| 100);
+        assert!(r.prefetching());
+        assert!(busy.len() as u32 > 6 * PROBE_EVERY, "{}", busy.len());
     }
 }

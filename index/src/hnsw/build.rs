@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::{greedy, search_layer, Cand, Graph, PackedGraph, Visited};
+use super::{greedy, one_by_one, search_layer, Cand, Graph, PackedGraph, Scratch, Visited};
 use crate::distance::Metric;
 
 /// Construction parameters.
@@ -132,23 +132,28 @@ impl GrowingGraph {
             return;
         };
         let from_i = |n: u32| dist(i, n);
+        let hint = |nodes: &[u32]| nodes.iter().for_each(|&n| prefetch(n));
+        let score = one_by_one(&from_i, &hint);
+        let mut scratch = Scratch {
+            nodes: std::mem::take(buf),
+            dists: Vec::new(),
+        };
         visited.next_round(self.len());
         visited.insert(ep);
         let mut cur = Cand(from_i(ep), ep);
         for level in (lvl + 1..=top).rev() {
-            cur = greedy(self, &from_i, cur, level, visited, buf);
+            cur = greedy(self, &score, cur, level, visited, &mut scratch);
         }
         let mut entries = vec![cur];
         for level in (0..=lvl.min(top)).rev() {
             let mut found = search_layer(
                 self,
-                &from_i,
-                &|nodes: &[u32]| nodes.iter().for_each(|&n| prefetch(n)),
+                &score,
                 &entries,
                 self.ef_construction,
                 level,
                 visited,
-                buf,
+                &mut scratch,
             );
             // A concurrent insert that reached this node through an upper level may
             // already have linked it on this level, so the search can meet the node.
@@ -172,6 +177,7 @@ impl GrowingGraph {
             }
             entries = found;
         }
+        *buf = scratch.nodes;
         if lvl > top {
             let mut e = self.entry.lock();
             if e.is_none_or(|(_, t)| lvl > t) {

@@ -108,12 +108,25 @@ pub fn search_prefetching<G: Graph + ?Sized>(
     ef: usize,
     visited: &mut Visited,
 ) -> Vec<Neighbor> {
+    search_batched(g, one_by_one(&dist, &prefetch), ef, visited)
+}
+
+/// [`search`] over a scorer of batches: `score(nodes, out)` replaces `out` with the
+/// distances of `nodes`, in order. Each batch is the unvisited neighbours of one node
+/// (or the entry point alone), so a scorer can start loading all of their data before
+/// it computes the first distance, and pays its per-call costs once per batch.
+pub fn search_batched<G: Graph + ?Sized>(
+    g: &G,
+    score: impl Fn(&[u32], &mut Vec<f32>),
+    ef: usize,
+    visited: &mut Visited,
+) -> Vec<Neighbor> {
     let Some((entry, top)) = g.entry_point() else {
         return Vec::new();
     };
-    let mut buf = Vec::new();
-    let cur = descend(g, &dist, entry, top, visited, &mut buf);
-    let found = search_layer(g, &dist, &prefetch, &[cur], ef.max(1), 0, visited, &mut buf);
+    let mut scratch = Scratch::default();
+    let cur = descend(g, &score, entry, top, visited, &mut scratch);
+    let found = search_layer(g, &score, &[cur], ef.max(1), 0, visited, &mut scratch);
     found
         .into_iter()
         .map(|c| Neighbor {
@@ -121,6 +134,25 @@ pub fn search_prefetching<G: Graph + ?Sized>(
             distance: c.0,
         })
         .collect()
+}
+
+/// A batch scorer from a scorer of one node and a hint for each batch.
+pub(crate) fn one_by_one<'a>(
+    dist: &'a impl Fn(u32) -> f32,
+    prefetch: &'a impl Fn(&[u32]),
+) -> impl Fn(&[u32], &mut Vec<f32>) + 'a {
+    move |nodes, out| {
+        prefetch(nodes);
+        out.clear();
+        out.extend(nodes.iter().map(|&n| dist(n)));
+    }
+}
+
+/// Buffers a level search reuses: a node's neighbours and their distances.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    nodes: Vec<u32>,
+    dists: Vec<f32>,
 }
 
 /// The `ef` nearest nodes that pass `eligible`, nearest first, by a beam search that
@@ -142,8 +174,17 @@ pub fn search_eligible<G: Graph + ?Sized>(
     let Some((entry, top)) = g.entry_point() else {
         return Some(Vec::new());
     };
-    let mut buf = Vec::new();
-    let cur = descend(g, &dist, entry, top, visited, &mut buf);
+    let mut scratch = Scratch::default();
+    let no_hint = |_: &[u32]| {};
+    let cur = descend(
+        g,
+        &one_by_one(&dist, &no_hint),
+        entry,
+        top,
+        visited,
+        &mut scratch,
+    );
+    let mut buf = scratch.nodes;
     visited.next_round(g.node_count());
     let ef = ef.clamp(1, g.node_count().max(1));
     let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 4);
@@ -196,17 +237,21 @@ pub fn search_eligible<G: Graph + ?Sized>(
 /// 0's search starts. `visited` is left holding the nodes it scored.
 fn descend<G: Graph + ?Sized>(
     g: &G,
-    dist: &impl Fn(u32) -> f32,
+    score: &impl Fn(&[u32], &mut Vec<f32>),
     entry: u32,
     top: usize,
     visited: &mut Visited,
-    buf: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> Cand {
     visited.next_round(g.node_count());
     visited.insert(entry);
-    let mut cur = Cand(dist(entry), entry);
+    score(&[entry], &mut scratch.dists);
+    let mut cur = Cand(
+        scratch.dists.first().copied().unwrap_or(f32::INFINITY),
+        entry,
+    );
     for level in (1..=top).rev() {
-        cur = greedy(g, dist, cur, level, visited, buf);
+        cur = greedy(g, score, cur, level, visited, scratch);
     }
     cur
 }
@@ -218,17 +263,17 @@ fn descend<G: Graph + ?Sized>(
 /// level). The caller starts the round; scored nodes are added to it.
 pub(crate) fn greedy<G: Graph + ?Sized>(
     g: &G,
-    dist: &impl Fn(u32) -> f32,
+    score: &impl Fn(&[u32], &mut Vec<f32>),
     mut cur: Cand,
     level: usize,
     visited: &mut Visited,
-    buf: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> Cand {
     loop {
         let mut moved = false;
-        g.unvisited_neighbors(cur.1, level, visited, buf);
-        for &n in buf.iter() {
-            let d = dist(n);
+        g.unvisited_neighbors(cur.1, level, visited, &mut scratch.nodes);
+        score(&scratch.nodes, &mut scratch.dists);
+        for (&n, &d) in scratch.nodes.iter().zip(&scratch.dists) {
             if d < cur.0 {
                 cur = Cand(d, n);
                 moved = true;
@@ -241,16 +286,14 @@ pub(crate) fn greedy<G: Graph + ?Sized>(
 }
 
 /// The beam search of one level: returns up to `ef` nearest, nearest first.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer<G: Graph + ?Sized>(
     g: &G,
-    dist: &impl Fn(u32) -> f32,
-    prefetch: &impl Fn(&[u32]),
+    score: &impl Fn(&[u32], &mut Vec<f32>),
     entries: &[Cand],
     ef: usize,
     level: usize,
     visited: &mut Visited,
-    buf: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> Vec<Cand> {
     visited.next_round(g.node_count());
     // A beam wider than the graph finds nothing more (and a huge one must not allocate).
@@ -277,11 +320,10 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
                 g.prefetch_lookup(after, level);
             }
         }
-        // The neighbours not seen yet; start fetching their rows.
-        g.unvisited_neighbors(c.1, level, visited, buf);
-        prefetch(buf);
-        for &n in buf.iter() {
-            let d = dist(n);
+        // The neighbours not seen yet, scored as one batch.
+        g.unvisited_neighbors(c.1, level, visited, &mut scratch.nodes);
+        score(&scratch.nodes, &mut scratch.dists);
+        for (&n, &d) in scratch.nodes.iter().zip(&scratch.dists) {
             if beam.admits(d) {
                 if let Some(i) = beam.insert(Cand(d, n)) {
                     // A candidate nearer than every unexpanded one is expanded next
@@ -404,6 +446,7 @@ mod tests {
         assert!(top >= 2, "a graph with upper levels");
         let queries = clustered(200, dim, 13);
         let mut visited = Visited::new();
+        let mut scratch = Scratch::default();
         let mut buf = Vec::new();
         for q in queries.chunks_exact(dim) {
             let scored = std::cell::Cell::new(0usize);
@@ -411,7 +454,15 @@ mod tests {
                 scored.set(scored.get() + 1);
                 Metric::L2.distance(q, &data[n as usize * dim..(n as usize + 1) * dim])
             };
-            let got = descend(&v, &dist, entry, top, &mut visited, &mut buf);
+            let no_hint = |_: &[u32]| {};
+            let got = descend(
+                &v,
+                &one_by_one(&dist, &no_hint),
+                entry,
+                top,
+                &mut visited,
+                &mut scratch,
+            );
             let skipping = scored.replace(0);
             // The textbook descent: every neighbour scored at every step.
             let mut cur = Cand(dist(entry), entry);
