@@ -277,27 +277,33 @@ impl<'a> RiceLevel0<'a> {
         };
         let end = code.len() as u64 * 8;
         let count = r.take(self.cbits) as usize;
+        // Every decoded id is written at the end of those kept, which grows only when
+        // it is kept (no branch on `keep`, often unpredictable).
+        out.resize(count.min(self.m0), 0);
+        let mut kept = 0;
         let mut prev: i64 = -1;
         for j in 0..count.min(self.m0) {
             let x = if j == 0 {
                 let Some(v) = r.rice(self.params.k_first) else {
-                    return;
+                    break;
                 };
                 node as i64 + unzigzag(v)
             } else {
                 let Some(v) = r.rice(self.params.k_gap) else {
-                    return;
+                    break;
                 };
                 prev.saturating_add(1).saturating_add(v as i64)
             };
             if r.pos > end || x < 0 || x as u64 >= node_count as u64 {
-                return;
+                break;
             }
-            if keep(x as u32) {
-                out.push(x as u32);
+            if let Some(slot) = out.get_mut(kept) {
+                *slot = x as u32;
             }
+            kept += usize::from(keep(x as u32));
             prev = x;
         }
+        out.truncate(kept);
     }
 }
 

@@ -469,12 +469,17 @@ impl GraphView<'_> {
                 Level0::Packed { bits, .. } => {
                     let bytes = self.level0_bytes(node);
                     if !bytes.is_empty() {
-                        out.reserve(self.m0);
+                        // Every id is written at the end of those kept, which grows only
+                        // when it is kept (no branch on `keep`, often unpredictable).
+                        out.resize(self.m0, 0);
+                        let mut kept = 0;
                         unpack_ids(bytes, bits, self.m0, |x| {
-                            if x < n && keep(x) {
-                                out.push(x)
+                            if let Some(slot) = out.get_mut(kept) {
+                                *slot = x;
                             }
+                            kept += usize::from((x < n) & keep(x));
                         });
+                        out.truncate(kept);
                     }
                 }
                 Level0::Rice(r) => r.neighbors(node, self.node_count, out, keep),

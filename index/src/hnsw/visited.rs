@@ -6,8 +6,11 @@
 #[derive(Debug, Default, Clone)]
 pub struct Visited {
     bits: Vec<u64>,
-    /// Words of `bits` set this round (each once), to clear at the next.
+    /// The first `touched_len` entries: words of `bits` set this round (each once), to
+    /// clear at the next. One entry longer than `bits`, so that the entry after the last
+    /// one used always exists (see [`Visited::insert`]).
     touched: Vec<u32>,
+    touched_len: usize,
     /// Nodes in the current graph (higher ones count as visited).
     len: usize,
 }
@@ -24,39 +27,43 @@ impl Visited {
         let words = n.div_ceil(64);
         if self.bits.len() < words {
             self.bits.resize(words, 0);
+            self.touched.resize(words + 1, 0);
         }
     }
 
     /// Starts a new round: every node is unvisited again.
     pub fn next_round(&mut self, n: usize) {
-        for w in self.touched.drain(..) {
+        for &w in self.touched.get(..self.touched_len).unwrap_or(&[]) {
             if let Some(word) = self.bits.get_mut(w as usize) {
                 *word = 0;
             }
         }
+        self.touched_len = 0;
         self.reset(n);
     }
 
     /// Marks `node`; returns true if it was not yet visited this round. Nodes out of
     /// range (of the last [`Visited::reset`]) count as visited (they are never
     /// expanded).
+    ///
+    /// PERF: without a branch on whether the node was visited (about even odds in a
+    /// walk, so a guess is often wrong): the bit is set and the word recorded as
+    /// touched unconditionally, the record's length growing only for a word that was
+    /// clear.
     #[inline]
     pub fn insert(&mut self, node: u32) -> bool {
-        if node as usize >= self.len {
-            return false;
-        }
-        let w = node / 64;
+        let w = (node / 64) as usize;
         let bit = 1u64 << (node % 64);
-        match self.bits.get_mut(w as usize) {
-            Some(word) if *word & bit == 0 => {
-                if *word == 0 {
-                    self.touched.push(w);
-                }
-                *word |= bit;
-                true
-            }
-            _ => false,
-        }
+        let (Some(word), Some(slot)) =
+            (self.bits.get_mut(w), self.touched.get_mut(self.touched_len))
+        else {
+            return false;
+        };
+        let old = *word;
+        *word = old | bit;
+        *slot = w as u32;
+        self.touched_len += usize::from(old == 0);
+        (old & bit == 0) & ((node as usize) < self.len)
     }
 }
 
