@@ -16,6 +16,10 @@ use crate::error::{CorruptionKind, DecodeError, Result};
 pub const CHECK_BLOCK: usize = 4096;
 const SHIFT: u32 = CHECK_BLOCK.trailing_zeros();
 
+/// A section with at most one block in this many (rounded up) left unchecked has the
+/// rest checked at once by the next [`SegmentReader::row_check`].
+const FINISH_FROM: usize = 64;
+
 /// The sections `BLOCK_CRCS` covers, in the order their checksums are stored.
 pub(super) const COVERED: [SectionKind; 3] = [
     SectionKind::Vectors,
@@ -54,6 +58,13 @@ struct Covered {
 }
 
 impl Covered {
+    /// Whether `block` has been checked.
+    fn is_checked(&self, block: usize) -> bool {
+        self.checked
+            .get(block / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0)
+    }
+
     /// Records `block` as checked.
     fn mark(&self, block: usize) {
         let bit = 1 << (block % 64);
@@ -193,14 +204,32 @@ impl SegmentReader {
     /// A checker of `kind`'s rows (`VECTORS`, `PQ_CODES` or `GRAPH_L0`; any other kind,
     /// or a segment before version 5, checks nothing): call it before using a row.
     pub fn row_check(&self, kind: SectionKind) -> RowCheck<'_> {
-        RowCheck {
+        let covered = self.blocks.get(kind);
+        let check = RowCheck {
             seg: self,
             kind,
-            // Once every block has been checked, reads check nothing more.
-            covered: self
-                .blocks
-                .get(kind)
-                .filter(|c| c.unchecked.load(Ordering::Relaxed) > 0),
+            covered,
+        };
+        // Once every block has been checked, reads check nothing more. Blocks no search
+        // happens to read would keep every later search checking rows, so once few
+        // are left they are checked together (a damaged one stays unchecked, and is
+        // reported when a read reaches it).
+        let left = covered.map_or(0, |c| c.unchecked.load(Ordering::Relaxed));
+        if left > 0 && covered.is_some_and(|c| left <= c.blocks.div_ceil(FINISH_FROM)) {
+            if let Some(c) = covered {
+                for block in 0..c.blocks {
+                    if !c.is_checked(block) {
+                        let _ = check.check_block(c, block);
+                    }
+                }
+            }
+        }
+        match covered {
+            Some(c) if c.unchecked.load(Ordering::Relaxed) == 0 => RowCheck {
+                covered: None,
+                ..check
+            },
+            _ => check,
         }
     }
 

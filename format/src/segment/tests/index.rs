@@ -481,12 +481,15 @@ fn a_flipped_bit_in_vectors_codes_or_graph_is_found_on_first_use() {
     // An intact section: once every block has been checked, new checkers skip the work.
     std::fs::write(&path, &good).unwrap();
     let seg = SegmentReader::open(&OsVfs, &path).unwrap();
-    for (kind, _) in kinds {
+    for (kind, row_bytes) in kinds {
         let check = seg.row_check(kind);
         assert!(!check.is_complete(), "{kind:?}");
-        for r in 0..rows {
+        // Every block but the last read: the next checker checks that one itself.
+        let last_block = (rows * row_bytes - 1) / CHECK_BLOCK;
+        for r in (0..rows).filter(|r| ((r + 1) * row_bytes - 1) / CHECK_BLOCK < last_block) {
             check.row(r).unwrap();
         }
+        assert!(!check.is_complete());
         assert!(seg.row_check(kind).is_complete(), "{kind:?}");
     }
 }
