@@ -136,7 +136,7 @@ impl GrowingGraph {
         let score = one_by_one(&from_i, &hint);
         let mut scratch = Scratch {
             nodes: std::mem::take(buf),
-            dists: Vec::new(),
+            dists: Vec::with_capacity(buf.capacity().max(128)),
         };
         visited.next_round(self.len());
         visited.insert(ep);

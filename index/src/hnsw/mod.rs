@@ -124,7 +124,7 @@ pub fn search_batched<G: Graph + ?Sized>(
     let Some((entry, top)) = g.entry_point() else {
         return Vec::new();
     };
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch::for_search();
     let cur = descend(g, &score, entry, top, visited, &mut scratch);
     let found = search_layer(g, &score, &[cur], ef.max(1), 0, visited, &mut scratch);
     found
@@ -155,6 +155,17 @@ pub(crate) struct Scratch {
     dists: Vec<f32>,
 }
 
+impl Scratch {
+    /// Buffers for a search: room for a row of up to 128 neighbours from the start
+    /// (growing them a few entries at a time cost a search several reallocations).
+    fn for_search() -> Self {
+        Scratch {
+            nodes: Vec::with_capacity(128),
+            dists: Vec::with_capacity(128),
+        }
+    }
+}
+
 /// The `ef` nearest nodes that pass `eligible`, nearest first, by a beam search that
 /// walks through every node but keeps only eligible ones as results (a node that does
 /// not pass still leads on to its neighbours, so the walk stays connected however few
@@ -174,7 +185,7 @@ pub fn search_eligible<G: Graph + ?Sized>(
     let Some((entry, top)) = g.entry_point() else {
         return Some(Vec::new());
     };
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch::for_search();
     let no_hint = |_: &[u32]| {};
     let cur = descend(
         g,
