@@ -351,7 +351,7 @@ impl Scorer<'_> {
     #[inline]
     fn distances(&self, nodes: &[u32], out: &mut Vec<f32>) {
         match &self.kind {
-            ScoreOn::Int8(q) => q.distances(nodes.iter().map(|&n| self.row(n)), out),
+            ScoreOn::Int8(q) => q.distances_to_rows(self.rows, self.width, nodes, out),
             _ => {
                 out.clear();
                 out.extend(nodes.iter().map(|&n| self.distance(n)));

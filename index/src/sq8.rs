@@ -72,30 +72,27 @@ impl Sq8Query {
         }
     }
 
-    /// [`Sq8Query::distance`] to each of `rows`, in order, replacing `out`; an empty row
-    /// (a node without one) scores +∞. The metric and kernel are chosen once for the
-    /// batch.
-    #[inline]
-    pub fn distances<'r>(&self, rows: impl Iterator<Item = &'r [u8]>, out: &mut Vec<f32>) {
+    /// [`Sq8Query::distance`] to the row of each of `nodes` (node `n`'s codes: the `width`
+    /// bytes at `n · width` of `rows`), replacing `out`; a row past the end scores +∞.
+    /// One kernel call for the whole batch.
+    pub fn distances_to_rows(&self, rows: &[u8], width: usize, nodes: &[u32], out: &mut Vec<f32>) {
         let k = self.kernels;
-        let (mapped, steps, constant) = (&self.mapped[..], &self.steps[..], self.constant);
         out.clear();
+        out.resize(nodes.len(), f32::INFINITY);
         match self.metric {
-            Metric::L2 => score_rows(rows, out, |c| (k.sq8_l2)(mapped, steps, c)),
-            Metric::InnerProduct => score_rows(rows, out, |c| -(constant + (k.sq8_dot)(mapped, c))),
-            Metric::Cosine => score_rows(rows, out, |c| 1.0 - (constant + (k.sq8_dot)(mapped, c))),
+            Metric::L2 => (k.sq8_l2_rows)(&self.mapped, &self.steps, rows, width, nodes, out),
+            Metric::InnerProduct | Metric::Cosine => {
+                (k.sq8_dot_rows)(&self.mapped, rows, width, nodes, out);
+                let (c, cosine) = (self.constant, self.metric == Metric::Cosine);
+                for d in out.iter_mut() {
+                    // A missing row stays at +∞.
+                    if d.is_finite() {
+                        *d = if cosine { 1.0 - (c + *d) } else { -(c + *d) };
+                    }
+                }
+            }
         }
     }
-}
-
-/// Appends `f(row)` for each of `rows` to `out` (+∞ for an empty row).
-#[inline]
-fn score_rows<'r>(
-    rows: impl Iterator<Item = &'r [u8]>,
-    out: &mut Vec<f32>,
-    f: impl Fn(&[u8]) -> f32,
-) {
-    out.extend(rows.map(|c| if c.is_empty() { f32::INFINITY } else { f(c) }));
 }
 
 #[cfg(test)]
@@ -140,10 +137,11 @@ mod tests {
                         (got - want).abs() <= 1e-4 * scale,
                         "dim {dim} {metric:?}: {got} vs {want}"
                     );
-                    // In a batch, with a missing row (+∞) between two copies.
+                    // In a batch: rows of one array, by node.
                     let mut batch = vec![7.0];
-                    q.distances([&codes[..], &[], &codes[..]].into_iter(), &mut batch);
-                    assert_eq!(batch, [got, f32::INFINITY, got]);
+                    let rows: Vec<u8> = [&codes[..], &codes[..]].concat();
+                    q.distances_to_rows(&rows, dim, &[1, 2, 0, u32::MAX], &mut batch);
+                    assert_eq!(batch, [got, f32::INFINITY, got, f32::INFINITY]);
                 }
             }
         }
@@ -170,6 +168,20 @@ mod tests {
             for k in available() {
                 assert!(close((k.sq8_l2)(&t, &w, &c), l2), "{} l2 n {n}", k.name);
                 assert!(close((k.sq8_dot)(&t, &c), dot), "{} dot n {n}", k.name);
+                // The same rows in one array, by node (node 2 and the last are past its
+                // end; a row of no bytes is no row).
+                let rows: Vec<u8> = [&c[..], &c[..]].concat();
+                let nodes = [1, 2, 0, u32::MAX];
+                let (mut l2s, mut dots) = ([0f32; 4], [0f32; 4]);
+                (k.sq8_l2_rows)(&t, &w, &rows, n, &nodes, &mut l2s);
+                (k.sq8_dot_rows)(&t, &rows, n, &nodes, &mut dots);
+                for (i, (l, d)) in l2s.iter().zip(&dots).enumerate() {
+                    if n > 0 && i % 2 == 0 {
+                        assert!(close(*l, l2) && close(*d, dot), "{} rows n {n}", k.name);
+                    } else {
+                        assert!(l.is_infinite() && d.is_infinite(), "{} rows n {n}", k.name);
+                    }
+                }
                 // A shorter row of codes counts only the dimensions it has.
                 let half = n / 2;
                 let want: f64 = (0..half).map(|j| f64::from(t[j]) * f64::from(c[j])).sum();

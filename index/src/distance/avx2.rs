@@ -149,6 +149,44 @@ unsafe fn sq8_dot_impl(u: &[f32], c: &[u8]) -> f32 {
     super::scalar::sq8_dot(u, c)
 }
 
+/// [`super::scalar::sq8_l2_rows`] compiled with `avx2,fma` (installed only after run-time
+/// detection).
+pub fn sq8_l2_rows(
+    a: &[f32],
+    s: &[f32],
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    // SAFETY: installed only after run-time detection of avx2,fma.
+    unsafe { sq8_l2_rows_impl(a, s, rows, width, nodes, out) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sq8_l2_rows_impl(
+    a: &[f32],
+    s: &[f32],
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    super::scalar::sq8_l2_rows(a, s, rows, width, nodes, out)
+}
+
+/// [`super::scalar::sq8_dot_rows`] compiled with `avx2,fma` (installed only after run-time
+/// detection).
+pub fn sq8_dot_rows(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    // SAFETY: installed only after run-time detection of avx2,fma.
+    unsafe { sq8_dot_rows_impl(u, rows, width, nodes, out) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sq8_dot_rows_impl(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    super::scalar::sq8_dot_rows(u, rows, width, nodes, out)
+}
+
 /// [`super::scalar::column_distances`] compiled with `avx2,fma`.
 ///
 /// # Safety

@@ -199,6 +199,57 @@ pub fn sq8_dot(u: &[f32], c: &[u8]) -> f32 {
     unsafe { sq8_dot_impl(u, c) }
 }
 
+/// [`super::scalar::sq8_l2_rows`] with AVX-512F (installed only after run-time detection).
+pub fn sq8_l2_rows(
+    a: &[f32],
+    s: &[f32],
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    // SAFETY: installed only after run-time detection of avx512f.
+    unsafe { sq8_l2_rows_impl(a, s, rows, width, nodes, out) }
+}
+
+/// [`super::scalar::sq8_dot_rows`] with AVX-512F (installed only after run-time detection).
+pub fn sq8_dot_rows(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    // SAFETY: installed only after run-time detection of avx512f.
+    unsafe { sq8_dot_rows_impl(u, rows, width, nodes, out) }
+}
+
+/// PERF: one call per batch, the row kernel inlined into the loop (no call and no
+/// length checks per row).
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_l2_rows_impl(
+    a: &[f32],
+    s: &[f32],
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    for (o, &n) in out.iter_mut().zip(nodes) {
+        *o = match super::scalar::row_of(rows, width, n) {
+            // SAFETY: avx512f, as this function requires.
+            Some(c) => unsafe { sq8_l2_impl(a, s, c) },
+            None => f32::INFINITY,
+        };
+    }
+}
+
+/// PERF: as [`sq8_l2_rows_impl`].
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_dot_rows_impl(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    for (o, &n) in out.iter_mut().zip(nodes) {
+        *o = match super::scalar::row_of(rows, width, n) {
+            // SAFETY: avx512f, as this function requires.
+            Some(c) => unsafe { sq8_dot_impl(u, c) },
+            None => f32::INFINITY,
+        };
+    }
+}
+
 /// Sixteen bytes from `c + at` widened to `f32` lanes.
 ///
 /// # Safety
@@ -245,6 +296,7 @@ unsafe fn blocks_of_16(n: usize, step: impl Fn(usize, __mmask16, __m512) -> __m5
 /// (`cargo bench -p strata-index -- sq8`). Rows under sixteen values use the portable
 /// loop.
 #[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn sq8_l2_impl(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
     let n = a.len().min(s.len()).min(c.len());
     if n < 16 {
@@ -263,6 +315,7 @@ unsafe fn sq8_l2_impl(a: &[f32], s: &[f32], c: &[u8]) -> f32 {
 
 /// PERF: as [`sq8_l2_impl`].
 #[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn sq8_dot_impl(u: &[f32], c: &[u8]) -> f32 {
     let n = u.len().min(c.len());
     if n < 16 {

@@ -93,7 +93,19 @@ pub struct Kernels {
     pub sq8_l2: fn(&[f32], &[f32], &[u8]) -> f32,
     /// Dot product with a row of bytes ([`scalar::sq8_dot`]).
     pub sq8_dot: fn(&[f32], &[u8]) -> f32,
+    /// [`Kernels::sq8_l2`] to many rows of one array ([`scalar::sq8_l2_rows`]).
+    pub sq8_l2_rows: Sq8L2RowsFn,
+    /// [`Kernels::sq8_dot`] with many rows of one array ([`scalar::sq8_dot_rows`]).
+    pub sq8_dot_rows: Sq8DotRowsFn,
 }
+
+/// Signature of [`Kernels::sq8_l2_rows`]: grid-mapped query, steps, rows, row width,
+/// nodes, one output per node.
+pub type Sq8L2RowsFn = fn(&[f32], &[f32], &[u8], usize, &[u32], &mut [f32]);
+
+/// Signature of [`Kernels::sq8_dot_rows`]: scaled query, rows, row width, nodes, one
+/// output per node.
+pub type Sq8DotRowsFn = fn(&[f32], &[u8], usize, &[u32], &mut [f32]);
 
 /// The portable kernels (always available).
 pub const PORTABLE: Kernels = Kernels {
@@ -104,6 +116,8 @@ pub const PORTABLE: Kernels = Kernels {
     dot_many: scalar::dot_many,
     sq8_l2: scalar::sq8_l2,
     sq8_dot: scalar::sq8_dot,
+    sq8_l2_rows: scalar::sq8_l2_rows,
+    sq8_dot_rows: scalar::sq8_dot_rows,
 };
 
 /// Every kernel set this CPU can run, best first (for tests and benches).
@@ -120,6 +134,8 @@ pub fn available() -> Vec<Kernels> {
                 dot_many: avx512::dot_many,
                 sq8_l2: avx512::sq8_l2,
                 sq8_dot: avx512::sq8_dot,
+                sq8_l2_rows: avx512::sq8_l2_rows,
+                sq8_dot_rows: avx512::sq8_dot_rows,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -132,6 +148,8 @@ pub fn available() -> Vec<Kernels> {
                 dot_many: avx2::dot_many,
                 sq8_l2: avx2::sq8_l2,
                 sq8_dot: avx2::sq8_dot,
+                sq8_l2_rows: avx2::sq8_l2_rows,
+                sq8_dot_rows: avx2::sq8_dot_rows,
             });
         }
     }

@@ -117,6 +117,36 @@ pub fn sq8_dot(u: &[f32], c: &[u8]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// [`sq8_l2`] to each of `nodes`' rows (node `n`'s row: the `width` bytes at
+/// `n · width` of `rows`), into `out` (one value per node; +∞ for a row past the end).
+pub fn sq8_l2_rows(
+    a: &[f32],
+    s: &[f32],
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    for (o, &n) in out.iter_mut().zip(nodes) {
+        *o = row_of(rows, width, n).map_or(f32::INFINITY, |c| sq8_l2(a, s, c));
+    }
+}
+
+/// [`sq8_dot`] with each of `nodes`' rows, as [`sq8_l2_rows`].
+pub fn sq8_dot_rows(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    for (o, &n) in out.iter_mut().zip(nodes) {
+        *o = row_of(rows, width, n).map_or(f32::INFINITY, |c| sq8_dot(u, c));
+    }
+}
+
+/// Node `n`'s row of `width` bytes in `rows` (none past the end, or of width 0).
+#[inline(always)]
+pub(super) fn row_of(rows: &[u8], width: usize, n: u32) -> Option<&[u8]> {
+    let at = (n as usize).checked_mul(width)?;
+    rows.get(at..at.checked_add(width)?)
+        .filter(|r| !r.is_empty())
+}
+
 /// Portable body of [`super::column_distances`] (also compiled per instruction set):
 /// from `v` to each of `k` centroids stored dimension-major (`cols[j * k + c]` =
 /// component `j` of centroid `c`) into `out[..k]`, the squared L2 distance when `L2`,
