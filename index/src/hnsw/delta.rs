@@ -281,6 +281,8 @@ impl<'a> RiceLevel0<'a> {
         // it is kept (no branch on `keep`, often unpredictable).
         out.resize(count.min(self.m0), 0);
         let mut kept = 0;
+        // A local slice: its pointer stays in a register for the loop.
+        let dst = out.as_mut_slice();
         let mut prev: i64 = -1;
         for j in 0..count.min(self.m0) {
             let x = if j == 0 {
@@ -297,7 +299,7 @@ impl<'a> RiceLevel0<'a> {
             if r.pos > end || x < 0 || x as u64 >= node_count as u64 {
                 break;
             }
-            if let Some(slot) = out.get_mut(kept) {
+            if let Some(slot) = dst.get_mut(kept) {
                 *slot = x as u32;
             }
             kept += usize::from(keep(x as u32));

@@ -447,7 +447,11 @@ impl Graph for GraphView<'_> {
         visited: &mut super::Visited,
         out: &mut Vec<u32>,
     ) {
-        self.neighbors_where(node, level, out, |n| visited.insert(n));
+        // Every neighbour decoded first, then the unvisited ones kept in place: two
+        // tight loops.
+        self.neighbors_where(node, level, out, |_| true);
+        let kept = visited.keep_unvisited(out);
+        out.truncate(kept);
     }
 }
 
@@ -473,8 +477,10 @@ impl GraphView<'_> {
                         // when it is kept (no branch on `keep`, often unpredictable).
                         out.resize(self.m0, 0);
                         let mut kept = 0;
+                        // A local slice: its pointer stays in a register for the loop.
+                        let dst = out.as_mut_slice();
                         unpack_ids(bytes, bits, self.m0, |x| {
-                            if let Some(slot) = out.get_mut(kept) {
+                            if let Some(slot) = dst.get_mut(kept) {
                                 *slot = x;
                             }
                             kept += usize::from((x < n) & keep(x));
