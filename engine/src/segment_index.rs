@@ -387,7 +387,7 @@ impl Scorer<'_> {
 /// read (the ids section then stays out of a search's working set).
 pub(crate) fn rows_to_ids(reader: &SegmentReader, rows_top: TopK, k: usize) -> Result<TopK> {
     let mut top = TopK::new(k);
-    for n in rows_top.into_sorted() {
+    for n in rows_top.into_unsorted() {
         let row = n.id as usize;
         for &id in reader.id_rows(row..row + 1)? {
             top.push(id, n.distance);

@@ -86,9 +86,19 @@ impl TopK {
 
     /// Merges another selection into this one.
     pub fn merge(&mut self, other: TopK) {
+        if self.heap.is_empty() && self.k == other.k {
+            // Nothing to compare with: the other list is the result.
+            *self = other;
+            return;
+        }
         for e in other.heap {
             self.push(e.0.id, e.0.distance);
         }
+    }
+
+    /// The selection in no particular order.
+    pub fn into_unsorted(self) -> impl Iterator<Item = Neighbor> {
+        self.heap.into_iter().map(|e| e.0)
     }
 
     /// The selection, nearest first.
@@ -120,6 +130,29 @@ mod tests {
         }
         let got: Vec<u64> = t.into_sorted().iter().map(|n| n.id).collect();
         assert_eq!(got, vec![7, 1, 2]);
+    }
+
+    #[test]
+    fn merging_keeps_the_k_nearest_of_both_into_an_empty_list_too() {
+        let fill = |pairs: &[(u64, f32)]| {
+            let mut t = TopK::new(3);
+            pairs.iter().for_each(|&(id, d)| t.push(id, d));
+            t
+        };
+        let a = [(1, 5.0), (2, 1.0), (3, 4.0), (4, 2.0)];
+        let b = [(5, 3.0), (6, 0.5)];
+        let ids = |t: TopK| t.into_sorted().iter().map(|n| n.id).collect::<Vec<_>>();
+        let mut both = fill(&a);
+        both.merge(fill(&b));
+        assert_eq!(ids(both), [6, 2, 4]);
+        let mut empty = TopK::new(3);
+        empty.merge(fill(&a));
+        // The merged list keeps its bound: a farther entry is still refused.
+        empty.push(9, 4.5);
+        assert_eq!(ids(empty), [2, 4, 3]);
+        let mut unsorted: Vec<u64> = fill(&a).into_unsorted().map(|n| n.id).collect();
+        unsorted.sort();
+        assert_eq!(unsorted, [2, 3, 4]);
     }
 
     #[test]

@@ -183,6 +183,20 @@ impl Beam {
         self.keys.len()
     }
 
+    /// The candidates as search results, nearest first (the `id` field holds the node).
+    pub fn into_neighbors(self) -> Vec<crate::topk::Neighbor> {
+        self.keys
+            .into_iter()
+            .map(|k| {
+                let c = cand(k);
+                crate::topk::Neighbor {
+                    id: u64::from(c.1),
+                    distance: c.0,
+                }
+            })
+            .collect()
+    }
+
     /// The candidates, nearest first.
     pub fn into_sorted_vec(self) -> Vec<Cand> {
         self.keys.into_iter().map(cand).collect()

@@ -126,14 +126,7 @@ pub fn search_batched<G: Graph + ?Sized>(
     };
     let mut scratch = Scratch::for_search();
     let cur = descend(g, &score, entry, top, visited, &mut scratch);
-    let found = search_layer(g, &score, &[cur], ef.max(1), 0, visited, &mut scratch);
-    found
-        .into_iter()
-        .map(|c| Neighbor {
-            id: c.1 as u64,
-            distance: c.0,
-        })
-        .collect()
+    search_layer_beam(g, &score, &[cur], ef.max(1), 0, visited, &mut scratch).into_neighbors()
 }
 
 /// A batch scorer from a scorer of one node and a hint for each batch.
@@ -306,6 +299,19 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
     visited: &mut Visited,
     scratch: &mut Scratch,
 ) -> Vec<Cand> {
+    search_layer_beam(g, score, entries, ef, level, visited, scratch).into_sorted_vec()
+}
+
+/// [`search_layer`], returning the final beam.
+fn search_layer_beam<G: Graph + ?Sized>(
+    g: &G,
+    score: &impl Fn(&[u32], &mut Vec<f32>),
+    entries: &[Cand],
+    ef: usize,
+    level: usize,
+    visited: &mut Visited,
+    scratch: &mut Scratch,
+) -> Beam {
     visited.next_round(g.node_count());
     // A beam wider than the graph finds nothing more (and a huge one must not allocate).
     let ef = ef.clamp(1, g.node_count().max(1));
@@ -350,7 +356,7 @@ pub(crate) fn search_layer<G: Graph + ?Sized>(
         }
         at = front;
     }
-    beam.into_sorted_vec()
+    beam
 }
 
 #[cfg(test)]
