@@ -276,20 +276,24 @@ pub(crate) fn search(
     if scorer.section == SectionKind::Vectors {
         // Walked on the stored rows: the walk's distances are those the rerank would
         // compute.
-        let mut rows_top = TopK::new(k);
+        // The first `k` eligible rows of the walk's results (nearest first), by id.
+        let mut top = TopK::new(k);
         let mut n = 0;
         for c in found
             .iter()
             .filter(|c| !(eligible.skip)(c.id as usize))
             .take(k)
         {
-            rows_top.push(c.id, c.distance);
+            let row = c.id as usize;
+            for &id in reader.id_rows(row..row + 1)? {
+                top.push(id, c.distance);
+            }
             n += 1;
         }
         if n < k.min(live_rows) {
             return Ok(None);
         }
-        return rows_to_ids(reader, rows_top, k).map(Some);
+        return Ok(Some(top));
     }
     // Deleted rows guided the walk; only live rows are reranked and returned. The top
     // holds row numbers until the end: only the k winners' ids are read (the ids
