@@ -367,8 +367,9 @@ fn pack_ids(ids: &[u32], bits: u32, out: &mut [u8]) {
 }
 
 /// Rows up to this many bytes are unpacked from a copy on the stack, with no bounds
-/// check per id (`m0` = 64 ids of up to 32 bits).
-const STACK_ROW: usize = 256;
+/// check per id (the default `m0` = 32 ids of up to 32 bits; the copy is zeroed first,
+/// so a larger one would cost every row more than it saves).
+const STACK_ROW: usize = 128;
 
 /// Calls `f` with each of the `m0` ids packed in `bytes`.
 #[inline]
