@@ -134,38 +134,37 @@ pub(crate) fn hits(
     found: Vec<strata_index::Neighbor>,
     opts: &SearchOptions,
 ) -> Result<Vec<Hit>> {
-    found
-        .into_iter()
-        .map(|n| {
-            let payload = if opts.with_payload {
-                crate::lookup::payload(v, n.id)?
-            } else {
-                None
-            };
-            let metadata = if opts.with_metadata {
-                crate::lookup::metadata(v, n.id)?
-            } else {
-                None
-            };
-            let text = if opts.with_text {
-                crate::lookup::text(v, n.id)?
-            } else {
-                None
-            };
-            let key = match keys {
-                crate::KeyKind::String => crate::lookup::key(v, n.id)?,
-                crate::KeyKind::U64 => None,
-            };
-            Ok(Hit {
-                id: n.id,
-                key,
-                distance: n.distance,
-                payload,
-                metadata,
-                text,
-            })
-        })
-        .collect::<Result<Vec<Hit>>>()
+    let mut hits = Vec::with_capacity(found.len());
+    for n in found {
+        let payload = if opts.with_payload {
+            crate::lookup::payload(v, n.id)?
+        } else {
+            None
+        };
+        let metadata = if opts.with_metadata {
+            crate::lookup::metadata(v, n.id)?
+        } else {
+            None
+        };
+        let text = if opts.with_text {
+            crate::lookup::text(v, n.id)?
+        } else {
+            None
+        };
+        let key = match keys {
+            crate::KeyKind::String => crate::lookup::key(v, n.id)?,
+            crate::KeyKind::U64 => None,
+        };
+        hits.push(Hit {
+            id: n.id,
+            key,
+            distance: n.distance,
+            payload,
+            metadata,
+            text,
+        });
+    }
+    Ok(hits)
 }
 
 fn scan_all(s: &LiveSegment, metric: Metric, query: &[f32], k: usize) -> Result<TopK> {
