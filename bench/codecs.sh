@@ -9,7 +9,8 @@
 #   RUNS=R     timed passes per setting on both sides, the fastest kept (default 2; a
 #              set of 100 queries takes a few milliseconds per pass: use 20 or more)
 #
-# Each codec is its own config in the table (strata, strata-f16, strata-int8); the JSON
+# Each codec is its own config in the table (strata, strata-f16, strata-int8), then
+# the QPS of each at recall 0.95 and 0.99 interpolated (bench/at_recall.py); the JSON
 # lines (OUT, default /tmp/strata-codecs-DATASET.jsonl) carry vector_bytes and
 # front_bytes per store. Needs the peers' virtualenv (../shared/peers/setup.sh).
 set -euo pipefail
@@ -27,4 +28,6 @@ done
 "$py" "$shared/peers/peers.py" --base "$base" --query "$query" --gt "$gt" --metric "$metric" --k 10 \
   --nq "$nq" --runs "$runs" --peers hnswlib-hnsw --json-out "$out" "${ext[@]}"
 "$py" "$shared/peers/peers.py" --summarize "$out" --markdown
+# peers.py reports the first setting at or above each recall; interpolated as well:
+python3 "$(dirname "$0")/at_recall.py" "$out" 0.95 0.99
 echo "JSON lines: $out"
