@@ -127,13 +127,26 @@ impl GrowingGraph {
         visited: &mut Visited,
         buf: &mut Vec<u32>,
     ) {
+        let from_i = |n: u32| dist(i, n);
+        let hint = |nodes: &[u32]| nodes.iter().for_each(|&n| prefetch(n));
+        self.link_scored(i, dist, &one_by_one(&from_i, &hint), visited, buf);
+    }
+
+    /// [`GrowingGraph::link`] with `score(nodes, out)` giving the distances from `i` to
+    /// a batch of nodes (as `dist(i, n)` would) at the front of `out`.
+    pub(super) fn link_scored(
+        &self,
+        i: u32,
+        dist: &impl Fn(u32, u32) -> f32,
+        score: &impl Fn(&[u32], &mut Vec<f32>),
+        visited: &mut Visited,
+        buf: &mut Vec<u32>,
+    ) {
         let lvl = self.level(i);
         let Some((ep, top)) = self.entry_or_become(i, lvl) else {
             return;
         };
         let from_i = |n: u32| dist(i, n);
-        let hint = |nodes: &[u32]| nodes.iter().for_each(|&n| prefetch(n));
-        let score = one_by_one(&from_i, &hint);
         let mut scratch = Scratch {
             nodes: std::mem::take(buf),
             dists: Vec::with_capacity(buf.capacity().max(128)),
@@ -142,13 +155,13 @@ impl GrowingGraph {
         visited.insert(ep);
         let mut cur = Cand(from_i(ep), ep);
         for level in (lvl + 1..=top).rev() {
-            cur = greedy(self, &score, cur, level, visited, &mut scratch);
+            cur = greedy(self, score, cur, level, visited, &mut scratch);
         }
         let mut entries = vec![cur];
         for level in (0..=lvl.min(top)).rev() {
             let mut found = search_layer(
                 self,
-                &score,
+                score,
                 &entries,
                 self.ef_construction,
                 level,
@@ -364,6 +377,27 @@ impl<'a> NodeDistance<'a> {
         crate::distance::prefetch_all(self.vec(n));
     }
 
+    /// Scores batches of nodes by their distance from node `a` (as [`Self::between`]),
+    /// hinting each batch's vectors first: what a node's insert searches with.
+    pub fn from_node(&self, a: u32) -> impl Fn(&[u32], &mut Vec<f32>) + '_ {
+        let k = crate::distance::kernels();
+        let (metric, va) = (self.metric, self.vec(a));
+        let lift = self.extra.get(a as usize).copied().unwrap_or(0.0);
+        move |nodes, out| {
+            nodes.iter().for_each(|&n| self.prefetch(n));
+            out.clear();
+            let rows = nodes.iter().map(|&n| (n, self.vec(n)));
+            match metric {
+                Metric::L2 => out.extend(rows.map(|(_, v)| (k.l2)(va, v))),
+                Metric::Cosine => out.extend(rows.map(|(_, v)| 1.0 - (k.dot)(va, v))),
+                Metric::InnerProduct => out.extend(rows.map(|(n, v)| {
+                    let e = lift - self.extra.get(n as usize).copied().unwrap_or(0.0);
+                    (k.l2)(va, v) + e * e
+                })),
+            }
+        }
+    }
+
     /// Distance between nodes `a` and `b`.
     pub fn between(&self, a: u32, b: u32) -> f32 {
         match self.metric {
@@ -426,7 +460,7 @@ pub fn build_with_progress(
                 if stopped.load(Ordering::Relaxed) {
                     return;
                 }
-                g.link_prefetching(i, &dist, &prefetch, visited, buf);
+                g.link_scored(i, &dist, &nd.from_node(i), visited, buf);
                 let done = linked.fetch_add(1, Ordering::Relaxed) + 2;
                 if done % PROGRESS_EVERY == 0 && !progress(done) {
                     stopped.store(true, Ordering::Relaxed);
