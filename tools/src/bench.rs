@@ -774,7 +774,7 @@ impl Row<'_> {
         let s = &o.stats;
         json!({
             "config": config, "library": "strata", "version": env!("CARGO_PKG_VERSION"),
-            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else if codec == "-int8" { "HNSW on int8 rows (mmap'd segments)" } else { "HNSW on PQ codes + exact rerank (mmap'd segments)" },
+            "index_type": if sopts.exact { "exact (SIMD brute force over mmap'd segments)" } else if codec == "-int8" { "HNSW on int8 rows (mmap'd segments)" } else { "HNSW on walk codes (8-bit scalar or PQ; small f32 segments on their rows) + exact rerank (mmap'd segments)" },
             "search_param": param, "tag": a.tag,
             "filtered": a.filters.is_some(), "min_results": self.best.min_results,
             "ef": if sopts.exact { None } else { sopts.ef }, "target_recall": if sopts.exact || sopts.ef.is_some() { None } else { sopts.target_recall }, "rerank": if sopts.exact { None } else { sopts.rerank },
