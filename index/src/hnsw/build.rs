@@ -473,3 +473,37 @@ pub fn build_with_progress(
     }
     Some(g.pack())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn batches_from_a_node_score_as_the_pairwise_distance() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let dim = 37;
+        let mut data: Vec<f32> = (0..50 * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            if metric == Metric::Cosine {
+                data.chunks_exact_mut(dim).for_each(|v| {
+                    crate::distance::normalize(v);
+                });
+            }
+            let nd = NodeDistance::new(&data, dim, metric);
+            let nodes: Vec<u32> = (0..50).rev().collect();
+            let mut out = vec![1.0; 3];
+            for a in [0u32, 7, 49] {
+                nd.from_node(a)(&nodes, &mut out);
+                assert_eq!(out.len(), nodes.len());
+                for (&n, &d) in nodes.iter().zip(&out) {
+                    let want = nd.between(a, n);
+                    assert!(
+                        (d - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{metric:?} {a} {n}"
+                    );
+                }
+            }
+        }
+    }
+}
