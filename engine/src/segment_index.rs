@@ -452,20 +452,6 @@ impl Graph for CheckedGraph<'_> {
         }
     }
 
-    fn unvisited_neighbors(
-        &self,
-        node: u32,
-        level: usize,
-        visited: &mut hnsw::Visited,
-        out: &mut Vec<u32>,
-    ) {
-        if self.checked(node, level) {
-            self.view.unvisited_neighbors(node, level, visited, out);
-        } else {
-            out.clear();
-        }
-    }
-
     fn prefetch_neighbors(&self, node: u32, level: usize) {
         if level == 0 {
             self.next.set(Some(node));

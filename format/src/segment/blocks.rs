@@ -5,7 +5,7 @@
 //! [`crate::Error::Corruption`] naming the file and the block's offset) before a search
 //! or a read returns anything computed from it, without reading whole sections at open.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::{SectionKind, SegmentReader};
 use crate::codec::Reader;
@@ -55,6 +55,9 @@ struct Covered {
     checked: Vec<AtomicU64>,
     /// Blocks not yet checked: at 0, a [`RowCheck`] made from then on checks nothing.
     unchecked: AtomicUsize,
+    /// Whether the remaining blocks were checked together once few were left (once per
+    /// open: a damaged block stays unchecked, and is not checked again for each search).
+    finished: AtomicBool,
 }
 
 impl Covered {
@@ -113,6 +116,7 @@ impl BlockChecks {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 unchecked: AtomicUsize::new(blocks),
+                finished: AtomicBool::new(false),
             });
             crcs_at += 4 * blocks;
         }
@@ -214,13 +218,14 @@ impl SegmentReader {
         // happens to read would keep every later search checking rows, so once few
         // are left they are checked together (a damaged one stays unchecked, and is
         // reported when a read reaches it).
-        let left = covered.map_or(0, |c| c.unchecked.load(Ordering::Relaxed));
-        if left > 0 && covered.is_some_and(|c| left <= c.blocks.div_ceil(FINISH_FROM)) {
-            if let Some(c) = covered {
-                for block in 0..c.blocks {
-                    if !c.is_checked(block) {
-                        let _ = check.check_block(c, block);
-                    }
+        if let Some(c) = covered {
+            let left = c.unchecked.load(Ordering::Relaxed);
+            if left > 0
+                && left <= c.blocks.div_ceil(FINISH_FROM)
+                && !c.finished.swap(true, Ordering::Relaxed)
+            {
+                for block in (0..c.blocks).filter(|&b| !c.is_checked(b)) {
+                    let _ = check.check_block(c, block);
                 }
             }
         }

@@ -229,25 +229,15 @@ unsafe fn sq8_l2_rows_impl(
     nodes: &[u32],
     out: &mut [f32],
 ) {
-    for (o, &n) in out.iter_mut().zip(nodes) {
-        *o = match super::scalar::row_of(rows, width, n) {
-            // SAFETY: avx512f, as this function requires.
-            Some(c) => unsafe { sq8_l2_impl(a, s, c) },
-            None => f32::INFINITY,
-        };
-    }
+    // SAFETY: avx512f, as this function requires (the closure inherits its features).
+    super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_l2_impl(a, s, c) });
 }
 
 /// PERF: as [`sq8_l2_rows_impl`].
 #[target_feature(enable = "avx512f")]
 unsafe fn sq8_dot_rows_impl(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
-    for (o, &n) in out.iter_mut().zip(nodes) {
-        *o = match super::scalar::row_of(rows, width, n) {
-            // SAFETY: avx512f, as this function requires.
-            Some(c) => unsafe { sq8_dot_impl(u, c) },
-            None => f32::INFINITY,
-        };
-    }
+    // SAFETY: as in `sq8_l2_rows_impl`.
+    super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_dot_impl(u, c) });
 }
 
 /// Sixteen bytes from `c + at` widened to `f32` lanes.

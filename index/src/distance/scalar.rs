@@ -127,15 +127,26 @@ pub fn sq8_l2_rows(
     nodes: &[u32],
     out: &mut [f32],
 ) {
-    for (o, &n) in out.iter_mut().zip(nodes) {
-        *o = row_of(rows, width, n).map_or(f32::INFINITY, |c| sq8_l2(a, s, c));
-    }
+    score_rows(rows, width, nodes, out, |c| sq8_l2(a, s, c));
 }
 
 /// [`sq8_dot`] with each of `nodes`' rows, as [`sq8_l2_rows`].
 pub fn sq8_dot_rows(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    score_rows(rows, width, nodes, out, |c| sq8_dot(u, c));
+}
+
+/// `f` of each of `nodes`' rows (as [`sq8_l2_rows`] finds them) into `out`, +∞ for a
+/// row past the end: the loop every kernel set's row kernels share.
+#[inline(always)]
+pub(super) fn score_rows(
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+    f: impl Fn(&[u8]) -> f32,
+) {
     for (o, &n) in out.iter_mut().zip(nodes) {
-        *o = row_of(rows, width, n).map_or(f32::INFINITY, |c| sq8_dot(u, c));
+        *o = row_of(rows, width, n).map_or(f32::INFINITY, &f);
     }
 }
 

@@ -290,18 +290,6 @@ impl Graph for GrowingGraph {
         }
     }
 
-    fn unvisited_neighbors(
-        &self,
-        node: u32,
-        level: usize,
-        visited: &mut Visited,
-        out: &mut Vec<u32>,
-    ) {
-        self.neighbors(node, level, out);
-        let kept = visited.keep_unvisited(out);
-        out.truncate(kept);
-    }
-
     fn prefetch_neighbors(&self, node: u32, _level: usize) {
         // The node's lock and list header (the list itself is behind them).
         if let Some(n) = self.nodes.get(node as usize) {

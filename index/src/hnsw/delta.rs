@@ -257,15 +257,8 @@ impl<'a> RiceLevel0<'a> {
         }
     }
 
-    /// Replaces `out` with `node`'s neighbours below `node_count` for which `keep` is
-    /// true (called once per neighbour, in order).
-    pub(super) fn neighbors(
-        &self,
-        node: u32,
-        node_count: usize,
-        out: &mut Vec<u32>,
-        mut keep: impl FnMut(u32) -> bool,
-    ) {
+    /// Replaces `out` with `node`'s neighbours below `node_count`.
+    pub(super) fn neighbors(&self, node: u32, node_count: usize, out: &mut Vec<u32>) {
         out.clear();
         let code = self.code(node);
         if code.is_empty() {
@@ -277,35 +270,26 @@ impl<'a> RiceLevel0<'a> {
         };
         let end = code.len() as u64 * 8;
         let count = r.take(self.cbits) as usize;
-        // Every decoded id is written at the end of those kept, which grows only when
-        // it is kept (no branch on `keep`, often unpredictable).
-        out.resize(count.min(self.m0), 0);
-        let mut kept = 0;
-        // A local slice: its pointer stays in a register for the loop.
-        let dst = out.as_mut_slice();
+        out.reserve(count.min(self.m0));
         let mut prev: i64 = -1;
         for j in 0..count.min(self.m0) {
             let x = if j == 0 {
                 let Some(v) = r.rice(self.params.k_first) else {
-                    break;
+                    return;
                 };
                 node as i64 + unzigzag(v)
             } else {
                 let Some(v) = r.rice(self.params.k_gap) else {
-                    break;
+                    return;
                 };
                 prev.saturating_add(1).saturating_add(v as i64)
             };
             if r.pos > end || x < 0 || x as u64 >= node_count as u64 {
-                break;
+                return;
             }
-            if let Some(slot) = dst.get_mut(kept) {
-                *slot = x as u32;
-            }
-            kept += usize::from(keep(x as u32));
+            out.push(x as u32);
             prev = x;
         }
-        out.truncate(kept);
     }
 }
 

@@ -436,37 +436,8 @@ impl Graph for GraphView<'_> {
         }
     }
 
+    #[inline]
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>) {
-        self.neighbors_where(node, level, out, |_| true);
-    }
-
-    #[inline]
-    fn unvisited_neighbors(
-        &self,
-        node: u32,
-        level: usize,
-        visited: &mut super::Visited,
-        out: &mut Vec<u32>,
-    ) {
-        // Every neighbour decoded first, then the unvisited ones kept in place: two
-        // tight loops.
-        self.neighbors_where(node, level, out, |_| true);
-        let kept = visited.keep_unvisited(out);
-        out.truncate(kept);
-    }
-}
-
-impl GraphView<'_> {
-    /// Replaces `out` with the neighbours of `node` at `level` for which `keep` is true
-    /// (called once per neighbour, in order).
-    #[inline]
-    fn neighbors_where(
-        &self,
-        node: u32,
-        level: usize,
-        out: &mut Vec<u32>,
-        mut keep: impl FnMut(u32) -> bool,
-    ) {
         out.clear();
         let n = self.node_count as u32;
         if level == 0 {
@@ -475,7 +446,7 @@ impl GraphView<'_> {
                     let bytes = self.level0_bytes(node);
                     if !bytes.is_empty() {
                         // Every id is written at the end of those kept, which grows only
-                        // when it is kept (no branch on `keep`, often unpredictable).
+                        // for an id in range (unused slots hold a value past the last).
                         out.resize(self.m0, 0);
                         let mut kept = 0;
                         // A local slice: its pointer stays in a register for the loop.
@@ -484,12 +455,12 @@ impl GraphView<'_> {
                             if let Some(slot) = dst.get_mut(kept) {
                                 *slot = x;
                             }
-                            kept += usize::from((x < n) & keep(x));
+                            kept += usize::from(x < n);
                         });
                         out.truncate(kept);
                     }
                 }
-                Level0::Rice(r) => r.neighbors(node, self.node_count, out, keep),
+                Level0::Rice(r) => r.neighbors(node, self.node_count, out),
             }
             return;
         }
@@ -506,7 +477,7 @@ impl GraphView<'_> {
                 _ => &[],
             }
         };
-        out.extend(slice.iter().copied().filter(|&x| x < n && keep(x)));
+        out.extend(slice.iter().copied().filter(|&x| x < n));
     }
 }
 

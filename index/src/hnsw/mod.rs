@@ -48,7 +48,8 @@ pub trait Graph {
     fn neighbors(&self, node: u32, level: usize, out: &mut Vec<u32>);
 
     /// Replaces `out` with the neighbours of `node` at `level` not yet in `visited`,
-    /// marking them visited (a layout that decodes its rows does both in one pass).
+    /// marking them visited: every neighbour decoded first, then the unvisited ones
+    /// kept in place ([`Visited::keep_unvisited`]), two tight loops.
     fn unvisited_neighbors(
         &self,
         node: u32,
@@ -57,7 +58,8 @@ pub trait Graph {
         out: &mut Vec<u32>,
     ) {
         self.neighbors(node, level, out);
-        out.retain(|&n| visited.insert(n));
+        let kept = visited.keep_unvisited(out);
+        out.truncate(kept);
     }
 
     /// Hints that the neighbours of `node` at `level` will be read soon.
