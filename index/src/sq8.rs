@@ -10,6 +10,18 @@
 
 use crate::distance::{kernels, Kernels, Metric};
 
+/// Rows stored as 8-bit codes on a per-dimension grid: row `n`'s value in dimension `j`
+/// is about `lo[j] + codes[n · dim + j] · step[j]` (`dim` = the length of `lo`).
+#[derive(Debug, Clone, Copy)]
+pub struct GridRows<'a> {
+    /// Per dimension, the grid's lowest value.
+    pub lo: &'a [f32],
+    /// Per dimension, the distance between two levels of the grid.
+    pub step: &'a [f32],
+    /// Every row's codes, one byte per dimension.
+    pub codes: &'a [u8],
+}
+
 /// A query mapped onto an `int8` grid, for [`Sq8Query::distance`] to rows of codes.
 #[derive(Debug, Clone)]
 pub struct Sq8Query {
@@ -93,6 +105,30 @@ impl Sq8Query {
             }
         }
     }
+}
+
+/// A per-dimension grid spanning `data`'s values (rows of `dim`) and every row's codes
+/// on it, for tests of what is scored on [`GridRows`].
+#[cfg(test)]
+pub(crate) fn grid_codes(data: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>, Vec<u8>) {
+    let rows = || data.chunks_exact(dim);
+    let lo: Vec<f32> = (0..dim)
+        .map(|j| rows().map(|r| r[j]).fold(f32::INFINITY, f32::min))
+        .collect();
+    let hi = (0..dim).map(|j| rows().map(|r| r[j]).fold(f32::NEG_INFINITY, f32::max));
+    let step: Vec<f32> = hi.zip(&lo).map(|(h, &l)| (h - l) / 255.0).collect();
+    let codes = rows()
+        .flat_map(|r| {
+            r.iter().zip(lo.iter().zip(&step)).map(|(&x, (&l, &s))| {
+                if s > 0.0 {
+                    ((x - l) / s).round() as u8
+                } else {
+                    0
+                }
+            })
+        })
+        .collect();
+    (lo, step, codes)
 }
 
 #[cfg(test)]

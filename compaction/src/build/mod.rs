@@ -11,6 +11,7 @@ use strata_format::segment::{
 use strata_index::gpu::{BuildDevice, BuildKernels, Gpu, GpuError};
 use strata_index::hnsw::{self, HnswParams, PackedGraph};
 use strata_index::pq::{self, ProductQuantizer};
+use strata_index::sq8::GridRows;
 use strata_index::Metric;
 
 /// How segments are indexed.
@@ -357,6 +358,9 @@ impl BuiltIndex {
             gpu: gpu.map(|g| g.device_name()),
             ..BuildReport::default()
         };
+        // 8-bit grid codes of the rows, for the graph build's searches
+        // (`hnsw::GRID_SEARCH_MIN_DIM`); a scalar walk's codes are those.
+        let mut grid: Option<(Vec<f32>, Vec<f32>, Vec<u8>)> = None;
         let (pq, codes) = match walk {
             WalkOn::Pq => {
                 if !progress(Stage::Train, 0, n as u64) {
@@ -377,13 +381,35 @@ impl BuiltIndex {
                     strata_format::vector_codec::int8_codes(dim, vectors)
                 });
                 match ProductQuantizer::from_grid(&lo, &step) {
-                    Some(grid) => (Some(grid), codes),
+                    Some(pq) => {
+                        grid = Some((lo, step, codes));
+                        (Some(pq), Vec::new())
+                    }
                     None => (None, Vec::new()),
                 }
             }
             WalkOn::Rows => (None, Vec::new()),
         };
-        let graph = build_graph(&mut report, gpu, vectors, dim, metric, o, progress)?;
+        if grid.is_none() && gpu.is_none() && dim >= hnsw::GRID_SEARCH_MIN_DIM {
+            grid = Some(report.timed(Stage::Encode, || {
+                strata_format::vector_codec::int8_codes(dim, vectors)
+            }));
+        }
+        let rows = GraphRows {
+            vectors,
+            dim,
+            metric,
+            grid: grid
+                .as_ref()
+                .filter(|_| dim >= hnsw::GRID_SEARCH_MIN_DIM)
+                .map(|(lo, step, codes)| GridRows { lo, step, codes }),
+        };
+        let graph = build_graph(&mut report, gpu, rows, o, progress)?;
+        // A scalar walk keeps the grid codes as its walk codes.
+        let codes = match (walk, grid) {
+            (WalkOn::Scalar, Some((_, _, grid_codes))) => grid_codes,
+            _ => codes,
+        };
         let (entry_node, entry_level) = graph.entry().map_or((u32::MAX, 0), |(n, l)| (n, l as u32));
         let meta = IndexMeta {
             pq_m: pq.as_ref().map_or(0, |p| p.m() as u32),
@@ -689,17 +715,31 @@ fn encode(
     codes.unwrap_or_else(|| report.timed(Stage::Encode, || pq.encode_all(vectors)))
 }
 
+/// What a segment's graph is built on: its rows (normalised for cosine), and their 8-bit
+/// grid codes for the CPU build's searches to score, when they pay
+/// ([`hnsw::GRID_SEARCH_MIN_DIM`]).
+struct GraphRows<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    metric: Metric,
+    grid: Option<GridRows<'a>>,
+}
+
 /// The HNSW graph: from the GPU's exact earlier-neighbour lists when one is in use (a
 /// failure falls back), else linked incrementally on the CPU. `None`: stopped.
 fn build_graph(
     report: &mut BuildReport,
     gpu: Option<&dyn BuildKernels>,
-    vectors: &[f32],
-    dim: usize,
-    metric: Metric,
+    rows: GraphRows<'_>,
     o: &IndexOptions,
     progress: &Progress<'_>,
 ) -> Option<PackedGraph> {
+    let GraphRows {
+        vectors,
+        dim,
+        metric,
+        grid,
+    } = rows;
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let on_linked = |done: usize| progress(Stage::Graph, done as u64, n as u64);
     if let Some(g) = gpu {
@@ -733,7 +773,7 @@ fn build_graph(
         }
     }
     let t = Instant::now();
-    let graph = hnsw::build_with_progress(vectors, dim, metric, &o.hnsw, &on_linked)?;
+    let graph = hnsw::build_on_grid(vectors, dim, metric, &o.hnsw, grid, &on_linked)?;
     report.stages.push((Stage::Graph, t.elapsed()));
     Some(graph)
 }

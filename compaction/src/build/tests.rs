@@ -214,10 +214,17 @@ fn segments_walked_on_their_rows_are_written_without_pq_codes() {
 /// Segments reranked on their rows get the walk codes `walk_codes` asks for: scalar
 /// codes (one per dimension, the codebook a grid that decodes to each row within half a
 /// step) by default up to `SCALAR_MAX_DIM` dimensions, PQ codes (trained, not a grid)
-/// when asked for or when `pq_m` is set.
+/// when asked for or when `pq_m` is set. At `GRID_SEARCH_MIN_DIM` dimensions the graph's
+/// searches score those codes too, which must not change them.
 #[test]
 fn walk_codes_are_scalar_by_default_and_pq_when_asked() {
-    let (n, dim) = (1200, 8);
+    for dim in [8, hnsw::GRID_SEARCH_MIN_DIM] {
+        walk_codes_of(dim);
+    }
+}
+
+fn walk_codes_of(dim: usize) {
+    let n = 1200;
     let rows = data(n, dim, 8);
     let ids: Vec<u64> = (0..n as u64).collect();
     let payloads = vec![None; n];
@@ -234,7 +241,7 @@ fn walk_codes_are_scalar_by_default_and_pq_when_asked() {
         strata_format::VectorCodec::F16,
     ] {
         for (i, (walk_codes, pq_m, scalar)) in cases.into_iter().enumerate() {
-            let what = format!("{codec:?}, {walk_codes:?}, pq_m {pq_m:?}");
+            let what = format!("{dim}-d {codec:?}, {walk_codes:?}, pq_m {pq_m:?}");
             let path = dir.path().join(format!("{}-{i}.seg", codec.name()));
             let seg = plain_rows(dim, &ids, &rows, &payloads, codec);
             let o = IndexOptions {

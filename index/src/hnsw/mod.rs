@@ -19,7 +19,8 @@ mod reorder;
 mod visited;
 
 pub use build::{
-    build, build_with_progress, GrowingGraph, HnswParams, NodeDistance, PROGRESS_EVERY,
+    build, build_on_grid, build_with_progress, GrowingGraph, HnswParams, NodeDistance,
+    GRID_SEARCH_MIN_DIM, PROGRESS_EVERY,
 };
 pub use delta::{encode_level0, RiceParams};
 pub use from_lists::{
@@ -452,6 +453,45 @@ mod tests {
             let r = recall(&data, dim, metric, &g.view(), 128);
             println!("{metric:?}: recall@10 at ef=128 = {r:.3}");
             assert!(r >= 0.97, "{metric:?} recall {r}");
+        }
+    }
+
+    #[test]
+    fn a_build_whose_searches_score_grid_codes_is_as_good() {
+        let dim = 24;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let mut data = clustered(4000, dim, 6);
+            if metric == Metric::Cosine {
+                data.chunks_exact_mut(dim).for_each(|v| {
+                    crate::distance::normalize(v);
+                });
+            }
+            let (lo, step, codes) = crate::sq8::grid_codes(&data, dim);
+            let grid = crate::sq8::GridRows {
+                lo: &lo,
+                step: &step,
+                codes: &codes,
+            };
+            let p = HnswParams::default();
+            let exact = pool.install(|| build(&data, dim, metric, &p));
+            let on_grid = pool
+                .install(|| build_on_grid(&data, dim, metric, &p, Some(grid), &|_| true))
+                .unwrap();
+            assert_ne!(
+                on_grid, exact,
+                "{metric:?}: the searches scored other distances"
+            );
+            // Searched exactly, both graphs find the same neighbours at a modest `ef`.
+            let (want, got) = (
+                recall(&data, dim, metric, &exact.view(), 32),
+                recall(&data, dim, metric, &on_grid.view(), 32),
+            );
+            println!("{metric:?}: recall@10 at ef=32: exact build {want:.3}, grid {got:.3}");
+            assert!(got >= want - 0.01, "{metric:?}: {got} vs {want}");
         }
     }
 
