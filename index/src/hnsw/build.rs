@@ -135,9 +135,9 @@ impl GrowingGraph {
 
     /// [`GrowingGraph::link`] with `score(nodes, out)` giving the distances from `i` to
     /// a batch of nodes (as `dist(i, n)` would) at the front of `out`. With `rescore`,
-    /// `score` may only approximate `dist`: each level's candidates are then scored again
-    /// with `dist` before the neighbours are chosen among them, so that only which
-    /// candidates the searches find depends on `score`.
+    /// `score` may only approximate `dist`: the neighbour-selection heuristic then scores
+    /// each candidate it weighs again with `dist`, so that only which candidates the
+    /// searches find, and the order they are weighed in, depend on `score`.
     pub(super) fn link_scored(
         &self,
         i: u32,
@@ -178,13 +178,14 @@ impl GrowingGraph {
             // A concurrent insert that reached this node through an upper level may
             // already have linked it on this level, so the search can meet the node.
             found.retain(|c| c.1 != i);
-            if rescore {
-                for c in found.iter_mut() {
-                    c.0 = from_i(c.1);
-                }
-                found.sort_unstable();
-            }
-            let chosen = select(dist, &found, self.m);
+            // Rescored lazily: the heuristic stops once it has `m`, and the candidates
+            // after that (most of them) are never scored exactly. They are taken in the
+            // searches' order, which is the exact one up to the codes' rounding.
+            let chosen = if rescore {
+                select(dist, found.iter().map(|c| Cand(from_i(c.1), c.1)), self.m)
+            } else {
+                select(dist, found.iter().copied(), self.m)
+            };
             let max_links = if level == 0 { 2 * self.m } else { self.m };
             // Another thread may already have linked back to this node here (it reached
             // it through an upper level); keep those links rather than overwrite them.
@@ -258,7 +259,7 @@ impl GrowingGraph {
             .map(|&x| Cand(dist(e, x), x))
             .collect();
         cands.sort_unstable();
-        *l = select(dist, &cands, max_links);
+        *l = select(dist, cands, max_links);
     }
 
     /// Links per node on upper levels.
@@ -321,17 +322,24 @@ pub(super) const PRUNE_SLACK: f32 = 1.2;
 
 /// The neighbour-selection heuristic over candidates sorted nearest first: a candidate is
 /// kept unless a neighbour already chosen is nearer to it, by [`PRUNE_SLACK`], than the
-/// node is.
-pub(super) fn select(dist: &impl Fn(u32, u32) -> f32, cands: &[Cand], m: usize) -> Vec<u32> {
+/// node is. Candidates are drawn only until `m` are kept.
+pub(super) fn select(
+    dist: &impl Fn(u32, u32) -> f32,
+    cands: impl IntoIterator<Item = Cand>,
+    m: usize,
+) -> Vec<u32> {
     let mut out: Vec<u32> = Vec::with_capacity(m);
+    if m == 0 {
+        return out;
+    }
     for c in cands {
-        if out.len() >= m {
-            break;
-        }
         // Ties are kept (as hnswlib does): with strict comparison an exact duplicate,
         // selected first, would reject every other candidate.
         if out.iter().all(|&s| PRUNE_SLACK * dist(c.1, s) >= c.0) {
             out.push(c.1);
+            if out.len() >= m {
+                break;
+            }
         }
     }
     out
@@ -640,5 +648,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_heuristic_draws_candidates_only_until_it_has_m() {
+        // Points on a line: no chosen neighbour prunes a candidate on the other side.
+        let xs = [0.0f32, -1.0, 1.0, -2.0, 2.0, -3.0, 3.0, -4.0];
+        let dist = |a: u32, b: u32| (xs[a as usize] - xs[b as usize]).powi(2);
+        let drawn = std::cell::Cell::new(0);
+        let cands = (1..xs.len() as u32).map(|n| {
+            drawn.set(drawn.get() + 1);
+            Cand(dist(0, n), n)
+        });
+        assert_eq!(select(&dist, cands, 2), [1, 2]);
+        assert_eq!(drawn.get(), 2);
     }
 }

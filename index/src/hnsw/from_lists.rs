@@ -138,7 +138,7 @@ pub fn build_from_lists<E>(
                     .collect();
                 cands.sort_unstable();
                 cands.dedup_by_key(|c| c.1);
-                let keep = select(&dist, &cands, m);
+                let keep = select(&dist, cands.iter().copied(), m);
                 if level == 0 {
                     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if d % PROGRESS_EVERY == 0 && !progress(d) {
