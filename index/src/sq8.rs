@@ -189,8 +189,9 @@ mod tests {
         // The kernel sets this CPU can run are the ones checked: say which.
         let names: Vec<&str> = available().iter().map(|k| k.name).collect();
         eprintln!("int8 kernels checked on this CPU: {names:?} (others: not available here)");
-        // Every length up to three blocks of sixteen (each tail), and longer rows.
-        for n in (0usize..=48).chain([50, 128, 385]) {
+        // Every length up to eight blocks of sixteen and past it (each tail of the
+        // kernels that keep the query in registers), and a longer row.
+        for n in (0usize..=130).chain([385]) {
             let t: Vec<f32> = (0..n).map(|_| rng.random_range(-10.0..300.0)).collect();
             let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.01)).collect();
             let c: Vec<u8> = (0..n).map(|_| rng.random()).collect();

@@ -219,7 +219,8 @@ pub fn sq8_dot_rows(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &m
 }
 
 /// PERF: one call per batch, the row kernel inlined into the loop (no call and no
-/// length checks per row).
+/// length checks per row). Rows of 16 to 128 values keep the query (and the steps) in
+/// registers for the whole batch ([`sq8_rows_fixed`]).
 #[target_feature(enable = "avx512f")]
 unsafe fn sq8_l2_rows_impl(
     a: &[f32],
@@ -229,6 +230,20 @@ unsafe fn sq8_l2_rows_impl(
     nodes: &[u32],
     out: &mut [f32],
 ) {
+    let n = a.len().min(s.len()).min(width);
+    // SAFETY (every arm): avx512f, as this function requires; `n` values of `a` and `s`.
+    match n.div_ceil(16) {
+        _ if n < 16 => {}
+        1 => return sq8_rows_fixed::<1, true>(a, s, n, rows, width, nodes, out),
+        2 => return sq8_rows_fixed::<2, true>(a, s, n, rows, width, nodes, out),
+        3 => return sq8_rows_fixed::<3, true>(a, s, n, rows, width, nodes, out),
+        4 => return sq8_rows_fixed::<4, true>(a, s, n, rows, width, nodes, out),
+        5 => return sq8_rows_fixed::<5, true>(a, s, n, rows, width, nodes, out),
+        6 => return sq8_rows_fixed::<6, true>(a, s, n, rows, width, nodes, out),
+        7 => return sq8_rows_fixed::<7, true>(a, s, n, rows, width, nodes, out),
+        8 => return sq8_rows_fixed::<8, true>(a, s, n, rows, width, nodes, out),
+        _ => {}
+    }
     // SAFETY: avx512f, as this function requires (the closure inherits its features).
     super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_l2_impl(a, s, c) });
 }
@@ -236,8 +251,88 @@ unsafe fn sq8_l2_rows_impl(
 /// PERF: as [`sq8_l2_rows_impl`].
 #[target_feature(enable = "avx512f")]
 unsafe fn sq8_dot_rows_impl(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
+    let n = u.len().min(width);
+    // SAFETY (every arm): avx512f, as this function requires; `n` values of `u` (the
+    // steps are not read for the dot product).
+    match n.div_ceil(16) {
+        _ if n < 16 => {}
+        1 => return sq8_rows_fixed::<1, false>(u, u, n, rows, width, nodes, out),
+        2 => return sq8_rows_fixed::<2, false>(u, u, n, rows, width, nodes, out),
+        3 => return sq8_rows_fixed::<3, false>(u, u, n, rows, width, nodes, out),
+        4 => return sq8_rows_fixed::<4, false>(u, u, n, rows, width, nodes, out),
+        5 => return sq8_rows_fixed::<5, false>(u, u, n, rows, width, nodes, out),
+        6 => return sq8_rows_fixed::<6, false>(u, u, n, rows, width, nodes, out),
+        7 => return sq8_rows_fixed::<7, false>(u, u, n, rows, width, nodes, out),
+        8 => return sq8_rows_fixed::<8, false>(u, u, n, rows, width, nodes, out),
+        _ => {}
+    }
     // SAFETY: as in `sq8_l2_rows_impl`.
     super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_dot_impl(u, c) });
+}
+
+/// The `int8` row kernels for rows of `n` (16 to `16·C`) values, `C` blocks of sixteen
+/// (the last one the sixteen values ending at `n`, its lanes already counted masked
+/// off): the query's blocks (and, for L2, the steps') are loaded once per batch and
+/// stay in registers, so a row costs one byte load, a widening and one or two FMAs
+/// per block. L2: `Σ (a − s·c)²`; dot (`L2` false, `s` unread): `Σ a·c`.
+///
+/// # Safety
+/// AVX-512F; `16 ≤ n ≤ 16·C`, and `a` (and for L2 `s`) hold at least `n` values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn sq8_rows_fixed<const C: usize, const L2: bool>(
+    a: &[f32],
+    s: &[f32],
+    n: usize,
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) {
+    // Block `b` starts at 16·b, the last one at n − 16; its lanes below `counted` were
+    // counted by the block before it.
+    let start = |b: usize| if b + 1 == C { n - 16 } else { 16 * b };
+    let counted = 16 * C - n;
+    let mask = |b: usize| -> __mmask16 {
+        if b + 1 == C {
+            !((1u32 << counted) - 1) as __mmask16
+        } else {
+            0xFFFF
+        }
+    };
+    let (mut av, mut sv) = ([_mm512_setzero_ps(); C], [_mm512_setzero_ps(); C]);
+    for b in 0..C {
+        if let (Some(x), Some(y)) = (av.get_mut(b), sv.get_mut(b)) {
+            // SAFETY: start(b) + 16 ≤ n values of `a` (and `s`), the caller's contract.
+            *x = _mm512_maskz_loadu_ps(mask(b), a.as_ptr().add(start(b)));
+            if L2 {
+                *y = _mm512_maskz_loadu_ps(mask(b), s.as_ptr().add(start(b)));
+            }
+        }
+    }
+    for (o, &node) in out.iter_mut().zip(nodes) {
+        let Some(row) = super::scalar::row_of(rows, width, node) else {
+            *o = f32::INFINITY;
+            continue;
+        };
+        let pc = row.as_ptr();
+        // Two accumulators halve a row's FMA dependency chain.
+        let mut acc = [_mm512_setzero_ps(); 2];
+        for (b, (x, y)) in av.iter().zip(&sv).enumerate() {
+            // SAFETY: the row holds width ≥ n bytes and start(b) + 16 ≤ n.
+            let c = bytes_to_ps(pc, start(b));
+            let [a0, a1] = &mut acc;
+            let t = if b & 1 == 0 { a0 } else { a1 };
+            *t = if L2 {
+                // Masked lanes: a and s are 0 there, so d = 0.
+                let d = _mm512_fnmadd_ps(*y, c, *x);
+                _mm512_fmadd_ps(d, d, *t)
+            } else {
+                _mm512_fmadd_ps(*x, c, *t)
+            };
+        }
+        *o = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+    }
 }
 
 /// Sixteen bytes from `c + at` widened to `f32` lanes.
