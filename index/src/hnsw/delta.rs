@@ -258,6 +258,12 @@ impl<'a> RiceLevel0<'a> {
     }
 
     /// Replaces `out` with `node`'s neighbours below `node_count`.
+    ///
+    /// PERF: codes are read from a window of bits kept in a register, reloaded from
+    /// memory only when the next code may not lie wholly within its valid bits (about
+    /// one load per four codes instead of one per code, which shortened the dependency
+    /// chain from one code's position to the next). Reads exactly what
+    /// [`BitReader::rice`] code by code would (a test compares them on damaged codes).
     pub(super) fn neighbors(&self, node: u32, node_count: usize, out: &mut Vec<u32>) {
         out.clear();
         let code = self.code(node);
@@ -269,8 +275,68 @@ impl<'a> RiceLevel0<'a> {
             pos: 0,
         };
         let end = code.len() as u64 * 8;
+        let count = (r.take(self.cbits) as usize).min(self.m0);
+        out.reserve(count);
+        // The bits from `r.pos` on; the low `valid` of them are the code's (the rest
+        // zeros shifted in).
+        let (mut w, mut valid) = r.window_bits();
+        let mut prev: i64 = -1;
+        for j in 0..count {
+            let k = if j == 0 {
+                self.params.k_first
+            } else {
+                self.params.k_gap
+            };
+            let mut q = w.trailing_zeros();
+            if q >= ESCAPE || q + 1 + k > valid {
+                // Not wholly within the valid bits (or an escape): reload at `r.pos`,
+                // after which a code with q < ESCAPE fits (q + 1 + k ≤ 49 < 57).
+                (w, valid) = r.window_bits();
+                q = w.trailing_zeros();
+            }
+            let v = if q < ESCAPE {
+                let used = q + 1 + k;
+                let v = ((q as u64) << k) | ((w >> (q + 1)) & ((1u64 << k) - 1));
+                w >>= used;
+                valid -= used;
+                r.pos += used as u64;
+                v
+            } else if q == ESCAPE {
+                r.pos += ESCAPE as u64 + 1;
+                let v = r.take(RAW_BITS);
+                (w, valid) = r.window_bits();
+                v
+            } else {
+                return;
+            };
+            let x = if j == 0 {
+                node as i64 + unzigzag(v)
+            } else {
+                prev.saturating_add(1).saturating_add(v as i64)
+            };
+            if r.pos > end || x < 0 || x as u64 >= node_count as u64 {
+                return;
+            }
+            out.push(x as u32);
+            prev = x;
+        }
+    }
+
+    /// [`RiceLevel0::neighbors`] one [`BitReader::rice`] call per code: the reference
+    /// the windowed decoder is tested against.
+    #[cfg(test)]
+    fn neighbors_code_by_code(&self, node: u32, node_count: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let code = self.code(node);
+        if code.is_empty() {
+            return;
+        }
+        let mut r = BitReader {
+            bytes: code,
+            pos: 0,
+        };
+        let end = code.len() as u64 * 8;
         let count = r.take(self.cbits) as usize;
-        out.reserve(count.min(self.m0));
         let mut prev: i64 = -1;
         for j in 0..count.min(self.m0) {
             let x = if j == 0 {
@@ -300,6 +366,13 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
+    /// [`BitReader::window`] and how many of its bits are read from `pos` on (at least
+    /// 57; the rest are zeros shifted in).
+    #[inline]
+    fn window_bits(&self) -> (u64, u32) {
+        (self.window(), 64 - (self.pos % 8) as u32)
+    }
+
     /// The next 56 bits (at least) from `pos`.
     #[inline]
     fn window(&self) -> u64 {
@@ -323,8 +396,9 @@ impl BitReader<'_> {
         v
     }
 
-    /// One Rice code; `None` when its unary part runs past the code (damage).
-    #[inline]
+    /// One Rice code; `None` when its unary part runs past the code (damage). The
+    /// definition [`RiceLevel0::neighbors`] is tested against.
+    #[cfg(test)]
     fn rice(&mut self, k: u32) -> Option<u64> {
         let w = self.window();
         let q = w.trailing_zeros();
@@ -455,6 +529,47 @@ mod tests {
             bytes.len(),
             g.level0().len()
         );
+    }
+
+    #[test]
+    fn the_windowed_decoder_reads_what_code_by_code_decoding_reads() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let (nodes, m0) = (300usize, 32usize);
+        for round in 0..40 {
+            // Random codes: some sparse in one bits (long unary parts and escapes),
+            // some dense, of every length up to 100 bytes.
+            let density = [0.02, 0.2, 0.5, 0.9][round % 4];
+            let mut stream = Vec::new();
+            let mut offsets = vec![0u32];
+            for _ in 0..nodes {
+                let len = rng.random_range(0..100);
+                for _ in 0..len {
+                    let byte =
+                        (0..8).fold(0u8, |b, i| b | (u8::from(rng.random_bool(density)) << i));
+                    stream.push(byte);
+                }
+                offsets.push(stream.len() as u32);
+            }
+            let mut bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+            bytes.extend_from_slice(&stream);
+            let params = RiceParams {
+                k_first: rng.random_range(0..=MAX_K),
+                k_gap: [0, 1, 4, 9, MAX_K][round % 5],
+            };
+            let rice = RiceLevel0::parse(&bytes, nodes, m0, params).unwrap();
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for node in 0..nodes as u32 + 2 {
+                for count in [nodes, 40, 1 << 20] {
+                    rice.neighbors(node, count, &mut got);
+                    rice.neighbors_code_by_code(node, count, &mut want);
+                    assert_eq!(
+                        got, want,
+                        "round {round} node {node} count {count} {params:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
