@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use strata_format::segment::{
     IndexInput, IndexMeta, BUILT_GPU_CODES, BUILT_GPU_KMEANS, BUILT_GPU_LISTS,
 };
+use strata_format::vector_codec::Int8Rounding;
 use strata_index::gpu::{BuildDevice, BuildKernels, Gpu, GpuError};
 use strata_index::hnsw::{self, HnswParams, PackedGraph};
 use strata_index::pq::{self, ProductQuantizer};
@@ -378,7 +379,7 @@ impl BuiltIndex {
                     return None;
                 }
                 let (lo, step, codes) = report.timed(Stage::Encode, || {
-                    strata_format::vector_codec::int8_codes(dim, vectors)
+                    strata_format::vector_codec::int8_codes(dim, vectors, Int8Rounding::Nearest)
                 });
                 match ProductQuantizer::from_grid(&lo, &step) {
                     Some(pq) => {
@@ -392,7 +393,7 @@ impl BuiltIndex {
         };
         if grid.is_none() && gpu.is_none() && dim >= hnsw::GRID_SEARCH_MIN_DIM {
             grid = Some(report.timed(Stage::Encode, || {
-                strata_format::vector_codec::int8_codes(dim, vectors)
+                strata_format::vector_codec::int8_codes(dim, vectors, Int8Rounding::Nearest)
             }));
         }
         let rows = GraphRows {

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::VfsWriter;
 use strata_vfs::Vfs;
 
+/// The header's metric code of cosine (`docs/format.md`).
+const METRIC_COSINE: u8 = 2;
+
 /// Writes a complete segment to `path` (which must not exist) and fsyncs it.
 /// Returns the file length. The caller fsyncs the directory and publishes the file.
 pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -> Result<u64> {
@@ -67,7 +70,13 @@ pub fn write_segment(fs: &dyn Vfs, path: &Path, input: &SegmentWriteInput<'_>) -
     }
     // What a search needs resident comes first, full vectors and payloads after.
     let mut covered: Vec<&[u8]> = Vec::with_capacity(3);
-    let vectors = crate::vector_codec::encode(input.vector_codec, dim, input.vectors);
+    // Cosine rows are unit vectors: their `int8` codes keep the norm.
+    let rounding = if input.metric == METRIC_COSINE {
+        crate::vector_codec::Int8Rounding::KeepNorm
+    } else {
+        crate::vector_codec::Int8Rounding::Nearest
+    };
+    let vectors = crate::vector_codec::encode(input.vector_codec, dim, input.vectors, rounding);
     covered.push(&vectors.data);
     if let Some(ix) = &input.index {
         let m = ix.meta;
