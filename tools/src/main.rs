@@ -237,9 +237,10 @@ enum Command {
         keys: KeysArg,
         /// How segments store the full vectors that rerank the graph's candidates and
         /// that `get` returns: f32 (exact), f16 (half the bytes) or int8 (a quarter;
-        /// `get` returns the quantised values). Searches walk the PQ codes whatever the
-        /// codec; docs/vector-codecs.md gives each codec's recall, disk and speed. Fixed
-        /// for the store's life.
+        /// `get` returns the quantised values). f32 and f16 segments are walked on 8-bit
+        /// or PQ codes and reranked on their rows; int8 segments are walked on their rows
+        /// (no rerank, the smallest working set). docs/vector-codecs.md gives each
+        /// codec's recall, disk and speed. Fixed for the store's life.
         #[arg(long, value_enum, default_value = "f32")]
         vector_codec: CodecArg,
         /// How records' text (JSON imports give "text") and text queries become terms
