@@ -231,18 +231,9 @@ unsafe fn sq8_l2_rows_impl(
     out: &mut [f32],
 ) {
     let n = a.len().min(s.len()).min(width);
-    // SAFETY (every arm): avx512f, as this function requires; `n` values of `a` and `s`.
-    match n.div_ceil(16) {
-        _ if n < 16 => {}
-        1 => return sq8_rows_fixed::<1, true>(a, s, n, rows, width, nodes, out),
-        2 => return sq8_rows_fixed::<2, true>(a, s, n, rows, width, nodes, out),
-        3 => return sq8_rows_fixed::<3, true>(a, s, n, rows, width, nodes, out),
-        4 => return sq8_rows_fixed::<4, true>(a, s, n, rows, width, nodes, out),
-        5 => return sq8_rows_fixed::<5, true>(a, s, n, rows, width, nodes, out),
-        6 => return sq8_rows_fixed::<6, true>(a, s, n, rows, width, nodes, out),
-        7 => return sq8_rows_fixed::<7, true>(a, s, n, rows, width, nodes, out),
-        8 => return sq8_rows_fixed::<8, true>(a, s, n, rows, width, nodes, out),
-        _ => {}
+    // SAFETY: avx512f, as this function requires; `n` values of `a` and `s`.
+    if sq8_rows_in_registers::<true>(a, s, n, rows, width, nodes, out) {
+        return;
     }
     // SAFETY: avx512f, as this function requires (the closure inherits its features).
     super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_l2_impl(a, s, c) });
@@ -252,22 +243,47 @@ unsafe fn sq8_l2_rows_impl(
 #[target_feature(enable = "avx512f")]
 unsafe fn sq8_dot_rows_impl(u: &[f32], rows: &[u8], width: usize, nodes: &[u32], out: &mut [f32]) {
     let n = u.len().min(width);
-    // SAFETY (every arm): avx512f, as this function requires; `n` values of `u` (the
-    // steps are not read for the dot product).
-    match n.div_ceil(16) {
-        _ if n < 16 => {}
-        1 => return sq8_rows_fixed::<1, false>(u, u, n, rows, width, nodes, out),
-        2 => return sq8_rows_fixed::<2, false>(u, u, n, rows, width, nodes, out),
-        3 => return sq8_rows_fixed::<3, false>(u, u, n, rows, width, nodes, out),
-        4 => return sq8_rows_fixed::<4, false>(u, u, n, rows, width, nodes, out),
-        5 => return sq8_rows_fixed::<5, false>(u, u, n, rows, width, nodes, out),
-        6 => return sq8_rows_fixed::<6, false>(u, u, n, rows, width, nodes, out),
-        7 => return sq8_rows_fixed::<7, false>(u, u, n, rows, width, nodes, out),
-        8 => return sq8_rows_fixed::<8, false>(u, u, n, rows, width, nodes, out),
-        _ => {}
+    // SAFETY: avx512f, as this function requires; `n` values of `u` (the steps are not
+    // read for the dot product).
+    if sq8_rows_in_registers::<false>(u, u, n, rows, width, nodes, out) {
+        return;
     }
     // SAFETY: as in `sq8_l2_rows_impl`.
     super::scalar::score_rows(rows, width, nodes, out, |c| unsafe { sq8_dot_impl(u, c) });
+}
+
+/// [`sq8_rows_fixed`] with the block count of rows of `n` values, when `n` is 16 to 128;
+/// false (nothing scored) otherwise.
+///
+/// # Safety
+/// AVX-512F; `a` (and for L2 `s`) hold at least `n` values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn sq8_rows_in_registers<const L2: bool>(
+    a: &[f32],
+    s: &[f32],
+    n: usize,
+    rows: &[u8],
+    width: usize,
+    nodes: &[u32],
+    out: &mut [f32],
+) -> bool {
+    if n < 16 {
+        return false;
+    }
+    // SAFETY (every arm): 16 ≤ n ≤ 16·C, and the caller's contract.
+    match n.div_ceil(16) {
+        1 => sq8_rows_fixed::<1, L2>(a, s, n, rows, width, nodes, out),
+        2 => sq8_rows_fixed::<2, L2>(a, s, n, rows, width, nodes, out),
+        3 => sq8_rows_fixed::<3, L2>(a, s, n, rows, width, nodes, out),
+        4 => sq8_rows_fixed::<4, L2>(a, s, n, rows, width, nodes, out),
+        5 => sq8_rows_fixed::<5, L2>(a, s, n, rows, width, nodes, out),
+        6 => sq8_rows_fixed::<6, L2>(a, s, n, rows, width, nodes, out),
+        7 => sq8_rows_fixed::<7, L2>(a, s, n, rows, width, nodes, out),
+        8 => sq8_rows_fixed::<8, L2>(a, s, n, rows, width, nodes, out),
+        _ => return false,
+    }
+    true
 }
 
 /// The `int8` row kernels for rows of `n` (16 to `16·C`) values, `C` blocks of sixteen
