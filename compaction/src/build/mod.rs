@@ -359,10 +359,7 @@ impl BuiltIndex {
             gpu: gpu.map(|g| g.device_name()),
             ..BuildReport::default()
         };
-        // 8-bit grid codes of the rows, for the graph build's searches
-        // (`hnsw::GRID_SEARCH_MIN_DIM`); a scalar walk's codes are those.
-        let mut grid: Option<(Vec<f32>, Vec<f32>, Vec<u8>)> = None;
-        let (pq, codes) = match walk {
+        let (pq, codes, scalar_grid) = match walk {
             WalkOn::Pq => {
                 if !progress(Stage::Train, 0, n as u64) {
                     return None;
@@ -372,7 +369,7 @@ impl BuiltIndex {
                     return None;
                 }
                 let codes = encode(&mut report, &mut gpu, &pq, vectors, n, m);
-                (Some(pq), codes)
+                (Some(pq), codes, None)
             }
             WalkOn::Scalar => {
                 if !progress(Stage::Encode, 0, n as u64) {
@@ -382,35 +379,38 @@ impl BuiltIndex {
                     strata_format::vector_codec::int8_codes(dim, vectors, Int8Rounding::Nearest)
                 });
                 match ProductQuantizer::from_grid(&lo, &step) {
-                    Some(pq) => {
-                        grid = Some((lo, step, codes));
-                        (Some(pq), Vec::new())
-                    }
-                    None => (None, Vec::new()),
+                    Some(pq) => (Some(pq), codes, Some((lo, step))),
+                    None => (None, Vec::new(), None),
                 }
             }
-            WalkOn::Rows => (None, Vec::new()),
+            WalkOn::Rows => (None, Vec::new(), None),
         };
-        if grid.is_none() && gpu.is_none() && dim >= hnsw::GRID_SEARCH_MIN_DIM {
-            grid = Some(report.timed(Stage::Encode, || {
+        // From `hnsw::GRID_SEARCH_MIN_DIM` dimensions on, the graph build's searches score
+        // 8-bit grid codes: a scalar walk's own, or (building on the CPU) codes made for
+        // the build.
+        let on_grid = dim >= hnsw::GRID_SEARCH_MIN_DIM;
+        let made = (on_grid && scalar_grid.is_none() && gpu.is_none()).then(|| {
+            report.timed(Stage::Encode, || {
                 strata_format::vector_codec::int8_codes(dim, vectors, Int8Rounding::Nearest)
-            }));
-        }
+            })
+        });
+        let grid = match (&scalar_grid, &made) {
+            _ if !on_grid => None,
+            (Some((lo, step)), _) => Some(GridRows {
+                lo,
+                step,
+                codes: &codes,
+            }),
+            (None, Some((lo, step, codes))) => Some(GridRows { lo, step, codes }),
+            (None, None) => None,
+        };
         let rows = GraphRows {
             vectors,
             dim,
             metric,
-            grid: grid
-                .as_ref()
-                .filter(|_| dim >= hnsw::GRID_SEARCH_MIN_DIM)
-                .map(|(lo, step, codes)| GridRows { lo, step, codes }),
+            grid,
         };
         let graph = build_graph(&mut report, gpu, rows, o, progress)?;
-        // A scalar walk keeps the grid codes as its walk codes.
-        let codes = match (walk, grid) {
-            (WalkOn::Scalar, Some((_, _, grid_codes))) => grid_codes,
-            _ => codes,
-        };
         let (entry_node, entry_level) = graph.entry().map_or((u32::MAX, 0), |(n, l)| (n, l as u32));
         let meta = IndexMeta {
             pq_m: pq.as_ref().map_or(0, |p| p.m() as u32),
