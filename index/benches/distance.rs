@@ -1,5 +1,6 @@
 //! Criterion benches: every compiled distance kernel at common dimensions, an exact
-//! scan of 100k rows, distances on `int8` rows, and PQ asymmetric distances (the graph walk's inner loop).
+//! scan of 100k rows, distances on `int8` rows (one and a batch at a time), and PQ
+//! asymmetric distances (the graph walk's inner loop).
 //! `cargo bench -p strata-index`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -64,6 +65,64 @@ fn sq8(c: &mut Criterion) {
     g.finish();
 }
 
+/// The walk's `int8` row kernels: batches of 32 random nodes of 4,096 rows (one call per
+/// batch, as a graph expansion scores a node's neighbours), each kernel set.
+fn sq8_rows(c: &mut Criterion) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let rows = 4096usize;
+    let mut g = c.benchmark_group("sq8_rows");
+    for dim in [50usize, 100, 128, 384] {
+        let t: Vec<f32> = (0..dim).map(|_| rng.random_range(0.0..255.0)).collect();
+        let w: Vec<f32> = (0..dim).map(|_| rng.random_range(0.0..0.01)).collect();
+        let codes: Vec<u8> = (0..rows * dim).map(|_| rng.random()).collect();
+        let batches: Vec<Vec<u32>> = (0..64)
+            .map(|_| (0..32).map(|_| rng.random_range(0..rows as u32)).collect())
+            .collect();
+        g.throughput(Throughput::Elements(64 * 32));
+        for k in available() {
+            let mut out = [0f32; 32];
+            g.bench_with_input(
+                BenchmarkId::new(format!("l2/{}", k.name), dim),
+                &dim,
+                |b, &dim| {
+                    b.iter(|| {
+                        for nodes in &batches {
+                            (k.sq8_l2_rows)(
+                                &t,
+                                &w,
+                                std::hint::black_box(&codes),
+                                dim,
+                                nodes,
+                                &mut out,
+                            );
+                        }
+                        out[0]
+                    })
+                },
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("dot/{}", k.name), dim),
+                &dim,
+                |b, &dim| {
+                    b.iter(|| {
+                        for nodes in &batches {
+                            (k.sq8_dot_rows)(
+                                &t,
+                                std::hint::black_box(&codes),
+                                dim,
+                                nodes,
+                                &mut out,
+                            );
+                        }
+                        out[0]
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 fn scan(c: &mut Criterion) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     let (n, dim) = (100_000usize, 128usize);
@@ -113,5 +172,5 @@ fn adc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, sq8, scan, adc);
+criterion_group!(benches, kernels, sq8, sq8_rows, scan, adc);
 criterion_main!(benches);

@@ -157,11 +157,35 @@ pub fn available() -> Vec<Kernels> {
     out
 }
 
-/// The best kernels for this CPU, detected once.
+/// The environment variable that names the kernel set to use instead of the best one
+/// (`avx2+fma` or `avx2`, `portable`; `avx512f`): for measuring what a CPU without the
+/// best set would see. A name this CPU cannot run, or an unknown one, is ignored.
+pub const KERNELS_ENV: &str = "STRATA_KERNELS";
+
+/// The best kernels for this CPU, or those [`KERNELS_ENV`] names, chosen once.
 #[inline]
 pub fn kernels() -> &'static Kernels {
     static K: OnceLock<Kernels> = OnceLock::new();
-    K.get_or_init(|| available().first().copied().unwrap_or(PORTABLE))
+    K.get_or_init(|| {
+        let asked = std::env::var(KERNELS_ENV).ok();
+        choose(&available(), asked.as_deref())
+    })
+}
+
+/// The set of `sets` (best first) named `asked` (a prefix of its name up to a `+` is
+/// enough: `avx2` for `avx2+fma`), else the first.
+fn choose(sets: &[Kernels], asked: Option<&str>) -> Kernels {
+    let named = |k: &&Kernels| {
+        asked.is_some_and(|a| {
+            let a = a.trim();
+            k.name == a || k.name.split('+').next() == Some(a)
+        })
+    };
+    sets.iter()
+        .find(named)
+        .or(sets.first())
+        .copied()
+        .unwrap_or(PORTABLE)
 }
 
 /// Squared L2 distance with the best kernel.
@@ -457,6 +481,20 @@ mod tests {
             assert_eq!(Metric::from_code(m.code()), Some(m));
         }
         assert_eq!(Metric::from_code(9), None);
+    }
+
+    #[test]
+    fn the_environment_can_name_a_weaker_kernel_set() {
+        let sets = available();
+        let best = sets.first().map(|k| k.name);
+        assert_eq!(Some(choose(&sets, None).name), best);
+        assert_eq!(Some(choose(&sets, Some("no-such-set")).name), best);
+        assert_eq!(choose(&sets, Some("portable")).name, "portable");
+        if sets.iter().any(|k| k.name == "avx2+fma") {
+            assert_eq!(choose(&sets, Some("avx2")).name, "avx2+fma");
+            assert_eq!(choose(&sets, Some(" avx2+fma ")).name, "avx2+fma");
+        }
+        assert_eq!(choose(&[], Some("avx2")).name, "portable");
     }
 
     #[test]
