@@ -189,7 +189,7 @@ mod tests {
         // The kernel sets this CPU can run are the ones checked: say which.
         let names: Vec<&str> = available().iter().map(|k| k.name).collect();
         eprintln!("int8 kernels checked on this CPU: {names:?} (others: not available here)");
-        // Every length up to eight blocks of sixteen and past it (each tail of the
+        // Every length up to eight blocks of sixteen (sixteen of eight) and past it (each tail of the
         // kernels that keep the query in registers), and a longer row.
         for n in (0usize..=130).chain([385]) {
             let t: Vec<f32> = (0..n).map(|_| rng.random_range(-10.0..300.0)).collect();
