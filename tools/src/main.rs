@@ -589,6 +589,10 @@ enum Command {
         seed: u64,
     },
     /// Build a store from a TEXMEX data set and measure recall, QPS and latency.
+    ///
+    /// The distance kernels are the best this CPU runs (printed as `kernels ...`);
+    /// `STRATA_KERNELS=avx2` or `portable` measures what a CPU without AVX-512 (or
+    /// without AVX2) would see.
     Bench(Box<bench::BenchArgs>),
     /// Measure a store kept in a bucket: bucket-durable write and flush commit latency
     /// (p50/p99), a cold read replica's bytes and time to its first answer, replica QPS
