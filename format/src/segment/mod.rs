@@ -213,7 +213,8 @@ const TEXT_COLUMN: BlobColumn = BlobColumn {
 pub struct SegmentWriteInput<'a> {
     /// Vector dimension.
     pub dim: u32,
-    /// Metric code (the engine's; opaque to this crate).
+    /// Metric code (`docs/format.md`: 0 = L2, 1 = inner product, 2 = cosine). This
+    /// crate reads it only to round cosine rows' `int8` codes keeping their norm.
     pub metric: u8,
     /// Highest sequence number of any row written (informational).
     pub max_seq: u64,
